@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything rmig needs to build, test and benchmark on Debian 12 (run as root).
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential cmake pkg-config
+	# libraries rmig links
+	libibverbs-dev librdmacm-dev libnuma-dev libhugetlbfs-dev libxxhash-dev libjansson-dev
+	libcmocka-dev
+	# verbs userspace for the soft-RoCE testbed (rxe provider, rdma tool, perftest)
+	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2
+	# testbed and QEMU end-to-end tests
+	qemu-system-x86 qemu-utils busybox-static cpio kmod
+	# benchmarks and plots
+	iperf3 gnuplot-nox python3
+	# fuzzing and sanitizers
+	clang libclang-rt-14-dev
+)
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$root/tests/testbed/packages.txt" ]; then
+	while read -r pkg; do
+		case "$pkg" in "" | \#*) continue ;; esac
+		packages+=("$pkg")
+	done <"$root/tests/testbed/packages.txt"
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all ${#packages[@]} packages present"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "setup: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,395 @@
+/* transport/transport.c - picks a transport by URI scheme, and the bookkeeping every transport
+ * shares: URI parsing, region tables, the bounds checks on runs, and first-error recording. */
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/log.h"
+#include "transport/transport_impl.h"
+
+static const struct transport_ops *const transport_table[] = {
+	&loop_transport_ops,
+	&tcp_transport_ops,
+	&rdma_transport_ops,
+};
+
+static const struct transport_ops *transport_by_scheme(const char *scheme)
+{
+	for (size_t i = 0; i < sizeof(transport_table) / sizeof(transport_table[0]); i++)
+		if (!strcmp(transport_table[i]->scheme, scheme))
+			return transport_table[i];
+	return NULL;
+}
+
+int transport_uri_parse(const char *uri, struct transport_uri *out)
+{
+	const char *sep, *host, *colon;
+	size_t scheme_len, host_len;
+	char *end;
+	unsigned long port;
+
+	memset(out, 0, sizeof(*out));
+	if (!uri || !*uri)
+		return -EINVAL;
+	sep = strchr(uri, ':');
+	if (!sep)
+		goto bad;
+	scheme_len = (size_t)(sep - uri);
+	if (scheme_len == 0 || scheme_len >= sizeof(out->scheme))
+		goto bad;
+	memcpy(out->scheme, uri, scheme_len);
+	if (!strcmp(out->scheme, "loop")) {
+		host = sep + 1;
+		if (!*host || strlen(host) >= sizeof(out->host))
+			goto bad;
+		strcpy(out->host, host);
+		return 0;
+	}
+	if (strncmp(sep, "://", 3))
+		goto bad;
+	host = sep + 3;
+	if (*host == '[') {
+		const char *close = strchr(host, ']');
+
+		if (!close || close[1] != ':')
+			goto bad;
+		host_len = (size_t)(close - host - 1);
+		colon = close + 1;
+		host++;
+	} else {
+		colon = strrchr(host, ':');
+		if (!colon)
+			goto bad;
+		host_len = (size_t)(colon - host);
+	}
+	if (host_len == 0 || host_len >= sizeof(out->host))
+		goto bad;
+	memcpy(out->host, host, host_len);
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port > 65535)
+		goto bad;
+	out->port = (uint16_t)port;
+	return 0;
+bad:
+	rmig_log_error("transport: bad URI '%s' (expected rdma://host:port, tcp://host:port or "
+		       "loop:name)",
+		       uri);
+	return -EINVAL;
+}
+
+static int transport_ops_for_uri(const char *uri, const struct transport_ops **ops_p)
+{
+	struct transport_uri parsed;
+	const struct transport_ops *ops;
+	int ret;
+
+	ret = transport_uri_parse(uri, &parsed);
+	if (ret)
+		return ret;
+	ops = transport_by_scheme(parsed.scheme);
+	if (!ops) {
+		rmig_log_error("transport: unknown scheme '%s' in '%s' (rdma, tcp, loop)",
+			       parsed.scheme, uri);
+		return -EPROTONOSUPPORT;
+	}
+	*ops_p = ops;
+	return 0;
+}
+
+int transport_available(const char *scheme)
+{
+	const struct transport_ops *ops = transport_by_scheme(scheme);
+
+	if (!ops)
+		return 0;
+	if (!strcmp(scheme, "rdma"))
+		return rdma_transport_device_count() > 0;
+	return 1;
+}
+
+int transport_listen(const char *uri, const struct transport_options *opts,
+		     struct transport_listener **listener_p)
+{
+	const struct transport_ops *ops;
+	int ret = transport_ops_for_uri(uri, &ops);
+
+	if (ret)
+		return ret;
+	return ops->listen(uri, opts, listener_p);
+}
+
+int transport_listener_uri(struct transport_listener *listener, char *buf, size_t len)
+{
+	return listener->ops->listener_uri(listener, buf, len);
+}
+
+int transport_accept(struct transport_listener *listener, int timeout_ms,
+		     struct transport_conn **conn_p)
+{
+	return listener->ops->accept(listener, timeout_ms, conn_p);
+}
+
+void transport_listener_close(struct transport_listener *listener)
+{
+	if (listener)
+		listener->ops->listener_close(listener);
+}
+
+int transport_connect(const char *uri, const struct transport_options *opts,
+		      struct transport_conn **conn_p)
+{
+	const struct transport_ops *ops;
+	int ret = transport_ops_for_uri(uri, &ops);
+
+	if (ret)
+		return ret;
+	return ops->connect(uri, opts, conn_p);
+}
+
+int transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
+			      unsigned access)
+{
+	return conn->ops->region_register(conn, id, addr, len, access);
+}
+
+int transport_region_deregister(struct transport_conn *conn, uint32_t id)
+{
+	return conn->ops->region_deregister(conn, id);
+}
+
+int transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
+			 const struct transport_run *runs, size_t nruns)
+{
+	return conn->ops->batch_post(conn, batch_id, runs, nruns);
+}
+
+int transport_flush(struct transport_conn *conn, int timeout_ms)
+{
+	return conn->ops->flush(conn, timeout_ms);
+}
+
+int transport_ctrl_send(struct transport_conn *conn, const void *buf, size_t len)
+{
+	if (len > TRANSPORT_CTRL_MAX)
+		return -EMSGSIZE;
+	return conn->ops->ctrl_send(conn, buf, len);
+}
+
+int transport_recv(struct transport_conn *conn, struct transport_msg *msg, int timeout_ms)
+{
+	return conn->ops->recv(conn, msg, timeout_ms);
+}
+
+int transport_read(struct transport_conn *conn, uint32_t region_id, uint64_t offset, void *dst,
+		   size_t len, int timeout_ms)
+{
+	return conn->ops->read(conn, region_id, offset, dst, len, timeout_ms);
+}
+
+void transport_close(struct transport_conn *conn)
+{
+	if (conn)
+		conn->ops->close(conn);
+}
+
+void transport_stats_get(struct transport_conn *conn, struct transport_stats *stats_p)
+{
+	pthread_mutex_lock(conn->region_lock);
+	*stats_p = conn->stats;
+	pthread_mutex_unlock(conn->region_lock);
+}
+
+const char *transport_error(struct transport_conn *conn)
+{
+	return conn->error;
+}
+
+const char *transport_scheme(struct transport_conn *conn)
+{
+	return conn->ops->scheme;
+}
+
+int transport_conn_init(struct transport_conn *conn, const struct transport_ops *ops,
+			const char *peer)
+{
+	pthread_mutex_t *lock;
+
+	memset(conn, 0, sizeof(*conn));
+	lock = malloc(sizeof(*lock));
+	if (!lock)
+		return -ENOMEM;
+	pthread_mutex_init(lock, NULL);
+	conn->region_lock = lock;
+	conn->ops = ops;
+	snprintf(conn->peer, sizeof(conn->peer), "%s", peer ? peer : "?");
+	return 0;
+}
+
+void transport_conn_fini(struct transport_conn *conn)
+{
+	if (conn->region_lock) {
+		pthread_mutex_destroy(conn->region_lock);
+		free(conn->region_lock);
+		conn->region_lock = NULL;
+	}
+	free(conn->local.regions);
+	free(conn->remote.regions);
+	conn->local.regions = conn->remote.regions = NULL;
+	conn->local.count = conn->remote.count = 0;
+}
+
+int transport_conn_fail(struct transport_conn *conn, int err, const char *fmt, ...)
+{
+	char message[TRANSPORT_ERROR_MAX];
+	int first;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(conn->region_lock);
+	first = !conn->failed;
+	if (first) {
+		conn->failed = err;
+		snprintf(conn->error, sizeof(conn->error), "%s", message);
+	}
+	pthread_mutex_unlock(conn->region_lock);
+	if (first)
+		rmig_log_error("%s %s: %s", conn->ops->scheme, conn->peer, message);
+	return err;
+}
+
+static struct transport_region_table *transport_table_of(struct transport_conn *conn, int remote)
+{
+	return remote ? &conn->remote : &conn->local;
+}
+
+static struct transport_region *transport_table_lookup(struct transport_region_table *table,
+						       uint32_t id)
+{
+	for (size_t i = 0; i < table->count; i++)
+		if (table->regions[i].id == id)
+			return &table->regions[i];
+	return NULL;
+}
+
+int transport_region_add(struct transport_conn *conn, int remote,
+			 const struct transport_region *region)
+{
+	struct transport_region_table *table = transport_table_of(conn, remote);
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	if (transport_table_lookup(table, region->id)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if (table->count == table->capacity) {
+		size_t capacity = table->capacity ? table->capacity * 2 : 8;
+		struct transport_region *grown =
+			realloc(table->regions, capacity * sizeof(*grown));
+
+		if (!grown) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		table->regions = grown;
+		table->capacity = capacity;
+	}
+	table->regions[table->count++] = *region;
+out:
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
+int transport_region_remove(struct transport_conn *conn, int remote, uint32_t id,
+			    struct transport_region *removed_p)
+{
+	struct transport_region_table *table = transport_table_of(conn, remote);
+	struct transport_region *region;
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	region = transport_table_lookup(table, id);
+	if (!region) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (removed_p)
+		*removed_p = *region;
+	*region = table->regions[--table->count];
+out:
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
+int transport_region_find(struct transport_conn *conn, int remote, uint32_t id,
+			  struct transport_region *region_p)
+{
+	struct transport_region *region;
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	region = transport_table_lookup(transport_table_of(conn, remote), id);
+	if (region)
+		*region_p = *region;
+	else
+		ret = -ENOENT;
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
+int transport_runs_check(struct transport_conn *conn, int remote, unsigned access,
+			 const struct transport_run *runs, size_t nruns, char *why, size_t why_len)
+{
+	struct transport_region_table *table = transport_table_of(conn, remote);
+	const char *side = remote ? "peer" : "local";
+	int ret = 0;
+
+	if (nruns == 0 || nruns > TRANSPORT_BATCH_MAX_RUNS) {
+		snprintf(why, why_len, "batch of %zu runs (1..%u allowed)", nruns,
+			 TRANSPORT_BATCH_MAX_RUNS);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(conn->region_lock);
+	for (size_t i = 0; i < nruns; i++) {
+		const struct transport_run *run = &runs[i];
+		struct transport_region *region = transport_table_lookup(table, run->region_id);
+
+		if (!region) {
+			snprintf(why, why_len, "runs[%zu].region_id: %u is not a %s region", i,
+				 run->region_id, side);
+			ret = -ENOENT;
+			break;
+		}
+		if ((region->access & access) != access) {
+			snprintf(why, why_len, "runs[%zu].region_id: %s region %u lacks %s access", i,
+				 side, run->region_id,
+				 access & TRANSPORT_ACCESS_REMOTE_READ ? "remote-read" : "remote-write");
+			ret = -EACCES;
+			break;
+		}
+		if (run->length == 0) {
+			snprintf(why, why_len, "runs[%zu].length: zero", i);
+			ret = -EINVAL;
+			break;
+		}
+		if (run->offset > region->length || run->length > region->length - run->offset) {
+			snprintf(why, why_len,
+				 "runs[%zu].offset: [%llu, +%llu) is outside %s region %u of %llu "
+				 "bytes",
+				 i, (unsigned long long)run->offset, (unsigned long long)run->length,
+				 side, run->region_id, (unsigned long long)region->length);
+			ret = -ERANGE;
+			break;
+		}
+	}
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}

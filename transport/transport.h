@@ -1,0 +1,239 @@
+/* transport/transport.h - the one interface every rmig transport implements (rdma, tcp, loop).
+ * A transport moves bytes between registered memory regions of two peers and carries small
+ * control messages. It knows nothing of pages, rounds or migrations. Never installed. */
+#ifndef RMIG_TRANSPORT_H
+#define RMIG_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TRANSPORT_CTRL_MAX (64u * 1024u) /* largest control message payload, bytes */
+#define TRANSPORT_BATCH_MAX_RUNS 1024u	 /* most runs one batch may carry */
+#define TRANSPORT_URI_MAX 256u
+#define TRANSPORT_ERROR_MAX 256u
+#define TRANSPORT_PROTOCOL_VERSION 1u	 /* carried in rdma_cm private data / tcp hello */
+
+/* One contiguous run of bytes, at the same offset of the same region on both peers. */
+struct transport_run {
+	uint32_t region_id;
+	uint32_t flags; /* TRANSPORT_RUN_* */
+	uint64_t offset;
+	uint64_t length;
+};
+
+enum {
+	/* No data crosses; the commit tells the receiver the run holds only zeroes. */
+	TRANSPORT_RUN_ZERO = 1u << 0,
+};
+
+enum transport_access {
+	TRANSPORT_ACCESS_LOCAL = 0,
+	TRANSPORT_ACCESS_REMOTE_WRITE = 1u << 0, /* the peer may place data here (destination) */
+	TRANSPORT_ACCESS_REMOTE_READ = 1u << 1,	 /* the peer may pull from here (source) */
+};
+
+enum transport_reg_mode {
+	TRANSPORT_REG_WHOLE = 0, /* register each region once, up front (default) */
+	TRANSPORT_REG_ODP,	 /* on-demand paging, where the device supports it */
+	TRANSPORT_REG_CHUNKED,	 /* register chunks on first use, kept in a cache */
+};
+
+struct transport_options {
+	uint32_t streams;	  /* parallel QPs (rdma) or sockets (tcp); 0 means 1 */
+	uint32_t max_inflight;	  /* bound on posted, uncompleted work; 0 means transport default */
+	enum transport_reg_mode reg_mode;
+	int connect_timeout_ms;	  /* 0 means 10000 */
+};
+
+enum transport_msg_type {
+	TRANSPORT_MSG_CTRL = 1,	  /* an opaque control message from the peer's engine */
+	TRANSPORT_MSG_COMMIT = 2, /* a batch whose data has fully landed in local regions */
+};
+
+/* What transport_recv() hands back. Pointers stay valid until the next transport_recv() or
+ * transport_close() on the same connection. Commit runs have already been validated against
+ * the local regions registered with TRANSPORT_ACCESS_REMOTE_WRITE. */
+struct transport_msg {
+	enum transport_msg_type type;
+	uint64_t batch_id;		   /* COMMIT */
+	const struct transport_run *runs;  /* COMMIT */
+	size_t nruns;			   /* COMMIT */
+	const void *data;		   /* CTRL */
+	size_t len;			   /* CTRL */
+};
+
+/* Counters, per connection. bytes_* count everything the transport puts on or takes off the
+ * wire at its own level: payload plus rmig's headers (not TCP/IP or RoCE framing). */
+struct transport_stats {
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t data_bytes_sent;     /* page payload only */
+	uint64_t data_bytes_received; /* page payload only */
+	uint64_t batches_sent;
+	uint64_t batches_received;
+	uint64_t ctrl_sent;
+	uint64_t ctrl_received;
+	uint64_t reads;		      /* transport_read() calls served for the local side */
+	uint64_t read_bytes;
+};
+
+struct transport_conn;
+struct transport_listener;
+
+/* Filled once per transport: static const struct transport_ops tcp_transport_ops = {...}.
+ * Every op is present; one a transport cannot do is a named function returning -EOPNOTSUPP.
+ * All return 0 (or a count) on success and -errno on failure; outputs (*_p) are set only on
+ * success. Thread safety: recv may run in one thread while any number of other threads post,
+ * flush, send control messages or read on the same connection. */
+struct transport_ops {
+	const char *scheme; /* "rdma", "tcp", "loop" */
+
+	/* Bind to uri ("tcp://0.0.0.0:0" picks a free port; see listener_uri). */
+	int (*listen)(const char *uri, const struct transport_options *opts,
+		      struct transport_listener **listener_p);
+	/* The address a peer should connect to, e.g. "tcp://127.0.0.1:41234". */
+	int (*listener_uri)(struct transport_listener *listener, char *buf, size_t len);
+	/* Wait up to timeout_ms (-1: forever) for one peer. -ETIMEDOUT when none came. */
+	int (*accept)(struct transport_listener *listener, int timeout_ms,
+		      struct transport_conn **conn_p);
+	void (*listener_close)(struct transport_listener *listener);
+	int (*connect)(const char *uri, const struct transport_options *opts,
+		       struct transport_conn **conn_p);
+
+	/* Make [addr, addr+len) known to the transport under id. With REMOTE_* access the peer is
+	 * told (id, length, access, and whatever it needs to reach it, e.g. an rkey); the peer's
+	 * batches and reads are checked against it. -EEXIST for a used id. */
+	int (*region_register)(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
+			       unsigned access);
+	/* Revoke: the peer is told, and later batches or reads naming id are refused. */
+	int (*region_deregister)(struct transport_conn *conn, uint32_t id);
+
+	/* Move the data of runs from the local region to the same offsets of the peer's region
+	 * with the same id, then a commit listing the runs; the peer receives the commit only
+	 * after all of the data has landed. Runs flagged TRANSPORT_RUN_ZERO carry no data.
+	 * Runs are checked against the local region and the peer's advertised region first
+	 * (-ENOENT unknown region, -ERANGE out of bounds, -EACCES no remote write access).
+	 * May return before the data has left; transport_flush() waits for that. */
+	int (*batch_post)(struct transport_conn *conn, uint64_t batch_id,
+			  const struct transport_run *runs, size_t nruns);
+	/* Wait until everything posted so far has completed locally. */
+	int (*flush)(struct transport_conn *conn, int timeout_ms);
+
+	/* Send one opaque control message (len <= TRANSPORT_CTRL_MAX), ordered after every
+	 * batch posted before it. */
+	int (*ctrl_send)(struct transport_conn *conn, const void *buf, size_t len);
+	/* Wait up to timeout_ms (-1: forever) for the next control message or commit.
+	 * -ETIMEDOUT: nothing came; -ECONNRESET: the peer closed or broke the protocol
+	 * (transport_error() says which field). */
+	int (*recv)(struct transport_conn *conn, struct transport_msg *msg, int timeout_ms);
+
+	/* Pull [offset, offset+len) of the peer's region id (registered there with REMOTE_READ)
+	 * into dst, which may be any local memory. Blocks until the bytes are in dst. */
+	int (*read)(struct transport_conn *conn, uint32_t region_id, uint64_t offset, void *dst,
+		    size_t len, int timeout_ms);
+
+	void (*close)(struct transport_conn *conn);
+};
+
+/* State every connection carries; each transport embeds it first in its own struct and
+ * reaches its private state with container_of. */
+struct transport_region {
+	uint32_t id;
+	unsigned access;
+	void *addr;		  /* local: base address; remote: NULL */
+	uint64_t length;
+	uint64_t remote_addr;	  /* remote, rdma: the peer's virtual address */
+	uint32_t rkey;		  /* remote, rdma */
+	void *priv;		  /* transport's own (e.g. struct ibv_mr *) */
+};
+
+struct transport_region_table {
+	struct transport_region *regions;
+	size_t count;
+	size_t capacity;
+};
+
+struct transport_conn {
+	const struct transport_ops *ops;
+	struct transport_region_table local;  /* registered here */
+	struct transport_region_table remote; /* advertised by the peer */
+	struct transport_stats stats;
+	char peer[TRANSPORT_URI_MAX];	      /* for messages: "tcp://192.0.2.2:7000" */
+	char error[TRANSPORT_ERROR_MAX];      /* first fatal error, "" while healthy */
+	int failed;			      /* -errno of the first fatal error, 0 while healthy */
+	void *region_lock;		      /* pthread_mutex_t *, guards both tables */
+};
+
+struct transport_listener {
+	const struct transport_ops *ops;
+};
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+/* ---- What the engine calls (transport.c): dispatch by URI scheme. ---- */
+
+/* "rdma://host:port", "tcp://host:port", "loop:name". -EPROTONOSUPPORT for another scheme. */
+int transport_listen(const char *uri, const struct transport_options *opts,
+		     struct transport_listener **listener_p);
+int transport_listener_uri(struct transport_listener *listener, char *buf, size_t len);
+int transport_accept(struct transport_listener *listener, int timeout_ms,
+		     struct transport_conn **conn_p);
+void transport_listener_close(struct transport_listener *listener);
+int transport_connect(const char *uri, const struct transport_options *opts,
+		      struct transport_conn **conn_p);
+int transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
+			      unsigned access);
+int transport_region_deregister(struct transport_conn *conn, uint32_t id);
+int transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
+			 const struct transport_run *runs, size_t nruns);
+int transport_flush(struct transport_conn *conn, int timeout_ms);
+int transport_ctrl_send(struct transport_conn *conn, const void *buf, size_t len);
+int transport_recv(struct transport_conn *conn, struct transport_msg *msg, int timeout_ms);
+int transport_read(struct transport_conn *conn, uint32_t region_id, uint64_t offset, void *dst,
+		   size_t len, int timeout_ms);
+void transport_close(struct transport_conn *conn);
+/* Copy of the counters (taken under the connection's lock). */
+void transport_stats_get(struct transport_conn *conn, struct transport_stats *stats_p);
+/* The first fatal error of the connection, "" while it is healthy. */
+const char *transport_error(struct transport_conn *conn);
+const char *transport_scheme(struct transport_conn *conn);
+/* Is the scheme of uri built in and usable here (rdma: a verbs device exists)? */
+int transport_available(const char *scheme);
+
+/* ---- Helpers for transport implementations (transport.c). ---- */
+
+struct transport_uri {
+	char scheme[16];
+	char host[TRANSPORT_URI_MAX]; /* tcp/rdma: host name or address; loop: the name */
+	uint16_t port;
+};
+/* Split "scheme://host:port" (or "loop:name"); [v6] hosts allowed. -EINVAL with a reason. */
+int transport_uri_parse(const char *uri, struct transport_uri *out);
+
+/* Initialise / free the shared part of a connection. */
+int transport_conn_init(struct transport_conn *conn, const struct transport_ops *ops,
+			const char *peer);
+void transport_conn_fini(struct transport_conn *conn);
+/* Record the first fatal error (later ones are ignored) and log it once. Returns err. */
+int transport_conn_fail(struct transport_conn *conn, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Region tables (callers hold no lock; these take conn->region_lock). */
+int transport_region_add(struct transport_conn *conn, int remote,
+			 const struct transport_region *region);
+int transport_region_remove(struct transport_conn *conn, int remote, uint32_t id,
+			    struct transport_region *removed_p);
+/* Copy out the region with id. -ENOENT when there is none. */
+int transport_region_find(struct transport_conn *conn, int remote, uint32_t id,
+			  struct transport_region *region_p);
+
+/* Check runs against a region table: each region exists, has `access`, and
+ * offset + length lies inside it without overflow; nruns <= TRANSPORT_BATCH_MAX_RUNS and no
+ * run is empty. On failure returns -ENOENT / -EACCES / -ERANGE / -EINVAL and writes a message
+ * naming the run and field into why. */
+int transport_runs_check(struct transport_conn *conn, int remote, unsigned access,
+			 const struct transport_run *runs, size_t nruns, char *why, size_t why_len);
+
+#endif /* RMIG_TRANSPORT_H */

@@ -1,0 +1,170 @@
+/* transport/wire.h - rmig's transport-level wire format, shared by the tcp frames and the
+ * rdma SEND messages: fixed-size little-endian packed structs with explicit padding, a magic,
+ * a version and a length. Everything from the peer goes through a *_from_wire() parser that
+ * bounds-checks it before anything else looks at it (these parsers are fuzzed). */
+#ifndef RMIG_WIRE_H
+#define RMIG_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+
+#define WIRE_MAGIC 0x474d4952u /* "RMIG" read as little-endian bytes */
+#define WIRE_VERSION 1u
+/* Largest payload after a header, other than page data: a full commit or control message. */
+#define WIRE_MSG_MAX (TRANSPORT_CTRL_MAX + 64u)
+
+enum wire_type {
+	WIRE_HELLO = 1,	     /* first message each way: wire_hello */
+	WIRE_CTRL = 2,	     /* opaque engine control message */
+	WIRE_COMMIT = 3,     /* wire_commit + nruns x wire_run */
+	WIRE_DATA = 4,	     /* tcp only: wire_data + page bytes */
+	WIRE_REGION_ADD = 5, /* wire_region: the sender registered a region the peer may reach */
+	WIRE_REGION_DEL = 6, /* wire_region (only id used): revoked */
+	WIRE_READ_REQ = 7,   /* wire_read_req: please send me these bytes of your region */
+	WIRE_READ_RESP = 8,  /* wire_read_resp + bytes (tcp), or status only */
+	WIRE_CREDIT = 9,     /* wire_credit: receive buffers reposted (rdma flow control) */
+	WIRE_CLOSE = 10,     /* orderly goodbye, optional wire_close reason */
+	WIRE_TYPE_MAX = WIRE_CLOSE,
+};
+
+struct wire_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;	 /* enum wire_type */
+	uint32_t length; /* bytes following this header */
+	uint32_t credits; /* rdma: receive buffers the sender has freed since its last message */
+} __attribute__((packed));
+
+struct wire_hello {
+	uint32_t protocol_version;
+	uint32_t streams;
+	uint32_t max_ctrl;    /* largest control payload the sender accepts */
+	uint32_t recv_depth;  /* rdma: receive buffers posted for the peer */
+	uint64_t session_tag; /* ties extra streams to their first connection */
+} __attribute__((packed));
+
+struct wire_run {
+	uint32_t region_id;
+	uint32_t flags;
+	uint64_t offset;
+	uint64_t length;
+} __attribute__((packed));
+
+struct wire_commit {
+	uint64_t batch_id;
+	uint32_t nruns;
+	uint32_t stream_count;	  /* tcp with several streams: entries in stream_bytes */
+	uint64_t stream_bytes[8]; /* tcp: data bytes each stream carried up to this commit */
+	/* followed by nruns x struct wire_run */
+} __attribute__((packed));
+
+struct wire_data {
+	uint32_t region_id;
+	uint32_t pad;
+	uint64_t offset;
+	/* followed by hdr.length - sizeof(struct wire_data) bytes of page data */
+} __attribute__((packed));
+
+struct wire_region {
+	uint32_t region_id;
+	uint32_t access; /* TRANSPORT_ACCESS_* */
+	uint64_t length;
+	uint64_t addr;	 /* rdma: remote virtual address */
+	uint32_t rkey;	 /* rdma */
+	uint32_t pad;
+} __attribute__((packed));
+
+struct wire_read_req {
+	uint64_t request_id;
+	uint32_t region_id;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t length;
+} __attribute__((packed));
+
+struct wire_read_resp {
+	uint64_t request_id;
+	int32_t status; /* 0 or -errno (region unknown, out of range, not readable) */
+	uint32_t pad;
+	/* tcp: followed by the bytes when status is 0 */
+} __attribute__((packed));
+
+struct wire_credit {
+	uint32_t credits;
+	uint32_t pad;
+} __attribute__((packed));
+
+#define WIRE_STREAMS_MAX 8u
+
+_Static_assert(sizeof(struct wire_hdr) == 16, "wire_hdr layout");
+_Static_assert(sizeof(struct wire_hello) == 24, "wire_hello layout");
+_Static_assert(sizeof(struct wire_run) == 24, "wire_run layout");
+_Static_assert(sizeof(struct wire_commit) == 80, "wire_commit layout");
+_Static_assert(sizeof(struct wire_data) == 16, "wire_data layout");
+_Static_assert(sizeof(struct wire_region) == 32, "wire_region layout");
+_Static_assert(sizeof(struct wire_read_req) == 32, "wire_read_req layout");
+_Static_assert(sizeof(struct wire_read_resp) == 16, "wire_read_resp layout");
+
+/* Host-order views the parsers produce. */
+struct wire_hdr_host {
+	enum wire_type type;
+	uint32_t length;
+	uint32_t credits;
+};
+
+struct wire_commit_host {
+	uint64_t batch_id;
+	uint32_t stream_count;
+	uint64_t stream_bytes[WIRE_STREAMS_MAX];
+	size_t nruns;
+};
+
+/* Header. from_wire checks magic, version, type and length <= max_length; on failure returns
+ * -EPROTO and writes which field was wrong into why. */
+void wire_hdr_to_wire(struct wire_hdr *out, enum wire_type type, uint32_t length,
+		      uint32_t credits);
+int wire_hdr_from_wire(const void *buf, size_t len, uint32_t max_length,
+		       struct wire_hdr_host *out, char *why, size_t why_len);
+
+void wire_hello_to_wire(struct wire_hello *out, uint32_t streams, uint32_t max_ctrl,
+			uint32_t recv_depth, uint64_t session_tag);
+int wire_hello_from_wire(const void *buf, size_t len, struct wire_hello *out, char *why,
+			 size_t why_len);
+
+/* Commit: writes sizeof(struct wire_commit) + nruns * sizeof(struct wire_run) bytes into buf
+ * (capacity buf_len). Returns the byte count or -ENOSPC / -EINVAL. */
+int wire_commit_to_wire(void *buf, size_t buf_len, const struct wire_commit_host *commit,
+			const struct transport_run *runs);
+/* Parse a commit payload of exactly len bytes into commit and runs (capacity max_runs).
+ * Checks nruns against len and max_runs, flags for unknown bits, zero lengths,
+ * offset + length overflow, stream_count <= WIRE_STREAMS_MAX. Region bounds are the
+ * caller's (transport_runs_check) since only it knows the regions. */
+int wire_commit_from_wire(const void *buf, size_t len, struct wire_commit_host *commit,
+			  struct transport_run *runs, size_t max_runs, char *why, size_t why_len);
+
+void wire_data_to_wire(struct wire_data *out, uint32_t region_id, uint64_t offset);
+int wire_data_from_wire(const void *buf, size_t len, uint32_t *region_id, uint64_t *offset,
+			char *why, size_t why_len);
+
+void wire_region_to_wire(struct wire_region *out, const struct transport_region *region);
+/* Checks access bits and that addr + length does not overflow. */
+int wire_region_from_wire(const void *buf, size_t len, struct transport_region *out, char *why,
+			  size_t why_len);
+
+void wire_read_req_to_wire(struct wire_read_req *out, uint64_t request_id, uint32_t region_id,
+			   uint64_t offset, uint64_t length);
+int wire_read_req_from_wire(const void *buf, size_t len, struct wire_read_req *out, char *why,
+			    size_t why_len);
+void wire_read_resp_to_wire(struct wire_read_resp *out, uint64_t request_id, int32_t status);
+int wire_read_resp_from_wire(const void *buf, size_t len, struct wire_read_resp *out, char *why,
+			     size_t why_len);
+
+void wire_credit_to_wire(struct wire_credit *out, uint32_t credits);
+int wire_credit_from_wire(const void *buf, size_t len, uint32_t *credits, char *why,
+			  size_t why_len);
+
+const char *wire_type_name(unsigned type);
+
+#endif /* RMIG_WIRE_H */
