@@ -29,10 +29,10 @@ void rmig_log_vwrite(int level, const char *fmt, va_list ap);
 #ifdef RMIG_DEBUG
 #define rmig_log_debug(fmt, ...) rmig_log_write(RMIG_LOG_LEVEL_DEBUG, fmt, ##__VA_ARGS__)
 #else
-#define rmig_log_debug(fmt, ...)                                                                   \
-	do {                                                                                       \
-		if (0)                                                                             \
-			rmig_log_write(RMIG_LOG_LEVEL_DEBUG, fmt, ##__VA_ARGS__);                  \
+#define rmig_log_debug(fmt, ...)                                                  \
+	do {                                                                      \
+		if (0)                                                            \
+			rmig_log_write(RMIG_LOG_LEVEL_DEBUG, fmt, ##__VA_ARGS__); \
 	} while (0)
 #endif
 

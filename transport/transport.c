@@ -292,8 +292,7 @@ int transport_region_add(struct transport_conn *conn, int remote,
 	}
 	if (table->count == table->capacity) {
 		size_t capacity = table->capacity ? table->capacity * 2 : 8;
-		struct transport_region *grown =
-			realloc(table->regions, capacity * sizeof(*grown));
+		struct transport_region *grown = realloc(table->regions, capacity * sizeof(*grown));
 
 		if (!grown) {
 			ret = -ENOMEM;
@@ -369,9 +368,10 @@ int transport_runs_check(struct transport_conn *conn, int remote, unsigned acces
 			break;
 		}
 		if ((region->access & access) != access) {
-			snprintf(why, why_len, "runs[%zu].region_id: %s region %u lacks %s access", i,
-				 side, run->region_id,
-				 access & TRANSPORT_ACCESS_REMOTE_READ ? "remote-read" : "remote-write");
+			snprintf(why, why_len, "runs[%zu].region_id: %s region %u lacks %s access",
+				 i, side, run->region_id,
+				 access & TRANSPORT_ACCESS_REMOTE_READ ? "remote-read"
+								       : "remote-write");
 			ret = -EACCES;
 			break;
 		}
@@ -384,8 +384,9 @@ int transport_runs_check(struct transport_conn *conn, int remote, unsigned acces
 			snprintf(why, why_len,
 				 "runs[%zu].offset: [%llu, +%llu) is outside %s region %u of %llu "
 				 "bytes",
-				 i, (unsigned long long)run->offset, (unsigned long long)run->length,
-				 side, run->region_id, (unsigned long long)region->length);
+				 i, (unsigned long long)run->offset,
+				 (unsigned long long)run->length, side, run->region_id,
+				 (unsigned long long)region->length);
 			ret = -ERANGE;
 			break;
 		}

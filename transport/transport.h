@@ -11,7 +11,7 @@
 #define TRANSPORT_BATCH_MAX_RUNS 1024u	 /* most runs one batch may carry */
 #define TRANSPORT_URI_MAX 256u
 #define TRANSPORT_ERROR_MAX 256u
-#define TRANSPORT_PROTOCOL_VERSION 1u	 /* carried in rdma_cm private data / tcp hello */
+#define TRANSPORT_PROTOCOL_VERSION 1u /* carried in rdma_cm private data / tcp hello */
 
 /* One contiguous run of bytes, at the same offset of the same region on both peers. */
 struct transport_run {
@@ -39,10 +39,10 @@ enum transport_reg_mode {
 };
 
 struct transport_options {
-	uint32_t streams;	  /* parallel QPs (rdma) or sockets (tcp); 0 means 1 */
-	uint32_t max_inflight;	  /* bound on posted, uncompleted work; 0 means transport default */
+	uint32_t streams;      /* parallel QPs (rdma) or sockets (tcp); 0 means 1 */
+	uint32_t max_inflight; /* bound on posted, uncompleted work; 0 means transport default */
 	enum transport_reg_mode reg_mode;
-	int connect_timeout_ms;	  /* 0 means 10000 */
+	int connect_timeout_ms; /* 0 means 10000 */
 };
 
 enum transport_msg_type {
@@ -55,11 +55,11 @@ enum transport_msg_type {
  * the local regions registered with TRANSPORT_ACCESS_REMOTE_WRITE. */
 struct transport_msg {
 	enum transport_msg_type type;
-	uint64_t batch_id;		   /* COMMIT */
-	const struct transport_run *runs;  /* COMMIT */
-	size_t nruns;			   /* COMMIT */
-	const void *data;		   /* CTRL */
-	size_t len;			   /* CTRL */
+	uint64_t batch_id;		  /* COMMIT */
+	const struct transport_run *runs; /* COMMIT */
+	size_t nruns;			  /* COMMIT */
+	const void *data;		  /* CTRL */
+	size_t len;			  /* CTRL */
 };
 
 /* Counters, per connection. bytes_* count everything the transport puts on or takes off the
@@ -73,7 +73,7 @@ struct transport_stats {
 	uint64_t batches_received;
 	uint64_t ctrl_sent;
 	uint64_t ctrl_received;
-	uint64_t reads;		      /* transport_read() calls served for the local side */
+	uint64_t reads; /* transport_read() calls served for the local side */
 	uint64_t read_bytes;
 };
 
@@ -140,11 +140,11 @@ struct transport_ops {
 struct transport_region {
 	uint32_t id;
 	unsigned access;
-	void *addr;		  /* local: base address; remote: NULL */
+	void *addr; /* local: base address; remote: NULL */
 	uint64_t length;
-	uint64_t remote_addr;	  /* remote, rdma: the peer's virtual address */
-	uint32_t rkey;		  /* remote, rdma */
-	void *priv;		  /* transport's own (e.g. struct ibv_mr *) */
+	uint64_t remote_addr; /* remote, rdma: the peer's virtual address */
+	uint32_t rkey;	      /* remote, rdma */
+	void *priv;	      /* transport's own (e.g. struct ibv_mr *) */
 };
 
 struct transport_region_table {
@@ -158,10 +158,10 @@ struct transport_conn {
 	struct transport_region_table local;  /* registered here */
 	struct transport_region_table remote; /* advertised by the peer */
 	struct transport_stats stats;
-	char peer[TRANSPORT_URI_MAX];	      /* for messages: "tcp://192.0.2.2:7000" */
-	char error[TRANSPORT_ERROR_MAX];      /* first fatal error, "" while healthy */
-	int failed;			      /* -errno of the first fatal error, 0 while healthy */
-	void *region_lock;		      /* pthread_mutex_t *, guards both tables */
+	char peer[TRANSPORT_URI_MAX];	 /* for messages: "tcp://192.0.2.2:7000" */
+	char error[TRANSPORT_ERROR_MAX]; /* first fatal error, "" while healthy */
+	int failed;			 /* -errno of the first fatal error, 0 while healthy */
+	void *region_lock;		 /* pthread_mutex_t *, guards both tables */
 };
 
 struct transport_listener {

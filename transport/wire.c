@@ -25,10 +25,11 @@ static int wire_reject(char *why, size_t why_len, const char *fmt, ...)
 }
 
 static const char *const wire_type_names[] = {
-	[WIRE_HELLO] = "hello",		  [WIRE_CTRL] = "ctrl",		[WIRE_COMMIT] = "commit",
-	[WIRE_DATA] = "data",		  [WIRE_REGION_ADD] = "region-add",
-	[WIRE_REGION_DEL] = "region-del", [WIRE_READ_REQ] = "read-req",
-	[WIRE_READ_RESP] = "read-resp",	  [WIRE_CREDIT] = "credit",	[WIRE_CLOSE] = "close",
+	[WIRE_HELLO] = "hello",		  [WIRE_CTRL] = "ctrl",
+	[WIRE_COMMIT] = "commit",	  [WIRE_DATA] = "data",
+	[WIRE_REGION_ADD] = "region-add", [WIRE_REGION_DEL] = "region-del",
+	[WIRE_READ_REQ] = "read-req",	  [WIRE_READ_RESP] = "read-resp",
+	[WIRE_CREDIT] = "credit",	  [WIRE_CLOSE] = "close",
 };
 
 const char *wire_type_name(unsigned type)
@@ -38,8 +39,7 @@ const char *wire_type_name(unsigned type)
 	return wire_type_names[type];
 }
 
-void wire_hdr_to_wire(struct wire_hdr *out, enum wire_type type, uint32_t length,
-		      uint32_t credits)
+void wire_hdr_to_wire(struct wire_hdr *out, enum wire_type type, uint32_t length, uint32_t credits)
 {
 	struct wire_hdr hdr = {
 		.magic = htole32(WIRE_MAGIC),
@@ -52,8 +52,8 @@ void wire_hdr_to_wire(struct wire_hdr *out, enum wire_type type, uint32_t length
 	memcpy(out, &hdr, sizeof(hdr));
 }
 
-int wire_hdr_from_wire(const void *buf, size_t len, uint32_t max_length,
-		       struct wire_hdr_host *out, char *why, size_t why_len)
+int wire_hdr_from_wire(const void *buf, size_t len, uint32_t max_length, struct wire_hdr_host *out,
+		       char *why, size_t why_len)
 {
 	struct wire_hdr hdr;
 	uint16_t type;
@@ -108,7 +108,8 @@ int wire_hello_from_wire(const void *buf, size_t len, struct wire_hello *out, ch
 	out->recv_depth = le32toh(hello.recv_depth);
 	out->session_tag = le64toh(hello.session_tag);
 	if (out->protocol_version != TRANSPORT_PROTOCOL_VERSION)
-		return wire_reject(why, why_len, "hello.protocol_version: peer speaks %u, we speak %u",
+		return wire_reject(why, why_len,
+				   "hello.protocol_version: peer speaks %u, we speak %u",
 				   out->protocol_version, TRANSPORT_PROTOCOL_VERSION);
 	if (out->streams == 0 || out->streams > WIRE_STREAMS_MAX)
 		return wire_reject(why, why_len, "hello.streams: %u not in 1..%u", out->streams,
@@ -165,11 +166,12 @@ int wire_commit_from_wire(const void *buf, size_t len, struct wire_commit_host *
 	nruns = le32toh(head.nruns);
 	if (nruns > max_runs || nruns > TRANSPORT_BATCH_MAX_RUNS)
 		return wire_reject(why, why_len, "commit.nruns: %u exceeds %zu", nruns,
-				   max_runs < TRANSPORT_BATCH_MAX_RUNS ? max_runs
-								       : (size_t)TRANSPORT_BATCH_MAX_RUNS);
+				   max_runs < TRANSPORT_BATCH_MAX_RUNS
+					   ? max_runs
+					   : (size_t)TRANSPORT_BATCH_MAX_RUNS);
 	if (len != sizeof(head) + (size_t)nruns * sizeof(struct wire_run))
-		return wire_reject(why, why_len, "commit.nruns: %u runs do not fill %zu bytes", nruns,
-				   len);
+		return wire_reject(why, why_len, "commit.nruns: %u runs do not fill %zu bytes",
+				   nruns, len);
 	commit->batch_id = le64toh(head.batch_id);
 	commit->stream_count = le32toh(head.stream_count);
 	if (commit->stream_count > WIRE_STREAMS_MAX)
@@ -189,14 +191,14 @@ int wire_commit_from_wire(const void *buf, size_t len, struct wire_commit_host *
 		runs[i].offset = le64toh(run.offset);
 		runs[i].length = le64toh(run.length);
 		if (runs[i].flags & ~(uint32_t)TRANSPORT_RUN_ZERO)
-			return wire_reject(why, why_len, "commit.runs[%u].flags: unknown bits 0x%x", i,
-					   runs[i].flags);
+			return wire_reject(why, why_len, "commit.runs[%u].flags: unknown bits 0x%x",
+					   i, runs[i].flags);
 		if (runs[i].length == 0)
 			return wire_reject(why, why_len, "commit.runs[%u].length: zero", i);
 		if (runs[i].offset + runs[i].length < runs[i].offset)
 			return wire_reject(why, why_len,
-					   "commit.runs[%u].offset: %llu + length %llu overflows", i,
-					   (unsigned long long)runs[i].offset,
+					   "commit.runs[%u].offset: %llu + length %llu overflows",
+					   i, (unsigned long long)runs[i].offset,
 					   (unsigned long long)runs[i].length);
 	}
 	return 0;
@@ -332,8 +334,7 @@ void wire_credit_to_wire(struct wire_credit *out, uint32_t credits)
 	memcpy(out, &c, sizeof(c));
 }
 
-int wire_credit_from_wire(const void *buf, size_t len, uint32_t *credits, char *why,
-			  size_t why_len)
+int wire_credit_from_wire(const void *buf, size_t len, uint32_t *credits, char *why, size_t why_len)
 {
 	struct wire_credit c;
 

@@ -32,8 +32,8 @@ enum wire_type {
 struct wire_hdr {
 	uint32_t magic;
 	uint16_t version;
-	uint16_t type;	 /* enum wire_type */
-	uint32_t length; /* bytes following this header */
+	uint16_t type;	  /* enum wire_type */
+	uint32_t length;  /* bytes following this header */
 	uint32_t credits; /* rdma: receive buffers the sender has freed since its last message */
 } __attribute__((packed));
 
@@ -57,7 +57,7 @@ struct wire_commit {
 	uint32_t nruns;
 	uint32_t stream_count;	  /* tcp with several streams: entries in stream_bytes */
 	uint64_t stream_bytes[8]; /* tcp: data bytes each stream carried up to this commit */
-	/* followed by nruns x struct wire_run */
+				  /* followed by nruns x struct wire_run */
 } __attribute__((packed));
 
 struct wire_data {
@@ -71,8 +71,8 @@ struct wire_region {
 	uint32_t region_id;
 	uint32_t access; /* TRANSPORT_ACCESS_* */
 	uint64_t length;
-	uint64_t addr;	 /* rdma: remote virtual address */
-	uint32_t rkey;	 /* rdma */
+	uint64_t addr; /* rdma: remote virtual address */
+	uint32_t rkey; /* rdma */
 	uint32_t pad;
 } __attribute__((packed));
 
@@ -123,10 +123,9 @@ struct wire_commit_host {
 
 /* Header. from_wire checks magic, version, type and length <= max_length; on failure returns
  * -EPROTO and writes which field was wrong into why. */
-void wire_hdr_to_wire(struct wire_hdr *out, enum wire_type type, uint32_t length,
-		      uint32_t credits);
-int wire_hdr_from_wire(const void *buf, size_t len, uint32_t max_length,
-		       struct wire_hdr_host *out, char *why, size_t why_len);
+void wire_hdr_to_wire(struct wire_hdr *out, enum wire_type type, uint32_t length, uint32_t credits);
+int wire_hdr_from_wire(const void *buf, size_t len, uint32_t max_length, struct wire_hdr_host *out,
+		       char *why, size_t why_len);
 
 void wire_hello_to_wire(struct wire_hello *out, uint32_t streams, uint32_t max_ctrl,
 			uint32_t recv_depth, uint64_t session_tag);
