@@ -1,0 +1,1930 @@
+/* transport/verbs.c - rmig's RDMA transport (rdma://host:port): librdmacm sets up one RC queue
+ * pair per connection, page runs travel as chained RDMA WRITEs straight into the peer's
+ * registered regions, commits and control messages travel as SENDs behind them (RC ordering
+ * delivers a commit only after its data), and pulls are RDMA READs.
+ *
+ * Work request id layout (64 bits), so a failed completion names what it carried:
+ *   bits 63..60  kind (RDMA_WR_WRITE, _SEND, _READ, _RECV)
+ *   bits 59..56  stream (queue pair index; 0 while one QP is used)
+ *   bits 55..0   send queue sequence number (receive: receive buffer index)
+ * Each posted send-queue WR is also recorded in a ring indexed by sequence, so the run a failed
+ * WRITE carried can be reported even when that WR was posted unsignaled.
+ *
+ * Flow control: each side posts recv_depth receive buffers of WIRE_MSG_MAX bytes before it
+ * connects and announces recv_depth in the connect private data. A SEND consumes one credit;
+ * receivers return credits in every header they send (wire_hdr.credits) and with an explicit
+ * WIRE_CREDIT once half the ring is free. The last credit is kept for WIRE_CREDIT/WIRE_CLOSE,
+ * so credits can always flow back and a SEND never meets an empty receive queue (no RNR).
+ * A progress thread per connection polls the completion queue and the rdma_cm events, so the
+ * peer's credits return even while the local engine is not inside a transport call. */
+#include <errno.h>
+#include <fcntl.h>
+#include <infiniband/verbs.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <rdma/rdma_cma.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport/log.h"
+#include "transport/memory.h"
+#include "transport/transport_impl.h"
+#include "transport/wire.h"
+
+#define RDMA_RECV_DEPTH 32u	   /* receive buffers each side posts for the peer's SENDs */
+#define RDMA_SEND_SLOTS 8u	   /* registered buffers for outgoing SENDs */
+#define RDMA_DEFAULT_INFLIGHT 128u /* send-queue WRs posted and not yet completed */
+#define RDMA_MAX_INFLIGHT 4096u
+#define RDMA_CHAIN_MAX 64u	    /* WRs handed to one ibv_post_send */
+#define RDMA_BOUNCE_SIZE (1u << 20) /* RDMA READ landing buffer for unregistered destinations */
+#define RDMA_CHUNK_SIZE (2ull << 20)
+#define RDMA_MSG_STRIDE ((sizeof(struct wire_hdr) + WIRE_MSG_MAX + 63u) & ~(size_t)63u)
+#define RDMA_LISTEN_BACKLOG 16
+
+enum rdma_wr_kind {
+	RDMA_WR_WRITE = 1,
+	RDMA_WR_SEND = 2,
+	RDMA_WR_READ = 3,
+	RDMA_WR_RECV = 4,
+};
+
+#define RDMA_WR_KIND_SHIFT 60
+#define RDMA_WR_STREAM_SHIFT 56
+#define RDMA_WR_SEQ_MASK ((1ull << RDMA_WR_STREAM_SHIFT) - 1)
+
+static uint64_t rdma_wr_id(enum rdma_wr_kind kind, unsigned stream, uint64_t seq)
+{
+	return ((uint64_t)kind << RDMA_WR_KIND_SHIFT) |
+	       ((uint64_t)(stream & 0xf) << RDMA_WR_STREAM_SHIFT) | (seq & RDMA_WR_SEQ_MASK);
+}
+
+static const char *rdma_wr_kind_name(unsigned kind)
+{
+	switch (kind) {
+	case RDMA_WR_WRITE:
+		return "RDMA WRITE";
+	case RDMA_WR_SEND:
+		return "SEND";
+	case RDMA_WR_READ:
+		return "RDMA READ";
+	case RDMA_WR_RECV:
+		return "RECV";
+	default:
+		return "unknown";
+	}
+}
+
+/* What one posted send-queue WR carried, for error reports. */
+struct rdma_wr_record {
+	uint64_t seq;
+	uint64_t batch_id;
+	uint32_t region_id;
+	uint32_t kind;
+	uint64_t offset;
+	uint64_t length;
+};
+
+/* Local registration of a region (transport_region.priv). */
+struct rdma_region {
+	struct ibv_mr *mr;	/* whole region (WHOLE, ODP, or any region the peer reaches) */
+	struct ibv_mr **chunks; /* CHUNKED: one MR per 2 MiB-aligned chunk, on first use */
+	size_t nchunks;
+	uintptr_t chunk_base; /* addr rounded down to RDMA_CHUNK_SIZE */
+	char *addr;
+	size_t length;
+};
+
+struct rdma_options {
+	uint32_t max_inflight;
+	enum transport_reg_mode reg_mode;
+	int connect_timeout_ms;
+};
+
+struct rdma_listener {
+	struct transport_listener base;
+	struct rdma_event_channel *channel;
+	struct rdma_cm_id *id;
+	struct rdma_options options;
+	char host[TRANSPORT_URI_MAX];
+};
+
+struct rdma_conn {
+	struct transport_conn base;
+	struct rdma_options options;
+	struct rdma_event_channel *channel;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *comp_channel;
+	struct ibv_cq *cq;
+	struct transport_mem buffers; /* receive ring | send slots | read bounce */
+	struct ibv_mr *buffers_mr;
+	char *recv_ring;
+	char *send_slots;
+	char *bounce;
+	uint64_t max_msg_size;
+	int odp_supported;
+
+	pthread_t progress_thread;
+	int progress_started;
+	int stop_fd; /* eventfd: tells the progress thread to leave */
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t changed;
+	uint64_t sq_posted;    /* sequence of the last WR posted */
+	uint64_t sq_completed; /* every WR up to this sequence has completed */
+	uint32_t window;       /* max_inflight */
+	uint32_t signal_every;
+	struct rdma_wr_record *records; /* window entries, indexed by seq % window */
+	uint64_t slot_seq[RDMA_SEND_SLOTS];
+	uint64_t sends_posted;
+	uint32_t send_credits; /* SENDs the peer has buffers for */
+	uint32_t peer_recv_depth;
+	uint32_t credits_to_return;	 /* receive buffers reposted since our last SEND */
+	uint32_t ready[RDMA_RECV_DEPTH]; /* FIFO of received CTRL/COMMIT buffer indices */
+	uint32_t ready_head, ready_count;
+	int held_index; /* buffer behind the message recv() returned last, -1 if none */
+	int read_busy;
+	int peer_closed;
+	int closing; /* our own rdma_disconnect is under way: its event is no error */
+	struct transport_run *msg_runs;
+};
+
+static struct rdma_conn *rdma_conn_of(struct transport_conn *conn)
+{
+	return container_of(conn, struct rdma_conn, base);
+}
+
+/* Verbs calls report failure through errno, which some providers leave at 0. */
+static int rdma_errno_or(int fallback)
+{
+	return errno ? -errno : fallback;
+}
+
+/* ---- time ---- */
+
+static void rdma_deadline(int timeout_ms, struct timespec *deadline)
+{
+	clock_gettime(CLOCK_MONOTONIC, deadline);
+	deadline->tv_sec += timeout_ms / 1000;
+	deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline->tv_nsec >= 1000000000L) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000L;
+	}
+}
+
+static int rdma_ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (int)ms;
+}
+
+/* Wait on changed until woken or the deadline (NULL: forever). Caller holds lock. */
+static int rdma_wait(struct rdma_conn *rc, const struct timespec *deadline)
+{
+	if (!deadline)
+		return -pthread_cond_wait(&rc->changed, &rc->lock);
+	return -pthread_cond_timedwait(&rc->changed, &rc->lock, deadline);
+}
+
+/* ---- device discovery ---- */
+
+int rdma_transport_device_count(void)
+{
+	struct ibv_device **list;
+	int num = 0, active = 0;
+
+	list = ibv_get_device_list(&num);
+	if (!list)
+		return 0;
+	for (int i = 0; i < num; i++) {
+		struct ibv_context *ctx = ibv_open_device(list[i]);
+		struct ibv_device_attr attr;
+		int found = 0;
+
+		if (!ctx)
+			continue;
+		if (!ibv_query_device(ctx, &attr)) {
+			for (unsigned port = 1; port <= attr.phys_port_cnt && !found; port++) {
+				struct ibv_port_attr port_attr;
+
+				if (!ibv_query_port(ctx, (uint8_t)port, &port_attr) &&
+				    port_attr.state == IBV_PORT_ACTIVE)
+					found = 1;
+			}
+		}
+		active += found;
+		ibv_close_device(ctx);
+	}
+	ibv_free_device_list(list);
+	return active;
+}
+
+/* ---- rdma_cm helpers ---- */
+
+static void rdma_options_from(const struct transport_options *opts, struct rdma_options *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->max_inflight = RDMA_DEFAULT_INFLIGHT;
+	out->connect_timeout_ms = 10000;
+	if (!opts)
+		return;
+	if (opts->max_inflight)
+		out->max_inflight = opts->max_inflight;
+	if (out->max_inflight < 4)
+		out->max_inflight = 4;
+	if (out->max_inflight > RDMA_MAX_INFLIGHT)
+		out->max_inflight = RDMA_MAX_INFLIGHT;
+	out->reg_mode = opts->reg_mode;
+	if (opts->connect_timeout_ms > 0)
+		out->connect_timeout_ms = opts->connect_timeout_ms;
+	if (opts->streams > 1)
+		rmig_log_warn("rdma: %u streams asked, this build drives one queue pair per "
+			      "connection",
+			      opts->streams);
+}
+
+static int rdma_addrinfo(const char *host, uint16_t port, int passive, struct addrinfo **ai_p)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	char port_text[8];
+	int ret;
+
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	snprintf(port_text, sizeof(port_text), "%u", port);
+	ret = getaddrinfo(host, port_text, &hints, ai_p);
+	if (ret) {
+		rmig_log_error("rdma: cannot resolve '%s': %s", host, gai_strerror(ret));
+		return -EHOSTUNREACH;
+	}
+	return 0;
+}
+
+/* Wait up to timeout_ms (-1: forever) for the next event on channel. */
+static int rdma_cm_event_wait(struct rdma_event_channel *channel, int timeout_ms,
+			      struct rdma_cm_event **event_p)
+{
+	struct pollfd pfd = {.fd = channel->fd, .events = POLLIN};
+	int ret;
+
+	do {
+		ret = poll(&pfd, 1, timeout_ms);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return -errno;
+	if (ret == 0)
+		return -ETIMEDOUT;
+	if (rdma_get_cm_event(channel, event_p))
+		return rdma_errno_or(-EIO);
+	return 0;
+}
+
+/* Wait for one expected event; anything else is an error named in the log. */
+static int rdma_cm_expect(struct rdma_event_channel *channel, enum rdma_cm_event_type expected,
+			  int timeout_ms, const char *peer, struct rdma_cm_event **event_p)
+{
+	struct rdma_cm_event *event = NULL;
+	int ret = rdma_cm_event_wait(channel, timeout_ms, &event);
+
+	if (!ret && !event)
+		ret = -EIO;
+	if (ret) {
+		rmig_log_error("rdma %s: waiting for %s: %s", peer, rdma_event_str(expected),
+			       strerror(-ret));
+		return ret;
+	}
+	if (event->event != expected) {
+		ret = event->event == RDMA_CM_EVENT_REJECTED ? -ECONNREFUSED : -ECONNABORTED;
+		if (event->event == RDMA_CM_EVENT_REJECTED && event->param.conn.private_data_len)
+			rmig_log_error("rdma %s: connection rejected by the peer: %.*s", peer,
+				       (int)event->param.conn.private_data_len,
+				       (const char *)event->param.conn.private_data);
+		else
+			rmig_log_error("rdma %s: expected %s, got %s (status %d)", peer,
+				       rdma_event_str(expected), rdma_event_str(event->event),
+				       event->status);
+		rdma_ack_cm_event(event);
+		return ret;
+	}
+	if (event_p)
+		*event_p = event;
+	else
+		rdma_ack_cm_event(event);
+	return 0;
+}
+
+/* The peer's hello from connect private data; rdma_cm may pad the data. */
+static int rdma_hello_check(const void *data, size_t len, struct wire_hello *hello, char *why,
+			    size_t why_len)
+{
+	if (!data || len < sizeof(struct wire_hello)) {
+		snprintf(why, why_len, "private data: %zu bytes, need a %zu-byte hello", len,
+			 sizeof(struct wire_hello));
+		return -EPROTO;
+	}
+	if (wire_hello_from_wire(data, sizeof(struct wire_hello), hello, why, why_len))
+		return -EPROTO;
+	if (hello->recv_depth < 2 || hello->recv_depth > 4096) {
+		snprintf(why, why_len, "hello.recv_depth: %u not in 2..4096", hello->recv_depth);
+		return -EPROTO;
+	}
+	if (hello->max_ctrl < TRANSPORT_CTRL_MAX) {
+		snprintf(why, why_len, "hello.max_ctrl: %u is below %u", hello->max_ctrl,
+			 TRANSPORT_CTRL_MAX);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Reject private data is capped (148 bytes for RDMA_PS_TCP over IB CM); keep the reason short. */
+static uint8_t rdma_reject_length(char *why)
+{
+	size_t len = strlen(why);
+
+	if (len > 139) {
+		why[139] = '\0';
+		len = 139;
+	}
+	return (uint8_t)(len + 1);
+}
+
+/* ---- connection resources ---- */
+
+static void rdma_fail_quiet(struct rdma_conn *rc, int err, const char *message)
+{
+	pthread_mutex_lock(rc->base.region_lock);
+	if (!rc->base.failed) {
+		rc->base.failed = err;
+		snprintf(rc->base.error, sizeof(rc->base.error), "%s", message);
+	}
+	pthread_mutex_unlock(rc->base.region_lock);
+}
+
+static void rdma_stats_add(struct rdma_conn *rc, uint64_t *field, uint64_t value)
+{
+	pthread_mutex_lock(rc->base.region_lock);
+	*field += value;
+	pthread_mutex_unlock(rc->base.region_lock);
+}
+
+static char *rdma_recv_buffer(struct rdma_conn *rc, uint32_t index)
+{
+	return rc->recv_ring + (size_t)index * RDMA_MSG_STRIDE;
+}
+
+static int rdma_post_recv(struct rdma_conn *rc, uint32_t index)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)rdma_recv_buffer(rc, index),
+		.length = (uint32_t)RDMA_MSG_STRIDE,
+		.lkey = rc->buffers_mr->lkey,
+	};
+	struct ibv_recv_wr wr = {
+		.wr_id = rdma_wr_id(RDMA_WR_RECV, 0, index),
+		.sg_list = &sge,
+		.num_sge = 1,
+	};
+	struct ibv_recv_wr *bad;
+	int ret = ibv_post_recv(rc->id->qp, &wr, &bad);
+
+	return ret ? -ret : 0;
+}
+
+static int rdma_odp_supported(struct ibv_context *ctx)
+{
+	struct ibv_device_attr_ex attr;
+	uint32_t need = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE |
+			IBV_ODP_SUPPORT_READ;
+
+	memset(&attr, 0, sizeof(attr));
+	if (ibv_query_device_ex(ctx, NULL, &attr))
+		return 0;
+	if (!(attr.odp_caps.general_caps & IBV_ODP_SUPPORT))
+		return 0;
+	return (attr.odp_caps.per_transport_caps.rc_odp_caps & need) == need;
+}
+
+static uint64_t rdma_max_msg_override(uint64_t device_max)
+{
+	const char *text = getenv("RMIG_RDMA_MAX_MSG");
+	unsigned long long value;
+	char *end;
+
+	/* A knob for tests and tuning: forces the split path with small runs. */
+	if (!text || !*text)
+		return device_max;
+	value = strtoull(text, &end, 0);
+	if (*end || value == 0 || value > device_max)
+		return device_max;
+	return value;
+}
+
+/* PD, CQ, QP, buffers, receive ring; everything the id needs before connect/accept. */
+static int rdma_conn_resources(struct rdma_conn *rc, struct rdma_conn_param *param,
+			       struct wire_hello *hello_out)
+{
+	struct ibv_context *ctx = rc->id->verbs;
+	struct ibv_qp_init_attr qp_attr;
+	struct ibv_device_attr dev_attr;
+	struct ibv_port_attr port_attr;
+	size_t total;
+	int ret, node;
+
+	if (ibv_query_device(ctx, &dev_attr) || ibv_query_port(ctx, rc->id->port_num, &port_attr)) {
+		ret = rdma_errno_or(-EIO);
+		rmig_log_error("rdma %s: cannot query device %s: %s", rc->base.peer,
+			       ibv_get_device_name(ctx->device), strerror(-ret));
+		return ret;
+	}
+	rc->max_msg_size = rdma_max_msg_override(port_attr.max_msg_sz);
+	rc->odp_supported = rdma_odp_supported(ctx);
+	if (rc->options.reg_mode == TRANSPORT_REG_ODP && !rc->odp_supported) {
+		rmig_log_error("rdma %s: on-demand paging asked, but device %s has no RC ODP "
+			       "support for send, receive, write and read; use whole-region or "
+			       "chunked registration",
+			       rc->base.peer, ibv_get_device_name(ctx->device));
+		return -EOPNOTSUPP;
+	}
+	if ((int)rc->window > dev_attr.max_qp_wr - 1)
+		rc->window = (uint32_t)dev_attr.max_qp_wr - 1;
+	rc->signal_every = rc->window / 4 ? rc->window / 4 : 1;
+	rc->records = calloc(rc->window, sizeof(*rc->records));
+	rc->msg_runs = calloc(TRANSPORT_BATCH_MAX_RUNS, sizeof(*rc->msg_runs));
+	if (!rc->records || !rc->msg_runs)
+		return -ENOMEM;
+
+	rc->pd = ibv_alloc_pd(ctx);
+	if (!rc->pd) {
+		ret = -ENOMEM;
+		rmig_log_error("rdma %s: ibv_alloc_pd failed", rc->base.peer);
+		return ret;
+	}
+	rc->comp_channel = ibv_create_comp_channel(ctx);
+	if (!rc->comp_channel) {
+		ret = rdma_errno_or(-ENOMEM);
+		rmig_log_error("rdma %s: ibv_create_comp_channel: %s", rc->base.peer,
+			       strerror(-ret));
+		return ret;
+	}
+	fcntl(rc->comp_channel->fd, F_SETFL, fcntl(rc->comp_channel->fd, F_GETFL) | O_NONBLOCK);
+	rc->cq = ibv_create_cq(ctx, (int)(rc->window + RDMA_RECV_DEPTH + 8), rc, rc->comp_channel,
+			       0);
+	if (!rc->cq) {
+		ret = rdma_errno_or(-ENOMEM);
+		rmig_log_error("rdma %s: ibv_create_cq: %s", rc->base.peer, strerror(-ret));
+		return ret;
+	}
+	memset(&qp_attr, 0, sizeof(qp_attr));
+	qp_attr.send_cq = rc->cq;
+	qp_attr.recv_cq = rc->cq;
+	qp_attr.qp_type = IBV_QPT_RC;
+	qp_attr.cap.max_send_wr = rc->window + 1;
+	qp_attr.cap.max_recv_wr = RDMA_RECV_DEPTH;
+	qp_attr.cap.max_send_sge = 1;
+	qp_attr.cap.max_recv_sge = 1;
+	if (rdma_create_qp(rc->id, rc->pd, &qp_attr)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_create_qp: %s", rc->base.peer, strerror(-ret));
+		return ret;
+	}
+
+	node = transport_mem_device_numa_node(ibv_get_device_name(ctx->device));
+	total = RDMA_MSG_STRIDE * (RDMA_RECV_DEPTH + RDMA_SEND_SLOTS) + RDMA_BOUNCE_SIZE;
+	ret = transport_mem_alloc(total, node, 0, &rc->buffers);
+	if (ret)
+		return ret;
+	rc->recv_ring = rc->buffers.addr;
+	rc->send_slots = rc->recv_ring + RDMA_MSG_STRIDE * RDMA_RECV_DEPTH;
+	rc->bounce = rc->send_slots + RDMA_MSG_STRIDE * RDMA_SEND_SLOTS;
+	rc->buffers_mr = ibv_reg_mr(rc->pd, rc->buffers.addr, total, IBV_ACCESS_LOCAL_WRITE);
+	if (!rc->buffers_mr) {
+		ret = rdma_errno_or(-ENOMEM);
+		rmig_log_error("rdma %s: registering %zu bytes of transport buffers: %s",
+			       rc->base.peer, total, strerror(-ret));
+		return ret;
+	}
+	for (uint32_t i = 0; i < RDMA_RECV_DEPTH; i++) {
+		ret = rdma_post_recv(rc, i);
+		if (ret) {
+			rmig_log_error("rdma %s: posting receive buffer %u: %s", rc->base.peer, i,
+				       strerror(-ret));
+			return ret;
+		}
+	}
+	if (ibv_req_notify_cq(rc->cq, 0)) {
+		rmig_log_error("rdma %s: ibv_req_notify_cq failed", rc->base.peer);
+		return -EIO;
+	}
+
+	wire_hello_to_wire(hello_out, 1, TRANSPORT_CTRL_MAX, RDMA_RECV_DEPTH, 0);
+	memset(param, 0, sizeof(*param));
+	param->private_data = hello_out;
+	param->private_data_len = sizeof(*hello_out);
+	param->responder_resources =
+		(uint8_t)(dev_attr.max_qp_rd_atom < 16 ? dev_attr.max_qp_rd_atom : 16);
+	param->initiator_depth =
+		(uint8_t)(dev_attr.max_qp_init_rd_atom < 16 ? dev_attr.max_qp_init_rd_atom : 16);
+	param->retry_count = 7;
+	/* Credits make RNR impossible; a few retries only cover a peer still posting. */
+	param->rnr_retry_count = 3;
+	rmig_log_info("rdma %s: device %s port %u, max message %llu bytes, window %u WRs, "
+		      "transport buffers %zu bytes (%s, NUMA node %d)",
+		      rc->base.peer, ibv_get_device_name(ctx->device), rc->id->port_num,
+		      (unsigned long long)rc->max_msg_size, rc->window, total,
+		      rc->buffers.hugepage ? "hugepages" : "small pages", rc->buffers.numa_node);
+	return 0;
+}
+
+static struct rdma_conn *rdma_conn_new(const char *peer, const struct rdma_options *options)
+{
+	struct rdma_conn *rc = calloc(1, sizeof(*rc));
+
+	if (!rc)
+		return NULL;
+	if (transport_conn_init(&rc->base, &rdma_transport_ops, peer)) {
+		free(rc);
+		return NULL;
+	}
+	rc->options = *options;
+	rc->window = options->max_inflight;
+	rc->held_index = -1;
+	rc->stop_fd = -1;
+	pthread_mutex_init(&rc->lock, NULL);
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&rc->changed, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	return rc;
+}
+
+static void rdma_region_release(struct rdma_region *region)
+{
+	if (!region)
+		return;
+	if (region->mr)
+		ibv_dereg_mr(region->mr);
+	for (size_t i = 0; i < region->nchunks; i++)
+		if (region->chunks[i])
+			ibv_dereg_mr(region->chunks[i]);
+	free(region->chunks);
+	free(region);
+}
+
+static void *rdma_progress_main(void *arg);
+
+/* Everything after rdma_conn_new, in reverse order; safe on a half-built connection. */
+static void rdma_conn_destroy(struct rdma_conn *rc)
+{
+	if (rc->progress_started) {
+		uint64_t one = 1;
+
+		if (write(rc->stop_fd, &one, sizeof(one)) != sizeof(one))
+			rmig_log_warn("rdma %s: cannot wake the progress thread", rc->base.peer);
+		pthread_join(rc->progress_thread, NULL);
+	}
+	if (rc->stop_fd >= 0)
+		close(rc->stop_fd);
+	if (rc->id && rc->id->qp)
+		rdma_destroy_qp(rc->id);
+	if (rc->cq)
+		ibv_destroy_cq(rc->cq);
+	if (rc->comp_channel)
+		ibv_destroy_comp_channel(rc->comp_channel);
+	for (size_t i = 0; i < rc->base.local.count; i++)
+		rdma_region_release(rc->base.local.regions[i].priv);
+	rc->base.local.count = 0;
+	if (rc->buffers_mr)
+		ibv_dereg_mr(rc->buffers_mr);
+	transport_mem_free(&rc->buffers);
+	if (rc->pd)
+		ibv_dealloc_pd(rc->pd);
+	if (rc->id)
+		rdma_destroy_id(rc->id);
+	if (rc->channel)
+		rdma_destroy_event_channel(rc->channel);
+	pthread_cond_destroy(&rc->changed);
+	pthread_mutex_destroy(&rc->lock);
+	free(rc->records);
+	free(rc->msg_runs);
+	transport_conn_fini(&rc->base);
+	free(rc);
+}
+
+static int rdma_progress_start(struct rdma_conn *rc)
+{
+	int ret;
+
+	rc->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (rc->stop_fd < 0)
+		return -errno;
+	ret = pthread_create(&rc->progress_thread, NULL, rdma_progress_main, rc);
+	if (ret) {
+		rmig_log_error("rdma %s: cannot start the progress thread: %s", rc->base.peer,
+			       strerror(ret));
+		return -ret;
+	}
+	rc->progress_started = 1;
+	return 0;
+}
+
+static void rdma_peer_name(struct rdma_cm_id *id, char *buf, size_t len)
+{
+	struct sockaddr *addr = rdma_get_peer_addr(id);
+	char host[NI_MAXHOST] = "?";
+
+	if (addr)
+		getnameinfo(addr,
+			    addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							: sizeof(struct sockaddr_in),
+			    host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	snprintf(buf, len, strchr(host, ':') ? "rdma://[%s]:%u" : "rdma://%s:%u", host,
+		 (unsigned)ntohs(rdma_get_dst_port(id)));
+}
+
+/* ---- listen / accept / connect ---- */
+
+static int rdma_transport_listen(const char *uri, const struct transport_options *opts,
+				 struct transport_listener **listener_p)
+{
+	struct transport_uri parsed;
+	struct rdma_listener *listener;
+	struct addrinfo *ai;
+	int ret;
+
+	ret = transport_uri_parse(uri, &parsed);
+	if (ret)
+		return ret;
+	listener = calloc(1, sizeof(*listener));
+	if (!listener)
+		return -ENOMEM;
+	listener->base.ops = &rdma_transport_ops;
+	rdma_options_from(opts, &listener->options);
+	snprintf(listener->host, sizeof(listener->host), "%s", parsed.host);
+	ret = rdma_addrinfo(parsed.host, parsed.port, 1, &ai);
+	if (ret)
+		goto err_free_listener;
+	listener->channel = rdma_create_event_channel();
+	if (!listener->channel) {
+		ret = -errno;
+		rmig_log_error("rdma: rdma_create_event_channel: %s (is a verbs device present?)",
+			       strerror(-ret));
+		goto err_free_ai;
+	}
+	if (rdma_create_id(listener->channel, &listener->id, listener, RDMA_PS_TCP)) {
+		ret = -errno;
+		rmig_log_error("rdma: rdma_create_id: %s", strerror(-ret));
+		goto err_destroy_channel;
+	}
+	if (rdma_bind_addr(listener->id, ai->ai_addr)) {
+		ret = -errno;
+		rmig_log_error("rdma: cannot bind %s: %s (no RDMA device on that address?)", uri,
+			       strerror(-ret));
+		goto err_destroy_id;
+	}
+	if (rdma_listen(listener->id, RDMA_LISTEN_BACKLOG)) {
+		ret = -errno;
+		rmig_log_error("rdma: rdma_listen on %s: %s", uri, strerror(-ret));
+		goto err_destroy_id;
+	}
+	freeaddrinfo(ai);
+	*listener_p = &listener->base;
+	return 0;
+
+err_destroy_id:
+	rdma_destroy_id(listener->id);
+err_destroy_channel:
+	rdma_destroy_event_channel(listener->channel);
+err_free_ai:
+	freeaddrinfo(ai);
+err_free_listener:
+	free(listener);
+	return ret;
+}
+
+static int rdma_transport_listener_uri(struct transport_listener *base, char *buf, size_t len)
+{
+	struct rdma_listener *listener = container_of(base, struct rdma_listener, base);
+	unsigned port = ntohs(rdma_get_src_port(listener->id));
+	int n;
+
+	n = snprintf(buf, len, strchr(listener->host, ':') ? "rdma://[%s]:%u" : "rdma://%s:%u",
+		     listener->host, port);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return 0;
+}
+
+static void rdma_transport_listener_close(struct transport_listener *base)
+{
+	struct rdma_listener *listener = container_of(base, struct rdma_listener, base);
+
+	rdma_destroy_id(listener->id);
+	rdma_destroy_event_channel(listener->channel);
+	free(listener);
+}
+
+static int rdma_transport_accept(struct transport_listener *base, int timeout_ms,
+				 struct transport_conn **conn_p)
+{
+	struct rdma_listener *listener = container_of(base, struct rdma_listener, base);
+	unsigned char private_data[sizeof(struct wire_hello)];
+	struct rdma_conn_param param;
+	struct rdma_cm_event *event;
+	struct wire_hello hello, peer_hello;
+	struct rdma_cm_id *id;
+	struct rdma_conn *rc;
+	char peer[TRANSPORT_URI_MAX], why[160];
+	size_t data_len;
+	int ret;
+
+	ret = rdma_cm_event_wait(listener->channel, timeout_ms, &event);
+	if (ret) {
+		if (ret != -ETIMEDOUT)
+			rmig_log_error("rdma: waiting for a connection: %s", strerror(-ret));
+		return ret;
+	}
+	if (event->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
+		rmig_log_error("rdma: listener got %s, expected a connect request",
+			       rdma_event_str(event->event));
+		rdma_ack_cm_event(event);
+		return -ECONNABORTED;
+	}
+	id = event->id;
+	data_len = event->param.conn.private_data_len;
+	if (data_len > sizeof(private_data))
+		data_len = sizeof(private_data);
+	if (event->param.conn.private_data)
+		memcpy(private_data, event->param.conn.private_data, data_len);
+	rdma_ack_cm_event(event);
+	rdma_peer_name(id, peer, sizeof(peer));
+
+	if (rdma_hello_check(private_data, data_len, &peer_hello, why, sizeof(why))) {
+		rmig_log_error("rdma %s: refusing connection: %s", peer, why);
+		rdma_reject(id, why, rdma_reject_length(why));
+		rdma_destroy_id(id);
+		return -EPROTO;
+	}
+
+	rc = rdma_conn_new(peer, &listener->options);
+	if (!rc) {
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return -ENOMEM;
+	}
+	rc->channel = rdma_create_event_channel();
+	if (!rc->channel) {
+		ret = -errno;
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		goto err_destroy_conn;
+	}
+	/* The connection gets its own channel so its disconnect reaches its progress thread. */
+	if (rdma_migrate_id(id, rc->channel)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_migrate_id: %s", peer, strerror(-ret));
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		goto err_destroy_conn;
+	}
+	rc->id = id;
+	rc->peer_recv_depth = peer_hello.recv_depth;
+	rc->send_credits = peer_hello.recv_depth;
+	ret = rdma_conn_resources(rc, &param, &hello);
+	if (ret) {
+		snprintf(why, sizeof(why), "accepting side cannot set up: %s", strerror(-ret));
+		rdma_reject(id, why, rdma_reject_length(why));
+		goto err_destroy_conn;
+	}
+	if (rdma_accept(id, &param)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_accept: %s", peer, strerror(-ret));
+		goto err_destroy_conn;
+	}
+	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ESTABLISHED,
+			     timeout_ms < 0 ? rc->options.connect_timeout_ms : timeout_ms, peer,
+			     NULL);
+	if (ret)
+		goto err_destroy_conn;
+	ret = rdma_progress_start(rc);
+	if (ret)
+		goto err_destroy_conn;
+	*conn_p = &rc->base;
+	return 0;
+
+err_destroy_conn:
+	rdma_conn_destroy(rc);
+	return ret;
+}
+
+static int rdma_transport_connect(const char *uri, const struct transport_options *opts,
+				  struct transport_conn **conn_p)
+{
+	struct rdma_options options;
+	struct transport_uri parsed;
+	struct rdma_conn_param param;
+	struct rdma_cm_event *event;
+	struct wire_hello hello, peer_hello;
+	struct addrinfo *ai;
+	struct rdma_conn *rc;
+	char why[160];
+	int ret;
+
+	ret = transport_uri_parse(uri, &parsed);
+	if (ret)
+		return ret;
+	rdma_options_from(opts, &options);
+	ret = rdma_addrinfo(parsed.host, parsed.port, 0, &ai);
+	if (ret)
+		return ret;
+	rc = rdma_conn_new(uri, &options);
+	if (!rc) {
+		ret = -ENOMEM;
+		goto err_free_ai;
+	}
+	rc->channel = rdma_create_event_channel();
+	if (!rc->channel) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_create_event_channel: %s (is a verbs device "
+			       "present?)",
+			       uri, strerror(-ret));
+		goto err_destroy_conn;
+	}
+	if (rdma_create_id(rc->channel, &rc->id, rc, RDMA_PS_TCP)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_create_id: %s", uri, strerror(-ret));
+		goto err_destroy_conn;
+	}
+	/* Resolving by IP lets rdma_cm pick the matching GID (RoCEv2 needs the IPv4-mapped one). */
+	if (rdma_resolve_addr(rc->id, NULL, ai->ai_addr, options.connect_timeout_ms)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_resolve_addr: %s", uri, strerror(-ret));
+		goto err_destroy_conn;
+	}
+	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ADDR_RESOLVED, options.connect_timeout_ms,
+			     uri, NULL);
+	if (ret)
+		goto err_destroy_conn;
+	if (rdma_resolve_route(rc->id, options.connect_timeout_ms)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_resolve_route: %s", uri, strerror(-ret));
+		goto err_destroy_conn;
+	}
+	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ROUTE_RESOLVED, options.connect_timeout_ms,
+			     uri, NULL);
+	if (ret)
+		goto err_destroy_conn;
+	ret = rdma_conn_resources(rc, &param, &hello);
+	if (ret)
+		goto err_destroy_conn;
+	if (rdma_connect(rc->id, &param)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_connect: %s", uri, strerror(-ret));
+		goto err_destroy_conn;
+	}
+	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ESTABLISHED, options.connect_timeout_ms,
+			     uri, &event);
+	if (ret)
+		goto err_destroy_conn;
+	ret = rdma_hello_check(event->param.conn.private_data, event->param.conn.private_data_len,
+			       &peer_hello, why, sizeof(why));
+	rdma_ack_cm_event(event);
+	if (ret) {
+		rmig_log_error("rdma %s: peer's accept: %s", uri, why);
+		rdma_disconnect(rc->id);
+		goto err_destroy_conn;
+	}
+	rc->peer_recv_depth = peer_hello.recv_depth;
+	rc->send_credits = peer_hello.recv_depth;
+	ret = rdma_progress_start(rc);
+	if (ret)
+		goto err_destroy_conn;
+	freeaddrinfo(ai);
+	*conn_p = &rc->base;
+	return 0;
+
+err_destroy_conn:
+	rdma_conn_destroy(rc);
+err_free_ai:
+	freeaddrinfo(ai);
+	return ret;
+}
+
+/* ---- sending SENDs (caller holds rc->lock) ---- */
+
+static int rdma_room(struct rdma_conn *rc, uint32_t wrs)
+{
+	return rc->sq_posted - rc->sq_completed + wrs <= rc->window;
+}
+
+static int rdma_slot_free(struct rdma_conn *rc)
+{
+	return rc->slot_seq[rc->sends_posted % RDMA_SEND_SLOTS] <= rc->sq_completed;
+}
+
+/* Can a SEND of type go now? The last credit is kept for credit returns and goodbyes. */
+static int rdma_send_ready(struct rdma_conn *rc, enum wire_type type)
+{
+	uint32_t need = (type == WIRE_CREDIT || type == WIRE_CLOSE) ? 1 : 2;
+
+	return rc->send_credits >= need && rdma_slot_free(rc) && rdma_room(rc, 1);
+}
+
+static void rdma_record(struct rdma_conn *rc, uint64_t seq, enum rdma_wr_kind kind,
+			uint64_t batch_id, uint32_t region_id, uint64_t offset, uint64_t length)
+{
+	struct rdma_wr_record *record = &rc->records[seq % rc->window];
+
+	record->seq = seq;
+	record->kind = kind;
+	record->batch_id = batch_id;
+	record->region_id = region_id;
+	record->offset = offset;
+	record->length = length;
+}
+
+/* Post one SEND of hdr + payload (two parts, either may be empty). rdma_send_ready() holds. */
+static int rdma_send_now(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
+			 const void *part2, size_t len2)
+{
+	uint32_t slot = (uint32_t)(rc->sends_posted % RDMA_SEND_SLOTS);
+	char *buf = rc->send_slots + (size_t)slot * RDMA_MSG_STRIDE;
+	uint64_t seq = rc->sq_posted + 1;
+	size_t total = sizeof(struct wire_hdr) + len1 + len2;
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)buf,
+		.length = (uint32_t)total,
+		.lkey = rc->buffers_mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = rdma_wr_id(RDMA_WR_SEND, 0, seq),
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_SEND,
+		.send_flags = IBV_SEND_SIGNALED,
+	};
+	struct ibv_send_wr *bad;
+	int ret;
+
+	wire_hdr_to_wire((struct wire_hdr *)buf, type, (uint32_t)(len1 + len2),
+			 rc->credits_to_return);
+	if (len1)
+		memcpy(buf + sizeof(struct wire_hdr), part1, len1);
+	if (len2)
+		memcpy(buf + sizeof(struct wire_hdr) + len1, part2, len2);
+	rdma_record(rc, seq, RDMA_WR_SEND, 0, type, 0, total);
+	ret = ibv_post_send(rc->id->qp, &wr, &bad);
+	if (ret)
+		return transport_conn_fail(&rc->base, -ret, "posting %s SEND: %s",
+					   wire_type_name(type), strerror(ret));
+	rc->sq_posted = seq;
+	rc->slot_seq[slot] = seq;
+	rc->sends_posted++;
+	rc->send_credits--;
+	rc->credits_to_return = 0;
+	rdma_stats_add(rc, &rc->base.stats.bytes_sent, total);
+	return 0;
+}
+
+/* Wait for credit, a slot and room, then send. Caller holds rc->lock. */
+static int rdma_send_wait(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
+			  const void *part2, size_t len2)
+{
+	while (!rdma_send_ready(rc, type)) {
+		if (rc->base.failed)
+			return rc->base.failed;
+		rdma_wait(rc, NULL);
+	}
+	if (rc->base.failed)
+		return rc->base.failed;
+	return rdma_send_now(rc, type, part1, len1, part2, len2);
+}
+
+/* Return credits explicitly once half of our ring is free and nothing else carried them. */
+static void rdma_credit_maybe_send(struct rdma_conn *rc)
+{
+	struct wire_credit credit;
+
+	if (rc->base.failed || rc->credits_to_return < RDMA_RECV_DEPTH / 2)
+		return;
+	if (!rdma_send_ready(rc, WIRE_CREDIT))
+		return;
+	wire_credit_to_wire(&credit, rc->credits_to_return);
+	/* The header carries the same count; the receiver takes it from the header only. */
+	rdma_send_now(rc, WIRE_CREDIT, &credit, sizeof(credit), NULL, 0);
+}
+
+static void rdma_repost(struct rdma_conn *rc, uint32_t index)
+{
+	int ret = rdma_post_recv(rc, index);
+
+	if (ret) {
+		transport_conn_fail(&rc->base, ret, "reposting receive buffer %u: %s", index,
+				    strerror(-ret));
+		return;
+	}
+	rc->credits_to_return++;
+}
+
+/* ---- the progress thread: completions and connection events ---- */
+
+static void rdma_completion_error(struct rdma_conn *rc, const struct ibv_wc *wc)
+{
+	unsigned kind = (unsigned)(wc->wr_id >> RDMA_WR_KIND_SHIFT);
+	unsigned stream = (unsigned)((wc->wr_id >> RDMA_WR_STREAM_SHIFT) & 0xf);
+	uint64_t seq = wc->wr_id & RDMA_WR_SEQ_MASK;
+	const struct rdma_wr_record *record;
+
+	if (wc->status == IBV_WC_WR_FLUSH_ERR) {
+		/* Flushed after the QP left RTS: a disconnect or an earlier error says why. */
+		rdma_fail_quiet(rc, -ECONNRESET, "connection closed; outstanding work flushed");
+		return;
+	}
+	if (kind == RDMA_WR_RECV) {
+		transport_conn_fail(&rc->base, -EIO,
+				    "RECV work request failed: %s (status %d, vendor error 0x%x); "
+				    "stream %u, receive buffer %llu",
+				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err,
+				    stream, (unsigned long long)seq);
+		return;
+	}
+	record = &rc->records[seq % rc->window];
+	if (record->seq != seq) {
+		transport_conn_fail(&rc->base, -EIO,
+				    "%s work request failed: %s (status %d, vendor error 0x%x); "
+				    "stream %u, sequence %llu",
+				    rdma_wr_kind_name(kind), ibv_wc_status_str(wc->status),
+				    wc->status, wc->vendor_err, stream, (unsigned long long)seq);
+		return;
+	}
+	if (kind == RDMA_WR_SEND)
+		transport_conn_fail(&rc->base, -EIO,
+				    "SEND work request failed: %s (status %d, vendor error 0x%x); "
+				    "stream %u, sequence %llu, %s message of %llu bytes",
+				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err,
+				    stream, (unsigned long long)seq,
+				    wire_type_name(record->region_id),
+				    (unsigned long long)record->length);
+	else
+		transport_conn_fail(
+			&rc->base, -EIO,
+			"%s work request failed: %s (status %d, vendor error 0x%x); "
+			"stream %u, sequence %llu, region %u [%llu, +%llu) of batch %llu",
+			rdma_wr_kind_name(kind), ibv_wc_status_str(wc->status), wc->status,
+			wc->vendor_err, stream, (unsigned long long)seq, record->region_id,
+			(unsigned long long)record->offset, (unsigned long long)record->length,
+			(unsigned long long)record->batch_id);
+}
+
+static void rdma_protocol_error(struct rdma_conn *rc, const char *why)
+{
+	transport_conn_fail(&rc->base, -ECONNRESET, "peer broke the protocol: %s", why);
+}
+
+static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
+{
+	uint32_t index = (uint32_t)(wc->wr_id & RDMA_WR_SEQ_MASK);
+	struct transport_region region;
+	struct wire_hdr_host hdr;
+	const char *payload;
+	uint32_t credits;
+	char why[200];
+	int ret;
+
+	if (index >= RDMA_RECV_DEPTH) {
+		rdma_protocol_error(rc, "receive completion for an unknown buffer");
+		return;
+	}
+	rdma_stats_add(rc, &rc->base.stats.bytes_received, wc->byte_len);
+	payload = rdma_recv_buffer(rc, index) + sizeof(struct wire_hdr);
+	if (wire_hdr_from_wire(rdma_recv_buffer(rc, index), wc->byte_len, WIRE_MSG_MAX, &hdr, why,
+			       sizeof(why))) {
+		rdma_protocol_error(rc, why);
+		return;
+	}
+	if (hdr.length != wc->byte_len - sizeof(struct wire_hdr)) {
+		snprintf(why, sizeof(why), "header.length: %u, but the SEND carried %u bytes",
+			 hdr.length, wc->byte_len);
+		rdma_protocol_error(rc, why);
+		return;
+	}
+	if (hdr.credits > rc->peer_recv_depth ||
+	    rc->send_credits + hdr.credits > rc->peer_recv_depth) {
+		snprintf(why, sizeof(why), "header.credits: %u returned, %u outstanding of %u",
+			 hdr.credits, rc->peer_recv_depth - rc->send_credits, rc->peer_recv_depth);
+		rdma_protocol_error(rc, why);
+		return;
+	}
+	rc->send_credits += hdr.credits;
+
+	switch (hdr.type) {
+	case WIRE_CTRL:
+	case WIRE_COMMIT:
+		/* Held (not reposted) until the engine took it: the ring bounds what queues up. */
+		rc->ready[(rc->ready_head + rc->ready_count) % RDMA_RECV_DEPTH] = index;
+		rc->ready_count++;
+		return;
+	case WIRE_REGION_ADD:
+		ret = wire_region_from_wire(payload, hdr.length, &region, why, sizeof(why));
+		if (ret) {
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		if (!(region.access &
+		      (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ))) {
+			snprintf(why, sizeof(why), "region[%u].access: no remote access",
+				 region.id);
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		ret = transport_region_add(&rc->base, 1, &region);
+		if (ret) {
+			snprintf(why, sizeof(why), "region[%u]: %s", region.id,
+				 ret == -EEXIST ? "announced twice" : strerror(-ret));
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		break;
+	case WIRE_REGION_DEL:
+		ret = wire_region_from_wire(payload, hdr.length, &region, why, sizeof(why));
+		if (ret) {
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		if (transport_region_remove(&rc->base, 1, region.id, NULL)) {
+			snprintf(why, sizeof(why), "region[%u]: revoked but never announced",
+				 region.id);
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		break;
+	case WIRE_CREDIT:
+		if (wire_credit_from_wire(payload, hdr.length, &credits, why, sizeof(why))) {
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		break;
+	case WIRE_CLOSE:
+		rc->peer_closed = 1;
+		break;
+	default:
+		snprintf(why, sizeof(why), "header.type: %s is not sent over rdma",
+			 wire_type_name(hdr.type));
+		rdma_protocol_error(rc, why);
+		return;
+	}
+	rdma_repost(rc, index);
+}
+
+static void rdma_handle_wc(struct rdma_conn *rc, const struct ibv_wc *wc)
+{
+	unsigned kind = (unsigned)(wc->wr_id >> RDMA_WR_KIND_SHIFT);
+
+	if (wc->status != IBV_WC_SUCCESS) {
+		rdma_completion_error(rc, wc);
+		return;
+	}
+	if (kind == RDMA_WR_RECV) {
+		rdma_handle_recv(rc, wc);
+		return;
+	}
+	/* RC completes the send queue in order: a signaled WR completes everything before it. */
+	if ((wc->wr_id & RDMA_WR_SEQ_MASK) > rc->sq_completed)
+		rc->sq_completed = wc->wr_id & RDMA_WR_SEQ_MASK;
+}
+
+static void rdma_drain_cq(struct rdma_conn *rc)
+{
+	struct ibv_wc wcs[32];
+	int n;
+
+	pthread_mutex_lock(&rc->lock);
+	while ((n = ibv_poll_cq(rc->cq, 32, wcs)) > 0)
+		for (int i = 0; i < n; i++)
+			rdma_handle_wc(rc, &wcs[i]);
+	if (n < 0)
+		transport_conn_fail(&rc->base, -EIO, "ibv_poll_cq failed");
+	if (rc->base.failed) {
+		/* Work that will never complete must not keep a waiter in flush(). */
+		rc->sq_completed = rc->sq_posted;
+	}
+	rdma_credit_maybe_send(rc);
+	pthread_cond_broadcast(&rc->changed);
+	pthread_mutex_unlock(&rc->lock);
+}
+
+static void rdma_handle_cm_event(struct rdma_conn *rc)
+{
+	struct rdma_cm_event *event;
+	enum rdma_cm_event_type type;
+
+	if (rdma_get_cm_event(rc->channel, &event))
+		return;
+	type = event->event;
+	rdma_ack_cm_event(event);
+	switch (type) {
+	case RDMA_CM_EVENT_DISCONNECTED:
+	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		pthread_mutex_lock(&rc->lock);
+		if (rc->closing)
+			rdma_fail_quiet(rc, -ECONNRESET, "connection closed");
+		else if (rc->peer_closed)
+			rdma_fail_quiet(rc, -ECONNRESET, "peer closed the connection");
+		else
+			transport_conn_fail(&rc->base, -ECONNRESET,
+					    "peer disconnected without closing");
+		rc->sq_completed = rc->sq_posted;
+		pthread_cond_broadcast(&rc->changed);
+		pthread_mutex_unlock(&rc->lock);
+		break;
+	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		pthread_mutex_lock(&rc->lock);
+		transport_conn_fail(&rc->base, -ENODEV, "RDMA device removed");
+		rc->sq_completed = rc->sq_posted;
+		pthread_cond_broadcast(&rc->changed);
+		pthread_mutex_unlock(&rc->lock);
+		break;
+	default:
+		break;
+	}
+}
+
+static void *rdma_progress_main(void *arg)
+{
+	struct rdma_conn *rc = arg;
+	struct pollfd fds[3] = {
+		{.fd = rc->comp_channel->fd, .events = POLLIN},
+		{.fd = rc->channel->fd, .events = POLLIN},
+		{.fd = rc->stop_fd, .events = POLLIN},
+	};
+
+	rdma_drain_cq(rc);
+	for (;;) {
+		if (poll(fds, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[2].revents)
+			break;
+		if (fds[0].revents) {
+			struct ibv_cq *cq;
+			void *context;
+
+			if (!ibv_get_cq_event(rc->comp_channel, &cq, &context)) {
+				ibv_ack_cq_events(cq, 1);
+				ibv_req_notify_cq(cq, 0);
+			}
+			/* Poll after re-arming so no completion slips between the two. */
+			rdma_drain_cq(rc);
+		}
+		if (fds[1].revents)
+			rdma_handle_cm_event(rc);
+	}
+	return NULL;
+}
+
+/* ---- regions ---- */
+
+static int rdma_access_flags(struct rdma_conn *rc, unsigned access)
+{
+	int flags = IBV_ACCESS_LOCAL_WRITE;
+
+	if (access & TRANSPORT_ACCESS_REMOTE_WRITE)
+		flags |= IBV_ACCESS_REMOTE_WRITE;
+	if (access & TRANSPORT_ACCESS_REMOTE_READ)
+		flags |= IBV_ACCESS_REMOTE_READ;
+	if (rc->options.reg_mode == TRANSPORT_REG_ODP)
+		flags |= IBV_ACCESS_ON_DEMAND;
+	return flags;
+}
+
+static int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, void *addr,
+					  size_t len, unsigned access)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct transport_region region = {.id = id, .access = access, .addr = addr, .length = len};
+	struct rdma_region *reg;
+	struct wire_region wire;
+	int ret;
+
+	if (!addr || !len ||
+	    (access & ~(unsigned)(TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)))
+		return -EINVAL;
+	if (!transport_region_find(conn, 0, id, &region)) {
+		rmig_log_error("rdma %s: region %u is already registered", conn->peer, id);
+		return -EEXIST;
+	}
+	reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	reg->addr = addr;
+	reg->length = len;
+	/* Chunked registration fits only memory no peer reaches: a peer needs one rkey. */
+	if (rc->options.reg_mode == TRANSPORT_REG_CHUNKED && access == TRANSPORT_ACCESS_LOCAL) {
+		uintptr_t end = (uintptr_t)addr + len;
+
+		reg->chunk_base = (uintptr_t)addr & ~(uintptr_t)(RDMA_CHUNK_SIZE - 1);
+		reg->nchunks = (end - reg->chunk_base + RDMA_CHUNK_SIZE - 1) / RDMA_CHUNK_SIZE;
+		reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
+		if (!reg->chunks) {
+			ret = -ENOMEM;
+			goto err_free_reg;
+		}
+	} else {
+		reg->mr = ibv_reg_mr(rc->pd, addr, len, rdma_access_flags(rc, access));
+		if (!reg->mr) {
+			ret = rdma_errno_or(-ENOMEM);
+			rmig_log_error("rdma %s: registering region %u (%zu bytes at %p): %s%s",
+				       conn->peer, id, len, addr, strerror(-ret),
+				       ret == -ENOMEM ? " (RLIMIT_MEMLOCK too low?)" : "");
+			goto err_free_reg;
+		}
+	}
+	region = (struct transport_region){
+		.id = id,
+		.access = access,
+		.addr = addr,
+		.length = len,
+		.remote_addr = (uintptr_t)addr,
+		.rkey = reg->mr ? reg->mr->rkey : 0,
+		.priv = reg,
+	};
+	pthread_mutex_lock(&rc->lock);
+	ret = transport_region_add(conn, 0, &region);
+	if (ret) {
+		pthread_mutex_unlock(&rc->lock);
+		goto err_release;
+	}
+	if (access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) {
+		wire_region_to_wire(&wire, &region);
+		ret = rdma_send_wait(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0);
+		if (ret) {
+			transport_region_remove(conn, 0, id, NULL);
+			pthread_mutex_unlock(&rc->lock);
+			goto err_release;
+		}
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return 0;
+
+err_release:
+	rdma_region_release(reg);
+	return ret;
+err_free_reg:
+	free(reg->chunks);
+	free(reg);
+	return ret;
+}
+
+/* Wait until every posted WR completed (or the connection failed). Caller holds rc->lock. */
+static int rdma_drain_locked(struct rdma_conn *rc, const struct timespec *deadline)
+{
+	while (rc->sq_completed < rc->sq_posted) {
+		int ret;
+
+		if (rc->base.failed)
+			return rc->base.failed;
+		ret = rdma_wait(rc, deadline);
+		if (ret == -ETIMEDOUT && rc->sq_completed < rc->sq_posted)
+			return ret;
+	}
+	return rc->base.failed;
+}
+
+static int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct transport_region region;
+	struct wire_region wire;
+	int ret;
+
+	pthread_mutex_lock(&rc->lock);
+	ret = transport_region_remove(conn, 0, id, &region);
+	if (ret) {
+		pthread_mutex_unlock(&rc->lock);
+		rmig_log_error("rdma %s: deregistering region %u: not registered", conn->peer, id);
+		return ret;
+	}
+	if (region.access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ) &&
+	    !conn->failed) {
+		wire_region_to_wire(&wire, &region);
+		ret = rdma_send_wait(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0);
+	}
+	/* Work already posted may still read the memory: the MR lives until it completed. */
+	rdma_drain_locked(rc, NULL);
+	pthread_mutex_unlock(&rc->lock);
+	rdma_region_release(region.priv);
+	return conn->failed && ret ? ret : 0;
+}
+
+/* Local key and the longest length from addr that one SGE may cover. Caller holds rc->lock. */
+static int rdma_local_key(struct rdma_conn *rc, struct rdma_region *reg, char *addr, uint64_t want,
+			  uint32_t *lkey_p, uint64_t *len_p)
+{
+	uintptr_t chunk_start, chunk_end, region_end;
+	size_t index;
+
+	if (reg->mr) {
+		*lkey_p = reg->mr->lkey;
+		*len_p = want;
+		return 0;
+	}
+	index = ((uintptr_t)addr - reg->chunk_base) / RDMA_CHUNK_SIZE;
+	chunk_start = reg->chunk_base + index * RDMA_CHUNK_SIZE;
+	chunk_end = chunk_start + RDMA_CHUNK_SIZE;
+	region_end = (uintptr_t)reg->addr + reg->length;
+	if (chunk_start < (uintptr_t)reg->addr)
+		chunk_start = (uintptr_t)reg->addr;
+	if (chunk_end > region_end)
+		chunk_end = region_end;
+	if (!reg->chunks[index]) {
+		reg->chunks[index] = ibv_reg_mr(rc->pd, (void *)chunk_start,
+						chunk_end - chunk_start, IBV_ACCESS_LOCAL_WRITE);
+		if (!reg->chunks[index]) {
+			int ret = rdma_errno_or(-ENOMEM);
+
+			return transport_conn_fail(
+				&rc->base, ret,
+				"registering chunk %zu (%llu bytes) on first use: "
+				"%s",
+				index, (unsigned long long)(chunk_end - chunk_start),
+				strerror(-ret));
+		}
+	}
+	*lkey_p = reg->chunks[index]->lkey;
+	*len_p = chunk_end - (uintptr_t)addr < want ? chunk_end - (uintptr_t)addr : want;
+	return 0;
+}
+
+/* ---- batches ---- */
+
+struct rdma_chain {
+	struct ibv_send_wr wrs[RDMA_CHAIN_MAX];
+	struct ibv_sge sges[RDMA_CHAIN_MAX];
+	uint32_t count;
+};
+
+static int rdma_chain_post(struct rdma_conn *rc, struct rdma_chain *chain)
+{
+	struct ibv_send_wr *bad = NULL;
+	int ret;
+
+	if (!chain->count)
+		return 0;
+	chain->wrs[chain->count - 1].send_flags |= IBV_SEND_SIGNALED;
+	chain->wrs[chain->count - 1].next = NULL;
+	ret = ibv_post_send(rc->id->qp, chain->wrs, &bad);
+	if (ret)
+		return transport_conn_fail(
+			&rc->base, -ret, "ibv_post_send of a %u-WR chain failed at WR %lld: %s",
+			chain->count, bad ? (long long)(bad - chain->wrs) : -1LL, strerror(ret));
+	rc->sq_posted += chain->count;
+	chain->count = 0;
+	return 0;
+}
+
+/* Append one WR (caller has made room for the chain). */
+static void rdma_chain_add(struct rdma_conn *rc, struct rdma_chain *chain,
+			   enum ibv_wr_opcode opcode, uint64_t local, uint32_t lkey,
+			   uint64_t remote, uint32_t rkey, uint32_t len, uint64_t batch_id,
+			   uint32_t region_id, uint64_t offset)
+{
+	uint32_t i = chain->count++;
+	uint64_t seq = rc->sq_posted + chain->count;
+	enum rdma_wr_kind kind = opcode == IBV_WR_RDMA_READ ? RDMA_WR_READ : RDMA_WR_WRITE;
+
+	chain->sges[i] = (struct ibv_sge){.addr = local, .length = len, .lkey = lkey};
+	memset(&chain->wrs[i], 0, sizeof(chain->wrs[i]));
+	chain->wrs[i].wr_id = rdma_wr_id(kind, 0, seq);
+	chain->wrs[i].sg_list = &chain->sges[i];
+	chain->wrs[i].num_sge = 1;
+	chain->wrs[i].opcode = opcode;
+	chain->wrs[i].wr.rdma.remote_addr = remote;
+	chain->wrs[i].wr.rdma.rkey = rkey;
+	if (seq % rc->signal_every == 0)
+		chain->wrs[i].send_flags = IBV_SEND_SIGNALED;
+	if (i > 0)
+		chain->wrs[i - 1].next = &chain->wrs[i];
+	rdma_record(rc, seq, kind, batch_id, region_id, offset, len);
+}
+
+/* Room for one more WR in the chain being built, posting it when it is full or the window is. */
+static int rdma_chain_make_room(struct rdma_conn *rc, struct rdma_chain *chain)
+{
+	if (chain->count == RDMA_CHAIN_MAX || !rdma_room(rc, chain->count + 1)) {
+		int ret = rdma_chain_post(rc, chain);
+
+		if (ret)
+			return ret;
+	}
+	while (!rdma_room(rc, 1)) {
+		if (rc->base.failed)
+			return rc->base.failed;
+		rdma_wait(rc, NULL);
+	}
+	return rc->base.failed;
+}
+
+/* Lengths of runs i.. that continue each other in the same region (coalesced). */
+static size_t rdma_coalesce(const struct transport_run *runs, size_t nruns, size_t i,
+			    uint64_t *length_p)
+{
+	uint64_t length = runs[i].length;
+	size_t j = i + 1;
+
+	while (j < nruns && !(runs[j].flags & TRANSPORT_RUN_ZERO) &&
+	       runs[j].region_id == runs[i].region_id &&
+	       runs[j].offset == runs[i].offset + length) {
+		length += runs[j].length;
+		j++;
+	}
+	*length_p = length;
+	return j;
+}
+
+static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
+				     const struct transport_run *runs, size_t nruns)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	char commit_buf[sizeof(struct wire_commit) +
+			TRANSPORT_BATCH_MAX_RUNS * sizeof(struct wire_run)];
+	struct wire_commit_host commit = {.batch_id = batch_id, .nruns = nruns};
+	struct rdma_chain *chain;
+	uint64_t data_bytes = 0;
+	char why[200];
+	int ret, len;
+
+	if (conn->failed)
+		return conn->failed;
+	ret = transport_runs_check(conn, 0, TRANSPORT_ACCESS_LOCAL, runs, nruns, why, sizeof(why));
+	if (!ret)
+		ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE, runs, nruns, why,
+					   sizeof(why));
+	if (ret) {
+		rmig_log_error("rdma %s: batch %llu refused: %s", conn->peer,
+			       (unsigned long long)batch_id, why);
+		return ret;
+	}
+	len = wire_commit_to_wire(commit_buf, sizeof(commit_buf), &commit, runs);
+	if (len < 0)
+		return len;
+	chain = malloc(sizeof(*chain));
+	if (!chain)
+		return -ENOMEM;
+	chain->count = 0;
+
+	pthread_mutex_lock(&rc->lock);
+	for (size_t i = 0; i < nruns;) {
+		struct transport_region local, remote;
+		struct rdma_region *reg;
+		uint64_t length, done = 0;
+		size_t next;
+
+		if (runs[i].flags & TRANSPORT_RUN_ZERO) {
+			i++;
+			continue;
+		}
+		next = rdma_coalesce(runs, nruns, i, &length);
+		/* Looked up under rc->lock: deregistration cannot free the MR meanwhile. */
+		if (transport_region_find(conn, 0, runs[i].region_id, &local) ||
+		    transport_region_find(conn, 1, runs[i].region_id, &remote)) {
+			ret = -ENOENT;
+			rmig_log_error("rdma %s: batch %llu: region %u went away while posting",
+				       conn->peer, (unsigned long long)batch_id, runs[i].region_id);
+			goto out_unlock;
+		}
+		reg = local.priv;
+		while (done < length) {
+			uint64_t offset = runs[i].offset + done, piece = length - done;
+			uint32_t lkey = 0;
+
+			if (piece > rc->max_msg_size)
+				piece = rc->max_msg_size;
+			ret = rdma_local_key(rc, reg, (char *)local.addr + offset, piece, &lkey,
+					     &piece);
+			if (ret)
+				goto out_unlock;
+			ret = rdma_chain_make_room(rc, chain);
+			if (ret)
+				goto out_unlock;
+			rdma_chain_add(rc, chain, IBV_WR_RDMA_WRITE, (uintptr_t)local.addr + offset,
+				       lkey, remote.remote_addr + offset, remote.rkey,
+				       (uint32_t)piece, batch_id, runs[i].region_id, offset);
+			done += piece;
+		}
+		data_bytes += length;
+		i = next;
+	}
+	ret = rdma_chain_post(rc, chain);
+	if (ret)
+		goto out_unlock;
+	/* Same QP, after the writes: RC delivers this SEND only once they have landed. */
+	ret = rdma_send_wait(rc, WIRE_COMMIT, commit_buf, (size_t)len, NULL, 0);
+	if (ret)
+		goto out_unlock;
+	pthread_mutex_lock(conn->region_lock);
+	conn->stats.data_bytes_sent += data_bytes;
+	conn->stats.bytes_sent += data_bytes;
+	conn->stats.batches_sent++;
+	pthread_mutex_unlock(conn->region_lock);
+out_unlock:
+	if (ret && chain->count) {
+		/* Never leave a half-built chain: WRs already recorded must reach the QP. */
+		rdma_chain_post(rc, chain);
+	}
+	pthread_mutex_unlock(&rc->lock);
+	free(chain);
+	return ret;
+}
+
+static int rdma_transport_flush(struct transport_conn *conn, int timeout_ms)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct timespec deadline;
+	int ret;
+
+	if (timeout_ms >= 0)
+		rdma_deadline(timeout_ms, &deadline);
+	pthread_mutex_lock(&rc->lock);
+	ret = rdma_drain_locked(rc, timeout_ms >= 0 ? &deadline : NULL);
+	pthread_mutex_unlock(&rc->lock);
+	return ret;
+}
+
+/* ---- control messages ---- */
+
+static int rdma_transport_ctrl_send(struct transport_conn *conn, const void *buf, size_t len)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	int ret;
+
+	if (len > TRANSPORT_CTRL_MAX)
+		return -EMSGSIZE;
+	pthread_mutex_lock(&rc->lock);
+	ret = rdma_send_wait(rc, WIRE_CTRL, buf, len, NULL, 0);
+	pthread_mutex_unlock(&rc->lock);
+	if (!ret)
+		rdma_stats_add(rc, &conn->stats.ctrl_sent, 1);
+	return ret;
+}
+
+/* Turn the held buffer into msg. Caller holds rc->lock. */
+static int rdma_deliver(struct rdma_conn *rc, uint32_t index, struct transport_msg *msg)
+{
+	const char *buf = rdma_recv_buffer(rc, index);
+	const char *payload = buf + sizeof(struct wire_hdr);
+	struct wire_commit_host commit;
+	struct wire_hdr_host hdr;
+	uint64_t data_bytes = 0;
+	char why[200];
+	int ret;
+
+	/* Parsed before it was queued; only type and length are read again. */
+	wire_hdr_from_wire(buf, sizeof(struct wire_hdr) + WIRE_MSG_MAX, WIRE_MSG_MAX, &hdr, NULL,
+			   0);
+	memset(msg, 0, sizeof(*msg));
+	if (hdr.type == WIRE_CTRL) {
+		msg->type = TRANSPORT_MSG_CTRL;
+		msg->data = payload;
+		msg->len = hdr.length;
+		rdma_stats_add(rc, &rc->base.stats.ctrl_received, 1);
+		return 0;
+	}
+	ret = wire_commit_from_wire(payload, hdr.length, &commit, rc->msg_runs,
+				    TRANSPORT_BATCH_MAX_RUNS, why, sizeof(why));
+	if (!ret)
+		ret = transport_runs_check(&rc->base, 0, TRANSPORT_ACCESS_REMOTE_WRITE,
+					   rc->msg_runs, commit.nruns, why, sizeof(why));
+	if (ret)
+		return transport_conn_fail(&rc->base, -ECONNRESET, "peer's commit refused: %s",
+					   why);
+	for (size_t i = 0; i < commit.nruns; i++)
+		if (!(rc->msg_runs[i].flags & TRANSPORT_RUN_ZERO))
+			data_bytes += rc->msg_runs[i].length;
+	msg->type = TRANSPORT_MSG_COMMIT;
+	msg->batch_id = commit.batch_id;
+	msg->runs = rc->msg_runs;
+	msg->nruns = commit.nruns;
+	pthread_mutex_lock(rc->base.region_lock);
+	rc->base.stats.batches_received++;
+	rc->base.stats.data_bytes_received += data_bytes;
+	rc->base.stats.bytes_received += data_bytes;
+	pthread_mutex_unlock(rc->base.region_lock);
+	return 0;
+}
+
+static int rdma_transport_recv(struct transport_conn *conn, struct transport_msg *msg,
+			       int timeout_ms)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct timespec deadline;
+	uint32_t index;
+	int ret;
+
+	if (timeout_ms >= 0)
+		rdma_deadline(timeout_ms, &deadline);
+	pthread_mutex_lock(&rc->lock);
+	if (rc->held_index >= 0) {
+		if (!conn->failed)
+			rdma_repost(rc, (uint32_t)rc->held_index);
+		rc->held_index = -1;
+		rdma_credit_maybe_send(rc);
+	}
+	/* What arrived before a disconnect is still delivered, in order. */
+	while (!rc->ready_count) {
+		if (conn->failed) {
+			ret = conn->failed;
+			goto out_unlock;
+		}
+		ret = rdma_wait(rc, timeout_ms >= 0 ? &deadline : NULL);
+		if (ret == -ETIMEDOUT && !rc->ready_count)
+			goto out_unlock;
+	}
+	index = rc->ready[rc->ready_head];
+	rc->ready_head = (rc->ready_head + 1) % RDMA_RECV_DEPTH;
+	rc->ready_count--;
+	rc->held_index = (int)index;
+	ret = rdma_deliver(rc, index, msg);
+out_unlock:
+	pthread_mutex_unlock(&rc->lock);
+	return ret;
+}
+
+/* ---- RDMA READ ---- */
+
+/* Is [dst, dst+len) inside a local region registered as a whole? Then READ lands there. */
+static int rdma_local_target(struct rdma_conn *rc, void *dst, size_t len, uint32_t *lkey_p)
+{
+	int found = 0;
+
+	pthread_mutex_lock(rc->base.region_lock);
+	for (size_t i = 0; i < rc->base.local.count && !found; i++) {
+		const struct transport_region *region = &rc->base.local.regions[i];
+		const struct rdma_region *reg = region->priv;
+		uintptr_t start = (uintptr_t)region->addr;
+
+		if (reg && reg->mr && (uintptr_t)dst >= start &&
+		    (uintptr_t)dst - start <= region->length &&
+		    len <= region->length - ((uintptr_t)dst - start)) {
+			*lkey_p = reg->mr->lkey;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(rc->base.region_lock);
+	return found;
+}
+
+static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, uint64_t offset,
+			       void *dst, size_t len, int timeout_ms)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct transport_run run = {.region_id = region_id, .offset = offset, .length = len};
+	struct transport_region remote;
+	struct timespec deadline, *deadline_p = NULL;
+	uint32_t lkey = 0;
+	int direct, ret = 0;
+	char why[200];
+	size_t done = 0;
+
+	if (timeout_ms >= 0) {
+		rdma_deadline(timeout_ms, &deadline);
+		deadline_p = &deadline;
+	}
+	if (conn->failed)
+		return conn->failed;
+	ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_READ, &run, 1, why,
+				   sizeof(why));
+	if (ret) {
+		rmig_log_error("rdma %s: read refused: %s", conn->peer, why);
+		return ret;
+	}
+	ret = transport_region_find(conn, 1, region_id, &remote);
+	if (ret)
+		return ret;
+	direct = rdma_local_target(rc, dst, len, &lkey);
+
+	pthread_mutex_lock(&rc->lock);
+	while (rc->read_busy) {
+		if (conn->failed) {
+			ret = conn->failed;
+			goto out_unlock;
+		}
+		ret = rdma_wait(rc, deadline_p);
+		if (ret == -ETIMEDOUT && rc->read_busy)
+			goto out_unlock;
+	}
+	rc->read_busy = 1;
+	while (done < len && !ret) {
+		uint64_t piece = len - done, target;
+		struct rdma_chain *chain;
+		uint64_t seq;
+
+		if (!direct && piece > RDMA_BOUNCE_SIZE)
+			piece = RDMA_BOUNCE_SIZE;
+		if (piece > rc->max_msg_size)
+			piece = rc->max_msg_size;
+		while (!rdma_room(rc, 1) && !conn->failed)
+			rdma_wait(rc, NULL);
+		if (conn->failed) {
+			ret = conn->failed;
+			break;
+		}
+		chain = malloc(sizeof(*chain));
+		if (!chain) {
+			ret = -ENOMEM;
+			break;
+		}
+		chain->count = 0;
+		target = direct ? (uintptr_t)dst + done : (uintptr_t)rc->bounce;
+		rdma_chain_add(rc, chain, IBV_WR_RDMA_READ, target,
+			       direct ? lkey : rc->buffers_mr->lkey,
+			       remote.remote_addr + offset + done, remote.rkey, (uint32_t)piece, 0,
+			       region_id, offset + done);
+		ret = rdma_chain_post(rc, chain);
+		free(chain);
+		if (ret)
+			break;
+		seq = rc->sq_posted;
+		/* The bounce buffer is reused: wait for this READ whatever the deadline says. */
+		while (rc->sq_completed < seq && !conn->failed)
+			rdma_wait(rc, NULL);
+		if (conn->failed) {
+			ret = conn->failed;
+			break;
+		}
+		if (!direct)
+			memcpy((char *)dst + done, rc->bounce, piece);
+		done += piece;
+		if (deadline_p && done < len && rdma_ms_left(deadline_p) == 0) {
+			ret = -ETIMEDOUT;
+			rmig_log_error("rdma %s: read of region %u [%llu, +%zu) timed out",
+				       conn->peer, region_id, (unsigned long long)offset, len);
+		}
+	}
+	rc->read_busy = 0;
+	pthread_cond_broadcast(&rc->changed);
+out_unlock:
+	pthread_mutex_unlock(&rc->lock);
+	if (!ret) {
+		pthread_mutex_lock(conn->region_lock);
+		conn->stats.reads++;
+		conn->stats.read_bytes += len;
+		pthread_mutex_unlock(conn->region_lock);
+	}
+	return ret;
+}
+
+/* ---- close ---- */
+
+static void rdma_transport_close(struct transport_conn *conn)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct timespec deadline;
+
+	rdma_deadline(1000, &deadline);
+	pthread_mutex_lock(&rc->lock);
+	if (!conn->failed) {
+		/* A goodbye, so the peer tells an orderly close from a crash; best effort. */
+		while (!rdma_send_ready(rc, WIRE_CLOSE) && !conn->failed &&
+		       rdma_wait(rc, &deadline) != -ETIMEDOUT)
+			;
+		if (!conn->failed && rdma_send_ready(rc, WIRE_CLOSE) &&
+		    !rdma_send_now(rc, WIRE_CLOSE, NULL, 0, NULL, 0))
+			rdma_drain_locked(rc, &deadline);
+	}
+	rc->closing = 1;
+	pthread_mutex_unlock(&rc->lock);
+	rdma_disconnect(rc->id);
+	rdma_conn_destroy(rc);
+}
+
+const struct transport_ops rdma_transport_ops = {
+	.scheme = "rdma",
+	.listen = rdma_transport_listen,
+	.listener_uri = rdma_transport_listener_uri,
+	.accept = rdma_transport_accept,
+	.listener_close = rdma_transport_listener_close,
+	.connect = rdma_transport_connect,
+	.region_register = rdma_transport_region_register,
+	.region_deregister = rdma_transport_region_deregister,
+	.batch_post = rdma_transport_batch_post,
+	.flush = rdma_transport_flush,
+	.ctrl_send = rdma_transport_ctrl_send,
+	.recv = rdma_transport_recv,
+	.read = rdma_transport_read,
+	.close = rdma_transport_close,
+};
