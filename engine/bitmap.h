@@ -1,0 +1,34 @@
+/* engine/bitmap.h - page bitmaps: one bit per page, 64-bit words, bit i in word i / 64.
+ * Bits past nbits in the last word are kept zero by every function here, so words can be
+ * compared and OR-ed whole. */
+#ifndef RMIG_ENGINE_BITMAP_H
+#define RMIG_ENGINE_BITMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Words needed for nbits bits. */
+size_t bitmap_words(size_t nbits);
+void bitmap_set(uint64_t *bm, size_t bit);
+int bitmap_test(const uint64_t *bm, size_t bit);
+void bitmap_clear(uint64_t *bm, size_t bit);
+/* Set bits among the first nbits. */
+size_t bitmap_count(const uint64_t *bm, size_t nbits);
+
+/* Next run of set bits starting at or after from: returns 1 and sets *start_p, *len_p (the run
+ * ends at the first clear bit or at nbits); returns 0 when no set bit remains. */
+int dirty_bitmap_next_run(const uint64_t *bm, size_t nbits, size_t from, size_t *start_p,
+			  size_t *len_p);
+
+/* Clear the first nbits bits. */
+void bitmap_zero(uint64_t *bm, size_t nbits);
+/* Set bits [start, start + len). */
+void bitmap_set_range(uint64_t *bm, size_t start, size_t len);
+/* dst |= src over nbits bits; returns the number of bits of src that were not already in dst. */
+size_t bitmap_or(uint64_t *dst, const uint64_t *src, size_t nbits);
+/* dst &= ~src over nbits bits. */
+void bitmap_andnot(uint64_t *dst, const uint64_t *src, size_t nbits);
+/* 1 if no bit among the first nbits is set. */
+int bitmap_empty(const uint64_t *bm, size_t nbits);
+
+#endif /* RMIG_ENGINE_BITMAP_H */
