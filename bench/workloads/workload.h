@@ -1,0 +1,42 @@
+/* Guest-like workloads that write into a RAM region tracked by rmig: used by `rmig demo`,
+ * rmig-bench (every method on every workload) and end-to-end tests that validate the
+ * destination copy of a migrated region. */
+#ifndef RMIG_BENCH_WORKLOAD_H
+#define RMIG_BENCH_WORKLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct workload;
+
+struct workload_params {
+	uint64_t field_mask_unused;
+	size_t page_size;	/* 0 = the system page size */
+	double write_rate;	/* page writes per second, 0 = as fast as possible */
+	double hot_fraction;	/* of RAM (zipf-kv: of the keys); 0 = pure Zipf popularity */
+	double hot_probability; /* share of writes that go to the hot set */
+	uint64_t seed;
+	unsigned threads; /* 0 = 1; each thread owns an equal shard of the region */
+};
+
+/* names: idle, sequential, random, zipf-kv, sort; -ENOENT for any other name. zipf-kv and
+ * sort lay out their data structure in the region here (before start). */
+int workload_create(const char *name, void *ram, size_t length,
+		    const struct workload_params *params, struct workload **workload_p);
+int workload_start(struct workload *w); /* runs on its own thread(s) */
+int workload_stop(struct workload *w);	/* joins; safe to call twice */
+void workload_destroy(struct workload *w);
+uint64_t workload_pages_written(const struct workload *w);
+const char *const *workload_names(void); /* NULL-terminated */
+
+/* Runs ops operations synchronously on the calling thread, unthrottled (shards in turn):
+ * with the same seed, the same sequence of writes. -EBUSY while the threads run. */
+int workload_run_ops(struct workload *w, uint64_t ops);
+
+/* Validates the structure a workload keeps in ram (zipf-kv: every record's checksum, every
+ * key present and reachable; sort: every finished chunk sorted with valid records). 0 when
+ * intact, -EINVAL with a reason in why otherwise, -EOPNOTSUPP for workloads without one. */
+int workload_check(const char *name, const void *ram, size_t length,
+		   const struct workload_params *params, char *why, size_t why_len);
+
+#endif

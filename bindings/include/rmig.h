@@ -1,0 +1,554 @@
+/* rmig.h - the public C ABI of librmig: live-migrate guest RAM between two hosts over RDMA or
+ * TCP. A hypervisor creates one session per migration on each host, adds its guest RAM regions,
+ * installs callbacks (dirty log, pause, device state, resume) and runs the session.
+ * The only installed header. Every function returns 0 (or a count) on success, -errno on error. */
+#ifndef RMIG_H
+#define RMIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RMIG_VERSION_MAJOR 1
+#define RMIG_VERSION_MINOR 0
+#define RMIG_VERSION_PATCH 0
+
+/* One migration, on one host: opaque. */
+typedef struct rmig_session rmig_session_t;
+
+enum rmig_role {
+	RMIG_ROLE_SOURCE = 1,	   /* holds the running VM, sends RAM */
+	RMIG_ROLE_DESTINATION = 2, /* receives RAM, resumes the VM */
+};
+
+enum rmig_method {
+	RMIG_METHOD_PRECOPY = 0,  /* rounds while the VM runs, then a short pause */
+	RMIG_METHOD_PREDICT = 1,  /* pre-copy holding back pages predicted to be rewritten */
+	RMIG_METHOD_TSMC = 2,	  /* three-stage memory copy: no page sent more than twice */
+	RMIG_METHOD_POSTCOPY = 3, /* resume at once, missing pages fetched on fault */
+	RMIG_METHOD_HYBRID = 4,	  /* one pre-copy round, then post-copy */
+	RMIG_METHOD_AUTO = 5,	  /* chosen from dirty rate, bandwidth and downtime target */
+};
+
+/* When pre-copy stops iterating and pauses the VM. */
+enum rmig_policy {
+	/* Stop when remaining bytes / measured bandwidth <= downtime target, or at max_rounds. */
+	RMIG_POLICY_QEMU = 0,
+	/* At most max_rounds (default 30); stop when fewer than 50 pages are dirty or 3x RAM has
+	 * been sent. */
+	RMIG_POLICY_XEN = 1,
+};
+
+/* How the source learns which pages the guest wrote. */
+enum rmig_dirty_source {
+	RMIG_DIRTY_AUTO = 0, /* the dirty_sync callback if given, else userfaultfd, else hash */
+	RMIG_DIRTY_HYPERVISOR = 1, /* the dirty_sync callback (KVM dirty log, Xen log-dirty) */
+	RMIG_DIRTY_UFFD_ASYNC = 2, /* userfaultfd write-protect, async mode + PAGEMAP_SCAN */
+	RMIG_DIRTY_UFFD_SYNC = 3,  /* userfaultfd write-protect faults */
+	RMIG_DIRTY_HASH = 4,	   /* content hash of every page (RAM rmig can map, not track) */
+};
+
+enum rmig_verify {
+	/* At switchover the destination hashes every page; pages whose hash differs from the
+	 * source's are resent before the VM resumes. */
+	RMIG_VERIFY_ALL = 0,
+	RMIG_VERIFY_NONE = 1, /* trust the dirty log */
+};
+
+/* Bits of rmig_params.field_mask: which fields the caller set. Unset fields keep their
+ * current value (initially the default noted on the field). */
+#define RMIG_PARAM_METHOD (1ull << 0)
+#define RMIG_PARAM_POLICY (1ull << 1)
+#define RMIG_PARAM_DOWNTIME_MS (1ull << 2)
+#define RMIG_PARAM_BANDWIDTH_LIMIT (1ull << 3)
+#define RMIG_PARAM_MAX_ROUNDS (1ull << 4)
+#define RMIG_PARAM_DIRTY_SOURCE (1ull << 5)
+#define RMIG_PARAM_VERIFY (1ull << 6)
+#define RMIG_PARAM_KEY (1ull << 7)
+#define RMIG_PARAM_STREAMS (1ull << 8)
+#define RMIG_PARAM_TIMEOUT_MS (1ull << 9)
+
+#define RMIG_KEY_MAX 64u /* longest authentication key, bytes */
+
+/* Migration parameters. New fields are only ever appended, each with its own field_mask bit. */
+struct rmig_params {
+	uint64_t field_mask;	  /* RMIG_PARAM_* */
+	uint32_t method;	  /* enum rmig_method; default RMIG_METHOD_PRECOPY */
+	uint32_t policy;	  /* enum rmig_policy; default RMIG_POLICY_QEMU */
+	uint32_t downtime_ms;	  /* downtime target; default 300 */
+	uint32_t max_rounds;	  /* rounds before the VM is paused regardless; default 30 */
+	uint64_t bandwidth_limit; /* bytes per second the source may send; default 0 = no cap */
+	uint32_t dirty_source;	  /* enum rmig_dirty_source; default RMIG_DIRTY_AUTO */
+	uint32_t verify;	  /* enum rmig_verify; default RMIG_VERIFY_ALL */
+	const void *key;	  /* shared secret both hosts set; copied; default none */
+	uint32_t key_len;	  /* 1..RMIG_KEY_MAX, 0 clears the key */
+	uint32_t streams;	  /* parallel connections / queue pairs; default 1 */
+	uint32_t timeout_ms;	  /* longest wait for the peer at any step; default 30000 */
+	uint32_t reserved;	  /* must be 0 */
+};
+
+/* Bits of rmig_callbacks.field_mask: which callbacks are set. */
+#define RMIG_CB_DIRTY_SYNC (1ull << 0)
+#define RMIG_CB_PAUSE_VM (1ull << 1)
+#define RMIG_CB_DEVICE_STATE_READ (1ull << 2)
+#define RMIG_CB_DEVICE_STATE_WRITE (1ull << 3)
+#define RMIG_CB_RESUME_VM (1ull << 4)
+#define RMIG_CB_THROTTLE (1ull << 5)
+#define RMIG_CB_PROGRESS (1ull << 6)
+
+struct rmig_stats;
+
+/* Events passed to the progress callback. */
+enum rmig_event {
+	/* during a round, at most every 100 ms and after its first batch */
+	RMIG_EVENT_PROGRESS = 0,
+	RMIG_EVENT_ROUND_END = 1, /* a round's data has all been handed to the transport */
+	RMIG_EVENT_PAUSED = 2,	  /* the source VM has been paused */
+	RMIG_EVENT_DONE = 3,	  /* the migration ended (completed, failed or cancelled) */
+	/* source: after a live round, the dirty pages were counted and the stop policy decided:
+	 * remaining_bytes, dirty_pages_rate, bandwidth, projected_downtime_ms, stop_reason */
+	RMIG_EVENT_SYNC = 4,
+};
+
+/* Hypervisor callbacks. Each receives the opaque pointer given with them and runs on the thread
+ * that runs the session. A callback returns 0 (or a count) or -errno; an error fails the
+ * migration, which then leaves the source VM running and the destination discarded. */
+struct rmig_callbacks {
+	uint64_t field_mask; /* RMIG_CB_* */
+	/* Source: set the bit of every page of region_id written since the previous call in
+	 * bitmap (npages bits, zeroed by rmig; bit i of word i / 64 is page i). */
+	int (*dirty_sync)(void *opaque, uint32_t region_id, uint64_t *bitmap, size_t npages);
+	/* Source: stop the vCPUs. After it returns no guest RAM may change. */
+	int (*pause_vm)(void *opaque);
+	/* Source: copy the next at most len bytes of device state into buf; return how many,
+	 * 0 at the end. */
+	int (*device_state_read)(void *opaque, void *buf, size_t len);
+	/* Destination: the next len bytes of device state, in order. */
+	int (*device_state_write)(void *opaque, const void *buf, size_t len);
+	/* Destination: the VM may run here now (all RAM and device state have landed).
+	 * Source: the migration failed after pause_vm; the VM must run again here. */
+	int (*resume_vm)(void *opaque);
+	/* Source: the guest dirties memory faster than it can be sent; slow its vCPUs down to
+	 * (100 - percent)% of their time. percent 0 lifts the throttle. */
+	int (*throttle)(void *opaque, uint32_t percent);
+	/* Either role: event (enum rmig_event) with a snapshot of the session's statistics. */
+	void (*progress)(void *opaque, uint32_t event, const struct rmig_stats *stats);
+};
+
+enum rmig_status {
+	RMIG_STATUS_NONE = 0,	   /* created, not started */
+	RMIG_STATUS_SETUP = 1,	   /* connecting, exchanging the region table */
+	RMIG_STATUS_ACTIVE = 2,	   /* rounds while the VM runs */
+	RMIG_STATUS_DEVICE = 3,	   /* VM paused: final round, device state, verification */
+	RMIG_STATUS_COMPLETED = 4, /* resumed on the destination */
+	RMIG_STATUS_FAILED = 5,	   /* see rmig_last_error() */
+	RMIG_STATUS_CANCELLED = 6,
+};
+
+/* Why pre-copy stopped iterating. */
+enum rmig_stop_reason {
+	RMIG_STOP_NONE = 0,
+	RMIG_STOP_DOWNTIME = 1,	  /* projected downtime within the target */
+	RMIG_STOP_MAX_ROUNDS = 2, /* the round limit */
+	RMIG_STOP_FEW_DIRTY = 3,  /* xen: fewer than 50 dirty pages */
+	RMIG_STOP_SENT_LIMIT = 4, /* xen: 3x RAM sent */
+};
+
+/* A snapshot of a session, in the terms of QEMU's query-migrate. Times in milliseconds,
+ * rates per second. The caller sets struct_size = sizeof(struct rmig_stats); rmig fills only
+ * what fits, so older callers keep working when fields are appended. */
+struct rmig_stats {
+	uint32_t struct_size;
+	uint32_t status;		/* enum rmig_status */
+	uint32_t method;		/* enum rmig_method */
+	uint32_t stop_reason;		/* enum rmig_stop_reason */
+	uint32_t round;			/* current (or last) round, 1 = the bulk round */
+	uint32_t rounds;		/* rounds completed while the VM ran */
+	uint64_t ram_bytes;		/* all regions */
+	uint64_t remaining_bytes;	/* dirty, not yet sent (as of the last sync and progress) */
+	uint64_t dirty_pages_rate;	/* pages dirtied per second, last round */
+	uint64_t bandwidth;		/* bytes per second on the wire, last round */
+	uint64_t projected_downtime_ms; /* at the last stop decision */
+	uint64_t downtime_ms;	      /* pause to resume (source: to the resume acknowledgement) */
+	uint64_t total_time_ms;	      /* start to resume, or so far */
+	uint64_t setup_time_ms;	      /* start to the first page sent */
+	uint64_t bytes;		      /* sent on the wire by this end, headers included */
+	uint64_t data_bytes;	      /* page payload */
+	uint64_t pages_sent;	      /* page transmissions, zero-page markers included */
+	uint64_t zero_pages;	      /* of which zero-page markers (no data) */
+	uint64_t pages_sent_multiple; /* distinct pages sent more than once */
+	uint64_t pages_sent_histogram[4]; /* distinct pages sent 1, 2, 3, 4 or more times */
+	uint64_t pages_verified;	  /* pages whose hashes were compared at switchover */
+	uint64_t pages_mismatched;	  /* of which differed and were resent */
+	uint64_t device_state_bytes;
+	uint64_t pages_received; /* destination: page arrivals */
+	uint64_t bytes_received; /* received on the wire by this end, headers included */
+	uint32_t dirty_source;	 /* source: enum rmig_dirty_source actually tracking (not AUTO) */
+	uint32_t reserved;
+};
+
+/* One round's record: the rounds add up to the session's totals. Round 0 is the setup
+ * (handshake, region table); the last round is the final one, with the VM paused. */
+struct rmig_round_stats {
+	uint32_t struct_size;
+	uint32_t round;
+	uint64_t bytes; /* on the wire, everything the source sent during the round */
+	uint64_t data_bytes;
+	uint64_t pages; /* page transmissions, zero-page markers included */
+	uint64_t zero_pages;
+	uint64_t dirty_pages; /* pages found dirty at the sync that started the round */
+	uint64_t duration_us;
+	uint32_t paused; /* 1 for the final round */
+	uint32_t reserved;
+};
+
+/**
+ * rmig_version() - the library's version.
+ *
+ * Return: "MAJOR.MINOR.PATCH", a static string.
+ */
+const char *rmig_version(void);
+
+/**
+ * rmig_strerror() - describe an error code returned by rmig.
+ * @err: a negative errno value as returned by any rmig function (or its absolute value).
+ *
+ * Return: a static string saying what the code means for a migration.
+ */
+const char *rmig_strerror(int err);
+
+/* Log levels passed to the log handler. */
+enum rmig_log_level {
+	RMIG_LOG_ERROR = 0,
+	RMIG_LOG_WARN = 1,
+	RMIG_LOG_INFO = 2,
+	RMIG_LOG_DEBUG = 3,
+};
+
+/**
+ * rmig_log_handler_install() - route rmig's log messages.
+ * @handler: called with each message (no trailing newline); NULL restores the default (stderr).
+ * @opaque: passed back to @handler.
+ * @max_level: the most verbose enum rmig_log_level passed on.
+ *
+ * Process-wide. The handler may be called from any rmig thread.
+ */
+void rmig_log_handler_install(void (*handler)(void *opaque, int level, const char *message),
+			      void *opaque, int max_level);
+
+/**
+ * rmig_session_create() - create a session for one migration.
+ * @role: RMIG_ROLE_SOURCE or RMIG_ROLE_DESTINATION.
+ * @session_p: set to the new session on success.
+ *
+ * Return: 0, -EINVAL for an unknown role, -ENOMEM.
+ */
+int rmig_session_create(uint32_t role, rmig_session_t **session_p);
+
+/**
+ * rmig_session_destroy() - free a session. Cancels and waits for a running migration first.
+ * @session: may be NULL.
+ */
+void rmig_session_destroy(rmig_session_t *session);
+
+/**
+ * rmig_session_set_params() - set the fields of @params named by its field_mask.
+ * @session: not yet started.
+ * @params: fields outside the mask are ignored.
+ *
+ * Return: 0; -EINVAL for an unknown mask bit or a value out of range; -EBUSY once started.
+ * A method not available yet is accepted here and refused by rmig_session_run() with
+ * -EOPNOTSUPP.
+ */
+int rmig_session_set_params(rmig_session_t *session, const struct rmig_params *params);
+
+/**
+ * rmig_session_set_callbacks() - install the hypervisor callbacks.
+ * @session: not yet started.
+ * @callbacks: copied; callbacks whose field_mask bit is clear are ignored.
+ * @opaque: passed to every callback.
+ *
+ * Return: 0, -EINVAL for an unknown mask bit or a set bit with a NULL function, -EBUSY once
+ * started.
+ */
+int rmig_session_set_callbacks(rmig_session_t *session, const struct rmig_callbacks *callbacks,
+			       void *opaque);
+
+/**
+ * rmig_region_add() - add a guest RAM region. Both hosts add the same ids with the same length
+ * and page size; the destination refuses the migration otherwise.
+ * @session: not yet started.
+ * @id: any number, unique within the session.
+ * @addr: page-aligned start of the region in this process.
+ * @length: a multiple of @page_size.
+ * @page_size: a power of two, 4 KiB up to 1 GiB.
+ *
+ * Return: 0; -EINVAL for a misaligned address or length or a bad page size; -EEXIST for a used
+ * id; -EBUSY once started; -ENOMEM.
+ */
+int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr, size_t length,
+		    size_t page_size);
+
+/**
+ * rmig_session_listen() - destination: bind to @uri and wait there for the source.
+ * @session: a destination session, not yet started.
+ * @uri: "rdma://addr:port", "tcp://addr:port" (port 0 picks a free one) or "loop:name".
+ *
+ * Return: 0; -EPROTONOSUPPORT for an unknown scheme or one not usable here; -EINVAL for a
+ * malformed uri; -EADDRINUSE; -EBUSY.
+ */
+int rmig_session_listen(rmig_session_t *session, const char *uri);
+
+/**
+ * rmig_session_listen_uri() - destination: the uri a source should connect to.
+ * @session: a listening destination session.
+ * @buf: receives the NUL-terminated uri.
+ * @len: size of @buf.
+ *
+ * Return: 0; -EINVAL when not listening; -ENOSPC when @buf is too small.
+ */
+int rmig_session_listen_uri(rmig_session_t *session, char *buf, size_t len);
+
+/**
+ * rmig_session_connect() - source: connect to the destination listening at @uri.
+ * @session: a source session, not yet started.
+ * @uri: as for rmig_session_listen().
+ *
+ * Return: 0; -ECONNREFUSED, -ETIMEDOUT, -EPROTONOSUPPORT, -EINVAL, -EBUSY.
+ */
+int rmig_session_connect(rmig_session_t *session, const char *uri);
+
+/**
+ * rmig_session_run() - run the migration to its end on the calling thread.
+ * @session: a connected source or a listening destination with at least one region.
+ *
+ * The source sends RAM while the VM runs, pauses it, sends the rest and the device state,
+ * verifies, and returns once the destination has resumed the VM. The destination accepts the
+ * source, receives, and returns after resume_vm. On any failure the source VM keeps (or goes
+ * back to) running and the destination never resumes.
+ *
+ * Return: 0 when the VM runs on the destination; -ECANCELED after rmig_session_cancel();
+ * -EOPNOTSUPP for a method not available yet; -ENOENT / -EINVAL when the peer's region table
+ * differs (unknown region, length or page size mismatch); -ECONNRESET / -ECONNABORTED when
+ * the peer went away or aborted; -ETIMEDOUT; -EPROTO for a peer breaking the protocol; an
+ * error a callback returned. rmig_last_error() says where and why.
+ */
+int rmig_session_run(rmig_session_t *session);
+
+/**
+ * rmig_session_start() - rmig_session_run() on a thread of its own.
+ * @session: as for rmig_session_run().
+ *
+ * Return: 0 when the thread started; -EBUSY when already started; -EAGAIN.
+ */
+int rmig_session_start(rmig_session_t *session);
+
+/**
+ * rmig_session_wait() - wait for a migration started with rmig_session_start().
+ * @session: a started session.
+ * @timeout_ms: -1 waits as long as it takes.
+ *
+ * Return: what rmig_session_run() returned; -ETIMEDOUT when it is still running; -EINVAL when
+ * it was not started.
+ */
+int rmig_session_wait(rmig_session_t *session, int timeout_ms);
+
+/**
+ * rmig_session_cancel() - stop a running migration as soon as possible.
+ * @session: any session; safe from any thread and from callbacks.
+ *
+ * The source VM keeps running (it is resumed if it was paused); the destination is discarded
+ * and never resumes. Cancelling after the destination resumed has no effect.
+ *
+ * Return: 0.
+ */
+int rmig_session_cancel(rmig_session_t *session);
+
+/**
+ * rmig_session_stats() - snapshot of the session's statistics.
+ * @session: any session; safe from any thread while it runs.
+ * @stats: the caller sets stats->struct_size; rmig fills what fits.
+ *
+ * Return: 0, -EINVAL when struct_size is too small for the first two fields.
+ */
+int rmig_session_stats(rmig_session_t *session, struct rmig_stats *stats);
+
+/**
+ * rmig_session_round_stats() - the record of one round.
+ * @session: a source session.
+ * @round: 0 (setup) up to rmig_stats.round.
+ * @stats: the caller sets stats->struct_size; rmig fills what fits.
+ *
+ * Return: 0, -ENOENT for a round not (yet) recorded, -EINVAL.
+ */
+int rmig_session_round_stats(rmig_session_t *session, uint32_t round,
+			     struct rmig_round_stats *stats);
+
+/**
+ * rmig_last_error() - the session's last error, with where and why.
+ * @session: any session.
+ *
+ * Return: a NUL-terminated message, "" when there was none. Valid until the next call into the
+ * session.
+ */
+const char *rmig_last_error(rmig_session_t *session);
+
+/**
+ * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled".
+ * @status: enum rmig_status.
+ *
+ * Return: a static string, "unknown" for another value.
+ */
+const char *rmig_status_name(uint32_t status);
+
+/**
+ * rmig_method_name() - "precopy", "predict", "tsmc", "postcopy", "hybrid", "auto".
+ * @method: enum rmig_method.
+ *
+ * Return: a static string, "unknown" for another value.
+ */
+const char *rmig_method_name(uint32_t method);
+
+/* ---- Planner ---- */
+
+/* A migration plan for a cluster: which VMs move where, by which method, at what projected
+ * cost. Opaque. */
+typedef struct rmig_plan rmig_plan_t;
+
+/* How an overloaded host is recognised. */
+enum rmig_plan_overload {
+	RMIG_PLAN_OVERLOAD_STATIC = 0, /* utilisation above threshold */
+	/* utilisation above 1 - mad_k * median absolute deviation of the host's history */
+	RMIG_PLAN_OVERLOAD_MAD = 1,
+	/* lr_safety * next utilisation forecast by local regression above 1 */
+	RMIG_PLAN_OVERLOAD_LR = 2,
+};
+
+/* Which VM leaves an overloaded host first. */
+enum rmig_plan_select {
+	RMIG_PLAN_SELECT_MIN_TIME = 0,	  /* shortest projected migration */
+	RMIG_PLAN_SELECT_CORRELATION = 1, /* load most correlated with the rest of the host */
+};
+
+/* Bits of rmig_plan_params.field_mask. */
+#define RMIG_PLAN_PARAM_OVERLOAD (1ull << 0)
+#define RMIG_PLAN_PARAM_THRESHOLD (1ull << 1)
+#define RMIG_PLAN_PARAM_MAD_K (1ull << 2)
+#define RMIG_PLAN_PARAM_LR_SAFETY (1ull << 3)
+#define RMIG_PLAN_PARAM_SELECT (1ull << 4)
+#define RMIG_PLAN_PARAM_DOWNTIME_MS (1ull << 5)
+#define RMIG_PLAN_PARAM_CONSOLIDATE (1ull << 6)
+
+/* Planning parameters. New fields are only ever appended, each with its own field_mask bit. */
+struct rmig_plan_params {
+	uint64_t field_mask;  /* RMIG_PLAN_PARAM_* */
+	uint32_t overload;    /* enum rmig_plan_overload; default RMIG_PLAN_OVERLOAD_STATIC */
+	uint32_t select;      /* enum rmig_plan_select; default RMIG_PLAN_SELECT_MIN_TIME */
+	double threshold;     /* static threshold (0..1], also used while history is short; 0.8 */
+	double mad_k;	      /* default 2.5 */
+	double lr_safety;     /* default 1.2 */
+	uint32_t downtime_ms; /* downtime target for the method choice; default 300 */
+	uint32_t consolidate; /* 1: also empty lightly loaded hosts; default 0 */
+};
+
+/* Why a move is in the plan. */
+enum rmig_plan_reason {
+	RMIG_PLAN_REASON_OVERLOAD = 0,	    /* its host is overloaded */
+	RMIG_PLAN_REASON_CONSOLIDATION = 1, /* its host is being emptied */
+};
+
+/* One move. The caller sets struct_size = sizeof(struct rmig_plan_move); rmig fills what fits.
+ * Strings belong to the plan and live until rmig_plan_destroy(). */
+struct rmig_plan_move {
+	uint32_t struct_size;
+	uint32_t method;    /* enum rmig_method chosen by the cost model (never AUTO) */
+	uint32_t policy;    /* enum rmig_policy, for RMIG_METHOD_PRECOPY */
+	uint32_t reason;    /* enum rmig_plan_reason */
+	uint32_t rounds;    /* projected rounds while the VM runs */
+	uint32_t converges; /* 1 when the method meets its stop rule within its limits */
+	const char *vm;	    /* ids as in the snapshot */
+	const char *source;
+	const char *destination;
+	const char *method_name; /* "precopy-qemu", "precopy-xen", "predict", "tsmc", ... */
+	uint64_t bytes;		 /* projected bytes on the wire */
+	uint64_t total_time_us;	 /* projected start to resume */
+	uint64_t downtime_us;	 /* projected pause to resume */
+	uint64_t stall_us;	 /* projected post-copy fault waits */
+};
+
+/**
+ * rmig_plan_from_json() - plan migrations for a cluster snapshot.
+ * @json: NUL-terminated snapshot (hosts with capacity and utilisation history, link bandwidth,
+ *        VMs with size, CPU use and dirty rate; format in docs/planner.md).
+ * @params: fields outside the field_mask keep their defaults; NULL for all defaults.
+ * @plan_p: set to the new plan on success.
+ *
+ * VMs that must leave an overloaded host but fit nowhere are listed in the plan with the
+ * reason, which is not an error. No move takes a destination past its limit.
+ *
+ * Return: 0; -EINVAL for malformed JSON or a field out of range (the log names the field,
+ * e.g. "vms[3].host: unknown host"), or for parameters out of range; -ENOMEM.
+ */
+int rmig_plan_from_json(const char *json, const struct rmig_plan_params *params,
+			rmig_plan_t **plan_p);
+
+/**
+ * rmig_plan_move_count() - how many moves the plan holds.
+ * @plan: a plan.
+ *
+ * Return: the count (0 when no host is overloaded), -EINVAL for a NULL plan.
+ */
+int rmig_plan_move_count(const rmig_plan_t *plan);
+
+/**
+ * rmig_plan_unplaced_count() - how many VMs had to move but fit on no destination.
+ * @plan: a plan.
+ *
+ * Return: the count, -EINVAL for a NULL plan. The reasons are in the JSON and the table.
+ */
+int rmig_plan_unplaced_count(const rmig_plan_t *plan);
+
+/**
+ * rmig_plan_move_get() - one move of the plan, in the order they should run.
+ * @plan: a plan.
+ * @index: 0 up to rmig_plan_move_count() - 1.
+ * @move: the caller sets move->struct_size; rmig fills what fits.
+ *
+ * Return: 0; -ENOENT for an index past the end; -EINVAL for NULL arguments or a struct_size
+ * too small for the first two fields.
+ */
+int rmig_plan_move_get(const rmig_plan_t *plan, uint32_t index, struct rmig_plan_move *move);
+
+/**
+ * rmig_plan_to_json() - the plan as JSON: policy, hosts before and after, moves with their
+ * projected cost, unplaced VMs with reasons, totals.
+ * @plan: a plan.
+ * @json_p: set to a NUL-terminated string the caller frees with free().
+ *
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int rmig_plan_to_json(const rmig_plan_t *plan, char **json_p);
+
+/**
+ * rmig_plan_to_table() - the plan as a table a person reads.
+ * @plan: a plan.
+ * @text_p: set to a NUL-terminated string the caller frees with free().
+ *
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int rmig_plan_to_table(const rmig_plan_t *plan, char **text_p);
+
+/**
+ * rmig_plan_destroy() - free a plan and its strings.
+ * @plan: may be NULL.
+ */
+void rmig_plan_destroy(rmig_plan_t *plan);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RMIG_H */

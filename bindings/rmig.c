@@ -1,0 +1,146 @@
+/* bindings/rmig.c - the public ABI (rmig.h) over the engine's session: argument checks, and
+ * nothing else, so the engine stays the one place migrations are implemented. */
+#include <errno.h>
+#include <stdio.h>
+
+#include "bindings/rmig_export.h"
+#include "engine/session.h"
+#include "rmig.h"
+#include "transport/log.h"
+
+#define RMIG_STRINGIFY(x) #x
+#define RMIG_VERSION_STRING_OF(a, b, c) \
+	RMIG_STRINGIFY(a) "." RMIG_STRINGIFY(b) "." RMIG_STRINGIFY(c)
+
+RMIG_EXPORT const char *rmig_version(void)
+{
+	return RMIG_VERSION_STRING_OF(RMIG_VERSION_MAJOR, RMIG_VERSION_MINOR, RMIG_VERSION_PATCH);
+}
+
+RMIG_EXPORT const char *rmig_strerror(int err)
+{
+	return session_strerror(err);
+}
+
+RMIG_EXPORT void rmig_log_handler_install(void (*handler)(void *opaque, int level,
+							  const char *message),
+					  void *opaque, int max_level)
+{
+	rmig_log_handler_set(handler, opaque, max_level);
+}
+
+RMIG_EXPORT int rmig_session_create(uint32_t role, rmig_session_t **session_p)
+{
+	if (!session_p)
+		return -EINVAL;
+	return session_create(role, session_p);
+}
+
+RMIG_EXPORT void rmig_session_destroy(rmig_session_t *session)
+{
+	session_destroy(session);
+}
+
+RMIG_EXPORT int rmig_session_set_params(rmig_session_t *session, const struct rmig_params *params)
+{
+	if (!session || !params)
+		return -EINVAL;
+	return session_set_params(session, params);
+}
+
+RMIG_EXPORT int rmig_session_set_callbacks(rmig_session_t *session,
+					   const struct rmig_callbacks *callbacks, void *opaque)
+{
+	if (!session || !callbacks)
+		return -EINVAL;
+	return session_set_callbacks(session, callbacks, opaque);
+}
+
+RMIG_EXPORT int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr, size_t length,
+				size_t page_size)
+{
+	if (!session)
+		return -EINVAL;
+	return session_region_add(session, id, addr, length, page_size);
+}
+
+RMIG_EXPORT int rmig_session_listen(rmig_session_t *session, const char *uri)
+{
+	if (!session || !uri)
+		return -EINVAL;
+	return session_listen(session, uri);
+}
+
+RMIG_EXPORT int rmig_session_listen_uri(rmig_session_t *session, char *buf, size_t len)
+{
+	if (!session || !buf || !len)
+		return -EINVAL;
+	return session_listen_uri(session, buf, len);
+}
+
+RMIG_EXPORT int rmig_session_connect(rmig_session_t *session, const char *uri)
+{
+	if (!session || !uri)
+		return -EINVAL;
+	return session_connect(session, uri);
+}
+
+RMIG_EXPORT int rmig_session_run(rmig_session_t *session)
+{
+	if (!session)
+		return -EINVAL;
+	return session_run(session);
+}
+
+RMIG_EXPORT int rmig_session_start(rmig_session_t *session)
+{
+	if (!session)
+		return -EINVAL;
+	return session_start(session);
+}
+
+RMIG_EXPORT int rmig_session_wait(rmig_session_t *session, int timeout_ms)
+{
+	if (!session)
+		return -EINVAL;
+	return session_wait(session, timeout_ms);
+}
+
+RMIG_EXPORT int rmig_session_cancel(rmig_session_t *session)
+{
+	if (!session)
+		return -EINVAL;
+	return session_cancel(session);
+}
+
+RMIG_EXPORT int rmig_session_stats(rmig_session_t *session, struct rmig_stats *stats)
+{
+	if (!session)
+		return -EINVAL;
+	return session_stats_get(session, stats);
+}
+
+RMIG_EXPORT int rmig_session_round_stats(rmig_session_t *session, uint32_t round,
+					 struct rmig_round_stats *stats)
+{
+	if (!session)
+		return -EINVAL;
+	return session_round_stats_get(session, round, stats);
+}
+
+RMIG_EXPORT const char *rmig_last_error(rmig_session_t *session)
+{
+	if (!session)
+		return "no session";
+	return session_last_error(session);
+}
+
+RMIG_EXPORT const char *rmig_status_name(uint32_t status)
+{
+	return session_status_name(status);
+}
+
+RMIG_EXPORT const char *rmig_method_name(uint32_t method)
+{
+	return session_method_name(method);
+}

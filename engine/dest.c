@@ -1,0 +1,418 @@
+/* engine/dest.c - the destination side: accept the source, check its region table against the
+ * regions added here, receive batches (commits: the data has landed) and track which pages
+ * arrived, answer verification, take the device state and resume the VM. On abort, cancel or
+ * a lost connection the destination is discarded: resume_vm is never called. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/bitmap.h"
+#include "engine/protocol.h"
+#include "engine/session.h"
+#include "transport/log.h"
+
+#define SOURCE_LABEL "rmig-source"
+#define DEST_LABEL "rmig-dest"
+
+/* Fail with err and tell the source why. */
+static int dest_refuse(struct rmig_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int dest_refuse(struct rmig_session *s, int err, const char *fmt, ...)
+{
+	char reason[PROTOCOL_REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	session_fail(s, err, "%s", reason);
+	session_abort_send(s, err, reason);
+	return err;
+}
+
+static int dest_accept(struct rmig_session *s)
+{
+	uint64_t deadline = session_now_us() + (uint64_t)s->params.timeout_ms * 1000u;
+	struct transport_conn *conn;
+	int ret;
+
+	if (!s->listener)
+		return session_fail(s, -ENOTCONN,
+				    "the destination is not listening (rmig_session_listen)");
+	for (;;) {
+		if (session_cancelled(s))
+			return session_fail(s, -ECANCELED,
+					    "cancelled while waiting for the source");
+		ret = transport_accept(s->listener, 100, &conn);
+		if (ret == 0) {
+			session_conn_set(s, conn);
+			break;
+		}
+		if (ret != -ETIMEDOUT)
+			return session_fail(s, ret, "accepting the source: %s",
+					    session_strerror(ret));
+		if (session_now_us() >= deadline)
+			return session_fail(s, -ETIMEDOUT, "no source connected within %u ms",
+					    s->params.timeout_ms);
+	}
+	/* One source per session. */
+	transport_listener_close(s->listener);
+	s->listener = NULL;
+	return 0;
+}
+
+static int dest_handshake(struct rmig_session *s)
+{
+	struct protocol_region table[PROTOCOL_REGIONS_MAX];
+	struct protocol_hello_ack ack = {0};
+	struct protocol_hello hello;
+	char why[TRANSPORT_ERROR_MAX];
+	const void *payload;
+	size_t len, count;
+	int ret, type;
+
+	type = session_ctrl_recv(s, "the source's hello", &payload, &len);
+	if (type < 0)
+		return type;
+	if (type != PROTOCOL_HELLO)
+		return dest_refuse(s, -EPROTO, "the source opened with %s instead of hello",
+				   protocol_type_name(type));
+	ret = protocol_hello_from_wire(payload, len, &hello, why, sizeof(why));
+	if (ret)
+		return dest_refuse(s, ret, "the source broke the protocol: %s", why);
+	if (hello.method != RMIG_METHOD_PRECOPY)
+		return dest_refuse(s, -EOPNOTSUPP,
+				   "method %s is not available in this version of rmig",
+				   session_method_name(hello.method));
+	if (!!(hello.flags & PROTOCOL_HELLO_KEY) != !!s->params.key_len)
+		return dest_refuse(s, -EACCES, "a key is configured on the %s only",
+				   s->params.key_len ? "destination" : "source");
+	ret = protocol_nonce(ack.nonce);
+	if (!ret && s->params.key_len) {
+		ack.flags = PROTOCOL_HELLO_KEY;
+		ret = protocol_mac(s->key, s->params.key_len, DEST_LABEL, hello.nonce, ack.nonce,
+				   ack.mac);
+	}
+	if (ret)
+		return dest_refuse(s, ret, "the destination cannot compute its key proof");
+	ret = session_ctrl_send(s, protocol_hello_ack_to_wire(&ack, s->msg_buf));
+	if (ret)
+		return ret;
+	if (s->params.key_len) {
+		uint8_t mac[PROTOCOL_MAC_LEN], expected[PROTOCOL_MAC_LEN];
+
+		type = session_ctrl_recv(s, "the source's key proof", &payload, &len);
+		if (type < 0)
+			return type;
+		if (type != PROTOCOL_AUTH)
+			return dest_refuse(s, -EPROTO,
+					   "the source sent %s instead of its key proof",
+					   protocol_type_name(type));
+		ret = protocol_auth_from_wire(payload, len, mac, why, sizeof(why));
+		if (ret)
+			return dest_refuse(s, ret, "the source broke the protocol: %s", why);
+		ret = protocol_mac(s->key, s->params.key_len, SOURCE_LABEL, ack.nonce, hello.nonce,
+				   expected);
+		if (ret || !protocol_mac_equal(mac, expected))
+			return dest_refuse(s, -EACCES, "the source does not hold the session key");
+	}
+
+	type = session_ctrl_recv(s, "the region table", &payload, &len);
+	if (type < 0)
+		return type;
+	if (type != PROTOCOL_REGION_TABLE)
+		return dest_refuse(s, -EPROTO, "the source sent %s instead of its region table",
+				   protocol_type_name(type));
+	ret = protocol_region_table_from_wire(payload, len, table, &count, why, sizeof(why));
+	if (ret)
+		return dest_refuse(s, ret, "the source broke the protocol: %s", why);
+	for (size_t i = 0; i < count; i++) {
+		struct session_region *r = session_region_find(s, table[i].id);
+
+		if (!r)
+			return dest_refuse(s, -ENOENT,
+					   "region %u (%llu bytes) of the source is unknown on the "
+					   "destination",
+					   table[i].id, (unsigned long long)table[i].length);
+		if (r->length != table[i].length)
+			return dest_refuse(
+				s, -EINVAL,
+				"region %u length mismatch: %llu bytes on the source, %zu "
+				"on the destination",
+				r->id, (unsigned long long)table[i].length, r->length);
+		if (r->page_shift != table[i].page_shift)
+			return dest_refuse(
+				s, -EINVAL,
+				"region %u page size mismatch: %llu bytes on the source, "
+				"%zu on the destination",
+				r->id, 1ull << table[i].page_shift, r->page_size);
+	}
+	if (count != s->nregions) {
+		for (size_t i = 0; i < s->nregions; i++) {
+			size_t j;
+
+			for (j = 0; j < count && table[j].id != s->regions[i].id; j++)
+				;
+			if (j == count)
+				return dest_refuse(
+					s, -ENOENT,
+					"region %u of the destination is not sent by the "
+					"source",
+					s->regions[i].id);
+		}
+	}
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		ret = transport_region_register(s->conn, r->id, r->addr, r->length,
+						TRANSPORT_ACCESS_REMOTE_WRITE);
+		if (ret)
+			return dest_refuse(s, ret, "the destination cannot register region %u: %s",
+					   r->id, session_strerror(ret));
+	}
+	return session_ctrl_send(s, protocol_region_ack_to_wire(s->msg_buf));
+}
+
+static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
+{
+	uint64_t pages = 0;
+
+	for (size_t i = 0; i < msg->nruns; i++) {
+		const struct transport_run *run = &msg->runs[i];
+		struct session_region *r = session_region_find(s, run->region_id);
+		uint64_t first, n;
+
+		/* The transport checked the run against the registered region; the page
+		 * granularity is the engine's to check. */
+		if (!r || (run->offset & (r->page_size - 1)) ||
+		    (run->length & (r->page_size - 1)) || run->offset + run->length > r->length)
+			return dest_refuse(
+				s, -EPROTO,
+				"batch %llu run %zu (region %u, offset %llu, length %llu) "
+				"is not whole pages of a region here",
+				(unsigned long long)msg->batch_id, i, run->region_id,
+				(unsigned long long)run->offset, (unsigned long long)run->length);
+		if (run->flags & TRANSPORT_RUN_ZERO)
+			memset((char *)r->addr + run->offset, 0, run->length);
+		first = run->offset >> r->page_shift;
+		n = run->length >> r->page_shift;
+		for (uint64_t p = first; p < first + n; p++)
+			bitmap_set(r->arrived, p);
+		pages += n;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.pages_received += pages;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
+		       int device_state_complete)
+{
+	struct protocol_resumed resumed = {0};
+	struct protocol_resume msg;
+	char why[TRANSPORT_ERROR_MAX];
+	int ret;
+
+	ret = protocol_resume_from_wire(payload, len, &msg, why, sizeof(why));
+	if (ret)
+		return dest_refuse(s, ret, "the source broke the protocol: %s", why);
+	if (!device_state_complete)
+		return dest_refuse(s, -EPROTO, "resume before the end of the device state");
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+		size_t arrived = bitmap_count(r->arrived, r->npages);
+
+		if (arrived != r->npages)
+			return dest_refuse(
+				s, -EIO, "resume with %zu of %zu pages of region %u never received",
+				r->npages - arrived, r->npages, r->id);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.pages_mismatched = msg.pages_mismatched;
+	pthread_mutex_unlock(&s->lock);
+	if (s->callbacks.field_mask & RMIG_CB_RESUME_VM)
+		ret = s->callbacks.resume_vm(s->opaque);
+	resumed.status = ret < 0 ? ret : 0;
+	resumed.pages_received = s->stats.pages_received;
+	if (ret < 0)
+		session_fail(s, ret, "the resume_vm callback returned %d (%s)", ret,
+			     session_strerror(ret));
+	/* The source waits for this either way: it resumes the VM there on failure. */
+	if (session_ctrl_send(s, protocol_resumed_to_wire(&resumed, s->msg_buf)) == 0)
+		transport_flush(s->conn, (int)s->params.timeout_ms);
+	return ret < 0 ? ret : 0;
+}
+
+static int dest_receive(struct rmig_session *s)
+{
+	uint64_t device_offset = 0;
+	int device_state_complete = 0;
+	char why[TRANSPORT_ERROR_MAX];
+	int ret;
+
+	for (;;) {
+		struct transport_msg msg;
+		const void *payload;
+		size_t len;
+		int type;
+
+		if (session_cancelled(s))
+			return dest_refuse(s, -ECANCELED, "the destination was cancelled");
+		ret = transport_recv(s->conn, &msg, 100);
+		if (ret == -ETIMEDOUT)
+			continue;
+		if (ret)
+			return session_fail(s, ret, "connection to the source %s: %s%s%s",
+					    s->conn->peer, session_strerror(ret),
+					    transport_error(s->conn)[0] ? ": " : "",
+					    transport_error(s->conn));
+		if (msg.type == TRANSPORT_MSG_COMMIT) {
+			ret = dest_commit(s, &msg);
+			if (ret)
+				return ret;
+			continue;
+		}
+		type = protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why));
+		if (type < 0)
+			return dest_refuse(s, type, "the source broke the protocol: %s", why);
+		switch (type) {
+		case PROTOCOL_ROUND: {
+			struct protocol_round round;
+
+			ret = protocol_round_from_wire(payload, len, &round, why, sizeof(why));
+			if (ret)
+				return dest_refuse(s, ret, "the source broke the protocol: %s",
+						   why);
+			pthread_mutex_lock(&s->lock);
+			s->stats.round = round.round;
+			if (round.paused) {
+				s->stats.status = RMIG_STATUS_DEVICE;
+				s->pause_us = session_now_us();
+			} else {
+				s->stats.rounds = round.round;
+			}
+			pthread_mutex_unlock(&s->lock);
+			session_progress(s, round.paused ? RMIG_EVENT_PAUSED : RMIG_EVENT_PROGRESS);
+			break;
+		}
+		case PROTOCOL_ROUND_END: {
+			struct protocol_round_end end, ack;
+
+			ret = protocol_round_end_from_wire(payload, len, &end, why, sizeof(why));
+			if (ret)
+				return dest_refuse(s, ret, "the source broke the protocol: %s",
+						   why);
+			pthread_mutex_lock(&s->lock);
+			ack.round = end.round;
+			ack.pages = s->stats.pages_received;
+			pthread_mutex_unlock(&s->lock);
+			if (ack.pages != end.pages)
+				return dest_refuse(
+					s, -EPROTO,
+					"round %u: %llu pages received, the source sent %llu",
+					end.round, (unsigned long long)ack.pages,
+					(unsigned long long)end.pages);
+			ret = session_ctrl_send(s, protocol_round_end_to_wire(PROTOCOL_ROUND_ACK,
+									      &ack, s->msg_buf));
+			if (ret)
+				return ret;
+			session_progress(s, RMIG_EVENT_ROUND_END);
+			break;
+		}
+		case PROTOCOL_DEVICE_STATE: {
+			struct protocol_device_state chunk;
+
+			ret = protocol_device_state_from_wire(payload, len, &chunk, why,
+							      sizeof(why));
+			if (ret)
+				return dest_refuse(s, ret, "the source broke the protocol: %s",
+						   why);
+			if (chunk.offset != device_offset || device_state_complete)
+				return dest_refuse(
+					s, -EPROTO,
+					"device state chunk at offset %llu, expected %llu",
+					(unsigned long long)chunk.offset,
+					(unsigned long long)device_offset);
+			if (chunk.length &&
+			    (s->callbacks.field_mask & RMIG_CB_DEVICE_STATE_WRITE)) {
+				ret = s->callbacks.device_state_write(s->opaque, chunk.data,
+								      chunk.length);
+				if (ret < 0)
+					return dest_refuse(
+						s, ret,
+						"the device_state_write callback returned %d", ret);
+			}
+			device_offset += chunk.length;
+			device_state_complete = chunk.last;
+			pthread_mutex_lock(&s->lock);
+			s->stats.device_state_bytes = device_offset;
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		case PROTOCOL_VERIFY_REQ:
+			ret = verify_dest_answer(s, payload, len);
+			if (ret) {
+				session_abort_send(s, ret, s->last_error);
+				return ret;
+			}
+			break;
+		case PROTOCOL_RESUME:
+			return dest_resume(s, payload, len, device_state_complete);
+		case PROTOCOL_ABORT: {
+			struct protocol_abort abort_msg;
+
+			ret = protocol_abort_from_wire(payload, len, &abort_msg, why, sizeof(why));
+			if (ret)
+				return session_fail(s, ret, "the source broke the protocol: %s",
+						    why);
+			return session_peer_aborted(s, &abort_msg);
+		}
+		default:
+			return dest_refuse(s, -EPROTO, "the source sent %s during the migration",
+					   protocol_type_name(type));
+		}
+	}
+}
+
+int dest_run(struct rmig_session *s)
+{
+	uint64_t done_us;
+	int ret;
+
+	if (s->params.method != RMIG_METHOD_PRECOPY) {
+		ret = session_fail(
+			s, -EOPNOTSUPP,
+			"method %s is not available in this version of rmig; use precopy",
+			session_method_name(s->params.method));
+		goto out;
+	}
+	session_status_set(s, RMIG_STATUS_SETUP);
+	ret = dest_accept(s);
+	if (ret)
+		goto out;
+	s->start_us = session_now_us();
+	ret = dest_handshake(s);
+	if (ret)
+		goto out_discard;
+	session_status_set(s, RMIG_STATUS_ACTIVE);
+	ret = dest_receive(s);
+	if (ret)
+		goto out_discard;
+	done_us = session_now_us();
+	pthread_mutex_lock(&s->lock);
+	if (s->pause_us)
+		s->stats.downtime_ms = (done_us - s->pause_us) / 1000u;
+	s->stats.total_time_ms = (done_us - s->start_us) / 1000u;
+	pthread_mutex_unlock(&s->lock);
+	session_disconnect(s);
+	return 0;
+
+out_discard:
+	/* Closing revokes the source's write access to every region; nothing resumes here. */
+	session_disconnect(s);
+out:
+	return ret;
+}

@@ -1,0 +1,66 @@
+/* engine/policy.c - stop policies and the rate arithmetic behind them. */
+#include "engine/policy.h"
+#include "rmig.h"
+
+uint64_t policy_rate(uint64_t amount, uint64_t duration_us)
+{
+	if (!duration_us)
+		return 0;
+	return (uint64_t)((double)amount * 1e6 / (double)duration_us);
+}
+
+static uint64_t policy_projected_ms(uint64_t remaining_bytes, uint64_t bandwidth)
+{
+	if (!remaining_bytes)
+		return 0;
+	if (!bandwidth)
+		return UINT64_MAX;
+	return (uint64_t)((double)remaining_bytes * 1000.0 / (double)bandwidth + 0.5);
+}
+
+void policy_decide(const struct policy_input *in, struct policy_decision *out)
+{
+	uint32_t max_rounds = in->max_rounds;
+
+	out->stop = 0;
+	out->reason = RMIG_STOP_NONE;
+	out->projected_downtime_ms = policy_projected_ms(in->remaining_bytes, in->bandwidth);
+
+	if (in->policy == RMIG_POLICY_XEN) {
+		if (!max_rounds || max_rounds > POLICY_XEN_MAX_ROUNDS)
+			max_rounds = POLICY_XEN_MAX_ROUNDS;
+		if (in->dirty_pages < POLICY_XEN_FEW_DIRTY_PAGES) {
+			out->stop = 1;
+			out->reason = RMIG_STOP_FEW_DIRTY;
+		} else if (in->bytes_sent >= (uint64_t)POLICY_XEN_SENT_FACTOR * in->ram_bytes) {
+			out->stop = 1;
+			out->reason = RMIG_STOP_SENT_LIMIT;
+		} else if (in->round >= max_rounds) {
+			out->stop = 1;
+			out->reason = RMIG_STOP_MAX_ROUNDS;
+		}
+		return;
+	}
+	/* QEMU: the pages dirty now would cross in remaining / bandwidth with the VM paused. */
+	if (out->projected_downtime_ms <= in->downtime_ms) {
+		out->stop = 1;
+		out->reason = RMIG_STOP_DOWNTIME;
+	} else if (max_rounds && in->round >= max_rounds) {
+		out->stop = 1;
+		out->reason = RMIG_STOP_MAX_ROUNDS;
+	}
+}
+
+uint32_t policy_throttle(uint64_t dirty_bytes, uint64_t bytes_sent, uint32_t current,
+			 uint32_t *strikes_p)
+{
+	if (dirty_bytes * 2 <= bytes_sent) {
+		*strikes_p = 0;
+		return current;
+	}
+	if (++*strikes_p < 2)
+		return current;
+	*strikes_p = 0;
+	current += current ? 10u : 20u;
+	return current > 99u ? 99u : current;
+}

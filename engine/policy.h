@@ -1,0 +1,45 @@
+/* engine/policy.h - when pre-copy stops iterating: pluggable stop policies (QEMU-style downtime
+ * projection, Xen-style limits) over the measurements each round takes (bandwidth, dirty rate).
+ * Pure functions: the source feeds them numbers, tests can too. */
+#ifndef RMIG_ENGINE_POLICY_H
+#define RMIG_ENGINE_POLICY_H
+
+#include <stdint.h>
+
+/* Xen's classic limits. */
+#define POLICY_XEN_MAX_ROUNDS 30u
+#define POLICY_XEN_FEW_DIRTY_PAGES 50u
+#define POLICY_XEN_SENT_FACTOR 3u
+
+/* What a stop decision looks at, after round `round` and the dirty sync that followed it. */
+struct policy_input {
+	uint32_t policy; /* enum rmig_policy */
+	uint32_t round;	 /* rounds completed while the VM ran (1 = the bulk round) */
+	uint32_t max_rounds;
+	uint32_t downtime_ms;	  /* target */
+	uint64_t remaining_bytes; /* dirty now, would be sent with the VM paused */
+	uint64_t dirty_pages;
+	uint64_t bandwidth;  /* bytes per second measured over the last round */
+	uint64_t bytes_sent; /* page data sent so far, all rounds */
+	uint64_t ram_bytes;
+};
+
+struct policy_decision {
+	int stop;
+	uint32_t reason;		/* enum rmig_stop_reason */
+	uint64_t projected_downtime_ms; /* remaining_bytes / bandwidth; UINT64_MAX when unknown */
+};
+
+void policy_decide(const struct policy_input *in, struct policy_decision *out);
+
+/* amount per second over duration_us (0 when the duration is 0). */
+uint64_t policy_rate(uint64_t amount, uint64_t duration_us);
+
+/* How far to throttle the guest (percent of vCPU time taken away) after a round in which it
+ * dirtied dirty_bytes while bytes_sent went out, given the current throttle. QEMU's
+ * auto-converge rule: when the guest dirties more than half of what is sent, two rounds in a
+ * row (*strikes_p counts them), raise the throttle by 20 points, then 10, up to 99. */
+uint32_t policy_throttle(uint64_t dirty_bytes, uint64_t bytes_sent, uint32_t current,
+			 uint32_t *strikes_p);
+
+#endif /* RMIG_ENGINE_POLICY_H */

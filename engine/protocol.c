@@ -1,0 +1,696 @@
+/* engine/protocol.c - encoders and checked decoders of the engine's control messages.
+ * Wire structs are packed little-endian with explicit padding; decoders refuse any message
+ * whose length, counts or reserved fields do not add up, naming the field. */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "engine/protocol.h"
+
+struct wire_hello {
+	uint32_t protocol_version;
+	uint32_t method;
+	uint32_t region_count;
+	uint32_t flags;
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+} __attribute__((packed));
+
+struct wire_hello_ack {
+	uint32_t flags;
+	uint32_t reserved;
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+	uint8_t mac[PROTOCOL_MAC_LEN];
+} __attribute__((packed));
+
+struct wire_auth {
+	uint8_t mac[PROTOCOL_MAC_LEN];
+} __attribute__((packed));
+
+struct wire_region_table {
+	uint32_t count;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct wire_region_entry {
+	uint32_t id;
+	uint32_t page_shift;
+	uint64_t length;
+} __attribute__((packed));
+
+struct wire_round {
+	uint32_t round;
+	uint32_t paused;
+} __attribute__((packed));
+
+struct wire_round_end {
+	uint32_t round;
+	uint32_t reserved;
+	uint64_t pages;
+} __attribute__((packed));
+
+struct wire_device_state {
+	uint64_t offset;
+	uint32_t length;
+	uint32_t last;
+} __attribute__((packed));
+
+struct wire_verify_req {
+	uint32_t region_id;
+	uint32_t reserved;
+	uint64_t first_page;
+	uint64_t npages;
+} __attribute__((packed));
+
+struct wire_verify_hashes {
+	uint32_t region_id;
+	uint32_t count;
+	uint64_t first_page;
+} __attribute__((packed));
+
+struct wire_resume {
+	uint64_t pages_verified;
+	uint64_t pages_mismatched;
+} __attribute__((packed));
+
+struct wire_resumed {
+	int32_t status;
+	uint32_t reserved;
+	uint64_t pages_received;
+} __attribute__((packed));
+
+struct wire_abort {
+	int32_t code;
+	uint32_t reason_len;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct protocol_hdr) == 16, "protocol_hdr layout");
+_Static_assert(sizeof(struct wire_hello) == 48, "wire_hello layout");
+_Static_assert(sizeof(struct wire_region_entry) == 16, "wire_region_entry layout");
+_Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_verify_hashes) +
+			       PROTOCOL_HASHES_MAX * 8u <=
+		       TRANSPORT_CTRL_MAX,
+	       "verify hashes fit a control message");
+_Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_device_state) +
+			       PROTOCOL_DEVICE_CHUNK <=
+		       TRANSPORT_CTRL_MAX,
+	       "device state fits a control message");
+_Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_region_table) +
+			       PROTOCOL_REGIONS_MAX * sizeof(struct wire_region_entry) <=
+		       TRANSPORT_CTRL_MAX,
+	       "region table fits a control message");
+
+static const char *const protocol_type_names[] = {
+	[PROTOCOL_HELLO] = "hello",
+	[PROTOCOL_HELLO_ACK] = "hello-ack",
+	[PROTOCOL_AUTH] = "auth",
+	[PROTOCOL_REGION_TABLE] = "region-table",
+	[PROTOCOL_REGION_ACK] = "region-ack",
+	[PROTOCOL_ROUND] = "round",
+	[PROTOCOL_DEVICE_STATE] = "device-state",
+	[PROTOCOL_VERIFY_REQ] = "verify-request",
+	[PROTOCOL_VERIFY_HASHES] = "verify-hashes",
+	[PROTOCOL_RESUME] = "resume",
+	[PROTOCOL_RESUMED] = "resumed",
+	[PROTOCOL_ABORT] = "abort",
+	[PROTOCOL_ROUND_END] = "round-end",
+	[PROTOCOL_ROUND_ACK] = "round-ack",
+};
+
+const char *protocol_type_name(int type)
+{
+	if (type <= 0 || type > PROTOCOL_TYPE_MAX)
+		return "unknown";
+	return protocol_type_names[type];
+}
+
+static size_t protocol_finish(void *buf, int type, size_t payload_len)
+{
+	struct protocol_hdr hdr = {
+		.magic = htole32(PROTOCOL_MAGIC),
+		.version = htole16(PROTOCOL_VERSION),
+		.type = htole16((uint16_t)type),
+		.length = htole32((uint32_t)(sizeof(hdr) + payload_len)),
+	};
+
+	memcpy(buf, &hdr, sizeof(hdr));
+	return sizeof(hdr) + payload_len;
+}
+
+static void *protocol_payload(void *buf)
+{
+	return (char *)buf + sizeof(struct protocol_hdr);
+}
+
+int protocol_parse(const void *buf, size_t len, const void **payload_p, size_t *payload_len_p,
+		   char *why, size_t why_len)
+{
+	struct protocol_hdr hdr;
+	unsigned type;
+
+	if (len < sizeof(hdr)) {
+		snprintf(why, why_len, "control message of %zu bytes, shorter than its header",
+			 len);
+		return -EPROTO;
+	}
+	memcpy(&hdr, buf, sizeof(hdr));
+	if (le32toh(hdr.magic) != PROTOCOL_MAGIC) {
+		snprintf(why, why_len, "control message magic 0x%08x, expected 0x%08x",
+			 le32toh(hdr.magic), PROTOCOL_MAGIC);
+		return -EPROTO;
+	}
+	if (le16toh(hdr.version) != PROTOCOL_VERSION) {
+		snprintf(why, why_len, "engine protocol version %u, this side speaks %u",
+			 le16toh(hdr.version), PROTOCOL_VERSION);
+		return -EPROTO;
+	}
+	if (le32toh(hdr.length) != len) {
+		snprintf(why, why_len, "control message length field %u, message is %zu bytes",
+			 le32toh(hdr.length), len);
+		return -EPROTO;
+	}
+	type = le16toh(hdr.type);
+	if (type == 0 || type > PROTOCOL_TYPE_MAX) {
+		snprintf(why, why_len, "control message type %u unknown", type);
+		return -EPROTO;
+	}
+	if (hdr.reserved) {
+		snprintf(why, why_len, "control message reserved field %u, expected 0",
+			 le32toh(hdr.reserved));
+		return -EPROTO;
+	}
+	*payload_p = (const char *)buf + sizeof(hdr);
+	*payload_len_p = len - sizeof(hdr);
+	return (int)type;
+}
+
+static int protocol_expect_len(const char *what, size_t len, size_t want, char *why, size_t why_len)
+{
+	if (len != want) {
+		snprintf(why, why_len, "%s message of %zu bytes, expected %zu", what, len, want);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+size_t protocol_hello_to_wire(const struct protocol_hello *m, void *buf)
+{
+	struct wire_hello w = {
+		.protocol_version = htole32(m->protocol_version),
+		.method = htole32(m->method),
+		.region_count = htole32(m->region_count),
+		.flags = htole32(m->flags),
+	};
+
+	memcpy(w.nonce, m->nonce, sizeof(w.nonce));
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_HELLO, sizeof(w));
+}
+
+int protocol_hello_from_wire(const void *payload, size_t len, struct protocol_hello *m, char *why,
+			     size_t why_len)
+{
+	struct wire_hello w;
+	int ret;
+
+	ret = protocol_expect_len("hello", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->protocol_version = le32toh(w.protocol_version);
+	m->method = le32toh(w.method);
+	m->region_count = le32toh(w.region_count);
+	m->flags = le32toh(w.flags);
+	memcpy(m->nonce, w.nonce, sizeof(m->nonce));
+	if (m->protocol_version != PROTOCOL_VERSION) {
+		snprintf(why, why_len, "hello: protocol version %u, this side speaks %u",
+			 m->protocol_version, PROTOCOL_VERSION);
+		return -EPROTO;
+	}
+	if (m->region_count == 0 || m->region_count > PROTOCOL_REGIONS_MAX) {
+		snprintf(why, why_len, "hello: region count %u outside 1..%u", m->region_count,
+			 PROTOCOL_REGIONS_MAX);
+		return -EPROTO;
+	}
+	if (m->flags & ~PROTOCOL_HELLO_KEY) {
+		snprintf(why, why_len, "hello: unknown flags 0x%x", m->flags);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+size_t protocol_hello_ack_to_wire(const struct protocol_hello_ack *m, void *buf)
+{
+	struct wire_hello_ack w = {.flags = htole32(m->flags)};
+
+	memcpy(w.nonce, m->nonce, sizeof(w.nonce));
+	memcpy(w.mac, m->mac, sizeof(w.mac));
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_HELLO_ACK, sizeof(w));
+}
+
+int protocol_hello_ack_from_wire(const void *payload, size_t len, struct protocol_hello_ack *m,
+				 char *why, size_t why_len)
+{
+	struct wire_hello_ack w;
+	int ret;
+
+	ret = protocol_expect_len("hello-ack", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->flags = le32toh(w.flags);
+	if ((m->flags & ~PROTOCOL_HELLO_KEY) || w.reserved) {
+		snprintf(why, why_len, "hello-ack: unknown flags 0x%x or reserved %u", m->flags,
+			 le32toh(w.reserved));
+		return -EPROTO;
+	}
+	memcpy(m->nonce, w.nonce, sizeof(m->nonce));
+	memcpy(m->mac, w.mac, sizeof(m->mac));
+	return 0;
+}
+
+size_t protocol_auth_to_wire(const uint8_t mac[PROTOCOL_MAC_LEN], void *buf)
+{
+	memcpy(protocol_payload(buf), mac, PROTOCOL_MAC_LEN);
+	return protocol_finish(buf, PROTOCOL_AUTH, PROTOCOL_MAC_LEN);
+}
+
+int protocol_auth_from_wire(const void *payload, size_t len, uint8_t mac[PROTOCOL_MAC_LEN],
+			    char *why, size_t why_len)
+{
+	int ret;
+
+	ret = protocol_expect_len("auth", len, PROTOCOL_MAC_LEN, why, why_len);
+	if (ret)
+		return ret;
+	memcpy(mac, payload, PROTOCOL_MAC_LEN);
+	return 0;
+}
+
+size_t protocol_region_table_to_wire(const struct protocol_region *regions, size_t count, void *buf)
+{
+	struct wire_region_table t = {.count = htole32((uint32_t)count)};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &t, sizeof(t));
+	p += sizeof(t);
+	for (size_t i = 0; i < count; i++) {
+		struct wire_region_entry e = {
+			.id = htole32(regions[i].id),
+			.page_shift = htole32(regions[i].page_shift),
+			.length = htole64(regions[i].length),
+		};
+
+		memcpy(p, &e, sizeof(e));
+		p += sizeof(e);
+	}
+	return protocol_finish(buf, PROTOCOL_REGION_TABLE,
+			       sizeof(t) + count * sizeof(struct wire_region_entry));
+}
+
+int protocol_region_table_from_wire(const void *payload, size_t len,
+				    struct protocol_region *regions, size_t *count_p, char *why,
+				    size_t why_len)
+{
+	const char *p = payload;
+	struct wire_region_table t;
+	uint32_t count;
+
+	if (len < sizeof(t)) {
+		snprintf(why, why_len, "region-table message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&t, p, sizeof(t));
+	count = le32toh(t.count);
+	if (count == 0 || count > PROTOCOL_REGIONS_MAX || t.reserved) {
+		snprintf(why, why_len, "region-table: count %u outside 1..%u (reserved %u)", count,
+			 PROTOCOL_REGIONS_MAX, le32toh(t.reserved));
+		return -EPROTO;
+	}
+	if (len != sizeof(t) + (size_t)count * sizeof(struct wire_region_entry)) {
+		snprintf(why, why_len, "region-table: %u entries do not fill %zu bytes", count,
+			 len);
+		return -EPROTO;
+	}
+	p += sizeof(t);
+	for (uint32_t i = 0; i < count; i++) {
+		struct wire_region_entry e;
+
+		memcpy(&e, p + (size_t)i * sizeof(e), sizeof(e));
+		regions[i].id = le32toh(e.id);
+		regions[i].page_shift = le32toh(e.page_shift);
+		regions[i].length = le64toh(e.length);
+		if (regions[i].page_shift < 12 || regions[i].page_shift > 30) {
+			snprintf(why, why_len,
+				 "region-table: region %u page shift %u outside 12..30",
+				 regions[i].id, regions[i].page_shift);
+			return -EPROTO;
+		}
+		if (regions[i].length == 0 ||
+		    regions[i].length & ((1ull << regions[i].page_shift) - 1)) {
+			snprintf(
+				why, why_len,
+				"region-table: region %u length %llu not a positive multiple of its page size",
+				regions[i].id, (unsigned long long)regions[i].length);
+			return -EPROTO;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			if (regions[j].id == regions[i].id) {
+				snprintf(why, why_len, "region-table: region %u listed twice",
+					 regions[i].id);
+				return -EPROTO;
+			}
+		}
+	}
+	*count_p = count;
+	return 0;
+}
+
+size_t protocol_region_ack_to_wire(void *buf)
+{
+	return protocol_finish(buf, PROTOCOL_REGION_ACK, 0);
+}
+
+size_t protocol_round_to_wire(const struct protocol_round *m, void *buf)
+{
+	struct wire_round w = {.round = htole32(m->round), .paused = htole32(m->paused)};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_ROUND, sizeof(w));
+}
+
+int protocol_round_from_wire(const void *payload, size_t len, struct protocol_round *m, char *why,
+			     size_t why_len)
+{
+	struct wire_round w;
+	int ret;
+
+	ret = protocol_expect_len("round", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->round = le32toh(w.round);
+	m->paused = le32toh(w.paused);
+	if (m->paused > 1) {
+		snprintf(why, why_len, "round: paused flag %u, expected 0 or 1", m->paused);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+size_t protocol_round_end_to_wire(int type, const struct protocol_round_end *m, void *buf)
+{
+	struct wire_round_end w = {.round = htole32(m->round), .pages = htole64(m->pages)};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, type, sizeof(w));
+}
+
+int protocol_round_end_from_wire(const void *payload, size_t len, struct protocol_round_end *m,
+				 char *why, size_t why_len)
+{
+	struct wire_round_end w;
+	int ret;
+
+	ret = protocol_expect_len("round-end", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	if (w.reserved) {
+		snprintf(why, why_len, "round-end: reserved %u, expected 0", le32toh(w.reserved));
+		return -EPROTO;
+	}
+	m->round = le32toh(w.round);
+	m->pages = le64toh(w.pages);
+	return 0;
+}
+
+size_t protocol_device_state_to_wire(const struct protocol_device_state *m, void *buf)
+{
+	struct wire_device_state w = {
+		.offset = htole64(m->offset),
+		.length = htole32(m->length),
+		.last = htole32(m->last),
+	};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &w, sizeof(w));
+	if (m->length)
+		memcpy(p + sizeof(w), m->data, m->length);
+	return protocol_finish(buf, PROTOCOL_DEVICE_STATE, sizeof(w) + m->length);
+}
+
+int protocol_device_state_from_wire(const void *payload, size_t len,
+				    struct protocol_device_state *m, char *why, size_t why_len)
+{
+	struct wire_device_state w;
+
+	if (len < sizeof(w)) {
+		snprintf(why, why_len, "device-state message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&w, payload, sizeof(w));
+	m->offset = le64toh(w.offset);
+	m->length = le32toh(w.length);
+	m->last = le32toh(w.last);
+	if (m->length > PROTOCOL_DEVICE_CHUNK || len != sizeof(w) + m->length) {
+		snprintf(why, why_len, "device-state: length field %u does not match %zu bytes",
+			 m->length, len - sizeof(w));
+		return -EPROTO;
+	}
+	if (m->last > 1) {
+		snprintf(why, why_len, "device-state: last flag %u, expected 0 or 1", m->last);
+		return -EPROTO;
+	}
+	m->data = (const char *)payload + sizeof(w);
+	return 0;
+}
+
+size_t protocol_verify_req_to_wire(const struct protocol_verify_req *m, void *buf)
+{
+	struct wire_verify_req w = {
+		.region_id = htole32(m->region_id),
+		.first_page = htole64(m->first_page),
+		.npages = htole64(m->npages),
+	};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_VERIFY_REQ, sizeof(w));
+}
+
+int protocol_verify_req_from_wire(const void *payload, size_t len, struct protocol_verify_req *m,
+				  char *why, size_t why_len)
+{
+	struct wire_verify_req w;
+	int ret;
+
+	ret = protocol_expect_len("verify-request", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	if (w.reserved) {
+		snprintf(why, why_len, "verify-request: reserved %u, expected 0",
+			 le32toh(w.reserved));
+		return -EPROTO;
+	}
+	m->region_id = le32toh(w.region_id);
+	m->first_page = le64toh(w.first_page);
+	m->npages = le64toh(w.npages);
+	/* Range against the region is the caller's check: only it knows the region. */
+	return 0;
+}
+
+size_t protocol_verify_hashes_to_wire(uint32_t region_id, uint64_t first_page,
+				      const uint64_t *hashes, uint32_t count, void *buf)
+{
+	struct wire_verify_hashes w = {
+		.region_id = htole32(region_id),
+		.count = htole32(count),
+		.first_page = htole64(first_page),
+	};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &w, sizeof(w));
+	p += sizeof(w);
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t h = htole64(hashes[i]);
+
+		memcpy(p + (size_t)i * 8u, &h, 8);
+	}
+	return protocol_finish(buf, PROTOCOL_VERIFY_HASHES, sizeof(w) + (size_t)count * 8u);
+}
+
+int protocol_verify_hashes_from_wire(const void *payload, size_t len,
+				     struct protocol_verify_hashes *m, char *why, size_t why_len)
+{
+	struct wire_verify_hashes w;
+
+	if (len < sizeof(w)) {
+		snprintf(why, why_len, "verify-hashes message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&w, payload, sizeof(w));
+	m->region_id = le32toh(w.region_id);
+	m->count = le32toh(w.count);
+	m->first_page = le64toh(w.first_page);
+	if (m->count == 0 || m->count > PROTOCOL_HASHES_MAX ||
+	    len != sizeof(w) + (size_t)m->count * 8u) {
+		snprintf(why, why_len, "verify-hashes: count %u does not match %zu bytes", m->count,
+			 len - sizeof(w));
+		return -EPROTO;
+	}
+	m->hashes = (const uint8_t *)payload + sizeof(w);
+	return 0;
+}
+
+uint64_t protocol_hash_at(const struct protocol_verify_hashes *m, uint32_t index)
+{
+	uint64_t h;
+
+	memcpy(&h, m->hashes + (size_t)index * 8u, 8);
+	return le64toh(h);
+}
+
+size_t protocol_resume_to_wire(const struct protocol_resume *m, void *buf)
+{
+	struct wire_resume w = {
+		.pages_verified = htole64(m->pages_verified),
+		.pages_mismatched = htole64(m->pages_mismatched),
+	};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_RESUME, sizeof(w));
+}
+
+int protocol_resume_from_wire(const void *payload, size_t len, struct protocol_resume *m, char *why,
+			      size_t why_len)
+{
+	struct wire_resume w;
+	int ret;
+
+	ret = protocol_expect_len("resume", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->pages_verified = le64toh(w.pages_verified);
+	m->pages_mismatched = le64toh(w.pages_mismatched);
+	if (m->pages_mismatched > m->pages_verified) {
+		snprintf(why, why_len, "resume: %llu mismatched of %llu verified pages",
+			 (unsigned long long)m->pages_mismatched,
+			 (unsigned long long)m->pages_verified);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+size_t protocol_resumed_to_wire(const struct protocol_resumed *m, void *buf)
+{
+	struct wire_resumed w = {
+		.status = (int32_t)htole32((uint32_t)m->status),
+		.pages_received = htole64(m->pages_received),
+	};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_RESUMED, sizeof(w));
+}
+
+int protocol_resumed_from_wire(const void *payload, size_t len, struct protocol_resumed *m,
+			       char *why, size_t why_len)
+{
+	struct wire_resumed w;
+	int ret;
+
+	ret = protocol_expect_len("resumed", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->status = (int32_t)le32toh((uint32_t)w.status);
+	m->pages_received = le64toh(w.pages_received);
+	if (m->status > 0 || m->status < -4095 || w.reserved) {
+		snprintf(why, why_len, "resumed: status %d is not 0 or -errno", m->status);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+size_t protocol_abort_to_wire(int code, const char *reason, void *buf)
+{
+	size_t n = strnlen(reason, PROTOCOL_REASON_MAX);
+	struct wire_abort w = {
+		.code = (int32_t)htole32((uint32_t)code),
+		.reason_len = htole32((uint32_t)n),
+	};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &w, sizeof(w));
+	memcpy(p + sizeof(w), reason, n);
+	return protocol_finish(buf, PROTOCOL_ABORT, sizeof(w) + n);
+}
+
+int protocol_abort_from_wire(const void *payload, size_t len, struct protocol_abort *m, char *why,
+			     size_t why_len)
+{
+	struct wire_abort w;
+	uint32_t n;
+
+	if (len < sizeof(w)) {
+		snprintf(why, why_len, "abort message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&w, payload, sizeof(w));
+	m->code = (int32_t)le32toh((uint32_t)w.code);
+	n = le32toh(w.reason_len);
+	if (n > PROTOCOL_REASON_MAX || len != sizeof(w) + n) {
+		snprintf(why, why_len, "abort: reason length %u does not match %zu bytes", n,
+			 len - sizeof(w));
+		return -EPROTO;
+	}
+	if (m->code >= 0 || m->code < -4095) {
+		snprintf(why, why_len, "abort: code %d is not -errno", m->code);
+		return -EPROTO;
+	}
+	memcpy(m->reason, (const char *)payload + sizeof(w), n);
+	m->reason[n] = '\0';
+	/* The reason ends up in logs: keep it printable. */
+	for (uint32_t i = 0; i < n; i++) {
+		if ((unsigned char)m->reason[i] < 0x20 || (unsigned char)m->reason[i] == 0x7f)
+			m->reason[i] = '?';
+	}
+	return 0;
+}
+
+int protocol_nonce(uint8_t nonce[PROTOCOL_NONCE_LEN])
+{
+	ssize_t n = getrandom(nonce, PROTOCOL_NONCE_LEN, 0);
+
+	if (n != (ssize_t)PROTOCOL_NONCE_LEN)
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+int protocol_mac(const uint8_t *key, size_t key_len, const char *label,
+		 const uint8_t first[PROTOCOL_NONCE_LEN], const uint8_t second[PROTOCOL_NONCE_LEN],
+		 uint8_t mac[PROTOCOL_MAC_LEN])
+{
+	uint8_t input[16 + 2 * PROTOCOL_NONCE_LEN] = {0};
+	unsigned int mac_len = PROTOCOL_MAC_LEN;
+
+	strncpy((char *)input, label, 16);
+	memcpy(input + 16, first, PROTOCOL_NONCE_LEN);
+	memcpy(input + 16 + PROTOCOL_NONCE_LEN, second, PROTOCOL_NONCE_LEN);
+	if (!HMAC(EVP_sha256(), key, (int)key_len, input, sizeof(input), mac, &mac_len) ||
+	    mac_len != PROTOCOL_MAC_LEN)
+		return -EIO;
+	return 0;
+}
+
+int protocol_mac_equal(const uint8_t a[PROTOCOL_MAC_LEN], const uint8_t b[PROTOCOL_MAC_LEN])
+{
+	return CRYPTO_memcmp(a, b, PROTOCOL_MAC_LEN) == 0;
+}

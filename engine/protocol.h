@@ -1,0 +1,186 @@
+/* engine/protocol.h - the engine's own control messages, carried as opaque transport control
+ * payloads: hello/auth, region table, rounds, device state, verification, resume, abort.
+ * Packed little-endian structs with a magic, a version and a length; every field read from the
+ * peer is checked by the *_from_wire() helpers before the engine uses it. */
+#ifndef RMIG_ENGINE_PROTOCOL_H
+#define RMIG_ENGINE_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+
+#define PROTOCOL_MAGIC 0x45474d52u /* "RMGE" */
+#define PROTOCOL_VERSION 1u
+#define PROTOCOL_NONCE_LEN 32u
+#define PROTOCOL_MAC_LEN 32u /* HMAC-SHA256 */
+#define PROTOCOL_REGIONS_MAX 1024u
+#define PROTOCOL_REASON_MAX 1024u
+/* Device state bytes per message, so a message stays within TRANSPORT_CTRL_MAX. */
+#define PROTOCOL_DEVICE_CHUNK (TRANSPORT_CTRL_MAX - 64u)
+/* Page hashes per VERIFY_HASHES message. */
+#define PROTOCOL_HASHES_MAX ((TRANSPORT_CTRL_MAX - 64u) / 8u)
+
+enum protocol_type {
+	PROTOCOL_HELLO = 1,	    /* source -> destination: version, method, nonce */
+	PROTOCOL_HELLO_ACK = 2,	    /* destination -> source: nonce, proof of the key */
+	PROTOCOL_AUTH = 3,	    /* source -> destination: proof of the key */
+	PROTOCOL_REGION_TABLE = 4,  /* source -> destination */
+	PROTOCOL_REGION_ACK = 5,    /* destination -> source: regions registered, data may flow */
+	PROTOCOL_ROUND = 6,	    /* source -> destination: a round starts */
+	PROTOCOL_DEVICE_STATE = 7,  /* source -> destination: a chunk */
+	PROTOCOL_VERIFY_REQ = 8,    /* source -> destination: hash these pages */
+	PROTOCOL_VERIFY_HASHES = 9, /* destination -> source */
+	PROTOCOL_RESUME = 10,	    /* source -> destination: everything is there, resume */
+	PROTOCOL_RESUMED = 11,	    /* destination -> source: resume_vm returned */
+	PROTOCOL_ABORT = 12,	    /* either way: the migration is over, with a reason */
+	PROTOCOL_ROUND_END = 13,    /* source -> destination: the round's batches are all posted */
+	PROTOCOL_ROUND_ACK = 14,    /* destination -> source: every commit before it is applied */
+	PROTOCOL_TYPE_MAX = 14,
+};
+
+struct protocol_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t length; /* header included */
+	uint32_t reserved;
+} __attribute__((packed));
+
+/* Native forms of the messages (what the engine works with). */
+struct protocol_hello {
+	uint32_t protocol_version;
+	uint32_t method;
+	uint32_t region_count;
+	uint32_t flags; /* PROTOCOL_HELLO_KEY */
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+};
+#define PROTOCOL_HELLO_KEY (1u << 0)
+
+struct protocol_hello_ack {
+	uint32_t flags; /* PROTOCOL_HELLO_KEY */
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+	uint8_t mac[PROTOCOL_MAC_LEN];
+};
+
+struct protocol_region {
+	uint32_t id;
+	uint32_t page_shift;
+	uint64_t length;
+};
+
+struct protocol_round {
+	uint32_t round;
+	uint32_t paused;
+};
+
+/* ROUND_END and ROUND_ACK: the pages counted by each side so far must agree. The round trip
+ * is also a barrier: a zero run of round n (applied by the destination engine when it takes
+ * the commit) can never land after data of round n + 1 for the same page. */
+struct protocol_round_end {
+	uint32_t round;
+	uint64_t pages; /* page transmissions since the start, zero markers included */
+};
+
+struct protocol_device_state {
+	uint64_t offset;
+	uint32_t length;
+	uint32_t last;
+	const void *data; /* points into the message */
+};
+
+struct protocol_verify_req {
+	uint32_t region_id;
+	uint64_t first_page;
+	uint64_t npages;
+};
+
+struct protocol_verify_hashes {
+	uint32_t region_id;
+	uint32_t count;
+	uint64_t first_page;
+	const uint8_t
+		*hashes; /* count little-endian uint64_t, unaligned: read with protocol_hash_at */
+};
+
+struct protocol_resume {
+	uint64_t pages_verified;
+	uint64_t pages_mismatched;
+};
+
+struct protocol_resumed {
+	int32_t status;
+	uint64_t pages_received;
+};
+
+struct protocol_abort {
+	int32_t code;			      /* -errno */
+	char reason[PROTOCOL_REASON_MAX + 1]; /* NUL-terminated */
+};
+
+/* Check the header of a received control message: magic, version, length, known type.
+ * Returns the type (> 0) and sets *payload_p / *payload_len_p, or -EPROTO with why filled. */
+int protocol_parse(const void *buf, size_t len, const void **payload_p, size_t *payload_len_p,
+		   char *why, size_t why_len);
+const char *protocol_type_name(int type);
+
+/* Encoders: write one whole message into buf (at least TRANSPORT_CTRL_MAX bytes) and return its
+ * length. */
+size_t protocol_hello_to_wire(const struct protocol_hello *m, void *buf);
+size_t protocol_hello_ack_to_wire(const struct protocol_hello_ack *m, void *buf);
+size_t protocol_auth_to_wire(const uint8_t mac[PROTOCOL_MAC_LEN], void *buf);
+size_t protocol_region_table_to_wire(const struct protocol_region *regions, size_t count,
+				     void *buf);
+size_t protocol_region_ack_to_wire(void *buf);
+size_t protocol_round_to_wire(const struct protocol_round *m, void *buf);
+size_t protocol_round_end_to_wire(int type, const struct protocol_round_end *m, void *buf);
+size_t protocol_device_state_to_wire(const struct protocol_device_state *m, void *buf);
+size_t protocol_verify_req_to_wire(const struct protocol_verify_req *m, void *buf);
+/* hashes: count native values, count <= PROTOCOL_HASHES_MAX. */
+size_t protocol_verify_hashes_to_wire(uint32_t region_id, uint64_t first_page,
+				      const uint64_t *hashes, uint32_t count, void *buf);
+size_t protocol_resume_to_wire(const struct protocol_resume *m, void *buf);
+size_t protocol_resumed_to_wire(const struct protocol_resumed *m, void *buf);
+size_t protocol_abort_to_wire(int code, const char *reason, void *buf);
+
+/* Decoders: payload as returned by protocol_parse for the matching type. 0, or -EPROTO with
+ * why naming the field. */
+int protocol_hello_from_wire(const void *payload, size_t len, struct protocol_hello *m, char *why,
+			     size_t why_len);
+int protocol_hello_ack_from_wire(const void *payload, size_t len, struct protocol_hello_ack *m,
+				 char *why, size_t why_len);
+int protocol_auth_from_wire(const void *payload, size_t len, uint8_t mac[PROTOCOL_MAC_LEN],
+			    char *why, size_t why_len);
+/* regions: room for PROTOCOL_REGIONS_MAX entries. */
+int protocol_region_table_from_wire(const void *payload, size_t len,
+				    struct protocol_region *regions, size_t *count_p, char *why,
+				    size_t why_len);
+int protocol_round_from_wire(const void *payload, size_t len, struct protocol_round *m, char *why,
+			     size_t why_len);
+int protocol_round_end_from_wire(const void *payload, size_t len, struct protocol_round_end *m,
+				 char *why, size_t why_len);
+int protocol_device_state_from_wire(const void *payload, size_t len,
+				    struct protocol_device_state *m, char *why, size_t why_len);
+int protocol_verify_req_from_wire(const void *payload, size_t len, struct protocol_verify_req *m,
+				  char *why, size_t why_len);
+int protocol_verify_hashes_from_wire(const void *payload, size_t len,
+				     struct protocol_verify_hashes *m, char *why, size_t why_len);
+uint64_t protocol_hash_at(const struct protocol_verify_hashes *m, uint32_t index);
+int protocol_resume_from_wire(const void *payload, size_t len, struct protocol_resume *m, char *why,
+			      size_t why_len);
+int protocol_resumed_from_wire(const void *payload, size_t len, struct protocol_resumed *m,
+			       char *why, size_t why_len);
+int protocol_abort_from_wire(const void *payload, size_t len, struct protocol_abort *m, char *why,
+			     size_t why_len);
+
+/* Fill nonce with random bytes. 0 or -errno. */
+int protocol_nonce(uint8_t nonce[PROTOCOL_NONCE_LEN]);
+/* HMAC-SHA256(key, label || first || second): what each side sends to prove it holds the key
+ * without revealing it; the label keeps the two directions' proofs distinct. 0 or -EIO. */
+int protocol_mac(const uint8_t *key, size_t key_len, const char *label,
+		 const uint8_t first[PROTOCOL_NONCE_LEN], const uint8_t second[PROTOCOL_NONCE_LEN],
+		 uint8_t mac[PROTOCOL_MAC_LEN]);
+/* Constant-time comparison of two MACs: 1 when equal. */
+int protocol_mac_equal(const uint8_t a[PROTOCOL_MAC_LEN], const uint8_t b[PROTOCOL_MAC_LEN]);
+
+#endif /* RMIG_ENGINE_PROTOCOL_H */

@@ -1,0 +1,837 @@
+/* engine/session.c - the session object both roles share: parameters, regions, connection set
+ * up, the run/start/wait/cancel state machine, control-message helpers, last error and
+ * statistics (totals and one record per round, which add up to the totals). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/bitmap.h"
+#include "engine/dirty.h"
+#include "engine/protocol.h"
+#include "engine/session.h"
+#include "transport/log.h"
+
+uint64_t session_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int session_create(uint32_t role, struct rmig_session **session_p)
+{
+	struct rmig_session *s;
+	pthread_condattr_t attr;
+
+	if (role != RMIG_ROLE_SOURCE && role != RMIG_ROLE_DESTINATION) {
+		rmig_log_error("session: role %u is neither source (1) nor destination (2)", role);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->msg_buf = malloc(TRANSPORT_CTRL_MAX);
+	if (!s->msg_buf) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->role = role;
+	s->params.method = RMIG_METHOD_PRECOPY;
+	s->params.policy = RMIG_POLICY_QEMU;
+	s->params.downtime_ms = SESSION_DEFAULT_DOWNTIME_MS;
+	s->params.max_rounds = SESSION_DEFAULT_MAX_ROUNDS;
+	s->params.dirty_source = RMIG_DIRTY_AUTO;
+	s->params.verify = RMIG_VERIFY_ALL;
+	s->params.streams = 1;
+	s->params.timeout_ms = SESSION_DEFAULT_TIMEOUT_MS;
+	s->stats.struct_size = sizeof(s->stats);
+	s->stats.status = RMIG_STATUS_NONE;
+	s->stats.method = RMIG_METHOD_PRECOPY;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->finished_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	atomic_init(&s->cancel_requested, 0);
+	*session_p = s;
+	return 0;
+}
+
+void session_destroy(struct rmig_session *s)
+{
+	if (!s)
+		return;
+	if (s->thread_started) {
+		session_cancel(s);
+		pthread_join(s->thread, NULL);
+	}
+	session_disconnect(s);
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		if (r->tracker)
+			dirty_source_destroy(r->tracker);
+		free(r->dirty);
+		free(r->send_count);
+		free(r->arrived);
+	}
+	free(s->regions);
+	free(s->rounds);
+	free(s->msg_buf);
+	pthread_cond_destroy(&s->finished_cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int session_check_idle(struct rmig_session *s, const char *what)
+{
+	if (s->started) {
+		rmig_log_error("session: %s: the migration has already started", what);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int session_set_params(struct rmig_session *s, const struct rmig_params *p)
+{
+	const uint64_t known = RMIG_PARAM_METHOD | RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS |
+			       RMIG_PARAM_BANDWIDTH_LIMIT | RMIG_PARAM_MAX_ROUNDS |
+			       RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_VERIFY | RMIG_PARAM_KEY |
+			       RMIG_PARAM_STREAMS | RMIG_PARAM_TIMEOUT_MS;
+	struct rmig_params next;
+	int ret;
+
+	ret = session_check_idle(s, "set params");
+	if (ret)
+		return ret;
+	if (!p || (p->field_mask & ~known)) {
+		rmig_log_error("session: params: unknown field_mask bits 0x%llx",
+			       p ? (unsigned long long)(p->field_mask & ~known) : 0ull);
+		return -EINVAL;
+	}
+	next = s->params;
+	if (p->field_mask & RMIG_PARAM_METHOD) {
+		if (p->method > RMIG_METHOD_AUTO)
+			goto err_range;
+		next.method = p->method;
+	}
+	if (p->field_mask & RMIG_PARAM_POLICY) {
+		if (p->policy > RMIG_POLICY_XEN)
+			goto err_range;
+		next.policy = p->policy;
+	}
+	if (p->field_mask & RMIG_PARAM_DOWNTIME_MS)
+		next.downtime_ms = p->downtime_ms ? p->downtime_ms : SESSION_DEFAULT_DOWNTIME_MS;
+	if (p->field_mask & RMIG_PARAM_BANDWIDTH_LIMIT)
+		next.bandwidth_limit = p->bandwidth_limit;
+	if (p->field_mask & RMIG_PARAM_MAX_ROUNDS)
+		next.max_rounds = p->max_rounds ? p->max_rounds : SESSION_DEFAULT_MAX_ROUNDS;
+	if (p->field_mask & RMIG_PARAM_DIRTY_SOURCE) {
+		if (p->dirty_source > RMIG_DIRTY_HASH)
+			goto err_range;
+		next.dirty_source = p->dirty_source;
+	}
+	if (p->field_mask & RMIG_PARAM_VERIFY) {
+		if (p->verify > RMIG_VERIFY_NONE)
+			goto err_range;
+		next.verify = p->verify;
+	}
+	if (p->field_mask & RMIG_PARAM_KEY) {
+		if (p->key_len > RMIG_KEY_MAX || (p->key_len && !p->key))
+			goto err_range;
+		next.key_len = p->key_len;
+		next.key = NULL;
+	}
+	if (p->field_mask & RMIG_PARAM_STREAMS) {
+		if (p->streams > 64)
+			goto err_range;
+		next.streams = p->streams ? p->streams : 1;
+	}
+	if (p->field_mask & RMIG_PARAM_TIMEOUT_MS)
+		next.timeout_ms = p->timeout_ms ? p->timeout_ms : SESSION_DEFAULT_TIMEOUT_MS;
+	if (p->reserved)
+		goto err_range;
+	if (p->field_mask & RMIG_PARAM_KEY) {
+		memset(s->key, 0, sizeof(s->key));
+		if (p->key_len)
+			memcpy(s->key, p->key, p->key_len);
+	}
+	s->params = next;
+	s->stats.method = next.method;
+	return 0;
+
+err_range:
+	rmig_log_error("session: params: a value is out of range (method %u, policy %u, dirty "
+		       "source %u, verify %u, key length %u, streams %u, reserved %u)",
+		       p->method, p->policy, p->dirty_source, p->verify, p->key_len, p->streams,
+		       p->reserved);
+	return -EINVAL;
+}
+
+int session_set_callbacks(struct rmig_session *s, const struct rmig_callbacks *cb, void *opaque)
+{
+	const uint64_t known = RMIG_CB_DIRTY_SYNC | RMIG_CB_PAUSE_VM | RMIG_CB_DEVICE_STATE_READ |
+			       RMIG_CB_DEVICE_STATE_WRITE | RMIG_CB_RESUME_VM | RMIG_CB_THROTTLE |
+			       RMIG_CB_PROGRESS;
+	struct rmig_callbacks next = {0};
+	int ret;
+
+	ret = session_check_idle(s, "set callbacks");
+	if (ret)
+		return ret;
+	if (!cb || (cb->field_mask & ~known)) {
+		rmig_log_error("session: callbacks: unknown field_mask bits");
+		return -EINVAL;
+	}
+	next.field_mask = cb->field_mask;
+#define SESSION_TAKE(bit, field)                                                                 \
+	do {                                                                                     \
+		if (cb->field_mask & (bit)) {                                                    \
+			if (!cb->field) {                                                        \
+				rmig_log_error("session: callbacks: " #field " is NULL but its " \
+					       "field_mask bit is set");                         \
+				return -EINVAL;                                                  \
+			}                                                                        \
+			next.field = cb->field;                                                  \
+		}                                                                                \
+	} while (0)
+	SESSION_TAKE(RMIG_CB_DIRTY_SYNC, dirty_sync);
+	SESSION_TAKE(RMIG_CB_PAUSE_VM, pause_vm);
+	SESSION_TAKE(RMIG_CB_DEVICE_STATE_READ, device_state_read);
+	SESSION_TAKE(RMIG_CB_DEVICE_STATE_WRITE, device_state_write);
+	SESSION_TAKE(RMIG_CB_RESUME_VM, resume_vm);
+	SESSION_TAKE(RMIG_CB_THROTTLE, throttle);
+	SESSION_TAKE(RMIG_CB_PROGRESS, progress);
+#undef SESSION_TAKE
+	s->callbacks = next;
+	s->opaque = opaque;
+	return 0;
+}
+
+int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t length,
+		       size_t page_size)
+{
+	struct session_region *regions, *r;
+	int ret;
+
+	ret = session_check_idle(s, "region add");
+	if (ret)
+		return ret;
+	if (page_size < 4096 || page_size > (1ul << 30) || (page_size & (page_size - 1))) {
+		rmig_log_error(
+			"session: region %u: page size %zu is not a power of two in 4 KiB..1 GiB",
+			id, page_size);
+		return -EINVAL;
+	}
+	if (!addr || ((uintptr_t)addr & (page_size - 1)) || length == 0 ||
+	    (length & (page_size - 1))) {
+		rmig_log_error(
+			"session: region %u: address %p or length %zu not aligned to its page "
+			"size %zu",
+			id, addr, length, page_size);
+		return -EINVAL;
+	}
+	if (session_region_find(s, id)) {
+		rmig_log_error("session: region %u: id already added", id);
+		return -EEXIST;
+	}
+	if (s->nregions >= PROTOCOL_REGIONS_MAX) {
+		rmig_log_error("session: region %u: at most %u regions", id, PROTOCOL_REGIONS_MAX);
+		return -ENOSPC;
+	}
+	regions = realloc(s->regions, (s->nregions + 1) * sizeof(*regions));
+	if (!regions)
+		return -ENOMEM;
+	s->regions = regions;
+	r = &regions[s->nregions];
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	r->addr = addr;
+	r->length = length;
+	r->page_size = page_size;
+	r->page_shift = (unsigned)__builtin_ctzl(page_size);
+	r->npages = length / page_size;
+	r->dirty = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+	if (s->role == RMIG_ROLE_SOURCE)
+		r->send_count = calloc(r->npages, 1);
+	else
+		r->arrived = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+	if (!r->dirty || (!r->send_count && !r->arrived)) {
+		free(r->dirty);
+		free(r->send_count);
+		free(r->arrived);
+		return -ENOMEM;
+	}
+	s->nregions++;
+	s->stats.ram_bytes += length;
+	return 0;
+}
+
+struct session_region *session_region_find(struct rmig_session *s, uint32_t id)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		if (s->regions[i].id == id)
+			return &s->regions[i];
+	}
+	return NULL;
+}
+
+static void session_transport_options(struct rmig_session *s, struct transport_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->streams = s->params.streams;
+	opts->connect_timeout_ms = (int)s->params.timeout_ms;
+}
+
+int session_listen(struct rmig_session *s, const char *uri)
+{
+	struct transport_options opts;
+	int ret;
+
+	ret = session_check_idle(s, "listen");
+	if (ret)
+		return ret;
+	if (s->role != RMIG_ROLE_DESTINATION || s->listener) {
+		rmig_log_error("session: listen: only a destination listens, once");
+		return -EINVAL;
+	}
+	session_transport_options(s, &opts);
+	ret = transport_listen(uri, &opts, &s->listener);
+	if (ret)
+		return session_fail(s, ret, "cannot listen on %s: %s", uri, session_strerror(ret));
+	return 0;
+}
+
+int session_listen_uri(struct rmig_session *s, char *buf, size_t len)
+{
+	if (!s->listener) {
+		rmig_log_error("session: listen uri: the session is not listening");
+		return -EINVAL;
+	}
+	return transport_listener_uri(s->listener, buf, len);
+}
+
+int session_connect(struct rmig_session *s, const char *uri)
+{
+	struct transport_options opts;
+	struct transport_conn *conn;
+	int ret;
+
+	ret = session_check_idle(s, "connect");
+	if (ret)
+		return ret;
+	if (s->role != RMIG_ROLE_SOURCE || s->conn) {
+		rmig_log_error("session: connect: only a source connects, once");
+		return -EINVAL;
+	}
+	session_transport_options(s, &opts);
+	ret = transport_connect(uri, &opts, &conn);
+	if (ret)
+		return session_fail(s, ret, "cannot connect to %s: %s", uri, session_strerror(ret));
+	session_conn_set(s, conn);
+	snprintf(s->peer_uri, sizeof(s->peer_uri), "%s", uri);
+	return 0;
+}
+
+void session_conn_set(struct rmig_session *s, struct transport_conn *conn)
+{
+	pthread_mutex_lock(&s->lock);
+	s->conn = conn;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
+{
+	char message[SESSION_ERROR_MAX - 16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->lock);
+	if (!s->last_error[0]) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s %s",
+			 s->role == RMIG_ROLE_SOURCE ? "source:" : "destination:", message);
+		pthread_mutex_unlock(&s->lock);
+		rmig_log_error("%s %s",
+			       s->role == RMIG_ROLE_SOURCE ? "source:" : "destination:", message);
+	} else {
+		pthread_mutex_unlock(&s->lock);
+	}
+	return err;
+}
+
+int session_cancelled(struct rmig_session *s)
+{
+	return atomic_load(&s->cancel_requested);
+}
+
+void session_status_set(struct rmig_session *s, uint32_t status)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stats.status = status;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Under s->lock. */
+static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_stats *out)
+{
+	struct transport_stats ts = s->final_transport;
+	uint64_t now = session_now_us();
+
+	*out = s->stats;
+	if (s->conn)
+		transport_stats_get(s->conn, &ts);
+	out->bytes = ts.bytes_sent;
+	out->bytes_received = ts.bytes_received;
+	if (s->start_us && out->status != RMIG_STATUS_COMPLETED &&
+	    out->status != RMIG_STATUS_FAILED && out->status != RMIG_STATUS_CANCELLED)
+		out->total_time_ms = (now - s->start_us) / 1000u;
+	if (s->pause_us && out->status == RMIG_STATUS_DEVICE)
+		out->downtime_ms = (now - s->pause_us) / 1000u;
+}
+
+void session_progress(struct rmig_session *s, uint32_t event)
+{
+	struct rmig_stats snapshot;
+
+	s->last_progress_us = session_now_us();
+	if (!(s->callbacks.field_mask & RMIG_CB_PROGRESS))
+		return;
+	pthread_mutex_lock(&s->lock);
+	session_stats_refresh_locked(s, &snapshot);
+	pthread_mutex_unlock(&s->lock);
+	s->callbacks.progress(s->opaque, event, &snapshot);
+}
+
+int session_stats_get(struct rmig_session *s, struct rmig_stats *stats)
+{
+	struct rmig_stats snapshot;
+	uint32_t size;
+
+	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
+		return -EINVAL;
+	size = stats->struct_size < sizeof(snapshot) ? stats->struct_size : sizeof(snapshot);
+	pthread_mutex_lock(&s->lock);
+	session_stats_refresh_locked(s, &snapshot);
+	pthread_mutex_unlock(&s->lock);
+	snapshot.struct_size = size;
+	memcpy(stats, &snapshot, size);
+	return 0;
+}
+
+int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats)
+{
+	uint32_t size;
+	int ret = -ENOENT;
+
+	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
+		return -EINVAL;
+	size = stats->struct_size < sizeof(*stats) ? stats->struct_size : sizeof(*stats);
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nrounds; i++) {
+		if (s->rounds[i].round == round) {
+			memcpy(stats, &s->rounds[i], size);
+			stats->struct_size = size;
+			ret = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+const char *session_last_error(struct rmig_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->last_error_copy, s->last_error, sizeof(s->last_error_copy));
+	pthread_mutex_unlock(&s->lock);
+	return s->last_error_copy;
+}
+
+static uint64_t session_bytes_sent(struct rmig_session *s)
+{
+	struct transport_stats ts = s->final_transport;
+
+	if (s->conn)
+		transport_stats_get(s->conn, &ts);
+	return ts.bytes_sent;
+}
+
+/* Bytes already attributed to earlier rounds: the next round starts where they end. */
+static uint64_t session_bytes_recorded_locked(struct rmig_session *s)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < s->nrounds; i++)
+		sum += s->rounds[i].bytes;
+	return sum;
+}
+
+int session_round_begin(struct rmig_session *s, uint32_t round, uint32_t paused,
+			uint64_t dirty_pages)
+{
+	struct rmig_round_stats *r;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nrounds == s->rounds_capacity) {
+		size_t capacity = s->rounds_capacity ? s->rounds_capacity * 2 : 16;
+		struct rmig_round_stats *grown = realloc(s->rounds, capacity * sizeof(*grown));
+
+		if (!grown) {
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+		s->rounds = grown;
+		s->rounds_capacity = capacity;
+	}
+	r = &s->rounds[s->nrounds++];
+	memset(r, 0, sizeof(*r));
+	r->struct_size = sizeof(*r);
+	r->round = round;
+	r->paused = paused;
+	r->dirty_pages = dirty_pages;
+	/* duration_us holds the start time until the round ends. */
+	r->duration_us = session_now_us();
+	s->stats.round = round;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void session_round_end(struct rmig_session *s)
+{
+	uint64_t sent = session_bytes_sent(s);
+	struct rmig_round_stats *r;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nrounds) {
+		r = &s->rounds[s->nrounds - 1];
+		r->bytes = 0;
+		r->bytes = sent - session_bytes_recorded_locked(s);
+		r->duration_us = session_now_us() - r->duration_us;
+		if (r->round > 0 && !r->paused)
+			s->stats.rounds = r->round;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void session_count_pages(struct rmig_session *s, uint64_t pages, uint64_t zero_pages,
+			 uint64_t data_bytes)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stats.pages_sent += pages;
+	s->stats.zero_pages += zero_pages;
+	s->stats.data_bytes += data_bytes;
+	if (s->nrounds) {
+		struct rmig_round_stats *r = &s->rounds[s->nrounds - 1];
+
+		r->pages += pages;
+		r->zero_pages += zero_pages;
+		r->data_bytes += data_bytes;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void session_histogram_update(struct rmig_session *s)
+{
+	uint64_t histogram[4] = {0};
+	uint64_t multiple = 0;
+
+	for (size_t i = 0; i < s->nregions; i++) {
+		const uint8_t *count = s->regions[i].send_count;
+
+		if (!count)
+			continue;
+		for (size_t p = 0; p < s->regions[i].npages; p++) {
+			if (!count[p])
+				continue;
+			histogram[count[p] >= 4 ? 3 : count[p] - 1]++;
+			multiple += count[p] > 1;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->stats.pages_sent_histogram, histogram, sizeof(histogram));
+	s->stats.pages_sent_multiple = multiple;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int session_ctrl_send(struct rmig_session *s, size_t len)
+{
+	int ret;
+
+	ret = transport_ctrl_send(s->conn, s->msg_buf, len);
+	if (ret)
+		return session_fail(s, ret, "sending a control message to %s: %s%s%s",
+				    s->conn->peer, session_strerror(ret),
+				    transport_error(s->conn)[0] ? ": " : "",
+				    transport_error(s->conn));
+	return 0;
+}
+
+int session_ctrl_recv(struct rmig_session *s, const char *waiting_for, const void **payload_p,
+		      size_t *len_p)
+{
+	uint64_t deadline = session_now_us() + (uint64_t)s->params.timeout_ms * 1000u;
+	char why[TRANSPORT_ERROR_MAX];
+	struct transport_msg msg;
+	const void *payload;
+	size_t len;
+	int ret, type;
+
+	for (;;) {
+		if (session_cancelled(s) && !s->point_of_no_return)
+			return session_fail(s, -ECANCELED, "cancelled while waiting for %s",
+					    waiting_for);
+		ret = transport_recv(s->conn, &msg, 100);
+		if (ret == -ETIMEDOUT) {
+			if (session_now_us() >= deadline)
+				return session_fail(s, -ETIMEDOUT, "no %s from %s within %u ms",
+						    waiting_for, s->conn->peer,
+						    s->params.timeout_ms);
+			continue;
+		}
+		if (ret)
+			return session_fail(s, ret, "waiting for %s from %s: %s%s%s", waiting_for,
+					    s->conn->peer, session_strerror(ret),
+					    transport_error(s->conn)[0] ? ": " : "",
+					    transport_error(s->conn));
+		break;
+	}
+	if (msg.type != TRANSPORT_MSG_CTRL)
+		return session_fail(s, -EPROTO, "%s sent a batch of pages while %s was expected",
+				    s->conn->peer, waiting_for);
+	type = protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why));
+	if (type < 0)
+		return session_fail(s, type, "%s broke the protocol: %s", s->conn->peer, why);
+	if (type == PROTOCOL_ABORT) {
+		struct protocol_abort abort_msg;
+
+		ret = protocol_abort_from_wire(payload, len, &abort_msg, why, sizeof(why));
+		if (ret)
+			return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer,
+					    why);
+		return session_peer_aborted(s, &abort_msg);
+	}
+	*payload_p = payload;
+	*len_p = len;
+	return type;
+}
+
+int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *abort_msg)
+{
+	/* The peer's cancel is not ours: this side did not ask to stop. */
+	int code = abort_msg->code == -ECANCELED ? -ECONNABORTED : abort_msg->code;
+
+	return session_fail(s, code, "the %s (%s) aborted: %s",
+			    s->role == RMIG_ROLE_SOURCE ? "destination" : "source", s->conn->peer,
+			    abort_msg->reason);
+}
+
+void session_abort_send(struct rmig_session *s, int code, const char *reason)
+{
+	if (!s->conn || s->conn->failed)
+		return;
+	if (code >= 0 || code < -4095)
+		code = -EIO;
+	transport_ctrl_send(s->conn, s->msg_buf, protocol_abort_to_wire(code, reason, s->msg_buf));
+	/* The abort must reach the peer before the connection goes. */
+	transport_flush(s->conn, 1000);
+}
+
+void session_disconnect(struct rmig_session *s)
+{
+	struct transport_conn *conn;
+
+	/* Detach under the lock first: a stats reader on another thread must never see a
+	 * connection that is being closed. */
+	pthread_mutex_lock(&s->lock);
+	conn = s->conn;
+	if (conn) {
+		transport_stats_get(conn, &s->final_transport);
+		s->conn = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (conn)
+		transport_close(conn);
+	if (s->listener) {
+		transport_listener_close(s->listener);
+		s->listener = NULL;
+	}
+}
+
+int session_run(struct rmig_session *s)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->started && !s->thread_started) {
+		pthread_mutex_unlock(&s->lock);
+		rmig_log_error("session: run: the migration has already run");
+		return -EBUSY;
+	}
+	s->started = 1;
+	s->last_error[0] = '\0';
+	pthread_mutex_unlock(&s->lock);
+
+	if (s->nregions == 0)
+		ret = session_fail(s, -EINVAL, "no guest RAM region was added");
+	else if (s->role == RMIG_ROLE_SOURCE)
+		ret = source_run(s);
+	else
+		ret = dest_run(s);
+
+	pthread_mutex_lock(&s->lock);
+	if (ret == 0)
+		s->stats.status = RMIG_STATUS_COMPLETED;
+	else if (ret == -ECANCELED)
+		s->stats.status = RMIG_STATUS_CANCELLED;
+	else
+		s->stats.status = RMIG_STATUS_FAILED;
+	if (s->start_us)
+		s->stats.total_time_ms = (session_now_us() - s->start_us) / 1000u;
+	pthread_mutex_unlock(&s->lock);
+	session_progress(s, RMIG_EVENT_DONE);
+	return ret;
+}
+
+static void *session_thread_main(void *arg)
+{
+	struct rmig_session *s = arg;
+	int ret = session_run(s);
+
+	pthread_mutex_lock(&s->lock);
+	s->result = ret;
+	s->finished = 1;
+	pthread_cond_broadcast(&s->finished_cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int session_start(struct rmig_session *s)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->started) {
+		pthread_mutex_unlock(&s->lock);
+		rmig_log_error("session: start: the migration has already started");
+		return -EBUSY;
+	}
+	s->started = 1;
+	s->thread_started = 1;
+	pthread_mutex_unlock(&s->lock);
+	ret = -pthread_create(&s->thread, NULL, session_thread_main, s);
+	if (ret) {
+		pthread_mutex_lock(&s->lock);
+		s->started = 0;
+		s->thread_started = 0;
+		pthread_mutex_unlock(&s->lock);
+		rmig_log_error("session: start: cannot create the migration thread: %s",
+			       session_strerror(ret));
+		return ret;
+	}
+	return 0;
+}
+
+int session_wait(struct rmig_session *s, int timeout_ms)
+{
+	struct timespec deadline;
+	int ret = 0;
+
+	if (!s->thread_started)
+		return -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	if (timeout_ms >= 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->finished && ret != ETIMEDOUT) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&s->finished_cond, &s->lock);
+		else
+			ret = pthread_cond_timedwait(&s->finished_cond, &s->lock, &deadline);
+	}
+	if (!s->finished) {
+		pthread_mutex_unlock(&s->lock);
+		return -ETIMEDOUT;
+	}
+	ret = s->result;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int session_cancel(struct rmig_session *s)
+{
+	atomic_store(&s->cancel_requested, 1);
+	return 0;
+}
+
+const char *session_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	switch (err) {
+	case 0:
+		return "success";
+	case ECANCELED:
+		return "the migration was cancelled";
+	case EOPNOTSUPP:
+		return "not supported by this rmig build or this host (method, transport or dirty source)";
+	case ENOENT:
+		return "unknown region (the two hosts' region tables differ)";
+	case EPROTO:
+		return "the peer broke the rmig protocol";
+	case ECONNRESET:
+		return "the peer closed the connection";
+	case ECONNABORTED:
+		return "the peer aborted the migration";
+	case ETIMEDOUT:
+		return "the peer did not answer in time";
+	case EACCES:
+		return "authentication failed or access refused";
+	case EPROTONOSUPPORT:
+		return "unknown or unavailable transport scheme";
+	case EBUSY:
+		return "the session has already started";
+	default:
+		return strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error";
+	}
+}
+
+const char *session_method_name(uint32_t method)
+{
+	static const char *const names[] = {
+		[RMIG_METHOD_PRECOPY] = "precopy", [RMIG_METHOD_PREDICT] = "predict",
+		[RMIG_METHOD_TSMC] = "tsmc",	   [RMIG_METHOD_POSTCOPY] = "postcopy",
+		[RMIG_METHOD_HYBRID] = "hybrid",   [RMIG_METHOD_AUTO] = "auto",
+	};
+
+	return method < sizeof(names) / sizeof(names[0]) ? names[method] : "unknown";
+}
+
+_Static_assert((int)DIRTY_KIND_HYPERVISOR == (int)RMIG_DIRTY_HYPERVISOR &&
+		       (int)DIRTY_KIND_UFFD_ASYNC == (int)RMIG_DIRTY_UFFD_ASYNC &&
+		       (int)DIRTY_KIND_UFFD_SYNC == (int)RMIG_DIRTY_UFFD_SYNC &&
+		       (int)DIRTY_KIND_HASH == (int)RMIG_DIRTY_HASH,
+	       "the public and internal dirty kinds are numbered alike");
+
+const char *session_status_name(uint32_t status)
+{
+	static const char *const names[] = {
+		[RMIG_STATUS_NONE] = "none",	       [RMIG_STATUS_SETUP] = "setup",
+		[RMIG_STATUS_ACTIVE] = "active",       [RMIG_STATUS_DEVICE] = "device",
+		[RMIG_STATUS_COMPLETED] = "completed", [RMIG_STATUS_FAILED] = "failed",
+		[RMIG_STATUS_CANCELLED] = "cancelled",
+	};
+
+	return status < sizeof(names) / sizeof(names[0]) ? names[status] : "unknown";
+}

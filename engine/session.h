@@ -1,0 +1,156 @@
+/* engine/session.h - one migration on one host: role, regions, parameters, callbacks, the
+ * connection, the state machine and the statistics. The public ABI (bindings/) is a thin layer
+ * over these functions; source.c and dest.c run the two roles. */
+#ifndef RMIG_ENGINE_SESSION_H
+#define RMIG_ENGINE_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmig.h"
+#include "transport/transport.h"
+
+#define SESSION_ERROR_MAX 512u
+#define SESSION_DEFAULT_DOWNTIME_MS 300u
+#define SESSION_DEFAULT_MAX_ROUNDS 30u
+#define SESSION_DEFAULT_TIMEOUT_MS 30000u
+#define SESSION_PROGRESS_INTERVAL_US 100000u
+
+struct dirty_source;
+struct batch_pipeline;
+
+struct session_region {
+	uint32_t id;
+	void *addr;
+	size_t length;
+	size_t page_size;
+	unsigned page_shift;
+	size_t npages;
+	/* source: pages to send in the current round; after the verification, mismatches */
+	uint64_t *dirty;
+	/* source: how many times each page crossed (saturating); later methods read it */
+	uint8_t *send_count;
+	struct dirty_source *tracker; /* source */
+	/* destination: pages whose data (or zero marker) landed at least once */
+	uint64_t *arrived;
+};
+
+/* The opaque rmig_session_t of the public ABI. */
+struct rmig_session {
+	uint32_t role; /* enum rmig_role */
+	struct rmig_params params;
+	uint8_t key[RMIG_KEY_MAX];
+	struct rmig_callbacks callbacks;
+	void *opaque;
+
+	struct session_region *regions;
+	size_t nregions;
+
+	struct transport_listener *listener;
+	struct transport_conn *conn;
+	char peer_uri[TRANSPORT_URI_MAX];
+
+	/* Guards stats, rounds, last_error and the fields below it. */
+	pthread_mutex_t lock;
+	struct rmig_stats stats;
+	struct rmig_round_stats *rounds;
+	size_t nrounds;
+	size_t rounds_capacity;
+	struct transport_stats final_transport; /* taken when the connection closes */
+	char last_error[SESSION_ERROR_MAX];
+	char last_error_copy[SESSION_ERROR_MAX]; /* what rmig_last_error() hands out */
+
+	atomic_int cancel_requested;
+	int started;
+	int thread_started;
+	int finished;
+	int result;
+	pthread_t thread;
+	pthread_cond_t finished_cond;
+
+	uint64_t start_us;
+	uint64_t pause_us;
+	uint64_t last_progress_us;
+	int vm_paused;		/* source: pause_vm succeeded and the VM has not run again */
+	int point_of_no_return; /* source: RESUME sent; cancelling no longer helps */
+	uint32_t throttle_percent;
+	uint32_t throttle_strikes;
+
+	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
+};
+
+uint64_t session_now_us(void);
+/* What err (-errno) means for a migration: a static string. */
+const char *session_strerror(int err);
+const char *session_method_name(uint32_t method);
+const char *session_status_name(uint32_t status);
+
+int session_create(uint32_t role, struct rmig_session **session_p);
+void session_destroy(struct rmig_session *s);
+int session_set_params(struct rmig_session *s, const struct rmig_params *params);
+int session_set_callbacks(struct rmig_session *s, const struct rmig_callbacks *callbacks,
+			  void *opaque);
+int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t length,
+		       size_t page_size);
+struct session_region *session_region_find(struct rmig_session *s, uint32_t id);
+int session_listen(struct rmig_session *s, const char *uri);
+int session_listen_uri(struct rmig_session *s, char *buf, size_t len);
+int session_connect(struct rmig_session *s, const char *uri);
+int session_run(struct rmig_session *s);
+int session_start(struct rmig_session *s);
+int session_wait(struct rmig_session *s, int timeout_ms);
+int session_cancel(struct rmig_session *s);
+int session_stats_get(struct rmig_session *s, struct rmig_stats *stats);
+int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats);
+const char *session_last_error(struct rmig_session *s);
+
+/* Record err as the session's error (the first one of a run wins), log it once, return err. */
+int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int session_cancelled(struct rmig_session *s);
+void session_status_set(struct rmig_session *s, uint32_t status);
+/* Call the progress callback with a fresh snapshot. */
+void session_progress(struct rmig_session *s, uint32_t event);
+/* Start a round record: returns its index. The record's bytes and duration are filled by
+ * session_round_end from the connection's counters. */
+int session_round_begin(struct rmig_session *s, uint32_t round, uint32_t paused,
+			uint64_t dirty_pages);
+void session_round_end(struct rmig_session *s);
+/* Add page transmissions to the current round and the totals. */
+void session_count_pages(struct rmig_session *s, uint64_t pages, uint64_t zero_pages,
+			 uint64_t data_bytes);
+/* Recompute the histogram of sends per page from the regions' counters. */
+void session_histogram_update(struct rmig_session *s);
+
+/* Encode into s->msg_buf with encoder, then send. */
+int session_ctrl_send(struct rmig_session *s, size_t len);
+/* Wait up to the session's timeout (checking cancellation) for the next control message.
+ * Returns its type with *payload_p / *len_p set, or -errno (an ABORT from the peer returns the
+ * peer's code, with the reason in the last error). A commit where none is expected is -EPROTO. */
+int session_ctrl_recv(struct rmig_session *s, const char *waiting_for, const void **payload_p,
+		      size_t *len_p);
+struct protocol_abort;
+/* Record the peer's abort as this side's error; returns the code to fail with (the peer's
+ * -errno, except that its cancel is -ECONNABORTED here). */
+int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *abort_msg);
+/* Tell the peer why the migration ends (best effort). */
+void session_abort_send(struct rmig_session *s, int code, const char *reason);
+/* Publish the session's connection (stats readers on other threads look at it). */
+void session_conn_set(struct rmig_session *s, struct transport_conn *conn);
+/* Close the connection (keeping its final counters) and the listener. */
+void session_disconnect(struct rmig_session *s);
+
+int source_run(struct rmig_session *s);
+/* Source: send every page marked in the regions' dirty bitmaps (clearing them) and wait until
+ * the transport has taken all of it. */
+int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline);
+int dest_run(struct rmig_session *s);
+/* Source, VM paused: compare every page with the destination's hash, resend mismatches until
+ * they match. Counts pages verified and mismatched in the stats. */
+int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline);
+/* Destination: answer one VERIFY_REQ. */
+int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len);
+
+#endif /* RMIG_ENGINE_SESSION_H */

@@ -1,0 +1,210 @@
+/* engine/verify.c - switchover verification: the destination hashes the pages it holds, the
+ * source compares them with its own (VM paused, so its pages are final) and resends every page
+ * that differs, then checks those again, before the VM may resume on the destination. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/batch.h"
+#include "engine/bitmap.h"
+#include "engine/page_hash.h"
+#include "engine/protocol.h"
+#include "engine/session.h"
+#include "transport/log.h"
+
+/* Passes after the first before a page that keeps differing fails the migration. */
+#define VERIFY_RESEND_PASSES 3
+
+static uint64_t verify_page_hash(const struct session_region *r, uint64_t page)
+{
+	return page_hash((const char *)r->addr + (page << r->page_shift), r->page_size);
+}
+
+/* Ask for the hashes of [first, first + npages) of r. */
+static int verify_request(struct rmig_session *s, const struct session_region *r, uint64_t first,
+			  uint64_t npages)
+{
+	struct protocol_verify_req req = {
+		.region_id = r->id, .first_page = first, .npages = npages};
+
+	return session_ctrl_send(s, protocol_verify_req_to_wire(&req, s->msg_buf));
+}
+
+/* Receive hashes until `expected` pages are covered; mark mismatches in mismatch[] (one bitmap
+ * per region, same order as s->regions). Returns the number of mismatching pages or -errno. */
+static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_t **mismatch)
+{
+	char why[TRANSPORT_ERROR_MAX];
+	int64_t mismatched = 0;
+
+	while (expected) {
+		struct protocol_verify_hashes m;
+		struct session_region *r;
+		const void *payload;
+		size_t len, index;
+		int type, ret;
+
+		type = session_ctrl_recv(s, "page hashes", &payload, &len);
+		if (type < 0)
+			return type;
+		if (type != PROTOCOL_VERIFY_HASHES)
+			return session_fail(s, -EPROTO,
+					    "%s sent %s while page hashes were expected",
+					    s->conn->peer, protocol_type_name(type));
+		ret = protocol_verify_hashes_from_wire(payload, len, &m, why, sizeof(why));
+		if (ret)
+			return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer,
+					    why);
+		r = session_region_find(s, m.region_id);
+		if (!r || m.first_page > r->npages || m.count > r->npages - m.first_page ||
+		    m.count > expected)
+			return session_fail(
+				s, -EPROTO,
+				"%s sent hashes of region %u pages %llu+%u, outside what "
+				"was asked",
+				s->conn->peer, m.region_id, (unsigned long long)m.first_page,
+				m.count);
+		index = (size_t)(r - s->regions);
+		for (uint32_t i = 0; i < m.count; i++) {
+			uint64_t page = m.first_page + i;
+
+			if (verify_page_hash(r, page) != protocol_hash_at(&m, i)) {
+				bitmap_set(mismatch[index], page);
+				mismatched++;
+			}
+		}
+		expected -= m.count;
+	}
+	return mismatched;
+}
+
+int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	uint64_t **mismatch;
+	uint64_t expected = 0, verified = 0;
+	int64_t mismatched, first_mismatched = 0;
+	int ret = 0;
+
+	mismatch = calloc(s->nregions, sizeof(*mismatch));
+	if (!mismatch)
+		return session_fail(s, -ENOMEM, "verification: out of memory");
+	for (size_t i = 0; i < s->nregions; i++) {
+		mismatch[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
+		if (!mismatch[i]) {
+			ret = session_fail(s, -ENOMEM, "verification: out of memory");
+			goto out_free;
+		}
+	}
+
+	for (size_t i = 0; i < s->nregions && !ret; i++) {
+		ret = verify_request(s, &s->regions[i], 0, s->regions[i].npages);
+		expected += s->regions[i].npages;
+	}
+	if (ret)
+		goto out_free;
+	verified = expected;
+	mismatched = verify_collect(s, expected, mismatch);
+	if (mismatched < 0) {
+		ret = (int)mismatched;
+		goto out_free;
+	}
+	first_mismatched = mismatched;
+	pthread_mutex_lock(&s->lock);
+	s->stats.pages_verified = verified;
+	s->stats.pages_mismatched = (uint64_t)first_mismatched;
+	pthread_mutex_unlock(&s->lock);
+	if (mismatched)
+		rmig_log_warn("source: verification: %lld of %llu pages differ on the destination; "
+			      "resending them",
+			      (long long)mismatched, (unsigned long long)verified);
+
+	for (int pass = 0; mismatched && pass < VERIFY_RESEND_PASSES; pass++) {
+		expected = 0;
+		for (size_t i = 0; i < s->nregions; i++) {
+			struct session_region *r = &s->regions[i];
+
+			memcpy(r->dirty, mismatch[i], bitmap_words(r->npages) * sizeof(uint64_t));
+		}
+		ret = source_send_pages(s, pipeline);
+		if (ret)
+			goto out_free;
+		for (size_t i = 0; i < s->nregions && !ret; i++) {
+			struct session_region *r = &s->regions[i];
+			size_t start, len, from = 0;
+
+			while (!ret &&
+			       dirty_bitmap_next_run(mismatch[i], r->npages, from, &start, &len)) {
+				ret = verify_request(s, r, start, len);
+				expected += len;
+				from = start + len;
+			}
+			memset(mismatch[i], 0, bitmap_words(r->npages) * sizeof(uint64_t));
+		}
+		if (ret)
+			goto out_free;
+		mismatched = verify_collect(s, expected, mismatch);
+		if (mismatched < 0) {
+			ret = (int)mismatched;
+			goto out_free;
+		}
+	}
+	if (mismatched) {
+		ret = session_fail(
+			s, -EIO,
+			"verification: %lld pages still differ on the destination after %d "
+			"resends",
+			(long long)mismatched, VERIFY_RESEND_PASSES);
+		goto out_free;
+	}
+	session_histogram_update(s);
+
+out_free:
+	for (size_t i = 0; i < s->nregions; i++)
+		free(mismatch[i]);
+	free(mismatch);
+	return ret;
+}
+
+int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
+{
+	struct protocol_verify_req req;
+	char why[TRANSPORT_ERROR_MAX];
+	struct session_region *r;
+	uint64_t *hashes;
+	int ret = 0;
+
+	ret = protocol_verify_req_from_wire(payload, len, &req, why, sizeof(why));
+	if (ret)
+		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
+	r = session_region_find(s, req.region_id);
+	if (!r || req.npages == 0 || req.first_page > r->npages ||
+	    req.npages > r->npages - req.first_page)
+		return session_fail(s, -EPROTO,
+				    "%s asked for hashes of region %u pages %llu+%llu, outside the "
+				    "regions here",
+				    s->conn->peer, req.region_id,
+				    (unsigned long long)req.first_page,
+				    (unsigned long long)req.npages);
+	hashes = malloc(PROTOCOL_HASHES_MAX * sizeof(*hashes));
+	if (!hashes)
+		return session_fail(s, -ENOMEM, "verification: out of memory");
+	for (uint64_t done = 0; done < req.npages && !ret;) {
+		uint32_t count =
+			(uint32_t)(req.npages - done < PROTOCOL_HASHES_MAX ? req.npages - done
+									   : PROTOCOL_HASHES_MAX);
+		uint64_t first = req.first_page + done;
+
+		for (uint32_t i = 0; i < count; i++)
+			hashes[i] = verify_page_hash(r, first + i);
+		ret = session_ctrl_send(
+			s, protocol_verify_hashes_to_wire(r->id, first, hashes, count, s->msg_buf));
+		done += count;
+	}
+	free(hashes);
+	if (!ret) {
+		pthread_mutex_lock(&s->lock);
+		s->stats.pages_verified += req.npages;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return ret;
+}

@@ -1,0 +1,108 @@
+/* tests/integration/engine_harness.h - a source and a destination session in one process over
+ * the transport named on the command line (loop, tcp, rdma), with guest RAM on both sides, a
+ * guest writer thread and recorded callbacks, for the engine's migration tests. */
+#ifndef RMIG_TEST_ENGINE_HARNESS_H
+#define RMIG_TEST_ENGINE_HARNESS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmig.h"
+
+#define HARNESS_PAGE 4096u
+#define HARNESS_REGION_ID 1u
+
+struct harness;
+typedef void (*harness_progress_fn)(struct harness *h, uint32_t event,
+				    const struct rmig_stats *stats);
+
+struct harness {
+	const char *transport; /* "loop", "tcp", "rdma" */
+	char listen_uri[256];
+	size_t src_length;
+	size_t dst_length;
+	uint32_t src_region_id;
+	uint32_t dst_region_id;
+	unsigned char *src_ram;
+	unsigned char *dst_ram;
+	rmig_session_t *src;
+	rmig_session_t *dst;
+	struct rmig_params params;	 /* applied to both sessions */
+	struct rmig_params dst_params;	 /* then this to the destination (when field_mask != 0) */
+	harness_progress_fn on_progress; /* source progress, on the migration thread */
+	void (*on_pause)(struct harness *h); /* after the writer stopped, VM paused */
+	/* when set: the source's dirty_sync callback (the hypervisor's dirty log) */
+	int (*on_dirty_sync)(struct harness *h, uint32_t region_id, uint64_t *bitmap,
+			     size_t npages);
+
+	/* guest writer */
+	pthread_t writer;
+	atomic_int writer_stop;
+	int writer_running;
+	atomic_ullong writes;
+
+	/* what the callbacks saw */
+	atomic_int src_paused;
+	atomic_int src_resumed;
+	atomic_int dst_resumed;
+	int src_ret;
+	int dst_ret;
+	void *user;
+};
+
+/* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1
+ * when both are usable here. */
+int harness_transport_usable(int argc, char **argv, const char **transport_p);
+/* Allocate both sides' RAM (same length unless changed before harness_sessions) and give the
+ * source a memory image: zero_every-th pages stay zero (0: none), the rest hold data; the
+ * destination starts as garbage (0xAA). */
+void harness_init(struct harness *h, const char *transport, size_t length, unsigned zero_every);
+/* Create both sessions, apply params and callbacks, add the regions, listen, start the
+ * destination thread and connect the source. */
+void harness_sessions(struct harness *h);
+/* Start a thread writing random pages of the source RAM until the VM pauses. */
+void harness_writer_start(struct harness *h);
+/* Run the source on this thread, then wait for the destination: fills src_ret, dst_ret. */
+void harness_run(struct harness *h);
+void harness_fini(struct harness *h);
+
+/* Write a recognisable pattern into page of the source RAM. */
+void harness_page_write(struct harness *h, size_t page, uint64_t tag);
+size_t harness_pages(const struct harness *h);
+
+/* The transport of this run (argv[1]) and whether it works here; the dirty source the source
+ * session uses (argv[2]: auto, uffd-async, uffd-sync, hash; default auto). */
+extern const char *harness_transport;
+extern int harness_usable;
+extern uint32_t harness_dirty_source;
+
+/* What a test binary returns when its transport is not available here (rdma outside the
+ * testbed); ctest reports the test as skipped (SKIP_RETURN_CODE). */
+#define HARNESS_SKIPPED 77
+
+/* main() of an engine test: runs the tests over argv[1]'s transport, or skips them all when
+ * that transport is not available here. Include <cmocka.h> first. */
+#define HARNESS_MAIN(...)                                                                  \
+	int main(int argc, char **argv)                                                    \
+	{                                                                                  \
+		const struct CMUnitTest tests[] = {__VA_ARGS__};                           \
+		harness_usable = harness_transport_usable(argc, argv, &harness_transport); \
+		if (!harness_usable) {                                                     \
+			print_message("transport %s is not available here: skipped\n",     \
+				      harness_transport);                                  \
+			return HARNESS_SKIPPED;                                            \
+		}                                                                          \
+		return cmocka_run_group_tests_name(harness_transport, tests, NULL, NULL);  \
+	}
+
+#define HARNESS_SKIP_UNLESS_USABLE()                                                              \
+	do {                                                                                      \
+		if (!harness_usable) {                                                            \
+			print_message("transport %s is not available here\n", harness_transport); \
+			skip();                                                                   \
+		}                                                                                 \
+	} while (0)
+
+#endif /* RMIG_TEST_ENGINE_HARNESS_H */

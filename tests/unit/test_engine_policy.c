@@ -1,0 +1,126 @@
+/* Stop policies: the QEMU projection (remaining / bandwidth against the downtime target, with
+ * a round bound) and Xen's limits (30 rounds, fewer than 50 dirty pages, 3x RAM sent), and the
+ * auto-converge throttle steps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "engine/policy.h"
+#include "rmig.h"
+
+static struct policy_decision decide(struct policy_input in)
+{
+	struct policy_decision out;
+
+	policy_decide(&in, &out);
+	return out;
+}
+
+static void test_policy_qemu_stops_when_projection_fits_target(void **state)
+{
+	struct policy_input in = {.policy = RMIG_POLICY_QEMU,
+				  .round = 1,
+				  .max_rounds = 30,
+				  .downtime_ms = 300,
+				  .remaining_bytes = 100u << 20,
+				  .bandwidth = 1000u << 20};
+	struct policy_decision d;
+
+	(void)state;
+	d = decide(in); /* 100 MiB at 1000 MiB/s: 100 ms */
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_DOWNTIME);
+	assert_int_equal(d.projected_downtime_ms, 100);
+
+	in.remaining_bytes = 400u << 20; /* 400 ms */
+	d = decide(in);
+	assert_false(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 400);
+
+	in.bandwidth = 0; /* nothing measured yet: cannot project */
+	d = decide(in);
+	assert_false(d.stop);
+}
+
+static void test_policy_qemu_stops_at_round_limit(void **state)
+{
+	struct policy_input in = {.policy = RMIG_POLICY_QEMU,
+				  .round = 5,
+				  .max_rounds = 5,
+				  .downtime_ms = 1,
+				  .remaining_bytes = 1u << 30,
+				  .bandwidth = 1u << 20};
+	struct policy_decision d;
+
+	(void)state;
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_MAX_ROUNDS);
+	in.round = 4;
+	assert_false(decide(in).stop);
+}
+
+static void test_policy_xen_limits(void **state)
+{
+	struct policy_input in = {.policy = RMIG_POLICY_XEN,
+				  .round = 3,
+				  .max_rounds = 0,
+				  .dirty_pages = 49,
+				  .bytes_sent = 1u << 30,
+				  .ram_bytes = 1u << 30};
+	struct policy_decision d;
+
+	(void)state;
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_FEW_DIRTY);
+
+	in.dirty_pages = 50;
+	assert_false(decide(in).stop);
+
+	in.bytes_sent = 3ull << 30;
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_SENT_LIMIT);
+
+	in.bytes_sent = 1u << 30;
+	in.round = 30; /* the Xen bound holds even when max_rounds asks for more */
+	in.max_rounds = 100;
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_MAX_ROUNDS);
+}
+
+static void test_policy_throttle_after_two_rounds_of_fast_dirtying(void **state)
+{
+	uint32_t strikes = 0, percent = 0;
+
+	(void)state;
+	percent = policy_throttle(60, 100, percent, &strikes);
+	assert_int_equal(percent, 0);
+	percent = policy_throttle(60, 100, percent, &strikes);
+	assert_int_equal(percent, 20);
+	percent = policy_throttle(10, 100, percent, &strikes); /* keeping up: resets */
+	percent = policy_throttle(60, 100, percent, &strikes);
+	assert_int_equal(percent, 20);
+	percent = policy_throttle(60, 100, percent, &strikes);
+	assert_int_equal(percent, 30);
+	for (int i = 0; i < 40; i++)
+		percent = policy_throttle(60, 100, percent, &strikes);
+	assert_int_equal(percent, 99);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_qemu_stops_when_projection_fits_target),
+		cmocka_unit_test(test_policy_qemu_stops_at_round_limit),
+		cmocka_unit_test(test_policy_xen_limits),
+		cmocka_unit_test(test_policy_throttle_after_two_rounds_of_fast_dirtying),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
