@@ -714,7 +714,7 @@ static void bw_usage(FILE *f)
 		"  --client           connect to a server at URI\n"
 		"  --size LIST        message (run) sizes, e.g. 4K,64K,1M (default 4K,64K,1M)\n"
 		"  --sweep            sizes 4 KiB to 4 MiB, doubling\n"
-		"  --batch N          runs per batch, one commit each (default 64)\n"
+		"  --batch N          runs per batch, one commit each (default 256)\n"
 		"  --streams N        QPs (rdma) or sockets (tcp) (default 1)\n"
 		"  --iters N          batches per size (default: --duration)\n"
 		"  --duration S       seconds per size (default 2)\n"
@@ -865,7 +865,7 @@ int main(int argc, char **argv)
 	struct bw_options o = {
 		.sizes = {4096, 65536, 1u << 20},
 		.nsizes = 3,
-		.batch = 64,
+		.batch = 256,
 		.streams = 1,
 		.duration = 2.0,
 		.lat_iters = 200,

@@ -521,15 +521,20 @@ static int loop_batch_post(struct transport_conn *conn, uint64_t batch_id,
 			       (unsigned long long)batch_id, why);
 		goto err_unlock_memory;
 	}
-	for (size_t i = 0; i < nruns; i++) {
-		struct transport_region src, dst;
+	struct transport_region src = {0}, dst = {0};
+	int found = 0;
 
+	for (size_t i = 0; i < nruns; i++) {
 		if (runs[i].flags & TRANSPORT_RUN_ZERO)
 			continue;
-		if (transport_region_find(conn, 0, runs[i].region_id, &src) ||
-		    transport_region_find(&peer->base, 0, runs[i].region_id, &dst)) {
-			ret = -ENOENT;
-			goto err_unlock_memory;
+		/* Batches mostly name one region: look it up again only when the id changes. */
+		if (!found || src.id != runs[i].region_id) {
+			if (transport_region_find(conn, 0, runs[i].region_id, &src) ||
+			    transport_region_find(&peer->base, 0, runs[i].region_id, &dst)) {
+				ret = -ENOENT;
+				goto err_unlock_memory;
+			}
+			found = 1;
 		}
 		memmove((char *)dst.addr + runs[i].offset, (char *)src.addr + runs[i].offset,
 			runs[i].length);
