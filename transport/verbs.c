@@ -15,6 +15,10 @@
  * receivers return credits in every header they send (wire_hdr.credits) and with an explicit
  * WIRE_CREDIT once half the ring is free. The last credit is kept for WIRE_CREDIT/WIRE_CLOSE,
  * so credits can always flow back and a SEND never meets an empty receive queue (no RNR).
+ * Commits and control messages are copied out of the receive ring into a queue for recv()
+ * (bounded, RDMA_QUEUED_BYTES_MAX) and their buffers reposted at once, so an engine that is not
+ * reading yet does not stall the peer after a few dozen messages; past the bound the buffers
+ * stay held and the missing credits slow the peer down instead.
  * A progress thread per connection polls the completion queue and the rdma_cm events, so the
  * peer's credits return even while the local engine is not inside a transport call. */
 #include <errno.h>
@@ -45,6 +49,7 @@
 #define RDMA_CHUNK_SIZE (2ull << 20)
 #define RDMA_MSG_STRIDE ((sizeof(struct wire_hdr) + WIRE_MSG_MAX + 63u) & ~(size_t)63u)
 #define RDMA_LISTEN_BACKLOG 16
+#define RDMA_QUEUED_BYTES_MAX (64u << 20) /* commits and control messages waiting for recv() */
 
 enum rdma_wr_kind {
 	RDMA_WR_WRITE = 1,
@@ -87,6 +92,14 @@ struct rdma_wr_record {
 	uint32_t kind;
 	uint64_t offset;
 	uint64_t length;
+};
+
+/* A commit or control message copied out of the receive ring, waiting for recv(). */
+struct rdma_queued {
+	struct rdma_queued *next;
+	enum wire_type type;
+	uint32_t length;
+	char payload[];
 };
 
 /* Local registration of a region (transport_region.priv). */
@@ -144,10 +157,14 @@ struct rdma_conn {
 	uint64_t sends_posted;
 	uint32_t send_credits; /* SENDs the peer has buffers for */
 	uint32_t peer_recv_depth;
-	uint32_t credits_to_return;	 /* receive buffers reposted since our last SEND */
-	uint32_t ready[RDMA_RECV_DEPTH]; /* FIFO of received CTRL/COMMIT buffer indices */
-	uint32_t ready_head, ready_count;
-	int held_index; /* buffer behind the message recv() returned last, -1 if none */
+	uint32_t credits_to_return; /* receive buffers reposted since our last SEND */
+	/* Received commits and control messages, in arrival order: first the queue, then the
+	 * buffers still held in the ring once the queue reached its bound. */
+	struct rdma_queued *queue_head, *queue_tail;
+	size_t queued_bytes;
+	struct rdma_queued *delivered;	/* what recv() returned last, freed by the next call */
+	uint32_t held[RDMA_RECV_DEPTH]; /* FIFO of receive buffer indices not reposted yet */
+	uint32_t held_head, held_count;
 	int read_busy;
 	int peer_closed;
 	int closing; /* our own rdma_disconnect is under way: its event is no error */
@@ -557,7 +574,6 @@ static struct rdma_conn *rdma_conn_new(const char *peer, const struct rdma_optio
 	}
 	rc->options = *options;
 	rc->window = options->max_inflight;
-	rc->held_index = -1;
 	rc->stop_fd = -1;
 	pthread_mutex_init(&rc->lock, NULL);
 	{
@@ -620,6 +636,13 @@ static void rdma_conn_destroy(struct rdma_conn *rc)
 	pthread_mutex_destroy(&rc->lock);
 	free(rc->records);
 	free(rc->msg_runs);
+	free(rc->delivered);
+	while (rc->queue_head) {
+		struct rdma_queued *next = rc->queue_head->next;
+
+		free(rc->queue_head);
+		rc->queue_head = next;
+	}
 	transport_conn_fini(&rc->base);
 	free(rc);
 }
@@ -1094,6 +1117,47 @@ static void rdma_protocol_error(struct rdma_conn *rc, const char *why)
 	transport_conn_fail(&rc->base, -ECONNRESET, "peer broke the protocol: %s", why);
 }
 
+/* Copy the message in receive buffer index (already parsed) to the tail of the queue. Returns
+ * 1 when it was queued (the buffer may be reposted), 0 when the queue is full. */
+static int rdma_queue_from_buffer(struct rdma_conn *rc, uint32_t index)
+{
+	const char *buf = rdma_recv_buffer(rc, index);
+	struct wire_hdr_host hdr;
+	struct rdma_queued *q;
+
+	wire_hdr_from_wire(buf, sizeof(struct wire_hdr) + WIRE_MSG_MAX, WIRE_MSG_MAX, &hdr, NULL,
+			   0);
+	if (rc->queued_bytes + hdr.length > RDMA_QUEUED_BYTES_MAX)
+		return 0;
+	q = malloc(sizeof(*q) + hdr.length);
+	if (!q)
+		return 0; /* held instead: the peer waits for credits, nothing is lost */
+	q->next = NULL;
+	q->type = hdr.type;
+	q->length = hdr.length;
+	memcpy(q->payload, buf + sizeof(struct wire_hdr), hdr.length);
+	if (rc->queue_tail)
+		rc->queue_tail->next = q;
+	else
+		rc->queue_head = q;
+	rc->queue_tail = q;
+	rc->queued_bytes += hdr.length;
+	return 1;
+}
+
+/* Move held buffers into the queue while it has room, reposting them. Caller holds rc->lock. */
+static void rdma_queue_refill(struct rdma_conn *rc)
+{
+	while (rc->held_count && rdma_queue_from_buffer(rc, rc->held[rc->held_head])) {
+		uint32_t index = rc->held[rc->held_head];
+
+		rc->held_head = (rc->held_head + 1) % RDMA_RECV_DEPTH;
+		rc->held_count--;
+		if (!rc->base.failed)
+			rdma_repost(rc, index);
+	}
+}
+
 static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 {
 	uint32_t index = (uint32_t)(wc->wr_id & RDMA_WR_SEQ_MASK);
@@ -1133,10 +1197,14 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 	switch (hdr.type) {
 	case WIRE_CTRL:
 	case WIRE_COMMIT:
-		/* Held (not reposted) until the engine took it: the ring bounds what queues up. */
-		rc->ready[(rc->ready_head + rc->ready_count) % RDMA_RECV_DEPTH] = index;
-		rc->ready_count++;
-		return;
+		/* Behind a held buffer, or past the bound: held too, so order is kept and the
+		 * peer runs out of credits instead of our memory. */
+		if (rc->held_count || !rdma_queue_from_buffer(rc, index)) {
+			rc->held[(rc->held_head + rc->held_count) % RDMA_RECV_DEPTH] = index;
+			rc->held_count++;
+			return;
+		}
+		break;
 	case WIRE_REGION_ADD:
 		ret = wire_region_from_wire(payload, hdr.length, &region, why, sizeof(why));
 		if (ret) {
@@ -1238,6 +1306,10 @@ static void rdma_handle_cm_event(struct rdma_conn *rc)
 	switch (type) {
 	case RDMA_CM_EVENT_DISCONNECTED:
 	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		/* The peer's last messages (its goodbye included) completed on our CQ before it
+		 * disconnected, but the completion event may not have woken us yet: take them
+		 * first, so they are delivered and an orderly close is told from a crash. */
+		rdma_drain_cq(rc);
 		pthread_mutex_lock(&rc->lock);
 		if (rc->closing)
 			rdma_fail_quiet(rc, -ECONNRESET, "connection closed");
@@ -1682,29 +1754,24 @@ static int rdma_transport_ctrl_send(struct transport_conn *conn, const void *buf
 	return ret;
 }
 
-/* Turn the held buffer into msg. Caller holds rc->lock. */
-static int rdma_deliver(struct rdma_conn *rc, uint32_t index, struct transport_msg *msg)
+/* Turn a queued message into msg. Caller holds rc->lock. */
+static int rdma_deliver(struct rdma_conn *rc, const struct rdma_queued *q,
+			struct transport_msg *msg)
 {
-	const char *buf = rdma_recv_buffer(rc, index);
-	const char *payload = buf + sizeof(struct wire_hdr);
 	struct wire_commit_host commit;
-	struct wire_hdr_host hdr;
 	uint64_t data_bytes = 0;
 	char why[200];
 	int ret;
 
-	/* Parsed before it was queued; only type and length are read again. */
-	wire_hdr_from_wire(buf, sizeof(struct wire_hdr) + WIRE_MSG_MAX, WIRE_MSG_MAX, &hdr, NULL,
-			   0);
 	memset(msg, 0, sizeof(*msg));
-	if (hdr.type == WIRE_CTRL) {
+	if (q->type == WIRE_CTRL) {
 		msg->type = TRANSPORT_MSG_CTRL;
-		msg->data = payload;
-		msg->len = hdr.length;
+		msg->data = q->payload;
+		msg->len = q->length;
 		rdma_stats_add(rc, &rc->base.stats.ctrl_received, 1);
 		return 0;
 	}
-	ret = wire_commit_from_wire(payload, hdr.length, &commit, rc->msg_runs,
+	ret = wire_commit_from_wire(q->payload, q->length, &commit, rc->msg_runs,
 				    TRANSPORT_BATCH_MAX_RUNS, why, sizeof(why));
 	if (!ret)
 		ret = transport_runs_check(&rc->base, 0, TRANSPORT_ACCESS_REMOTE_WRITE,
@@ -1732,33 +1799,35 @@ static int rdma_transport_recv(struct transport_conn *conn, struct transport_msg
 {
 	struct rdma_conn *rc = rdma_conn_of(conn);
 	struct timespec deadline;
-	uint32_t index;
+	struct rdma_queued *q;
 	int ret;
 
 	if (timeout_ms >= 0)
 		rdma_deadline(timeout_ms, &deadline);
 	pthread_mutex_lock(&rc->lock);
-	if (rc->held_index >= 0) {
-		if (!conn->failed)
-			rdma_repost(rc, (uint32_t)rc->held_index);
-		rc->held_index = -1;
-		rdma_credit_maybe_send(rc);
-	}
+	free(rc->delivered);
+	rc->delivered = NULL;
 	/* What arrived before a disconnect is still delivered, in order. */
-	while (!rc->ready_count) {
+	for (;;) {
+		rdma_queue_refill(rc);
+		if (rc->queue_head)
+			break;
 		if (conn->failed) {
 			ret = conn->failed;
 			goto out_unlock;
 		}
 		ret = rdma_wait(rc, timeout_ms >= 0 ? &deadline : NULL);
-		if (ret == -ETIMEDOUT && !rc->ready_count)
+		if (ret == -ETIMEDOUT && !rc->queue_head && !rc->held_count)
 			goto out_unlock;
 	}
-	index = rc->ready[rc->ready_head];
-	rc->ready_head = (rc->ready_head + 1) % RDMA_RECV_DEPTH;
-	rc->ready_count--;
-	rc->held_index = (int)index;
-	ret = rdma_deliver(rc, index, msg);
+	rdma_credit_maybe_send(rc);
+	q = rc->queue_head;
+	rc->queue_head = q->next;
+	if (!rc->queue_head)
+		rc->queue_tail = NULL;
+	rc->queued_bytes -= q->length;
+	rc->delivered = q;
+	ret = rdma_deliver(rc, q, msg);
 out_unlock:
 	pthread_mutex_unlock(&rc->lock);
 	return ret;
