@@ -20,6 +20,9 @@ static const struct cli_command cli_commands[] = {
 	 "live-migrate an in-process guest between two sessions on this machine"},
 	{"send", rmig_cli_send, "migrate a demo guest to `rmig recv` on another host"},
 	{"recv", rmig_cli_recv, "receive a demo guest from `rmig send`"},
+	{"qemu-send", rmig_cli_qemu_send,
+	 "live-migrate an unmodified QEMU's guest to `rmig qemu-recv` (docs/qemu.md)"},
+	{"qemu-recv", rmig_cli_qemu_recv, "receive a QEMU guest from `rmig qemu-send`"},
 	{"version", cli_version, "print the library version"},
 	{"help", cli_help, "this list"},
 };
@@ -38,7 +41,7 @@ static int cli_help(int argc, char **argv)
 	(void)argv;
 	printf("usage: rmig <command> [options]   (rmig <command> --help for its options)\n\n");
 	for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
-		printf("  %-8s %s\n", cli_commands[i].name, cli_commands[i].summary);
+		printf("  %-10s %s\n", cli_commands[i].name, cli_commands[i].summary);
 	return 0;
 }
 

@@ -1,0 +1,591 @@
+/* bindings/qemu/qemu_cli.c - options, progress and the rmig half of the report for
+ * `rmig qemu-send` and `rmig qemu-recv`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bindings/qemu/qemu_cli.h"
+
+static const char *const qemu_cli_dirty_names[] = {"auto", "hypervisor", "uffd-async", "uffd-sync",
+						   "hash"};
+static const char *const qemu_cli_stop_reasons[] = {"none", "downtime target", "round limit",
+						    "few dirty pages", "3x RAM sent"};
+
+static void qemu_cli_usage(int source)
+{
+	if (source)
+		fprintf(stderr,
+			"usage: rmig qemu-send --qmp PATH --uri URI [options]\n"
+			"  live-migrate the guest of an unmodified QEMU to `rmig qemu-recv`: rmig\n"
+			"  carries the guest RAM (a memory-backend-file with share=on), QEMU its\n"
+			"  device state (capabilities x-ignore-shared, pause-before-switchover)\n"
+			"  --qmp PATH            the source QEMU's QMP socket (-qmp unix:PATH,...)\n"
+			"  --uri URI             where rmig qemu-recv listens (tcp://host:port,\n"
+			"                        rdma://host:port)\n"
+			"  --qemu-uri URI        QEMU's own migration channel to the destination\n"
+			"                        QEMU (default tcp:HOST:%d, HOST from --uri)\n"
+			"  --method NAME         precopy or predict (default precopy)\n"
+			"  --downtime-ms N       downtime target (default 300)\n"
+			"  --policy qemu|xen     stop policy (default qemu)\n"
+			"  --max-rounds N        rounds before pausing regardless (default 30)\n"
+			"  --bandwidth RATE      cap in bytes per second (K, M, G suffixes)\n"
+			"  --verify all|none     hash-compare every page at switchover (default all)\n"
+			"  --dirty auto|hash     dirty tracking (default hash: content hashes)\n"
+			"  --streams N           parallel connections (default 1)\n"
+			"  --timeout-ms N        longest wait for a peer or QEMU (default 30000)\n"
+			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts\n"
+			"  --switchover-hook CMD run CMD (sh -c) when both guests are paused and all\n"
+			"                        RAM is on the destination, before QEMU switches over;\n"
+			"                        a non-zero exit cancels the migration\n"
+			"  --json                print the report as JSON on stdout\n",
+			QEMU_CLI_DEFAULT_QEMU_PORT);
+	else
+		fprintf(stderr,
+			"usage: rmig qemu-recv --qmp PATH --listen URI [options]\n"
+			"  receive a guest from `rmig qemu-send` into a QEMU started with the same\n"
+			"  options plus -incoming defer\n"
+			"  --qmp PATH            the destination QEMU's QMP socket\n"
+			"  --listen URI          where to wait for qemu-send (tcp://addr:port,\n"
+			"                        rdma://addr:port)\n"
+			"  --qemu-listen URI     where the destination QEMU waits for QEMU's own\n"
+			"                        migration (default tcp:ADDR:%d, ADDR from --listen)\n"
+			"  --timeout-ms N        longest wait for the source or QEMU (default 600000)\n"
+			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts\n"
+			"  --json                print the report as JSON on stdout\n",
+			QEMU_CLI_DEFAULT_QEMU_PORT);
+}
+
+static int qemu_cli_parse_size(const char *text, uint64_t *value_p)
+{
+	char *end;
+	double v = strtod(text, &end);
+
+	if (end == text || v < 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v *= 1024.0;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v *= 1024.0 * 1024.0;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v *= 1024.0 * 1024.0 * 1024.0;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*value_p = (uint64_t)v;
+	return 0;
+}
+
+static int qemu_cli_parse_u32(const char *command, const char *option, const char *text,
+			      uint32_t min, uint32_t *value_p)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > UINT32_MAX || text[0] == '-') {
+		fprintf(stderr, "rmig %s: %s %s: a whole number >= %u\n", command, option, text,
+			min);
+		return -EINVAL;
+	}
+	*value_p = (uint32_t)v;
+	return 0;
+}
+
+static int qemu_cli_key_file(const char *command, const char *path, struct qemu_cli_options *o)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "rmig %s: --key-file %s: %s\n", command, path, strerror(errno));
+		return -errno;
+	}
+	/* One byte more than allowed tells a key that is too long. */
+	{
+		uint8_t buf[RMIG_KEY_MAX + 1];
+
+		n = read(fd, buf, sizeof(buf));
+		close(fd);
+		if (n < 1 || n > (ssize_t)RMIG_KEY_MAX) {
+			fprintf(stderr, "rmig %s: --key-file %s: a key has 1 to %u bytes\n",
+				command, path, RMIG_KEY_MAX);
+			return -EINVAL;
+		}
+		memcpy(o->key, buf, (size_t)n);
+		o->key_len = (uint32_t)n;
+	}
+	return 0;
+}
+
+/* "tcp:HOST:PORT" for QEMU from an rmig uri "scheme://HOST:PORT". */
+static int qemu_cli_qemu_uri(const char *rmig_uri, char *buf, size_t len)
+{
+	const char *host = strstr(rmig_uri, "://");
+	const char *colon;
+
+	if (!host)
+		return -EINVAL;
+	host += 3;
+	colon = strrchr(host, ':');
+	if (!colon || colon == host || (host[0] == '[' && colon[-1] != ']'))
+		return -EINVAL;
+	snprintf(buf, len, "tcp:%.*s:%d", (int)(colon - host), host, QEMU_CLI_DEFAULT_QEMU_PORT);
+	return 0;
+}
+
+int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o)
+{
+	enum {
+		O_QMP = 256,
+		O_URI,
+		O_LISTEN,
+		O_QEMU_URI,
+		O_QEMU_LISTEN,
+		O_METHOD,
+		O_DOWNTIME,
+		O_POLICY,
+		O_MAX_ROUNDS,
+		O_BANDWIDTH,
+		O_VERIFY,
+		O_DIRTY,
+		O_STREAMS,
+		O_TIMEOUT,
+		O_KEY_FILE,
+		O_HOOK,
+		O_JSON,
+		O_SKIP_FINAL,
+		O_HELP
+	};
+	static const struct option send_options[] = {
+		{"qmp", required_argument, NULL, O_QMP},
+		{"uri", required_argument, NULL, O_URI},
+		{"qemu-uri", required_argument, NULL, O_QEMU_URI},
+		{"method", required_argument, NULL, O_METHOD},
+		{"downtime-ms", required_argument, NULL, O_DOWNTIME},
+		{"policy", required_argument, NULL, O_POLICY},
+		{"max-rounds", required_argument, NULL, O_MAX_ROUNDS},
+		{"bandwidth", required_argument, NULL, O_BANDWIDTH},
+		{"verify", required_argument, NULL, O_VERIFY},
+		{"dirty", required_argument, NULL, O_DIRTY},
+		{"streams", required_argument, NULL, O_STREAMS},
+		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
+		{"key-file", required_argument, NULL, O_KEY_FILE},
+		{"switchover-hook", required_argument, NULL, O_HOOK},
+		{"json", no_argument, NULL, O_JSON},
+		/* Test only (tests/qemu): proves the end-to-end check sees stale RAM. */
+		{"x-skip-final-round", no_argument, NULL, O_SKIP_FINAL},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct option recv_options[] = {
+		{"qmp", required_argument, NULL, O_QMP},
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"qemu-listen", required_argument, NULL, O_QEMU_LISTEN},
+		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
+		{"key-file", required_argument, NULL, O_KEY_FILE},
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	const char *command = source ? "qemu-send" : "qemu-recv";
+	int c, ret;
+
+	*o = (struct qemu_cli_options){
+		.command = command,
+		.method = RMIG_METHOD_PRECOPY,
+		.policy = RMIG_POLICY_QEMU,
+		.downtime_ms = 300,
+		.max_rounds = 30,
+		.verify = RMIG_VERIFY_ALL,
+		.dirty_source = RMIG_DIRTY_HASH,
+		.streams = 1,
+		.timeout_ms = source ? 30000 : 600000,
+	};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", source ? send_options : recv_options, NULL)) !=
+	       -1) {
+		ret = 0;
+		switch (c) {
+		case O_QMP:
+			o->qmp = optarg;
+			break;
+		case O_URI:
+			o->uri = optarg;
+			break;
+		case O_LISTEN:
+			o->listen = optarg;
+			break;
+		case O_QEMU_URI:
+		case O_QEMU_LISTEN:
+			if (strlen(optarg) >= sizeof(o->qemu_uri)) {
+				fprintf(stderr, "rmig %s: %s: too long\n", command, optarg);
+				return -EINVAL;
+			}
+			snprintf(o->qemu_uri, sizeof(o->qemu_uri), "%s", optarg);
+			break;
+		case O_METHOD: {
+			uint32_t m;
+
+			for (m = RMIG_METHOD_PRECOPY; m <= RMIG_METHOD_AUTO; m++) {
+				if (!strcmp(optarg, rmig_method_name(m)))
+					break;
+			}
+			if (m > RMIG_METHOD_AUTO) {
+				fprintf(stderr, "rmig %s: --method precopy or predict\n", command);
+				return -EINVAL;
+			}
+			if (m != RMIG_METHOD_PRECOPY && m != RMIG_METHOD_PREDICT) {
+				/* These resume the guest before all its RAM has arrived: an
+				 * unmodified QEMU's vCPUs read the shared file directly and
+				 * cannot wait for pages rmig has not placed yet. */
+				fprintf(stderr,
+					"rmig %s: --method %s resumes the guest before all its "
+					"RAM is on the destination, which an unmodified QEMU "
+					"cannot wait for; use precopy or predict\n",
+					command, optarg);
+				return -EINVAL;
+			}
+			o->method = m;
+			break;
+		}
+		case O_DOWNTIME:
+			ret = qemu_cli_parse_u32(command, "--downtime-ms", optarg, 1,
+						 &o->downtime_ms);
+			break;
+		case O_POLICY:
+			if (!strcmp(optarg, "qemu")) {
+				o->policy = RMIG_POLICY_QEMU;
+			} else if (!strcmp(optarg, "xen")) {
+				o->policy = RMIG_POLICY_XEN;
+			} else {
+				fprintf(stderr, "rmig %s: --policy qemu or xen\n", command);
+				return -EINVAL;
+			}
+			break;
+		case O_MAX_ROUNDS:
+			ret = qemu_cli_parse_u32(command, "--max-rounds", optarg, 1,
+						 &o->max_rounds);
+			break;
+		case O_BANDWIDTH:
+			if (qemu_cli_parse_size(optarg, &o->bandwidth)) {
+				fprintf(stderr, "rmig %s: --bandwidth %s: bytes per second\n",
+					command, optarg);
+				return -EINVAL;
+			}
+			break;
+		case O_VERIFY:
+			if (!strcmp(optarg, "all")) {
+				o->verify = RMIG_VERIFY_ALL;
+			} else if (!strcmp(optarg, "none")) {
+				o->verify = RMIG_VERIFY_NONE;
+			} else {
+				fprintf(stderr, "rmig %s: --verify all or none\n", command);
+				return -EINVAL;
+			}
+			break;
+		case O_DIRTY:
+			if (!strcmp(optarg, "auto")) {
+				o->dirty_source = RMIG_DIRTY_AUTO;
+			} else if (!strcmp(optarg, "hash")) {
+				o->dirty_source = RMIG_DIRTY_HASH;
+			} else {
+				/* QEMU writes its RAM through its own mapping: write protection
+				 * here sees none of it, and QEMU's dirty log is not ours. */
+				fprintf(stderr,
+					"rmig %s: --dirty auto or hash (the guest writes through "
+					"QEMU's own mapping, which only content hashes can "
+					"follow)\n",
+					command);
+				return -EINVAL;
+			}
+			break;
+		case O_STREAMS:
+			ret = qemu_cli_parse_u32(command, "--streams", optarg, 1, &o->streams);
+			break;
+		case O_TIMEOUT:
+			ret = qemu_cli_parse_u32(command, "--timeout-ms", optarg, 1,
+						 &o->timeout_ms);
+			break;
+		case O_KEY_FILE:
+			ret = qemu_cli_key_file(command, optarg, o);
+			break;
+		case O_HOOK:
+			o->hook = optarg;
+			break;
+		case O_JSON:
+			o->json = 1;
+			break;
+		case O_SKIP_FINAL:
+			o->skip_final_round = 1;
+			break;
+		case O_HELP:
+			qemu_cli_usage(source);
+			return 1;
+		default:
+			qemu_cli_usage(source);
+			return -EINVAL;
+		}
+		if (ret)
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rmig %s: unexpected argument '%s'\n", command, argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->qmp) {
+		fprintf(stderr, "rmig %s: --qmp PATH: the QMP socket of the %s QEMU\n", command,
+			source ? "source" : "destination");
+		return -EINVAL;
+	}
+	if (source ? !o->uri : !o->listen) {
+		fprintf(stderr, "rmig %s: %s\n", command,
+			source ? "--uri tcp://host:port (where rmig qemu-recv listens)"
+			       : "--listen tcp://addr:port");
+		return -EINVAL;
+	}
+	if (!o->qemu_uri[0] &&
+	    qemu_cli_qemu_uri(source ? o->uri : o->listen, o->qemu_uri, sizeof(o->qemu_uri))) {
+		fprintf(stderr, "rmig %s: %s: not scheme://host:port\n", command,
+			source ? o->uri : o->listen);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params)
+{
+	*params = (struct rmig_params){
+		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS |
+			      RMIG_PARAM_MAX_ROUNDS | RMIG_PARAM_BANDWIDTH_LIMIT |
+			      RMIG_PARAM_VERIFY | RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_STREAMS |
+			      RMIG_PARAM_TIMEOUT_MS,
+		.method = o->method,
+		.policy = o->policy,
+		.downtime_ms = o->downtime_ms,
+		.max_rounds = o->max_rounds,
+		.bandwidth_limit = o->bandwidth,
+		.verify = o->verify,
+		.dirty_source = o->dirty_source,
+		.streams = o->streams,
+		.timeout_ms = o->timeout_ms,
+	};
+	if (o->key_len) {
+		params->field_mask |= RMIG_PARAM_KEY;
+		params->key = o->key;
+		params->key_len = o->key_len;
+	}
+}
+
+const char *qemu_cli_bytes(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)bytes;
+	unsigned u = 0;
+
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", v, units[u]);
+	return buf;
+}
+
+uint64_t qemu_cli_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void qemu_cli_progress_init(struct qemu_cli_progress *p, const char *command, int quiet)
+{
+	*p = (struct qemu_cli_progress){
+		.command = command,
+		.source = !strcmp(command, "qemu-send"),
+		.tty = isatty(STDERR_FILENO),
+		.quiet = quiet,
+	};
+}
+
+void qemu_cli_note(struct qemu_cli_progress *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->open)
+		fputc('\n', stderr);
+	p->open = 0;
+	fprintf(stderr, "rmig %s: ", p->command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+void qemu_cli_progress_event(struct qemu_cli_progress *p, uint32_t event,
+			     const struct rmig_stats *st)
+{
+	const char *cr = p->tty ? "\r\033[K" : "";
+	const char *nl = p->tty ? "" : "\n";
+	char sent[32], remaining[32], rate[32];
+	uint64_t bandwidth = st->bandwidth;
+
+	if (event == RMIG_EVENT_DONE) {
+		if (p->open)
+			fputc('\n', stderr);
+		p->open = 0;
+		return;
+	}
+	if (p->quiet)
+		return;
+	if (!p->source && event == RMIG_EVENT_ROUND_END) {
+		fprintf(stderr, "%sround %u received  %s so far%s", cr, st->round,
+			qemu_cli_bytes(st->bytes_received, sent, 32), nl);
+		p->open = p->tty;
+		fflush(stderr);
+		return;
+	}
+	if (!p->tty && event != RMIG_EVENT_SYNC && event != RMIG_EVENT_PAUSED)
+		return;
+	/* Before the first round ends there is no measurement yet: estimate from what left so
+	 * far. */
+	if (!bandwidth && st->bytes >= (1u << 20) && st->total_time_ms > st->setup_time_ms)
+		bandwidth = st->bytes * 1000u / (st->total_time_ms - st->setup_time_ms);
+	if (event == RMIG_EVENT_PAUSED && !p->source) {
+		fprintf(stderr, "%sround %u: the guest is paused on the source, final round%s", cr,
+			st->round, nl);
+	} else if (event == RMIG_EVENT_PAUSED) {
+		fprintf(stderr, "%sround %u: guest paused, final round (%s dirty)%s", cr,
+			st->rounds + 1, qemu_cli_bytes(st->remaining_bytes, remaining, 32), nl);
+	} else if (event == RMIG_EVENT_SYNC) {
+		fprintf(stderr,
+			"%sround %u done  sent %s  dirty now %s  rate %s/s  projected downtime "
+			"%" PRIu64 " ms: %s%s",
+			cr, st->round, qemu_cli_bytes(st->bytes, sent, 32),
+			qemu_cli_bytes(st->remaining_bytes, remaining, 32),
+			qemu_cli_bytes(bandwidth, rate, 32), st->projected_downtime_ms,
+			st->stop_reason ? "stop" : "next round", nl);
+	} else if (st->bytes || st->bytes_received) {
+		char eta[32] = "-";
+
+		if (bandwidth)
+			snprintf(eta, sizeof(eta), "%.1f s",
+				 (double)st->remaining_bytes / (double)bandwidth);
+		fprintf(stderr, "%sround %u  sent %s  remaining %s  rate %s/s  ETA %s%s", cr,
+			st->round,
+			qemu_cli_bytes(st->bytes ? st->bytes : st->bytes_received, sent, 32),
+			qemu_cli_bytes(st->remaining_bytes, remaining, 32),
+			qemu_cli_bytes(bandwidth, rate, 32), eta, nl);
+	} else {
+		return;
+	}
+	p->open = p->tty;
+	fflush(stderr);
+}
+
+void qemu_cli_report_rmig(const struct qemu_cli_options *o, const struct rmig_stats *st, int source)
+{
+	const char *stop = st->stop_reason < 5 ? qemu_cli_stop_reasons[st->stop_reason] : "?";
+	char b1[32], b2[32], b3[32];
+
+	printf("  %-30s %s (policy %s, downtime target %u ms)\n", "method",
+	       rmig_method_name(st->method), o->policy == RMIG_POLICY_XEN ? "xen" : "qemu",
+	       o->downtime_ms);
+	printf("  %-30s %s\n", "transport", source ? o->uri : o->listen);
+	if (source) {
+		printf("  %-30s %s\n", "dirty tracking",
+		       st->dirty_source < 5 ? qemu_cli_dirty_names[st->dirty_source] : "?");
+		printf("  %-30s %u live + 1 paused (stopped: %s)\n", "rounds", st->rounds, stop);
+	} else {
+		printf("  %-30s %u live + 1 paused\n", "rounds", st->rounds);
+	}
+	printf("  %-30s %" PRIu64 " ms\n", "rmig downtime", st->downtime_ms);
+	printf("  %-30s %.2f s\n", "rmig total time", (double)st->total_time_ms / 1000.0);
+	printf("  %-30s %s sent (%.2f x RAM; page data %s), %s received\n",
+	       "rmig bytes on the wire", qemu_cli_bytes(st->bytes, b1, sizeof(b1)),
+	       st->ram_bytes ? (double)st->bytes / (double)st->ram_bytes : 0.0,
+	       qemu_cli_bytes(st->data_bytes, b2, sizeof(b2)),
+	       qemu_cli_bytes(st->bytes_received, b3, sizeof(b3)));
+	if (source) {
+		printf("  %-30s %" PRIu64 " (of which %" PRIu64 " zero-page markers)\n",
+		       "pages sent", st->pages_sent, st->zero_pages);
+		printf("  %-30s %" PRIu64 " (sent 1x %" PRIu64 ", 2x %" PRIu64 ", 3x %" PRIu64
+		       ", 4x+ %" PRIu64 ")\n",
+		       "pages sent more than once", st->pages_sent_multiple,
+		       st->pages_sent_histogram[0], st->pages_sent_histogram[1],
+		       st->pages_sent_histogram[2], st->pages_sent_histogram[3]);
+	} else {
+		printf("  %-30s %" PRIu64 "\n", "pages received", st->pages_received);
+	}
+	printf("  %-30s %" PRIu64 " / %" PRIu64 "\n", "verified / mismatched pages",
+	       st->pages_verified, st->pages_mismatched);
+}
+
+void qemu_cli_json_rmig(json_t *report, const struct qemu_cli_options *o,
+			const struct rmig_stats *st)
+{
+	json_t *rmig = json_object();
+	json_t *histogram = json_array();
+
+	if (!rmig || !histogram) {
+		json_decref(rmig);
+		json_decref(histogram);
+		return;
+	}
+	for (int i = 0; i < 4; i++)
+		json_array_append_new(histogram,
+				      json_integer((json_int_t)st->pages_sent_histogram[i]));
+	json_object_set_new(rmig, "status", json_string(rmig_status_name(st->status)));
+	json_object_set_new(rmig, "method", json_string(rmig_method_name(st->method)));
+	json_object_set_new(rmig, "policy",
+			    json_string(o->policy == RMIG_POLICY_XEN ? "xen" : "qemu"));
+	json_object_set_new(
+		rmig, "dirty_tracking",
+		json_string(st->dirty_source < 5 ? qemu_cli_dirty_names[st->dirty_source] : "?"));
+	json_object_set_new(rmig, "ram_bytes", json_integer((json_int_t)st->ram_bytes));
+	json_object_set_new(rmig, "rounds", json_integer(st->rounds));
+	json_object_set_new(
+		rmig, "stop_reason",
+		json_string(st->stop_reason < 5 ? qemu_cli_stop_reasons[st->stop_reason] : "?"));
+	json_object_set_new(rmig, "downtime_ms", json_integer((json_int_t)st->downtime_ms));
+	json_object_set_new(rmig, "total_time_ms", json_integer((json_int_t)st->total_time_ms));
+	json_object_set_new(rmig, "bytes", json_integer((json_int_t)st->bytes));
+	json_object_set_new(rmig, "bytes_received", json_integer((json_int_t)st->bytes_received));
+	json_object_set_new(rmig, "data_bytes", json_integer((json_int_t)st->data_bytes));
+	json_object_set_new(rmig, "pages_sent", json_integer((json_int_t)st->pages_sent));
+	json_object_set_new(rmig, "zero_pages", json_integer((json_int_t)st->zero_pages));
+	json_object_set_new(rmig, "pages_sent_multiple",
+			    json_integer((json_int_t)st->pages_sent_multiple));
+	json_object_set_new(rmig, "sends_histogram", histogram);
+	json_object_set_new(rmig, "pages_verified", json_integer((json_int_t)st->pages_verified));
+	json_object_set_new(rmig, "pages_mismatched",
+			    json_integer((json_int_t)st->pages_mismatched));
+	json_object_set_new(rmig, "pages_received", json_integer((json_int_t)st->pages_received));
+	json_object_set_new(report, "rmig", rmig);
+}

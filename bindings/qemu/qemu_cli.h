@@ -1,0 +1,80 @@
+/* bindings/qemu/qemu_cli.h - what `rmig qemu-send` and `rmig qemu-recv` share: options, the
+ * progress line, byte formatting and the parts of the report both print. */
+#ifndef RMIG_QEMU_CLI_H
+#define RMIG_QEMU_CLI_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "rmig.h"
+
+#define QEMU_CLI_URI_MAX 256u
+#define QEMU_CLI_DEFAULT_QEMU_PORT 4444
+
+struct qemu_cli_options {
+	const char *command; /* "qemu-send" or "qemu-recv" */
+	const char *qmp;     /* this host's QEMU */
+	const char *uri;     /* send: where qemu-recv listens */
+	const char *listen;  /* recv: where to listen */
+	/* send: QEMU's own migration channel to the destination QEMU ("tcp:HOST:PORT");
+	 * recv: where the destination QEMU listens for it */
+	char qemu_uri[QEMU_CLI_URI_MAX];
+	const char *hook; /* send: run at switchover, both guests paused, before QEMU continues */
+	uint8_t key[RMIG_KEY_MAX];
+	uint32_t key_len;
+	uint32_t method;
+	uint32_t policy;
+	uint32_t downtime_ms;
+	uint32_t max_rounds;
+	uint32_t verify;
+	uint32_t dirty_source;
+	uint32_t streams;
+	uint32_t timeout_ms;
+	uint64_t bandwidth;
+	int json;
+	/* Test only: switch QEMU over as soon as the guest pauses, before rmig's final round,
+	 * to prove that stale RAM is detected. */
+	int skip_final_round;
+};
+
+/* The progress line on stderr: redrawn in place on a terminal, one line per round otherwise. */
+struct qemu_cli_progress {
+	const char *command;
+	int source; /* qemu-send */
+	int tty;
+	int open; /* a \r line is on the terminal */
+	int quiet;
+};
+
+/**
+ * qemu_cli_parse() - parse the options of qemu-send (source = 1) or qemu-recv (source = 0).
+ *
+ * Return: 0; 1 after --help; -EINVAL after printing what is wrong.
+ */
+int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o);
+
+/* rmig session parameters from the options (everything the command line can set). */
+void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params);
+
+/* "1.50 GiB" */
+const char *qemu_cli_bytes(uint64_t bytes, char *buf, size_t len);
+
+/* Microseconds of CLOCK_MONOTONIC. */
+uint64_t qemu_cli_now_us(void);
+
+void qemu_cli_progress_init(struct qemu_cli_progress *p, const char *command, int quiet);
+/* The rmig progress callback's body. */
+void qemu_cli_progress_event(struct qemu_cli_progress *p, uint32_t event,
+			     const struct rmig_stats *st);
+/* One line about a step ("QEMU paused the guest after 7 ms"), closing an open progress line. */
+void qemu_cli_note(struct qemu_cli_progress *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The rmig part of the report, as `rmig demo` prints it. */
+void qemu_cli_report_rmig(const struct qemu_cli_options *o, const struct rmig_stats *st,
+			  int source);
+/* The same as JSON members of @report. */
+void qemu_cli_json_rmig(json_t *report, const struct qemu_cli_options *o,
+			const struct rmig_stats *st);
+
+#endif /* RMIG_QEMU_CLI_H */
