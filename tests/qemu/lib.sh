@@ -114,6 +114,17 @@ in_ns() {
 	fi
 }
 
+# exec_in_ns NETNS command...: the same, replacing the shell: for `exec_in_ns ... &`, so that
+# $! is the command's own pid (ip netns exec execs it too) and killing it kills the command.
+exec_in_ns() {
+	local ns=$1
+	shift
+	if [ -n "$ns" ]; then
+		exec ip netns exec "$ns" "$@"
+	fi
+	exec "$@"
+}
+
 # An IPv4 address on the network device under an RDMA device of this host (rdma link show:
 # "link rxe0/1 state ACTIVE ... netdev eth0"); fails when there is none.
 qemu_rdma_address() {
@@ -135,7 +146,7 @@ qemu_start() {
 	shift 2
 	rm -f "$WORK/$name.qmp"
 	[ -f "$WORK/$name.ram" ] || truncate -s "$QEMU_RAM" "$WORK/$name.ram"
-	in_ns "$ns" qemu-system-x86_64 -machine q35,memory-backend=mem -m "$QEMU_RAM" \
+	exec_in_ns "$ns" qemu-system-x86_64 -machine q35,memory-backend=mem -m "$QEMU_RAM" \
 		-object "memory-backend-file,id=mem,size=$QEMU_RAM,mem-path=$WORK/$name.ram,share=on" \
 		-nodefaults -nographic -display none -serial "file:$WORK/$name.log" \
 		-qmp "unix:$WORK/$name.qmp,server=on,wait=off" \
@@ -238,7 +249,7 @@ qemu_recv_start() {
 	local ns=$1 qmp=$2 uri=$3
 	shift 3
 	: >"$WORK/recv.err"
-	in_ns "$ns" "$RMIG" qemu-recv --qmp "$qmp" --listen "$uri" --timeout-ms 60000 \
+	exec_in_ns "$ns" "$RMIG" qemu-recv --qmp "$qmp" --listen "$uri" --timeout-ms 60000 \
 		--json "$@" >"$WORK/recv.out" 2>"$WORK/recv.err" &
 	RECV_PID=$!
 	qemu_pids+=("$RECV_PID")
