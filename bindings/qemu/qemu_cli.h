@@ -63,6 +63,8 @@ const char *qemu_cli_bytes(uint64_t bytes, char *buf, size_t len);
 uint64_t qemu_cli_now_us(void);
 
 void qemu_cli_progress_init(struct qemu_cli_progress *p, const char *command, int quiet);
+/* Route rmig's log messages to stderr without breaking an open progress line. */
+void qemu_cli_log_install(struct qemu_cli_progress *p);
 /* The rmig progress callback's body. */
 void qemu_cli_progress_event(struct qemu_cli_progress *p, uint32_t event,
 			     const struct rmig_stats *st);

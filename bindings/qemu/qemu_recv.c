@@ -197,7 +197,8 @@ static void recv_report(struct qemu_recv *r, int ok, const char *rmig_error)
 		qemu_cli_json_rmig(report, r->o, &st);
 		json_object_set_new(qemu, "version", json_string(qmp_qemu_version(r->vm->qmp)));
 		json_object_set_new(qemu, "uri", json_string(r->o->qemu_uri));
-		json_object_set_new(qemu, "status", json_string(r->qemu.status));
+		json_object_set_new(qemu, "status",
+				    json_string(r->qemu.status[0] ? r->qemu.status : "none"));
 		json_object_set_new(qemu, "run_state", json_string(r->status));
 		json_object_set_new(qemu, "resume_timestamp_us",
 				    json_integer((json_int_t)r->resume_event_us));
@@ -226,7 +227,8 @@ static void recv_report(struct qemu_recv *r, int ok, const char *rmig_error)
 	printf("  %-30s %s\n", "guest", guest);
 	qemu_cli_report_rmig(r->o, &st, 0);
 	printf("  %-30s QEMU %s on %s, status %s, run state %s\n", "QEMU incoming migration",
-	       qmp_qemu_version(r->vm->qmp), r->o->qemu_uri, r->qemu.status, r->status);
+	       qmp_qemu_version(r->vm->qmp), r->o->qemu_uri,
+	       r->qemu.status[0] ? r->qemu.status : "none", r->status);
 	if (r->resumed_us)
 		printf("  %-30s %.1f ms (rmig's last page to QEMU's resume)\n",
 		       "switchover after the RAM",
@@ -252,6 +254,7 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 		return ret > 0 ? 0 : 2;
 	r.o = &o;
 	qemu_cli_progress_init(&r.progress, "qemu-recv", 0);
+	qemu_cli_log_install(&r.progress);
 	ret = qemu_vm_open(o.qmp, "destination QEMU", 30000, &r.vm, open_error);
 	if (ret) {
 		fprintf(stderr, "rmig qemu-recv: %s\n", open_error);

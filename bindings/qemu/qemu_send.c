@@ -34,6 +34,7 @@ struct qemu_send {
 	rmig_session_t *session;
 	struct qemu_cli_progress progress;
 	char status_at_start[32];
+	int running_at_start;
 	int running_at_pause;  /* the vCPUs ran when `migrate` was issued */
 	int migration_started; /* our `migrate` is in flight (not cancelled) */
 	int switched_over;     /* `migrate-continue` issued */
@@ -314,35 +315,37 @@ static void send_progress(void *opaque, uint32_t event, const struct rmig_stats 
 }
 
 /* Where the guest runs now, from the source QEMU's run state. */
-static const char *send_guest_state(struct qemu_send *s, char *status, size_t len)
+static const char *send_guest_state(struct qemu_send *s, char *buf, size_t len)
 {
+	char status[32];
 	int running;
 
 	if (s->qemu_gone)
 		return "unknown: the source QEMU went away";
-	if (qemu_vm_status(s->vm, status, len, &running))
+	if (qemu_vm_status(s->vm, status, sizeof(status), &running))
 		return "unknown: the source QEMU does not answer";
-	if (!strcmp(status, "postmigrate"))
-		return "running on the destination (the source QEMU is in postmigrate)";
-	if (running)
-		return "running on the source";
-	if (s->completed)
-		return "running on the destination";
-	return "paused on the source";
+	if (!strcmp(status, "postmigrate") || s->completed)
+		snprintf(buf, len, "running on the destination (the source QEMU is in %s)", status);
+	else if (running)
+		snprintf(buf, len, "running on the source");
+	else
+		snprintf(buf, len, "on the source, not running (QEMU state %s, as before)", status);
+	return buf;
 }
 
 static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 {
 	struct rmig_stats st = {.struct_size = sizeof(st)};
-	char status[32] = "", guest_buf[160], b1[32], b2[32];
+	char guest_buf[160], b1[32], b2[32], b3[32];
 	const char *guest;
 	uint64_t total_ms = s->completed_us ? (s->completed_us - s->start_us) / 1000u : 0;
 
 	rmig_session_stats(s->session, &st);
 	if (!s->qemu_gone)
 		qemu_vm_migration(s->vm, &s->qemu);
-	guest = send_guest_state(s, status, sizeof(status));
-	snprintf(guest_buf, sizeof(guest_buf), "%s", guest);
+	guest = send_guest_state(s, guest_buf, sizeof(guest_buf));
+	if (guest != guest_buf)
+		snprintf(guest_buf, sizeof(guest_buf), "%s", guest);
 	if (s->o->json) {
 		json_t *report = json_object(), *qemu = json_object(), *ram = json_array();
 		char *text;
@@ -414,7 +417,7 @@ static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 		printf("  %-30s %s (rmig %s + QEMU %s)\n", "bytes on the wire",
 		       qemu_cli_bytes(st.bytes + s->qemu.ram_transferred, b1, sizeof(b1)),
 		       qemu_cli_bytes(st.bytes, b2, sizeof(b2)),
-		       qemu_cli_bytes(s->qemu.ram_transferred, guest_buf, sizeof(guest_buf)));
+		       qemu_cli_bytes(s->qemu.ram_transferred, b3, sizeof(b3)));
 	}
 	qemu_cli_report_rmig(s->o, &st, 1);
 	printf("  %-30s QEMU %s over %s, status %s\n", "QEMU migration",
@@ -444,6 +447,7 @@ static int send_check_source(struct qemu_send *s)
 	int running, ret;
 
 	ret = qemu_vm_status(s->vm, s->status_at_start, sizeof(s->status_at_start), &running);
+	s->running_at_start = running;
 	if (ret)
 		return ret;
 	if (!strcmp(s->status_at_start, "inmigrate"))
@@ -494,6 +498,7 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		return ret > 0 ? 0 : 2;
 	s.o = &o;
 	qemu_cli_progress_init(&s.progress, "qemu-send", 0);
+	qemu_cli_log_install(&s.progress);
 	ret = qemu_vm_open(o.qmp, "source QEMU", (int)o.timeout_ms, &s.vm, open_error);
 	if (ret) {
 		fprintf(stderr, "rmig qemu-send: %s\n", open_error);
@@ -551,8 +556,10 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		int restored = send_restore(&s);
 
 		if (!restored)
-			qemu_cli_note(&s.progress, "migration failed; the guest keeps running on "
-						   "the source");
+			qemu_cli_note(&s.progress,
+				      "migration failed; the guest stays on the "
+				      "source, %s as before",
+				      s.running_at_start ? "running" : "not running");
 		else if (restored == -EALREADY)
 			qemu_cli_note(&s.progress, "migration failed after QEMU's switchover: the "
 						   "guest runs on the destination");

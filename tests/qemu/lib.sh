@@ -65,9 +65,31 @@ qemu_require() {
 }
 
 # Guest RAM files live in tmpfs, like the hugetlbfs or tmpfs files a real host would use.
+# Should this shell die without its EXIT trap (SIGKILL at a timeout), a watchdog kills what it
+# started and removes the namespaces and files.
 qemu_workdir() {
 	WORK=$(mktemp -d /dev/shm/rmig-qemu.XXXXXX)
 	trap qemu_cleanup EXIT
+	local parent=$$ work=$WORK
+	(
+		while kill -0 "$parent" 2>/dev/null && [ -d "$work" ]; do
+			sleep 1
+		done
+		if [ -d "$work" ]; then
+			# shellcheck disable=SC2046
+			kill $(cat "$work/pids" 2>/dev/null) 2>/dev/null
+			for ns in $(cat "$work/netns" 2>/dev/null); do
+				ip netns del "$ns" 2>/dev/null
+			done
+			rm -rf "$work"
+		fi
+	) </dev/null >/dev/null 2>&1 &
+}
+
+# qemu_track PID: kill PID at exit.
+qemu_track() {
+	qemu_pids+=("$1")
+	echo "$1" >>"$WORK/pids"
 }
 
 # The kernel (Debian's, as the soft-RoCE testbed uses) and the initramfs.
@@ -89,8 +111,10 @@ qemu_netns_setup() {
 	NS_DST=rmigq-dst-$tag
 	ip netns add "$NS_SRC" || skip "cannot create network namespaces"
 	qemu_netns+=("$NS_SRC")
+	echo "$NS_SRC" >>"$WORK/netns"
 	ip netns add "$NS_DST" || die "cannot create a second network namespace"
 	qemu_netns+=("$NS_DST")
+	echo "$NS_DST" >>"$WORK/netns"
 	ip link add "rqs$tag" netns "$NS_SRC" type veth peer name "rqd$tag" netns "$NS_DST" ||
 		skip "cannot create a veth pair"
 	ip -n "$NS_SRC" addr add "$QEMU_SRC_IP/24" dev "rqs$tag"
@@ -154,7 +178,7 @@ qemu_start() {
 		-append "console=ttyS0 quiet panic=-1 $QEMU_GUEST_ARGS" -no-reboot \
 		"$@" >"$WORK/$name.err" 2>&1 &
 	eval "PID_$name=$!"
-	qemu_pids+=($!)
+	qemu_track $!
 	local i
 	for i in $(seq 1 100); do
 		[ -S "$WORK/$name.qmp" ] && return 0
@@ -252,7 +276,7 @@ qemu_recv_start() {
 	exec_in_ns "$ns" "$RMIG" qemu-recv --qmp "$qmp" --listen "$uri" --timeout-ms 60000 \
 		--json "$@" >"$WORK/recv.out" 2>"$WORK/recv.err" &
 	RECV_PID=$!
-	qemu_pids+=("$RECV_PID")
+	qemu_track "$RECV_PID"
 	for _ in $(seq 1 100); do
 		grep -q "waiting for rmig qemu-send" "$WORK/recv.err" && return 0
 		kill -0 "$RECV_PID" 2>/dev/null || die "rmig qemu-recv exited early: $(cat "$WORK/recv.err")"

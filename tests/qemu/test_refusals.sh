@@ -21,7 +21,7 @@ bare() {
 	ip netns exec "$ns" qemu-system-x86_64 -machine q35 -nodefaults -nographic -display none \
 		-S -qmp "unix:$WORK/$name.qmp,server=on,wait=off" "$@" >"$WORK/$name.err" 2>&1 &
 	eval "PID_$name=$!"
-	qemu_pids+=($!)
+	qemu_track $!
 	for _ in $(seq 1 100); do
 		[ -S "$WORK/$name.qmp" ] && return 0
 		sleep 0.05
@@ -119,7 +119,7 @@ bare src "$NS_SRC" $(shared src 64M)
 bare dst "$NS_DST" $(shared dst 32M) -incoming defer
 recv >"$WORK/recv.out" 2>"$WORK/recv.err" &
 recv_pid=$!
-qemu_pids+=("$recv_pid")
+qemu_track "$recv_pid"
 for _ in $(seq 1 100); do
 	grep -q "waiting for rmig qemu-send" "$WORK/recv.err" && break
 	sleep 0.05
