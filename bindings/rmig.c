@@ -135,6 +135,13 @@ RMIG_EXPORT const char *rmig_last_error(rmig_session_t *session)
 	return session_last_error(session);
 }
 
+RMIG_EXPORT const char *rmig_session_method_reason(rmig_session_t *session)
+{
+	if (!session)
+		return "no session";
+	return session_method_reason(session);
+}
+
 RMIG_EXPORT const char *rmig_status_name(uint32_t status)
 {
 	return session_status_name(status);

@@ -22,6 +22,13 @@ uint64_t batch_dirty_pages(const struct session_region *regions, size_t nregions
 	return n;
 }
 
+/* The transport region a run of r names: r's own, or its staging region on the destination in
+ * the post-copy tail. */
+static uint32_t batch_wire_id(const struct session_region *r)
+{
+	return r->to_staging ? r->staging_id : r->id;
+}
+
 /* Append page (of kind zero or data) to b, extending the last run when it continues it.
  * Returns 0, or -ENOSPC when a new run is needed and b is full. */
 static int batch_add_page(struct batch *b, const struct session_region *r, size_t page, int zero)
@@ -32,7 +39,7 @@ static int batch_add_page(struct batch *b, const struct session_region *r, size_
 	if (b->nruns) {
 		struct transport_run *last = &b->runs[b->nruns - 1];
 
-		if (last->region_id == r->id && last->flags == flags &&
+		if (last->region_id == batch_wire_id(r) && last->flags == flags &&
 		    last->offset + last->length == offset &&
 		    (zero || last->length + r->page_size <= BATCH_RUN_MAX_BYTES)) {
 			last->length += r->page_size;
@@ -42,7 +49,7 @@ static int batch_add_page(struct batch *b, const struct session_region *r, size_
 	if (b->nruns == TRANSPORT_BATCH_MAX_RUNS)
 		return -ENOSPC;
 	b->runs[b->nruns++] = (struct transport_run){
-		.region_id = r->id,
+		.region_id = batch_wire_id(r),
 		.flags = flags,
 		.offset = offset,
 		.length = r->page_size,
@@ -52,6 +59,12 @@ static int batch_add_page(struct batch *b, const struct session_region *r, size_
 
 int batch_build(struct session_region *regions, size_t nregions, struct batch_cursor *cursor,
 		struct batch *b)
+{
+	return batch_build_limited(regions, nregions, cursor, b, BATCH_MAX_BYTES);
+}
+
+int batch_build_limited(struct session_region *regions, size_t nregions,
+			struct batch_cursor *cursor, struct batch *b, uint64_t max_bytes)
 {
 	b->nruns = 0;
 	b->pages = 0;
@@ -71,7 +84,7 @@ int batch_build(struct session_region *regions, size_t nregions, struct batch_cu
 			const void *addr = (const char *)r->addr + ((size_t)page << r->page_shift);
 			int zero = page_is_zero(addr, r->page_size);
 
-			if (!zero && b->data_bytes + r->page_size > BATCH_MAX_BYTES)
+			if (!zero && b->data_bytes && b->data_bytes + r->page_size > max_bytes)
 				break;
 			if (batch_add_page(b, r, page, zero))
 				break;

@@ -38,6 +38,9 @@ struct batch_cursor {
  * bitmap is exhausted. */
 int batch_build(struct session_region *regions, size_t nregions, struct batch_cursor *cursor,
 		struct batch *b);
+/* batch_build() with at most max_bytes of data (at least one page) in b. */
+int batch_build_limited(struct session_region *regions, size_t nregions,
+			struct batch_cursor *cursor, struct batch *b, uint64_t max_bytes);
 
 /* Number of set bits over the regions' dirty bitmaps. */
 uint64_t batch_dirty_pages(const struct session_region *regions, size_t nregions);

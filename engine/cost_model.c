@@ -242,19 +242,23 @@ static int cost_better(double key, double bytes, double best_key, double best_by
 	return key < best_key || (key == best_key && bytes < best_bytes);
 }
 
-int cost_model_choose_method(const struct cost_model_input *input,
-			     struct cost_projection *projection_p)
+int cost_model_choose_among(const struct cost_model_input *input, uint32_t allowed,
+			    struct cost_projection all[COST_METHOD_COUNT],
+			    struct cost_projection *projection_p)
 {
 	static const uint32_t precopy_family[] = {COST_METHOD_PRECOPY_QEMU, COST_METHOD_PREDICT,
 						  COST_METHOD_PRECOPY_XEN};
 	static const uint32_t postcopy_family[] = {COST_METHOD_TSMC, COST_METHOD_HYBRID,
 						   COST_METHOD_POSTCOPY};
-	struct cost_projection all[COST_METHOD_COUNT];
 	double target =
 		(input->downtime_ms ? input->downtime_ms : COST_MODEL_DEFAULT_DOWNTIME_MS) / 1000.0;
 	const struct cost_projection *best = NULL;
-	int ret;
+	int ret, precopy;
 
+	if (!(allowed & ((1u << COST_METHOD_COUNT) - 1))) {
+		rmig_log_error("cost model: no method allowed (mask 0x%x)", allowed);
+		return -EINVAL;
+	}
 	for (uint32_t method = 0; method < COST_METHOD_COUNT; method++) {
 		ret = cost_model_project(input, method, &all[method]);
 		if (ret < 0)
@@ -263,27 +267,39 @@ int cost_model_choose_method(const struct cost_model_input *input,
 	for (size_t i = 0; i < sizeof(precopy_family) / sizeof(precopy_family[0]); i++) {
 		const struct cost_projection *p = &all[precopy_family[i]];
 
-		if (!p->converges || p->downtime_seconds > target)
+		if (!(allowed & (1u << p->method)) || !p->converges || p->downtime_seconds > target)
 			continue;
 		if (!best ||
 		    cost_better(p->total_seconds, p->bytes, best->total_seconds, best->bytes))
 			best = p;
 	}
-	for (size_t i = 0; !best && i < sizeof(postcopy_family) / sizeof(postcopy_family[0]); i++) {
+	precopy = best != NULL;
+	for (size_t i = 0; !precopy && i < sizeof(postcopy_family) / sizeof(postcopy_family[0]);
+	     i++) {
 		const struct cost_projection *p = &all[postcopy_family[i]];
 
-		if (p->downtime_seconds > target)
+		if (!(allowed & (1u << p->method)) || p->downtime_seconds > target)
 			continue;
 		if (!best || cost_better(p->total_seconds + p->stall_seconds, p->bytes,
 					 best->total_seconds + best->stall_seconds, best->bytes))
 			best = p;
 	}
 	if (!best) {
-		best = &all[0];
-		for (uint32_t method = 1; method < COST_METHOD_COUNT; method++)
-			if (all[method].downtime_seconds < best->downtime_seconds)
+		/* Nothing meets the target: the lowest downtime. */
+		for (uint32_t method = 0; method < COST_METHOD_COUNT; method++) {
+			if ((allowed & (1u << method)) &&
+			    (!best || all[method].downtime_seconds < best->downtime_seconds))
 				best = &all[method];
+		}
 	}
 	*projection_p = *best;
 	return 0;
+}
+
+int cost_model_choose_method(const struct cost_model_input *input,
+			     struct cost_projection *projection_p)
+{
+	struct cost_projection all[COST_METHOD_COUNT];
+
+	return cost_model_choose_among(input, (1u << COST_METHOD_COUNT) - 1, all, projection_p);
 }

@@ -67,6 +67,14 @@ int cost_model_project(const struct cost_model_input *input, uint32_t method,
 int cost_model_choose_method(const struct cost_model_input *input,
 			     struct cost_projection *projection_p);
 
+/* cost_model_choose_method() restricted to the methods whose bit (1u << enum cost_method) is
+ * set in allowed (a destination that cannot fill RAM after resume rules out the post-copy
+ * family). all[] receives every method's projection (those not allowed too). -EINVAL as
+ * cost_model_project(), or when allowed names no method. */
+int cost_model_choose_among(const struct cost_model_input *input, uint32_t allowed,
+			    struct cost_projection all[COST_METHOD_COUNT],
+			    struct cost_projection *projection_p);
+
 /* "precopy-qemu", "precopy-xen", "predict", "tsmc", "postcopy", "hybrid"; "unknown" else. */
 const char *cost_method_name(uint32_t method);
 /* Inverse of cost_method_name(); -EINVAL for an unknown name. */

@@ -1,13 +1,16 @@
 /* engine/dest.c - the destination side: accept the source, check its region table against the
  * regions added here, receive batches (commits: the data has landed) and track which pages
- * arrived, answer verification, take the device state and resume the VM. On abort, cancel or
- * a lost connection the destination is discarded: resume_vm is never called. */
+ * arrived, answer verification, take the device state and resume the VM; for the post-copy
+ * family arm userfaultfd before the resume and run the tail after it (postcopy_dest.c). On
+ * abort, cancel or a lost connection before the resume the destination is discarded:
+ * resume_vm is never called. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "engine/bitmap.h"
+#include "engine/postcopy.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "transport/log.h"
@@ -82,16 +85,31 @@ static int dest_handshake(struct rmig_session *s)
 	ret = protocol_hello_from_wire(payload, len, &hello, why, sizeof(why));
 	if (ret)
 		return dest_refuse(s, ret, "the source broke the protocol: %s", why);
-	if (hello.method != RMIG_METHOD_PRECOPY)
-		return dest_refuse(s, -EOPNOTSUPP,
-				   "method %s is not available in this version of rmig",
-				   session_method_name(hello.method));
+	if (hello.method > RMIG_METHOD_AUTO)
+		return dest_refuse(s, -EOPNOTSUPP, "method %u is unknown to this version of rmig",
+				   hello.method);
+	s->peer_method = hello.method;
+	if (session_method_is_postcopy(hello.method) || hello.method == RMIG_METHOD_AUTO) {
+		char reason[TRANSPORT_ERROR_MAX];
+
+		ret = postcopy_dest_probe(s, reason, sizeof(reason));
+		if (ret && hello.method != RMIG_METHOD_AUTO)
+			return dest_refuse(s, -EOPNOTSUPP,
+					   "method %s needs the destination to fill its RAM after "
+					   "resume, and it cannot: %s",
+					   session_method_name(hello.method), reason);
+		if (ret)
+			rmig_log_info("destination: auto may not choose the post-copy family: %s",
+				      reason);
+		else
+			ack.flags |= PROTOCOL_HELLO_POSTCOPY;
+	}
 	if (!!(hello.flags & PROTOCOL_HELLO_KEY) != !!s->params.key_len)
 		return dest_refuse(s, -EACCES, "a key is configured on the %s only",
 				   s->params.key_len ? "destination" : "source");
 	ret = protocol_nonce(ack.nonce);
 	if (!ret && s->params.key_len) {
-		ack.flags = PROTOCOL_HELLO_KEY;
+		ack.flags |= PROTOCOL_HELLO_KEY;
 		ret = protocol_mac(s->key, s->params.key_len, DEST_LABEL, hello.nonce, ack.nonce,
 				   ack.mac);
 	}
@@ -179,6 +197,9 @@ static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
 {
 	uint64_t pages = 0;
 
+	if (s->postcopy)
+		return dest_refuse(s, -EPROTO, "the source pushed batch %llu before the resume",
+				   (unsigned long long)msg->batch_id);
 	for (size_t i = 0; i < msg->nruns; i++) {
 		const struct transport_run *run = &msg->runs[i];
 		struct session_region *r = session_region_find(s, run->region_id);
@@ -221,7 +242,14 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 		return dest_refuse(s, ret, "the source broke the protocol: %s", why);
 	if (!device_state_complete)
 		return dest_refuse(s, -EPROTO, "resume before the end of the device state");
-	for (size_t i = 0; i < s->nregions; i++) {
+	if (session_method_is_postcopy(s->peer_method) || s->peer_method == RMIG_METHOD_AUTO) {
+		/* The page list and arming already checked arrived + announced = all. */
+		if (!s->postcopy && session_method_is_postcopy(s->peer_method))
+			return dest_refuse(s, -EPROTO,
+					   "resume before the post-copy page list (method %s)",
+					   session_method_name(s->peer_method));
+	}
+	for (size_t i = 0; !s->postcopy && i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 		size_t arrived = bitmap_count(r->arrived, r->npages);
 
@@ -233,6 +261,12 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 	pthread_mutex_lock(&s->lock);
 	s->stats.pages_mismatched = msg.pages_mismatched;
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->lock);
+	if (s->pause_us)
+		s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
+	pthread_mutex_unlock(&s->lock);
+	if (s->postcopy)
+		s->point_of_no_return = 1; /* from here cancelling cannot bring the VM back */
 	if (s->callbacks.field_mask & RMIG_CB_RESUME_VM)
 		ret = s->callbacks.resume_vm(s->opaque);
 	resumed.status = ret < 0 ? ret : 0;
@@ -360,7 +394,27 @@ static int dest_receive(struct rmig_session *s)
 			}
 			break;
 		case PROTOCOL_RESUME:
-			return dest_resume(s, payload, len, device_state_complete);
+			ret = dest_resume(s, payload, len, device_state_complete);
+			if (!ret && s->postcopy)
+				ret = postcopy_dest_run(s);
+			return ret;
+		case PROTOCOL_POSTCOPY_PAGES:
+		case PROTOCOL_POSTCOPY_BEGIN:
+			if ((!session_method_is_postcopy(s->peer_method) &&
+			     s->peer_method != RMIG_METHOD_AUTO) ||
+			    s->stats.status != RMIG_STATUS_DEVICE || s->postcopy)
+				return dest_refuse(s, -EPROTO,
+						   "the source sent %s outside a post-copy "
+						   "switchover (method %s)",
+						   protocol_type_name(type),
+						   session_method_name(s->peer_method));
+			ret = type == PROTOCOL_POSTCOPY_PAGES ? postcopy_dest_pages(s, payload, len)
+							      : postcopy_dest_arm(s, payload, len);
+			if (ret) {
+				session_abort_send(s, ret, s->last_error);
+				return ret;
+			}
+			break;
 		case PROTOCOL_ABORT: {
 			struct protocol_abort abort_msg;
 
@@ -382,13 +436,6 @@ int dest_run(struct rmig_session *s)
 	uint64_t done_us;
 	int ret;
 
-	if (s->params.method != RMIG_METHOD_PRECOPY) {
-		ret = session_fail(
-			s, -EOPNOTSUPP,
-			"method %s is not available in this version of rmig; use precopy",
-			session_method_name(s->params.method));
-		goto out;
-	}
 	session_status_set(s, RMIG_STATUS_SETUP);
 	ret = dest_accept(s);
 	if (ret)
@@ -403,15 +450,21 @@ int dest_run(struct rmig_session *s)
 		goto out_discard;
 	done_us = session_now_us();
 	pthread_mutex_lock(&s->lock);
-	if (s->pause_us)
-		s->stats.downtime_ms = (done_us - s->pause_us) / 1000u;
 	s->stats.total_time_ms = (done_us - s->start_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
 	session_disconnect(s);
 	return 0;
 
 out_discard:
-	/* Closing revokes the source's write access to every region; nothing resumes here. */
+	if (s->point_of_no_return) {
+		session_error_append(s, "; the VM had resumed here without all of its RAM and "
+					"cannot go on: stop it (its missing pages become "
+					"inaccessible when the session is destroyed)");
+	}
+	/* Closing revokes the source's write access to every region; before the resume nothing
+	 * resumed here. The post-copy machinery stays until the session is destroyed: a guest
+	 * touching a missing page waits rather than reading zeroes. */
+	postcopy_dest_halt(s);
 	session_disconnect(s);
 out:
 	return ret;

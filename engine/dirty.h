@@ -60,4 +60,16 @@ const char *dirty_kind_name(enum dirty_kind kind);
  * -errno when userfaultfd cannot be opened at all (then *features_p is not set). */
 int dirty_uffd_probe(unsigned *features_p);
 
+/* What /proc/self/smaps says about the mapping behind a range (the dirty sources pick their
+ * kind by it; post-copy on the destination picks how to discard pages by it). */
+struct dirty_memory_info {
+	int shared;		 /* some part is MAP_SHARED: other mappings may write it */
+	int hugetlb;		 /* some part is hugetlbfs */
+	size_t kernel_page_size; /* largest KernelPageSize over the range */
+	char first_path[128];	 /* backing of the first shared part, for messages */
+};
+
+/* -EFAULT (logged) when part of the range is not mapped. */
+int dirty_memory_inspect(const void *addr, size_t length, struct dirty_memory_info *info_p);
+
 #endif /* RMIG_ENGINE_DIRTY_H */

@@ -33,16 +33,6 @@ struct dirty_source {
 	size_t npages;
 };
 
-/* What dirty.c learns about the mapping behind a region (from /proc/self/smaps). */
-struct dirty_memory_info {
-	int shared;		 /* some part is MAP_SHARED: other mappings may write it */
-	int hugetlb;		 /* some part is hugetlbfs */
-	size_t kernel_page_size; /* largest KernelPageSize over the range */
-	char first_path[128];	 /* backing of the first shared part, for messages */
-};
-
-int dirty_memory_inspect(const void *addr, size_t length, struct dirty_memory_info *info_p);
-
 /* Each fills the common part with dirty_source_init() and returns -errno without logging
  * only for -ENOMEM; any other failure is logged where it is decided. */
 void dirty_source_init(struct dirty_source *source, const struct dirty_source_ops *ops,

@@ -89,7 +89,42 @@ struct wire_abort {
 	uint32_t reason_len;
 } __attribute__((packed));
 
+struct wire_page_bitmap {
+	uint32_t region_id;
+	uint32_t nwords;
+	uint64_t first_word;
+} __attribute__((packed));
+
+struct wire_postcopy_begin {
+	uint64_t pages;
+} __attribute__((packed));
+
+struct wire_postcopy_ready {
+	uint32_t count;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct wire_staging {
+	uint32_t region_id;
+	uint32_t staging_id;
+} __attribute__((packed));
+
+struct wire_postcopy_done {
+	uint64_t pages_pushed;
+	uint64_t pages_fetched;
+	uint64_t faults;
+	uint64_t stall_us;
+} __attribute__((packed));
+
 _Static_assert(sizeof(struct protocol_hdr) == 16, "protocol_hdr layout");
+_Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_page_bitmap) +
+			       PROTOCOL_BITMAP_WORDS_MAX * 8u <=
+		       TRANSPORT_CTRL_MAX,
+	       "a page bitmap fits a control message");
+_Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_postcopy_ready) +
+			       PROTOCOL_REGIONS_MAX * sizeof(struct wire_staging) <=
+		       TRANSPORT_CTRL_MAX,
+	       "the staging table fits a control message");
 _Static_assert(sizeof(struct wire_hello) == 48, "wire_hello layout");
 _Static_assert(sizeof(struct wire_region_entry) == 16, "wire_region_entry layout");
 _Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_verify_hashes) +
@@ -120,6 +155,12 @@ static const char *const protocol_type_names[] = {
 	[PROTOCOL_ABORT] = "abort",
 	[PROTOCOL_ROUND_END] = "round-end",
 	[PROTOCOL_ROUND_ACK] = "round-ack",
+	[PROTOCOL_POSTCOPY_PAGES] = "postcopy-pages",
+	[PROTOCOL_POSTCOPY_BEGIN] = "postcopy-begin",
+	[PROTOCOL_POSTCOPY_READY] = "postcopy-ready",
+	[PROTOCOL_PUSH_REQ] = "push-request",
+	[PROTOCOL_POSTCOPY_DONE] = "postcopy-done",
+	[PROTOCOL_POSTCOPY_END] = "postcopy-end",
 };
 
 const char *protocol_type_name(int type)
@@ -265,7 +306,7 @@ int protocol_hello_ack_from_wire(const void *payload, size_t len, struct protoco
 		return ret;
 	memcpy(&w, payload, sizeof(w));
 	m->flags = le32toh(w.flags);
-	if ((m->flags & ~PROTOCOL_HELLO_KEY) || w.reserved) {
+	if ((m->flags & ~(PROTOCOL_HELLO_KEY | PROTOCOL_HELLO_POSTCOPY)) || w.reserved) {
 		snprintf(why, why_len, "hello-ack: unknown flags 0x%x or reserved %u", m->flags,
 			 le32toh(w.reserved));
 		return -EPROTO;
@@ -663,6 +704,170 @@ int protocol_abort_from_wire(const void *payload, size_t len, struct protocol_ab
 			m->reason[i] = '?';
 	}
 	return 0;
+}
+
+size_t protocol_page_bitmap_to_wire(int type, uint32_t region_id, uint64_t first_word,
+				    const uint64_t *words, uint32_t nwords, void *buf)
+{
+	struct wire_page_bitmap w = {
+		.region_id = htole32(region_id),
+		.nwords = htole32(nwords),
+		.first_word = htole64(first_word),
+	};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &w, sizeof(w));
+	p += sizeof(w);
+	for (uint32_t i = 0; i < nwords; i++) {
+		uint64_t word = htole64(words[i]);
+
+		memcpy(p + (size_t)i * 8u, &word, 8);
+	}
+	return protocol_finish(buf, type, sizeof(w) + (size_t)nwords * 8u);
+}
+
+int protocol_page_bitmap_from_wire(const void *payload, size_t len, struct protocol_page_bitmap *m,
+				   char *why, size_t why_len)
+{
+	struct wire_page_bitmap w;
+
+	if (len < sizeof(w)) {
+		snprintf(why, why_len, "page bitmap message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&w, payload, sizeof(w));
+	m->region_id = le32toh(w.region_id);
+	m->nwords = le32toh(w.nwords);
+	m->first_word = le64toh(w.first_word);
+	if (m->nwords == 0 || m->nwords > PROTOCOL_BITMAP_WORDS_MAX ||
+	    len != sizeof(w) + (size_t)m->nwords * 8u) {
+		snprintf(why, why_len, "page bitmap: %u words do not match %zu bytes", m->nwords,
+			 len - sizeof(w));
+		return -EPROTO;
+	}
+	if (m->first_word > UINT64_MAX / 64u - m->nwords) {
+		snprintf(why, why_len, "page bitmap: first word %llu out of range",
+			 (unsigned long long)m->first_word);
+		return -EPROTO;
+	}
+	m->words = (const uint8_t *)payload + sizeof(w);
+	return 0;
+}
+
+uint64_t protocol_word_at(const struct protocol_page_bitmap *m, uint32_t index)
+{
+	uint64_t word;
+
+	memcpy(&word, m->words + (size_t)index * 8u, 8);
+	return le64toh(word);
+}
+
+size_t protocol_postcopy_begin_to_wire(const struct protocol_postcopy_begin *m, void *buf)
+{
+	struct wire_postcopy_begin w = {.pages = htole64(m->pages)};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_POSTCOPY_BEGIN, sizeof(w));
+}
+
+int protocol_postcopy_begin_from_wire(const void *payload, size_t len,
+				      struct protocol_postcopy_begin *m, char *why, size_t why_len)
+{
+	struct wire_postcopy_begin w;
+	int ret;
+
+	ret = protocol_expect_len("postcopy-begin", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->pages = le64toh(w.pages);
+	return 0;
+}
+
+size_t protocol_postcopy_ready_to_wire(const struct protocol_staging *staging, size_t count,
+				       void *buf)
+{
+	struct wire_postcopy_ready r = {.count = htole32((uint32_t)count)};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &r, sizeof(r));
+	p += sizeof(r);
+	for (size_t i = 0; i < count; i++) {
+		struct wire_staging e = {
+			.region_id = htole32(staging[i].region_id),
+			.staging_id = htole32(staging[i].staging_id),
+		};
+
+		memcpy(p + i * sizeof(e), &e, sizeof(e));
+	}
+	return protocol_finish(buf, PROTOCOL_POSTCOPY_READY,
+			       sizeof(r) + count * sizeof(struct wire_staging));
+}
+
+int protocol_postcopy_ready_from_wire(const void *payload, size_t len,
+				      struct protocol_staging *staging, size_t *count_p, char *why,
+				      size_t why_len)
+{
+	struct wire_postcopy_ready r;
+	uint32_t count;
+
+	if (len < sizeof(r)) {
+		snprintf(why, why_len, "postcopy-ready message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&r, payload, sizeof(r));
+	count = le32toh(r.count);
+	if (count == 0 || count > PROTOCOL_REGIONS_MAX || r.reserved ||
+	    len != sizeof(r) + (size_t)count * sizeof(struct wire_staging)) {
+		snprintf(why, why_len,
+			 "postcopy-ready: %u entries (reserved %u) do not fill %zu bytes", count,
+			 le32toh(r.reserved), len);
+		return -EPROTO;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		struct wire_staging e;
+
+		memcpy(&e, (const char *)payload + sizeof(r) + (size_t)i * sizeof(e), sizeof(e));
+		staging[i].region_id = le32toh(e.region_id);
+		staging[i].staging_id = le32toh(e.staging_id);
+	}
+	*count_p = count;
+	return 0;
+}
+
+size_t protocol_postcopy_done_to_wire(const struct protocol_postcopy_done *m, void *buf)
+{
+	struct wire_postcopy_done w = {
+		.pages_pushed = htole64(m->pages_pushed),
+		.pages_fetched = htole64(m->pages_fetched),
+		.faults = htole64(m->faults),
+		.stall_us = htole64(m->stall_us),
+	};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_POSTCOPY_DONE, sizeof(w));
+}
+
+int protocol_postcopy_done_from_wire(const void *payload, size_t len,
+				     struct protocol_postcopy_done *m, char *why, size_t why_len)
+{
+	struct wire_postcopy_done w;
+	int ret;
+
+	ret = protocol_expect_len("postcopy-done", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->pages_pushed = le64toh(w.pages_pushed);
+	m->pages_fetched = le64toh(w.pages_fetched);
+	m->faults = le64toh(w.faults);
+	m->stall_us = le64toh(w.stall_us);
+	return 0;
+}
+
+size_t protocol_postcopy_end_to_wire(void *buf)
+{
+	return protocol_finish(buf, PROTOCOL_POSTCOPY_END, 0);
 }
 
 int protocol_nonce(uint8_t nonce[PROTOCOL_NONCE_LEN])

@@ -20,6 +20,8 @@
 #define PROTOCOL_DEVICE_CHUNK (TRANSPORT_CTRL_MAX - 64u)
 /* Page hashes per VERIFY_HASHES message. */
 #define PROTOCOL_HASHES_MAX ((TRANSPORT_CTRL_MAX - 64u) / 8u)
+/* Bitmap words per POSTCOPY_PAGES / PUSH_REQ message. */
+#define PROTOCOL_BITMAP_WORDS_MAX ((TRANSPORT_CTRL_MAX - 64u) / 8u)
 
 enum protocol_type {
 	PROTOCOL_HELLO = 1,	    /* source -> destination: version, method, nonce */
@@ -36,7 +38,14 @@ enum protocol_type {
 	PROTOCOL_ABORT = 12,	    /* either way: the migration is over, with a reason */
 	PROTOCOL_ROUND_END = 13,    /* source -> destination: the round's batches are all posted */
 	PROTOCOL_ROUND_ACK = 14,    /* destination -> source: every commit before it is applied */
-	PROTOCOL_TYPE_MAX = 14,
+	/* Post-copy (TSMC, post-copy, hybrid and an auto that chose one of them). */
+	PROTOCOL_POSTCOPY_PAGES = 15, /* source -> destination: pages that will come after resume */
+	PROTOCOL_POSTCOPY_BEGIN = 16, /* source -> destination: the page list is complete */
+	PROTOCOL_POSTCOPY_READY = 17, /* destination -> source: RAM armed, staging regions */
+	PROTOCOL_PUSH_REQ = 18,	      /* destination -> source: push these pages next */
+	PROTOCOL_POSTCOPY_DONE = 19,  /* destination -> source: every page has arrived */
+	PROTOCOL_POSTCOPY_END = 20,   /* source -> destination: done acknowledged */
+	PROTOCOL_TYPE_MAX = 20,
 };
 
 struct protocol_hdr {
@@ -56,9 +65,11 @@ struct protocol_hello {
 	uint8_t nonce[PROTOCOL_NONCE_LEN];
 };
 #define PROTOCOL_HELLO_KEY (1u << 0)
+/* hello-ack: the destination can fill its RAM after resume (userfaultfd on every region). */
+#define PROTOCOL_HELLO_POSTCOPY (1u << 1)
 
 struct protocol_hello_ack {
-	uint32_t flags; /* PROTOCOL_HELLO_KEY */
+	uint32_t flags; /* PROTOCOL_HELLO_KEY, PROTOCOL_HELLO_POSTCOPY */
 	uint8_t nonce[PROTOCOL_NONCE_LEN];
 	uint8_t mac[PROTOCOL_MAC_LEN];
 };
@@ -113,6 +124,32 @@ struct protocol_resumed {
 	uint64_t pages_received;
 };
 
+/* POSTCOPY_PAGES and PUSH_REQ: a window of one region's page bitmap, whole 64-page words. */
+struct protocol_page_bitmap {
+	uint32_t region_id;
+	uint32_t nwords; /* 1..PROTOCOL_BITMAP_WORDS_MAX */
+	uint64_t first_word;
+	const uint8_t *words; /* nwords little-endian uint64_t, unaligned: protocol_word_at */
+};
+
+struct protocol_postcopy_begin {
+	uint64_t pages; /* set bits over every POSTCOPY_PAGES message */
+};
+
+/* One region's staging area on the destination: post-copy pushes land there (transport
+ * region staging_id), are copied into the guest by UFFDIO_COPY and released. */
+struct protocol_staging {
+	uint32_t region_id;
+	uint32_t staging_id;
+};
+
+struct protocol_postcopy_done {
+	uint64_t pages_pushed;	/* arrived by the background push */
+	uint64_t pages_fetched; /* pulled on demand (transport_read) */
+	uint64_t faults;	/* guest accesses that waited for a page */
+	uint64_t stall_us;	/* summed over faults */
+};
+
 struct protocol_abort {
 	int32_t code;			      /* -errno */
 	char reason[PROTOCOL_REASON_MAX + 1]; /* NUL-terminated */
@@ -142,6 +179,15 @@ size_t protocol_verify_hashes_to_wire(uint32_t region_id, uint64_t first_page,
 size_t protocol_resume_to_wire(const struct protocol_resume *m, void *buf);
 size_t protocol_resumed_to_wire(const struct protocol_resumed *m, void *buf);
 size_t protocol_abort_to_wire(int code, const char *reason, void *buf);
+/* type: PROTOCOL_POSTCOPY_PAGES or PROTOCOL_PUSH_REQ; words: nwords native values. */
+size_t protocol_page_bitmap_to_wire(int type, uint32_t region_id, uint64_t first_word,
+				    const uint64_t *words, uint32_t nwords, void *buf);
+size_t protocol_postcopy_begin_to_wire(const struct protocol_postcopy_begin *m, void *buf);
+/* staging: count entries, count <= PROTOCOL_REGIONS_MAX. */
+size_t protocol_postcopy_ready_to_wire(const struct protocol_staging *staging, size_t count,
+				       void *buf);
+size_t protocol_postcopy_done_to_wire(const struct protocol_postcopy_done *m, void *buf);
+size_t protocol_postcopy_end_to_wire(void *buf);
 
 /* Decoders: payload as returned by protocol_parse for the matching type. 0, or -EPROTO with
  * why naming the field. */
@@ -166,6 +212,18 @@ int protocol_verify_req_from_wire(const void *payload, size_t len, struct protoc
 int protocol_verify_hashes_from_wire(const void *payload, size_t len,
 				     struct protocol_verify_hashes *m, char *why, size_t why_len);
 uint64_t protocol_hash_at(const struct protocol_verify_hashes *m, uint32_t index);
+/* Range of first_word / nwords against the region is the caller's check. */
+int protocol_page_bitmap_from_wire(const void *payload, size_t len, struct protocol_page_bitmap *m,
+				   char *why, size_t why_len);
+uint64_t protocol_word_at(const struct protocol_page_bitmap *m, uint32_t index);
+int protocol_postcopy_begin_from_wire(const void *payload, size_t len,
+				      struct protocol_postcopy_begin *m, char *why, size_t why_len);
+/* staging: room for PROTOCOL_REGIONS_MAX entries. */
+int protocol_postcopy_ready_from_wire(const void *payload, size_t len,
+				      struct protocol_staging *staging, size_t *count_p, char *why,
+				      size_t why_len);
+int protocol_postcopy_done_from_wire(const void *payload, size_t len,
+				     struct protocol_postcopy_done *m, char *why, size_t why_len);
 int protocol_resume_from_wire(const void *payload, size_t len, struct protocol_resume *m, char *why,
 			      size_t why_len);
 int protocol_resumed_from_wire(const void *payload, size_t len, struct protocol_resumed *m,

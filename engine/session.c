@@ -10,6 +10,8 @@
 
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
+#include "engine/postcopy.h"
+#include "engine/predict.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "transport/log.h"
@@ -51,6 +53,10 @@ int session_create(uint32_t role, struct rmig_session **session_p)
 	s->stats.struct_size = sizeof(s->stats);
 	s->stats.status = RMIG_STATUS_NONE;
 	s->stats.method = RMIG_METHOD_PRECOPY;
+	s->stats.method_used = RMIG_METHOD_PRECOPY;
+	s->stats.policy_used = RMIG_POLICY_QEMU;
+	s->method = RMIG_METHOD_PRECOPY;
+	s->policy = RMIG_POLICY_QEMU;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -69,14 +75,21 @@ void session_destroy(struct rmig_session *s)
 		session_cancel(s);
 		pthread_join(s->thread, NULL);
 	}
+	/* The post-copy machinery goes first: its fault thread reads through the connection. */
+	postcopy_dest_destroy(s);
 	session_disconnect(s);
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
 		if (r->tracker)
 			dirty_source_destroy(r->tracker);
+		predict_destroy(r->predict);
 		free(r->dirty);
 		free(r->send_count);
+		free(r->pending);
+		free(r->held);
+		free(r->fresh);
+		free(r->postcopy);
 		free(r->arrived);
 	}
 	free(s->regions);
@@ -162,6 +175,10 @@ int session_set_params(struct rmig_session *s, const struct rmig_params *p)
 	}
 	s->params = next;
 	s->stats.method = next.method;
+	s->stats.method_used = next.method;
+	s->stats.policy_used = next.policy;
+	s->method = next.method;
+	s->policy = next.policy;
 	return 0;
 
 err_range:
@@ -445,6 +462,36 @@ int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_
 	return ret;
 }
 
+const char *session_method_reason(struct rmig_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->method_reason_copy, s->method_reason, sizeof(s->method_reason_copy));
+	pthread_mutex_unlock(&s->lock);
+	return s->method_reason_copy;
+}
+
+void session_method_set(struct rmig_session *s, uint32_t method, uint32_t policy, const char *fmt,
+			...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->lock);
+	s->method = method;
+	s->policy = policy;
+	s->stats.method_used = method;
+	s->stats.policy_used = policy;
+	va_start(ap, fmt);
+	vsnprintf(s->method_reason, sizeof(s->method_reason), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int session_method_is_postcopy(uint32_t method)
+{
+	return method == RMIG_METHOD_TSMC || method == RMIG_METHOD_POSTCOPY ||
+	       method == RMIG_METHOD_HYBRID;
+}
+
 const char *session_last_error(struct rmig_session *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -498,6 +545,7 @@ int session_round_begin(struct rmig_session *s, uint32_t round, uint32_t paused,
 	/* duration_us holds the start time until the round ends. */
 	r->duration_us = session_now_us();
 	s->stats.round = round;
+	s->round_open = 1;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -513,9 +561,55 @@ void session_round_end(struct rmig_session *s)
 		r->bytes = 0;
 		r->bytes = sent - session_bytes_recorded_locked(s);
 		r->duration_us = session_now_us() - r->duration_us;
-		if (r->round > 0 && !r->paused)
+		if (r->round > 0 && !r->paused && !r->postcopy)
 			s->stats.rounds = r->round;
+		s->round_open = 0;
 	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void session_round_mark(struct rmig_session *s, uint32_t postcopy, uint64_t held_pages)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->nrounds) {
+		s->rounds[s->nrounds - 1].postcopy = postcopy;
+		s->rounds[s->nrounds - 1].held_pages = held_pages;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t session_round_rate(struct rmig_session *s)
+{
+	uint64_t sent = session_bytes_sent(s), now = session_now_us(), bytes, start;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->nrounds) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (!s->round_open) {
+		const struct rmig_round_stats *last = &s->rounds[s->nrounds - 1];
+		uint64_t rate =
+			last->duration_us
+				? (uint64_t)((double)last->bytes * 1e6 / (double)last->duration_us)
+				: 0;
+
+		pthread_mutex_unlock(&s->lock);
+		return rate;
+	}
+	start = s->rounds[s->nrounds - 1].duration_us;
+	bytes = sent - session_bytes_recorded_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	return now > start ? (uint64_t)((double)bytes * 1e6 / (double)(now - start)) : 0;
+}
+
+void session_error_append(struct rmig_session *s, const char *text)
+{
+	size_t used;
+
+	pthread_mutex_lock(&s->lock);
+	used = strlen(s->last_error);
+	snprintf(s->last_error + used, sizeof(s->last_error) - used, "%s", text);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -540,6 +634,7 @@ void session_histogram_update(struct rmig_session *s)
 {
 	uint64_t histogram[4] = {0};
 	uint64_t multiple = 0;
+	uint32_t most = 0;
 
 	for (size_t i = 0; i < s->nregions; i++) {
 		const uint8_t *count = s->regions[i].send_count;
@@ -551,11 +646,14 @@ void session_histogram_update(struct rmig_session *s)
 				continue;
 			histogram[count[p] >= 4 ? 3 : count[p] - 1]++;
 			multiple += count[p] > 1;
+			if (count[p] > most)
+				most = count[p];
 		}
 	}
 	pthread_mutex_lock(&s->lock);
 	memcpy(s->stats.pages_sent_histogram, histogram, sizeof(histogram));
 	s->stats.pages_sent_multiple = multiple;
+	s->stats.pages_sent_max = most;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -830,7 +928,7 @@ const char *session_status_name(uint32_t status)
 		[RMIG_STATUS_NONE] = "none",	       [RMIG_STATUS_SETUP] = "setup",
 		[RMIG_STATUS_ACTIVE] = "active",       [RMIG_STATUS_DEVICE] = "device",
 		[RMIG_STATUS_COMPLETED] = "completed", [RMIG_STATUS_FAILED] = "failed",
-		[RMIG_STATUS_CANCELLED] = "cancelled",
+		[RMIG_STATUS_CANCELLED] = "cancelled", [RMIG_STATUS_POSTCOPY] = "postcopy",
 	};
 
 	return status < sizeof(names) / sizeof(names[0]) ? names[status] : "unknown";

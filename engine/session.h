@@ -20,6 +20,8 @@
 
 struct dirty_source;
 struct batch_pipeline;
+struct predict;
+struct postcopy_dest;
 
 struct session_region {
 	uint32_t id;
@@ -33,6 +35,18 @@ struct session_region {
 	/* source: how many times each page crossed (saturating); later methods read it */
 	uint8_t *send_count;
 	struct dirty_source *tracker; /* source */
+	/* source, post-copy tail: batches name the destination's staging region staging_id
+	 * instead of id */
+	int to_staging;
+	uint32_t staging_id;
+	/* source, predict and TSMC: pages written since they were sent, not yet planned */
+	uint64_t *pending;
+	uint64_t *held;	 /* source, predict: held back to the final round */
+	uint64_t *fresh; /* source: one sample of the dirty log (scratch) */
+	struct predict *predict;
+	/* source: pages to deliver after resume, not yet pushed; destination: pages announced
+	 * to come after resume */
+	uint64_t *postcopy;
 	/* destination: pages whose data (or zero marker) landed at least once */
 	uint64_t *arrived;
 };
@@ -78,6 +92,19 @@ struct rmig_session {
 	uint32_t throttle_percent;
 	uint32_t throttle_strikes;
 
+	/* What runs: params.method, or what auto chose; the stop policy of pre-copy and predict. */
+	uint32_t method;
+	uint32_t policy;
+	char method_reason[SESSION_ERROR_MAX]; /* under lock */
+	char method_reason_copy
+		[SESSION_ERROR_MAX];	/* what rmig_session_method_reason() hands out */
+	uint32_t peer_flags;		/* source: the destination's hello-ack flags */
+	uint32_t peer_method;		/* destination: the method the source announced */
+	int round_open;			/* a round record is being filled */
+	uint64_t last_sample_us;	/* source: the last sample of the dirty log */
+	uint64_t sample_cost_us;	/* source: what that sample took */
+	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
+
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
 };
 
@@ -105,6 +132,12 @@ int session_cancel(struct rmig_session *s);
 int session_stats_get(struct rmig_session *s, struct rmig_stats *stats);
 int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats);
 const char *session_last_error(struct rmig_session *s);
+const char *session_method_reason(struct rmig_session *s);
+/* Record what runs and why (printf-style reason). */
+void session_method_set(struct rmig_session *s, uint32_t method, uint32_t policy, const char *fmt,
+			...) __attribute__((format(printf, 4, 5)));
+/* 1 for the methods that resume on the destination before all RAM has arrived. */
+int session_method_is_postcopy(uint32_t method);
 
 /* Record err as the session's error (the first one of a run wins), log it once, return err. */
 int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
@@ -118,6 +151,13 @@ void session_progress(struct rmig_session *s, uint32_t event);
 int session_round_begin(struct rmig_session *s, uint32_t round, uint32_t paused,
 			uint64_t dirty_pages);
 void session_round_end(struct rmig_session *s);
+/* Mark the current round record: the post-copy tail, pages held back at its start. */
+void session_round_mark(struct rmig_session *s, uint32_t postcopy, uint64_t held_pages);
+/* Bytes per second on the wire since the current round began, or over the last round when
+ * none is open (0 before any). */
+uint64_t session_round_rate(struct rmig_session *s);
+/* Add text to the recorded error (what it means for the VM). */
+void session_error_append(struct rmig_session *s, const char *text);
 /* Add page transmissions to the current round and the totals. */
 void session_count_pages(struct rmig_session *s, uint64_t pages, uint64_t zero_pages,
 			 uint64_t data_bytes);
@@ -143,13 +183,22 @@ void session_conn_set(struct rmig_session *s, struct transport_conn *conn);
 void session_disconnect(struct rmig_session *s);
 
 int source_run(struct rmig_session *s);
+/* Called by source_send_pages() before each batch is built: 0 to go on, 1 to end the round
+ * early (the pages still marked stay marked), -errno to fail. */
+typedef int (*source_batch_hook_fn)(struct rmig_session *s, void *arg);
 /* Source: send every page marked in the regions' dirty bitmaps (clearing them) and wait until
- * the transport has taken all of it. */
-int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline);
+ * the transport has taken all of it. hook may be NULL. Returns 0, 1 when the hook ended the
+ * round early, or -errno. */
+int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *hook_arg);
 int dest_run(struct rmig_session *s);
 /* Source, VM paused: compare every page with the destination's hash, resend mismatches until
  * they match. Counts pages verified and mismatched in the stats. */
 int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline);
+/* Source, VM paused, post-copy family: compare the pages the destination holds and will keep
+ * (not in the regions' postcopy bitmaps) with its hashes; a page that differs is not resent but
+ * added to the postcopy bitmap, to be delivered after resume like the others. */
+int verify_source_postcopy(struct rmig_session *s);
 /* Destination: answer one VERIFY_REQ. */
 int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len);
 

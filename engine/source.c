@@ -1,7 +1,10 @@
-/* engine/source.c - the source side of pre-copy: handshake and region table, a bulk round, then
- * rounds of dirty sync -> batches -> transport with bandwidth and dirty-rate measurement and a
- * stop decision; then pause, the final round, device state, verification and the resume on the
- * destination. Any failure leaves the VM running here. */
+/* engine/source.c - the source side: handshake and region table, then the method's live phase
+ * (pre-copy rounds with a stop policy; prediction pre-copy; TSMC's two stages; hybrid's one
+ * round; auto's measured choice; nothing for post-copy), the pause, and the switchover: for the
+ * pre-copy family the final round, device state, verification and resume; for the post-copy
+ * family verification of what the destination holds, the list of pages still to come, device
+ * state, resume, and the post-copy tail. A failure before the destination resumed leaves the VM
+ * running here. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +12,11 @@
 
 #include "engine/batch.h"
 #include "engine/bitmap.h"
+#include "engine/cost_model.h"
 #include "engine/dirty.h"
 #include "engine/policy.h"
+#include "engine/postcopy.h"
+#include "engine/predict.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "transport/log.h"
@@ -63,6 +69,7 @@ static int source_handshake(struct rmig_session *s)
 	ret = protocol_hello_ack_from_wire(payload, len, &ack, why, sizeof(why));
 	if (ret)
 		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
+	s->peer_flags = ack.flags;
 	if (s->params.key_len) {
 		uint8_t expected[PROTOCOL_MAC_LEN], mine[PROTOCOL_MAC_LEN];
 
@@ -153,6 +160,7 @@ static int source_trackers_start(struct rmig_session *s)
 		s->stats.dirty_source = (uint32_t)dirty_source_kind(r->tracker);
 		pthread_mutex_unlock(&s->lock);
 	}
+	s->last_sample_us = session_now_us();
 	return 0;
 }
 
@@ -167,29 +175,44 @@ static void source_trackers_stop(struct rmig_session *s)
 	}
 }
 
-/* OR every page written since the previous sync into the dirty bitmaps; returns the number of
- * pages now marked dirty. */
+/* OR every page written since the previous sync (and any written after its send that a sample
+ * left pending) into the dirty bitmaps; returns the number of pages now marked dirty. */
 static int64_t source_sync(struct rmig_session *s)
 {
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
-		int ret = dirty_source_sync(r->tracker, r->dirty);
+		int ret = r->tracker ? dirty_source_sync(r->tracker, r->dirty) : 0;
 
 		if (ret < 0)
 			return session_fail(s, ret, "region %u: dirty sync failed: %s", r->id,
 					    session_strerror(ret));
+		if (r->pending) {
+			bitmap_or(r->dirty, r->pending, r->npages);
+			bitmap_zero(r->pending, r->npages);
+		}
 	}
+	s->last_sample_us = session_now_us();
 	return (int64_t)batch_dirty_pages(s->regions, s->nregions);
 }
 
-/* What the pages still marked dirty will cost to send. */
+static uint64_t source_count(const uint64_t *bm, const struct session_region *r)
+{
+	return bm ? (uint64_t)bitmap_count(bm, r->npages) : 0;
+}
+
+/* What the pages not yet delivered will cost to send: marked for this round, pending, held
+ * back, or to come after resume. */
 static uint64_t source_dirty_bytes(struct rmig_session *s)
 {
 	uint64_t bytes = 0;
 
-	for (size_t i = 0; i < s->nregions; i++)
-		bytes += (uint64_t)bitmap_count(s->regions[i].dirty, s->regions[i].npages) *
-			 s->regions[i].page_size;
+	for (size_t i = 0; i < s->nregions; i++) {
+		const struct session_region *r = &s->regions[i];
+
+		bytes += (source_count(r->dirty, r) + source_count(r->pending, r) +
+			  source_count(r->held, r) + source_count(r->postcopy, r)) *
+			 r->page_size;
+	}
 	return bytes;
 }
 
@@ -219,21 +242,36 @@ static int source_post_failed(struct rmig_session *s, int err)
 			    transport_error(s->conn));
 }
 
+/* Batch size while a hook samples the dirty log between batches. */
+#define SOURCE_HOOK_BATCH_BYTES (2ull << 20)
+
 /* Send every page marked in the dirty bitmaps, clearing them. */
-int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline)
+int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *hook_arg)
 {
 	struct batch_cursor cursor = {0};
-	int first = 1, ret;
+	int first = 1, ended = 0, ret;
 
 	for (;;) {
 		struct batch *b;
 
 		if (session_cancelled(s) && !s->point_of_no_return)
 			return session_fail(s, -ECANCELED, "cancelled in round %u", s->stats.round);
+		if (hook) {
+			ret = hook(s, hook_arg);
+			if (ret < 0)
+				return ret;
+			if (ret > 0) {
+				ended = 1;
+				break;
+			}
+		}
 		ret = batch_pipeline_acquire(pipeline, &b);
 		if (ret)
 			return source_post_failed(s, ret);
-		if (!batch_build(s->regions, s->nregions, &cursor, b)) {
+		/* With a hook the batches are smaller, so that it runs often enough. */
+		if (!batch_build_limited(s->regions, s->nregions, &cursor, b,
+					 hook ? SOURCE_HOOK_BATCH_BYTES : BATCH_MAX_BYTES)) {
 			batch_pipeline_release(pipeline, b);
 			break;
 		}
@@ -253,7 +291,7 @@ int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline)
 	ret = batch_pipeline_drain(pipeline, (int)s->params.timeout_ms);
 	if (ret)
 		return source_post_failed(s, ret);
-	return 0;
+	return ended;
 }
 
 /* Wait until the destination has applied every commit of the round, and check that both
@@ -293,22 +331,30 @@ static int source_round_barrier(struct rmig_session *s, uint32_t round)
 	return 0;
 }
 
+/* One round: its record, the ROUND message, its pages, the barrier. Returns 0, 1 when the hook
+ * ended it early (the barrier still ran), or -errno. */
 static int source_round(struct rmig_session *s, struct batch_pipeline *pipeline, uint32_t round,
-			uint32_t paused, uint64_t dirty_pages)
+			uint32_t paused, uint64_t dirty_pages, source_batch_hook_fn hook, void *arg)
 {
 	struct protocol_round msg = {.round = round, .paused = paused};
-	int ret;
+	uint64_t held = 0;
+	int ret, ended;
 
 	ret = session_round_begin(s, round, paused, dirty_pages);
 	if (ret)
 		return session_fail(s, ret, "round %u: out of memory", round);
+	for (size_t i = 0; i < s->nregions; i++)
+		held += source_count(s->regions[i].held, &s->regions[i]);
+	session_round_mark(s, 0, held);
 	batch_pipeline_pace_reset(pipeline);
 	ret = session_ctrl_send(s, protocol_round_to_wire(&msg, s->msg_buf));
-	if (!ret)
-		ret = source_send_pages(s, pipeline);
-	if (!ret)
-		ret = source_round_barrier(s, round);
-	return ret;
+	if (ret)
+		return ret;
+	ended = source_send_pages(s, pipeline, hook, arg);
+	if (ended < 0)
+		return ended;
+	ret = source_round_barrier(s, round);
+	return ret ? ret : ended;
 }
 
 static int source_device_state(struct rmig_session *s)
@@ -383,37 +429,56 @@ static int source_resume_destination(struct rmig_session *s)
 	return 0;
 }
 
-/* Measurements after a live round; returns 1 to stop iterating. */
+/* Bandwidth and dirty rate of the round just ended. */
+static uint64_t source_measure(struct rmig_session *s, uint64_t dirty_pages, uint64_t since_sync_us,
+			       struct rmig_round_stats *last_p)
+{
+	struct rmig_round_stats last;
+	uint64_t bandwidth;
+
+	pthread_mutex_lock(&s->lock);
+	last = s->rounds[s->nrounds - 1];
+	bandwidth = policy_rate(last.bytes, last.duration_us);
+	s->stats.bandwidth = bandwidth;
+	s->stats.dirty_pages_rate = policy_rate(dirty_pages, since_sync_us);
+	pthread_mutex_unlock(&s->lock);
+	if (last_p)
+		*last_p = last;
+	return bandwidth;
+}
+
+/* Measurements after a live round and the stop policy over the pages that would be sent next
+ * (held-back pages count towards what the pause will carry, not towards "dirty"); returns 1 to
+ * stop iterating. */
 static int source_decide(struct rmig_session *s, uint32_t round, uint64_t dirty_pages,
 			 uint64_t since_sync_us)
 {
 	struct rmig_round_stats last;
 	struct policy_decision decision;
 	struct policy_input in = {
-		.policy = s->params.policy,
+		.policy = s->policy,
 		.round = round,
 		.max_rounds = s->params.max_rounds,
 		.downtime_ms = s->params.downtime_ms,
 		.dirty_pages = dirty_pages,
 	};
-	uint64_t bandwidth;
+	uint64_t held = 0;
 
+	for (size_t i = 0; i < s->nregions; i++)
+		held += source_count(s->regions[i].held, &s->regions[i]);
+	in.bandwidth = source_measure(s, dirty_pages, since_sync_us, &last);
 	pthread_mutex_lock(&s->lock);
-	last = s->rounds[s->nrounds - 1];
 	in.bytes_sent = s->stats.data_bytes;
 	in.ram_bytes = s->stats.ram_bytes;
 	pthread_mutex_unlock(&s->lock);
 
 	in.remaining_bytes = source_dirty_bytes(s);
-	bandwidth = policy_rate(last.bytes, last.duration_us);
-	in.bandwidth = bandwidth;
 	policy_decide(&in, &decision);
 
 	pthread_mutex_lock(&s->lock);
-	s->stats.bandwidth = bandwidth;
-	s->stats.dirty_pages_rate = policy_rate(dirty_pages, since_sync_us);
 	s->stats.remaining_bytes = in.remaining_bytes;
 	s->stats.projected_downtime_ms = decision.projected_downtime_ms;
+	s->stats.pages_held = held;
 	if (decision.stop)
 		s->stats.stop_reason = decision.reason;
 	pthread_mutex_unlock(&s->lock);
@@ -452,28 +517,215 @@ static int source_pause(struct rmig_session *s)
 	return 0;
 }
 
-static int source_iterate(struct rmig_session *s, struct batch_pipeline *pipeline)
+static void source_mark_all_regions(struct rmig_session *s)
 {
-	uint64_t last_sync_us;
-	uint32_t round = 1;
+	for (size_t i = 0; i < s->nregions; i++)
+		source_mark_all(&s->regions[i]);
+}
+
+/* After a live round: the histogram, the round-end event, a cancel check. */
+static int source_round_done(struct rmig_session *s, uint32_t round)
+{
+	session_histogram_update(s);
+	session_progress(s, RMIG_EVENT_ROUND_END);
+	if (session_cancelled(s))
+		return session_fail(s, -ECANCELED, "cancelled after round %u", round);
+	return 0;
+}
+
+/* ---- the scheduler: samples of the dirty log between batches ---- */
+
+/* Samples come at least this far apart, and at least 8x as far apart as one sample takes (a
+ * content-hash tracker rereads all RAM per sample). */
+#define SOURCE_SAMPLE_MIN_US 20000u
+/* auto: samples of the probe before it decides (or half of RAM sent with two of them). */
+#define SOURCE_PROBE_SAMPLES 4u
+
+static int source_sched_alloc(struct rmig_session *s, int with_predictor)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+		size_t words = bitmap_words(r->npages);
+		int ret;
+
+		if (!r->pending)
+			r->pending = calloc(words, sizeof(uint64_t));
+		if (!r->held)
+			r->held = calloc(words, sizeof(uint64_t));
+		if (!r->fresh)
+			r->fresh = calloc(words, sizeof(uint64_t));
+		if (!r->postcopy)
+			r->postcopy = calloc(words, sizeof(uint64_t));
+		if (!r->pending || !r->held || !r->fresh || !r->postcopy)
+			return session_fail(s, -ENOMEM,
+					    "region %u: out of memory for the scheduler", r->id);
+		if (with_predictor && !r->predict) {
+			ret = predict_create(r->npages, &r->predict);
+			if (ret)
+				return session_fail(s, ret,
+						    "region %u: out of memory for the "
+						    "predictor",
+						    r->id);
+		}
+	}
+	return 0;
+}
+
+static int source_sample_due(const struct rmig_session *s)
+{
+	uint64_t gap = s->sample_cost_us * 8u;
+
+	if (gap < SOURCE_SAMPLE_MIN_US)
+		gap = SOURCE_SAMPLE_MIN_US;
+	return session_now_us() - s->last_sample_us >= gap;
+}
+
+/* Every region's pages written since the previous sample, into r->fresh. Returns the count. */
+static int64_t source_sample(struct rmig_session *s)
+{
+	uint64_t start = session_now_us();
+	int64_t total = 0;
+
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+		int ret;
+
+		bitmap_zero(r->fresh, r->npages);
+		ret = dirty_source_sync(r->tracker, r->fresh);
+		if (ret < 0)
+			return session_fail(s, ret, "region %u: dirty sync failed: %s", r->id,
+					    session_strerror(ret));
+		total += ret;
+	}
+	s->last_sample_us = session_now_us();
+	s->sample_cost_us = s->last_sample_us - start;
+	return total;
+}
+
+/* How long until the final round, as far as holding a page back is concerned: what is left to
+ * send live at the current rate, twice (the rounds after it send less and less), plus two
+ * samples. */
+static uint64_t source_horizon_us(struct rmig_session *s)
+{
+	uint64_t bandwidth, left = 0;
+
+	pthread_mutex_lock(&s->lock);
+	bandwidth = s->stats.bandwidth;
+	pthread_mutex_unlock(&s->lock);
+	if (!bandwidth)
+		bandwidth = session_round_rate(s);
+	for (size_t i = 0; i < s->nregions; i++)
+		left += (source_count(s->regions[i].dirty, &s->regions[i]) +
+			 source_count(s->regions[i].pending, &s->regions[i])) *
+			s->regions[i].page_size;
+	if (!bandwidth)
+		return UINT64_MAX / 4;
+	return (uint64_t)(2.0 * (double)left * 1e6 / (double)bandwidth) + 2u * SOURCE_SAMPLE_MIN_US;
+}
+
+struct source_probe {
+	uint32_t samples;
+	uint64_t pages_sum;	/* pages found over the samples */
+	uint64_t interval_sum;	/* their intervals */
+	uint64_t **odd, **even; /* per region: union of odd / even samples (capture-recapture) */
+	int decided;
+};
+
+struct source_sched {
+	int hold;  /* predict: hold pages back */
+	int force; /* sample now, due or not */
+	struct source_probe *probe;
+};
+
+static int source_auto_decide(struct rmig_session *s, struct source_probe *probe);
+
+/* Between batches of the pre-copy family's rounds: sample, feed the predictor (hold pages back
+ * only for predict); while auto probes, measure, and decide after enough samples. */
+static int source_sched_hook(struct rmig_session *s, void *arg)
+{
+	struct source_sched *sched = arg;
+	uint64_t last = s->last_sample_us, horizon, now;
+	int64_t found;
+
+	if (!sched->force && !source_sample_due(s))
+		return 0;
+	sched->force = 0;
+	found = source_sample(s);
+	if (found < 0)
+		return (int)found;
+	now = s->last_sample_us;
+	horizon = sched->hold ? source_horizon_us(s) : 0;
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held, horizon);
+	}
+	if (sched->probe && !sched->probe->decided) {
+		struct source_probe *probe = sched->probe;
+
+		probe->samples++;
+		probe->pages_sum += (uint64_t)found;
+		probe->interval_sum += now - last;
+		for (size_t i = 0; i < s->nregions; i++)
+			bitmap_or(probe->samples % 2 ? probe->odd[i] : probe->even[i],
+				  s->regions[i].fresh, s->regions[i].npages);
+		if (probe->samples >= SOURCE_PROBE_SAMPLES ||
+		    (probe->samples >= 2 && source_dirty_bytes(s) * 2 < s->stats.ram_bytes)) {
+			int ret = source_auto_decide(s, probe);
+
+			if (ret < 0)
+				return ret;
+			if (s->method == RMIG_METHOD_PREDICT)
+				sched->hold = 1;
+			return s->method == RMIG_METHOD_POSTCOPY;
+		}
+	}
+	return 0;
+}
+
+/* TSMC stage 2: a page written again before its turn is left to stage 3 (so it crosses twice,
+ * not three times); every page written during the stage is delivered after resume. */
+static int source_tsmc_hook(struct rmig_session *s, void *arg)
+{
+	struct source_sched *sched = arg;
+	int64_t found;
+
+	/* The first batch waits for a sample: what was written while stage 2 was planned is
+	 * left out of it. */
+	if (!sched->force && !source_sample_due(s))
+		return 0;
+	sched->force = 0;
+	found = source_sample(s);
+	if (found < 0)
+		return (int)found;
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+		size_t words = bitmap_words(r->npages);
+
+		predict_record(r->predict, s->last_sample_us, r->fresh);
+		for (size_t w = 0; w < words; w++) {
+			r->dirty[w] &= ~r->fresh[w];
+			r->postcopy[w] |= r->fresh[w];
+		}
+	}
+	return 0;
+}
+
+/* ---- the live phases ---- */
+
+/* Classic pre-copy from the sync after `round` on. */
+static int source_precopy_after(struct rmig_session *s, struct batch_pipeline *pipeline,
+				uint32_t round, uint64_t last_sync_us)
+{
 	int64_t dirty;
 	int ret;
 
-	for (size_t i = 0; i < s->nregions; i++)
-		source_mark_all(&s->regions[i]);
-	last_sync_us = session_now_us();
-	dirty = (int64_t)batch_dirty_pages(s->regions, s->nregions);
 	for (;;) {
 		uint64_t now;
 
-		ret = source_round(s, pipeline, round, 0, (uint64_t)dirty);
-		session_round_end(s);
+		ret = source_round_done(s, round);
 		if (ret)
 			return ret;
-		session_histogram_update(s);
-		session_progress(s, RMIG_EVENT_ROUND_END);
-		if (session_cancelled(s))
-			return session_fail(s, -ECANCELED, "cancelled after round %u", round);
 		dirty = source_sync(s);
 		if (dirty < 0)
 			return (int)dirty;
@@ -486,16 +738,378 @@ static int source_iterate(struct rmig_session *s, struct batch_pipeline *pipelin
 		if (ret)
 			return 0;
 		round++;
+		ret = source_round(s, pipeline, round, 0, (uint64_t)dirty, NULL, NULL);
+		session_round_end(s);
+		if (ret < 0)
+			return ret;
 	}
 }
 
-/* VM paused: the last dirty pages, the device state, verification, resume. */
+static int source_live_precopy(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	uint64_t start = session_now_us();
+	int ret;
+
+	source_mark_all_regions(s);
+	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions), NULL,
+			   NULL);
+	session_round_end(s);
+	if (ret < 0)
+		return ret;
+	return source_precopy_after(s, pipeline, 1, start);
+}
+
+/* Prediction pre-copy from the end of `round` on: sample, plan (hold or send), decide. */
+static int source_predict_after(struct rmig_session *s, struct batch_pipeline *pipeline,
+				struct source_sched *sched, uint32_t round, uint64_t last_sync_us)
+{
+	int ret;
+
+	sched->hold = 1;
+	for (;;) {
+		uint64_t planned = 0, horizon, now;
+		int64_t found;
+
+		ret = source_round_done(s, round);
+		if (ret)
+			return ret;
+		found = source_sample(s);
+		if (found < 0)
+			return (int)found;
+		now = s->last_sample_us;
+		horizon = source_horizon_us(s);
+		for (size_t i = 0; i < s->nregions; i++) {
+			struct session_region *r = &s->regions[i];
+
+			predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held,
+				       horizon);
+		}
+		/* The next round's length, and so the horizon, follows from what it will send. */
+		horizon = source_horizon_us(s);
+		for (size_t i = 0; i < s->nregions; i++) {
+			struct session_region *r = &s->regions[i];
+
+			planned += predict_plan_round(r->predict, r->pending, r->held, r->dirty,
+						      horizon);
+		}
+		ret = source_decide(s, round, planned, now - last_sync_us);
+		last_sync_us = now;
+		if (ret < 0)
+			return ret;
+		{
+			struct predict_counters c = {0}, sum = {0};
+
+			for (size_t i = 0; i < s->nregions; i++) {
+				predict_counters_get(s->regions[i].predict, &c);
+				sum.hold_hits += c.hold_hits;
+				sum.hold_misses += c.hold_misses;
+				sum.send_misses += c.send_misses;
+			}
+			pthread_mutex_lock(&s->lock);
+			s->stats.predict_hits = sum.hold_hits;
+			s->stats.predict_hold_misses = sum.hold_misses;
+			s->stats.predict_send_misses = sum.send_misses;
+			s->stats.predict_threshold = c.threshold;
+			pthread_mutex_unlock(&s->lock);
+		}
+		session_progress(s, RMIG_EVENT_SYNC);
+		if (ret)
+			return 0;
+		round++;
+		ret = source_round(s, pipeline, round, 0, planned, source_sched_hook, sched);
+		session_round_end(s);
+		if (ret < 0)
+			return ret;
+	}
+}
+
+static int source_live_predict(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	struct source_sched sched = {.hold = 1};
+	uint64_t start = session_now_us();
+	int ret;
+
+	source_mark_all_regions(s);
+	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
+			   source_sched_hook, &sched);
+	session_round_end(s);
+	if (ret < 0)
+		return ret;
+	return source_predict_after(s, pipeline, &sched, 1, start);
+}
+
+/* TSMC after stage 1 (round 1): stage 2 sends what stage 1 left dirty, once, except pages the
+ * history says will be written again anyway (left to stage 3 with those written meanwhile). */
+static int source_tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
+			     uint64_t last_sync_us)
+{
+	uint64_t planned = 0, horizon, now, deferred = 0;
+	int64_t found;
+	int ret;
+
+	ret = source_round_done(s, 1);
+	if (ret)
+		return ret;
+	found = source_sample(s);
+	if (found < 0)
+		return (int)found;
+	now = s->last_sample_us;
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held, 0);
+	}
+	horizon = source_horizon_us(s);
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		planned += predict_plan_round(r->predict, r->pending, r->held, r->dirty, horizon);
+		deferred += bitmap_or(r->postcopy, r->held, r->npages);
+		predict_finish(r->predict, r->held);
+	}
+	source_measure(s, planned + deferred, now - last_sync_us, NULL);
+	pthread_mutex_lock(&s->lock);
+	s->stats.remaining_bytes = source_dirty_bytes(s);
+	pthread_mutex_unlock(&s->lock);
+	session_progress(s, RMIG_EVENT_SYNC);
+	ret = source_round(s, pipeline, 2, 0, planned, source_tsmc_hook,
+			   &(struct source_sched){.force = 1});
+	session_round_end(s);
+	if (ret < 0)
+		return ret;
+	return source_round_done(s, 2);
+}
+
+static int source_live_tsmc(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	struct source_sched sched = {.hold = 0};
+	uint64_t start = session_now_us();
+	int ret;
+
+	source_mark_all_regions(s);
+	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
+			   source_sched_hook, &sched);
+	session_round_end(s);
+	if (ret < 0)
+		return ret;
+	return source_tsmc_after(s, pipeline, start);
+}
+
+static int source_live_hybrid(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	uint64_t start = session_now_us();
+	int ret;
+
+	source_mark_all_regions(s);
+	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions), NULL,
+			   NULL);
+	session_round_end(s);
+	if (ret < 0)
+		return ret;
+	ret = source_round_done(s, 1);
+	if (ret)
+		return ret;
+	source_measure(s, 0, session_now_us() - start, NULL);
+	return 0;
+}
+
+/* ---- auto ---- */
+
+static const char *source_cost_name(uint32_t method)
+{
+	return cost_method_name(method);
+}
+
+/* From what the probe measured, the cost model's choice; it becomes s->method. */
+static int source_auto_decide(struct rmig_session *s, struct source_probe *probe)
+{
+	struct cost_projection all[COST_METHOD_COUNT], choice;
+	uint64_t ram_pages = 0, odd = 0, even = 0, both = 0, zero_pages, pages_sent;
+	uint32_t allowed = (1u << COST_METHOD_COUNT) - 1, method, policy;
+	double rate, working_set, bandwidth;
+	struct cost_model_input in = {0};
+	char others[320] = "";
+	size_t used = 0;
+	int ret;
+
+	probe->decided = 1;
+	for (size_t i = 0; i < s->nregions; i++) {
+		const struct session_region *r = &s->regions[i];
+		size_t words = bitmap_words(r->npages);
+
+		ram_pages += r->npages;
+		for (size_t w = 0; w < words; w++) {
+			odd += (uint64_t)__builtin_popcountll(probe->odd[i][w]);
+			even += (uint64_t)__builtin_popcountll(probe->even[i][w]);
+			both += (uint64_t)__builtin_popcountll(probe->odd[i][w] &
+							       probe->even[i][w]);
+		}
+	}
+	/* Pages written per second, distinct within a sample's interval. */
+	rate = probe->interval_sum ? (double)probe->pages_sum * 1e6 / (double)probe->interval_sum
+				   : 0.0;
+	/* Capture-recapture: writes scattered over W pages hit both halves' samples in
+	 * odd * even / W pages. No overlap at all: no sign of a bound, assume all RAM. */
+	working_set = both ? (double)odd * (double)even / (double)both : (double)ram_pages;
+	if (working_set > (double)ram_pages)
+		working_set = (double)ram_pages;
+	if (working_set < (double)(odd + even - both))
+		working_set = (double)(odd + even - both);
+	bandwidth = (double)session_round_rate(s);
+	if (bandwidth <= 0.0)
+		bandwidth = 1.0;
+	pthread_mutex_lock(&s->lock);
+	zero_pages = s->stats.zero_pages;
+	pages_sent = s->stats.pages_sent;
+	pthread_mutex_unlock(&s->lock);
+	in = (struct cost_model_input){
+		.ram_bytes = s->stats.ram_bytes,
+		.page_size = s->regions[0].page_size,
+		.dirty_pages_rate = rate,
+		.working_set_bytes = (uint64_t)(working_set * (double)s->regions[0].page_size),
+		.bandwidth = bandwidth,
+		.zero_fraction = pages_sent ? (double)zero_pages / (double)pages_sent : 0.0,
+		.downtime_ms = s->params.downtime_ms,
+		.max_rounds = s->params.max_rounds,
+	};
+	if (!(s->peer_flags & PROTOCOL_HELLO_POSTCOPY))
+		allowed &= ~((1u << COST_METHOD_TSMC) | (1u << COST_METHOD_POSTCOPY) |
+			     (1u << COST_METHOD_HYBRID));
+	ret = cost_model_choose_among(&in, allowed, all, &choice);
+	if (ret)
+		return session_fail(s, ret, "auto: the cost model refused the measurements");
+	cost_method_to_engine(choice.method, &method, &policy);
+	for (uint32_t m = 0; m < COST_METHOD_COUNT && used < sizeof(others); m++) {
+		int n;
+
+		if (m == choice.method)
+			continue;
+		n = snprintf(others + used, sizeof(others) - used, "%s%s %.2f s/%.0f ms%s%s",
+			     used ? ", " : "", source_cost_name(m), all[m].total_seconds,
+			     all[m].downtime_seconds * 1000.0,
+			     all[m].converges ? "" : " (no convergence)",
+			     allowed & (1u << m) ? "" : " (destination cannot)");
+		if (n > 0)
+			used += (size_t)n;
+	}
+	session_method_set(
+		s, method, policy,
+		"auto chose %s: dirty rate %.0f pages/s (%.1f MiB/s), working set %.1f MiB, "
+		"bandwidth %.1f MiB/s, downtime target %u ms; projected %.2f s total, %.0f ms "
+		"downtime%s; others: %s",
+		source_cost_name(choice.method), rate, rate * (double)in.page_size / 1048576.0,
+		working_set * (double)in.page_size / 1048576.0, bandwidth / 1048576.0,
+		s->params.downtime_ms, choice.total_seconds, choice.downtime_seconds * 1000.0,
+		choice.converges ? "" : " (does not converge)", others);
+	pthread_mutex_lock(&s->lock);
+	s->stats.auto_dirty_pages_rate = (uint64_t)rate;
+	s->stats.auto_bandwidth = (uint64_t)bandwidth;
+	s->stats.auto_working_set_bytes = in.working_set_bytes;
+	s->stats.auto_projected_total_ms = (uint64_t)(choice.total_seconds * 1000.0);
+	s->stats.auto_projected_downtime_ms = (uint64_t)(choice.downtime_seconds * 1000.0);
+	pthread_mutex_unlock(&s->lock);
+	rmig_log_info("source: %s", s->method_reason);
+	return 0;
+}
+
+static int source_live_auto(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	struct source_probe probe = {0};
+	struct source_sched sched = {.hold = 0, .probe = &probe};
+	uint64_t start = session_now_us();
+	int ret, ended;
+
+	probe.odd = calloc(s->nregions, sizeof(*probe.odd));
+	probe.even = calloc(s->nregions, sizeof(*probe.even));
+	if (!probe.odd || !probe.even) {
+		ret = session_fail(s, -ENOMEM, "auto: out of memory");
+		goto out_free;
+	}
+	for (size_t i = 0; i < s->nregions; i++) {
+		probe.odd[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
+		probe.even[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
+		if (!probe.odd[i] || !probe.even[i]) {
+			ret = session_fail(s, -ENOMEM, "auto: out of memory");
+			goto out_free;
+		}
+	}
+	source_mark_all_regions(s);
+	ended = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
+			     source_sched_hook, &sched);
+	session_round_end(s);
+	if (ended < 0) {
+		ret = ended;
+		goto out_free;
+	}
+	if (!probe.decided) {
+		/* The bulk round ended before the probe had enough samples: decide from the
+		 * round (one more sample, so even a fast round has one measurement). */
+		sched.force = 1;
+		ret = source_sched_hook(s, &sched);
+		if (ret >= 0 && !probe.decided)
+			ret = source_auto_decide(s, &probe);
+		if (ret < 0)
+			goto out_free;
+		if (s->method == RMIG_METHOD_POSTCOPY) {
+			char reason[SESSION_ERROR_MAX];
+
+			memcpy(reason, s->method_reason, sizeof(reason));
+			reason[SESSION_ERROR_MAX - 80] = '\0';
+			session_method_set(
+				s, RMIG_METHOD_HYBRID, s->policy,
+				"%s; the bulk round had already sent all RAM once, so it "
+				"runs as hybrid",
+				reason);
+		}
+	}
+	switch (s->method) {
+	case RMIG_METHOD_PRECOPY:
+		ret = source_precopy_after(s, pipeline, 1, start);
+		break;
+	case RMIG_METHOD_PREDICT:
+		ret = source_predict_after(s, pipeline, &sched, 1, start);
+		break;
+	case RMIG_METHOD_TSMC:
+		ret = source_tsmc_after(s, pipeline, start);
+		break;
+	default: /* hybrid, post-copy: pause now */
+		ret = source_round_done(s, 1);
+		if (!ret)
+			source_measure(s, 0, session_now_us() - start, NULL);
+		break;
+	}
+out_free:
+	for (size_t i = 0; i < s->nregions; i++) {
+		if (probe.odd)
+			free(probe.odd[i]);
+		if (probe.even)
+			free(probe.even[i]);
+	}
+	free(probe.odd);
+	free(probe.even);
+	return ret;
+}
+
+/* ---- switchover ---- */
+
+/* VM paused, pre-copy family: the last dirty pages (and those held back), the device state,
+ * verification, resume. */
 static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
 	uint32_t round = s->stats.rounds + 1;
 	int64_t dirty;
 	int ret;
 
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		if (r->held) {
+			bitmap_or(r->dirty, r->held, r->npages);
+			if (r->predict)
+				predict_finish(r->predict, r->held);
+			bitmap_zero(r->held, r->npages);
+		}
+	}
 	dirty = source_sync(s);
 	if (dirty < 0)
 		return (int)dirty;
@@ -507,7 +1121,7 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 		s, protocol_round_to_wire(&(struct protocol_round){.round = round, .paused = 1},
 					  s->msg_buf));
 	if (!ret)
-		ret = source_send_pages(s, pipeline);
+		ret = source_send_pages(s, pipeline, NULL, NULL);
 	if (!ret)
 		ret = source_round_barrier(s, round);
 	if (!ret)
@@ -517,7 +1131,124 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 	if (!ret)
 		ret = source_resume_destination(s);
 	session_round_end(s);
+	if (!ret) {
+		pthread_mutex_lock(&s->lock);
+		s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return ret;
+}
+
+/* VM paused, post-copy family: what the destination holds is verified, everything else is
+ * announced, the device state crosses, the destination resumes, the tail delivers the rest. */
+static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	uint32_t round = s->stats.rounds + 1;
+	uint64_t later = 0;
+	int64_t dirty;
+	int ret;
+
+	dirty = source_sync(s);
+	if (dirty < 0)
+		return (int)dirty;
+	source_trackers_stop(s);
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		bitmap_or(r->postcopy, r->dirty, r->npages);
+		bitmap_zero(r->dirty, r->npages);
+		if (r->held) {
+			bitmap_or(r->postcopy, r->held, r->npages);
+			bitmap_zero(r->held, r->npages);
+		}
+		later += bitmap_count(r->postcopy, r->npages);
+	}
+	ret = session_round_begin(s, round, 1, later);
+	if (ret)
+		return session_fail(s, ret, "final round: out of memory");
+	ret = session_ctrl_send(
+		s, protocol_round_to_wire(&(struct protocol_round){.round = round, .paused = 1},
+					  s->msg_buf));
+	if (!ret)
+		ret = source_round_barrier(s, round);
+	if (!ret && s->params.verify == RMIG_VERIFY_ALL)
+		ret = verify_source_postcopy(s);
+	if (!ret)
+		ret = postcopy_source_announce(s);
+	if (!ret)
+		ret = source_device_state(s);
+	if (!ret)
+		ret = source_resume_destination(s);
+	session_round_end(s);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
+	pthread_mutex_unlock(&s->lock);
+	session_progress(s, RMIG_EVENT_ROUND_END);
+
+	ret = session_round_begin(s, round + 1, 0, s->stats.postcopy_pages);
+	if (ret)
+		return session_fail(s, ret, "post-copy: out of memory");
+	session_round_mark(s, 1, 0);
+	ret = postcopy_source_tail(s, pipeline);
+	session_round_end(s);
+	if (!ret) {
+		pthread_mutex_lock(&s->lock);
+		s->stats.postcopy_time_ms =
+			(session_now_us() - s->pause_us) / 1000u - s->stats.downtime_ms;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return ret;
+}
+
+static int source_live(struct rmig_session *s, struct batch_pipeline *pipeline)
+{
+	switch (s->params.method) {
+	case RMIG_METHOD_PREDICT:
+		return source_live_predict(s, pipeline);
+	case RMIG_METHOD_TSMC:
+		return source_live_tsmc(s, pipeline);
+	case RMIG_METHOD_HYBRID:
+		return source_live_hybrid(s, pipeline);
+	case RMIG_METHOD_POSTCOPY:
+		/* Nothing moves while the VM runs here: every page comes after resume. */
+		for (size_t i = 0; i < s->nregions; i++)
+			bitmap_set_range(s->regions[i].postcopy, 0, s->regions[i].npages);
+		return 0;
+	case RMIG_METHOD_AUTO:
+		return source_live_auto(s, pipeline);
+	default:
+		return source_live_precopy(s, pipeline);
+	}
+}
+
+/* What the asked method needs from the destination, and the method record. */
+static int source_method_setup(struct rmig_session *s)
+{
+	uint32_t method = s->params.method;
+	int ret = 0;
+
+	if (session_method_is_postcopy(method) && !(s->peer_flags & PROTOCOL_HELLO_POSTCOPY))
+		return session_fail(s, -EOPNOTSUPP,
+				    "method %s needs the destination to fill its RAM after resume "
+				    "(userfaultfd), which %s cannot",
+				    session_method_name(method), s->conn->peer);
+	if (method != RMIG_METHOD_PRECOPY)
+		ret = source_sched_alloc(s, method != RMIG_METHOD_HYBRID &&
+						    method != RMIG_METHOD_POSTCOPY);
+	if (ret)
+		return ret;
+	if (method == RMIG_METHOD_AUTO)
+		session_method_set(s, RMIG_METHOD_AUTO, s->params.policy, "%s", "");
+	else if (method == RMIG_METHOD_PRECOPY || method == RMIG_METHOD_PREDICT)
+		session_method_set(s, method, s->params.policy, "%s asked for, %s stop policy",
+				   session_method_name(method),
+				   s->params.policy == RMIG_POLICY_XEN ? "xen" : "qemu");
+	else
+		session_method_set(s, method, s->params.policy, "%s asked for",
+				   session_method_name(method));
+	return 0;
 }
 
 int source_run(struct rmig_session *s)
@@ -527,13 +1258,6 @@ int source_run(struct rmig_session *s)
 	int ret;
 
 	s->start_us = session_now_us();
-	if (s->params.method != RMIG_METHOD_PRECOPY) {
-		ret = session_fail(
-			s, -EOPNOTSUPP,
-			"method %s is not available in this version of rmig; use precopy",
-			session_method_name(s->params.method));
-		goto out;
-	}
 	if (!s->conn) {
 		ret = session_fail(s, -ENOTCONN,
 				   "the source is not connected (rmig_session_connect)");
@@ -547,6 +1271,8 @@ int source_run(struct rmig_session *s)
 	}
 	ret = source_handshake(s);
 	if (!ret)
+		ret = source_method_setup(s);
+	if (!ret && s->params.method != RMIG_METHOD_POSTCOPY)
 		ret = source_trackers_start(s);
 	session_round_end(s);
 	if (ret)
@@ -562,19 +1288,21 @@ int source_run(struct rmig_session *s)
 		goto err_abort;
 	}
 	session_status_set(s, RMIG_STATUS_ACTIVE);
-	ret = source_iterate(s, pipeline);
+	ret = source_live(s, pipeline);
 	if (ret)
 		goto err_abort;
 	ret = source_pause(s);
 	if (ret)
 		goto err_abort;
-	ret = source_switchover(s, pipeline);
+	if (session_method_is_postcopy(s->method))
+		ret = source_switchover_postcopy(s, pipeline);
+	else
+		ret = source_switchover(s, pipeline);
 	if (ret)
 		goto err_abort;
 
 	done_us = session_now_us();
 	pthread_mutex_lock(&s->lock);
-	s->stats.downtime_ms = (done_us - s->pause_us) / 1000u;
 	s->stats.total_time_ms = (done_us - s->start_us) / 1000u;
 	s->stats.remaining_bytes = 0;
 	pthread_mutex_unlock(&s->lock);
@@ -589,7 +1317,15 @@ err_abort:
 	session_abort_send(s, ret, s->last_error[0] ? s->last_error : session_strerror(ret));
 	batch_pipeline_destroy(pipeline);
 	source_trackers_stop(s);
-	/* Whatever went wrong, the VM runs here again. */
+	if (s->point_of_no_return && session_method_is_postcopy(s->method)) {
+		/* The VM already runs on the destination with part of its RAM still here. */
+		session_error_append(s, "; the destination had resumed the VM, which cannot run "
+					"here again: the migration is lost, stop the VM on the "
+					"destination");
+		rmig_log_error("source: post-copy failed after the destination resumed the VM: "
+			       "the VM is lost (it cannot run here again and lacks pages there)");
+	}
+	/* Whatever went wrong before the resume, the VM runs here again. */
 	if (s->throttle_percent && (s->callbacks.field_mask & RMIG_CB_THROTTLE))
 		s->callbacks.throttle(s->opaque, 0);
 	if (s->vm_paused && !s->point_of_no_return &&

@@ -35,6 +35,7 @@ struct demo_options {
 	const char *transport;
 	const char *uri;    /* send: where the receiver listens */
 	const char *listen; /* recv: where to listen */
+	uint32_t method;
 	uint32_t downtime_ms;
 	uint32_t policy;
 	uint32_t max_rounds;
@@ -82,6 +83,8 @@ static void demo_usage(const char *command)
 		"                        device exists, else tcp)\n"
 		"  --uri URI             send: where rmig recv listens (tcp://host:port)\n"
 		"  --listen URI          recv: where to listen (tcp://0.0.0.0:port)\n"
+		"  --method M            precopy, predict, tsmc, postcopy, hybrid or auto\n"
+		"                        (default precopy; see docs/methods.md)\n"
 		"  --downtime-ms N       downtime target (default 300)\n"
 		"  --policy qemu|xen     stop policy (default qemu)\n"
 		"  --max-rounds N        rounds before pausing regardless (default 30)\n"
@@ -145,6 +148,7 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		O_TRANSPORT,
 		O_URI,
 		O_LISTEN,
+		O_METHOD,
 		O_DOWNTIME,
 		O_POLICY,
 		O_MAX_ROUNDS,
@@ -164,6 +168,7 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		{"transport", required_argument, NULL, O_TRANSPORT},
 		{"uri", required_argument, NULL, O_URI},
 		{"listen", required_argument, NULL, O_LISTEN},
+		{"method", required_argument, NULL, O_METHOD},
 		{"downtime-ms", required_argument, NULL, O_DOWNTIME},
 		{"policy", required_argument, NULL, O_POLICY},
 		{"max-rounds", required_argument, NULL, O_MAX_ROUNDS},
@@ -225,6 +230,23 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		case O_LISTEN:
 			o->listen = optarg;
 			break;
+		case O_METHOD: {
+			uint32_t m;
+
+			for (m = RMIG_METHOD_PRECOPY; m <= RMIG_METHOD_AUTO; m++) {
+				if (!strcmp(optarg, rmig_method_name(m)))
+					break;
+			}
+			if (m > RMIG_METHOD_AUTO) {
+				fprintf(stderr,
+					"rmig %s: --method precopy, predict, tsmc, postcopy, hybrid "
+					"or auto\n",
+					argv[0]);
+				return -EINVAL;
+			}
+			o->method = m;
+			break;
+		}
 		case O_DOWNTIME:
 			o->downtime_ms = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
@@ -512,10 +534,11 @@ static int demo_session(uint32_t role, const struct demo_options *o, struct demo
 			rmig_session_t **session_p)
 {
 	struct rmig_params params = {
-		.field_mask = RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS | RMIG_PARAM_MAX_ROUNDS |
-			      RMIG_PARAM_BANDWIDTH_LIMIT | RMIG_PARAM_VERIFY |
-			      RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_TIMEOUT_MS,
+		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS |
+			      RMIG_PARAM_MAX_ROUNDS | RMIG_PARAM_BANDWIDTH_LIMIT |
+			      RMIG_PARAM_VERIFY | RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_TIMEOUT_MS,
 		.dirty_source = o->dirty_source,
+		.method = o->method,
 		.policy = o->policy,
 		.downtime_ms = o->downtime_ms,
 		.max_rounds = o->max_rounds,

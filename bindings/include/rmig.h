@@ -24,10 +24,14 @@ enum rmig_role {
 	RMIG_ROLE_DESTINATION = 2, /* receives RAM, resumes the VM */
 };
 
+/* How RAM moves. The methods that resume the VM on the destination before all of its RAM has
+ * arrived (TSMC, post-copy, hybrid) need the destination's regions to be fillable with
+ * userfaultfd (private anonymous or shared memory) and cannot take the VM back once it resumed
+ * there: see docs/methods.md. The destination follows the method the source announces. */
 enum rmig_method {
 	RMIG_METHOD_PRECOPY = 0,  /* rounds while the VM runs, then a short pause */
 	RMIG_METHOD_PREDICT = 1,  /* pre-copy holding back pages predicted to be rewritten */
-	RMIG_METHOD_TSMC = 2,	  /* three-stage memory copy: no page sent more than twice */
+	RMIG_METHOD_TSMC = 2,	  /* all RAM once, what that dirtied once, the rest after resume */
 	RMIG_METHOD_POSTCOPY = 3, /* resume at once, missing pages fetched on fault */
 	RMIG_METHOD_HYBRID = 4,	  /* one pre-copy round, then post-copy */
 	RMIG_METHOD_AUTO = 5,	  /* chosen from dirty rate, bandwidth and downtime target */
@@ -146,6 +150,8 @@ enum rmig_status {
 	RMIG_STATUS_COMPLETED = 4, /* resumed on the destination */
 	RMIG_STATUS_FAILED = 5,	   /* see rmig_last_error() */
 	RMIG_STATUS_CANCELLED = 6,
+	/* the VM runs on the destination; pages still arrive (post-copy family) */
+	RMIG_STATUS_POSTCOPY = 7,
 };
 
 /* Why pre-copy stopped iterating. */
@@ -188,10 +194,31 @@ struct rmig_stats {
 	uint64_t bytes_received; /* received on the wire by this end, headers included */
 	uint32_t dirty_source;	 /* source: enum rmig_dirty_source actually tracking (not AUTO) */
 	uint32_t reserved;
+	/* The method that runs: method, or what auto chose once it chose (AUTO until then);
+	 * rmig_session_method_reason() says why. */
+	uint32_t method_used;
+	uint32_t policy_used;	      /* enum rmig_policy of the stop rule (precopy, predict) */
+	uint32_t pages_sent_max;      /* most transmissions of any one page (255 saturates) */
+	uint32_t predict_threshold;   /* predict: samples with writes a page needs to be held */
+	uint64_t pages_held;	      /* predict: pages held back at the last stop decision */
+	uint64_t predict_hits;	      /* predict: held pages written again (a transmission saved) */
+	uint64_t predict_hold_misses; /* predict: held pages never written again */
+	uint64_t predict_send_misses; /* predict: pages sent as "done", then written again */
+	uint64_t postcopy_pages;      /* pages delivered after the destination resumed */
+	uint64_t postcopy_pages_fetched;  /* of which pulled on demand by guest faults */
+	uint64_t postcopy_faults;	  /* guest accesses on the destination that waited */
+	uint64_t postcopy_stall_us;	  /* time those accesses waited, summed (vCPU stall) */
+	uint64_t postcopy_time_ms;	  /* destination resume to the last page */
+	uint64_t auto_dirty_pages_rate;	  /* auto: distinct pages written per second, measured */
+	uint64_t auto_bandwidth;	  /* auto: bytes per second, measured */
+	uint64_t auto_working_set_bytes;  /* auto: estimated writable working set */
+	uint64_t auto_projected_total_ms; /* auto: the cost model's total time for its choice */
+	uint64_t auto_projected_downtime_ms;
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup
- * (handshake, region table); the last round is the final one, with the VM paused. */
+ * (handshake, region table); then the live rounds; then the final one, with the VM paused; for
+ * the post-copy family one more, the post-copy tail after the destination resumed. */
 struct rmig_round_stats {
 	uint32_t struct_size;
 	uint32_t round;
@@ -203,6 +230,9 @@ struct rmig_round_stats {
 	uint64_t duration_us;
 	uint32_t paused; /* 1 for the final round */
 	uint32_t reserved;
+	uint32_t postcopy; /* 1 for the post-copy tail: after resume, pages pushed and fetched */
+	uint32_t reserved2;
+	uint64_t held_pages; /* predict: pages held back instead of sent, as the round started */
 };
 
 /**
@@ -260,8 +290,6 @@ void rmig_session_destroy(rmig_session_t *session);
  * @params: fields outside the mask are ignored.
  *
  * Return: 0; -EINVAL for an unknown mask bit or a value out of range; -EBUSY once started.
- * A method not available yet is accepted here and refused by rmig_session_run() with
- * -EOPNOTSUPP.
  */
 int rmig_session_set_params(rmig_session_t *session, const struct rmig_params *params);
 
@@ -327,11 +355,15 @@ int rmig_session_connect(rmig_session_t *session, const char *uri);
  *
  * The source sends RAM while the VM runs, pauses it, sends the rest and the device state,
  * verifies, and returns once the destination has resumed the VM. The destination accepts the
- * source, receives, and returns after resume_vm. On any failure the source VM keeps (or goes
- * back to) running and the destination never resumes.
+ * source, receives, and returns after resume_vm. On any failure before the destination resumed
+ * the source VM keeps (or goes back to) running and the destination never resumes. With the
+ * post-copy family both ends return only once every page has arrived; a failure after the
+ * resume loses the VM (the source cannot take it back, the destination lacks pages), which the
+ * error says.
  *
  * Return: 0 when the VM runs on the destination; -ECANCELED after rmig_session_cancel();
- * -EOPNOTSUPP for a method not available yet; -ENOENT / -EINVAL when the peer's region table
+ * -EOPNOTSUPP for a method the destination cannot run (post-copy needs userfaultfd on its
+ * regions); -ENOENT / -EINVAL when the peer's region table
  * differs (unknown region, length or page size mismatch); -ECONNRESET / -ECONNABORTED when
  * the peer went away or aborted; -ETIMEDOUT; -EPROTO for a peer breaking the protocol; an
  * error a callback returned. rmig_last_error() says where and why.
@@ -397,7 +429,20 @@ int rmig_session_round_stats(rmig_session_t *session, uint32_t round,
 const char *rmig_last_error(rmig_session_t *session);
 
 /**
- * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled".
+ * rmig_session_method_reason() - why the session runs the method it runs.
+ * @session: a source session.
+ *
+ * For RMIG_METHOD_AUTO, once it chose: the measured dirty rate, bandwidth and working set, the
+ * projection of the choice and why the others lost. For other methods, what was asked for.
+ *
+ * Return: a NUL-terminated message, "" before the method is settled. Valid until the next call
+ * into the session.
+ */
+const char *rmig_session_method_reason(rmig_session_t *session);
+
+/**
+ * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled",
+ * "postcopy".
  * @status: enum rmig_status.
  *
  * Return: a static string, "unknown" for another value.

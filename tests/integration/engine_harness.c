@@ -178,6 +178,8 @@ static int harness_dst_resume(void *opaque)
 	struct harness *h = opaque;
 
 	atomic_store(&h->dst_resumed, 1);
+	if (h->on_dst_resume)
+		h->on_dst_resume(h);
 	return 0;
 }
 

@@ -33,6 +33,9 @@ struct harness {
 	struct rmig_params dst_params;	 /* then this to the destination (when field_mask != 0) */
 	harness_progress_fn on_progress; /* source progress, on the migration thread */
 	void (*on_pause)(struct harness *h); /* after the writer stopped, VM paused */
+	/* the destination's resume_vm, on its migration thread (post-copy: pages may still be
+	 * missing and fault in when touched) */
+	void (*on_dst_resume)(struct harness *h);
 	/* when set: the source's dirty_sync callback (the hypervisor's dirty log) */
 	int (*on_dirty_sync)(struct harness *h, uint32_t region_id, uint64_t *bitmap,
 			     size_t npages);

@@ -1,0 +1,54 @@
+/* engine/postcopy.h - the post-copy family's tail (TSMC stage 3, post-copy, hybrid): the VM
+ * resumes on the destination before all of its RAM is there. The destination registers its
+ * guest RAM with userfaultfd (missing mode); a guest access to a page not there yet faults and
+ * is served by transport_read() from the source's frozen RAM, ahead of the background push the
+ * destination schedules; pushed pages land in a staging region and are copied into the guest
+ * with UFFDIO_COPY. Every page crosses once in the tail. */
+#ifndef RMIG_ENGINE_POSTCOPY_H
+#define RMIG_ENGINE_POSTCOPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/protocol.h"
+#include "engine/session.h"
+
+/* Pages a fault pulls: the faulting page and up to this many missing pages after it. */
+#define POSTCOPY_FAULT_CLUSTER 8u
+/* Most pages one push request asks for. */
+#define POSTCOPY_PUSH_MAX_PAGES 1024u
+
+/* ---- destination ---- */
+
+/* Can every region be filled after resume (userfaultfd missing mode on its mapping)? 0, or
+ * -EOPNOTSUPP with the reason in why. Leaves nothing registered. */
+int postcopy_dest_probe(struct rmig_session *s, char *why, size_t why_len);
+/* A POSTCOPY_PAGES message: OR its pages into the region's postcopy bitmap. -EPROTO (logged
+ * with the source's offence) for a region or range that is not here. */
+int postcopy_dest_pages(struct rmig_session *s, const void *payload, size_t len);
+/* POSTCOPY_BEGIN: check the announced pages cover every page that never arrived, revoke the
+ * source's write access to the guest regions, discard the announced pages, register the guest
+ * RAM with userfaultfd, register the staging regions, start the fault thread and answer
+ * POSTCOPY_READY. On failure nothing is left armed. */
+int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len);
+/* After resume_vm: schedule the push, install what arrives, until every page is there; then
+ * POSTCOPY_DONE, wait for POSTCOPY_END and disarm. 0 or -errno (the VM then lacks pages: see
+ * postcopy_dest_destroy()). */
+int postcopy_dest_run(struct rmig_session *s);
+/* The connection is going: stop the fault thread (which reads through it). The guest RAM stays
+ * registered, so an access to a missing page waits until postcopy_dest_destroy(). NULL-safe. */
+void postcopy_dest_halt(struct rmig_session *s);
+/* Disarm and free. Pages that never arrived are made inaccessible (PROT_NONE) before the
+ * userfaultfd goes, so a guest access fails loudly instead of reading zeroes. NULL-safe. */
+void postcopy_dest_destroy(struct rmig_session *s);
+
+/* ---- source ---- */
+
+/* VM paused, the regions' postcopy bitmaps final: announce them, wait for POSTCOPY_READY and
+ * point the batches at the destination's staging regions. */
+int postcopy_source_announce(struct rmig_session *s);
+/* After the destination resumed: push what it asks for until POSTCOPY_DONE; count the pages
+ * it fetched itself. */
+int postcopy_source_tail(struct rmig_session *s, struct batch_pipeline *pipeline);
+
+#endif /* RMIG_ENGINE_POSTCOPY_H */
