@@ -135,7 +135,8 @@ void predict_record(struct predict *p, uint64_t now_us, const uint64_t *fresh)
 			size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
 
 			bits &= bits - 1;
-			p->history[page] = (uint8_t)(predict_view(p, page) << 1) | 1u;
+			/* The view is already shifted to this sample: bit 0 is this one. */
+			p->history[page] = predict_view(p, page) | 1u;
 			p->updated_at[page] = (uint16_t)p->samples;
 		}
 	}
@@ -155,7 +156,7 @@ void predict_sample(struct predict *p, uint64_t now_us, const uint64_t *fresh, u
 			uint8_t before = predict_view(p, page);
 
 			bits &= bits - 1;
-			p->history[page] = (uint8_t)(before << 1) | 1u;
+			p->history[page] = before | 1u;
 			p->updated_at[page] = (uint16_t)p->samples;
 			if (bitmap_test(held, page)) {
 				if (!(p->flags[page] & PREDICT_REWRITTEN_WHILE_HELD)) {
@@ -174,7 +175,7 @@ void predict_sample(struct predict *p, uint64_t now_us, const uint64_t *fresh, u
 			}
 			if (p->flags[page] & PREDICT_SENT_ON_PREDICTION) {
 				p->send_misses++;
-				if ((unsigned)__builtin_popcount((uint8_t)(before << 1)) >=
+				if ((unsigned)__builtin_popcount(before) >=
 				    PREDICT_THRESHOLD_MIN - 1)
 					p->near_send_misses++;
 				p->flags[page] &= (uint8_t)~PREDICT_SENT_ON_PREDICTION;
