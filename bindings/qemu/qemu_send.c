@@ -333,14 +333,29 @@ static const char *send_guest_state(struct qemu_send *s, char *buf, size_t len)
 	return buf;
 }
 
+/* The record of rmig's final round (guest paused), 0 when there was none. */
+static int send_final_round(struct qemu_send *s, const struct rmig_stats *st,
+			    struct rmig_round_stats *final)
+{
+	for (uint32_t round = st->round + 1; round-- > 0;) {
+		*final = (struct rmig_round_stats){.struct_size = sizeof(*final)};
+		if (rmig_session_round_stats(s->session, round, final) == 0 && final->paused)
+			return 1;
+	}
+	return 0;
+}
+
 static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 {
+	struct rmig_round_stats final;
+	int has_final;
 	struct rmig_stats st = {.struct_size = sizeof(st)};
 	char guest_buf[160], b1[32], b2[32], b3[32];
 	const char *guest;
 	uint64_t total_ms = s->completed_us ? (s->completed_us - s->start_us) / 1000u : 0;
 
 	rmig_session_stats(s->session, &st);
+	has_final = send_final_round(s, &st, &final);
 	if (!s->qemu_gone)
 		qemu_vm_migration(s->vm, &s->qemu);
 	guest = send_guest_state(s, guest_buf, sizeof(guest_buf));
@@ -387,6 +402,14 @@ static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 		json_object_set_new(qemu, "stop_timestamp_us",
 				    json_integer((json_int_t)s->stop_event_us));
 		json_object_set_new(report, "qemu", qemu);
+		if (has_final)
+			json_object_set_new(report, "final_round",
+					    json_pack("{s:I, s:I, s:I, s:I, s:f}", "dirty_pages",
+						      (json_int_t) final.dirty_pages, "pages",
+						      (json_int_t) final.pages, "bytes",
+						      (json_int_t) final.bytes, "zero_pages",
+						      (json_int_t) final.zero_pages, "ms",
+						      (double) final.duration_us / 1000.0));
 		if (s->o->hook)
 			json_object_set_new(report, "hook",
 					    json_pack("{s:s, s:i, s:f}", "command", s->o->hook,
@@ -420,6 +443,12 @@ static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 		       qemu_cli_bytes(s->qemu.ram_transferred, b3, sizeof(b3)));
 	}
 	qemu_cli_report_rmig(s->o, &st, 1);
+	if (has_final)
+		printf("  %-30s %" PRIu64 " dirty pages, %s, %.1f ms (last sync, pages, device "
+		       "state, verification of every page, resume)\n",
+		       "rmig final round (paused)", final.dirty_pages,
+		       qemu_cli_bytes(final.bytes, b1, sizeof(b1)),
+		       (double) final.duration_us / 1000.0);
 	printf("  %-30s QEMU %s over %s, status %s\n", "QEMU migration",
 	       qmp_qemu_version(s->vm->qmp), s->o->qemu_uri, s->qemu.status);
 	if (s->paused_us)

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# tests/qemu/compare.sh [--rmig PATH] [--ram SIZE] [--files N] [--kib K] [--runs N]
+#                       [--warmup TICKS] [--cache DIR]
+#
+# The same guest and workload (tests/qemu/guest-init: N files of K KiB rewritten in a loop),
+# migrated between two network namespaces joined by veth, three ways:
+#   qemu        QEMU's own tcp migration, all RAM through QEMU, its default 128 MiB/s cap
+#   qemu-nocap  the same with max-bandwidth raised out of the way
+#   qemu+rmig   rmig qemu-send / qemu-recv: RAM through rmig (tcp), QEMU sends device state
+# Each run boots a fresh source guest and lets it count to --warmup before migrating. Prints a
+# table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
+# bytes on the wire, and the ratios of qemu+rmig to qemu-nocap. Needs root (namespaces).
+# Timings depend on the machine's load: compare rows from the same run only.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+RMIG=$here/../../build/rmig
+CACHE=
+runs=3
+warmup=200
+ram=256M
+files=64
+kib=64
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rmig) RMIG=$2; shift 2 ;;
+	--ram) ram=$2; shift 2 ;;
+	--files) files=$2; shift 2 ;;
+	--kib) kib=$2; shift 2 ;;
+	--runs) runs=$2; shift 2 ;;
+	--warmup) warmup=$2; shift 2 ;;
+	--cache) CACHE=$2; shift 2 ;;
+	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "compare.sh: unknown option $1 (--help)" >&2; exit 2 ;;
+	esac
+done
+RMIG=$(realpath "$RMIG")
+CACHE=${CACHE:-$(dirname "$RMIG")/tests/qemu/cache}
+QEMU_RAM=$ram
+QEMU_GUEST_ARGS="rmig.files=$files rmig.kib=$kib"
+. "$here/lib.sh"
+
+qemu_require
+qemu_workdir
+qemu_netns_setup
+qemu_guest_prepare
+results=$WORK/results.txt
+: >"$results"
+
+# QEMU's own migration from src.qmp to dst.qmp (both started already); prints
+# "total_ms downtime_ms guest_ms bytes".
+qemu_own_migration() {
+	python3 - "$WORK/src.qmp" "$WORK/dst.qmp" "$1" "tcp:$QEMU_DST_IP:4444" <<'PY'
+import json, socket, sys, time
+
+class Qmp:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(120)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rw")
+        self.events = []
+        json.loads(self.file.readline())
+        self.call("qmp_capabilities")
+    def call(self, cmd, **args):
+        msg = {"execute": cmd}
+        if args:
+            msg["arguments"] = args
+        self.file.write(json.dumps(msg) + "\n")
+        self.file.flush()
+        while True:
+            r = json.loads(self.file.readline())
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r:
+                sys.exit("%s: %s" % (cmd, r["error"]["desc"]))
+            return r["return"]
+    def event_us(self, name):
+        for e in self.events:
+            if e["event"] == name:
+                return e["timestamp"]["seconds"] * 1000000 + e["timestamp"]["microseconds"]
+        return 0
+
+src, dst = Qmp(sys.argv[1]), Qmp(sys.argv[2])
+if sys.argv[3] == "nocap":
+    src.call("migrate-set-parameters", **{"max-bandwidth": 100 << 30})
+dst.call("migrate-incoming", uri=sys.argv[4])
+src.call("migrate", uri=sys.argv[4])
+while True:
+    m = src.call("query-migrate")
+    if m["status"] in ("completed", "failed", "cancelled"):
+        break
+    time.sleep(0.005)
+if m["status"] != "completed":
+    sys.exit("QEMU's migration %s: %s" % (m["status"], m.get("error-desc", "")))
+deadline = time.time() + 30
+while not dst.event_us("RESUME") and time.time() < deadline:
+    dst.call("query-status")
+    time.sleep(0.005)
+guest_ms = (dst.event_us("RESUME") - src.event_us("STOP")) / 1000.0
+print(m["total-time"], m["downtime"], "%.0f" % guest_ms, m["ram"]["transferred"])
+PY
+}
+
+# rmig qemu-send / qemu-recv; prints "total_ms downtime_ms guest_ms bytes".
+rmig_migration() {
+	qemu_recv_start "$NS_DST" "$WORK/dst.qmp" "tcp://$QEMU_DST_IP:7000"
+	ip netns exec "$NS_SRC" "$RMIG" qemu-send --qmp "$WORK/src.qmp" \
+		--uri "tcp://$QEMU_DST_IP:7000" --json >"$WORK/send.out" 2>"$WORK/send.err" ||
+		die "qemu-send failed: $(cat "$WORK/send.err")"
+	qemu_recv_wait
+	[ "$RECV_STATUS" = 0 ] || die "qemu-recv failed: $(cat "$WORK/recv.err")"
+	python3 - "$WORK/send.out" "$WORK/recv.out" <<'PY'
+import json, sys
+s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+r = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+guest_ms = (r["qemu"]["resume_timestamp_us"] - s["qemu"]["stop_timestamp_us"]) / 1000.0
+print(s["total_time_ms"], s["downtime_ms"], "%.0f" % guest_ms, s["bytes"])
+PY
+}
+
+one_run() {
+	local method=$1 run=$2 line
+	rm -f "$WORK/src.ram" "$WORK/dst.ram"
+	qemu_start src "$NS_SRC"
+	qemu_wait_ticks src "$warmup" 180
+	qemu_start dst "$NS_DST" -incoming defer
+	case "$method" in
+	qemu) line=$(qemu_own_migration cap) ;;
+	qemu-nocap) line=$(qemu_own_migration nocap) ;;
+	qemu+rmig) line=$(rmig_migration) ;;
+	esac
+	# The destination must go on counting: the migration worked.
+	local last
+	last=$(qemu_last_tick src)
+	qemu_wait_ticks dst $((last + 10)) 60
+	qemu_ticks_consecutive "$WORK/src.log" "$WORK/dst.log"
+	echo "$method $line" >>"$results"
+	log "run $run $method: total, downtime, guest STOP->RESUME (ms), bytes: $line"
+	kill "$PID_src" "$PID_dst" 2>/dev/null || true
+	wait "$PID_src" "$PID_dst" 2>/dev/null || true
+}
+
+log "guest: $ram RAM, $files files x $kib KiB rewritten in a loop; $runs run(s) of each method"
+for run in $(seq 1 "$runs"); do
+	for method in qemu qemu-nocap qemu+rmig; do
+		one_run "$method" "$run"
+	done
+done
+
+python3 - "$results" "$ram" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m, *v = line.split()
+    rows.setdefault(m, []).append([float(x) for x in v])
+size = sys.argv[2]
+mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1].upper(), 1)
+ram = float(size[:-1] if size[-1].isalpha() else size) * mult
+med = {m: [statistics.median(c) for c in zip(*v)] for m, v in rows.items()}
+print()
+print("| method | total time (ms) | downtime (ms) | guest STOP to RESUME (ms) | bytes on the wire | bytes / RAM |")
+print("|---|---:|---:|---:|---:|---:|")
+names = {"qemu": "QEMU tcp (default 128 MiB/s cap)", "qemu-nocap": "QEMU tcp (no cap)",
+         "qemu+rmig": "QEMU + rmig (tcp)"}
+for m in ("qemu", "qemu-nocap", "qemu+rmig"):
+    t, d, g, b = med[m]
+    print("| %s | %.0f | %.0f | %.0f | %.1f MiB | %.2f |" % (names[m], t, d, g, b / 2**20, b / ram))
+t0, d0, g0, b0 = med["qemu-nocap"]
+t1, d1, g1, b1 = med["qemu+rmig"]
+print()
+print("QEMU + rmig vs QEMU (no cap), medians of %d run(s): total time x%.2f, downtime x%.2f, "
+      "guest pause x%.2f, bytes x%.2f" % (len(rows["qemu+rmig"]), t1 / t0, d1 / d0, g1 / g0, b1 / b0))
+PY
