@@ -1,6 +1,8 @@
 /* Workloads writing into a RAM region: idle, sequential, random, a Zipf-skewed key-value
- * store and an in-memory sort. Each thread owns one shard of the region, so the data
- * structures need no locks and a run of N operations is reproducible from the seed. */
+ * store, an in-memory sort and a hash join. Each thread owns one shard of the region, so the
+ * data structures need no locks and a run of N operations is reproducible from the seed.
+ * workload_attach() runs the same workload over a region that already holds its data (a
+ * migrated guest on the destination), reading only when asked to. */
 #include "bench/workloads/workload.h"
 
 #include <errno.h>
@@ -22,10 +24,11 @@ enum workload_kind {
 	WORKLOAD_RANDOM,
 	WORKLOAD_ZIPF_KV,
 	WORKLOAD_SORT,
+	WORKLOAD_HASH_JOIN,
 };
 
-static const char *const workload_name_table[] = {"idle",    "sequential", "random",
-						  "zipf-kv", "sort",	   NULL};
+static const char *const workload_name_table[] = {"idle", "sequential", "random", "zipf-kv",
+						  "sort", "hash-join",	NULL};
 
 /* A paced writer may run this many page writes ahead of rate * elapsed. */
 #define WORKLOAD_BURST_PAGES 32
@@ -36,6 +39,9 @@ static const char *const workload_name_table[] = {"idle",    "sequential", "rand
 #define KV_VALUE_WORDS 13
 #define KV_GET_PERCENT 80
 #define KV_ZIPF_THETA 0.99
+
+#define HJ_MAGIC 0x726d69672d686a31ULL /* "rmig-hj1" */
+#define HJ_DEFAULT_HOT_FRACTION 0.125  /* hash table share of a shard */
 
 #define SORT_MAGIC_FILLING 0x736f72742d66696cULL
 #define SORT_MAGIC_SORTED 0x736f72742d736f72ULL
@@ -67,6 +73,44 @@ struct sort_chunk_header {
 	uint64_t records;
 };
 
+/* hash join: one build relation R, one probe relation S, an open-addressing hash table over R
+ * and the join output, rebuilt from fresh tuples every epoch (clear, build, probe). */
+enum hj_phase { HJ_CLEAR = 0, HJ_BUILD = 1, HJ_PROBE = 2 };
+
+struct hj_header {
+	uint64_t magic;
+	uint64_t epoch;
+	uint64_t phase;
+	uint64_t cleared; /* HT pages cleared this epoch */
+	uint64_t r_done;  /* R tuples made and inserted */
+	uint64_t s_done;  /* S tuples made and probed */
+	uint64_t out_count;
+	uint64_t overflow; /* matches the output area had no room for */
+};
+
+struct hj_tuple {
+	uint64_t key;
+	uint64_t payload;
+};
+
+struct hj_bucket {
+	uint64_t key; /* key + 1; 0 = empty */
+	uint64_t r_index;
+};
+
+struct hj_match {
+	uint32_t s_index;
+	uint32_t r_index;
+	uint64_t key;
+	uint64_t check;
+};
+
+/* Where everything of a shard lives, from its length alone. */
+struct hj_layout {
+	size_t ht_offset, r_offset, s_offset, out_offset;
+	uint64_t buckets, r_count, s_count, out_capacity, key_space;
+};
+
 struct zipf {
 	uint64_t n;
 	double theta, alpha, zetan, eta, zeta2;
@@ -91,6 +135,11 @@ struct workload_shard {
 	struct zipf zipf;
 	/* sort */
 	size_t sort_chunks, sort_chunk_records, sort_next_chunk;
+	size_t sort_verify_page; /* read-only: next page to verify */
+	/* hash join */
+	struct hj_layout hj;
+	/* read-only: where reads land, so they are not optimised away */
+	uint64_t sink;
 };
 
 struct workload {
@@ -103,7 +152,9 @@ struct workload {
 	struct workload_shard *shards;
 	atomic_bool stop;
 	atomic_uint_fast64_t pages_written;
+	atomic_uint_fast64_t errors; /* read-only: records that failed their own checks */
 	bool running;
+	bool read_only; /* attached: reads only */
 };
 
 static uint64_t mix64(uint64_t x)
@@ -290,14 +341,33 @@ static void kv_fill_value(struct kv_record *record, uint64_t *rng)
 	record->checksum = kv_checksum(record);
 }
 
-static int kv_shard_init(struct workload_shard *shard)
+/* The table's geometry and the key popularity, from the shard's length: no writes. */
+static int kv_shard_layout(struct workload_shard *shard)
 {
+	const struct workload_params *p = &shard->workload->params;
+
 	kv_layout(shard->length, &shard->kv_slots, &shard->kv_keys);
 	if (shard->kv_keys < 2) {
 		rmig_log_error("workload zipf-kv: shard of %zu bytes holds fewer than 2 keys",
 			       shard->length);
 		return -EINVAL;
 	}
+	shard->kv_hot_keys = shard->kv_keys;
+	if (p->hot_fraction > 0 && p->hot_fraction < 1) {
+		shard->kv_hot_keys = (uint64_t)(p->hot_fraction * (double)shard->kv_keys);
+		if (shard->kv_hot_keys < 2)
+			shard->kv_hot_keys = 2;
+	}
+	zipf_init(&shard->zipf, shard->kv_hot_keys, KV_ZIPF_THETA);
+	return 0;
+}
+
+static int kv_shard_init(struct workload_shard *shard)
+{
+	int ret = kv_shard_layout(shard);
+
+	if (ret)
+		return ret;
 	memset(shard->base, 0, shard->kv_slots * KV_RECORD_SIZE);
 	struct kv_header *header = (struct kv_header *)shard->base;
 	header->magic = KV_MAGIC;
@@ -310,14 +380,6 @@ static int kv_shard_init(struct workload_shard *shard)
 		record->version = 0;
 		kv_fill_value(record, &shard->rng);
 	}
-	const struct workload_params *p = &shard->workload->params;
-	shard->kv_hot_keys = shard->kv_keys;
-	if (p->hot_fraction > 0 && p->hot_fraction < 1) {
-		shard->kv_hot_keys = (uint64_t)(p->hot_fraction * (double)shard->kv_keys);
-		if (shard->kv_hot_keys < 2)
-			shard->kv_hot_keys = 2;
-	}
-	zipf_init(&shard->zipf, shard->kv_hot_keys, KV_ZIPF_THETA);
 	return 0;
 }
 
@@ -343,15 +405,23 @@ static void kv_op(struct workload_shard *shard, bool paced)
 
 	if (!get && paced && !shard_pace(shard, 1))
 		return;
+	if (shard->workload->read_only && !get)
+		return; /* reads only: a put becomes nothing */
 	struct kv_record *record = kv_lookup(shard->base, shard->kv_slots, key);
 	if (!record || record->key != key) {
-		rmig_log_error("workload zipf-kv: key %llu missing", (unsigned long long)key);
+		/* The first few say where; the count says how many. */
+		if (atomic_fetch_add(&shard->workload->errors, 1) < 3)
+			rmig_log_error("workload zipf-kv: key %llu missing",
+				       (unsigned long long)key);
 		return;
 	}
 	if (get) {
-		if (record->checksum != kv_checksum(record))
+		if (record->checksum != kv_checksum(record) &&
+		    atomic_fetch_add(&shard->workload->errors, 1) < 3)
 			rmig_log_error("workload zipf-kv: key %llu fails its checksum",
 				       (unsigned long long)key);
+		if (shard->workload->read_only)
+			shard_count(shard, 1);
 		return;
 	}
 	record->version++;
@@ -436,13 +506,22 @@ static int sort_compare(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int sort_shard_init(struct workload_shard *shard)
+static int sort_shard_layout(struct workload_shard *shard)
 {
 	sort_layout(shard->length, &shard->sort_chunks, &shard->sort_chunk_records);
 	if (shard->sort_chunks == 0 || shard->sort_chunk_records < 2) {
 		rmig_log_error("workload sort: shard of %zu bytes is too small", shard->length);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int sort_shard_init(struct workload_shard *shard)
+{
+	int ret = sort_shard_layout(shard);
+
+	if (ret)
+		return ret;
 	size_t chunk_bytes = (shard->sort_chunk_records + 1) * sizeof(struct sort_record);
 	for (size_t c = 0; c < shard->sort_chunks; c++) {
 		struct sort_chunk_header *header =
@@ -523,10 +602,348 @@ static int sort_check(const uint8_t *base, size_t length, char *why, size_t why_
 	return 0;
 }
 
+/* --- hash join ------------------------------------------------------------------------ */
+
+static void hj_layout_of(size_t length, size_t page_size, double hot_fraction, struct hj_layout *l)
+{
+	double share =
+		hot_fraction > 0 && hot_fraction < 1 ? hot_fraction : HJ_DEFAULT_HOT_FRACTION;
+	size_t usable = length > page_size ? length - page_size : 0;
+	uint64_t buckets = 1;
+	size_t rest;
+
+	memset(l, 0, sizeof(*l));
+	/* The hash table: the largest power of two of buckets within its share. */
+	while ((buckets * 2) * sizeof(struct hj_bucket) <= (size_t)(share * (double)usable))
+		buckets *= 2;
+	if (buckets * sizeof(struct hj_bucket) > usable / 2)
+		buckets = 0;
+	l->buckets = buckets;
+	l->r_count = buckets / 2; /* load factor one half */
+	l->key_space = l->r_count * 2 > 0 ? l->r_count * 2 : 1;
+	l->ht_offset = page_size;
+	l->r_offset = l->ht_offset + buckets * sizeof(struct hj_bucket);
+	rest = length > l->r_offset + l->r_count * sizeof(struct hj_tuple)
+		       ? length - l->r_offset - l->r_count * sizeof(struct hj_tuple)
+		       : 0;
+	/* Probe tuples (twice as many as build tuples, as far as the rest holds them) and room
+	 * for one match each on average; what remains is data the join never touches. */
+	l->s_count = rest / (sizeof(struct hj_tuple) + sizeof(struct hj_match));
+	if (l->s_count > l->r_count * 2)
+		l->s_count = l->r_count * 2;
+	l->s_offset = l->r_offset + l->r_count * sizeof(struct hj_tuple);
+	l->out_offset = l->s_offset + l->s_count * sizeof(struct hj_tuple);
+	l->out_capacity = l->s_count;
+}
+
+static uint64_t hj_payload(uint64_t key, uint64_t index, uint64_t epoch, uint64_t side)
+{
+	return mix64(key ^ (index * 0x9e3779b97f4a7c15ULL) ^ (epoch << 40) ^ side);
+}
+
+static uint64_t hj_match_check(const struct hj_match *m)
+{
+	return mix64(m->key ^ ((uint64_t)m->s_index << 32 | m->r_index) ^ 0x686a);
+}
+
+static struct hj_header *hj_header_of(uint8_t *base)
+{
+	return (struct hj_header *)base;
+}
+
+#define HJ_AT(base, offset, type) ((type *)((base) + (offset)))
+
+static int hj_shard_layout(struct workload_shard *shard)
+{
+	const struct workload_params *p = &shard->workload->params;
+
+	hj_layout_of(shard->length, shard->workload->page_size, p->hot_fraction, &shard->hj);
+	if (shard->hj.buckets < 64 || shard->hj.s_count < 64) {
+		rmig_log_error("workload hash-join: shard of %zu bytes is too small",
+			       shard->length);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int hj_shard_init(struct workload_shard *shard)
+{
+	int ret = hj_shard_layout(shard);
+
+	if (ret)
+		return ret;
+	memset(shard->base, 0, shard->hj.r_offset);
+	*hj_header_of(shard->base) = (struct hj_header){.magic = HJ_MAGIC, .phase = HJ_CLEAR};
+	return 0;
+}
+
+static uint64_t hj_home(uint64_t key, uint64_t buckets)
+{
+	return mix64(key * 0x2545f4914f6cdd1dULL) & (buckets - 1);
+}
+
+/* One step of the join: clear a page of the table, or build one R tuple into it, or make one
+ * S tuple and probe it. */
+static void hj_op(struct workload_shard *shard, bool paced)
+{
+	const struct hj_layout *l = &shard->hj;
+	size_t ps = shard->workload->page_size;
+	struct hj_header *h = hj_header_of(shard->base);
+	struct hj_bucket *ht = HJ_AT(shard->base, l->ht_offset, struct hj_bucket);
+	struct hj_tuple *r = HJ_AT(shard->base, l->r_offset, struct hj_tuple);
+	struct hj_tuple *s = HJ_AT(shard->base, l->s_offset, struct hj_tuple);
+	struct hj_match *out = HJ_AT(shard->base, l->out_offset, struct hj_match);
+
+	if (paced && !shard_pace(shard, 1))
+		return;
+	switch (h->phase) {
+	case HJ_CLEAR: {
+		size_t bytes = l->buckets * sizeof(struct hj_bucket);
+		size_t at = (size_t)h->cleared * ps;
+
+		memset((uint8_t *)ht + at, 0, bytes - at < ps ? bytes - at : ps);
+		h->cleared++;
+		if ((size_t)h->cleared * ps >= bytes) {
+			h->r_done = h->s_done = h->out_count = h->overflow = 0;
+			h->phase = HJ_BUILD;
+		}
+		break;
+	}
+	case HJ_BUILD: {
+		uint64_t i = h->r_done, key = rng_next(&shard->rng) % l->key_space;
+		uint64_t slot = hj_home(key, l->buckets);
+
+		r[i] = (struct hj_tuple){.key = key, .payload = hj_payload(key, i, h->epoch, 1)};
+		while (ht[slot].key)
+			slot = (slot + 1) & (l->buckets - 1);
+		ht[slot] = (struct hj_bucket){.key = key + 1, .r_index = i};
+		h->r_done = i + 1;
+		if (h->r_done == l->r_count)
+			h->phase = HJ_PROBE;
+		break;
+	}
+	case HJ_PROBE: {
+		uint64_t j = h->s_done, key = rng_next(&shard->rng) % l->key_space;
+
+		s[j] = (struct hj_tuple){.key = key, .payload = hj_payload(key, j, h->epoch, 2)};
+		for (uint64_t slot = hj_home(key, l->buckets); ht[slot].key;
+		     slot = (slot + 1) & (l->buckets - 1)) {
+			if (ht[slot].key != key + 1)
+				continue;
+			if (h->out_count == l->out_capacity) {
+				h->overflow++;
+				continue;
+			}
+			struct hj_match *m = &out[h->out_count];
+			*m = (struct hj_match){.s_index = (uint32_t)j,
+					       .r_index = (uint32_t)ht[slot].r_index,
+					       .key = key};
+			m->check = hj_match_check(m);
+			h->out_count++;
+		}
+		h->s_done = j + 1;
+		if (h->s_done == l->s_count) {
+			h->epoch++;
+			h->cleared = 0;
+			h->phase = HJ_CLEAR;
+		}
+		break;
+	}
+	}
+	shard_count(shard, 1);
+}
+
+/* Reads only: probe an S tuple already made and check what the table says about it. */
+static void hj_read_op(struct workload_shard *shard, bool paced)
+{
+	const struct hj_layout *l = &shard->hj;
+	const struct hj_header *h = hj_header_of(shard->base);
+	const struct hj_bucket *ht = HJ_AT(shard->base, l->ht_offset, struct hj_bucket);
+	const struct hj_tuple *r = HJ_AT(shard->base, l->r_offset, struct hj_tuple);
+	const struct hj_tuple *s = HJ_AT(shard->base, l->s_offset, struct hj_tuple);
+	uint64_t j, key;
+
+	if (paced && !shard_pace(shard, 1))
+		return;
+	shard_count(shard, 1);
+	if (h->magic != HJ_MAGIC) {
+		atomic_fetch_add(&shard->workload->errors, 1);
+		return;
+	}
+	if (h->phase != HJ_PROBE || !h->s_done)
+		return;
+	j = rng_next(&shard->rng) % h->s_done;
+	key = s[j].key;
+	if (s[j].payload != hj_payload(key, j, h->epoch, 2)) {
+		atomic_fetch_add(&shard->workload->errors, 1);
+		return;
+	}
+	for (uint64_t slot = hj_home(key, l->buckets); ht[slot].key;
+	     slot = (slot + 1) & (l->buckets - 1)) {
+		if (ht[slot].key == key + 1 &&
+		    (ht[slot].r_index >= h->r_done || r[ht[slot].r_index].key != key))
+			atomic_fetch_add(&shard->workload->errors, 1);
+	}
+}
+
+static int hj_check(const uint8_t *base, size_t length, const struct workload_params *params,
+		    size_t page_size, char *why, size_t why_len)
+{
+	struct hj_layout l;
+	const struct hj_header *h = (const struct hj_header *)base;
+
+	hj_layout_of(length, page_size, params ? params->hot_fraction : 0, &l);
+	const struct hj_bucket *ht = HJ_AT(base, l.ht_offset, const struct hj_bucket);
+	const struct hj_tuple *r = HJ_AT(base, l.r_offset, const struct hj_tuple);
+	const struct hj_tuple *s = HJ_AT(base, l.s_offset, const struct hj_tuple);
+	const struct hj_match *out = HJ_AT(base, l.out_offset, const struct hj_match);
+	uint64_t r_done = 0, s_done = 0, out_count = 0, entries = 0;
+
+	if (h->magic != HJ_MAGIC || h->phase > HJ_PROBE) {
+		snprintf(why, why_len, "hash join header at %p is corrupt", (const void *)base);
+		return -EINVAL;
+	}
+	if (h->phase != HJ_CLEAR) {
+		r_done = h->r_done;
+		s_done = h->phase == HJ_PROBE ? h->s_done : 0;
+		out_count = h->phase == HJ_PROBE ? h->out_count : 0;
+	}
+	if (r_done > l.r_count || s_done > l.s_count || out_count > l.out_capacity) {
+		snprintf(why, why_len, "hash join counters beyond the layout");
+		return -EINVAL;
+	}
+	for (uint64_t i = 0; i < r_done; i++) {
+		if (r[i].key >= l.key_space ||
+		    r[i].payload != hj_payload(r[i].key, i, h->epoch, 1)) {
+			snprintf(why, why_len, "R tuple %llu is corrupt", (unsigned long long)i);
+			return -EINVAL;
+		}
+	}
+	for (uint64_t j = 0; j < s_done; j++) {
+		if (s[j].payload != hj_payload(s[j].key, j, h->epoch, 2)) {
+			snprintf(why, why_len, "S tuple %llu is corrupt", (unsigned long long)j);
+			return -EINVAL;
+		}
+	}
+	if (h->phase != HJ_CLEAR) {
+		for (uint64_t b = 0; b < l.buckets; b++) {
+			if (!ht[b].key)
+				continue;
+			if (ht[b].r_index >= r_done || r[ht[b].r_index].key + 1 != ht[b].key) {
+				snprintf(why, why_len, "hash table bucket %llu is corrupt",
+					 (unsigned long long)b);
+				return -EINVAL;
+			}
+			entries++;
+		}
+		if (entries != r_done) {
+			snprintf(why, why_len, "hash table holds %llu entries, %llu were built",
+				 (unsigned long long)entries, (unsigned long long)r_done);
+			return -EINVAL;
+		}
+	}
+	for (uint64_t k = 0; k < out_count; k++) {
+		const struct hj_match *m = &out[k];
+
+		if (m->check != hj_match_check(m) || m->s_index >= s_done || m->r_index >= r_done ||
+		    s[m->s_index].key != m->key || r[m->r_index].key != m->key) {
+			snprintf(why, why_len, "join output %llu is wrong", (unsigned long long)k);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* --- reads only (an attached destination guest) ----------------------------------------- */
+
+static void read_page(struct workload_shard *shard, size_t page)
+{
+	size_t ps = shard->workload->page_size;
+	const volatile uint64_t *words = (const uint64_t *)(shard->base + page * ps);
+
+	shard->sink += words[0] + words[ps / 16];
+	shard_count(shard, 1);
+}
+
+static void sequential_read_op(struct workload_shard *shard, bool paced)
+{
+	if (paced && !shard_pace(shard, 1))
+		return;
+	read_page(shard, shard->next_page);
+	if (++shard->next_page == shard->pages)
+		shard->next_page = 0;
+}
+
+static void random_read_op(struct workload_shard *shard, bool paced)
+{
+	if (paced && !shard_pace(shard, 1))
+		return;
+	read_page(shard, (size_t)(rng_next(&shard->rng) % shard->pages));
+}
+
+/* Check one page's records of the sorted chunks, in turn. */
+static void sort_read_op(struct workload_shard *shard, bool paced)
+{
+	size_t ps = shard->workload->page_size;
+	size_t n = shard->sort_chunk_records;
+	size_t chunk_bytes = (n + 1) * sizeof(struct sort_record);
+	size_t chunk_pages = (chunk_bytes + ps - 1) / ps;
+	size_t chunk = shard->sort_verify_page / chunk_pages % shard->sort_chunks;
+	size_t page = shard->sort_verify_page % chunk_pages;
+	const uint8_t *base = shard->base + chunk * chunk_bytes;
+	const struct sort_chunk_header *header = (const struct sort_chunk_header *)base;
+	const struct sort_record *records = (const struct sort_record *)base + 1;
+	size_t per_page = ps / sizeof(struct sort_record);
+	size_t first = page * per_page, last = first + per_page;
+
+	if (paced && !shard_pace(shard, 1))
+		return;
+	shard->sort_verify_page++;
+	shard_count(shard, 1);
+	if (header->magic != SORT_MAGIC_SORTED)
+		return;
+	if (last > n)
+		last = n;
+	for (size_t i = first ? first : 1; i < last; i++) {
+		if (records[i].payload != sort_payload(records[i].key) ||
+		    records[i - 1].key > records[i].key) {
+			atomic_fetch_add(&shard->workload->errors, 1);
+			return;
+		}
+	}
+}
+
 /* --- common ------------------------------------------------------------------------ */
+
+static void shard_read_op(struct workload_shard *shard, bool paced)
+{
+	switch (shard->workload->kind) {
+	case WORKLOAD_IDLE:
+		break;
+	case WORKLOAD_SEQUENTIAL:
+		sequential_read_op(shard, paced);
+		break;
+	case WORKLOAD_RANDOM:
+		random_read_op(shard, paced);
+		break;
+	case WORKLOAD_ZIPF_KV:
+		kv_op(shard, paced);
+		break;
+	case WORKLOAD_SORT:
+		sort_read_op(shard, paced);
+		break;
+	case WORKLOAD_HASH_JOIN:
+		hj_read_op(shard, paced);
+		break;
+	}
+}
 
 static void shard_op(struct workload_shard *shard, bool paced)
 {
+	if (shard->workload->read_only) {
+		shard_read_op(shard, paced);
+		return;
+	}
 	switch (shard->workload->kind) {
 	case WORKLOAD_IDLE:
 		break;
@@ -541,6 +958,9 @@ static void shard_op(struct workload_shard *shard, bool paced)
 		break;
 	case WORKLOAD_SORT:
 		sort_op(shard, paced);
+		break;
+	case WORKLOAD_HASH_JOIN:
+		hj_op(shard, paced);
 		break;
 	}
 }
@@ -597,9 +1017,11 @@ static void shard_bounds(size_t length, size_t page_size, unsigned nshards, unsi
 	*length_p = (index + 1 == nshards ? pages - (size_t)index * per : per) * page_size;
 }
 
-int workload_create(const char *name, void *ram, size_t length,
-		    const struct workload_params *params, struct workload **workload_p)
+static int workload_new(const char *name, void *ram, size_t length,
+			const struct workload_params *params, unsigned flags,
+			struct workload **workload_p)
 {
+	int attach = !!(flags & WORKLOAD_ATTACH), read_only = !!(flags & WORKLOAD_READ_ONLY);
 	enum workload_kind kind;
 	struct workload *w;
 	int ret;
@@ -630,8 +1052,10 @@ int workload_create(const char *name, void *ram, size_t length,
 		w->params = *params;
 	w->page_size = page_size;
 	w->nshards = nshards;
+	w->read_only = read_only;
 	atomic_init(&w->stop, false);
 	atomic_init(&w->pages_written, 0);
+	atomic_init(&w->errors, 0);
 	w->shards = calloc(nshards, sizeof(*w->shards));
 	if (!w->shards) {
 		ret = -ENOMEM;
@@ -645,12 +1069,16 @@ int workload_create(const char *name, void *ram, size_t length,
 		shard->workload = w;
 		shard->base = w->ram + offset;
 		shard->pages = shard->length / page_size;
-		shard->rng = mix64(w->params.seed * 0x100000001b3ULL + i);
+		/* An attached workload carries on with choices of its own. */
+		shard->rng = mix64(
+			(w->params.seed ^ (attach ? 0xa77ac4edULL : 0)) * 0x100000001b3ULL + i);
 		shard->rate = w->params.write_rate > 0 ? w->params.write_rate / nshards : 0;
 		if (kind == WORKLOAD_ZIPF_KV)
-			ret = kv_shard_init(shard);
+			ret = attach ? kv_shard_layout(shard) : kv_shard_init(shard);
 		else if (kind == WORKLOAD_SORT)
-			ret = sort_shard_init(shard);
+			ret = attach ? sort_shard_layout(shard) : sort_shard_init(shard);
+		else if (kind == WORKLOAD_HASH_JOIN)
+			ret = attach ? hj_shard_layout(shard) : hj_shard_init(shard);
 		if (ret)
 			goto err_free_shards;
 	}
@@ -662,6 +1090,26 @@ err_free_shards:
 err_free_workload:
 	free(w);
 	return ret;
+}
+
+int workload_create(const char *name, void *ram, size_t length,
+		    const struct workload_params *params, struct workload **workload_p)
+{
+	return workload_new(name, ram, length, params, 0, workload_p);
+}
+
+int workload_attach(const char *name, void *ram, size_t length,
+		    const struct workload_params *params, unsigned flags,
+		    struct workload **workload_p)
+{
+	if (flags & ~(unsigned)WORKLOAD_READ_ONLY)
+		return -EINVAL;
+	return workload_new(name, ram, length, params, flags | WORKLOAD_ATTACH, workload_p);
+}
+
+uint64_t workload_errors(const struct workload *w)
+{
+	return atomic_load(&((struct workload *)w)->errors);
 }
 
 int workload_start(struct workload *w)
@@ -737,7 +1185,7 @@ int workload_check(const char *name, const void *ram, size_t length,
 	ret = workload_kind_from_name(name, &kind);
 	if (ret)
 		return ret;
-	if (kind != WORKLOAD_ZIPF_KV && kind != WORKLOAD_SORT)
+	if (kind != WORKLOAD_ZIPF_KV && kind != WORKLOAD_SORT && kind != WORKLOAD_HASH_JOIN)
 		return -EOPNOTSUPP;
 	size_t page_size = params_page_size(params);
 	unsigned nshards = params_threads(params);
@@ -748,8 +1196,12 @@ int workload_check(const char *name, const void *ram, size_t length,
 
 		shard_bounds(length, page_size, nshards, i, &offset, &shard_length);
 		const uint8_t *base = (const uint8_t *)ram + offset;
-		ret = kind == WORKLOAD_ZIPF_KV ? kv_check(base, shard_length, why, why_len)
-					       : sort_check(base, shard_length, why, why_len);
+		if (kind == WORKLOAD_ZIPF_KV)
+			ret = kv_check(base, shard_length, why, why_len);
+		else if (kind == WORKLOAD_SORT)
+			ret = sort_check(base, shard_length, why, why_len);
+		else
+			ret = hj_check(base, shard_length, params, page_size, why, why_len);
 		if (ret)
 			return ret;
 	}

@@ -61,6 +61,8 @@ struct demo_guest {
 	size_t device_state_len;
 	size_t device_state_pos;
 	int resumed;
+	int destination;	 /* this guest resumes here after the migration */
+	struct workload *reader; /* destination: the guest running on, reading its RAM */
 	int progress_tty;
 	int progress_open; /* a \r progress line is on the terminal */
 	const struct demo_options *options;
@@ -391,11 +393,37 @@ static int demo_pause_vm(void *opaque)
 	return 0;
 }
 
+static struct workload_params demo_workload_params(const struct demo_options *o)
+{
+	return (struct workload_params){
+		.page_size = DEMO_PAGE_SIZE,
+		.write_rate = o->write_rate,
+		.hot_fraction = o->hot_fraction,
+		.hot_probability = o->hot_probability,
+		.seed = o->seed,
+		.threads = o->threads,
+	};
+}
+
 static int demo_resume_vm(void *opaque)
 {
 	struct demo_guest *g = opaque;
 
 	g->resumed = 1;
+	if (g->destination && !g->reader) {
+		/* The guest runs on here at once; it only reads, so that its RAM can still be
+		 * compared with the source's afterwards. With post-copy its accesses are what
+		 * faults pages in. */
+		struct workload_params wp = demo_workload_params(g->options);
+
+		if (workload_attach(g->options->workload, g->ram, g->length, &wp,
+				    WORKLOAD_READ_ONLY, &g->reader) == 0 &&
+		    workload_start(g->reader) != 0) {
+			workload_destroy(g->reader);
+			g->reader = NULL;
+		}
+		return 0;
+	}
 	/* Source side: the migration failed after the pause; the guest runs here again. */
 	if (g->workload && !g->running && workload_start(g->workload) == 0)
 		g->running = 1;
@@ -496,14 +524,7 @@ static int demo_guest_init(struct demo_guest *g, const struct demo_options *o, i
 		return -ENOMEM;
 	}
 	if (source) {
-		struct workload_params wp = {
-			.page_size = DEMO_PAGE_SIZE,
-			.write_rate = o->write_rate,
-			.hot_fraction = o->hot_fraction,
-			.hot_probability = o->hot_probability,
-			.seed = o->seed,
-			.threads = o->threads,
-		};
+		struct workload_params wp = demo_workload_params(o);
 		int ret;
 
 		demo_ram_fill(g->ram, g->length, o->seed);
@@ -519,8 +540,24 @@ static int demo_guest_init(struct demo_guest *g, const struct demo_options *o, i
 	return 0;
 }
 
+/* Stop the destination's guest; returns the reads it made and sets *errors_p. */
+static uint64_t demo_reader_stop(struct demo_guest *g, uint64_t *errors_p)
+{
+	uint64_t reads = 0;
+
+	*errors_p = 0;
+	if (g->reader) {
+		workload_stop(g->reader);
+		reads = workload_pages_written(g->reader);
+		*errors_p = workload_errors(g->reader);
+	}
+	return reads;
+}
+
 static void demo_guest_fini(struct demo_guest *g)
 {
+	if (g->reader)
+		workload_destroy(g->reader);
 	if (g->workload) {
 		workload_stop(g->workload);
 		workload_destroy(g->workload);
@@ -632,9 +669,37 @@ static int demo_listen_uri(const struct demo_options *o, char *buf, size_t len,
 	return 0;
 }
 
+/* What the report adds to the session's statistics. */
+struct demo_extra {
+	const char *method_reason;
+	uint64_t guest_reads; /* destination guest after resume (0: none ran here) */
+	uint64_t guest_errors;
+};
+
+/* s as a JSON string body: quotes, backslashes and control bytes escaped. */
+static void demo_json_string(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+}
+
+static double demo_mean_sends(const struct rmig_stats *st)
+{
+	uint64_t pages = st->pages_sent_histogram[0] + st->pages_sent_histogram[1] +
+			 st->pages_sent_histogram[2] + st->pages_sent_histogram[3];
+
+	return pages ? (double)st->pages_sent / (double)pages : 0.0;
+}
+
 static void demo_report(const char *command, const struct demo_options *o, const char *transport,
 			const struct rmig_stats *st, const char *ram_check, int ret,
-			rmig_session_t *s)
+			rmig_session_t *s, const struct demo_extra *x)
 {
 	static const char *const stop_reasons[] = {"none", "downtime target", "round limit",
 						   "few dirty pages", "3x RAM sent"};
@@ -643,24 +708,37 @@ static void demo_report(const char *command, const struct demo_options *o, const
 
 	if (o->json) {
 		printf("{\"command\": \"%s\", \"status\": \"%s\", \"method\": \"%s\", "
-		       "\"transport\": \"%s\", \"dirty_tracking\": \"%s\", \"policy\": \"%s\", "
+		       "\"method_used\": \"%s\", \"method_reason\": \"",
+		       command, rmig_status_name(st->status), rmig_method_name(st->method),
+		       rmig_method_name(st->method_used));
+		demo_json_string(x->method_reason);
+		printf("\", \"transport\": \"%s\", \"dirty_tracking\": \"%s\", \"policy\": \"%s\", "
 		       "\"ram_bytes\": %" PRIu64
 		       ", \"rounds\": %u, \"stop_reason\": \"%s\", \"downtime_ms\": %" PRIu64 ", "
 		       "\"total_time_ms\": %" PRIu64 ", \"bytes\": %" PRIu64
 		       ", \"bytes_received\": %" PRIu64 ", \"data_bytes\": %" PRIu64
 		       ", \"pages_sent\": %" PRIu64 ", \"zero_pages\": %" PRIu64
 		       ", \"pages_sent_multiple\": %" PRIu64 ", \"sends_histogram\": [%" PRIu64
-		       ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "], \"pages_verified\": %" PRIu64
-		       ", \"pages_mismatched\": %" PRIu64
-		       ", \"ram_check\": \"%s\", \"error\": \"%s\"}\n",
-		       command, rmig_status_name(st->status), rmig_method_name(st->method),
+		       ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "], \"sends_max\": %u"
+		       ", \"sends_mean\": %.3f, \"pages_verified\": %" PRIu64
+		       ", \"pages_mismatched\": %" PRIu64 ", \"pages_held\": %" PRIu64
+		       ", \"postcopy_pages\": %" PRIu64 ", \"postcopy_pages_fetched\": %" PRIu64
+		       ", \"postcopy_faults\": %" PRIu64 ", \"postcopy_stall_us\": %" PRIu64
+		       ", \"guest_reads_after_resume\": %" PRIu64
+		       ", \"guest_errors_after_resume\": %" PRIu64 ", \"ram_check\": \"%s\", "
+		       "\"error\": \"",
 		       transport, st->dirty_source < 5 ? demo_dirty_names[st->dirty_source] : "?",
 		       o->policy == RMIG_POLICY_XEN ? "xen" : "qemu", st->ram_bytes, st->rounds,
 		       stop, st->downtime_ms, st->total_time_ms, st->bytes, st->bytes_received,
 		       st->data_bytes, st->pages_sent, st->zero_pages, st->pages_sent_multiple,
 		       st->pages_sent_histogram[0], st->pages_sent_histogram[1],
-		       st->pages_sent_histogram[2], st->pages_sent_histogram[3], st->pages_verified,
-		       st->pages_mismatched, ram_check, ret ? rmig_last_error(s) : "");
+		       st->pages_sent_histogram[2], st->pages_sent_histogram[3], st->pages_sent_max,
+		       demo_mean_sends(st), st->pages_verified, st->pages_mismatched,
+		       st->pages_held, st->postcopy_pages, st->postcopy_pages_fetched,
+		       st->postcopy_faults, st->postcopy_stall_us, x->guest_reads, x->guest_errors,
+		       ram_check);
+		demo_json_string(ret ? rmig_last_error(s) : "");
+		printf("\"}\n");
 		return;
 	}
 	printf("\nrmig %s: %s of guest RAM, workload %s\n", command,
@@ -668,9 +746,16 @@ static void demo_report(const char *command, const struct demo_options *o, const
 	printf("  %-26s %s\n", "result", rmig_status_name(st->status));
 	if (ret)
 		printf("  %-26s %s\n", "error", rmig_last_error(s));
-	printf("  %-26s %s (policy %s, downtime target %u ms)\n", "method",
-	       rmig_method_name(st->method), o->policy == RMIG_POLICY_XEN ? "xen" : "qemu",
-	       o->downtime_ms);
+	if (st->method_used != st->method)
+		printf("  %-26s %s: %s (policy %s, downtime target %u ms)\n", "method",
+		       rmig_method_name(st->method), rmig_method_name(st->method_used),
+		       st->policy_used == RMIG_POLICY_XEN ? "xen" : "qemu", o->downtime_ms);
+	else
+		printf("  %-26s %s (policy %s, downtime target %u ms)\n", "method",
+		       rmig_method_name(st->method), o->policy == RMIG_POLICY_XEN ? "xen" : "qemu",
+		       o->downtime_ms);
+	if (x->method_reason[0] && st->method == RMIG_METHOD_AUTO)
+		printf("  %-26s %s\n", "why", x->method_reason);
 	printf("  %-26s %s\n", "transport", transport);
 	if (strcmp(command, "recv"))
 		printf("  %-26s %s\n", "dirty tracking",
@@ -692,14 +777,29 @@ static void demo_report(const char *command, const struct demo_options *o, const
 		printf("  %-26s %" PRIu64 " (of which %" PRIu64 " zero-page markers)\n",
 		       "pages sent", st->pages_sent, st->zero_pages);
 		printf("  %-26s %" PRIu64 " (sent 1x %" PRIu64 ", 2x %" PRIu64 ", 3x %" PRIu64
-		       ", 4x+ %" PRIu64 ")\n",
+		       ", 4x+ %" PRIu64 "; most %u, mean %.2f)\n",
 		       "pages sent more than once", st->pages_sent_multiple,
 		       st->pages_sent_histogram[0], st->pages_sent_histogram[1],
-		       st->pages_sent_histogram[2], st->pages_sent_histogram[3]);
+		       st->pages_sent_histogram[2], st->pages_sent_histogram[3], st->pages_sent_max,
+		       demo_mean_sends(st));
 	}
+	if (st->method_used == RMIG_METHOD_PREDICT)
+		printf("  %-26s %" PRIu64 " held at the end; %" PRIu64 " hits, %" PRIu64
+		       " held in vain, %" PRIu64 " sent then rewritten (threshold %u)\n",
+		       "prediction", st->pages_held, st->predict_hits, st->predict_hold_misses,
+		       st->predict_send_misses, st->predict_threshold);
+	if (st->postcopy_pages)
+		printf("  %-26s %" PRIu64 " pages after resume (%" PRIu64 " fetched on %" PRIu64
+		       " faults), stall %.1f ms, tail %.2f s\n",
+		       "post-copy", st->postcopy_pages, st->postcopy_pages_fetched,
+		       st->postcopy_faults, (double)st->postcopy_stall_us / 1000.0,
+		       (double)st->postcopy_time_ms / 1000.0);
 	printf("  %-26s %" PRIu64 " / %" PRIu64 "\n", "verified / mismatched pages",
 	       st->pages_verified, st->pages_mismatched);
 	printf("  %-26s %s\n", "device state", demo_bytes(st->device_state_bytes, b3, sizeof(b3)));
+	if (x->guest_reads)
+		printf("  %-26s %" PRIu64 " page reads after resume, %" PRIu64 " bad records\n",
+		       "guest on the destination", x->guest_reads, x->guest_errors);
 	printf("  %-26s %s\n", "destination RAM", ram_check);
 }
 
@@ -720,6 +820,7 @@ int rmig_cli_demo(int argc, char **argv)
 	char uri[TRANSPORT_URI_MAX], listen_uri[TRANSPORT_URI_MAX];
 	const char *scheme, *ram_check = "not checked";
 	char transport[TRANSPORT_URI_MAX + 32];
+	struct demo_extra extra = {.method_reason = ""};
 	int ret, dest_ret, identical = 0;
 
 	ret = demo_parse(argc, argv, &o);
@@ -734,6 +835,7 @@ int rmig_cli_demo(int argc, char **argv)
 	ret = demo_guest_init(&dest, &o, 0);
 	if (ret)
 		goto out_source;
+	dest.destination = 1; /* the guest runs on here after the resume */
 	ret = demo_session(RMIG_ROLE_DESTINATION, &o, &dest, &dst);
 	if (ret)
 		goto out_dest;
@@ -774,6 +876,16 @@ int rmig_cli_demo(int argc, char **argv)
 		source.running = 0;
 	}
 	rmig_session_stats(src, &st);
+	extra.method_reason = rmig_session_method_reason(src);
+	if (dest.resumed && dest_ret) {
+		/* Post-copy lost the source after the guest resumed here: its threads wait on
+		 * pages that will never come. Nothing can stop them; report and leave. */
+		demo_report("demo", &o, transport, &st, "RESUMED, then lost pages (post-copy)",
+			    dest_ret, dst, &extra);
+		fflush(stdout);
+		_exit(1);
+	}
+	extra.guest_reads = demo_reader_stop(&dest, &extra.guest_errors);
 	if (!ret && !dest_ret) {
 		identical = !memcmp(source.ram, dest.ram, o.ram) &&
 			    dest.device_state_len == source.device_state_len &&
@@ -783,10 +895,11 @@ int rmig_cli_demo(int argc, char **argv)
 	} else if (ret) {
 		ram_check = dest.resumed ? "RESUMED after a failure" : "discarded (never resumed)";
 	}
-	demo_report("demo", &o, transport, &st, ram_check, ret ? ret : dest_ret, ret ? src : dst);
+	demo_report("demo", &o, transport, &st, ram_check, ret ? ret : dest_ret, ret ? src : dst,
+		    &extra);
 	if (!ret && dest_ret)
 		fprintf(stderr, "rmig demo: destination: %s\n", rmig_last_error(dst));
-	ret = (!ret && !dest_ret && identical && dest.resumed) ? 0 : 1;
+	ret = (!ret && !dest_ret && identical && dest.resumed && !extra.guest_errors) ? 0 : 1;
 
 out_src_session:
 	rmig_session_destroy(src);
@@ -841,7 +954,8 @@ int rmig_cli_send(int argc, char **argv)
 	demo_report("send", &o, o.uri, &st,
 		    ret ? "the guest keeps running here"
 			: "checked by rmig recv against the RAM hash in the device state",
-		    ret, src);
+		    ret, src,
+		    &(struct demo_extra){.method_reason = rmig_session_method_reason(src)});
 	if (!ret && !o.json)
 		printf("  %-26s %.*s\n", "RAM hash at pause", 16,
 		       (const char *)source.device_state + strlen(DEMO_HASH_TAG));
@@ -898,7 +1012,7 @@ int rmig_cli_recv(int argc, char **argv)
 		    ret	    ? "discarded (never resumed)"
 		    : match ? "RAM hash equals the sender's at pause, resumed"
 			    : "RAM hash DIFFERS from the sender's",
-		    ret, dst);
+		    ret, dst, &(struct demo_extra){.method_reason = ""});
 	if (!ret && !o.json)
 		printf("  %-26s %s (sender %s)\n", "RAM hash", actual, expected);
 	if (!ret && !match)
