@@ -242,8 +242,30 @@ static int source_post_failed(struct rmig_session *s, int err)
 			    transport_error(s->conn));
 }
 
-/* Batch size while a hook samples the dirty log between batches. */
-#define SOURCE_HOOK_BATCH_BYTES (2ull << 20)
+/* While a hook samples the dirty log between batches, a batch carries about this long of the
+ * link's rate, so that the hook runs often enough on a slow link and batches stay large on a
+ * fast one. */
+#define SOURCE_HOOK_BATCH_US 10000u
+#define SOURCE_HOOK_BATCH_MIN (256ull << 10)
+
+static uint64_t source_hook_batch_bytes(struct rmig_session *s)
+{
+	uint64_t rate, bytes;
+
+	pthread_mutex_lock(&s->lock);
+	rate = s->stats.bandwidth;
+	pthread_mutex_unlock(&s->lock);
+	if (!rate)
+		rate = session_round_rate(s);
+	if (s->params.bandwidth_limit && (!rate || rate > s->params.bandwidth_limit))
+		rate = s->params.bandwidth_limit;
+	if (!rate)
+		return 4ull << 20;
+	bytes = rate / (1000000u / SOURCE_HOOK_BATCH_US);
+	if (bytes < SOURCE_HOOK_BATCH_MIN)
+		bytes = SOURCE_HOOK_BATCH_MIN;
+	return bytes > BATCH_MAX_BYTES ? BATCH_MAX_BYTES : bytes;
+}
 
 /* Send every page marked in the dirty bitmaps, clearing them. */
 int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
@@ -271,7 +293,7 @@ int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
 			return source_post_failed(s, ret);
 		/* With a hook the batches are smaller, so that it runs often enough. */
 		if (!batch_build_limited(s->regions, s->nregions, &cursor, b,
-					 hook ? SOURCE_HOOK_BATCH_BYTES : BATCH_MAX_BYTES)) {
+					 hook ? source_hook_batch_bytes(s) : BATCH_MAX_BYTES)) {
 			batch_pipeline_release(pipeline, b);
 			break;
 		}
@@ -759,10 +781,28 @@ static int source_live_precopy(struct rmig_session *s, struct batch_pipeline *pi
 	return source_precopy_after(s, pipeline, 1, start);
 }
 
+/* Prediction pre-copy's own stop, on top of the policy's: once a round no longer shrinks what
+ * the next must send (the guest dirties as fast as the link drains; what keeps coming back is
+ * what will be rewritten before the end anyway), more rounds only resend it. Stop when what the
+ * pause would carry then fits the downtime target. */
+static int source_predict_settled(struct rmig_session *s, uint32_t round, uint64_t planned,
+				  uint64_t previous)
+{
+	uint64_t projected;
+
+	if (round < 2 || previous == UINT64_MAX || planned * 5 < previous * 4)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	projected = s->stats.projected_downtime_ms;
+	pthread_mutex_unlock(&s->lock);
+	return projected <= s->params.downtime_ms;
+}
+
 /* Prediction pre-copy from the end of `round` on: sample, plan (hold or send), decide. */
 static int source_predict_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 				struct source_sched *sched, uint32_t round, uint64_t last_sync_us)
 {
+	uint64_t previous = UINT64_MAX;
 	int ret;
 
 	sched->hold = 1;
@@ -796,6 +836,13 @@ static int source_predict_after(struct rmig_session *s, struct batch_pipeline *p
 		last_sync_us = now;
 		if (ret < 0)
 			return ret;
+		if (!ret && source_predict_settled(s, round, planned, previous)) {
+			ret = 1;
+			pthread_mutex_lock(&s->lock);
+			s->stats.stop_reason = RMIG_STOP_DOWNTIME;
+			pthread_mutex_unlock(&s->lock);
+		}
+		previous = planned;
 		{
 			struct predict_counters c = {0}, sum = {0};
 
