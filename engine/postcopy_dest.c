@@ -41,12 +41,12 @@
 #include "transport/log.h"
 
 #define POSTCOPY_STAGING_ID_BASE 0x80000000u
-#define POSTCOPY_WINDOW_MIN (512u * 1024u)
+#define POSTCOPY_WINDOW_MIN (4u * 1024u * 1024u)
 #define POSTCOPY_WINDOW_MAX (16u * 1024u * 1024u)
-#define POSTCOPY_WINDOW_INITIAL (4u * 1024u * 1024u)
+#define POSTCOPY_WINDOW_INITIAL (2u * 1024u * 1024u)
 /* Time the push window aims to cover: a fault on a page already requested waits at most
  * about this long. */
-#define POSTCOPY_WINDOW_US 20000u
+#define POSTCOPY_WINDOW_US 2000u
 #define POSTCOPY_FAULT_BATCH 32
 
 struct postcopy_region {
