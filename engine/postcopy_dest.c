@@ -41,7 +41,7 @@
 #include "transport/log.h"
 
 #define POSTCOPY_STAGING_ID_BASE 0x80000000u
-#define POSTCOPY_WINDOW_MIN (4u * 1024u * 1024u)
+#define POSTCOPY_WINDOW_MIN (512u * 1024u)
 #define POSTCOPY_WINDOW_MAX (16u * 1024u * 1024u)
 #define POSTCOPY_WINDOW_INITIAL (2u * 1024u * 1024u)
 /* Time the push window aims to cover: a fault on a page already requested waits at most
