@@ -529,6 +529,81 @@ void qemu_cli_progress_event(struct qemu_cli_progress *p, uint32_t event,
 	fflush(stderr);
 }
 
+static void *qemu_cli_signal_thread(void *arg)
+{
+	struct qemu_cli_signals *sig = arg;
+
+	for (;;) {
+		int signo;
+
+		if (sigwait(&sig->set, &signo))
+			continue;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		sig->signo = signo;
+		pthread_mutex_lock(&sig->lock);
+		if (sig->session)
+			rmig_session_cancel(sig->session);
+		pthread_mutex_unlock(&sig->lock);
+		qemu_cli_note(sig->progress,
+			      "%s: cancelling the migration (the guest stays on the "
+			      "source)",
+			      strsignal(signo));
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	}
+	return NULL;
+}
+
+int qemu_cli_signals_start(struct qemu_cli_signals *sig, struct qemu_cli_progress *p)
+{
+	int ret;
+
+	memset(sig, 0, sizeof(*sig));
+	sig->progress = p;
+	pthread_mutex_init(&sig->lock, NULL);
+	sigemptyset(&sig->set);
+	sigaddset(&sig->set, SIGINT);
+	sigaddset(&sig->set, SIGTERM);
+	sigaddset(&sig->set, SIGHUP);
+	ret = pthread_sigmask(SIG_BLOCK, &sig->set, NULL);
+	if (!ret)
+		ret = pthread_create(&sig->thread, NULL, qemu_cli_signal_thread, sig);
+	if (ret) {
+		pthread_sigmask(SIG_UNBLOCK, &sig->set, NULL);
+		return -ret;
+	}
+	sig->started = 1;
+	return 0;
+}
+
+void qemu_cli_signals_session(struct qemu_cli_signals *sig, rmig_session_t *session)
+{
+	pthread_mutex_lock(&sig->lock);
+	sig->session = session;
+	pthread_mutex_unlock(&sig->lock);
+	if (session && sig->signo)
+		rmig_session_cancel(session);
+}
+
+int qemu_cli_signals_received(const struct qemu_cli_signals *sig)
+{
+	return sig->signo;
+}
+
+void qemu_cli_signals_stop(struct qemu_cli_signals *sig)
+{
+	if (!sig->started)
+		return;
+	pthread_cancel(sig->thread);
+	pthread_join(sig->thread, NULL);
+	pthread_mutex_destroy(&sig->lock);
+	sig->started = 0;
+}
+
+void qemu_cli_signals_child(const struct qemu_cli_signals *sig)
+{
+	pthread_sigmask(SIG_UNBLOCK, &sig->set, NULL);
+}
+
 void qemu_cli_report_rmig(const struct qemu_cli_options *o, const struct rmig_stats *st, int source)
 {
 	const char *stop = st->stop_reason < 5 ? qemu_cli_stop_reasons[st->stop_reason] : "?";

@@ -4,6 +4,8 @@
 #define RMIG_QEMU_CLI_H
 
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "rmig.h"
@@ -46,6 +48,18 @@ struct qemu_cli_progress {
 	int quiet;
 };
 
+/* SIGINT, SIGTERM and SIGHUP cancel the migration instead of killing the process, so that
+ * the failure path runs: the guest stays on (or goes back to running on) the source. */
+struct qemu_cli_signals {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	sigset_t set;
+	rmig_session_t *session; /* cancelled on a signal; under lock */
+	volatile sig_atomic_t signo;
+	struct qemu_cli_progress *progress;
+	int started;
+};
+
 /**
  * qemu_cli_parse() - parse the options of qemu-send (source = 1) or qemu-recv (source = 0).
  *
@@ -71,6 +85,17 @@ void qemu_cli_progress_event(struct qemu_cli_progress *p, uint32_t event,
 /* One line about a step ("QEMU paused the guest after 7 ms"), closing an open progress line. */
 void qemu_cli_note(struct qemu_cli_progress *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Block the signals in every thread and wait for them on one of our own. Call before any
+ * other thread starts. Return: 0 or -errno. */
+int qemu_cli_signals_start(struct qemu_cli_signals *sig, struct qemu_cli_progress *p);
+/* The session a signal cancels (NULL before destroying it). */
+void qemu_cli_signals_session(struct qemu_cli_signals *sig, rmig_session_t *session);
+/* The signal that arrived, 0 when none. */
+int qemu_cli_signals_received(const struct qemu_cli_signals *sig);
+void qemu_cli_signals_stop(struct qemu_cli_signals *sig);
+/* In a child about to exec: the default signal mask again. */
+void qemu_cli_signals_child(const struct qemu_cli_signals *sig);
 
 /* The rmig part of the report, as `rmig demo` prints it. */
 void qemu_cli_report_rmig(const struct qemu_cli_options *o, const struct rmig_stats *st,

@@ -22,6 +22,7 @@ struct qemu_recv {
 	struct qemu_vm *vm;
 	rmig_session_t *session;
 	struct qemu_cli_progress progress;
+	struct qemu_cli_signals sig;
 	int incoming_started; /* migrate-incoming accepted */
 	int ram_complete;     /* rmig's resume_vm: all RAM landed and verified */
 	int qemu_gone;
@@ -123,6 +124,11 @@ static int recv_wait_qemu(struct qemu_recv *r)
 		}
 		if (!strcmp(r->qemu.status, "completed"))
 			break;
+		if (qemu_cli_signals_received(&r->sig)) {
+			recv_error(r, "interrupted (%s) while waiting for QEMU's switchover",
+				   strsignal(qemu_cli_signals_received(&r->sig)));
+			return -EINTR;
+		}
 		if (!strcmp(r->qemu.status, "failed") || !strcmp(r->qemu.status, "cancelled")) {
 			recv_error(r, "the destination QEMU's incoming migration %s%s%s",
 				   r->qemu.status, r->qemu.error_desc[0] ? ": " : "",
@@ -255,9 +261,15 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 	r.o = &o;
 	qemu_cli_progress_init(&r.progress, "qemu-recv", 0);
 	qemu_cli_log_install(&r.progress);
+	ret = qemu_cli_signals_start(&r.sig, &r.progress);
+	if (ret) {
+		fprintf(stderr, "rmig qemu-recv: cannot watch for signals: %s\n", strerror(-ret));
+		return 1;
+	}
 	ret = qemu_vm_open(o.qmp, "destination QEMU", 30000, &r.vm, open_error);
 	if (ret) {
 		fprintf(stderr, "rmig qemu-recv: %s\n", open_error);
+		qemu_cli_signals_stop(&r.sig);
 		return 1;
 	}
 	ret = recv_check_destination(&r);
@@ -278,6 +290,7 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 		fprintf(stderr, "rmig qemu-recv: %s\n", rmig_strerror(ret));
 		goto out_vm;
 	}
+	qemu_cli_signals_session(&r.sig, r.session);
 	ret = rmig_session_set_params(r.session, &params);
 	if (!ret)
 		ret = rmig_session_set_callbacks(r.session, &cb, &r);
@@ -349,8 +362,10 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 	recv_report(&r, ok, ret ? rmig_last_error(r.session) : "");
 
 out_session:
+	qemu_cli_signals_session(&r.sig, NULL);
 	rmig_session_destroy(r.session);
 out_vm:
 	qemu_vm_close(r.vm);
+	qemu_cli_signals_stop(&r.sig);
 	return ok ? 0 : 1;
 }

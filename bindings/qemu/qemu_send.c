@@ -33,6 +33,7 @@ struct qemu_send {
 	struct qemu_vm *vm;
 	rmig_session_t *session;
 	struct qemu_cli_progress progress;
+	struct qemu_cli_signals sig;
 	char status_at_start[32];
 	int running_at_start;
 	int running_at_pause;  /* the vCPUs ran when `migrate` was issued */
@@ -60,6 +61,17 @@ static void send_error(struct qemu_send *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->error, sizeof(s->error), fmt, ap);
 	va_end(ap);
+}
+
+/* A signal asked to cancel: refuse to go further (until QEMU was told to switch over). */
+static int send_interrupted(struct qemu_send *s)
+{
+	int signo = qemu_cli_signals_received(&s->sig);
+
+	if (!signo)
+		return 0;
+	send_error(s, "interrupted (%s)", strsignal(signo));
+	return -EINTR;
 }
 
 static void send_sleep_ms(unsigned ms)
@@ -116,6 +128,8 @@ static int send_wait_status(struct qemu_send *s, const char *want)
 		}
 		if (!strcmp(s->qemu.status, want))
 			return 0;
+		if (!s->switched_over && send_interrupted(s))
+			return -EINTR;
 		if (!strcmp(s->qemu.status, "failed") || !strcmp(s->qemu.status, "cancelled") ||
 		    !strcmp(s->qemu.status, "completed") || !strcmp(s->qemu.status, "none")) {
 			send_error(s,
@@ -158,6 +172,7 @@ static int send_hook(struct qemu_send *s)
 	}
 	if (pid == 0) {
 		/* stdout carries the report: the hook writes to stderr. */
+		qemu_cli_signals_child(&s->sig);
 		dup2(STDERR_FILENO, STDOUT_FILENO);
 		setenv("RMIG_QEMU_RAM_FILES", files, 1);
 		execl("/bin/sh", "sh", "-c", s->o->hook, (char *)NULL);
@@ -186,12 +201,16 @@ static int send_switchover(struct qemu_send *s)
 	json_t *args;
 	int ret;
 
+	if (send_interrupted(s))
+		return -EINTR;
 	if (s->o->hook) {
 		ret = send_hook(s);
 		if (ret)
 			return ret;
 		qemu_cli_note(&s->progress, "switchover hook passed (%.1f ms)",
 			      (double)s->hook_us / 1000.0);
+		if (send_interrupted(s))
+			return -EINTR;
 	}
 	args = json_pack("{s:s}", "state", "pre-switchover");
 	s->continue_us = qemu_cli_now_us();
@@ -219,6 +238,8 @@ static int send_pause_vm(void *opaque)
 	char status[32];
 	int ret;
 
+	if (send_interrupted(s))
+		return -EINTR;
 	ret = qemu_vm_status(s->vm, status, sizeof(status), &s->running_at_pause);
 	if (ret) {
 		send_error(s, "%s", s->vm->error);
@@ -528,9 +549,15 @@ int rmig_cli_qemu_send(int argc, char **argv)
 	s.o = &o;
 	qemu_cli_progress_init(&s.progress, "qemu-send", 0);
 	qemu_cli_log_install(&s.progress);
+	ret = qemu_cli_signals_start(&s.sig, &s.progress);
+	if (ret) {
+		fprintf(stderr, "rmig qemu-send: cannot watch for signals: %s\n", strerror(-ret));
+		return 1;
+	}
 	ret = qemu_vm_open(o.qmp, "source QEMU", (int)o.timeout_ms, &s.vm, open_error);
 	if (ret) {
 		fprintf(stderr, "rmig qemu-send: %s\n", open_error);
+		qemu_cli_signals_stop(&s.sig);
 		return 1;
 	}
 	ret = send_check_source(&s);
@@ -551,6 +578,7 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		fprintf(stderr, "rmig qemu-send: %s\n", rmig_strerror(ret));
 		goto out_restore_caps;
 	}
+	qemu_cli_signals_session(&s.sig, s.session);
 	ret = rmig_session_set_params(s.session, &params);
 	if (!ret)
 		ret = rmig_session_set_callbacks(s.session, &cb, &s);
@@ -569,7 +597,9 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		      qmp_qemu_version(s.vm->qmp), qemu_cli_bytes(ram_bytes, size, sizeof(size)),
 		      s.status_at_start, o.uri, o.qemu_uri);
 	s.start_us = qemu_cli_now_us();
-	ret = rmig_session_connect(s.session, o.uri);
+	ret = send_interrupted(&s);
+	if (!ret)
+		ret = rmig_session_connect(s.session, o.uri);
 	if (!ret)
 		ret = rmig_session_run(s.session);
 	if (!ret && !o.skip_final_round) {
@@ -604,10 +634,12 @@ int rmig_cli_qemu_send(int argc, char **argv)
 	send_report(&s, ok, ret ? rmig_last_error(s.session) : "");
 
 out_session:
+	qemu_cli_signals_session(&s.sig, NULL);
 	rmig_session_destroy(s.session);
 out_restore_caps:
 	if (s.vm->caps_saved && !s.qemu_gone)
 		qemu_vm_restore_capabilities(s.vm);
 	qemu_vm_close(s.vm);
+	qemu_cli_signals_stop(&s.sig);
 	return ok ? 0 : 1;
 }

@@ -5,7 +5,8 @@
 # another:
 #   1. the destination QEMU dies while rmig copies RAM (QMP breaks on the destination);
 #   2. QEMU's own migration channel is unreachable (QEMU's `migrate` fails at the pause);
-#   3. the switchover hook refuses, after rmig's final round, with the guest paused;
+#   3. the switchover hook refuses, after rmig's final round, with the guest paused, and
+#      SIGINT reaches qemu-send at that point;
 #   4. rmig qemu-recv dies while rmig copies RAM (the rmig connection breaks);
 #   5. a migration that succeeds, after all that;
 #   6. the source QEMU dies while rmig copies the guest back (QMP breaks on the source).
@@ -78,6 +79,13 @@ qemu_recv_wait
 [ "$(qemu_json "$WORK/send.out" rmig pages_verified)" -gt 0 ] ||
 	die "the hook ran before rmig verified the RAM"
 source_keeps_running "switchover hook refuses with the guest paused" "switchover hook \`exit 3\` exited with status 3"
+
+# 3b. Ctrl-C (SIGINT) reaches qemu-send while the guest is paused: the hook sends it.
+qemu_start dst "$NS_DST" -incoming defer
+qemu_recv_start "$NS_DST" "$WORK/dst.qmp" "$dst_uri"
+send_run "$NS_SRC" --qmp "$WORK/src.qmp" --uri "$dst_uri" --switchover-hook 'kill -INT $PPID; sleep 0.5'
+qemu_recv_wait
+source_keeps_running "SIGINT with the guest paused" "interrupted (Interrupt)"
 
 # 4. rmig qemu-recv dies: the rmig connection breaks mid-copy. Its QEMU is left waiting; the
 # test discards it, as an operator would.
