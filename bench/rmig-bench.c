@@ -5,7 +5,7 @@
  * be compared byte for byte). Prints the table (total time, downtime, bytes on the wire and per
  * RAM, pages sent, most and mean transmissions per page, post-copy stall), each method's ratios
  * against Xen-classic pre-copy of the same workload in the same run, --json, and a gnuplot PNG.
- * Each cell is the median of --repeat runs. */
+ * Each cell is the median of --repeat runs, taken in turn with the other methods. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -828,7 +828,7 @@ int main(int argc, char **argv)
 	const char *workloads[16];
 	const struct bench_method *methods[BENCH_NMETHODS];
 	size_t nworkloads = 0, nmethods = 0, done = 0, total;
-	struct bench_result *cells;
+	struct bench_result *cells, *runs;
 	struct bench_options o;
 	char list[256], *save, *name;
 	uint64_t start = bench_now_us();
@@ -859,12 +859,15 @@ int main(int argc, char **argv)
 		return 1;
 	total = nworkloads * nmethods * o.repeat;
 	rmig_log_handler_install(NULL, NULL, RMIG_LOG_ERROR);
+	runs = calloc(nworkloads * nmethods * o.repeat, sizeof(*runs));
+	if (!runs)
+		return 1;
+	/* Repetitions go round the methods, so that a burst of load elsewhere on the machine
+	 * falls on all of them alike rather than on one method's runs. */
 	for (size_t w = 0; w < nworkloads; w++) {
-		for (size_t m = 0; m < nmethods; m++) {
-			struct bench_result runs[BENCH_MAX_RUNS];
-
-			for (unsigned r = 0; r < o.repeat; r++) {
-				struct bench_result *res = &runs[r];
+		for (unsigned r = 0; r < o.repeat; r++) {
+			for (size_t m = 0; m < nmethods; m++) {
+				struct bench_result *res = &runs[(w * nmethods + m) * o.repeat + r];
 
 				bench_migrate(&o, workloads[w], methods[m], res);
 				done++;
@@ -885,7 +888,10 @@ int main(int argc, char **argv)
 					fprintf(stderr, "[%3zu/%zu] %-10s %-12s FAILED: %s\n", done,
 						total, workloads[w], methods[m]->name, res->error);
 			}
-			bench_aggregate(runs, o.repeat, &cells[w * nmethods + m]);
+		}
+		for (size_t m = 0; m < nmethods; m++) {
+			bench_aggregate(&runs[(w * nmethods + m) * o.repeat], o.repeat,
+					&cells[w * nmethods + m]);
 			failed += !cells[w * nmethods + m].ok;
 		}
 	}
@@ -896,6 +902,7 @@ int main(int argc, char **argv)
 		bench_json(o.json, &o, workloads, nworkloads, methods, nmethods, cells);
 	if (o.png)
 		bench_png(o.png, &o, workloads, nworkloads, methods, nmethods, cells);
+	free(runs);
 	free(cells);
 	return failed ? 1 : 0;
 }
