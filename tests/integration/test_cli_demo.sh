@@ -18,6 +18,17 @@ for line in 'result  *completed' 'downtime  *[0-9][0-9]* ms' 'total time  *[0-9.
 	fi
 done
 "$rmig" demo --ram 64M --transport "$transport" --json | grep -q '"status": "completed"'
+# Every method by name; post-copy and auto report what they did.
+for method in predict tsmc postcopy hybrid auto; do
+	"$rmig" demo --ram 64M --transport "$transport" --method "$method" >"$out"
+	grep -q 'result  *completed' "$out" || { cat "$out"; echo "--method $method failed" >&2; exit 1; }
+	grep -q 'destination RAM  *identical to the source' "$out" || { cat "$out"; exit 1; }
+done
+"$rmig" demo --ram 64M --transport "$transport" --method postcopy >"$out"
+grep -q 'post-copy  *16384 pages after resume' "$out" || { cat "$out"; exit 1; }
+"$rmig" demo --ram 64M --transport "$transport" --method auto --json >"$out"
+grep -q '"method": "auto", "method_used": "[a-z]*", "method_reason": "auto chose' "$out" ||
+	{ cat "$out"; echo "auto did not say what it chose" >&2; exit 1; }
 # send / recv: two processes, as on two hosts; recv checks the RAM hash the sender took.
 recv_err=$(mktemp)
 recv_out=$(mktemp)
@@ -35,8 +46,25 @@ done
 wait "$recv_pid"
 cat "$recv_out"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
+# The same across two processes with post-copy: the receiver's RAM fills after its resume.
+"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" 2>"$recv_err" &
+recv_pid=$!
+uri=
+for _ in $(seq 1 100); do
+	uri=$(sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p' "$recv_err")
+	[ -n "$uri" ] && break
+	sleep 0.1
+done
+[ -n "$uri" ] || { echo "rmig recv did not start listening" >&2; cat "$recv_err" >&2; exit 1; }
+"$rmig" send --uri "$uri" --ram 64M --method postcopy
+wait "$recv_pid"
+grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
 # A bad option is refused with a usage message and exit status 2.
 if "$rmig" demo --policy nonsense 2>/dev/null; then
 	echo "rmig demo accepted --policy nonsense" >&2
+	exit 1
+fi
+if "$rmig" demo --method nonsense 2>/dev/null; then
+	echo "rmig demo accepted --method nonsense" >&2
 	exit 1
 fi
