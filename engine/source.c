@@ -886,11 +886,11 @@ static int source_live_predict(struct rmig_session *s, struct batch_pipeline *pi
 }
 
 /* TSMC after stage 1 (round 1): stage 2 sends what stage 1 left dirty, once, except pages the
- * history says will be written again anyway (left to stage 3 with those written meanwhile). */
+ * history shows written more than once (left to stage 3 with those written meanwhile). */
 static int source_tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 			     uint64_t last_sync_us)
 {
-	uint64_t planned = 0, horizon, now, deferred = 0;
+	uint64_t planned = 0, now, deferred = 0;
 	int64_t found;
 	int ret;
 
@@ -906,13 +906,29 @@ static int source_tsmc_after(struct rmig_session *s, struct batch_pipeline *pipe
 
 		predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held, 0);
 	}
-	horizon = source_horizon_us(s);
+	/* A page written in two samples or more is likely to be written again before the pause:
+	 * sending it in stage 2 would risk a third crossing, so it waits for stage 3. */
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
+		size_t words = bitmap_words(r->npages);
 
-		planned += predict_plan_round(r->predict, r->pending, r->held, r->dirty, horizon);
-		deferred += bitmap_or(r->postcopy, r->held, r->npages);
-		predict_finish(r->predict, r->held);
+		for (size_t w = 0; w < words; w++) {
+			uint64_t bits = r->pending[w];
+
+			r->pending[w] = 0;
+			while (bits) {
+				size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
+
+				bits &= bits - 1;
+				if (predict_score(r->predict, page) >= PREDICT_THRESHOLD_MIN) {
+					bitmap_set(r->postcopy, page);
+					deferred++;
+				} else {
+					bitmap_set(r->dirty, page);
+					planned++;
+				}
+			}
+		}
 	}
 	source_measure(s, planned + deferred, now - last_sync_us, NULL);
 	pthread_mutex_lock(&s->lock);
