@@ -322,10 +322,15 @@ static int rdma_cm_expect(struct rdma_event_channel *channel, enum rdma_cm_event
 	}
 	if (event->event != expected) {
 		ret = event->event == RDMA_CM_EVENT_REJECTED ? -ECONNREFUSED : -ECONNABORTED;
-		if (event->event == RDMA_CM_EVENT_REJECTED && event->param.conn.private_data_len)
+		if (event->event == RDMA_CM_EVENT_REJECTED && event->param.conn.private_data_len &&
+		    ((const char *)event->param.conn.private_data)[0])
 			rmig_log_error("rdma %s: connection rejected by the peer: %.*s", peer,
 				       (int)event->param.conn.private_data_len,
 				       (const char *)event->param.conn.private_data);
+		else if (event->event == RDMA_CM_EVENT_REJECTED)
+			rmig_log_error("rdma %s: connection rejected (status %d) without a reason: "
+				       "is an rmig listener on that address and port?",
+				       peer, event->status);
 		else
 			rmig_log_error("rdma %s: expected %s, got %s (status %d)", peer,
 				       rdma_event_str(expected), rdma_event_str(event->event),
