@@ -1,0 +1,93 @@
+/* A destination whose RAM userfaultfd cannot fill (here a private mapping of a regular file)
+ * refuses post-copy at the handshake, before any page moves and before the VM pauses: the
+ * source fails with -EOPNOTSUPP and a reason, its VM never stopped, the destination never
+ * resumed. auto on the same pair falls back to the pre-copy family and completes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "integration/engine_harness.h"
+
+#define RAM (16u << 20)
+
+/* The destination's RAM as a private mapping of a file. */
+static void file_backed_destination(struct harness *h)
+{
+	char path[] = "/tmp/rmig-test-dst-XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, RAM), 0);
+	munmap(h->dst_ram, h->dst_length);
+	h->dst_ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	assert_true(h->dst_ram != MAP_FAILED);
+	close(fd);
+}
+
+static void test_postcopy_refused_keeps_source_running(void **state)
+{
+	struct rmig_stats st = {.struct_size = sizeof(st)};
+	struct harness h;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	harness_init(&h, harness_transport, RAM, 0);
+	file_backed_destination(&h);
+	h.params.field_mask = RMIG_PARAM_METHOD;
+	h.params.method = RMIG_METHOD_POSTCOPY;
+	harness_sessions(&h);
+	harness_writer_start(&h);
+	harness_run(&h);
+
+	assert_int_equal(h.src_ret, -EOPNOTSUPP);
+	assert_int_equal(h.dst_ret, -EOPNOTSUPP);
+	assert_non_null(strstr(rmig_last_error(h.src), "fill its RAM after resume"));
+	assert_false(atomic_load(&h.src_paused));
+	assert_false(atomic_load(&h.dst_resumed));
+	assert_int_equal(rmig_session_stats(h.src, &st), 0);
+	assert_int_equal(st.status, RMIG_STATUS_FAILED);
+	assert_int_equal(st.pages_sent, 0);
+	harness_fini(&h);
+}
+
+static void test_auto_stays_precopy_when_destination_cannot_postcopy(void **state)
+{
+	struct rmig_stats st = {.struct_size = sizeof(st)};
+	struct harness h;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	harness_init(&h, harness_transport, RAM, 0);
+	file_backed_destination(&h);
+	h.params.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_BANDWIDTH_LIMIT;
+	h.params.method = RMIG_METHOD_AUTO;
+	/* a guest that would send auto to the post-copy family on a capable destination */
+	h.params.bandwidth_limit = 8u << 20;
+	harness_sessions(&h);
+	harness_writer_start(&h);
+	harness_run(&h);
+
+	assert_int_equal(h.src_ret, 0);
+	assert_int_equal(h.dst_ret, 0);
+	assert_int_equal(rmig_session_stats(h.src, &st), 0);
+	print_message("%s\n", rmig_session_method_reason(h.src));
+	assert_true(st.method_used == RMIG_METHOD_PRECOPY || st.method_used == RMIG_METHOD_PREDICT);
+	assert_non_null(strstr(rmig_session_method_reason(h.src), "(destination cannot)"));
+	assert_memory_equal(h.src_ram, h.dst_ram, RAM);
+	harness_fini(&h);
+}
+
+HARNESS_MAIN(cmocka_unit_test(test_postcopy_refused_keeps_source_running),
+	     cmocka_unit_test(test_auto_stays_precopy_when_destination_cannot_postcopy))
