@@ -9,7 +9,8 @@
 #   qemu+rmig   rmig qemu-send / qemu-recv: RAM through rmig (tcp), QEMU sends device state
 # Each run boots a fresh source guest and lets it count to --warmup before migrating. Prints a
 # table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
-# bytes on the wire, and the ratios of qemu+rmig to qemu-nocap. Needs root (namespaces).
+# bytes on the wire, and the ratios of qemu+rmig to qemu-nocap; a run counts only when the
+# destination guest goes on counting (the table says how many did not). Needs root.
 # Timings depend on the machine's load: compare rows from the same run only.
 set -euo pipefail
 
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
 	--runs) runs=$2; shift 2 ;;
 	--warmup) warmup=$2; shift 2 ;;
 	--cache) CACHE=$2; shift 2 ;;
-	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (--help)" >&2; exit 2 ;;
 	esac
 done
@@ -94,10 +95,15 @@ while True:
     time.sleep(0.005)
 if m["status"] != "completed":
     sys.exit("QEMU's migration %s: %s" % (m["status"], m.get("error-desc", "")))
+# Events trail the replies: read on until both ends have reported theirs.
 deadline = time.time() + 30
-while not dst.event_us("RESUME") and time.time() < deadline:
+while not (dst.event_us("RESUME") and src.event_us("STOP")) and time.time() < deadline:
     dst.call("query-status")
+    src.call("query-status")
     time.sleep(0.005)
+if not (dst.event_us("RESUME") and src.event_us("STOP")):
+    sys.exit("no STOP event from the source or RESUME event from the destination (source: %s; "
+             "destination: %s)" % ([e["event"] for e in src.events], [e["event"] for e in dst.events]))
 guest_ms = (dst.event_us("RESUME") - src.event_us("STOP")) / 1000.0
 print(m["total-time"], m["downtime"], "%.0f" % guest_ms, m["ram"]["transferred"])
 PY
@@ -120,8 +126,27 @@ print(s["total_time_ms"], s["downtime_ms"], "%.0f" % guest_ms, s["bytes"])
 PY
 }
 
+# The destination guest goes on counting with its console intact; prints why not.
+guest_survived() {
+	local last want t0=$SECONDS bad
+	last=$(qemu_last_tick src)
+	want=$((last + 10))
+	while [ "$(qemu_last_tick dst)" -lt "$want" ]; do
+		if [ $((SECONDS - t0)) -ge 60 ]; then
+			bad=$(tr -d '\r' <"$WORK/dst.log" | grep -m1 -E "Kernel panic|BUG:|Oops" || true)
+			echo "the destination guest stopped counting at $(qemu_last_tick dst)${bad:+: $bad}"
+			return 1
+		fi
+		sleep 0.2
+	done
+	bad=$(cat "$WORK/src.log" "$WORK/dst.log" | tr -d '\r' |
+		sed -n 's/^rmig-tick \([0-9][0-9]*\)$/\1/p' |
+		awk 'NR > 1 && $1 != prev + 1 { print "counter " prev " followed by " $1; exit } { prev = $1 }')
+	[ -z "$bad" ] || { echo "the guest's counter broke: $bad"; return 1; }
+}
+
 one_run() {
-	local method=$1 run=$2 line
+	local method=$1 run=$2 line why
 	rm -f "$WORK/src.ram" "$WORK/dst.ram"
 	qemu_start src "$NS_SRC"
 	qemu_wait_ticks src "$warmup" 180
@@ -131,13 +156,15 @@ one_run() {
 	qemu-nocap) line=$(qemu_own_migration nocap) ;;
 	qemu+rmig) line=$(rmig_migration) ;;
 	esac
-	# The destination must go on counting: the migration worked.
-	local last
-	last=$(qemu_last_tick src)
-	qemu_wait_ticks dst $((last + 10)) 60
-	qemu_ticks_consecutive "$WORK/src.log" "$WORK/dst.log"
-	echo "$method $line" >>"$results"
-	log "run $run $method: total, downtime, guest STOP->RESUME (ms), bytes: $line"
+	# A migration counts only when the destination guest goes on counting.
+	if why=$(guest_survived); then
+		echo "$method $line" >>"$results"
+		log "run $run $method: total, downtime, guest STOP->RESUME (ms), bytes: $line"
+	else
+		echo "$method FAILED" >>"$results"
+		log "run $run $method: FAILED after the migration: $why"
+		cp "$WORK/dst.log" "$WORK/failed-$run-$method.console"
+	fi
 	kill "$PID_src" "$PID_dst" 2>/dev/null || true
 	wait "$PID_src" "$PID_dst" 2>/dev/null || true
 }
@@ -151,25 +178,43 @@ done
 
 python3 - "$results" "$ram" <<'PY'
 import statistics, sys
-rows = {}
+rows, failed = {}, {}
 for line in open(sys.argv[1]):
     m, *v = line.split()
+    if v == ["FAILED"]:
+        failed[m] = failed.get(m, 0) + 1
+        continue
     rows.setdefault(m, []).append([float(x) for x in v])
 size = sys.argv[2]
 mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1].upper(), 1)
 ram = float(size[:-1] if size[-1].isalpha() else size) * mult
 med = {m: [statistics.median(c) for c in zip(*v)] for m, v in rows.items()}
+lo = {m: [min(c) for c in zip(*v)] for m, v in rows.items()}
+hi = {m: [max(c) for c in zip(*v)] for m, v in rows.items()}
+def cell(m, i, fmt):
+    if len(rows[m]) == 1:
+        return fmt % med[m][i]
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (med[m][i], lo[m][i], hi[m][i])
 print()
-print("| method | total time (ms) | downtime (ms) | guest STOP to RESUME (ms) | bytes on the wire | bytes / RAM |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| method | total time (ms) | downtime (ms) | guest STOP to RESUME (ms) | bytes on the wire (MiB) | bytes / RAM | guest broken after migration |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 names = {"qemu": "QEMU tcp (default 128 MiB/s cap)", "qemu-nocap": "QEMU tcp (no cap)",
          "qemu+rmig": "QEMU + rmig (tcp)"}
 for m in ("qemu", "qemu-nocap", "qemu+rmig"):
-    t, d, g, b = med[m]
-    print("| %s | %.0f | %.0f | %.0f | %.1f MiB | %.2f |" % (names[m], t, d, g, b / 2**20, b / ram))
+    if m not in rows:
+        print("| %s | - | - | - | - | - | %d of %d |" % (names[m], failed.get(m, 0), failed.get(m, 0)))
+        continue
+    b = [x / 2**20 for x in (med[m][3], lo[m][3], hi[m][3])]
+    bytes_cell = "%.1f" % b[0] if len(rows[m]) == 1 else "%.1f (%.1f-%.1f)" % tuple(b)
+    runs = len(rows[m]) + failed.get(m, 0)
+    print("| %s | %s | %s | %s | %s | %.2f | %d of %d |" % (names[m], cell(m, 0, "%.0f"),
+          cell(m, 1, "%.0f"), cell(m, 2, "%.0f"), bytes_cell, med[m][3] / ram,
+          failed.get(m, 0), runs))
+if "qemu-nocap" not in rows or "qemu+rmig" not in rows:
+    sys.exit(0)
 t0, d0, g0, b0 = med["qemu-nocap"]
 t1, d1, g1, b1 = med["qemu+rmig"]
 print()
-print("QEMU + rmig vs QEMU (no cap), medians of %d run(s): total time x%.2f, downtime x%.2f, "
-      "guest pause x%.2f, bytes x%.2f" % (len(rows["qemu+rmig"]), t1 / t0, d1 / d0, g1 / g0, b1 / b0))
+print("medians (min-max) of the runs whose guest survived. QEMU + rmig vs QEMU (no cap): total time x%.2f, "
+      "downtime x%.2f, guest pause x%.2f, bytes x%.2f" % (t1 / t0, d1 / d0, g1 / g0, b1 / b0))
 PY
