@@ -149,7 +149,8 @@ struct rdma_conn {
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t changed;
 	uint64_t sq_posted;    /* sequence of the last WR posted */
-	uint64_t sq_completed; /* every WR up to this sequence has completed */
+	uint64_t sq_completed; /* every WR up to this sequence has completed (or never will) */
+	uint64_t sq_succeeded; /* every WR up to this sequence has completed successfully */
 	uint32_t window;       /* max_inflight */
 	uint32_t signal_every;
 	struct rdma_wr_record *records; /* window entries, indexed by seq % window */
@@ -1277,6 +1278,8 @@ static void rdma_handle_wc(struct rdma_conn *rc, const struct ibv_wc *wc)
 	/* RC completes the send queue in order: a signaled WR completes everything before it. */
 	if ((wc->wr_id & RDMA_WR_SEQ_MASK) > rc->sq_completed)
 		rc->sq_completed = wc->wr_id & RDMA_WR_SEQ_MASK;
+	if ((wc->wr_id & RDMA_WR_SEQ_MASK) > rc->sq_succeeded)
+		rc->sq_succeeded = wc->wr_id & RDMA_WR_SEQ_MASK;
 }
 
 static void rdma_drain_cq(struct rdma_conn *rc)
@@ -1467,19 +1470,23 @@ err_free_reg:
 	return ret;
 }
 
-/* Wait until every posted WR completed (or the connection failed). Caller holds rc->lock. */
+/* Wait until every WR posted so far completed; 0 when all of it succeeded, even if the
+ * connection failed afterwards, else the failure. Caller holds rc->lock. */
 static int rdma_drain_locked(struct rdma_conn *rc, const struct timespec *deadline)
 {
-	while (rc->sq_completed < rc->sq_posted) {
-		int ret;
+	uint64_t target = rc->sq_posted;
 
-		if (rc->base.failed)
-			return rc->base.failed;
-		ret = rdma_wait(rc, deadline);
-		if (ret == -ETIMEDOUT && rc->sq_completed < rc->sq_posted)
+	while (rc->sq_completed < target && !rc->base.failed) {
+		int ret = rdma_wait(rc, deadline);
+
+		if (ret == -ETIMEDOUT && rc->sq_completed < target)
 			return ret;
 	}
-	return rc->base.failed;
+	/* Everything asked about completed: a peer that closed afterwards changes nothing
+	 * (rmig-bw's goodbye followed by a flush raced the peer's close and reported it). */
+	if (rc->sq_succeeded >= target)
+		return 0;
+	return rc->base.failed ? rc->base.failed : -EIO;
 }
 
 static int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
@@ -1936,8 +1943,8 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 		/* The bounce buffer is reused: wait for this READ whatever the deadline says. */
 		while (rc->sq_completed < seq && !conn->failed)
 			rdma_wait(rc, NULL);
-		if (conn->failed) {
-			ret = conn->failed;
+		if (rc->sq_succeeded < seq) {
+			ret = conn->failed ? conn->failed : -EIO;
 			break;
 		}
 		if (!direct)

@@ -414,8 +414,10 @@ static void credit_pressure_never_loses_or_reorders_source(void)
 		if (i % 4 == 0)
 			assert_int_equal(transport_batch_post(conn, i, &run, 1), 0);
 	}
-	source_wait_done(conn);
+	/* Every SEND completed without an error (no RNR): checked before the peer may close. */
+	assert_int_equal(transport_flush(conn, TIMEOUT_MS), 0);
 	assert_string_equal(transport_error(conn), "");
+	source_wait_done(conn);
 	transport_close(conn);
 	munmap(source, PAGE);
 }
