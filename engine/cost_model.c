@@ -288,9 +288,9 @@ int cost_model_choose_among(const struct cost_model_input *input, uint32_t allow
 		/* Nothing meets the target: the lowest downtime, then the shortest. */
 		for (uint32_t method = 0; method < COST_METHOD_COUNT; method++) {
 			if ((allowed & (1u << method)) &&
-			    (!best || cost_better(all[method].downtime_seconds,
-						  all[method].total_seconds, best->downtime_seconds,
-						  best->total_seconds)))
+			    (!best ||
+			     cost_better(all[method].downtime_seconds, all[method].total_seconds,
+					 best->downtime_seconds, best->total_seconds)))
 				best = &all[method];
 		}
 	}
