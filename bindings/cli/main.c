@@ -1,5 +1,6 @@
-/* bindings/cli/main.c - the rmig command: a table of subcommands (demo, send, recv, version,
- * help). Each subcommand lives in its own file and declares itself in cli.h. */
+/* bindings/cli/main.c - the rmig command: a table of subcommands (demo, send, recv, plan,
+ * qemu-send, qemu-recv, version, help). Each subcommand lives in its own file and declares
+ * itself in cli.h. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@ static const struct cli_command cli_commands[] = {
 	 "live-migrate an in-process guest between two sessions on this machine"},
 	{"send", rmig_cli_send, "migrate a demo guest to `rmig recv` on another host"},
 	{"recv", rmig_cli_recv, "receive a demo guest from `rmig send`"},
+	{"plan", rmig_cli_plan,
+	 "which hosts, VMs, destinations and methods to migrate in a cluster (docs/planner.md)"},
 	{"qemu-send", rmig_cli_qemu_send,
 	 "live-migrate an unmodified QEMU's guest to `rmig qemu-recv` (docs/qemu.md)"},
 	{"qemu-recv", rmig_cli_qemu_recv, "receive a QEMU guest from `rmig qemu-send`"},
