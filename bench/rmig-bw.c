@@ -34,7 +34,7 @@ enum bw_msg_type {
 	BW_MSG_PONG = 4, /* server -> client: a latency-pass commit has landed */
 	BW_MSG_END = 5,	 /* client -> server: bandwidth pass over; answer with RESULT */
 	BW_MSG_RESULT = 6, /* server -> client: what landed, and the server's CPU time */
-	BW_MSG_BYE = 7,	   /* client -> server: done */
+	BW_MSG_BYE = 7,	   /* client -> server: done; the server answers, the client closes */
 };
 
 enum bw_phase { BW_PHASE_LATENCY = 1, BW_PHASE_BANDWIDTH = 2 };
@@ -247,8 +247,18 @@ static int bw_serve(struct bw_server *sv)
 			if ((type = bw_msg_send(sv->conn, &out)))
 				return type;
 			break;
-		case BW_MSG_BYE:
+		case BW_MSG_BYE: {
+			struct transport_msg rest;
+
+			/* Answer, then let the client close first: closing here could cut the
+			 * answer off on its way. */
+			bw_msg_init(&out, BW_MSG_BYE);
+			if ((type = bw_msg_send(sv->conn, &out)))
+				return type;
+			while (transport_recv(sv->conn, &rest, BW_TIMEOUT_MS) == 0)
+				;
 			return 0;
+		}
 		default:
 			fprintf(stderr, "rmig-bw server: unexpected message type %d\n", type);
 			return -EPROTO;
@@ -562,10 +572,11 @@ static int bw_client_run(const struct bw_options *o, const char *uri, int loopba
 	}
 	if (o->json)
 		bw_print_json(o, uri, results, o->nsizes);
+	/* An orderly end: the server's answer means everything before it landed. */
 	bw_msg_init(&m, BW_MSG_BYE);
 	ret = bw_msg_send(c.conn, &m);
 	if (!ret)
-		ret = transport_flush(c.conn, BW_TIMEOUT_MS);
+		ret = bw_expect(&c, BW_MSG_BYE, &m);
 err_close:
 	if (ret && *transport_error(c.conn))
 		fprintf(stderr, "rmig-bw: %s\n", transport_error(c.conn));
