@@ -1,26 +1,54 @@
-/* transport/verbs.c - rmig's RDMA transport (rdma://host:port): librdmacm sets up one RC queue
- * pair per connection, page runs travel as chained RDMA WRITEs straight into the peer's
- * registered regions, commits and control messages travel as SENDs behind them (RC ordering
- * delivers a commit only after its data), and pulls are RDMA READs.
+/* transport/verbs.c - rmig's RDMA transport (rdma://host:port): librdmacm sets up one or more RC
+ * queue pairs per connection (transport_options.streams, 1..8), page runs travel as chained RDMA
+ * WRITEs straight into the peer's registered regions, commits and control messages travel as
+ * SENDs on queue pair 0 behind them, and pulls are RDMA READs on the least busy queue pair.
  *
  * Work request id layout (64 bits), so a failed completion names what it carried:
  *   bits 63..60  kind (RDMA_WR_WRITE, _SEND, _READ, _RECV)
- *   bits 59..56  stream (queue pair index; 0 while one QP is used)
- *   bits 55..0   send queue sequence number (receive: receive buffer index)
- * Each posted send-queue WR is also recorded in a ring indexed by sequence, so the run a failed
- * WRITE carried can be reported even when that WR was posted unsignaled.
+ *   bits 59..56  stream (queue pair index, 0 .. streams-1)
+ *   bits 55..0   that queue pair's send sequence number (receive: receive buffer index)
+ * Each posted send-queue WR is also recorded in a ring per queue pair indexed by sequence, so
+ * the run a failed WRITE carried can be reported even when that WR was posted unsignaled.
  *
- * Flow control: each side posts recv_depth receive buffers of WIRE_MSG_MAX bytes before it
- * connects and announces recv_depth in the connect private data. A SEND consumes one credit;
- * receivers return credits in every header they send (wire_hdr.credits) and with an explicit
- * WIRE_CREDIT once half the ring is free. The last credit is kept for WIRE_CREDIT/WIRE_CLOSE,
- * so credits can always flow back and a SEND never meets an empty receive queue (no RNR).
+ * Several queue pairs. Each is its own rdma_cm id, connected in order, queue pair 0 first; its
+ * connect private data (struct wire_hello) says how many the connection has and, in the low byte
+ * of session_tag, which one it is, so the listener groups them under the tag and refuses a stray
+ * or repeated one. They share one PD (every region is registered once: one MR, one rkey,
+ * announced once), one CQ and one progress thread. Only queue pair 0 carries SENDs and has
+ * receive buffers: control messages, commits, region announcements and credits keep one order.
+ * Page data is cut at RDMA_STREAM_BLOCK boundaries of its region and each block always travels
+ * on the same queue pair (block index plus a region offset, modulo the count): consecutive
+ * blocks are dealt round-robin, and bytes sent again in a later batch queue behind their earlier
+ * copy on one ordered QP, so the newer bytes land last. Each QP has its own in-flight window and
+ * selective signalling.
+ *
+ * Commits across queue pairs. RC orders the work of one QP only: a commit SEND on QP 0 says
+ * nothing about WRITEs still travelling on QP 1..n-1. So a commit is held back until the WRITEs
+ * of its batch on every other QP have completed locally: an RC RDMA WRITE completes at the
+ * requester only once the responder acknowledged it, and InfiniBand and RoCE responders
+ * acknowledge data they have placed. After those completions no byte of the batch is still on
+ * its way, and RC orders QP 0's own WRITEs before the SEND. batch_post does not wait for this:
+ * the commit waits in the ordered send ring and whoever handles the last completion (usually the
+ * progress thread) posts it; everything sent later queues behind it. It costs one acknowledgement
+ * delay per batch, hidden while batches pipeline. The alternative, one commit part per QP
+ * delivered when all parts are in, would need receive buffers and credits on every QP, n SENDs
+ * per batch and reassembly at the receiver. iWARP completes a WRITE once TCP has taken it, not
+ * once it is placed, so several queue pairs are refused on iWARP devices.
+ *
+ * Flow control (queue pair 0): each side posts recv_depth receive buffers of WIRE_MSG_MAX bytes
+ * before it connects and announces recv_depth in the connect private data. A SEND consumes one
+ * credit; receivers return credits in every header they send (wire_hdr.credits) and with an
+ * explicit WIRE_CREDIT once half the ring is free. The last credit is kept for
+ * WIRE_CREDIT/WIRE_CLOSE, so credits can always flow back and a SEND never meets an empty
+ * receive queue (no RNR). Ordered SENDs take one of RDMA_SEND_SLOTS buffers when queued and
+ * keep it until their completion, so a sender that outruns the peer's credits blocks there.
  * Commits and control messages are copied out of the receive ring into a queue for recv()
  * (bounded, RDMA_QUEUED_BYTES_MAX) and their buffers reposted at once, so an engine that is not
  * reading yet does not stall the peer after a few dozen messages; past the bound the buffers
  * stay held and the missing credits slow the peer down instead.
  * A progress thread per connection polls the completion queue and the rdma_cm events, so the
- * peer's credits return even while the local engine is not inside a transport call. */
+ * peer's credits return and held-back commits go out even while the local engine is not inside
+ * a transport call. */
 #include <errno.h>
 #include <fcntl.h>
 #include <infiniband/verbs.h>
@@ -32,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,9 +69,10 @@
 #include "transport/transport_impl.h"
 #include "transport/wire.h"
 
-#define RDMA_RECV_DEPTH 32u	   /* receive buffers each side posts for the peer's SENDs */
-#define RDMA_SEND_SLOTS 8u	   /* registered buffers for outgoing SENDs */
-#define RDMA_DEFAULT_INFLIGHT 128u /* send-queue WRs posted and not yet completed */
+#define RDMA_RECV_DEPTH 32u		 /* receive buffers each side posts for the peer's SENDs */
+#define RDMA_SEND_SLOTS 16u		 /* buffers for ordered SENDs, queued or in flight */
+#define RDMA_CREDIT_SLOT RDMA_SEND_SLOTS /* one more buffer, for credit returns only */
+#define RDMA_DEFAULT_INFLIGHT 128u	 /* send-queue WRs posted and not yet completed, per QP */
 #define RDMA_MAX_INFLIGHT 4096u
 #define RDMA_CHAIN_MAX 64u	    /* WRs handed to one ibv_post_send */
 #define RDMA_BOUNCE_SIZE (1u << 20) /* RDMA READ landing buffer for unregistered destinations */
@@ -50,6 +80,12 @@
 #define RDMA_MSG_STRIDE ((sizeof(struct wire_hdr) + WIRE_MSG_MAX + 63u) & ~(size_t)63u)
 #define RDMA_LISTEN_BACKLOG 16
 #define RDMA_QUEUED_BYTES_MAX (64u << 20) /* commits and control messages waiting for recv() */
+#define RDMA_STREAMS_MAX WIRE_STREAMS_MAX
+/* With several QPs, page data is cut at multiples of this within its region, and each block
+ * keeps to one QP: small enough that one large run is spread over all of them, large enough
+ * that the extra WRs cost nothing. */
+#define RDMA_STREAM_BLOCK (256u << 10)
+#define RDMA_TAG_INDEX_MASK 0xffull /* session_tag's low byte: the queue pair's index */
 
 enum rdma_wr_kind {
 	RDMA_WR_WRITE = 1,
@@ -113,9 +149,17 @@ struct rdma_region {
 };
 
 struct rdma_options {
+	uint32_t streams;
 	uint32_t max_inflight;
 	enum transport_reg_mode reg_mode;
 	int connect_timeout_ms;
+};
+
+/* A connect request taken off the listener's channel, not answered yet. */
+struct rdma_request {
+	struct rdma_cm_id *id;
+	unsigned char data[sizeof(struct wire_hello)];
+	size_t len;
 };
 
 struct rdma_listener {
@@ -124,38 +168,63 @@ struct rdma_listener {
 	struct rdma_cm_id *id;
 	struct rdma_options options;
 	char host[TRANSPORT_URI_MAX];
+	/* First queue pairs of other connections that came while one was being grouped. */
+	struct rdma_request pending[RDMA_LISTEN_BACKLOG];
+	unsigned npending;
+};
+
+/* One queue pair of a connection. Counters are guarded by rdma_conn.lock. */
+struct rdma_stream {
+	struct rdma_cm_id *id;
+	uint64_t sq_posted;    /* sequence of the last WR posted */
+	uint64_t sq_completed; /* every WR up to this sequence has completed (or never will) */
+	uint64_t sq_succeeded; /* every WR up to this sequence has completed successfully */
+	struct rdma_wr_record *records; /* window entries, indexed by seq % window */
+};
+
+/* An ordered SEND in its slot: built when queued, posted on QP 0 when its turn comes. */
+struct rdma_send {
+	enum wire_type type;
+	uint32_t length; /* payload bytes after the header */
+	uint64_t msg;	 /* its place among ordered SENDs, from 0 */
+	uint64_t seq;	 /* QP 0 sequence once posted, 0 while waiting */
+	/* A commit goes only once queue pair s has succeeded up to after[s] (s >= 1). */
+	uint64_t after[RDMA_STREAMS_MAX];
 };
 
 struct rdma_conn {
 	struct transport_conn base;
 	struct rdma_options options;
-	struct rdma_event_channel *channel;
-	struct rdma_cm_id *id;
+	struct rdma_event_channel *channel; /* every queue pair's rdma_cm events */
+	unsigned nstreams;
+	uint64_t session_tag; /* the connection's tag, low byte zero */
+	struct rdma_stream streams[RDMA_STREAMS_MAX];
+	struct ibv_context *verbs;
 	struct ibv_pd *pd;
 	struct ibv_comp_channel *comp_channel;
-	struct ibv_cq *cq;
-	struct transport_mem buffers; /* receive ring | send slots | read bounce */
+	struct ibv_cq *cq;	      /* shared by every queue pair */
+	struct transport_mem buffers; /* receive ring | send slots + credit slot | read bounce */
 	struct ibv_mr *buffers_mr;
 	char *recv_ring;
 	char *send_slots;
 	char *bounce;
 	uint64_t max_msg_size;
 	int odp_supported;
+	uint8_t responder_resources;
+	uint8_t initiator_depth;
 
 	pthread_t progress_thread;
 	int progress_started;
 	int stop_fd; /* eventfd: tells the progress thread to leave */
 
-	pthread_mutex_t lock; /* everything below */
+	pthread_mutex_t lock; /* everything below, and the streams' counters */
 	pthread_cond_t changed;
-	uint64_t sq_posted;    /* sequence of the last WR posted */
-	uint64_t sq_completed; /* every WR up to this sequence has completed (or never will) */
-	uint64_t sq_succeeded; /* every WR up to this sequence has completed successfully */
-	uint32_t window;       /* max_inflight */
+	uint32_t window; /* max_inflight, per queue pair */
 	uint32_t signal_every;
-	struct rdma_wr_record *records; /* window entries, indexed by seq % window */
-	uint64_t slot_seq[RDMA_SEND_SLOTS];
-	uint64_t sends_posted;
+	struct rdma_send sends[RDMA_SEND_SLOTS];
+	uint64_t sends_queued; /* ordered SENDs given a slot so far */
+	uint64_t sends_posted; /* of those, posted on QP 0 */
+	uint64_t credit_seq;   /* QP 0 sequence of the last credit return, 0 before */
 	uint32_t send_credits; /* SENDs the peer has buffers for */
 	uint32_t peer_recv_depth;
 	uint32_t credits_to_return; /* receive buffers reposted since our last SEND */
@@ -166,7 +235,7 @@ struct rdma_conn {
 	struct rdma_queued *delivered;	/* what recv() returned last, freed by the next call */
 	uint32_t held[RDMA_RECV_DEPTH]; /* FIFO of receive buffer indices not reposted yet */
 	uint32_t held_head, held_count;
-	int read_busy;
+	int read_busy; /* the bounce buffer is in use */
 	int peer_closed;
 	int closing; /* our own rdma_disconnect is under way: its event is no error */
 	struct transport_run *msg_runs;
@@ -253,10 +322,13 @@ int rdma_transport_device_count(void)
 static void rdma_options_from(const struct transport_options *opts, struct rdma_options *out)
 {
 	memset(out, 0, sizeof(*out));
+	out->streams = 1;
 	out->max_inflight = RDMA_DEFAULT_INFLIGHT;
 	out->connect_timeout_ms = 10000;
 	if (!opts)
 		return;
+	if (opts->streams)
+		out->streams = opts->streams;
 	if (opts->max_inflight)
 		out->max_inflight = opts->max_inflight;
 	if (out->max_inflight < 4)
@@ -266,10 +338,6 @@ static void rdma_options_from(const struct transport_options *opts, struct rdma_
 	out->reg_mode = opts->reg_mode;
 	if (opts->connect_timeout_ms > 0)
 		out->connect_timeout_ms = opts->connect_timeout_ms;
-	if (opts->streams > 1)
-		rmig_log_warn("rdma: %u streams asked, this build drives one queue pair per "
-			      "connection",
-			      opts->streams);
 }
 
 static int rdma_addrinfo(const char *host, uint16_t port, int passive, struct addrinfo **ai_p)
@@ -307,9 +375,11 @@ static int rdma_cm_event_wait(struct rdma_event_channel *channel, int timeout_ms
 	return 0;
 }
 
-/* Wait for one expected event; anything else is an error named in the log. */
-static int rdma_cm_expect(struct rdma_event_channel *channel, enum rdma_cm_event_type expected,
-			  int timeout_ms, const char *peer, struct rdma_cm_event **event_p)
+/* Wait for one expected event on queue pair stream's id; anything else (another event, or an
+ * event of another queue pair of the connection) is an error named in the log. */
+static int rdma_cm_expect(struct rdma_event_channel *channel, struct rdma_cm_id *id,
+			  unsigned stream, enum rdma_cm_event_type expected, int timeout_ms,
+			  const char *peer, struct rdma_cm_event **event_p)
 {
 	struct rdma_cm_event *event = NULL;
 	int ret = rdma_cm_event_wait(channel, timeout_ms, &event);
@@ -317,25 +387,32 @@ static int rdma_cm_expect(struct rdma_event_channel *channel, enum rdma_cm_event
 	if (!ret && !event)
 		ret = -EIO;
 	if (ret) {
-		rmig_log_error("rdma %s: waiting for %s: %s", peer, rdma_event_str(expected),
-			       strerror(-ret));
+		rmig_log_error("rdma %s: queue pair %u: waiting for %s: %s", peer, stream,
+			       rdma_event_str(expected), strerror(-ret));
 		return ret;
 	}
-	if (event->event != expected) {
+	if (event->event != expected || event->id != id) {
 		ret = event->event == RDMA_CM_EVENT_REJECTED ? -ECONNREFUSED : -ECONNABORTED;
-		if (event->event == RDMA_CM_EVENT_REJECTED && event->param.conn.private_data_len &&
-		    ((const char *)event->param.conn.private_data)[0])
-			rmig_log_error("rdma %s: connection rejected by the peer: %.*s", peer,
-				       (int)event->param.conn.private_data_len,
+		if (event->id != id)
+			rmig_log_error("rdma %s: queue pair %u: expected %s, got %s (status %d) on "
+				       "another queue pair of the connection",
+				       peer, stream, rdma_event_str(expected),
+				       rdma_event_str(event->event), event->status);
+		else if (event->event == RDMA_CM_EVENT_REJECTED &&
+			 event->param.conn.private_data_len &&
+			 ((const char *)event->param.conn.private_data)[0])
+			rmig_log_error("rdma %s: queue pair %u: connection rejected by the peer: "
+				       "%.*s",
+				       peer, stream, (int)event->param.conn.private_data_len,
 				       (const char *)event->param.conn.private_data);
 		else if (event->event == RDMA_CM_EVENT_REJECTED)
 			rmig_log_error("rdma %s: connection rejected (status %d) without a reason: "
 				       "is an rmig listener on that address and port?",
 				       peer, event->status);
 		else
-			rmig_log_error("rdma %s: expected %s, got %s (status %d)", peer,
-				       rdma_event_str(expected), rdma_event_str(event->event),
-				       event->status);
+			rmig_log_error("rdma %s: queue pair %u: expected %s, got %s (status %d)",
+				       peer, stream, rdma_event_str(expected),
+				       rdma_event_str(event->event), event->status);
 		rdma_ack_cm_event(event);
 		return ret;
 	}
@@ -405,6 +482,12 @@ static char *rdma_recv_buffer(struct rdma_conn *rc, uint32_t index)
 	return rc->recv_ring + (size_t)index * RDMA_MSG_STRIDE;
 }
 
+static char *rdma_send_buffer(struct rdma_conn *rc, uint32_t slot)
+{
+	return rc->send_slots + (size_t)slot * RDMA_MSG_STRIDE;
+}
+
+/* Receive buffers live on queue pair 0 only: it alone carries SENDs. */
 static int rdma_post_recv(struct rdma_conn *rc, uint32_t index)
 {
 	struct ibv_sge sge = {
@@ -418,7 +501,7 @@ static int rdma_post_recv(struct rdma_conn *rc, uint32_t index)
 		.num_sge = 1,
 	};
 	struct ibv_recv_wr *bad;
-	int ret = ibv_post_recv(rc->id->qp, &wr, &bad);
+	int ret = ibv_post_recv(rc->streams[0].id->qp, &wr, &bad);
 
 	return ret ? -ret : 0;
 }
@@ -452,22 +535,30 @@ static uint64_t rdma_max_msg_override(uint64_t device_max)
 	return value;
 }
 
-/* PD, CQ, QP, buffers, receive ring; everything the id needs before connect/accept. */
-static int rdma_conn_resources(struct rdma_conn *rc, struct rdma_conn_param *param,
-			       struct wire_hello *hello_out)
+/* What every queue pair of the connection shares: PD, CQ, buffers, per-QP records. Queue pair
+ * 0's id is bound to the device already. */
+static int rdma_conn_resources(struct rdma_conn *rc)
 {
-	struct ibv_context *ctx = rc->id->verbs;
-	struct ibv_qp_init_attr qp_attr;
+	struct ibv_context *ctx = rc->streams[0].id->verbs;
 	struct ibv_device_attr dev_attr;
 	struct ibv_port_attr port_attr;
 	size_t total;
-	int ret, node;
+	int ret, node, cqe;
 
-	if (ibv_query_device(ctx, &dev_attr) || ibv_query_port(ctx, rc->id->port_num, &port_attr)) {
+	rc->verbs = ctx;
+	if (ibv_query_device(ctx, &dev_attr) ||
+	    ibv_query_port(ctx, rc->streams[0].id->port_num, &port_attr)) {
 		ret = rdma_errno_or(-EIO);
 		rmig_log_error("rdma %s: cannot query device %s: %s", rc->base.peer,
 			       ibv_get_device_name(ctx->device), strerror(-ret));
 		return ret;
+	}
+	if (rc->nstreams > 1 && ctx->device->transport_type == IBV_TRANSPORT_IWARP) {
+		rmig_log_error("rdma %s: %u queue pairs asked, but device %s is iWARP: a WRITE "
+			       "completion there does not mean the data is placed, so a commit "
+			       "could overtake another queue pair's data; use one queue pair",
+			       rc->base.peer, rc->nstreams, ibv_get_device_name(ctx->device));
+		return -EOPNOTSUPP;
 	}
 	rc->max_msg_size = rdma_max_msg_override(port_attr.max_msg_sz);
 	rc->odp_supported = rdma_odp_supported(ctx);
@@ -480,11 +571,30 @@ static int rdma_conn_resources(struct rdma_conn *rc, struct rdma_conn_param *par
 	}
 	if ((int)rc->window > dev_attr.max_qp_wr - 1)
 		rc->window = (uint32_t)dev_attr.max_qp_wr - 1;
-	rc->signal_every = rc->window / 4 ? rc->window / 4 : 1;
-	rc->records = calloc(rc->window, sizeof(*rc->records));
-	rc->msg_runs = calloc(TRANSPORT_BATCH_MAX_RUNS, sizeof(*rc->msg_runs));
-	if (!rc->records || !rc->msg_runs)
+	/* One CQ takes every queue pair's send completions and QP 0's receives. */
+	if ((long long)rc->nstreams * (rc->window + 1) + RDMA_RECV_DEPTH + 8 > dev_attr.max_cqe)
+		rc->window =
+			(uint32_t)((dev_attr.max_cqe - RDMA_RECV_DEPTH - 8) / rc->nstreams - 1);
+	if (rc->window < 4) {
+		rmig_log_error("rdma %s: device %s allows %d completion queue entries, too few for "
+			       "%u queue pairs",
+			       rc->base.peer, ibv_get_device_name(ctx->device), dev_attr.max_cqe,
+			       rc->nstreams);
 		return -ENOMEM;
+	}
+	rc->signal_every = rc->window / 4 ? rc->window / 4 : 1;
+	for (unsigned s = 0; s < rc->nstreams; s++) {
+		rc->streams[s].records = calloc(rc->window, sizeof(*rc->streams[s].records));
+		if (!rc->streams[s].records)
+			return -ENOMEM;
+	}
+	rc->msg_runs = calloc(TRANSPORT_BATCH_MAX_RUNS, sizeof(*rc->msg_runs));
+	if (!rc->msg_runs)
+		return -ENOMEM;
+	rc->responder_resources =
+		(uint8_t)(dev_attr.max_qp_rd_atom < 16 ? dev_attr.max_qp_rd_atom : 16);
+	rc->initiator_depth =
+		(uint8_t)(dev_attr.max_qp_init_rd_atom < 16 ? dev_attr.max_qp_init_rd_atom : 16);
 
 	rc->pd = ibv_alloc_pd(ctx);
 	if (!rc->pd) {
@@ -500,35 +610,23 @@ static int rdma_conn_resources(struct rdma_conn *rc, struct rdma_conn_param *par
 		return ret;
 	}
 	fcntl(rc->comp_channel->fd, F_SETFL, fcntl(rc->comp_channel->fd, F_GETFL) | O_NONBLOCK);
-	rc->cq = ibv_create_cq(ctx, (int)(rc->window + RDMA_RECV_DEPTH + 8), rc, rc->comp_channel,
-			       0);
+	cqe = (int)(rc->nstreams * (rc->window + 1) + RDMA_RECV_DEPTH + 8);
+	rc->cq = ibv_create_cq(ctx, cqe, rc, rc->comp_channel, 0);
 	if (!rc->cq) {
 		ret = rdma_errno_or(-ENOMEM);
-		rmig_log_error("rdma %s: ibv_create_cq: %s", rc->base.peer, strerror(-ret));
-		return ret;
-	}
-	memset(&qp_attr, 0, sizeof(qp_attr));
-	qp_attr.send_cq = rc->cq;
-	qp_attr.recv_cq = rc->cq;
-	qp_attr.qp_type = IBV_QPT_RC;
-	qp_attr.cap.max_send_wr = rc->window + 1;
-	qp_attr.cap.max_recv_wr = RDMA_RECV_DEPTH;
-	qp_attr.cap.max_send_sge = 1;
-	qp_attr.cap.max_recv_sge = 1;
-	if (rdma_create_qp(rc->id, rc->pd, &qp_attr)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_create_qp: %s", rc->base.peer, strerror(-ret));
+		rmig_log_error("rdma %s: ibv_create_cq (%d entries): %s", rc->base.peer, cqe,
+			       strerror(-ret));
 		return ret;
 	}
 
 	node = transport_mem_device_numa_node(ibv_get_device_name(ctx->device));
-	total = RDMA_MSG_STRIDE * (RDMA_RECV_DEPTH + RDMA_SEND_SLOTS) + RDMA_BOUNCE_SIZE;
+	total = RDMA_MSG_STRIDE * (RDMA_RECV_DEPTH + RDMA_SEND_SLOTS + 1) + RDMA_BOUNCE_SIZE;
 	ret = transport_mem_alloc(total, node, 0, &rc->buffers);
 	if (ret)
 		return ret;
 	rc->recv_ring = rc->buffers.addr;
 	rc->send_slots = rc->recv_ring + RDMA_MSG_STRIDE * RDMA_RECV_DEPTH;
-	rc->bounce = rc->send_slots + RDMA_MSG_STRIDE * RDMA_SEND_SLOTS;
+	rc->bounce = rc->send_slots + RDMA_MSG_STRIDE * (RDMA_SEND_SLOTS + 1);
 	rc->buffers_mr = ibv_reg_mr(rc->pd, rc->buffers.addr, total, IBV_ACCESS_LOCAL_WRITE);
 	if (!rc->buffers_mr) {
 		ret = rdma_errno_or(-ENOMEM);
@@ -536,6 +634,44 @@ static int rdma_conn_resources(struct rdma_conn *rc, struct rdma_conn_param *par
 			       rc->base.peer, total, strerror(-ret));
 		return ret;
 	}
+	if (ibv_req_notify_cq(rc->cq, 0)) {
+		rmig_log_error("rdma %s: ibv_req_notify_cq failed", rc->base.peer);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The RC queue pair of stream index on its id (bound to the connection's device already);
+ * queue pair 0 also gets the receive ring. */
+static int rdma_stream_qp(struct rdma_conn *rc, unsigned index)
+{
+	struct rdma_stream *stream = &rc->streams[index];
+	struct ibv_qp_init_attr qp_attr;
+	int ret;
+
+	if (stream->id->verbs != rc->verbs) {
+		rmig_log_error("rdma %s: queue pair %u reached device %s, queue pair 0 device %s: "
+			       "all queue pairs of a connection must share one device",
+			       rc->base.peer, index, ibv_get_device_name(stream->id->verbs->device),
+			       ibv_get_device_name(rc->verbs->device));
+		return -EXDEV;
+	}
+	memset(&qp_attr, 0, sizeof(qp_attr));
+	qp_attr.send_cq = rc->cq;
+	qp_attr.recv_cq = rc->cq;
+	qp_attr.qp_type = IBV_QPT_RC;
+	qp_attr.cap.max_send_wr = rc->window + 1;
+	qp_attr.cap.max_recv_wr = index == 0 ? RDMA_RECV_DEPTH : 1;
+	qp_attr.cap.max_send_sge = 1;
+	qp_attr.cap.max_recv_sge = 1;
+	if (rdma_create_qp(stream->id, rc->pd, &qp_attr)) {
+		ret = rdma_errno_or(-ENOMEM);
+		rmig_log_error("rdma %s: rdma_create_qp for queue pair %u: %s", rc->base.peer,
+			       index, strerror(-ret));
+		return ret;
+	}
+	if (index != 0)
+		return 0;
 	for (uint32_t i = 0; i < RDMA_RECV_DEPTH; i++) {
 		ret = rdma_post_recv(rc, i);
 		if (ret) {
@@ -544,28 +680,34 @@ static int rdma_conn_resources(struct rdma_conn *rc, struct rdma_conn_param *par
 			return ret;
 		}
 	}
-	if (ibv_req_notify_cq(rc->cq, 0)) {
-		rmig_log_error("rdma %s: ibv_req_notify_cq failed", rc->base.peer);
-		return -EIO;
-	}
+	return 0;
+}
 
-	wire_hello_to_wire(hello_out, 1, TRANSPORT_CTRL_MAX, RDMA_RECV_DEPTH, 0);
+/* Connect / accept parameters of queue pair index: its hello names the connection and itself. */
+static void rdma_stream_param(struct rdma_conn *rc, unsigned index, struct rdma_conn_param *param,
+			      struct wire_hello *hello)
+{
+	wire_hello_to_wire(hello, rc->nstreams, TRANSPORT_CTRL_MAX, RDMA_RECV_DEPTH,
+			   rc->session_tag | index);
 	memset(param, 0, sizeof(*param));
-	param->private_data = hello_out;
-	param->private_data_len = sizeof(*hello_out);
-	param->responder_resources =
-		(uint8_t)(dev_attr.max_qp_rd_atom < 16 ? dev_attr.max_qp_rd_atom : 16);
-	param->initiator_depth =
-		(uint8_t)(dev_attr.max_qp_init_rd_atom < 16 ? dev_attr.max_qp_init_rd_atom : 16);
+	param->private_data = hello;
+	param->private_data_len = sizeof(*hello);
+	param->responder_resources = rc->responder_resources;
+	param->initiator_depth = rc->initiator_depth;
 	param->retry_count = 7;
 	/* Credits make RNR impossible; a few retries only cover a peer still posting. */
 	param->rnr_retry_count = 3;
-	rmig_log_info("rdma %s: device %s port %u, max message %llu bytes, window %u WRs, "
-		      "transport buffers %zu bytes (%s, NUMA node %d)",
-		      rc->base.peer, ibv_get_device_name(ctx->device), rc->id->port_num,
-		      (unsigned long long)rc->max_msg_size, rc->window, total,
+}
+
+static void rdma_conn_log_ready(struct rdma_conn *rc)
+{
+	rmig_log_info("rdma %s: %u queue pair%s on device %s port %u, max message %llu bytes, "
+		      "window %u WRs per queue pair, transport buffers %zu bytes (%s, NUMA node "
+		      "%d)",
+		      rc->base.peer, rc->nstreams, rc->nstreams == 1 ? "" : "s",
+		      ibv_get_device_name(rc->verbs->device), rc->streams[0].id->port_num,
+		      (unsigned long long)rc->max_msg_size, rc->window, rc->buffers.length,
 		      rc->buffers.hugepage ? "hugepages" : "small pages", rc->buffers.numa_node);
-	return 0;
 }
 
 static struct rdma_conn *rdma_conn_new(const char *peer, const struct rdma_options *options)
@@ -579,6 +721,7 @@ static struct rdma_conn *rdma_conn_new(const char *peer, const struct rdma_optio
 		return NULL;
 	}
 	rc->options = *options;
+	rc->nstreams = 1;
 	rc->window = options->max_inflight;
 	rc->stop_fd = -1;
 	pthread_mutex_init(&rc->lock, NULL);
@@ -620,8 +763,9 @@ static void rdma_conn_destroy(struct rdma_conn *rc)
 	}
 	if (rc->stop_fd >= 0)
 		close(rc->stop_fd);
-	if (rc->id && rc->id->qp)
-		rdma_destroy_qp(rc->id);
+	for (unsigned s = 0; s < RDMA_STREAMS_MAX; s++)
+		if (rc->streams[s].id && rc->streams[s].id->qp)
+			rdma_destroy_qp(rc->streams[s].id);
 	if (rc->cq)
 		ibv_destroy_cq(rc->cq);
 	if (rc->comp_channel)
@@ -634,13 +778,15 @@ static void rdma_conn_destroy(struct rdma_conn *rc)
 	transport_mem_free(&rc->buffers);
 	if (rc->pd)
 		ibv_dealloc_pd(rc->pd);
-	if (rc->id)
-		rdma_destroy_id(rc->id);
+	for (unsigned s = 0; s < RDMA_STREAMS_MAX; s++)
+		if (rc->streams[s].id)
+			rdma_destroy_id(rc->streams[s].id);
 	if (rc->channel)
 		rdma_destroy_event_channel(rc->channel);
 	pthread_cond_destroy(&rc->changed);
 	pthread_mutex_destroy(&rc->lock);
-	free(rc->records);
+	for (unsigned s = 0; s < RDMA_STREAMS_MAX; s++)
+		free(rc->streams[s].records);
 	free(rc->msg_runs);
 	free(rc->delivered);
 	while (rc->queue_head) {
@@ -651,6 +797,14 @@ static void rdma_conn_destroy(struct rdma_conn *rc)
 	}
 	transport_conn_fini(&rc->base);
 	free(rc);
+}
+
+/* Tell the peer of every queue pair set up so far that the connection is going away. */
+static void rdma_conn_disconnect(struct rdma_conn *rc)
+{
+	for (unsigned s = 0; s < RDMA_STREAMS_MAX; s++)
+		if (rc->streams[s].id && rc->streams[s].id->qp)
+			rdma_disconnect(rc->streams[s].id);
 }
 
 static int rdma_progress_start(struct rdma_conn *rc)
@@ -701,6 +855,7 @@ static int rdma_transport_listen(const char *uri, const struct transport_options
 	if (!listener)
 		return -ENOMEM;
 	listener->base.ops = &rdma_transport_ops;
+	/* The connecting side says how many queue pairs a connection has. */
 	rdma_options_from(opts, &listener->options);
 	snprintf(listener->host, sizeof(listener->host), "%s", parsed.host);
 	ret = rdma_addrinfo(parsed.host, parsed.port, 1, &ai);
@@ -757,106 +912,331 @@ static int rdma_transport_listener_uri(struct transport_listener *base, char *bu
 	return 0;
 }
 
+/* Answer a connect request with a reason (logged here) and forget it. */
+static void rdma_request_refuse(struct rdma_request *req, const char *peer, char *why)
+{
+	rmig_log_error("rdma %s: refusing connection: %s", peer, why);
+	rdma_reject(req->id, why, rdma_reject_length(why));
+	rdma_destroy_id(req->id);
+	req->id = NULL;
+}
+
 static void rdma_transport_listener_close(struct transport_listener *base)
 {
 	struct rdma_listener *listener = container_of(base, struct rdma_listener, base);
 
+	for (unsigned i = 0; i < listener->npending; i++) {
+		rdma_reject(listener->pending[i].id, NULL, 0);
+		rdma_destroy_id(listener->pending[i].id);
+	}
 	rdma_destroy_id(listener->id);
 	rdma_destroy_event_channel(listener->channel);
 	free(listener);
+}
+
+/* Wait up to timeout_ms for the next connect request on the listener's channel. -EAGAIN: an
+ * event that is not a request came (logged). */
+static int rdma_request_wait(struct rdma_listener *listener, int timeout_ms,
+			     struct rdma_request *req)
+{
+	struct rdma_cm_event *event;
+	int ret;
+
+	ret = rdma_cm_event_wait(listener->channel, timeout_ms, &event);
+	if (ret)
+		return ret;
+	if (event->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
+		rmig_log_error("rdma: listener got %s, expected a connect request",
+			       rdma_event_str(event->event));
+		rdma_ack_cm_event(event);
+		return -EAGAIN;
+	}
+	req->id = event->id;
+	req->len = event->param.conn.private_data_len;
+	if (req->len > sizeof(req->data))
+		req->len = sizeof(req->data);
+	if (event->param.conn.private_data)
+		memcpy(req->data, event->param.conn.private_data, req->len);
+	else
+		req->len = 0;
+	rdma_ack_cm_event(event);
+	return 0;
+}
+
+/* Make req's id queue pair index of rc: its events go to rc's channel (so a disconnect reaches
+ * rc's progress thread), and it gets its queue pair. On failure req has been answered. */
+static int rdma_request_adopt(struct rdma_conn *rc, struct rdma_request *req, unsigned index)
+{
+	char why[160];
+	int ret;
+
+	if (rdma_migrate_id(req->id, rc->channel)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_migrate_id: %s", rc->base.peer, strerror(-ret));
+		rdma_reject(req->id, NULL, 0);
+		rdma_destroy_id(req->id);
+		return ret;
+	}
+	rc->streams[index].id = req->id;
+	ret = index == 0 ? rdma_conn_resources(rc) : 0;
+	if (!ret)
+		ret = rdma_stream_qp(rc, index);
+	if (ret) {
+		snprintf(why, sizeof(why), "accepting side cannot set up queue pair %u: %s", index,
+			 strerror(-ret));
+		rdma_reject(req->id, why, rdma_reject_length(why));
+	}
+	return ret;
+}
+
+/* Accept queue pair index (adopted already) and wait until it is up. */
+static int rdma_stream_accept(struct rdma_conn *rc, unsigned index, int timeout_ms)
+{
+	struct rdma_stream *stream = &rc->streams[index];
+	struct rdma_conn_param param;
+	struct wire_hello hello;
+	int ret;
+
+	rdma_stream_param(rc, index, &param, &hello);
+	if (rdma_accept(stream->id, &param)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_accept of queue pair %u: %s", rc->base.peer, index,
+			       strerror(-ret));
+		return ret;
+	}
+	return rdma_cm_expect(rc->channel, stream->id, index, RDMA_CM_EVENT_ESTABLISHED, timeout_ms,
+			      rc->base.peer, NULL);
+}
+
+/* Take queue pair index of rc from the listener. Requests that are not it are refused, each
+ * with its reason, and the wait goes on: a stray or repeated request does not break the
+ * connection being set up. The first queue pair of another connection is set aside for the
+ * next accept. */
+static int rdma_accept_stream(struct rdma_listener *listener, struct rdma_conn *rc, unsigned index)
+{
+	struct timespec deadline;
+
+	rdma_deadline(rc->options.connect_timeout_ms, &deadline);
+	for (;;) {
+		struct rdma_request req;
+		struct wire_hello hello;
+		char peer[TRANSPORT_URI_MAX], why[200];
+		unsigned got;
+		int ret;
+
+		ret = rdma_request_wait(listener, rdma_ms_left(&deadline), &req);
+		if (ret == -EAGAIN)
+			continue;
+		if (ret) {
+			rmig_log_error("rdma %s: queue pair %u of %u %s", rc->base.peer, index,
+				       rc->nstreams,
+				       ret == -ETIMEDOUT ? "never came; refusing the connection"
+							 : strerror(-ret));
+			return ret == -ETIMEDOUT ? -ECONNABORTED : ret;
+		}
+		rdma_peer_name(req.id, peer, sizeof(peer));
+		if (rdma_hello_check(req.data, req.len, &hello, why, sizeof(why))) {
+			rdma_request_refuse(&req, peer, why);
+			continue;
+		}
+		got = (unsigned)(hello.session_tag & RDMA_TAG_INDEX_MASK);
+		if ((hello.session_tag & ~RDMA_TAG_INDEX_MASK) != rc->session_tag) {
+			if (got == 0 && listener->npending < RDMA_LISTEN_BACKLOG) {
+				listener->pending[listener->npending++] = req;
+				continue;
+			}
+			snprintf(why, sizeof(why),
+				 got == 0
+					 ? "listener busy: too many connections being set up"
+					 : "hello.session_tag: stray queue pair %u of a connection "
+					   "this listener is not setting up",
+				 got);
+			rdma_request_refuse(&req, peer, why);
+			continue;
+		}
+		if (got != index || hello.streams != rc->nstreams) {
+			if (hello.streams != rc->nstreams)
+				snprintf(
+					why, sizeof(why),
+					"hello.streams: queue pair %u says %u, queue pair 0 of its "
+					"connection said %u",
+					got, hello.streams, rc->nstreams);
+			else if (got < index)
+				snprintf(why, sizeof(why),
+					 "hello.session_tag: duplicate queue pair %u: that one of "
+					 "this connection is connected already",
+					 got);
+			else
+				snprintf(why, sizeof(why),
+					 "hello.session_tag: queue pair %u came before %u: queue "
+					 "pairs connect in order",
+					 got, index);
+			rdma_request_refuse(&req, peer, why);
+			continue;
+		}
+		ret = rdma_request_adopt(rc, &req, index);
+		if (ret)
+			return ret;
+		return rdma_stream_accept(rc, index, rc->options.connect_timeout_ms);
+	}
 }
 
 static int rdma_transport_accept(struct transport_listener *base, int timeout_ms,
 				 struct transport_conn **conn_p)
 {
 	struct rdma_listener *listener = container_of(base, struct rdma_listener, base);
-	unsigned char private_data[sizeof(struct wire_hello)];
-	struct rdma_conn_param param;
-	struct rdma_cm_event *event;
-	struct wire_hello hello, peer_hello;
-	struct rdma_cm_id *id;
+	struct wire_hello peer_hello;
+	struct rdma_request req;
 	struct rdma_conn *rc;
-	char peer[TRANSPORT_URI_MAX], why[160];
-	size_t data_len;
+	char peer[TRANSPORT_URI_MAX], why[200];
+	unsigned index;
 	int ret;
 
-	ret = rdma_cm_event_wait(listener->channel, timeout_ms, &event);
-	if (ret) {
-		if (ret != -ETIMEDOUT)
-			rmig_log_error("rdma: waiting for a connection: %s", strerror(-ret));
-		return ret;
+	if (listener->npending) {
+		req = listener->pending[0];
+		listener->npending--;
+		memmove(&listener->pending[0], &listener->pending[1],
+			listener->npending * sizeof(listener->pending[0]));
+	} else {
+		ret = rdma_request_wait(listener, timeout_ms, &req);
+		if (ret == -EAGAIN)
+			return -ECONNABORTED;
+		if (ret) {
+			if (ret != -ETIMEDOUT)
+				rmig_log_error("rdma: waiting for a connection: %s",
+					       strerror(-ret));
+			return ret;
+		}
 	}
-	if (event->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
-		rmig_log_error("rdma: listener got %s, expected a connect request",
-			       rdma_event_str(event->event));
-		rdma_ack_cm_event(event);
-		return -ECONNABORTED;
+	rdma_peer_name(req.id, peer, sizeof(peer));
+	if (rdma_hello_check(req.data, req.len, &peer_hello, why, sizeof(why))) {
+		rdma_request_refuse(&req, peer, why);
+		return -EPROTO;
 	}
-	id = event->id;
-	data_len = event->param.conn.private_data_len;
-	if (data_len > sizeof(private_data))
-		data_len = sizeof(private_data);
-	if (event->param.conn.private_data)
-		memcpy(private_data, event->param.conn.private_data, data_len);
-	rdma_ack_cm_event(event);
-	rdma_peer_name(id, peer, sizeof(peer));
-
-	if (rdma_hello_check(private_data, data_len, &peer_hello, why, sizeof(why))) {
-		rmig_log_error("rdma %s: refusing connection: %s", peer, why);
-		rdma_reject(id, why, rdma_reject_length(why));
-		rdma_destroy_id(id);
+	index = (unsigned)(peer_hello.session_tag & RDMA_TAG_INDEX_MASK);
+	if (index != 0) {
+		snprintf(why, sizeof(why),
+			 "hello.session_tag: stray queue pair %u of a connection this listener "
+			 "is not setting up (queue pair 0 connects first)",
+			 index);
+		rdma_request_refuse(&req, peer, why);
 		return -EPROTO;
 	}
 
 	rc = rdma_conn_new(peer, &listener->options);
 	if (!rc) {
-		rdma_reject(id, NULL, 0);
-		rdma_destroy_id(id);
+		rdma_reject(req.id, NULL, 0);
+		rdma_destroy_id(req.id);
 		return -ENOMEM;
 	}
+	rc->nstreams = peer_hello.streams;
+	rc->session_tag = peer_hello.session_tag;
+	rc->peer_recv_depth = peer_hello.recv_depth;
+	rc->send_credits = peer_hello.recv_depth;
 	rc->channel = rdma_create_event_channel();
 	if (!rc->channel) {
 		ret = -errno;
-		rdma_reject(id, NULL, 0);
-		rdma_destroy_id(id);
+		rmig_log_error("rdma %s: rdma_create_event_channel: %s", peer, strerror(-ret));
+		rdma_reject(req.id, NULL, 0);
+		rdma_destroy_id(req.id);
 		goto err_destroy_conn;
 	}
-	/* The connection gets its own channel so its disconnect reaches its progress thread. */
-	if (rdma_migrate_id(id, rc->channel)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_migrate_id: %s", peer, strerror(-ret));
-		rdma_reject(id, NULL, 0);
-		rdma_destroy_id(id);
-		goto err_destroy_conn;
-	}
-	rc->id = id;
-	rc->peer_recv_depth = peer_hello.recv_depth;
-	rc->send_credits = peer_hello.recv_depth;
-	ret = rdma_conn_resources(rc, &param, &hello);
-	if (ret) {
-		snprintf(why, sizeof(why), "accepting side cannot set up: %s", strerror(-ret));
-		rdma_reject(id, why, rdma_reject_length(why));
-		goto err_destroy_conn;
-	}
-	if (rdma_accept(id, &param)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_accept: %s", peer, strerror(-ret));
-		goto err_destroy_conn;
-	}
-	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ESTABLISHED,
-			     timeout_ms < 0 ? rc->options.connect_timeout_ms : timeout_ms, peer,
-			     NULL);
+	ret = rdma_request_adopt(rc, &req, 0);
 	if (ret)
 		goto err_destroy_conn;
+	ret = rdma_stream_accept(rc, 0,
+				 timeout_ms < 0 ? rc->options.connect_timeout_ms : timeout_ms);
+	for (index = 1; !ret && index < rc->nstreams; index++)
+		ret = rdma_accept_stream(listener, rc, index);
+	if (ret)
+		goto err_disconnect;
 	ret = rdma_progress_start(rc);
 	if (ret)
-		goto err_destroy_conn;
+		goto err_disconnect;
+	rdma_conn_log_ready(rc);
 	*conn_p = &rc->base;
 	return 0;
 
+err_disconnect:
+	rdma_conn_disconnect(rc);
 err_destroy_conn:
 	rdma_conn_destroy(rc);
 	return ret;
+}
+
+/* Resolve, set up and connect queue pair index; its accept must name the same connection. */
+static int rdma_stream_connect(struct rdma_conn *rc, unsigned index, const struct addrinfo *ai,
+			       struct wire_hello *peer_hello)
+{
+	struct rdma_stream *stream = &rc->streams[index];
+	const int timeout_ms = rc->options.connect_timeout_ms;
+	const char *uri = rc->base.peer;
+	struct rdma_conn_param param;
+	struct rdma_cm_event *event;
+	struct wire_hello hello;
+	char why[160];
+	int ret;
+
+	if (rdma_create_id(rc->channel, &stream->id, rc, RDMA_PS_TCP)) {
+		ret = -errno;
+		stream->id = NULL;
+		rmig_log_error("rdma %s: rdma_create_id: %s", uri, strerror(-ret));
+		return ret;
+	}
+	/* Resolving by IP lets rdma_cm pick the matching GID (RoCEv2 needs the IPv4-mapped one). */
+	if (rdma_resolve_addr(stream->id, NULL, ai->ai_addr, timeout_ms)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_resolve_addr: %s", uri, strerror(-ret));
+		return ret;
+	}
+	ret = rdma_cm_expect(rc->channel, stream->id, index, RDMA_CM_EVENT_ADDR_RESOLVED,
+			     timeout_ms, uri, NULL);
+	if (ret)
+		return ret;
+	if (rdma_resolve_route(stream->id, timeout_ms)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_resolve_route: %s", uri, strerror(-ret));
+		return ret;
+	}
+	ret = rdma_cm_expect(rc->channel, stream->id, index, RDMA_CM_EVENT_ROUTE_RESOLVED,
+			     timeout_ms, uri, NULL);
+	if (ret)
+		return ret;
+	ret = index == 0 ? rdma_conn_resources(rc) : 0;
+	if (!ret)
+		ret = rdma_stream_qp(rc, index);
+	if (ret)
+		return ret;
+	rdma_stream_param(rc, index, &param, &hello);
+	if (rdma_connect(stream->id, &param)) {
+		ret = -errno;
+		rmig_log_error("rdma %s: rdma_connect of queue pair %u: %s", uri, index,
+			       strerror(-ret));
+		return ret;
+	}
+	ret = rdma_cm_expect(rc->channel, stream->id, index, RDMA_CM_EVENT_ESTABLISHED, timeout_ms,
+			     uri, &event);
+	if (ret)
+		return ret;
+	ret = rdma_hello_check(event->param.conn.private_data, event->param.conn.private_data_len,
+			       peer_hello, why, sizeof(why));
+	rdma_ack_cm_event(event);
+	if (ret) {
+		rmig_log_error("rdma %s: peer's accept of queue pair %u: %s", uri, index, why);
+		return ret;
+	}
+	/* A listener that took this queue pair for a connection of its own would answer with
+	 * another count or tag (one that does not group queue pairs answers 1 and tag 0). */
+	if (peer_hello->streams != rc->nstreams ||
+	    (rc->nstreams > 1 && peer_hello->session_tag != (rc->session_tag | index))) {
+		rmig_log_error("rdma %s: the listener accepted queue pair %u as a connection of %u "
+			       "(session tag %#llx, ours %#llx): it does not group %u queue pairs",
+			       uri, index, peer_hello->streams,
+			       (unsigned long long)peer_hello->session_tag,
+			       (unsigned long long)(rc->session_tag | index), rc->nstreams);
+		return -EPROTO;
+	}
+	return 0;
 }
 
 static int rdma_transport_connect(const char *uri, const struct transport_options *opts,
@@ -864,18 +1244,20 @@ static int rdma_transport_connect(const char *uri, const struct transport_option
 {
 	struct rdma_options options;
 	struct transport_uri parsed;
-	struct rdma_conn_param param;
-	struct rdma_cm_event *event;
-	struct wire_hello hello, peer_hello;
+	struct wire_hello peer_hello;
 	struct addrinfo *ai;
 	struct rdma_conn *rc;
-	char why[160];
 	int ret;
 
 	ret = transport_uri_parse(uri, &parsed);
 	if (ret)
 		return ret;
 	rdma_options_from(opts, &options);
+	if (options.streams > RDMA_STREAMS_MAX) {
+		rmig_log_error("rdma %s: %u queue pairs asked, at most %u", uri, options.streams,
+			       RDMA_STREAMS_MAX);
+		return -EINVAL;
+	}
 	ret = rdma_addrinfo(parsed.host, parsed.port, 0, &ai);
 	if (ret)
 		return ret;
@@ -884,6 +1266,11 @@ static int rdma_transport_connect(const char *uri, const struct transport_option
 		ret = -ENOMEM;
 		goto err_free_ai;
 	}
+	rc->nstreams = options.streams;
+	if (getrandom(&rc->session_tag, sizeof(rc->session_tag), 0) != sizeof(rc->session_tag))
+		rc->session_tag =
+			(uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)rc;
+	rc->session_tag &= ~RDMA_TAG_INDEX_MASK;
 	rc->channel = rdma_create_event_channel();
 	if (!rc->channel) {
 		ret = -errno;
@@ -892,59 +1279,25 @@ static int rdma_transport_connect(const char *uri, const struct transport_option
 			       uri, strerror(-ret));
 		goto err_destroy_conn;
 	}
-	if (rdma_create_id(rc->channel, &rc->id, rc, RDMA_PS_TCP)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_create_id: %s", uri, strerror(-ret));
-		goto err_destroy_conn;
+	for (unsigned index = 0; index < rc->nstreams; index++) {
+		ret = rdma_stream_connect(rc, index, ai, &peer_hello);
+		if (ret)
+			goto err_disconnect;
+		if (index == 0) {
+			rc->peer_recv_depth = peer_hello.recv_depth;
+			rc->send_credits = peer_hello.recv_depth;
+		}
 	}
-	/* Resolving by IP lets rdma_cm pick the matching GID (RoCEv2 needs the IPv4-mapped one). */
-	if (rdma_resolve_addr(rc->id, NULL, ai->ai_addr, options.connect_timeout_ms)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_resolve_addr: %s", uri, strerror(-ret));
-		goto err_destroy_conn;
-	}
-	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ADDR_RESOLVED, options.connect_timeout_ms,
-			     uri, NULL);
-	if (ret)
-		goto err_destroy_conn;
-	if (rdma_resolve_route(rc->id, options.connect_timeout_ms)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_resolve_route: %s", uri, strerror(-ret));
-		goto err_destroy_conn;
-	}
-	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ROUTE_RESOLVED, options.connect_timeout_ms,
-			     uri, NULL);
-	if (ret)
-		goto err_destroy_conn;
-	ret = rdma_conn_resources(rc, &param, &hello);
-	if (ret)
-		goto err_destroy_conn;
-	if (rdma_connect(rc->id, &param)) {
-		ret = -errno;
-		rmig_log_error("rdma %s: rdma_connect: %s", uri, strerror(-ret));
-		goto err_destroy_conn;
-	}
-	ret = rdma_cm_expect(rc->channel, RDMA_CM_EVENT_ESTABLISHED, options.connect_timeout_ms,
-			     uri, &event);
-	if (ret)
-		goto err_destroy_conn;
-	ret = rdma_hello_check(event->param.conn.private_data, event->param.conn.private_data_len,
-			       &peer_hello, why, sizeof(why));
-	rdma_ack_cm_event(event);
-	if (ret) {
-		rmig_log_error("rdma %s: peer's accept: %s", uri, why);
-		rdma_disconnect(rc->id);
-		goto err_destroy_conn;
-	}
-	rc->peer_recv_depth = peer_hello.recv_depth;
-	rc->send_credits = peer_hello.recv_depth;
 	ret = rdma_progress_start(rc);
 	if (ret)
-		goto err_destroy_conn;
+		goto err_disconnect;
+	rdma_conn_log_ready(rc);
 	freeaddrinfo(ai);
 	*conn_p = &rc->base;
 	return 0;
 
+err_disconnect:
+	rdma_conn_disconnect(rc);
 err_destroy_conn:
 	rdma_conn_destroy(rc);
 err_free_ai:
@@ -954,28 +1307,17 @@ err_free_ai:
 
 /* ---- sending SENDs (caller holds rc->lock) ---- */
 
-static int rdma_room(struct rdma_conn *rc, uint32_t wrs)
+static int rdma_room(const struct rdma_conn *rc, unsigned stream, uint32_t wrs)
 {
-	return rc->sq_posted - rc->sq_completed + wrs <= rc->window;
+	const struct rdma_stream *s = &rc->streams[stream];
+
+	return s->sq_posted - s->sq_completed + wrs <= rc->window;
 }
 
-static int rdma_slot_free(struct rdma_conn *rc)
-{
-	return rc->slot_seq[rc->sends_posted % RDMA_SEND_SLOTS] <= rc->sq_completed;
-}
-
-/* Can a SEND of type go now? The last credit is kept for credit returns and goodbyes. */
-static int rdma_send_ready(struct rdma_conn *rc, enum wire_type type)
-{
-	uint32_t need = (type == WIRE_CREDIT || type == WIRE_CLOSE) ? 1 : 2;
-
-	return rc->send_credits >= need && rdma_slot_free(rc) && rdma_room(rc, 1);
-}
-
-static void rdma_record(struct rdma_conn *rc, uint64_t seq, enum rdma_wr_kind kind,
+static void rdma_record(struct rdma_conn *rc, unsigned stream, uint64_t seq, enum rdma_wr_kind kind,
 			uint64_t batch_id, uint32_t region_id, uint64_t offset, uint64_t length)
 {
-	struct rdma_wr_record *record = &rc->records[seq % rc->window];
+	struct rdma_wr_record *record = &rc->streams[stream].records[seq % rc->window];
 
 	record->seq = seq;
 	record->kind = kind;
@@ -985,14 +1327,14 @@ static void rdma_record(struct rdma_conn *rc, uint64_t seq, enum rdma_wr_kind ki
 	record->length = length;
 }
 
-/* Post one SEND of hdr + payload (two parts, either may be empty). rdma_send_ready() holds. */
-static int rdma_send_now(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
-			 const void *part2, size_t len2)
+/* Post the SEND whose payload is in slot. The header is written now, so it carries every credit
+ * freed until this moment. The caller checked credits and room. */
+static int rdma_send_post(struct rdma_conn *rc, uint32_t slot, enum wire_type type, uint32_t length)
 {
-	uint32_t slot = (uint32_t)(rc->sends_posted % RDMA_SEND_SLOTS);
-	char *buf = rc->send_slots + (size_t)slot * RDMA_MSG_STRIDE;
-	uint64_t seq = rc->sq_posted + 1;
-	size_t total = sizeof(struct wire_hdr) + len1 + len2;
+	struct rdma_stream *stream = &rc->streams[0];
+	char *buf = rdma_send_buffer(rc, slot);
+	uint64_t seq = stream->sq_posted + 1;
+	size_t total = sizeof(struct wire_hdr) + length;
 	struct ibv_sge sge = {
 		.addr = (uintptr_t)buf,
 		.length = (uint32_t)total,
@@ -1008,52 +1350,121 @@ static int rdma_send_now(struct rdma_conn *rc, enum wire_type type, const void *
 	struct ibv_send_wr *bad;
 	int ret;
 
-	wire_hdr_to_wire((struct wire_hdr *)buf, type, (uint32_t)(len1 + len2),
-			 rc->credits_to_return);
-	if (len1)
-		memcpy(buf + sizeof(struct wire_hdr), part1, len1);
-	if (len2)
-		memcpy(buf + sizeof(struct wire_hdr) + len1, part2, len2);
-	rdma_record(rc, seq, RDMA_WR_SEND, 0, type, 0, total);
-	ret = ibv_post_send(rc->id->qp, &wr, &bad);
+	wire_hdr_to_wire((struct wire_hdr *)buf, type, length, rc->credits_to_return);
+	rdma_record(rc, 0, seq, RDMA_WR_SEND, 0, type, 0, total);
+	ret = ibv_post_send(stream->id->qp, &wr, &bad);
 	if (ret)
-		return transport_conn_fail(&rc->base, -ret, "posting %s SEND: %s",
+		return transport_conn_fail(&rc->base, -ret, "queue pair 0: posting %s SEND: %s",
 					   wire_type_name(type), strerror(ret));
-	rc->sq_posted = seq;
-	rc->slot_seq[slot] = seq;
-	rc->sends_posted++;
+	stream->sq_posted = seq;
 	rc->send_credits--;
 	rc->credits_to_return = 0;
 	rdma_stats_add(rc, &rc->base.stats.bytes_sent, total);
 	return 0;
 }
 
-/* Wait for credit, a slot and room, then send. Caller holds rc->lock. */
-static int rdma_send_wait(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
-			  const void *part2, size_t len2)
+/* Post the ordered SENDs whose turn has come: the peer has a buffer for them (the last credit
+ * stays for credit returns and goodbyes), QP 0 has room, and for a commit every other QP has
+ * completed the WRITEs of its batch. */
+static void rdma_send_pump(struct rdma_conn *rc)
 {
-	while (!rdma_send_ready(rc, type)) {
+	while (!rc->base.failed && rc->sends_posted < rc->sends_queued) {
+		uint32_t slot = (uint32_t)(rc->sends_posted % RDMA_SEND_SLOTS);
+		struct rdma_send *send = &rc->sends[slot];
+		uint32_t need = send->type == WIRE_CLOSE ? 1 : 2;
+
+		if (rc->send_credits < need || !rdma_room(rc, 0, 1))
+			return;
+		for (unsigned s = 1; s < rc->nstreams; s++)
+			if (rc->streams[s].sq_succeeded < send->after[s])
+				return;
+		if (rdma_send_post(rc, slot, send->type, send->length))
+			return;
+		send->seq = rc->streams[0].sq_posted;
+		rc->sends_posted++;
+	}
+}
+
+/* May the next ordered SEND take its slot? Only once the slot's previous SEND completed. */
+static int rdma_slot_free(const struct rdma_conn *rc)
+{
+	uint64_t msg = rc->sends_queued;
+	const struct rdma_send *previous = &rc->sends[msg % RDMA_SEND_SLOTS];
+
+	if (msg < RDMA_SEND_SLOTS)
+		return 1;
+	return msg - RDMA_SEND_SLOTS < rc->sends_posted &&
+	       previous->seq <= rc->streams[0].sq_completed;
+}
+
+/* Queue a SEND of hdr + payload (two parts, either may be empty) behind every SEND queued before
+ * it, then post what may go. after: a commit's WRITEs on QP s >= 1 (sequences), else NULL.
+ * Waits for a slot until deadline (NULL: forever). Caller holds rc->lock. */
+static int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1,
+			   size_t len1, const void *part2, size_t len2, const uint64_t *after,
+			   const struct timespec *deadline)
+{
+	struct rdma_send *send;
+	uint32_t slot;
+	char *buf;
+
+	while (!rdma_slot_free(rc)) {
 		if (rc->base.failed)
 			return rc->base.failed;
-		rdma_wait(rc, NULL);
+		if (rdma_wait(rc, deadline) == -ETIMEDOUT && !rdma_slot_free(rc))
+			return -ETIMEDOUT;
 	}
 	if (rc->base.failed)
 		return rc->base.failed;
-	return rdma_send_now(rc, type, part1, len1, part2, len2);
+	slot = (uint32_t)(rc->sends_queued % RDMA_SEND_SLOTS);
+	send = &rc->sends[slot];
+	buf = rdma_send_buffer(rc, slot) + sizeof(struct wire_hdr);
+	if (len1)
+		memcpy(buf, part1, len1);
+	if (len2)
+		memcpy(buf + len1, part2, len2);
+	send->type = type;
+	send->length = (uint32_t)(len1 + len2);
+	send->msg = rc->sends_queued;
+	send->seq = 0;
+	if (after)
+		memcpy(send->after, after, sizeof(send->after));
+	else
+		memset(send->after, 0, sizeof(send->after));
+	rc->sends_queued++;
+	rdma_send_pump(rc);
+	return rc->base.failed;
 }
 
-/* Return credits explicitly once half of our ring is free and nothing else carried them. */
+/* Has ordered SEND msg completed (1), or is it still queued or in flight (0)? */
+static int rdma_send_done(const struct rdma_conn *rc, uint64_t msg, int succeeded)
+{
+	const struct rdma_send *send = &rc->sends[msg % RDMA_SEND_SLOTS];
+
+	if (msg >= rc->sends_posted)
+		return 0;
+	if (send->msg != msg)
+		return 1; /* its slot was taken again, which waits for its successful completion */
+	return send->seq <= (succeeded ? rc->streams[0].sq_succeeded : rc->streams[0].sq_completed);
+}
+
+/* Return credits explicitly once half of our ring is free and nothing else carried them. This
+ * SEND has a slot of its own and needs no order: it may pass ordered SENDs still waiting. */
 static void rdma_credit_maybe_send(struct rdma_conn *rc)
 {
 	struct wire_credit credit;
 
 	if (rc->base.failed || rc->credits_to_return < RDMA_RECV_DEPTH / 2)
 		return;
-	if (!rdma_send_ready(rc, WIRE_CREDIT))
+	if (rc->send_credits < 1 || rc->credit_seq > rc->streams[0].sq_completed ||
+	    !rdma_room(rc, 0, 1))
 		return;
 	wire_credit_to_wire(&credit, rc->credits_to_return);
+	memcpy(rdma_send_buffer(rc, RDMA_CREDIT_SLOT) + sizeof(struct wire_hdr), &credit,
+	       sizeof(credit));
 	/* The header carries the same count; the receiver takes it from the header only. */
-	rdma_send_now(rc, WIRE_CREDIT, &credit, sizeof(credit), NULL, 0);
+	if (!rdma_send_post(rc, RDMA_CREDIT_SLOT, WIRE_CREDIT, sizeof(credit)))
+		rc->credit_seq = rc->streams[0].sq_posted;
 }
 
 static void rdma_repost(struct rdma_conn *rc, uint32_t index)
@@ -1076,44 +1487,62 @@ static void rdma_completion_error(struct rdma_conn *rc, const struct ibv_wc *wc)
 	unsigned stream = (unsigned)((wc->wr_id >> RDMA_WR_STREAM_SHIFT) & 0xf);
 	uint64_t seq = wc->wr_id & RDMA_WR_SEQ_MASK;
 	const struct rdma_wr_record *record;
+	char qp[64];
 
 	if (wc->status == IBV_WC_WR_FLUSH_ERR) {
 		/* Flushed after the QP left RTS: a disconnect or an earlier error says why. */
 		rdma_fail_quiet(rc, -ECONNRESET, "connection closed; outstanding work flushed");
 		return;
 	}
+	if (stream >= rc->nstreams) {
+		transport_conn_fail(&rc->base, -EIO,
+				    "%s work request failed: %s (status %d, vendor error 0x%x) on "
+				    "queue pair %u, but the connection has %u",
+				    rdma_wr_kind_name(kind), ibv_wc_status_str(wc->status),
+				    wc->status, wc->vendor_err, stream, rc->nstreams);
+		return;
+	}
+	snprintf(qp, sizeof(qp), "queue pair %u of %u (qp_num %u)", stream, rc->nstreams,
+		 wc->qp_num);
 	if (kind == RDMA_WR_RECV) {
 		transport_conn_fail(&rc->base, -EIO,
 				    "RECV work request failed: %s (status %d, vendor error 0x%x); "
-				    "stream %u, receive buffer %llu",
-				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err,
-				    stream, (unsigned long long)seq);
+				    "%s, receive buffer %llu",
+				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err, qp,
+				    (unsigned long long)seq);
 		return;
 	}
-	record = &rc->records[seq % rc->window];
+	record = &rc->streams[stream].records[seq % rc->window];
 	if (record->seq != seq) {
 		transport_conn_fail(&rc->base, -EIO,
 				    "%s work request failed: %s (status %d, vendor error 0x%x); "
-				    "stream %u, sequence %llu",
+				    "%s, sequence %llu",
 				    rdma_wr_kind_name(kind), ibv_wc_status_str(wc->status),
-				    wc->status, wc->vendor_err, stream, (unsigned long long)seq);
+				    wc->status, wc->vendor_err, qp, (unsigned long long)seq);
 		return;
 	}
 	if (kind == RDMA_WR_SEND)
 		transport_conn_fail(&rc->base, -EIO,
 				    "SEND work request failed: %s (status %d, vendor error 0x%x); "
-				    "stream %u, sequence %llu, %s message of %llu bytes",
-				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err,
-				    stream, (unsigned long long)seq,
-				    wire_type_name(record->region_id),
+				    "%s, sequence %llu, %s message of %llu bytes",
+				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err, qp,
+				    (unsigned long long)seq, wire_type_name(record->region_id),
+				    (unsigned long long)record->length);
+	else if (kind == RDMA_WR_READ)
+		transport_conn_fail(&rc->base, -EIO,
+				    "RDMA READ work request failed: %s (status %d, vendor error "
+				    "0x%x); %s, sequence %llu, region %u [%llu, +%llu)",
+				    ibv_wc_status_str(wc->status), wc->status, wc->vendor_err, qp,
+				    (unsigned long long)seq, record->region_id,
+				    (unsigned long long)record->offset,
 				    (unsigned long long)record->length);
 	else
 		transport_conn_fail(
 			&rc->base, -EIO,
-			"%s work request failed: %s (status %d, vendor error 0x%x); "
-			"stream %u, sequence %llu, region %u [%llu, +%llu) of batch %llu",
+			"%s work request failed: %s (status %d, vendor error 0x%x); %s, sequence "
+			"%llu, region %u [%llu, +%llu) of batch %llu",
 			rdma_wr_kind_name(kind), ibv_wc_status_str(wc->status), wc->status,
-			wc->vendor_err, stream, (unsigned long long)seq, record->region_id,
+			wc->vendor_err, qp, (unsigned long long)seq, record->region_id,
 			(unsigned long long)record->offset, (unsigned long long)record->length,
 			(unsigned long long)record->batch_id);
 }
@@ -1266,20 +1695,38 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 static void rdma_handle_wc(struct rdma_conn *rc, const struct ibv_wc *wc)
 {
 	unsigned kind = (unsigned)(wc->wr_id >> RDMA_WR_KIND_SHIFT);
+	unsigned stream = (unsigned)((wc->wr_id >> RDMA_WR_STREAM_SHIFT) & 0xf);
+	uint64_t seq = wc->wr_id & RDMA_WR_SEQ_MASK;
+	struct rdma_stream *s;
 
 	if (wc->status != IBV_WC_SUCCESS) {
 		rdma_completion_error(rc, wc);
+		return;
+	}
+	if (stream >= rc->nstreams || (kind == RDMA_WR_RECV && stream != 0)) {
+		transport_conn_fail(&rc->base, -EIO,
+				    "%s completion on queue pair %u of %u, which posts none",
+				    rdma_wr_kind_name(kind), stream, rc->nstreams);
 		return;
 	}
 	if (kind == RDMA_WR_RECV) {
 		rdma_handle_recv(rc, wc);
 		return;
 	}
-	/* RC completes the send queue in order: a signaled WR completes everything before it. */
-	if ((wc->wr_id & RDMA_WR_SEQ_MASK) > rc->sq_completed)
-		rc->sq_completed = wc->wr_id & RDMA_WR_SEQ_MASK;
-	if ((wc->wr_id & RDMA_WR_SEQ_MASK) > rc->sq_succeeded)
-		rc->sq_succeeded = wc->wr_id & RDMA_WR_SEQ_MASK;
+	/* RC completes a send queue in order: a signaled WR completes everything before it. */
+	s = &rc->streams[stream];
+	if (seq > s->sq_completed)
+		s->sq_completed = seq;
+	if (seq > s->sq_succeeded)
+		s->sq_succeeded = seq;
+}
+
+/* Work that will never complete must not keep a waiter in flush(). Caller holds rc->lock. */
+static void rdma_release_waiters(struct rdma_conn *rc)
+{
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		rc->streams[s].sq_completed = rc->streams[s].sq_posted;
+	pthread_cond_broadcast(&rc->changed);
 }
 
 static void rdma_drain_cq(struct rdma_conn *rc)
@@ -1293,23 +1740,33 @@ static void rdma_drain_cq(struct rdma_conn *rc)
 			rdma_handle_wc(rc, &wcs[i]);
 	if (n < 0)
 		transport_conn_fail(&rc->base, -EIO, "ibv_poll_cq failed");
-	if (rc->base.failed) {
-		/* Work that will never complete must not keep a waiter in flush(). */
-		rc->sq_completed = rc->sq_posted;
-	}
+	if (rc->base.failed)
+		rdma_release_waiters(rc);
+	/* Completions may have let a held-back commit go, and credits may have come back. */
+	rdma_send_pump(rc);
 	rdma_credit_maybe_send(rc);
 	pthread_cond_broadcast(&rc->changed);
 	pthread_mutex_unlock(&rc->lock);
+}
+
+static unsigned rdma_stream_of_id(const struct rdma_conn *rc, const struct rdma_cm_id *id)
+{
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		if (rc->streams[s].id == id)
+			return s;
+	return rc->nstreams;
 }
 
 static void rdma_handle_cm_event(struct rdma_conn *rc)
 {
 	struct rdma_cm_event *event;
 	enum rdma_cm_event_type type;
+	unsigned stream;
 
 	if (rdma_get_cm_event(rc->channel, &event))
 		return;
 	type = event->event;
+	stream = rdma_stream_of_id(rc, event->id);
 	rdma_ack_cm_event(event);
 	switch (type) {
 	case RDMA_CM_EVENT_DISCONNECTED:
@@ -1325,16 +1782,17 @@ static void rdma_handle_cm_event(struct rdma_conn *rc)
 			rdma_fail_quiet(rc, -ECONNRESET, "peer closed the connection");
 		else
 			transport_conn_fail(&rc->base, -ECONNRESET,
-					    "peer disconnected without closing");
-		rc->sq_completed = rc->sq_posted;
-		pthread_cond_broadcast(&rc->changed);
+					    "peer disconnected without closing (queue pair %u of "
+					    "%u went down first)",
+					    stream, rc->nstreams);
+		rdma_release_waiters(rc);
 		pthread_mutex_unlock(&rc->lock);
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		pthread_mutex_lock(&rc->lock);
-		transport_conn_fail(&rc->base, -ENODEV, "RDMA device removed");
-		rc->sq_completed = rc->sq_posted;
-		pthread_cond_broadcast(&rc->changed);
+		transport_conn_fail(&rc->base, -ENODEV, "RDMA device removed (queue pair %u of %u)",
+				    stream, rc->nstreams);
+		rdma_release_waiters(rc);
 		pthread_mutex_unlock(&rc->lock);
 		break;
 	default:
@@ -1392,6 +1850,8 @@ static int rdma_access_flags(struct rdma_conn *rc, unsigned access)
 	return flags;
 }
 
+/* One MR in the connection's PD serves every queue pair: a region is registered and announced
+ * once, whatever the number of queue pairs. */
 static int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, void *addr,
 					  size_t len, unsigned access)
 {
@@ -1451,7 +1911,8 @@ static int rdma_transport_region_register(struct transport_conn *conn, uint32_t 
 	}
 	if (access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) {
 		wire_region_to_wire(&wire, &region);
-		ret = rdma_send_wait(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0);
+		ret = rdma_send_queue(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0, NULL,
+				      NULL);
 		if (ret) {
 			transport_region_remove(conn, 0, id, NULL);
 			pthread_mutex_unlock(&rc->lock);
@@ -1470,21 +1931,37 @@ err_free_reg:
 	return ret;
 }
 
-/* Wait until every WR posted so far completed; 0 when all of it succeeded, even if the
- * connection failed afterwards, else the failure. Caller holds rc->lock. */
+/* Has every QP completed up to target[] and every ordered SEND before msgs (successfully, when
+ * succeeded)? Caller holds rc->lock. */
+static int rdma_drained(const struct rdma_conn *rc, const uint64_t *target, uint64_t msgs,
+			int succeeded)
+{
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		if ((succeeded ? rc->streams[s].sq_succeeded : rc->streams[s].sq_completed) <
+		    target[s])
+			return 0;
+	return msgs == 0 || rdma_send_done(rc, msgs - 1, succeeded);
+}
+
+/* Wait until every WR posted and every SEND queued so far completed; 0 when all of it
+ * succeeded, even if the connection failed afterwards, else the failure. Caller holds
+ * rc->lock. */
 static int rdma_drain_locked(struct rdma_conn *rc, const struct timespec *deadline)
 {
-	uint64_t target = rc->sq_posted;
+	uint64_t target[RDMA_STREAMS_MAX];
+	uint64_t msgs = rc->sends_queued;
 
-	while (rc->sq_completed < target && !rc->base.failed) {
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		target[s] = rc->streams[s].sq_posted;
+	while (!rdma_drained(rc, target, msgs, 0) && !rc->base.failed) {
 		int ret = rdma_wait(rc, deadline);
 
-		if (ret == -ETIMEDOUT && rc->sq_completed < target)
+		if (ret == -ETIMEDOUT && !rdma_drained(rc, target, msgs, 0))
 			return ret;
 	}
 	/* Everything asked about completed: a peer that closed afterwards changes nothing
 	 * (rmig-bw's goodbye followed by a flush raced the peer's close and reported it). */
-	if (rc->sq_succeeded >= target)
+	if (rdma_drained(rc, target, msgs, 1))
 		return 0;
 	return rc->base.failed ? rc->base.failed : -EIO;
 }
@@ -1506,9 +1983,11 @@ static int rdma_transport_region_deregister(struct transport_conn *conn, uint32_
 	if (region.access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ) &&
 	    !conn->failed) {
 		wire_region_to_wire(&wire, &region);
-		ret = rdma_send_wait(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0);
+		ret = rdma_send_queue(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0, NULL,
+				      NULL);
 	}
-	/* Work already posted may still read the memory: the MR lives until it completed. */
+	/* Work already posted on any QP may still read the memory: the MR lives until it
+	 * completed. */
 	rdma_drain_locked(rc, NULL);
 	pthread_mutex_unlock(&rc->lock);
 	rdma_region_release(region.priv);
@@ -1556,13 +2035,15 @@ static int rdma_local_key(struct rdma_conn *rc, struct rdma_region *reg, char *a
 
 /* ---- batches ---- */
 
+/* WRs for one queue pair, built under rc->lock and posted before the lock is let go: their
+ * sequence numbers are taken from the QP's counter as they are added. */
 struct rdma_chain {
 	struct ibv_send_wr wrs[RDMA_CHAIN_MAX];
 	struct ibv_sge sges[RDMA_CHAIN_MAX];
 	uint32_t count;
 };
 
-static int rdma_chain_post(struct rdma_conn *rc, struct rdma_chain *chain)
+static int rdma_chain_post(struct rdma_conn *rc, unsigned stream, struct rdma_chain *chain)
 {
 	struct ibv_send_wr *bad = NULL;
 	int ret;
@@ -1571,29 +2052,46 @@ static int rdma_chain_post(struct rdma_conn *rc, struct rdma_chain *chain)
 		return 0;
 	chain->wrs[chain->count - 1].send_flags |= IBV_SEND_SIGNALED;
 	chain->wrs[chain->count - 1].next = NULL;
-	ret = ibv_post_send(rc->id->qp, chain->wrs, &bad);
+	ret = ibv_post_send(rc->streams[stream].id->qp, chain->wrs, &bad);
 	if (ret)
 		return transport_conn_fail(
-			&rc->base, -ret, "ibv_post_send of a %u-WR chain failed at WR %lld: %s",
-			chain->count, bad ? (long long)(bad - chain->wrs) : -1LL, strerror(ret));
-	rc->sq_posted += chain->count;
+			&rc->base, -ret,
+			"queue pair %u: ibv_post_send of a %u-WR chain failed at "
+			"WR %lld: %s",
+			stream, chain->count, bad ? (long long)(bad - chain->wrs) : -1LL,
+			strerror(ret));
+	rc->streams[stream].sq_posted += chain->count;
 	chain->count = 0;
 	return 0;
 }
 
-/* Append one WR (caller has made room for the chain). */
-static void rdma_chain_add(struct rdma_conn *rc, struct rdma_chain *chain,
+/* Post every queue pair's chain; the first failure is returned, the rest still posted. */
+static int rdma_chains_post(struct rdma_conn *rc, struct rdma_chain *chains)
+{
+	int ret = 0;
+
+	for (unsigned s = 0; s < rc->nstreams; s++) {
+		int one = rdma_chain_post(rc, s, &chains[s]);
+
+		if (one && !ret)
+			ret = one;
+	}
+	return ret;
+}
+
+/* Append one WR to queue pair stream's chain (caller has made room for it). */
+static void rdma_chain_add(struct rdma_conn *rc, unsigned stream, struct rdma_chain *chain,
 			   enum ibv_wr_opcode opcode, uint64_t local, uint32_t lkey,
 			   uint64_t remote, uint32_t rkey, uint32_t len, uint64_t batch_id,
 			   uint32_t region_id, uint64_t offset)
 {
 	uint32_t i = chain->count++;
-	uint64_t seq = rc->sq_posted + chain->count;
+	uint64_t seq = rc->streams[stream].sq_posted + chain->count;
 	enum rdma_wr_kind kind = opcode == IBV_WR_RDMA_READ ? RDMA_WR_READ : RDMA_WR_WRITE;
 
 	chain->sges[i] = (struct ibv_sge){.addr = local, .length = len, .lkey = lkey};
 	memset(&chain->wrs[i], 0, sizeof(chain->wrs[i]));
-	chain->wrs[i].wr_id = rdma_wr_id(kind, 0, seq);
+	chain->wrs[i].wr_id = rdma_wr_id(kind, stream, seq);
 	chain->wrs[i].sg_list = &chain->sges[i];
 	chain->wrs[i].num_sge = 1;
 	chain->wrs[i].opcode = opcode;
@@ -1603,22 +2101,33 @@ static void rdma_chain_add(struct rdma_conn *rc, struct rdma_chain *chain,
 		chain->wrs[i].send_flags = IBV_SEND_SIGNALED;
 	if (i > 0)
 		chain->wrs[i - 1].next = &chain->wrs[i];
-	rdma_record(rc, seq, kind, batch_id, region_id, offset, len);
+	rdma_record(rc, stream, seq, kind, batch_id, region_id, offset, len);
 }
 
-/* Room for one more WR in the chain being built, posting it when it is full or the window is. */
-static int rdma_chain_make_room(struct rdma_conn *rc, struct rdma_chain *chain)
+/* Room for one more WR in queue pair stream's chain, posting it when it is full or the QP's
+ * window is. Before waiting, every chain is posted: no sequence number may stay taken while
+ * the lock is let go. *waited_p is set when the lock was let go. */
+static int rdma_chain_make_room(struct rdma_conn *rc, struct rdma_chain *chains, unsigned stream,
+				int *waited_p)
 {
-	if (chain->count == RDMA_CHAIN_MAX || !rdma_room(rc, chain->count + 1)) {
-		int ret = rdma_chain_post(rc, chain);
+	struct rdma_chain *chain = &chains[stream];
+	int ret;
 
+	if (chain->count == RDMA_CHAIN_MAX || !rdma_room(rc, stream, chain->count + 1)) {
+		ret = rdma_chain_post(rc, stream, chain);
 		if (ret)
 			return ret;
 	}
-	while (!rdma_room(rc, 1)) {
-		if (rc->base.failed)
-			return rc->base.failed;
-		rdma_wait(rc, NULL);
+	if (!rdma_room(rc, stream, 1)) {
+		ret = rdma_chains_post(rc, chains);
+		if (ret)
+			return ret;
+		while (!rdma_room(rc, stream, 1)) {
+			if (rc->base.failed)
+				return rc->base.failed;
+			rdma_wait(rc, NULL);
+		}
+		*waited_p = 1;
 	}
 	return rc->base.failed;
 }
@@ -1640,6 +2149,31 @@ static size_t rdma_coalesce(const struct transport_run *runs, size_t nruns, size
 	return j;
 }
 
+/* The queue pair that carries the block of region_id holding offset: consecutive blocks go to
+ * consecutive QPs, and a block always to the same one (see the top of the file). */
+static unsigned rdma_data_stream(const struct rdma_conn *rc, uint32_t region_id, uint64_t offset)
+{
+	if (rc->nstreams == 1)
+		return 0;
+	return (unsigned)((offset / RDMA_STREAM_BLOCK +
+			   (uint64_t)region_id * 0x9e3779b97f4a7c15ull) %
+			  rc->nstreams);
+}
+
+/* The local and the peer's view of region id, looked up under rc->lock (deregistration then
+ * cannot free the MR while it is used). */
+static int rdma_batch_regions(struct rdma_conn *rc, uint64_t batch_id, uint32_t id,
+			      struct transport_region *local, struct transport_region *remote)
+{
+	if (transport_region_find(&rc->base, 0, id, local) ||
+	    transport_region_find(&rc->base, 1, id, remote)) {
+		rmig_log_error("rdma %s: batch %llu: region %u went away while posting",
+			       rc->base.peer, (unsigned long long)batch_id, id);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
 				     const struct transport_run *runs, size_t nruns)
 {
@@ -1647,7 +2181,9 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 	char commit_buf[sizeof(struct wire_commit) +
 			TRANSPORT_BATCH_MAX_RUNS * sizeof(struct wire_run)];
 	struct wire_commit_host commit = {.batch_id = batch_id, .nruns = nruns};
-	struct rdma_chain *chain;
+	uint64_t after[RDMA_STREAMS_MAX] = {0};
+	int touched[RDMA_STREAMS_MAX] = {0};
+	struct rdma_chain *chains;
 	uint64_t data_bytes = 0;
 	char why[200];
 	int ret, len;
@@ -1666,10 +2202,11 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 	len = wire_commit_to_wire(commit_buf, sizeof(commit_buf), &commit, runs);
 	if (len < 0)
 		return len;
-	chain = malloc(sizeof(*chain));
-	if (!chain)
+	chains = malloc(rc->nstreams * sizeof(*chains));
+	if (!chains)
 		return -ENOMEM;
-	chain->count = 0;
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		chains[s].count = 0;
 
 	pthread_mutex_lock(&rc->lock);
 	for (size_t i = 0; i < nruns;) {
@@ -1683,41 +2220,53 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 			continue;
 		}
 		next = rdma_coalesce(runs, nruns, i, &length);
-		/* Looked up under rc->lock: deregistration cannot free the MR meanwhile. */
-		if (transport_region_find(conn, 0, runs[i].region_id, &local) ||
-		    transport_region_find(conn, 1, runs[i].region_id, &remote)) {
-			ret = -ENOENT;
-			rmig_log_error("rdma %s: batch %llu: region %u went away while posting",
-				       conn->peer, (unsigned long long)batch_id, runs[i].region_id);
+		ret = rdma_batch_regions(rc, batch_id, runs[i].region_id, &local, &remote);
+		if (ret)
 			goto out_unlock;
-		}
 		reg = local.priv;
 		while (done < length) {
 			uint64_t offset = runs[i].offset + done, piece = length - done;
+			unsigned stream = rdma_data_stream(rc, runs[i].region_id, offset);
 			uint32_t lkey = 0;
+			int waited = 0;
 
 			if (piece > rc->max_msg_size)
 				piece = rc->max_msg_size;
-			ret = rdma_local_key(rc, reg, (char *)local.addr + offset, piece, &lkey,
-					     &piece);
+			if (rc->nstreams > 1 &&
+			    piece > RDMA_STREAM_BLOCK - offset % RDMA_STREAM_BLOCK)
+				piece = RDMA_STREAM_BLOCK - offset % RDMA_STREAM_BLOCK;
+			ret = rdma_chain_make_room(rc, chains, stream, &waited);
+			if (!ret && waited) {
+				/* The lock was let go: the region may have been revoked since. */
+				ret = rdma_batch_regions(rc, batch_id, runs[i].region_id, &local,
+							 &remote);
+				if (!ret && local.priv != reg)
+					ret = -ENOENT;
+			}
+			if (!ret)
+				ret = rdma_local_key(rc, reg, (char *)local.addr + offset, piece,
+						     &lkey, &piece);
 			if (ret)
 				goto out_unlock;
-			ret = rdma_chain_make_room(rc, chain);
-			if (ret)
-				goto out_unlock;
-			rdma_chain_add(rc, chain, IBV_WR_RDMA_WRITE, (uintptr_t)local.addr + offset,
-				       lkey, remote.remote_addr + offset, remote.rkey,
-				       (uint32_t)piece, batch_id, runs[i].region_id, offset);
+			rdma_chain_add(rc, stream, &chains[stream], IBV_WR_RDMA_WRITE,
+				       (uintptr_t)local.addr + offset, lkey,
+				       remote.remote_addr + offset, remote.rkey, (uint32_t)piece,
+				       batch_id, runs[i].region_id, offset);
+			touched[stream] = 1;
 			done += piece;
 		}
 		data_bytes += length;
 		i = next;
 	}
-	ret = rdma_chain_post(rc, chain);
+	ret = rdma_chains_post(rc, chains);
 	if (ret)
 		goto out_unlock;
-	/* Same QP, after the writes: RC delivers this SEND only once they have landed. */
-	ret = rdma_send_wait(rc, WIRE_COMMIT, commit_buf, (size_t)len, NULL, 0);
+	/* QP 0's WRITEs reach the peer before the commit by RC order; the other QPs' WRITEs of
+	 * this batch must have completed before it is posted. */
+	for (unsigned s = 1; s < rc->nstreams; s++)
+		if (touched[s])
+			after[s] = rc->streams[s].sq_posted;
+	ret = rdma_send_queue(rc, WIRE_COMMIT, commit_buf, (size_t)len, NULL, 0, after, NULL);
 	if (ret)
 		goto out_unlock;
 	pthread_mutex_lock(conn->region_lock);
@@ -1726,12 +2275,11 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 	conn->stats.batches_sent++;
 	pthread_mutex_unlock(conn->region_lock);
 out_unlock:
-	if (ret && chain->count) {
-		/* Never leave a half-built chain: WRs already recorded must reach the QP. */
-		rdma_chain_post(rc, chain);
-	}
+	/* Never leave a half-built chain: WRs already recorded must reach their QP. */
+	if (ret)
+		rdma_chains_post(rc, chains);
 	pthread_mutex_unlock(&rc->lock);
-	free(chain);
+	free(chains);
 	return ret;
 }
 
@@ -1759,7 +2307,7 @@ static int rdma_transport_ctrl_send(struct transport_conn *conn, const void *buf
 	if (len > TRANSPORT_CTRL_MAX)
 		return -EMSGSIZE;
 	pthread_mutex_lock(&rc->lock);
-	ret = rdma_send_wait(rc, WIRE_CTRL, buf, len, NULL, 0);
+	ret = rdma_send_queue(rc, WIRE_CTRL, buf, len, NULL, 0, NULL, NULL);
 	pthread_mutex_unlock(&rc->lock);
 	if (!ret)
 		rdma_stats_add(rc, &conn->stats.ctrl_sent, 1);
@@ -1869,6 +2417,51 @@ static int rdma_local_target(struct rdma_conn *rc, void *dst, size_t len, uint32
 	return found;
 }
 
+/* READs may use any queue pair: the one with the least work outstanding. Caller holds
+ * rc->lock. */
+static unsigned rdma_read_stream(const struct rdma_conn *rc)
+{
+	unsigned best = 0;
+
+	for (unsigned s = 1; s < rc->nstreams; s++)
+		if (rc->streams[s].sq_posted - rc->streams[s].sq_completed <
+		    rc->streams[best].sq_posted - rc->streams[best].sq_completed)
+			best = s;
+	return best;
+}
+
+/* Post one signaled READ on queue pair stream (caller made room); its sequence in *seq_p. */
+static int rdma_read_post(struct rdma_conn *rc, unsigned stream, uint64_t local, uint32_t lkey,
+			  uint64_t remote, uint32_t rkey, uint32_t len, uint32_t region_id,
+			  uint64_t offset, uint64_t *seq_p)
+{
+	struct rdma_stream *s = &rc->streams[stream];
+	uint64_t seq = s->sq_posted + 1;
+	struct ibv_sge sge = {.addr = local, .length = len, .lkey = lkey};
+	struct ibv_send_wr wr = {
+		.wr_id = rdma_wr_id(RDMA_WR_READ, stream, seq),
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_RDMA_READ,
+		.send_flags = IBV_SEND_SIGNALED,
+		.wr.rdma = {.remote_addr = remote, .rkey = rkey},
+	};
+	struct ibv_send_wr *bad;
+	int ret;
+
+	rdma_record(rc, stream, seq, RDMA_WR_READ, 0, region_id, offset, len);
+	ret = ibv_post_send(s->id->qp, &wr, &bad);
+	if (ret)
+		return transport_conn_fail(&rc->base, -ret,
+					   "queue pair %u: posting an RDMA READ of region %u "
+					   "[%llu, +%u): %s",
+					   stream, region_id, (unsigned long long)offset, len,
+					   strerror(ret));
+	s->sq_posted = seq;
+	*seq_p = seq;
+	return 0;
+}
+
 static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, uint64_t offset,
 			       void *dst, size_t len, int timeout_ms)
 {
@@ -1899,7 +2492,8 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 	direct = rdma_local_target(rc, dst, len, &lkey);
 
 	pthread_mutex_lock(&rc->lock);
-	while (rc->read_busy) {
+	/* Reads into registered memory run side by side; the bounce buffer takes one at a time. */
+	while (!direct && rc->read_busy) {
 		if (conn->failed) {
 			ret = conn->failed;
 			goto out_unlock;
@@ -1907,43 +2501,36 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 		ret = rdma_wait(rc, deadline_p);
 		if (ret == -ETIMEDOUT && rc->read_busy)
 			goto out_unlock;
+		ret = 0;
 	}
-	rc->read_busy = 1;
+	if (!direct)
+		rc->read_busy = 1;
 	while (done < len && !ret) {
-		uint64_t piece = len - done, target;
-		struct rdma_chain *chain;
-		uint64_t seq;
+		uint64_t piece = len - done, target, seq = 0;
+		unsigned stream = rdma_read_stream(rc);
+		struct rdma_stream *s = &rc->streams[stream];
 
 		if (!direct && piece > RDMA_BOUNCE_SIZE)
 			piece = RDMA_BOUNCE_SIZE;
 		if (piece > rc->max_msg_size)
 			piece = rc->max_msg_size;
-		while (!rdma_room(rc, 1) && !conn->failed)
+		while (!rdma_room(rc, stream, 1) && !conn->failed)
 			rdma_wait(rc, NULL);
 		if (conn->failed) {
 			ret = conn->failed;
 			break;
 		}
-		chain = malloc(sizeof(*chain));
-		if (!chain) {
-			ret = -ENOMEM;
-			break;
-		}
-		chain->count = 0;
 		target = direct ? (uintptr_t)dst + done : (uintptr_t)rc->bounce;
-		rdma_chain_add(rc, chain, IBV_WR_RDMA_READ, target,
-			       direct ? lkey : rc->buffers_mr->lkey,
-			       remote.remote_addr + offset + done, remote.rkey, (uint32_t)piece, 0,
-			       region_id, offset + done);
-		ret = rdma_chain_post(rc, chain);
-		free(chain);
+		ret = rdma_read_post(rc, stream, target, direct ? lkey : rc->buffers_mr->lkey,
+				     remote.remote_addr + offset + done, remote.rkey,
+				     (uint32_t)piece, region_id, offset + done, &seq);
 		if (ret)
 			break;
-		seq = rc->sq_posted;
-		/* The bounce buffer is reused: wait for this READ whatever the deadline says. */
-		while (rc->sq_completed < seq && !conn->failed)
+		/* The landing memory is ours again only once the READ completed: wait for it
+		 * whatever the deadline says. */
+		while (s->sq_completed < seq && !conn->failed)
 			rdma_wait(rc, NULL);
-		if (rc->sq_succeeded < seq) {
+		if (s->sq_succeeded < seq) {
 			ret = conn->failed ? conn->failed : -EIO;
 			break;
 		}
@@ -1956,8 +2543,10 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 				       conn->peer, region_id, (unsigned long long)offset, len);
 		}
 	}
-	rc->read_busy = 0;
-	pthread_cond_broadcast(&rc->changed);
+	if (!direct) {
+		rc->read_busy = 0;
+		pthread_cond_broadcast(&rc->changed);
+	}
 out_unlock:
 	pthread_mutex_unlock(&rc->lock);
 	if (!ret) {
@@ -1979,17 +2568,14 @@ static void rdma_transport_close(struct transport_conn *conn)
 	rdma_deadline(1000, &deadline);
 	pthread_mutex_lock(&rc->lock);
 	if (!conn->failed) {
-		/* A goodbye, so the peer tells an orderly close from a crash; best effort. */
-		while (!rdma_send_ready(rc, WIRE_CLOSE) && !conn->failed &&
-		       rdma_wait(rc, &deadline) != -ETIMEDOUT)
-			;
-		if (!conn->failed && rdma_send_ready(rc, WIRE_CLOSE) &&
-		    !rdma_send_now(rc, WIRE_CLOSE, NULL, 0, NULL, 0))
+		/* A goodbye behind every queued commit, so the peer tells an orderly close from a
+		 * crash; best effort. */
+		if (!rdma_send_queue(rc, WIRE_CLOSE, NULL, 0, NULL, 0, NULL, &deadline))
 			rdma_drain_locked(rc, &deadline);
 	}
 	rc->closing = 1;
 	pthread_mutex_unlock(&rc->lock);
-	rdma_disconnect(rc->id);
+	rdma_conn_disconnect(rc);
 	rdma_conn_destroy(rc);
 }
 
