@@ -235,7 +235,8 @@ struct rdma_conn {
 	struct rdma_queued *delivered;	/* what recv() returned last, freed by the next call */
 	uint32_t held[RDMA_RECV_DEPTH]; /* FIFO of receive buffer indices not reposted yet */
 	uint32_t held_head, held_count;
-	int read_busy; /* the bounce buffer is in use */
+	int read_busy;	    /* the bounce buffer is in use */
+	unsigned read_next; /* where the next READ starts looking for a queue pair */
 	int peer_closed;
 	int closing; /* our own rdma_disconnect is under way: its event is no error */
 	struct transport_run *msg_runs;
@@ -2417,16 +2418,19 @@ static int rdma_local_target(struct rdma_conn *rc, void *dst, size_t len, uint32
 	return found;
 }
 
-/* READs may use any queue pair: the one with the least work outstanding. Caller holds
- * rc->lock. */
-static unsigned rdma_read_stream(const struct rdma_conn *rc)
+/* READs may use any queue pair: the one with the least work outstanding, ties taken in turn
+ * so that pulls one after another still use every QP. Caller holds rc->lock. */
+static unsigned rdma_read_stream(struct rdma_conn *rc)
 {
-	unsigned best = 0;
+	unsigned first = rc->read_next++ % rc->nstreams, best = first;
 
-	for (unsigned s = 1; s < rc->nstreams; s++)
+	for (unsigned i = 1; i < rc->nstreams; i++) {
+		unsigned s = (first + i) % rc->nstreams;
+
 		if (rc->streams[s].sq_posted - rc->streams[s].sq_completed <
 		    rc->streams[best].sq_posted - rc->streams[best].sq_completed)
 			best = s;
+	}
 	return best;
 }
 

@@ -1,8 +1,9 @@
 /* tests/unit/test_transport.c - one test body for every transport: `test_transport loop`,
  * `test_transport tcp`, `test_transport rdma` (inside the soft-RoCE testbed, which sets
- * $RMIG_TESTBED_IP). Placement is checked byte for byte, rejections by code and by the field
- * the message names; the tcp run adds a hostile peer speaking raw frames at a region fenced by
- * guard pages. $RMIG_TEST_REGION_MIB shrinks the 1 GiB region (e.g. under valgrind). */
+ * $RMIG_TESTBED_IP; the rdma run repeats the placement, read, ordering and disconnect bodies
+ * over connections of 4 queue pairs, `_rdma_streams4`). Placement is checked byte for byte,
+ * rejections by code and by the field the message names; the tcp run adds a hostile peer
+ * speaking raw frames at a region fenced by guard pages. $RMIG_TEST_REGION_MIB shrinks the 1 GiB region (e.g. under valgrind). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,8 +30,9 @@
 #define TEST_PAGE 4096u
 #define TEST_SMALL_REGION (16u << 20)
 
-static const char *test_scheme; /* "loop", "tcp" or "rdma" */
-static size_t test_big_region;	/* the 1 GiB of the issue, unless $RMIG_TEST_REGION_MIB */
+static const char *test_scheme;	 /* "loop", "tcp" or "rdma" */
+static uint32_t default_streams; /* streams of pairs opened without options; 0: the default */
+static size_t test_big_region;	 /* the 1 GiB of the issue, unless $RMIG_TEST_REGION_MIB */
 
 /* ---- log capture: rejections must name the field ---- */
 
@@ -155,10 +157,13 @@ static void listen_uri(char *buf, size_t len)
 /* Connects on a second thread, since rdma's connect waits for the accept. */
 static void pair_open_with(struct pair *p, const struct transport_options *options)
 {
+	const struct transport_options streams = {.streams = default_streams};
 	struct connect_job job = {.options = options};
 	char uri[TRANSPORT_URI_MAX];
 	pthread_t thread;
 
+	if (!options && default_streams)
+		options = job.options = &streams;
 	memset(p, 0, sizeof(*p));
 	if (options)
 		p->options = *options;
@@ -908,6 +913,31 @@ static void test_transport_later_batch_wins_on_overlap(void **state)
 	region_unmap(&dst);
 	region_unmap(&src);
 }
+
+/* ---- rdma with several queue pairs: the same bodies over a connection of 4 ---- */
+
+static int streams_reset(void **state)
+{
+	(void)state;
+	default_streams = 0;
+	return 0;
+}
+
+#define RDMA_STREAMS4(body)                                        \
+	static void body##_rdma_streams4(void **state)             \
+	{                                                          \
+		if (!scheme_is("rdma") || transport_unavailable()) \
+			skip();                                    \
+		default_streams = 4;                               \
+		body(state);                                       \
+	}
+
+RDMA_STREAMS4(test_transport_places_scattered_batches_byte_for_byte)
+RDMA_STREAMS4(test_transport_zero_runs_carry_no_data)
+RDMA_STREAMS4(test_transport_reads_back_by_pull)
+RDMA_STREAMS4(test_transport_orders_ctrl_after_batches)
+RDMA_STREAMS4(test_transport_delivers_before_reporting_peer_close)
+RDMA_STREAMS4(test_transport_survives_peer_disconnect_mid_batch)
 
 /* ---- tcp only: a hostile peer speaking raw frames ---- */
 
@@ -1698,6 +1728,21 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_transport_delivers_unread_ctrl_flood_in_order),
 		cmocka_unit_test(test_transport_streams_place_and_commit_in_order),
 		cmocka_unit_test(test_transport_later_batch_wins_on_overlap),
+		cmocka_unit_test_teardown(
+			test_transport_places_scattered_batches_byte_for_byte_rdma_streams4,
+			streams_reset),
+		cmocka_unit_test_teardown(test_transport_zero_runs_carry_no_data_rdma_streams4,
+					  streams_reset),
+		cmocka_unit_test_teardown(test_transport_reads_back_by_pull_rdma_streams4,
+					  streams_reset),
+		cmocka_unit_test_teardown(test_transport_orders_ctrl_after_batches_rdma_streams4,
+					  streams_reset),
+		cmocka_unit_test_teardown(
+			test_transport_delivers_before_reporting_peer_close_rdma_streams4,
+			streams_reset),
+		cmocka_unit_test_teardown(
+			test_transport_survives_peer_disconnect_mid_batch_rdma_streams4,
+			streams_reset),
 		cmocka_unit_test(test_tcp_rejects_bad_magic),
 		cmocka_unit_test(test_tcp_rejects_unknown_frame_type),
 		cmocka_unit_test(test_tcp_rejects_data_for_unregistered_region),

@@ -4,7 +4,11 @@
  *
  * Every test is two halves that meet only through their connection: the source half (connects,
  * writes) and the destination half (listens, receives, checks what landed against the pattern
- * the source wrote). $RMIG_TESTBED_ROLE says which halves this process runs:
+ * the source wrote). Several run twice or three times: with one queue pair per connection and
+ * with 2 or 4 (`_streams2`, `_streams4`, transport_options.streams on the source; the listener
+ * follows). Queue pairs and memory regions are counted through the kernel's own view of this
+ * process (`rdma -j resource show qp|mr`, iproute2's rdma tool). $RMIG_TESTBED_ROLE says which
+ * halves this process runs:
  *   unset        both: this process runs the source halves and starts itself again as the
  *                destination (loopback on one device, $RMIG_TESTBED_IP);
  *   source       the source halves, connecting to $RMIG_TESTBED_PEER_IP (another host);
@@ -47,7 +51,8 @@ static enum role role;
 static const char *local_ip; /* where the destination listens */
 static const char *peer_ip;  /* where the source connects */
 static unsigned port_base = 7471;
-static unsigned test_index; /* which test runs now: its port is port_base + test_index */
+static unsigned test_index;   /* which test runs now: its port is port_base + test_index */
+static unsigned test_streams; /* queue pairs the source asks for in this test */
 
 /* ---- meeting the other half ---- */
 
@@ -96,17 +101,23 @@ static struct transport_conn *destination_open(const struct transport_options *o
 	return conn;
 }
 
-/* The source half's connection; the destination may not be listening yet: retry a while. */
+/* The source half's connection, with this test's queue pair count unless options names one;
+ * the destination may not be listening yet: retry a while. */
 static struct transport_conn *source_open(const struct transport_options *options)
 {
+	struct transport_options with = {0};
 	struct transport_conn *conn = NULL;
 	char uri[TRANSPORT_URI_MAX];
 	int ret;
 
+	if (options)
+		with = *options;
+	if (!with.streams)
+		with.streams = test_streams;
 	test_uri(peer_ip, uri, sizeof(uri));
 	for (int attempt = 0; attempt < 300; attempt++) {
 		log_quiet = attempt < 299; /* only the last attempt's failure is news */
-		ret = transport_connect(uri, options, &conn);
+		ret = transport_connect(uri, &with, &conn);
 		log_quiet = 0;
 		if (ret != -ECONNREFUSED && ret != -ETIMEDOUT && ret != -ECONNABORTED)
 			break;
@@ -174,6 +185,148 @@ static void assert_filled(const void *addr, size_t len, uint64_t seed)
 		if (words[i] != ((i * 0x9e3779b97f4a7c15ull) ^ seed))
 			fail_msg("word %zu of %zu differs from the source's pattern (seed %#llx)",
 				 i, len / 8, (unsigned long long)seed);
+}
+
+/* Like assert_filled, for [offset, offset+len) of a region filled whole from its base. */
+static void assert_filled_at(const void *base, uint64_t offset, uint64_t len, uint64_t seed)
+{
+	const uint64_t *words = (const uint64_t *)((const char *)base + offset);
+
+	for (uint64_t i = 0; i < len / 8; i++)
+		if (words[i] != (((offset / 8 + i) * 0x9e3779b97f4a7c15ull) ^ seed))
+			fail_msg("byte %llu of region [%llu, +%llu) differs from the source's "
+				 "pattern: a commit came before its data",
+				 (unsigned long long)(i * 8), (unsigned long long)offset,
+				 (unsigned long long)len);
+}
+
+/* ---- the kernel's view of this process: its RC queue pairs and memory regions ---- */
+
+struct own_qp {
+	unsigned long lqpn;
+	unsigned long sq_psn;
+	int ready; /* state RTS */
+};
+
+/* The number field "name":N of one JSON object of rdma's output; -1 when absent. */
+static long json_number(const char *object, const char *name)
+{
+	char key[32];
+	const char *at;
+
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	at = strstr(object, key);
+	return at ? strtol(at + strlen(key), NULL, 10) : -1;
+}
+
+/* Run `rdma -j resource show WHAT` and call each(object) for every object of this process. */
+static void own_resources(const char *what, void (*each)(const char *object, void *arg), void *arg)
+{
+	static char output[1 << 20];
+	char command[64];
+	size_t got = 0, n;
+	FILE *pipe;
+
+	snprintf(command, sizeof(command), "rdma -j resource show %s 2>&1", what);
+	pipe = popen(command, "r");
+	assert_non_null(pipe);
+	while (got < sizeof(output) - 1 &&
+	       (n = fread(output + got, 1, sizeof(output) - 1 - got, pipe)) > 0)
+		got += n;
+	output[got] = '\0';
+	if (pclose(pipe) != 0 || output[0] != '[')
+		fail_msg("'%s' failed (iproute2's rdma tool is needed): %.200s", command, output);
+	for (char *object = strchr(output, '{'); object; object = strchr(object + 1, '{')) {
+		char *end = strchr(object, '}');
+
+		assert_non_null(end);
+		*end = '\0';
+		if (json_number(object, "pid") == (long)getpid())
+			each(object, arg);
+		*end = '}';
+	}
+}
+
+struct own_qps {
+	struct own_qp qp[16];
+	size_t count;
+};
+
+static void own_qp_add(const char *object, void *arg)
+{
+	struct own_qps *qps = arg;
+
+	if (!strstr(object, "\"type\":\"RC\"") || qps->count == 16)
+		return;
+	qps->qp[qps->count++] = (struct own_qp){
+		.lqpn = (unsigned long)json_number(object, "lqpn"),
+		.sq_psn = (unsigned long)json_number(object, "sq-psn"),
+		.ready = strstr(object, "\"state\":\"RTS\"") != NULL,
+	};
+}
+
+/* This process's RC queue pairs, leaving out those in except (NULL: none), so a connection an
+ * earlier failed test left open does not count. */
+static void own_rc_qps(struct own_qps *qps, const struct own_qps *except)
+{
+	struct own_qps all;
+
+	memset(&all, 0, sizeof(all));
+	own_resources("qp", own_qp_add, &all);
+	memset(qps, 0, sizeof(*qps));
+	for (size_t i = 0; i < all.count; i++) {
+		int old = 0;
+
+		for (size_t j = 0; except && j < except->count; j++)
+			old |= except->qp[j].lqpn == all.qp[i].lqpn;
+		if (!old)
+			qps->qp[qps->count++] = all.qp[i];
+	}
+}
+
+struct mr_count {
+	long length;
+	unsigned count;
+};
+
+static void own_mr_count(const char *object, void *arg)
+{
+	struct mr_count *mrs = arg;
+
+	if (json_number(object, "mrlen") == mrs->length)
+		mrs->count++;
+}
+
+/* How many memory regions of exactly length bytes this process has registered. */
+static unsigned own_mrs_of_length(size_t length)
+{
+	struct mr_count mrs = {.length = (long)length};
+
+	own_resources("mr", own_mr_count, &mrs);
+	return mrs.count;
+}
+
+/* Every one of this process's n RC queue pairs is up, and each sent at least min_packets
+ * packets (its send PSN moved on; 24 bits, wrapping) between before and after. */
+static void assert_each_qp_sent(const struct own_qps *before, const struct own_qps *after, size_t n,
+				unsigned long min_packets)
+{
+	assert_int_equal(before->count, n);
+	assert_int_equal(after->count, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct own_qp *now = NULL;
+
+		for (size_t j = 0; j < n; j++)
+			if (after->qp[j].lqpn == before->qp[i].lqpn)
+				now = &after->qp[j];
+		assert_non_null(now);
+		assert_true(now->ready);
+		if (((now->sq_psn - before->qp[i].sq_psn) & 0xffffff) < min_packets)
+			fail_msg("queue pair %lu sent %lu packets, expected at least %lu: the work "
+				 "was not spread over every queue pair",
+				 now->lqpn, (now->sq_psn - before->qp[i].sq_psn) & 0xffffff,
+				 min_packets);
+	}
 }
 
 static void expect_commit(struct transport_conn *conn, uint64_t batch_id,
@@ -414,9 +567,12 @@ static void credit_pressure_never_loses_or_reorders_source(void)
 		if (i % 4 == 0)
 			assert_int_equal(transport_batch_post(conn, i, &run, 1), 0);
 	}
-	/* Every SEND completed without an error (no RNR): checked before the peer may close. */
+	/* Every SEND completed without an error (no RNR): flush says 0 only then, even when the
+	 * destination, having everything, closed meanwhile. */
 	assert_int_equal(transport_flush(conn, TIMEOUT_MS), 0);
-	assert_string_equal(transport_error(conn), "");
+	if (strcmp(transport_error(conn), "") &&
+	    strcmp(transport_error(conn), "peer closed the connection"))
+		fail_msg("unexpected error: %s", transport_error(conn));
 	source_wait_done(conn);
 	transport_close(conn);
 	munmap(source, PAGE);
@@ -495,13 +651,16 @@ static void write_to_deregistered_region_refused_locally_destination(void)
 	munmap(destination, 16 * PAGE);
 }
 
-/* A wrong rkey makes the peer's NIC refuse the WRITE: the source's error names the WR and its
- * run; the destination never sees the batch's commit, and its memory stays untouched. */
+/* A wrong rkey makes the peer's NIC refuse the WRITE: the source's error names the WR, its run
+ * and its queue pair; the destination never sees the batch's commit, and its memory stays
+ * untouched. With several queue pairs the WRITE fails on a QP other than the commit's (QP 0):
+ * only holding the commit until the other QPs' WRITEs completed keeps it from the peer. */
 static void remote_access_error_names_failed_work_request_source(void)
 {
 	struct transport_run run = {.region_id = 5, .offset = 8 * PAGE, .length = 2 * PAGE};
 	char *source = map(64 * PAGE);
 	struct transport_region remote;
+	char qp[32];
 	struct transport_conn *conn = source_open(NULL);
 	int ret;
 
@@ -519,6 +678,12 @@ static void remote_access_error_names_failed_work_request_source(void)
 	assert_non_null(strstr(transport_error(conn), "RDMA WRITE"));
 	assert_non_null(strstr(transport_error(conn), "region 5 [32768, +8192)"));
 	assert_non_null(strstr(transport_error(conn), "batch 77"));
+	/* and the queue pair that carried it */
+	snprintf(qp, sizeof(qp), "of %u (qp_num", test_streams);
+	assert_non_null(strstr(transport_error(conn), "queue pair "));
+	assert_non_null(strstr(transport_error(conn), qp));
+	if (test_streams > 1)
+		assert_null(strstr(transport_error(conn), "queue pair 0 of"));
 	transport_close(conn);
 	munmap(source, 64 * PAGE);
 }
@@ -628,64 +793,99 @@ static void destination_gone_fails_sender_destination(void)
 	munmap(destination, length);
 }
 
-/* A client speaking another protocol version is rejected with the reason in the reject. */
-static int raw_connect_with_version(const char *host, unsigned port, uint32_t version, char *reject,
-				    size_t reject_len)
-{
+/* A raw rdma_cm client, for hellos rmig itself would never send: one queue pair, kept open when
+ * the listener accepts it. */
+struct raw_stream {
 	struct rdma_event_channel *channel;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+};
+
+static void raw_stream_close(struct raw_stream *raw)
+{
+	if (raw->id && raw->id->qp)
+		rdma_destroy_qp(raw->id);
+	if (raw->cq)
+		ibv_destroy_cq(raw->cq);
+	if (raw->pd)
+		ibv_dealloc_pd(raw->pd);
+	if (raw->id)
+		rdma_destroy_id(raw->id);
+	if (raw->channel)
+		rdma_destroy_event_channel(raw->channel);
+	memset(raw, 0, sizeof(*raw));
+}
+
+/* Connect one queue pair whose hello says version, streams and session_tag. Returns 1 when the
+ * listener accepted it (raw stays open: raw_stream_close disconnects it), 0 when it was
+ * rejected (the reason, if any, in reject; raw is closed). */
+static int raw_stream_open(const char *host, unsigned port, uint32_t version, uint32_t streams,
+			   uint64_t session_tag, struct raw_stream *raw, char *reject,
+			   size_t reject_len)
+{
 	struct rdma_conn_param param = {0};
 	struct ibv_qp_init_attr qp_attr = {0};
 	struct rdma_cm_event *event;
 	struct wire_hello hello;
-	struct rdma_cm_id *id;
 	struct addrinfo *ai;
-	struct ibv_pd *pd;
-	struct ibv_cq *cq;
 	char port_text[8];
-	int rejected;
+	int established;
 
+	memset(raw, 0, sizeof(*raw));
 	snprintf(port_text, sizeof(port_text), "%u", port);
 	assert_int_equal(getaddrinfo(host, port_text, NULL, &ai), 0);
-	channel = rdma_create_event_channel();
-	assert_non_null(channel);
-	assert_int_equal(rdma_create_id(channel, &id, NULL, RDMA_PS_TCP), 0);
-	assert_int_equal(rdma_resolve_addr(id, NULL, ai->ai_addr, 5000), 0);
-	assert_int_equal(rdma_get_cm_event(channel, &event), 0);
+	raw->channel = rdma_create_event_channel();
+	assert_non_null(raw->channel);
+	assert_int_equal(rdma_create_id(raw->channel, &raw->id, NULL, RDMA_PS_TCP), 0);
+	assert_int_equal(rdma_resolve_addr(raw->id, NULL, ai->ai_addr, 5000), 0);
+	freeaddrinfo(ai);
+	assert_int_equal(rdma_get_cm_event(raw->channel, &event), 0);
 	assert_int_equal(event->event, RDMA_CM_EVENT_ADDR_RESOLVED);
 	rdma_ack_cm_event(event);
-	assert_int_equal(rdma_resolve_route(id, 5000), 0);
-	assert_int_equal(rdma_get_cm_event(channel, &event), 0);
+	assert_int_equal(rdma_resolve_route(raw->id, 5000), 0);
+	assert_int_equal(rdma_get_cm_event(raw->channel, &event), 0);
 	assert_int_equal(event->event, RDMA_CM_EVENT_ROUTE_RESOLVED);
 	rdma_ack_cm_event(event);
-	pd = ibv_alloc_pd(id->verbs);
-	cq = ibv_create_cq(id->verbs, 4, NULL, NULL, 0);
-	assert_non_null(pd);
-	assert_non_null(cq);
-	qp_attr.send_cq = qp_attr.recv_cq = cq;
+	raw->pd = ibv_alloc_pd(raw->id->verbs);
+	raw->cq = ibv_create_cq(raw->id->verbs, 4, NULL, NULL, 0);
+	assert_non_null(raw->pd);
+	assert_non_null(raw->cq);
+	qp_attr.send_cq = qp_attr.recv_cq = raw->cq;
 	qp_attr.qp_type = IBV_QPT_RC;
 	qp_attr.cap.max_send_wr = qp_attr.cap.max_recv_wr = 1;
 	qp_attr.cap.max_send_sge = qp_attr.cap.max_recv_sge = 1;
-	assert_int_equal(rdma_create_qp(id, pd, &qp_attr), 0);
-	wire_hello_to_wire(&hello, 1, TRANSPORT_CTRL_MAX, 32, 0);
+	assert_int_equal(rdma_create_qp(raw->id, raw->pd, &qp_attr), 0);
+	wire_hello_to_wire(&hello, streams, TRANSPORT_CTRL_MAX, 32, session_tag);
 	memcpy(&hello, &version, sizeof(version)); /* protocol_version comes first, LE */
 	param.private_data = &hello;
 	param.private_data_len = sizeof(hello);
+	param.responder_resources = param.initiator_depth = 1;
 	param.retry_count = 1;
-	assert_int_equal(rdma_connect(id, &param), 0);
-	assert_int_equal(rdma_get_cm_event(channel, &event), 0);
-	rejected = event->event == RDMA_CM_EVENT_REJECTED;
+	assert_int_equal(rdma_connect(raw->id, &param), 0);
+	assert_int_equal(rdma_get_cm_event(raw->channel, &event), 0);
+	established = event->event == RDMA_CM_EVENT_ESTABLISHED;
 	reject[0] = '\0';
-	if (rejected && event->param.conn.private_data_len)
+	if (event->event == RDMA_CM_EVENT_REJECTED && event->param.conn.private_data_len)
 		snprintf(reject, reject_len, "%.*s", (int)event->param.conn.private_data_len,
 			 (const char *)event->param.conn.private_data);
 	rdma_ack_cm_event(event);
-	rdma_destroy_qp(id);
-	ibv_destroy_cq(cq);
-	ibv_dealloc_pd(pd);
-	rdma_destroy_id(id);
-	rdma_destroy_event_channel(channel);
-	freeaddrinfo(ai);
-	return rejected;
+	if (!established)
+		raw_stream_close(raw);
+	return established;
+}
+
+/* A client speaking another protocol version is rejected with the reason in the reject. */
+static int raw_connect_with_version(const char *host, unsigned port, uint32_t version, char *reject,
+				    size_t reject_len)
+{
+	struct raw_stream raw;
+
+	if (raw_stream_open(host, port, version, 1, 0, &raw, reject, reject_len)) {
+		raw_stream_close(&raw);
+		return 0;
+	}
+	return 1;
 }
 
 static void version_mismatch_is_rejected_source(void)
@@ -713,6 +913,269 @@ static void version_mismatch_is_rejected_destination(void)
 	assert_int_equal(transport_accept(listener, 4 * TIMEOUT_MS, &conn), -EPROTO);
 	assert_null(conn);
 	transport_listener_close(listener);
+}
+
+/* Queue pairs connect in order and are grouped by the session tag of their hello: a queue pair
+ * of a connection the listener is not setting up (stray), or one it has already (duplicate), is
+ * refused with the reason, and the connection being set up is not disturbed by either. */
+#define RAW_TAG 0x5eed00ull
+
+static void stray_and_duplicate_queue_pairs_refused_source(void)
+{
+	struct raw_stream first, second, intruder;
+	char reject[256] = "";
+	const unsigned port = port_base + test_index;
+	int attempt;
+
+	/* Queue pair 1 before any queue pair 0; until the destination listens, the CM rejects
+	 * without a reason. */
+	for (attempt = 0; attempt < 300; attempt++) {
+		assert_false(raw_stream_open(peer_ip, port, TRANSPORT_PROTOCOL_VERSION, 2,
+					     0x7700ull | 1, &intruder, reject, sizeof(reject)));
+		if (strstr(reject, "stray"))
+			break;
+		sleep_ms(100);
+	}
+	if (!strstr(reject, "stray queue pair 1"))
+		fail_msg("expected a reject naming the stray queue pair 1, got '%s'", reject);
+	/* Queue pair 0 of a two-pair connection: accepted, the listener waits for queue pair 1. */
+	assert_true(raw_stream_open(peer_ip, port, TRANSPORT_PROTOCOL_VERSION, 2, RAW_TAG, &first,
+				    reject, sizeof(reject)));
+	/* Queue pair 0 of the same connection again. */
+	assert_false(raw_stream_open(peer_ip, port, TRANSPORT_PROTOCOL_VERSION, 2, RAW_TAG,
+				     &intruder, reject, sizeof(reject)));
+	if (!strstr(reject, "duplicate queue pair 0"))
+		fail_msg("expected a reject naming the duplicate queue pair 0, got '%s'", reject);
+	/* Queue pair 1 of another connection. */
+	assert_false(raw_stream_open(peer_ip, port, TRANSPORT_PROTOCOL_VERSION, 2,
+				     (RAW_TAG + 0x100) | 1, &intruder, reject, sizeof(reject)));
+	if (!strstr(reject, "stray queue pair 1"))
+		fail_msg("expected a reject naming the stray queue pair 1, got '%s'", reject);
+	/* A count that differs from queue pair 0's. */
+	assert_false(raw_stream_open(peer_ip, port, TRANSPORT_PROTOCOL_VERSION, 3, RAW_TAG | 1,
+				     &intruder, reject, sizeof(reject)));
+	if (!strstr(reject, "hello.streams"))
+		fail_msg("expected a reject naming hello.streams, got '%s'", reject);
+	/* The right queue pair 1 still completes the connection. */
+	assert_true(raw_stream_open(peer_ip, port, TRANSPORT_PROTOCOL_VERSION, 2, RAW_TAG | 1,
+				    &second, reject, sizeof(reject)));
+	raw_stream_close(&second);
+	raw_stream_close(&first);
+}
+
+static void stray_and_duplicate_queue_pairs_refused_destination(void)
+{
+	struct transport_listener *listener = destination_listen(NULL);
+	struct transport_conn *conn = NULL;
+	struct transport_msg msg;
+
+	assert_int_equal(transport_accept(listener, 4 * TIMEOUT_MS, &conn), -EPROTO);
+	assert_null(conn);
+	assert_int_equal(transport_accept(listener, 4 * TIMEOUT_MS, &conn), 0);
+	assert_non_null(conn);
+	/* The raw client disconnects without a goodbye. */
+	assert_int_equal(transport_recv(conn, &msg, 4 * TIMEOUT_MS), -ECONNRESET);
+	assert_non_null(strstr(transport_error(conn), "without closing"));
+	transport_close(conn);
+	transport_listener_close(listener);
+}
+
+/* More queue pairs than the wire can name are refused before anything reaches the peer. */
+static void more_than_eight_queue_pairs_refused_source(void)
+{
+	struct transport_options options = {.streams = WIRE_STREAMS_MAX + 1};
+	struct transport_conn *conn = NULL;
+	char uri[TRANSPORT_URI_MAX];
+
+	test_uri(peer_ip, uri, sizeof(uri));
+	assert_int_equal(transport_connect(uri, &options, &conn), -EINVAL);
+	assert_null(conn);
+}
+
+static void more_than_eight_queue_pairs_refused_destination(void)
+{
+}
+
+/* Each side of an n-pair connection has n RC queue pairs up and one memory region per region
+ * (one rkey for every QP); one 4 MiB run is cut into 256 KiB blocks dealt over all of them, so
+ * each QP sends at least its quarter. */
+#define SPREAD_SOURCE_LENGTH ((8u << 20) + 5 * PAGE)
+#define SPREAD_DESTINATION_LENGTH ((8u << 20) + 7 * PAGE)
+#define SPREAD_RUN_LENGTH (4u << 20)
+static const struct transport_run spread_run = {
+	.region_id = 11, .offset = 0, .length = SPREAD_RUN_LENGTH};
+
+static void queue_pairs_each_carry_part_of_a_batch_and_share_one_mr_source(void)
+{
+	char *source = map(SPREAD_SOURCE_LENGTH);
+	struct own_qps earlier, before, after;
+	struct transport_conn *conn;
+
+	own_rc_qps(&earlier, NULL);
+	conn = source_open(NULL);
+
+	fill(source, SPREAD_RUN_LENGTH, 0x5bead);
+	assert_int_equal(transport_region_register(conn, 11, source, SPREAD_SOURCE_LENGTH, 0), 0);
+	assert_int_equal(own_mrs_of_length(SPREAD_SOURCE_LENGTH), 1);
+	sync_with_peer(conn);
+	own_rc_qps(&before, &earlier);
+	assert_int_equal(transport_batch_post(conn, 3, &spread_run, 1), 0);
+	assert_int_equal(transport_flush(conn, TIMEOUT_MS), 0);
+	own_rc_qps(&after, &earlier);
+	/* a 4096-byte path MTU at most: a quarter of the run is at least this many packets */
+	assert_each_qp_sent(&before, &after, test_streams, SPREAD_RUN_LENGTH / test_streams / 4096);
+	source_wait_done(conn);
+	transport_close(conn);
+	munmap(source, SPREAD_SOURCE_LENGTH);
+}
+
+static void queue_pairs_each_carry_part_of_a_batch_and_share_one_mr_destination(void)
+{
+	char *destination = map(SPREAD_DESTINATION_LENGTH);
+	struct transport_listener *listener;
+	struct own_qps earlier, qps;
+	struct transport_conn *conn;
+
+	own_rc_qps(&earlier, NULL);
+	conn = destination_open(NULL, &listener);
+
+	assert_int_equal(transport_region_register(conn, 11, destination, SPREAD_DESTINATION_LENGTH,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	assert_int_equal(own_mrs_of_length(SPREAD_DESTINATION_LENGTH), 1);
+	own_rc_qps(&qps, &earlier);
+	assert_int_equal(qps.count, test_streams);
+	for (size_t i = 0; i < qps.count; i++)
+		assert_true(qps.qp[i].ready);
+	sync_with_peer(conn);
+	expect_commit(conn, 3, &spread_run, 1);
+	assert_filled(destination, SPREAD_RUN_LENGTH, 0x5bead);
+	destination_done(conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+	munmap(destination, SPREAD_DESTINATION_LENGTH);
+}
+
+/* Pulls one after another go to every queue pair in turn and land byte for byte. */
+#define ROTATE_READS 8u
+#define ROTATE_PIECE (512u << 10)
+
+static void reads_rotate_over_every_queue_pair_source(void)
+{
+	char *remote = map(ROTATE_READS * ROTATE_PIECE);
+	struct transport_conn *conn = source_open(NULL);
+
+	fill(remote, ROTATE_READS * ROTATE_PIECE, 0x4ead);
+	assert_int_equal(transport_region_register(conn, 3, remote, ROTATE_READS * ROTATE_PIECE,
+						   TRANSPORT_ACCESS_REMOTE_READ),
+			 0);
+	sync_with_peer(conn);
+	source_wait_done(conn);
+	transport_close(conn);
+	munmap(remote, ROTATE_READS * ROTATE_PIECE);
+}
+
+static void reads_rotate_over_every_queue_pair_destination(void)
+{
+	char *local = map(ROTATE_READS * ROTATE_PIECE);
+	struct transport_listener *listener;
+	struct own_qps earlier, before, after;
+	struct transport_conn *conn;
+
+	own_rc_qps(&earlier, NULL);
+	conn = destination_open(NULL, &listener);
+
+	assert_int_equal(transport_region_register(conn, 9, local, ROTATE_READS * ROTATE_PIECE, 0),
+			 0);
+	sync_with_peer(conn);
+	own_rc_qps(&before, &earlier);
+	for (unsigned i = 0; i < ROTATE_READS; i++)
+		assert_int_equal(transport_read(conn, 3, (uint64_t)i * ROTATE_PIECE,
+						local + (size_t)i * ROTATE_PIECE, ROTATE_PIECE,
+						TIMEOUT_MS),
+				 0);
+	own_rc_qps(&after, &earlier);
+	/* A READ moves its requester's PSN on by the response packets it expects. */
+	assert_each_qp_sent(&before, &after, test_streams,
+			    ROTATE_READS / test_streams * ROTATE_PIECE / 4096);
+	assert_filled(local, ROTATE_READS * ROTATE_PIECE, 0x4ead);
+	destination_done(conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+	munmap(local, ROTATE_READS * ROTATE_PIECE);
+}
+
+/* Batch after batch without waiting, never the same bytes twice; the destination checks every
+ * run of each commit the moment it receives it, so a commit that overtook any of its data
+ * fails. With several queue pairs each batch has a page or a few in one 256 KiB block (the
+ * transport's unit of spreading) and about 768 KiB in the next three, which go to other QPs:
+ * whenever the light block is QP 0's, a commit posted behind QP 0's own WRITEs alone would
+ * reach the destination while the others are still on their way. */
+#define OVERTAKE_BLOCK (256u << 10)
+#define OVERTAKE_BATCHES 32u
+#define OVERTAKE_LENGTH (5u * OVERTAKE_BLOCK * OVERTAKE_BATCHES)
+#define OVERTAKE_NRUNS 3u
+#define OVERTAKE_SEED 0x0fe27a4eull
+
+static void overtake_runs(unsigned batch, struct transport_run *runs)
+{
+	uint64_t light = (uint64_t)batch * 5 * OVERTAKE_BLOCK; /* 5b: the light block rotates */
+
+	runs[0] = (struct transport_run){
+		.region_id = 6, .offset = light + (batch % 7) * PAGE, .length = PAGE};
+	runs[1] = (struct transport_run){
+		.region_id = 6, .offset = light + 8 * PAGE, .length = (1 + batch % 5) * PAGE};
+	runs[2] = (struct transport_run){.region_id = 6,
+					 .offset = light + OVERTAKE_BLOCK + (batch % 3) * PAGE,
+					 .length = 3 * OVERTAKE_BLOCK - 4 * PAGE};
+}
+
+static void commits_never_overtake_their_data_source(void)
+{
+	char *source = map(OVERTAKE_LENGTH);
+	struct transport_conn *conn = source_open(NULL);
+
+	fill(source, OVERTAKE_LENGTH, OVERTAKE_SEED);
+	assert_int_equal(transport_region_register(conn, 6, source, OVERTAKE_LENGTH, 0), 0);
+	sync_with_peer(conn);
+	for (unsigned b = 0; b < OVERTAKE_BATCHES; b++) {
+		struct transport_run runs[OVERTAKE_NRUNS];
+
+		overtake_runs(b, runs);
+		assert_int_equal(transport_batch_post(conn, b, runs, OVERTAKE_NRUNS), 0);
+		if (b % 3 == 0)
+			assert_int_equal(transport_ctrl_send(conn, "mark", 4), 0);
+	}
+	source_wait_done(conn);
+	transport_close(conn);
+	munmap(source, OVERTAKE_LENGTH);
+}
+
+static void commits_never_overtake_their_data_destination(void)
+{
+	char *destination = map(OVERTAKE_LENGTH);
+	struct transport_listener *listener;
+	struct transport_conn *conn = destination_open(NULL, &listener);
+
+	assert_int_equal(transport_region_register(conn, 6, destination, OVERTAKE_LENGTH,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	sync_with_peer(conn);
+	for (unsigned b = 0; b < OVERTAKE_BATCHES; b++) {
+		struct transport_run runs[OVERTAKE_NRUNS];
+
+		overtake_runs(b, runs);
+		expect_commit(conn, b, runs, OVERTAKE_NRUNS);
+		for (unsigned r = 0; r < OVERTAKE_NRUNS; r++)
+			assert_filled_at(destination, runs[r].offset, runs[r].length,
+					 OVERTAKE_SEED);
+		if (b % 3 == 0)
+			expect_ctrl(conn, "mark"); /* and control messages stay behind commits */
+	}
+	destination_done(conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+	munmap(destination, OVERTAKE_LENGTH);
 }
 
 /* Chunked registration: the sending region is registered piecewise on first use; data
@@ -793,11 +1256,16 @@ struct verbs_test {
 	const char *name;
 	void (*source)(void);
 	void (*destination)(void);
+	unsigned streams; /* queue pairs the source asks for */
 };
 
-#define VERBS_TEST(name)                                               \
-	{                                                              \
-		"test_verbs_" #name, name##_source, name##_destination \
+#define VERBS_TEST(name)                                                  \
+	{                                                                 \
+		"test_verbs_" #name, name##_source, name##_destination, 1 \
+	}
+#define VERBS_TEST_STREAMS(name, n)                                                     \
+	{                                                                               \
+		"test_verbs_" #name "_streams" #n, name##_source, name##_destination, n \
 	}
 
 static const struct verbs_test verbs_tests[] = {
@@ -813,6 +1281,23 @@ static const struct verbs_test verbs_tests[] = {
 	VERBS_TEST(version_mismatch_is_rejected),
 	VERBS_TEST(chunked_registration_sends_across_chunk_boundaries),
 	VERBS_TEST(odp_refused_where_device_lacks_it),
+	/* several queue pairs per connection */
+	VERBS_TEST_STREAMS(queue_pairs_each_carry_part_of_a_batch_and_share_one_mr, 4),
+	VERBS_TEST_STREAMS(scattered_runs_split_at_small_max_message_land_byte_exact, 2),
+	VERBS_TEST_STREAMS(scattered_runs_split_at_small_max_message_land_byte_exact, 4),
+	VERBS_TEST(commits_never_overtake_their_data),
+	VERBS_TEST_STREAMS(commits_never_overtake_their_data, 2),
+	VERBS_TEST_STREAMS(commits_never_overtake_their_data, 4),
+	VERBS_TEST_STREAMS(commits_and_ctrl_keep_posting_order, 4),
+	VERBS_TEST_STREAMS(read_pulls_remote_read_region, 2),
+	VERBS_TEST_STREAMS(reads_rotate_over_every_queue_pair, 4),
+	VERBS_TEST_STREAMS(credit_pressure_never_loses_or_reorders, 4),
+	VERBS_TEST_STREAMS(remote_access_error_names_failed_work_request, 4),
+	VERBS_TEST_STREAMS(peer_disconnect_mid_stream_gives_connreset, 4),
+	VERBS_TEST_STREAMS(destination_gone_fails_sender, 4),
+	VERBS_TEST_STREAMS(chunked_registration_sends_across_chunk_boundaries, 2),
+	VERBS_TEST(stray_and_duplicate_queue_pairs_refused),
+	VERBS_TEST(more_than_eight_queue_pairs_refused),
 };
 #define VERBS_TEST_COUNT (sizeof(verbs_tests) / sizeof(verbs_tests[0]))
 
@@ -821,6 +1306,7 @@ static void run_half(void **state)
 	const struct verbs_test *test = *state;
 
 	test_index = (unsigned)(test - verbs_tests);
+	test_streams = test->streams;
 	if (role == ROLE_SOURCE)
 		test->source();
 	else
