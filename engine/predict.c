@@ -268,5 +268,6 @@ void predict_counters_get(const struct predict *p, struct predict_counters *coun
 		.held = p->held,
 		.threshold = p->threshold,
 		.samples = p->samples,
+		.mean_interval_us = p->mean_interval_us,
 	};
 }

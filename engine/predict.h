@@ -24,6 +24,7 @@ struct predict_counters {
 	uint64_t held;	      /* pages held back now */
 	uint32_t threshold;   /* samples with writes a page needs to be held */
 	uint32_t samples;     /* samples taken */
+	uint64_t mean_interval_us; /* moving mean of the time between samples */
 };
 
 int predict_create(size_t npages, struct predict **predict_p);

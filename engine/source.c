@@ -626,10 +626,22 @@ static int64_t source_sample(struct rmig_session *s)
 
 /* How long until the final round, as far as holding a page back is concerned: what is left to
  * send live at the current rate, twice (the rounds after it send less and less), plus two
- * samples. */
+ * samples. A sample is as long as the sampler actually takes between samples (at least
+ * SOURCE_SAMPLE_MIN_US): the final round is at least the final sync away, so on a slow host,
+ * where samples come further apart, a page written in every sample is still one the final
+ * round will carry anyway. */
 static uint64_t source_horizon_us(struct rmig_session *s)
 {
-	uint64_t bandwidth, left = 0;
+	uint64_t bandwidth, left = 0, sample_us = SOURCE_SAMPLE_MIN_US;
+	struct predict_counters c;
+
+	for (size_t i = 0; i < s->nregions; i++) {
+		if (!s->regions[i].predict)
+			continue;
+		predict_counters_get(s->regions[i].predict, &c);
+		if (c.mean_interval_us > sample_us)
+			sample_us = c.mean_interval_us;
+	}
 
 	pthread_mutex_lock(&s->lock);
 	bandwidth = s->stats.bandwidth;
@@ -642,7 +654,7 @@ static uint64_t source_horizon_us(struct rmig_session *s)
 			s->regions[i].page_size;
 	if (!bandwidth)
 		return UINT64_MAX / 4;
-	return (uint64_t)(2.0 * (double)left * 1e6 / (double)bandwidth) + 2u * SOURCE_SAMPLE_MIN_US;
+	return (uint64_t)(2.0 * (double)left * 1e6 / (double)bandwidth) + 2u * sample_us;
 }
 
 struct source_probe {
