@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -23,11 +24,24 @@ const char *harness_transport = "loop";
 int harness_usable;
 uint32_t harness_dirty_source = RMIG_DIRTY_AUTO;
 
+/* The address to listen on for rdma: the testbed's (RMIG_TESTBED_IP: the address of its RDMA
+ * device's netdev, which is the testbed's contract), else the first IPv4 address of an
+ * interface that is up and not loopback. */
 static int harness_rdma_address(char *buf, size_t len)
 {
+	const char *testbed = getenv("RMIG_TESTBED_IP");
 	struct ifaddrs *ifa, *it;
+	struct in_addr parsed;
 	int ret = -ENODEV;
 
+	if (testbed && *testbed) {
+		if (inet_pton(AF_INET, testbed, &parsed) != 1 || strlen(testbed) >= len) {
+			print_message("RMIG_TESTBED_IP=%s is not an IPv4 address\n", testbed);
+			return -EINVAL;
+		}
+		snprintf(buf, len, "%s", testbed);
+		return 0;
+	}
 	if (getifaddrs(&ifa))
 		return -errno;
 	for (it = ifa; it; it = it->ifa_next) {
