@@ -73,7 +73,11 @@ struct bench_result {
 	double stall_ms;
 	double postcopy_pages;
 	double rounds;
+	double faults;	 /* post-copy: guest faults the destination served */
+	double fault_us; /* post-copy: mean stall per fault */
 	uint64_t guest_errors;
+	char reason[512];  /* auto: the choice and its measurements */
+	char choices[128]; /* aggregated auto: what each run chose, "postcopy x3, tsmc x2" */
 };
 
 struct bench_guest {
@@ -526,6 +530,12 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 	res->stall_ms = (double)dst_st.postcopy_stall_us / 1000.0;
 	res->postcopy_pages = (double)src_st.postcopy_pages;
 	res->rounds = src_st.rounds;
+	res->faults = (double)dst_st.postcopy_faults;
+	res->fault_us = dst_st.postcopy_faults
+				? (double)dst_st.postcopy_stall_us / (double)dst_st.postcopy_faults
+				: 0.0;
+	if (m->method == RMIG_METHOD_AUTO)
+		snprintf(res->reason, sizeof(res->reason), "%s", rmig_session_method_reason(src));
 out:
 	rmig_session_destroy(src);
 	rmig_session_destroy(dst);
@@ -577,6 +587,21 @@ static void bench_aggregate(const struct bench_result *runs, unsigned n, struct 
 	out->ok = 1;
 	out->method_used = runs[n - 1].method_used;
 	out->policy_used = runs[n - 1].policy_used;
+	snprintf(out->reason, sizeof(out->reason), "%s", runs[n - 1].reason);
+	for (unsigned i = 0; i < n; i++) {
+		const char *name = bench_used_name(&runs[i]);
+		size_t used = strlen(out->choices);
+		unsigned count = 0, k;
+
+		for (k = 0; k < i && strcmp(bench_used_name(&runs[k]), name); k++)
+			;
+		if (k < i)
+			continue; /* counted with its first run */
+		for (k = i; k < n; k++)
+			count += !strcmp(bench_used_name(&runs[k]), name);
+		snprintf(out->choices + used, sizeof(out->choices) - used, "%s%s x%u",
+			 used ? ", " : "", name, count);
+	}
 #define BENCH_MEDIAN(field)                      \
 	do {                                     \
 		for (unsigned i = 0; i < n; i++) \
@@ -592,6 +617,8 @@ static void bench_aggregate(const struct bench_result *runs, unsigned n, struct 
 	BENCH_MEDIAN(stall_ms);
 	BENCH_MEDIAN(postcopy_pages);
 	BENCH_MEDIAN(rounds);
+	BENCH_MEDIAN(faults);
+	BENCH_MEDIAN(fault_us);
 #undef BENCH_MEDIAN
 }
 
@@ -696,13 +723,34 @@ static void bench_summary(const struct bench_options *o, const char *const *work
 				best_m = m;
 			}
 		}
+		{
+			char line[512] = "";
+			size_t used = 0;
+
+			for (size_t m = 0; m < nmethods; m++) {
+				const struct bench_result *c = &cells[w * nmethods + m];
+				int n;
+
+				if (!c->ok || c->faults < 1 || used >= sizeof(line))
+					continue;
+				n = snprintf(line + used, sizeof(line) - used,
+					     "%s%s %.0f x %.2f ms", used ? ", " : "",
+					     methods[m]->name, c->faults, c->fault_us / 1000.0);
+				if (n > 0)
+					used += (size_t)n;
+			}
+			if (used)
+				printf("%-10s post-copy faults (count x mean stall): %s\n",
+				       workloads[w], line);
+		}
 		if (automatic >= 0 && best && cells[w * nmethods + (size_t)automatic].ok) {
 			const struct bench_result *a = &cells[w * nmethods + (size_t)automatic];
 
 			printf("%-10s auto (chose %s) vs best (%s): total time + stall %+.1f%%\n",
-			       workloads[w], bench_used_name(a), methods[best_m]->name,
+			       workloads[w], a->choices, methods[best_m]->name,
 			       bench_percent(a->total_ms + a->stall_ms,
 					     best->total_ms + best->stall_ms));
+			printf("%-10s   last run: %s\n", "", a->reason);
 		}
 	}
 }
@@ -743,10 +791,18 @@ static int bench_json(const char *path, const struct bench_options *o, const cha
 				", \"method_used\": \"%s\", \"total_ms\": %.1f, \"downtime_ms\": "
 				"%.1f, \"wire_bytes\": %.0f, \"wire_per_ram\": %.4f, "
 				"\"pages_sent\": %.0f, \"sends_max\": %.0f, \"sends_mean\": %.4f, "
-				"\"stall_ms\": %.2f, \"postcopy_pages\": %.0f, \"rounds\": %.0f",
+				"\"stall_ms\": %.2f, \"postcopy_pages\": %.0f, \"rounds\": %.0f, "
+				"\"faults\": %.0f, \"fault_us\": %.1f",
 				bench_used_name(c), c->total_ms, c->downtime_ms, c->wire_bytes,
 				c->wire_bytes / (double)o->ram, c->pages_sent, c->sends_max,
-				c->sends_mean, c->stall_ms, c->postcopy_pages, c->rounds);
+				c->sends_mean, c->stall_ms, c->postcopy_pages, c->rounds, c->faults,
+				c->fault_us);
+			if (c->reason[0]) {
+				fprintf(f, ", \"choices\": \"%s\", \"reason\": \"", c->choices);
+				for (const char *p = c->reason; *p; p++)
+					fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+				fprintf(f, "\"");
+			}
 			if (ref->ok)
 				fprintf(f,
 					", \"bytes_vs_reference\": %.4f, \"time_vs_reference\": "

@@ -11,7 +11,7 @@ trap 'rm -f "$out" "$json"' EXIT
 cat "$out"
 for line in '^idle  *precopy-xen .* ref  *ref  *ref$' '^zipf-kv  *predict ' '^zipf-kv  *tsmc ' \
 	'^zipf-kv  *postcopy ' '^zipf-kv  *hybrid ' '^zipf-kv  *auto>' 'predict vs precopy-xen' \
-	'auto (chose [a-z-]*) vs best'; do
+	'auto (chose [a-z-]* x[0-9][^)]*) vs best'; do
 	if ! grep -q "$line" "$out"; then
 		echo "rmig-bench output lacks: $line" >&2
 		exit 1
