@@ -1283,7 +1283,6 @@ static const struct verbs_test verbs_tests[] = {
 	VERBS_TEST(odp_refused_where_device_lacks_it),
 	/* several queue pairs per connection */
 	VERBS_TEST_STREAMS(queue_pairs_each_carry_part_of_a_batch_and_share_one_mr, 4),
-	VERBS_TEST_STREAMS(scattered_runs_split_at_small_max_message_land_byte_exact, 2),
 	VERBS_TEST_STREAMS(scattered_runs_split_at_small_max_message_land_byte_exact, 4),
 	VERBS_TEST(commits_never_overtake_their_data),
 	VERBS_TEST_STREAMS(commits_never_overtake_their_data, 2),
