@@ -76,7 +76,7 @@ struct bench_result {
 	double faults;	 /* post-copy: guest faults the destination served */
 	double fault_us; /* post-copy: mean stall per fault */
 	uint64_t guest_errors;
-	char reason[512];  /* auto: the choice and its measurements */
+	char reason[1024]; /* auto: the choice and its measurements */
 	char choices[128]; /* aggregated auto: what each run chose, "postcopy x3, tsmc x2" */
 };
 
@@ -925,7 +925,7 @@ int main(int argc, char **argv)
 	if (!cells)
 		return 1;
 	total = nworkloads * nmethods * o.repeat;
-	rmig_log_handler_install(NULL, NULL, RMIG_LOG_ERROR);
+	rmig_log_handler_install(NULL, NULL, getenv("RMIG_BENCH_INFO") ? RMIG_LOG_INFO : RMIG_LOG_ERROR);
 	runs = calloc(nworkloads * nmethods * o.repeat, sizeof(*runs));
 	if (!runs)
 		return 1;

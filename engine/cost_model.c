@@ -28,6 +28,7 @@ struct cost_model_state {
 	double downtime_target;
 	uint32_t max_rounds;
 	double fault_seconds; /* one fault: round trip plus the page on the wire */
+	double run_pages;     /* contiguous pages per run of the guest's writes, >= 1 */
 };
 
 const char *cost_method_name(uint32_t method)
@@ -70,7 +71,7 @@ static int cost_model_prepare(const struct cost_model_input *input, struct cost_
 	if (input->ram_bytes == 0 || (page_size & (page_size - 1)) != 0 ||
 	    !(input->bandwidth > 0.0) || !(input->dirty_pages_rate >= 0.0) ||
 	    !(input->zero_fraction >= 0.0 && input->zero_fraction <= 1.0) ||
-	    !(input->fault_latency_us >= 0.0)) {
+	    !(input->fault_latency_us >= 0.0) || !(input->access_run_pages >= 0.0)) {
 		rmig_log_error("cost model: invalid input (ram %llu, page size %llu, bandwidth %g, "
 			       "dirty rate %g, zero fraction %g)",
 			       (unsigned long long)input->ram_bytes, (unsigned long long)page_size,
@@ -96,6 +97,7 @@ static int cost_model_prepare(const struct cost_model_input *input, struct cost_
 					       : COST_MODEL_DEFAULT_FAULT_LATENCY_US) /
 			1e6 +
 		state->page_size / state->bandwidth;
+	state->run_pages = input->access_run_pages > 1.0 ? input->access_run_pages : 1.0;
 	return 0;
 }
 
@@ -111,9 +113,20 @@ static double cost_seconds(const struct cost_model_state *state, double pages)
 	return pages * state->page_size / state->bandwidth;
 }
 
+/* A guest that would wait `demand` seconds in all over a tail of `tail` seconds waits at most
+ * as long as the tail lasts: once its faults follow one another it is stalled nearly all the
+ * time, and every page is there at the tail's end. A smooth minimum of the two. */
+static double cost_bounded_stall(double demand, double tail)
+{
+	if (demand <= 0.0 || tail <= 0.0)
+		return 0.0;
+	return demand * tail / (demand + tail);
+}
+
 /* Expected stall while `missing` working-set pages are pushed after resume: the guest touches
  * distinct hot pages at its dirty rate; a touched page faults if it is still missing, which on
- * average holds for half of the push. Only writes are modelled, so reads add to this. */
+ * average holds for half of the push, and a guest going on in order faults once per run (the
+ * push then follows it). Only writes are modelled, so reads add to this. */
 static double cost_stall(const struct cost_model_state *state, double missing)
 {
 	double push, touched, share;
@@ -123,7 +136,8 @@ static double cost_stall(const struct cost_model_state *state, double missing)
 	push = cost_seconds(state, missing);
 	touched = cost_dirtied(state, push);
 	share = fmin(1.0, missing / state->working_set_pages);
-	return touched * share * 0.5 * state->fault_seconds;
+	return cost_bounded_stall(touched * share * 0.5 / state->run_pages * state->fault_seconds,
+				  push);
 }
 
 /* Pre-copy under one stop rule. Each round sends what the previous one left dirty. */
@@ -223,8 +237,9 @@ int cost_model_project(const struct cost_model_input *input, uint32_t method,
 		cost_postcopy_tail(&state, 0.0, 0.0, state.nonzero_pages, &out);
 		/* Every page is missing at resume, not just the working set's share. */
 		out.stall_seconds =
-			cost_dirtied(&state, cost_seconds(&state, state.nonzero_pages)) * 0.5 *
-			state.fault_seconds;
+			cost_bounded_stall(cost_dirtied(&state, first_seconds) * 0.5 /
+						   state.run_pages * state.fault_seconds,
+					   first_seconds);
 		break;
 	case COST_METHOD_HYBRID:
 		out.rounds = 1;

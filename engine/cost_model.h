@@ -40,6 +40,10 @@ struct cost_model_input {
 	uint32_t downtime_ms;	     /* target; 0: 300 */
 	uint32_t max_rounds;	     /* QEMU-policy and predict round limit; 0: 30 */
 	double fault_latency_us;     /* post-copy: one remote fault's round trip; 0: 50 us */
+	/* Mean length in pages of the contiguous runs the guest writes (pages found per sample
+	 * over the runs they form): a fault at the start of a run moves the post-copy push there,
+	 * which then stays ahead of a guest that goes on in order, so only runs fault. 0: 1. */
+	double access_run_pages;
 };
 
 struct cost_projection {
@@ -48,7 +52,8 @@ struct cost_projection {
 	int converges;		 /* 1 when the method meets its own stop rule before its limits */
 	double total_seconds;	 /* start to resume at the destination, post-copy tail included */
 	double downtime_seconds; /* pause to resume */
-	double stall_seconds;	 /* post-copy family: time vCPUs are expected to wait on faults */
+	double stall_seconds;	 /* post-copy family: time vCPUs are expected to wait on faults,
+				  * at most as long as the tail lasts */
 	double bytes;		 /* on the wire: page data and device state */
 };
 

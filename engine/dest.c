@@ -69,6 +69,7 @@ static int dest_accept(struct rmig_session *s)
 static int dest_handshake(struct rmig_session *s)
 {
 	struct protocol_region table[PROTOCOL_REGIONS_MAX];
+	struct protocol_pull region_ack = {0};
 	struct protocol_hello_ack ack = {0};
 	struct protocol_hello hello;
 	char why[TRANSPORT_ERROR_MAX];
@@ -190,7 +191,15 @@ static int dest_handshake(struct rmig_session *s)
 			return dest_refuse(s, ret, "the destination cannot register region %u: %s",
 					   r->id, session_strerror(ret));
 	}
-	return session_ctrl_send(s, protocol_region_ack_to_wire(s->msg_buf));
+	/* auto weighs post-copy's faults by what a pull takes on this connection. */
+	if (hello.method == RMIG_METHOD_AUTO && (ack.flags & PROTOCOL_HELLO_POSTCOPY) &&
+	    s->nregions) {
+		ret = postcopy_dest_pull_probe(s, &region_ack);
+		if (ret)
+			return ret;
+	}
+	return session_ctrl_send(
+		s, protocol_pull_to_wire(PROTOCOL_REGION_ACK, &region_ack, s->msg_buf));
 }
 
 static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
@@ -307,6 +316,17 @@ static int dest_receive(struct rmig_session *s)
 			ret = dest_commit(s, &msg);
 			if (ret)
 				return ret;
+			/* auto decides early in the bulk round: once its pages flow, time pulls
+			 * under their load. */
+			if (s->peer_method == RMIG_METHOD_AUTO && s->stats.round == 1 &&
+			    !s->pull_probe_started) {
+				s->pull_probe_started = 1;
+				ret = postcopy_dest_pull_probe_start(s);
+				if (ret) {
+					session_abort_send(s, ret, s->last_error);
+					return ret;
+				}
+			}
 			continue;
 		}
 		type = protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why));
@@ -339,6 +359,8 @@ static int dest_receive(struct rmig_session *s)
 			if (ret)
 				return dest_refuse(s, ret, "the source broke the protocol: %s",
 						   why);
+			/* Their report goes before the acknowledgement. */
+			postcopy_dest_pull_probe_stop(s);
 			pthread_mutex_lock(&s->lock);
 			ack.round = end.round;
 			ack.pages = s->stats.pages_received;
@@ -452,6 +474,7 @@ int dest_run(struct rmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	s->stats.total_time_ms = (done_us - s->start_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
+	postcopy_dest_pull_probe_stop(s);
 	session_disconnect(s);
 	return 0;
 
@@ -464,6 +487,7 @@ out_discard:
 	/* Closing revokes the source's write access to every region; before the resume nothing
 	 * resumed here. The post-copy machinery stays until the session is destroyed: a guest
 	 * touching a missing page waits rather than reading zeroes. */
+	postcopy_dest_pull_probe_stop(s);
 	postcopy_dest_halt(s);
 	session_disconnect(s);
 out:

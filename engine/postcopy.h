@@ -17,12 +17,33 @@
 #define POSTCOPY_FAULT_CLUSTER 8u
 /* Most pages one push request asks for. */
 #define POSTCOPY_PUSH_MAX_PAGES 1024u
+/* The push keeps about this long of its measured rate in flight, and at least
+ * POSTCOPY_WINDOW_MIN bytes: a fault on a page already requested waits at most about that
+ * long, and a pull's answer queues behind what is in flight. */
+#define POSTCOPY_WINDOW_US 2000u
+#define POSTCOPY_WINDOW_MIN (512u * 1024u)
+/* Pulls the destination times for auto at the handshake, and while the bulk round flows. */
+#define POSTCOPY_PROBE_PULLS 5u
+#define POSTCOPY_PROBE_LOADED_PULLS 3u
 
 /* ---- destination ---- */
 
 /* Can every region be filled after resume (userfaultfd missing mode on its mapping)? 0, or
  * -EOPNOTSUPP with the reason in why. Leaves nothing registered. */
 int postcopy_dest_probe(struct rmig_session *s, char *why, size_t why_len);
+/* For auto, before any page data flows: time POSTCOPY_PROBE_PULLS transport_read()s of a
+ * fault's worth of pages (POSTCOPY_FAULT_CLUSTER) spread over the source's first region and fill
+ * m with their median (PROTOCOL_PULL_MEASURED, also kept as s->pull_idle_us), or with
+ * PROTOCOL_PULL_FAILED when a pull failed while the connection stayed up (faults could not be
+ * served, so auto must stay with pre-copy). 0, or -errno when the connection failed. */
+int postcopy_dest_pull_probe(struct rmig_session *s, struct protocol_pull *m);
+/* The bulk round of an auto migration starts: time POSTCOPY_PROBE_LOADED_PULLS such pulls on a
+ * thread of their own, under the load of the pages flowing, and send a PULL_REPORT after each
+ * (the median so far). Nothing when the pulls before the round were not measured. 0 or
+ * -errno. */
+int postcopy_dest_pull_probe_start(struct rmig_session *s);
+/* Wait for those pulls (each waits 2 s at most) and free them. NULL-safe, idempotent. */
+void postcopy_dest_pull_probe_stop(struct rmig_session *s);
 /* A POSTCOPY_PAGES message: OR its pages into the region's postcopy bitmap. -EPROTO (logged
  * with the source's offence) for a region or range that is not here. */
 int postcopy_dest_pages(struct rmig_session *s, const void *payload, size_t len);

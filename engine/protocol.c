@@ -43,6 +43,13 @@ struct wire_region_entry {
 	uint64_t length;
 } __attribute__((packed));
 
+struct wire_pull {
+	uint32_t flags;
+	uint32_t pull_us;
+	uint32_t pull_bytes;
+	uint32_t pulls;
+} __attribute__((packed));
+
 struct wire_round {
 	uint32_t round;
 	uint32_t paused;
@@ -161,6 +168,7 @@ static const char *const protocol_type_names[] = {
 	[PROTOCOL_PUSH_REQ] = "push-request",
 	[PROTOCOL_POSTCOPY_DONE] = "postcopy-done",
 	[PROTOCOL_POSTCOPY_END] = "postcopy-end",
+	[PROTOCOL_PULL_REPORT] = "pull-report",
 };
 
 const char *protocol_type_name(int type)
@@ -413,9 +421,47 @@ int protocol_region_table_from_wire(const void *payload, size_t len,
 	return 0;
 }
 
-size_t protocol_region_ack_to_wire(void *buf)
+size_t protocol_pull_to_wire(int type, const struct protocol_pull *m, void *buf)
 {
-	return protocol_finish(buf, PROTOCOL_REGION_ACK, 0);
+	struct wire_pull w = {
+		.flags = htole32(m->flags),
+		.pull_us = htole32(m->pull_us),
+		.pull_bytes = htole32(m->pull_bytes),
+		.pulls = htole32(m->pulls),
+	};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, type, sizeof(w));
+}
+
+int protocol_pull_from_wire(const void *payload, size_t len, struct protocol_pull *m, char *why,
+			    size_t why_len)
+{
+	struct wire_pull w;
+	int ret;
+
+	ret = protocol_expect_len("pull", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->flags = le32toh(w.flags);
+	m->pull_us = le32toh(w.pull_us);
+	m->pull_bytes = le32toh(w.pull_bytes);
+	m->pulls = le32toh(w.pulls);
+	if (m->flags & ~(PROTOCOL_PULL_MEASURED | PROTOCOL_PULL_FAILED)) {
+		snprintf(why, why_len, "pull: unknown flags 0x%x", m->flags);
+		return -EPROTO;
+	}
+	if ((m->flags & PROTOCOL_PULL_MEASURED) && (m->flags & PROTOCOL_PULL_FAILED)) {
+		snprintf(why, why_len, "pull: both measured and failed");
+		return -EPROTO;
+	}
+	if ((m->flags & PROTOCOL_PULL_MEASURED) && (!m->pulls || !m->pull_bytes)) {
+		snprintf(why, why_len, "pull: a median over %u pulls of %u bytes", m->pulls,
+			 m->pull_bytes);
+		return -EPROTO;
+	}
+	return 0;
 }
 
 size_t protocol_round_to_wire(const struct protocol_round *m, void *buf)

@@ -45,7 +45,8 @@ enum protocol_type {
 	PROTOCOL_PUSH_REQ = 18,	      /* destination -> source: push these pages next */
 	PROTOCOL_POSTCOPY_DONE = 19,  /* destination -> source: every page has arrived */
 	PROTOCOL_POSTCOPY_END = 20,   /* source -> destination: done acknowledged */
-	PROTOCOL_TYPE_MAX = 20,
+	PROTOCOL_PULL_REPORT = 21,    /* destination -> source: pulls timed during the bulk round */
+	PROTOCOL_TYPE_MAX = 21,
 };
 
 struct protocol_hdr {
@@ -79,6 +80,21 @@ struct protocol_region {
 	uint32_t page_shift;
 	uint64_t length;
 };
+
+/* What a post-copy fault's pull takes on this connection, as the destination timed it: the
+ * median of a few transport_read()s of a fault's worth of pages from the source's first region.
+ * REGION_ACK carries the pulls timed before any page data flows (when the source asked for auto
+ * and the destination can post-copy); PULL_REPORT those timed while the bulk round's pages
+ * flow, under the load a fault would meet. */
+struct protocol_pull {
+	uint32_t flags;	     /* PROTOCOL_PULL_* */
+	uint32_t pull_us;    /* median pull, microseconds (MEASURED) */
+	uint32_t pull_bytes; /* bytes per pull (MEASURED) */
+	uint32_t pulls;	     /* pulls taken (MEASURED) */
+};
+#define PROTOCOL_PULL_MEASURED (1u << 0)
+/* A pull failed: post-copy faults could not be served, so auto must not choose it. */
+#define PROTOCOL_PULL_FAILED (1u << 1)
 
 struct protocol_round {
 	uint32_t round;
@@ -168,7 +184,8 @@ size_t protocol_hello_ack_to_wire(const struct protocol_hello_ack *m, void *buf)
 size_t protocol_auth_to_wire(const uint8_t mac[PROTOCOL_MAC_LEN], void *buf);
 size_t protocol_region_table_to_wire(const struct protocol_region *regions, size_t count,
 				     void *buf);
-size_t protocol_region_ack_to_wire(void *buf);
+/* type: PROTOCOL_REGION_ACK or PROTOCOL_PULL_REPORT. */
+size_t protocol_pull_to_wire(int type, const struct protocol_pull *m, void *buf);
 size_t protocol_round_to_wire(const struct protocol_round *m, void *buf);
 size_t protocol_round_end_to_wire(int type, const struct protocol_round_end *m, void *buf);
 size_t protocol_device_state_to_wire(const struct protocol_device_state *m, void *buf);
@@ -201,6 +218,9 @@ int protocol_auth_from_wire(const void *payload, size_t len, uint8_t mac[PROTOCO
 int protocol_region_table_from_wire(const void *payload, size_t len,
 				    struct protocol_region *regions, size_t *count_p, char *why,
 				    size_t why_len);
+/* REGION_ACK and PULL_REPORT payloads. */
+int protocol_pull_from_wire(const void *payload, size_t len, struct protocol_pull *m, char *why,
+			    size_t why_len);
 int protocol_round_from_wire(const void *payload, size_t len, struct protocol_round *m, char *why,
 			     size_t why_len);
 int protocol_round_end_from_wire(const void *payload, size_t len, struct protocol_round_end *m,

@@ -705,6 +705,13 @@ int session_ctrl_recv(struct rmig_session *s, const char *waiting_for, const voi
 	type = protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why));
 	if (type < 0)
 		return session_fail(s, type, "%s broke the protocol: %s", s->conn->peer, why);
+	if (type == PROTOCOL_PULL_REPORT && s->role == RMIG_ROLE_SOURCE) {
+		/* auto's test pulls may be reported after it decided: noted, not an answer. */
+		ret = session_pull_report(s, payload, len);
+		if (ret)
+			return ret;
+		return session_ctrl_recv(s, waiting_for, payload_p, len_p);
+	}
 	if (type == PROTOCOL_ABORT) {
 		struct protocol_abort abort_msg;
 
@@ -717,6 +724,69 @@ int session_ctrl_recv(struct rmig_session *s, const char *waiting_for, const voi
 	*payload_p = payload;
 	*len_p = len;
 	return type;
+}
+
+int session_pull_report(struct rmig_session *s, const void *payload, size_t len)
+{
+	char why[TRANSPORT_ERROR_MAX];
+	struct protocol_pull m;
+	int ret;
+
+	ret = protocol_pull_from_wire(payload, len, &m, why, sizeof(why));
+	if (ret)
+		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
+	if (s->params.method != RMIG_METHOD_AUTO || !(m.flags & PROTOCOL_PULL_MEASURED))
+		return session_fail(
+			s, -EPROTO,
+			"%s reported test pulls the source did not ask for (flags 0x%x)",
+			s->conn->peer, m.flags);
+	s->pull_loaded_us = m.pull_us;
+	s->pull_loaded_pulls = m.pulls;
+	return 0;
+}
+
+int session_ctrl_poll(struct rmig_session *s, int wait_ms)
+{
+	char why[TRANSPORT_ERROR_MAX];
+	struct transport_msg msg;
+	const void *payload;
+	size_t len;
+	int ret, type;
+
+	for (;; wait_ms = 0) {
+		ret = transport_recv(s->conn, &msg, wait_ms);
+		if (ret == -ETIMEDOUT)
+			return 0;
+		if (ret)
+			return session_fail(s, ret, "connection to %s: %s%s%s", s->conn->peer,
+					    session_strerror(ret),
+					    transport_error(s->conn)[0] ? ": " : "",
+					    transport_error(s->conn));
+		if (msg.type != TRANSPORT_MSG_CTRL)
+			return session_fail(s, -EPROTO, "%s sent a batch of pages to the source",
+					    s->conn->peer);
+		type = protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why));
+		if (type < 0)
+			return session_fail(s, type, "%s broke the protocol: %s", s->conn->peer,
+					    why);
+		if (type == PROTOCOL_PULL_REPORT) {
+			ret = session_pull_report(s, payload, len);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (type == PROTOCOL_ABORT) {
+			struct protocol_abort abort_msg;
+
+			ret = protocol_abort_from_wire(payload, len, &abort_msg, why, sizeof(why));
+			if (ret)
+				return session_fail(s, ret, "%s broke the protocol: %s",
+						    s->conn->peer, why);
+			return session_peer_aborted(s, &abort_msg);
+		}
+		return session_fail(s, -EPROTO, "%s sent %s in the middle of a round",
+				    s->conn->peer, protocol_type_name(type));
+	}
 }
 
 int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *abort_msg)

@@ -13,6 +13,8 @@
 #include "transport/transport.h"
 
 #define SESSION_ERROR_MAX 512u
+/* auto's reason: its measurements and every method's projection */
+#define SESSION_REASON_MAX 1024u
 #define SESSION_DEFAULT_DOWNTIME_MS 300u
 #define SESSION_DEFAULT_MAX_ROUNDS 30u
 #define SESSION_DEFAULT_TIMEOUT_MS 30000u
@@ -22,6 +24,7 @@ struct dirty_source;
 struct batch_pipeline;
 struct predict;
 struct postcopy_dest;
+struct postcopy_pull_probe;
 
 struct session_region {
 	uint32_t id;
@@ -95,14 +98,22 @@ struct rmig_session {
 	/* What runs: params.method, or what auto chose; the stop policy of pre-copy and predict. */
 	uint32_t method;
 	uint32_t policy;
-	char method_reason[SESSION_ERROR_MAX]; /* under lock */
+	char method_reason[SESSION_REASON_MAX]; /* under lock */
 	char method_reason_copy
-		[SESSION_ERROR_MAX];	/* what rmig_session_method_reason() hands out */
-	uint32_t peer_flags;		/* source: the destination's hello-ack flags */
-	uint32_t peer_method;		/* destination: the method the source announced */
-	int round_open;			/* a round record is being filled */
-	uint64_t last_sample_us;	/* source: the last sample of the dirty log */
-	uint64_t sample_cost_us;	/* source: what that sample took */
+		[SESSION_REASON_MAX]; /* what rmig_session_method_reason() hands out */
+	uint32_t peer_flags;	      /* source: the destination's hello-ack flags */
+	/* auto's test pulls of a fault's worth of pages (destination: what it timed; source: what
+	 * the destination reported), microseconds, 0 when none */
+	uint32_t pull_idle_us;			/* before any page data flowed */
+	uint32_t pull_loaded_us;		/* while the bulk round flowed */
+	uint32_t pull_bytes;			/* per pull */
+	uint32_t pull_loaded_pulls;		/* source: pulls behind pull_loaded_us */
+	int pull_probe_started;			/* destination: the bulk round's pulls began */
+	struct postcopy_pull_probe *pull_probe; /* destination: the bulk round's pulls */
+	uint32_t peer_method;			/* destination: the method the source announced */
+	int round_open;				/* a round record is being filled */
+	uint64_t last_sample_us;		/* source: the last sample of the dirty log */
+	uint64_t sample_cost_us;		/* source: what that sample took */
 	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
@@ -174,6 +185,11 @@ int session_ctrl_recv(struct rmig_session *s, const char *waiting_for, const voi
 struct protocol_abort;
 /* Record the peer's abort as this side's error; returns the code to fail with (the peer's
  * -errno, except that its cancel is -ECONNABORTED here). */
+/* A PULL_REPORT from the destination (source, auto): keep its median. 0 or -EPROTO. */
+int session_pull_report(struct rmig_session *s, const void *payload, size_t len);
+/* Source, mid-round: take what the destination sent (test pull reports; an abort fails the
+ * session), waiting up to wait_ms for the first message. 0 or -errno. */
+int session_ctrl_poll(struct rmig_session *s, int wait_ms);
 int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *abort_msg);
 /* Tell the peer why the migration ends (best effort). */
 void session_abort_send(struct rmig_session *s, int code, const char *reason);

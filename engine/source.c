@@ -6,6 +6,7 @@
  * state, resume, and the post-copy tail. A failure before the destination resumed leaves the VM
  * running here. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static int source_handshake(struct rmig_session *s)
 		.region_count = (uint32_t)s->nregions,
 		.flags = s->params.key_len ? PROTOCOL_HELLO_KEY : 0,
 	};
+	struct protocol_pull region_ack;
 	struct protocol_hello_ack ack;
 	char why[TRANSPORT_ERROR_MAX];
 	const void *payload;
@@ -111,9 +113,23 @@ static int source_handshake(struct rmig_session *s)
 	type = session_ctrl_recv(s, "the region table answer", &payload, &len);
 	if (type < 0)
 		return type;
-	if (type != PROTOCOL_REGION_ACK || len != 0)
+	if (type != PROTOCOL_REGION_ACK)
 		return session_fail(s, -EPROTO, "%s answered the region table with %s",
 				    s->conn->peer, protocol_type_name(type));
+	ret = protocol_pull_from_wire(payload, len, &region_ack, why, sizeof(why));
+	if (ret)
+		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
+	if (region_ack.flags & PROTOCOL_PULL_FAILED) {
+		/* Faults would be pulled the same way: the tail could not serve them. */
+		rmig_log_warn("source: %s could not pull a page from here; auto will not choose "
+			      "the post-copy family",
+			      s->conn->peer);
+		s->peer_flags &= ~PROTOCOL_HELLO_POSTCOPY;
+	}
+	if (region_ack.flags & PROTOCOL_PULL_MEASURED) {
+		s->pull_idle_us = region_ack.pull_us;
+		s->pull_bytes = region_ack.pull_bytes;
+	}
 	return 0;
 }
 
@@ -659,19 +675,36 @@ static uint64_t source_horizon_us(struct rmig_session *s)
 
 struct source_probe {
 	uint32_t samples;
-	uint64_t pages_sum;	/* pages found over the samples */
-	uint64_t interval_sum;	/* their intervals */
-	uint64_t **odd, **even; /* per region: union of odd / even samples (capture-recapture) */
+	uint64_t pages_sum;    /* pages found over the samples */
+	uint64_t runs_sum;     /* contiguous runs those pages formed */
+	uint64_t interval_sum; /* their intervals */
+	/* per region: each sample's pages, SOURCE_PROBE_SAMPLES bitmaps end to end */
+	uint64_t **taken;
 	int decided;
 };
 
 struct source_sched {
 	int hold;  /* predict: hold pages back */
 	int force; /* sample now, due or not */
+	int quiet; /* the method needs no samples (auto chose pre-copy or hybrid) */
 	struct source_probe *probe;
 };
 
 static int source_auto_decide(struct rmig_session *s, struct source_probe *probe);
+
+/* Contiguous runs of set bits in a bitmap. */
+static uint64_t source_runs(const uint64_t *bm, size_t words)
+{
+	uint64_t runs = 0, carry = 0;
+
+	for (size_t w = 0; w < words; w++) {
+		uint64_t x = bm[w];
+
+		runs += (uint64_t)__builtin_popcountll(x & ~((x << 1) | carry));
+		carry = x >> 63;
+	}
+	return runs;
+}
 
 /* Between batches of the pre-copy family's rounds: sample, feed the predictor (hold pages back
  * only for predict); while auto probes, measure, and decide after enough samples. */
@@ -681,7 +714,7 @@ static int source_sched_hook(struct rmig_session *s, void *arg)
 	uint64_t last = s->last_sample_us, horizon, now;
 	int64_t found;
 
-	if (!sched->force && !source_sample_due(s))
+	if (sched->quiet || (!sched->force && !source_sample_due(s)))
 		return 0;
 	sched->force = 0;
 	found = source_sample(s);
@@ -697,12 +730,17 @@ static int source_sched_hook(struct rmig_session *s, void *arg)
 	if (sched->probe && !sched->probe->decided) {
 		struct source_probe *probe = sched->probe;
 
+		for (size_t i = 0; i < s->nregions; i++) {
+			size_t words = bitmap_words(s->regions[i].npages);
+
+			probe->runs_sum += source_runs(s->regions[i].fresh, words);
+			if (probe->samples < SOURCE_PROBE_SAMPLES)
+				memcpy(probe->taken[i] + (size_t)probe->samples * words,
+				       s->regions[i].fresh, words * sizeof(uint64_t));
+		}
 		probe->samples++;
 		probe->pages_sum += (uint64_t)found;
 		probe->interval_sum += now - last;
-		for (size_t i = 0; i < s->nregions; i++)
-			bitmap_or(probe->samples % 2 ? probe->odd[i] : probe->even[i],
-				  s->regions[i].fresh, s->regions[i].npages);
 		if (probe->samples >= SOURCE_PROBE_SAMPLES ||
 		    (probe->samples >= 2 && source_dirty_bytes(s) * 2 < s->stats.ram_bytes)) {
 			int ret = source_auto_decide(s, probe);
@@ -711,6 +749,10 @@ static int source_sched_hook(struct rmig_session *s, void *arg)
 				return ret;
 			if (s->method == RMIG_METHOD_PREDICT)
 				sched->hold = 1;
+			/* Pre-copy and hybrid go by the dirty log at the round's end; sampling on
+			 * would only cost the guest write-protect faults. */
+			sched->quiet =
+				s->method == RMIG_METHOD_PRECOPY || s->method == RMIG_METHOD_HYBRID;
 			return s->method == RMIG_METHOD_POSTCOPY;
 		}
 	}
@@ -1032,44 +1074,94 @@ static const char *source_cost_name(uint32_t method)
 	return cost_method_name(method);
 }
 
+/* What one post-copy fault would cost, in microseconds, from the destination's test pulls of a
+ * fault's worth of pages: one before any page moved (the round trip, the responder, the copy)
+ * plus the wait behind the pages in flight ahead of the answer. The pulls timed while the bulk
+ * round flowed show how much waits ahead of an answer on this connection; the tail never has
+ * more in flight than its push window (POSTCOPY_WINDOW_US of the rate, at least
+ * POSTCOPY_WINDOW_MIN bytes), which fills and drains, so an answer waits behind half of the
+ * lesser of the two on average. 0 when the destination measured nothing. */
+static double source_fault_latency_us(const struct rmig_session *s, double bandwidth)
+{
+	double window_us = POSTCOPY_WINDOW_US, ahead_us;
+
+	if (!s->pull_idle_us)
+		return 0.0;
+	if (bandwidth > 0.0 && (double)POSTCOPY_WINDOW_MIN * 1e6 / bandwidth > window_us)
+		window_us = (double)POSTCOPY_WINDOW_MIN * 1e6 / bandwidth;
+	ahead_us = window_us;
+	if (s->pull_loaded_us)
+		ahead_us = s->pull_loaded_us > s->pull_idle_us
+				   ? fmin((double)(s->pull_loaded_us - s->pull_idle_us), window_us)
+				   : 0.0;
+	return (double)s->pull_idle_us + ahead_us / 2.0;
+}
+
+/* How long auto waits at its decision for the test pulls timed under the bulk round's load, when
+ * the destination sends them. */
+#define SOURCE_LOADED_PULL_WAIT_MS 100
+
 /* From what the probe measured, the cost model's choice; it becomes s->method. */
 static int source_auto_decide(struct rmig_session *s, struct source_probe *probe)
 {
 	struct cost_projection all[COST_METHOD_COUNT], choice;
-	uint64_t ram_pages = 0, odd = 0, even = 0, both = 0, zero_pages, pages_sent;
+	uint64_t ram_pages = 0, early = 0, late = 0, both = 0, zero_pages, pages_sent;
 	uint32_t allowed = (1u << COST_METHOD_COUNT) - 1, method, policy;
-	double rate, working_set, bandwidth;
+	uint32_t half = probe->samples / 2, taken = probe->samples;
+	double rate, working_set, bandwidth, run_pages, fault_us;
 	struct cost_model_input in = {0};
-	char others[320] = "";
+	char others[600] = "", fault[96] = "";
 	size_t used = 0;
 	int ret;
 
 	probe->decided = 1;
+	/* The destination's test pulls under load: all of them when they come soon enough. */
+	ret = session_ctrl_poll(s, 0);
+	for (uint64_t until = session_now_us() + SOURCE_LOADED_PULL_WAIT_MS * 1000u;
+	     !ret && s->pull_idle_us && s->pull_loaded_pulls < POSTCOPY_PROBE_LOADED_PULLS &&
+	     session_now_us() < until;)
+		ret = session_ctrl_poll(s, (int)((until - session_now_us()) / 1000u) + 1);
+	if (ret)
+		return ret;
+	if (taken > SOURCE_PROBE_SAMPLES)
+		taken = SOURCE_PROBE_SAMPLES;
 	for (size_t i = 0; i < s->nregions; i++) {
 		const struct session_region *r = &s->regions[i];
 		size_t words = bitmap_words(r->npages);
 
 		ram_pages += r->npages;
 		for (size_t w = 0; w < words; w++) {
-			odd += (uint64_t)__builtin_popcountll(probe->odd[i][w]);
-			even += (uint64_t)__builtin_popcountll(probe->even[i][w]);
-			both += (uint64_t)__builtin_popcountll(probe->odd[i][w] &
-							       probe->even[i][w]);
+			uint64_t a = 0, b = 0;
+
+			for (uint32_t k = 0; k < taken; k++) {
+				if (k < half)
+					a |= probe->taken[i][(size_t)k * words + w];
+				else
+					b |= probe->taken[i][(size_t)k * words + w];
+			}
+			early += (uint64_t)__builtin_popcountll(a);
+			late += (uint64_t)__builtin_popcountll(b);
+			both += (uint64_t)__builtin_popcountll(a & b);
 		}
 	}
 	/* Pages written per second, distinct within a sample's interval. */
 	rate = probe->interval_sum ? (double)probe->pages_sum * 1e6 / (double)probe->interval_sum
 				   : 0.0;
-	/* Capture-recapture: writes scattered over W pages hit both halves' samples in
-	 * odd * even / W pages. No overlap at all: no sign of a bound, assume all RAM. */
-	working_set = both ? (double)odd * (double)even / (double)both : (double)ram_pages;
+	/* Capture-recapture between the earlier and the later half of the samples: writes
+	 * scattered over W pages hit both halves in about early * late / W pages. Halves, not
+	 * alternate samples: a guest that sweeps through RAM (a sort, a join's appends) writes
+	 * the same pages in neighbouring samples only, which alternate samples would take for a
+	 * small working set. No overlap at all: no sign of a bound, assume all RAM. */
+	working_set = both ? (double)early * (double)late / (double)both : (double)ram_pages;
 	if (working_set > (double)ram_pages)
 		working_set = (double)ram_pages;
-	if (working_set < (double)(odd + even - both))
-		working_set = (double)(odd + even - both);
+	if (working_set < (double)(early + late - both))
+		working_set = (double)(early + late - both);
+	run_pages = probe->runs_sum ? (double)probe->pages_sum / (double)probe->runs_sum : 1.0;
 	bandwidth = (double)session_round_rate(s);
 	if (bandwidth <= 0.0)
 		bandwidth = 1.0;
+	fault_us = source_fault_latency_us(s, bandwidth);
 	pthread_mutex_lock(&s->lock);
 	zero_pages = s->stats.zero_pages;
 	pages_sent = s->stats.pages_sent;
@@ -1083,6 +1175,8 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 		.zero_fraction = pages_sent ? (double)zero_pages / (double)pages_sent : 0.0,
 		.downtime_ms = s->params.downtime_ms,
 		.max_rounds = s->params.max_rounds,
+		.fault_latency_us = fault_us,
+		.access_run_pages = run_pages,
 	};
 	if (!(s->peer_flags & PROTOCOL_HELLO_POSTCOPY))
 		allowed &= ~((1u << COST_METHOD_TSMC) | (1u << COST_METHOD_POSTCOPY) |
@@ -1092,26 +1186,42 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 		return session_fail(s, ret, "auto: the cost model refused the measurements");
 	cost_method_to_engine(choice.method, &method, &policy);
 	for (uint32_t m = 0; m < COST_METHOD_COUNT && used < sizeof(others); m++) {
+		char stall[48] = "";
 		int n;
 
 		if (m == choice.method)
 			continue;
-		n = snprintf(others + used, sizeof(others) - used, "%s%s %.2f s/%.0f ms%s%s",
+		if (all[m].stall_seconds > 0.0)
+			snprintf(stall, sizeof(stall), " + %.0f ms stall",
+				 all[m].stall_seconds * 1000.0);
+		n = snprintf(others + used, sizeof(others) - used, "%s%s %.2f s/%.0f ms%s%s%s",
 			     used ? ", " : "", source_cost_name(m), all[m].total_seconds,
-			     all[m].downtime_seconds * 1000.0,
+			     all[m].downtime_seconds * 1000.0, stall,
 			     all[m].converges ? "" : " (no convergence)",
 			     allowed & (1u << m) ? "" : " (destination cannot)");
 		if (n > 0)
 			used += (size_t)n;
 	}
+	if (fault_us > 0.0 && s->pull_loaded_us)
+		snprintf(
+			fault, sizeof(fault),
+			", post-copy fault %.2f ms (pulls timed at %u us idle, %u us under load x%u)",
+			fault_us / 1000.0, s->pull_idle_us, s->pull_loaded_us,
+			s->pull_loaded_pulls);
+	else if (fault_us > 0.0)
+		snprintf(fault, sizeof(fault),
+			 ", post-copy fault %.2f ms (a pull timed at %u us idle + half the push "
+			 "window)",
+			 fault_us / 1000.0, s->pull_idle_us);
 	session_method_set(
 		s, method, policy,
-		"auto chose %s: dirty rate %.0f pages/s (%.1f MiB/s), working set %.1f MiB, "
-		"bandwidth %.1f MiB/s, downtime target %u ms; projected %.2f s total, %.0f ms "
-		"downtime%s; others: %s",
+		"auto chose %s: dirty rate %.0f pages/s (%.1f MiB/s) in runs of %.1f pages, "
+		"working set %.1f MiB, bandwidth %.1f MiB/s%s, downtime target %u ms; projected "
+		"%.2f s total, %.0f ms downtime, %.0f ms stall%s; others: %s",
 		source_cost_name(choice.method), rate, rate * (double)in.page_size / 1048576.0,
-		working_set * (double)in.page_size / 1048576.0, bandwidth / 1048576.0,
-		s->params.downtime_ms, choice.total_seconds, choice.downtime_seconds * 1000.0,
+		run_pages, working_set * (double)in.page_size / 1048576.0, bandwidth / 1048576.0,
+		fault, s->params.downtime_ms, choice.total_seconds,
+		choice.downtime_seconds * 1000.0, choice.stall_seconds * 1000.0,
 		choice.converges ? "" : " (does not converge)", others);
 	pthread_mutex_lock(&s->lock);
 	s->stats.auto_dirty_pages_rate = (uint64_t)rate;
@@ -1119,6 +1229,8 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 	s->stats.auto_working_set_bytes = in.working_set_bytes;
 	s->stats.auto_projected_total_ms = (uint64_t)(choice.total_seconds * 1000.0);
 	s->stats.auto_projected_downtime_ms = (uint64_t)(choice.downtime_seconds * 1000.0);
+	s->stats.auto_fault_latency_us = (uint64_t)fault_us;
+	s->stats.auto_projected_stall_ms = (uint64_t)(choice.stall_seconds * 1000.0);
 	pthread_mutex_unlock(&s->lock);
 	rmig_log_info("source: %s", s->method_reason);
 	return 0;
@@ -1131,16 +1243,15 @@ static int source_live_auto(struct rmig_session *s, struct batch_pipeline *pipel
 	uint64_t start = session_now_us();
 	int ret, ended;
 
-	probe.odd = calloc(s->nregions, sizeof(*probe.odd));
-	probe.even = calloc(s->nregions, sizeof(*probe.even));
-	if (!probe.odd || !probe.even) {
+	probe.taken = calloc(s->nregions, sizeof(*probe.taken));
+	if (!probe.taken) {
 		ret = session_fail(s, -ENOMEM, "auto: out of memory");
 		goto out_free;
 	}
 	for (size_t i = 0; i < s->nregions; i++) {
-		probe.odd[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
-		probe.even[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
-		if (!probe.odd[i] || !probe.even[i]) {
+		probe.taken[i] = calloc(bitmap_words(s->regions[i].npages) * SOURCE_PROBE_SAMPLES,
+					sizeof(uint64_t));
+		if (!probe.taken[i]) {
 			ret = session_fail(s, -ENOMEM, "auto: out of memory");
 			goto out_free;
 		}
@@ -1163,10 +1274,10 @@ static int source_live_auto(struct rmig_session *s, struct batch_pipeline *pipel
 		if (ret < 0)
 			goto out_free;
 		if (s->method == RMIG_METHOD_POSTCOPY) {
-			char reason[SESSION_ERROR_MAX];
+			char reason[SESSION_REASON_MAX];
 
 			memcpy(reason, s->method_reason, sizeof(reason));
-			reason[SESSION_ERROR_MAX - 80] = '\0';
+			reason[SESSION_REASON_MAX - 80] = '\0';
 			session_method_set(
 				s, RMIG_METHOD_HYBRID, s->policy,
 				"%s; the bulk round had already sent all RAM once, so it "
@@ -1191,14 +1302,9 @@ static int source_live_auto(struct rmig_session *s, struct batch_pipeline *pipel
 		break;
 	}
 out_free:
-	for (size_t i = 0; i < s->nregions; i++) {
-		if (probe.odd)
-			free(probe.odd[i]);
-		if (probe.even)
-			free(probe.even[i]);
-	}
-	free(probe.odd);
-	free(probe.even);
+	for (size_t i = 0; probe.taken && i < s->nregions; i++)
+		free(probe.taken[i]);
+	free(probe.taken);
 	return ret;
 }
 

@@ -214,6 +214,11 @@ struct rmig_stats {
 	uint64_t auto_working_set_bytes;  /* auto: estimated writable working set */
 	uint64_t auto_projected_total_ms; /* auto: the cost model's total time for its choice */
 	uint64_t auto_projected_downtime_ms;
+	/* auto: one post-copy fault as the cost model weighed it (a pull timed on this
+	 * connection before any page moved, plus half the push window it would queue behind);
+	 * 0 when the destination cannot post-copy */
+	uint64_t auto_fault_latency_us;
+	uint64_t auto_projected_stall_ms; /* auto: the cost model's vCPU stall for its choice */
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup

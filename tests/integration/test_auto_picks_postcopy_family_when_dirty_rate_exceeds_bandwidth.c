@@ -4,7 +4,8 @@
  * hypervisor's dirty log, writes before every sync of the log twice as many pages (scattered
  * over its RAM) as the transport carried since the previous sync: its dirty rate is twice the
  * bandwidth by construction, on a fast host as under emulation, where a writer thread's rate
- * against a fixed link speed would depend on how fast the host runs it. */
+ * against a fixed link speed would depend on how fast the host runs it. The post-copy faults
+ * are weighed by test pulls the destination timed on this connection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,9 +91,13 @@ static void test_auto_picks_postcopy_family_when_dirty_rate_exceeds_bandwidth(vo
 	assert_true(st.method_used == RMIG_METHOD_POSTCOPY || st.method_used == RMIG_METHOD_TSMC ||
 		    st.method_used == RMIG_METHOD_HYBRID);
 	assert_true(st.auto_dirty_pages_rate * HARNESS_PAGE > st.auto_bandwidth);
+	/* faults weighed by pulls the destination timed on this connection */
+	assert_true(st.auto_fault_latency_us > 0);
+	assert_true(st.auto_projected_stall_ms > 0);
 	reason = rmig_session_method_reason(h.src);
 	assert_non_null(strstr(reason, "auto chose"));
 	assert_non_null(strstr(reason, rmig_method_name(st.method_used)));
+	assert_non_null(strstr(reason, "pulls timed at"));
 	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
 	harness_fini(&h);
 }

@@ -93,7 +93,7 @@ static void test_protocol_parse_rejects_bad_headers(void **state)
 	size_t len, plen;
 
 	(void)state;
-	len = protocol_region_ack_to_wire(buf);
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &(struct protocol_pull){0}, buf);
 	assert_int_equal(protocol_parse(buf, len - 1, &payload, &plen, why, sizeof(why)), -EPROTO);
 
 	memcpy(&hdr, buf, sizeof(hdr));
@@ -102,21 +102,21 @@ static void test_protocol_parse_rejects_bad_headers(void **state)
 	assert_int_equal(protocol_parse(buf, len, &payload, &plen, why, sizeof(why)), -EPROTO);
 	assert_non_null(strstr(why, "magic"));
 
-	len = protocol_region_ack_to_wire(buf);
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &(struct protocol_pull){0}, buf);
 	memcpy(&hdr, buf, sizeof(hdr));
 	hdr.version = htole16(PROTOCOL_VERSION + 1);
 	memcpy(buf, &hdr, sizeof(hdr));
 	assert_int_equal(protocol_parse(buf, len, &payload, &plen, why, sizeof(why)), -EPROTO);
 	assert_non_null(strstr(why, "version"));
 
-	len = protocol_region_ack_to_wire(buf);
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &(struct protocol_pull){0}, buf);
 	memcpy(&hdr, buf, sizeof(hdr));
 	hdr.type = htole16(PROTOCOL_TYPE_MAX + 1);
 	memcpy(buf, &hdr, sizeof(hdr));
 	assert_int_equal(protocol_parse(buf, len, &payload, &plen, why, sizeof(why)), -EPROTO);
 	assert_non_null(strstr(why, "type"));
 
-	len = protocol_region_ack_to_wire(buf);
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &(struct protocol_pull){0}, buf);
 	memcpy(&hdr, buf, sizeof(hdr));
 	hdr.length = htole32((uint32_t)len + 8);
 	memcpy(buf, &hdr, sizeof(hdr));

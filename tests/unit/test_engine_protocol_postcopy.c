@@ -1,5 +1,6 @@
-/* The post-copy messages: each round-trips through its decoder, and the decoders refuse
- * lengths, counts and ranges that do not add up (the caller checks regions). */
+/* The post-copy messages (and the test pulls the region acknowledgement and the pull report
+ * carry, which auto weighs post-copy's faults by): each round-trips through its decoder, and the decoders refuse
+ * lengths, counts, flags and ranges that do not add up (the caller checks regions). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,6 +134,50 @@ static void test_hello_ack_accepts_postcopy_flag_only(void **state)
 			 -EPROTO);
 }
 
+static void test_pull_measure_round_trips_and_refuses_inconsistent_one(void **state)
+{
+	struct protocol_pull in = {.flags = PROTOCOL_PULL_MEASURED,
+				   .pull_us = 180,
+				   .pull_bytes = 32768,
+				   .pulls = 5},
+			     out;
+	const void *payload;
+	size_t len, plen;
+
+	(void)state;
+	len = protocol_pull_to_wire(PROTOCOL_PULL_REPORT, &in, buf);
+	payload = parse_as(len, PROTOCOL_PULL_REPORT, &plen);
+	assert_int_equal(protocol_pull_from_wire(payload, plen, &out, why, sizeof(why)), 0);
+	assert_int_equal(out.flags, PROTOCOL_PULL_MEASURED);
+	assert_int_equal(out.pull_us, 180);
+	assert_int_equal(out.pull_bytes, 32768);
+	assert_int_equal(out.pulls, 5);
+	/* nothing measured: valid */
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &(struct protocol_pull){0}, buf);
+	payload = parse_as(len, PROTOCOL_REGION_ACK, &plen);
+	assert_int_equal(protocol_pull_from_wire(payload, plen, &out, why, sizeof(why)), 0);
+	assert_int_equal(out.flags, 0);
+	/* a length that is not the struct's */
+	assert_int_equal(protocol_pull_from_wire(payload, plen - 1, &out, why, sizeof(why)),
+			 -EPROTO);
+	/* measured over no pulls, or both measured and failed, or a flag nobody defined */
+	in.pulls = 0;
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &in, buf);
+	payload = parse_as(len, PROTOCOL_REGION_ACK, &plen);
+	assert_int_equal(protocol_pull_from_wire(payload, plen, &out, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "pull"));
+	in.pulls = 5;
+	in.flags = PROTOCOL_PULL_MEASURED | PROTOCOL_PULL_FAILED;
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &in, buf);
+	payload = parse_as(len, PROTOCOL_REGION_ACK, &plen);
+	assert_int_equal(protocol_pull_from_wire(payload, plen, &out, why, sizeof(why)), -EPROTO);
+	in.flags = 1u << 7;
+	len = protocol_pull_to_wire(PROTOCOL_REGION_ACK, &in, buf);
+	payload = parse_as(len, PROTOCOL_REGION_ACK, &plen);
+	assert_int_equal(protocol_pull_from_wire(payload, plen, &out, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "flags"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +185,7 @@ int main(void)
 		cmocka_unit_test(test_postcopy_ready_round_trips_and_checks_count),
 		cmocka_unit_test(test_postcopy_begin_done_end_round_trip),
 		cmocka_unit_test(test_hello_ack_accepts_postcopy_flag_only),
+		cmocka_unit_test(test_pull_measure_round_trips_and_refuses_inconsistent_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
