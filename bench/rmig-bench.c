@@ -18,6 +18,7 @@
 
 #include "bench/workloads/workload.h"
 #include "rmig.h"
+#include "engine/cost_model.h"
 
 #define BENCH_PAGE 4096u
 #define BENCH_DEVICE_STATE (160u * 1024u)
@@ -76,6 +77,12 @@ struct bench_result {
 	double resent;	 /* distinct pages sent more than once */
 	double faults;	 /* post-copy: guest faults the destination served */
 	double fault_us; /* post-copy: mean stall per fault */
+	/* auto: what its probe measured, the cost model's inputs (model vs measured table) */
+	double in_rate;	    /* distinct pages written per second */
+	double in_ws;	    /* working set, bytes */
+	double in_bw;	    /* bytes per second */
+	double in_fault_us; /* one post-copy fault */
+	double in_zero;	    /* share of RAM sent as zero-page markers */
 	uint64_t guest_errors;
 	char reason[1024]; /* auto: the choice and its measurements */
 	char choices[128]; /* aggregated auto: what each run chose, "postcopy x3, tsmc x2" */
@@ -536,8 +543,16 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 	res->fault_us = dst_st.postcopy_faults
 				? (double)dst_st.postcopy_stall_us / (double)dst_st.postcopy_faults
 				: 0.0;
-	if (m->method == RMIG_METHOD_AUTO)
+	if (m->method == RMIG_METHOD_AUTO) {
 		snprintf(res->reason, sizeof(res->reason), "%s", rmig_session_method_reason(src));
+		res->in_rate = (double)src_st.auto_dirty_pages_rate;
+		res->in_ws = (double)src_st.auto_working_set_bytes;
+		res->in_bw = (double)src_st.auto_bandwidth;
+		res->in_fault_us = (double)src_st.auto_fault_latency_us;
+		res->in_zero = (double)src_st.zero_pages / (double)(o->ram / BENCH_PAGE);
+		if (res->in_zero > 1.0)
+			res->in_zero = 1.0;
+	}
 out:
 	rmig_session_destroy(src);
 	rmig_session_destroy(dst);
@@ -622,6 +637,11 @@ static void bench_aggregate(const struct bench_result *runs, unsigned n, struct 
 	BENCH_MEDIAN(resent);
 	BENCH_MEDIAN(faults);
 	BENCH_MEDIAN(fault_us);
+	BENCH_MEDIAN(in_rate);
+	BENCH_MEDIAN(in_ws);
+	BENCH_MEDIAN(in_bw);
+	BENCH_MEDIAN(in_fault_us);
+	BENCH_MEDIAN(in_zero);
 #undef BENCH_MEDIAN
 }
 
@@ -766,6 +786,85 @@ static void bench_summary(const struct bench_options *o, const char *const *work
 	}
 }
 
+/* The cost model's projection of method m on workload w, from what auto's probe measured on
+ * that workload (the median of its runs): the same inputs auto decided on, with the device
+ * state the bench sends. Returns 0, or -ENOENT when there is no auto run to take them from. */
+static int bench_model(const struct bench_options *o, const struct bench_method *const *methods,
+		       size_t nmethods, const struct bench_result *row, size_t m,
+		       struct cost_projection *projection_p)
+{
+	const struct bench_result *a = NULL;
+	struct cost_model_input in;
+	uint32_t method;
+
+	for (size_t k = 0; k < nmethods; k++)
+		if (methods[k]->method == RMIG_METHOD_AUTO && row[k].ok)
+			a = &row[k];
+	if (!a || a->in_bw <= 0.0 || cost_method_from_name(methods[m]->name, &method))
+		return -ENOENT;
+	in = (struct cost_model_input){
+		.ram_bytes = o->ram,
+		.page_size = BENCH_PAGE,
+		.dirty_pages_rate = a->in_rate,
+		.working_set_bytes = (uint64_t)a->in_ws,
+		.bandwidth = a->in_bw,
+		.zero_fraction = a->in_zero,
+		.device_state_bytes = BENCH_DEVICE_STATE,
+		.downtime_ms = o->downtime_ms,
+		.fault_latency_us = a->in_fault_us,
+	};
+	return cost_model_project(&in, method, projection_p);
+}
+
+/* Projected against measured, method by method: how far the model auto and the planner trust
+ * is from what the same machine did. */
+static void bench_model_table(const struct bench_options *o, const char *const *workloads,
+			      size_t nworkloads, const struct bench_method *const *methods,
+			      size_t nmethods, const struct bench_result *cells)
+{
+	int header = 0;
+
+	for (size_t w = 0; w < nworkloads; w++) {
+		const struct bench_result *row = &cells[w * nmethods], *a = NULL;
+
+		for (size_t k = 0; k < nmethods; k++)
+			if (methods[k]->method == RMIG_METHOD_AUTO && row[k].ok)
+				a = &row[k];
+		if (!a || a->in_bw <= 0.0)
+			continue;
+		if (!header) {
+			printf("\nmodel vs measured: engine/cost_model.c (what auto and rmig plan "
+			       "project) fed with what auto's probe measured on the workload; "
+			       "err = model / measured - 1\n\n");
+			printf("%-10s %-13s %8s %8s %7s %8s %8s %8s %8s %7s\n", "workload",
+			       "method", "model s", "meas s", "err", "model ms", "meas ms",
+			       "model MiB", "meas MiB", "err");
+			header = 1;
+		}
+		printf("%-10s inputs: %.0f pages/s (%.1f MiB/s), working set %.1f MiB, bandwidth "
+		       "%.1f MiB/s, zero pages %.1f%%, fault %.0f us\n",
+		       workloads[w], a->in_rate, a->in_rate * BENCH_PAGE / 1048576.0,
+		       a->in_ws / 1048576.0, a->in_bw / 1048576.0, a->in_zero * 100.0,
+		       a->in_fault_us);
+		for (size_t m = 0; m < nmethods; m++) {
+			const struct bench_result *c = &row[m];
+			struct cost_projection p;
+
+			if (!c->ok || bench_model(o, methods, nmethods, row, m, &p))
+				continue;
+			printf("%-10s %-13s %8.2f %8.2f %+6.0f%% %8.0f %8.0f %9.1f %8.1f %+6.0f%%\n",
+			       "", methods[m]->name, p.total_seconds, c->total_ms / 1000.0,
+			       bench_percent(p.total_seconds * 1000.0, c->total_ms),
+			       p.downtime_seconds * 1000.0, c->downtime_ms, p.bytes / 1048576.0,
+			       c->wire_bytes / 1048576.0, bench_percent(p.bytes, c->wire_bytes));
+		}
+	}
+	if (header)
+		printf("(measured bytes count both directions and wire headers; the model counts "
+		       "page data and device state. The model's predict stops on the QEMU rule, "
+		       "the bench's on Xen's.)\n");
+}
+
 static int bench_json(const char *path, const struct bench_options *o, const char *const *workloads,
 		      size_t nworkloads, const struct bench_method *const *methods, size_t nmethods,
 		      const struct bench_result *cells)
@@ -814,6 +913,22 @@ static int bench_json(const char *path, const struct bench_options *o, const cha
 					fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
 				fprintf(f, "\"");
 			}
+			{
+				struct cost_projection p;
+
+				if (!bench_model(o, methods, nmethods, &cells[w * nmethods], m, &p))
+					fprintf(f,
+						", \"model_total_ms\": %.1f, \"model_downtime_ms\": "
+						"%.1f, \"model_bytes\": %.0f",
+						p.total_seconds * 1000.0,
+						p.downtime_seconds * 1000.0, p.bytes);
+			}
+			if (c->in_bw > 0.0)
+				fprintf(f,
+					", \"probe\": {\"dirty_pages_rate\": %.0f, "
+					"\"working_set_bytes\": %.0f, \"bandwidth\": %.0f, "
+					"\"zero_fraction\": %.4f, \"fault_latency_us\": %.0f}",
+					c->in_rate, c->in_ws, c->in_bw, c->in_zero, c->in_fault_us);
 			if (ref->ok)
 				fprintf(f,
 					", \"bytes_vs_reference\": %.4f, \"time_vs_reference\": "
@@ -976,6 +1091,7 @@ int main(int argc, char **argv)
 	}
 	bench_table(&o, workloads, nworkloads, methods, nmethods, cells);
 	bench_summary(&o, workloads, nworkloads, methods, nmethods, cells);
+	bench_model_table(&o, workloads, nworkloads, methods, nmethods, cells);
 	printf("\n%zu migrations in %.0f s\n", total, (double)(bench_now_us() - start) / 1e6);
 	if (o.json)
 		bench_json(o.json, &o, workloads, nworkloads, methods, nmethods, cells);
