@@ -786,6 +786,16 @@ static void bench_summary(const struct bench_options *o, const char *const *work
 	}
 }
 
+/* The auto cell of a workload's row, when it succeeded. */
+static const struct bench_result *bench_auto_cell(const struct bench_method *const *methods,
+						  size_t nmethods, const struct bench_result *row)
+{
+	for (size_t k = 0; k < nmethods; k++)
+		if (methods[k]->method == RMIG_METHOD_AUTO && row[k].ok)
+			return &row[k];
+	return NULL;
+}
+
 /* The cost model's projection of method m on workload w, from what auto's probe measured on
  * that workload (the median of its runs): the same inputs auto decided on, with the device
  * state the bench sends. Returns 0, or -ENOENT when there is no auto run to take them from. */
@@ -793,13 +803,10 @@ static int bench_model(const struct bench_options *o, const struct bench_method 
 		       size_t nmethods, const struct bench_result *row, size_t m,
 		       struct cost_projection *projection_p)
 {
-	const struct bench_result *a = NULL;
+	const struct bench_result *a = bench_auto_cell(methods, nmethods, row);
 	struct cost_model_input in;
 	uint32_t method;
 
-	for (size_t k = 0; k < nmethods; k++)
-		if (methods[k]->method == RMIG_METHOD_AUTO && row[k].ok)
-			a = &row[k];
 	if (!a || a->in_bw <= 0.0 || cost_method_from_name(methods[m]->name, &method))
 		return -ENOENT;
 	in = (struct cost_model_input){
@@ -825,11 +832,9 @@ static void bench_model_table(const struct bench_options *o, const char *const *
 	int header = 0;
 
 	for (size_t w = 0; w < nworkloads; w++) {
-		const struct bench_result *row = &cells[w * nmethods], *a = NULL;
+		const struct bench_result *row = &cells[w * nmethods];
+		const struct bench_result *a = bench_auto_cell(methods, nmethods, row);
 
-		for (size_t k = 0; k < nmethods; k++)
-			if (methods[k]->method == RMIG_METHOD_AUTO && row[k].ok)
-				a = &row[k];
 		if (!a || a->in_bw <= 0.0)
 			continue;
 		if (!header) {
