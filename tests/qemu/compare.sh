@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/qemu/compare.sh [--rmig PATH] [--ram SIZE] [--files N] [--kib K] [--runs N]
-#                       [--warmup TICKS] [--cache DIR]
+#                       [--warmup TICKS] [--cache DIR] [--methods "M..."]
 #
 # The same guest and workload (tests/qemu/guest-init: N files of K KiB rewritten in a loop),
 # migrated between two network namespaces joined by veth, three ways:
@@ -11,6 +11,8 @@
 # table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
 # bytes on the wire, and the ratios of qemu+rmig to qemu-nocap; a run counts only when the
 # destination guest goes on counting (the table says how many did not). Needs root.
+# --methods runs a subset (default "qemu qemu-nocap qemu+rmig"), e.g. to repeat one row.
+# With RMIG_LOG=info in the environment, rmig's breakdown of its paused phase is printed too.
 # Timings depend on the machine's load: compare rows from the same run only.
 set -euo pipefail
 
@@ -22,6 +24,7 @@ warmup=200
 ram=256M
 files=64
 kib=64
+methods="qemu qemu-nocap qemu+rmig"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rmig) RMIG=$2; shift 2 ;;
@@ -31,8 +34,15 @@ while [ $# -gt 0 ]; do
 	--runs) runs=$2; shift 2 ;;
 	--warmup) warmup=$2; shift 2 ;;
 	--cache) CACHE=$2; shift 2 ;;
+	--methods) methods=$2; shift 2 ;;
 	-h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (--help)" >&2; exit 2 ;;
+	esac
+done
+for method in $methods; do
+	case "$method" in
+	qemu | qemu-nocap | qemu+rmig) ;;
+	*) echo "compare.sh: unknown method $method (qemu, qemu-nocap, qemu+rmig)" >&2; exit 2 ;;
 	esac
 done
 RMIG=$(realpath "$RMIG")
@@ -117,6 +127,9 @@ rmig_migration() {
 		die "qemu-send failed: $(cat "$WORK/send.err")"
 	qemu_recv_wait
 	[ "$RECV_STATUS" = 0 ] || die "qemu-recv failed: $(cat "$WORK/recv.err")"
+	# With RMIG_LOG=info, where rmig's paused time went.
+	grep -h -E "info: (source: final round|destination: resume)" "$WORK/send.err" \
+		"$WORK/recv.err" >&2 || true
 	python3 - "$WORK/send.out" "$WORK/recv.out" <<'PY'
 import json, sys
 s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
@@ -171,7 +184,7 @@ one_run() {
 
 log "guest: $ram RAM, $files files x $kib KiB rewritten in a loop; $runs run(s) of each method"
 for run in $(seq 1 "$runs"); do
-	for method in qemu qemu-nocap qemu+rmig; do
+	for method in $methods; do
 		one_run "$method" "$run"
 	done
 done
@@ -201,6 +214,8 @@ print("|---|---:|---:|---:|---:|---:|---:|")
 names = {"qemu": "QEMU tcp (default 128 MiB/s cap)", "qemu-nocap": "QEMU tcp (no cap)",
          "qemu+rmig": "QEMU + rmig (tcp)"}
 for m in ("qemu", "qemu-nocap", "qemu+rmig"):
+    if m not in rows and m not in failed:
+        continue  # not among --methods
     if m not in rows:
         print("| %s | - | - | - | - | - | %d of %d |" % (names[m], failed.get(m, 0), failed.get(m, 0)))
         continue
