@@ -243,3 +243,14 @@ enum dirty_kind dirty_source_kind(const struct dirty_source *source)
 {
 	return source->kind;
 }
+
+const uint64_t *dirty_source_page_hashes(const struct dirty_source *source)
+{
+	return source->kind == DIRTY_KIND_HASH ? dirty_hash_page_hashes(source) : NULL;
+}
+
+void dirty_source_set_threads(struct dirty_source *source, unsigned threads)
+{
+	if (source->kind == DIRTY_KIND_HASH)
+		dirty_hash_set_threads(source, threads);
+}

@@ -54,6 +54,15 @@ int dirty_source_stop(struct dirty_source *source);
 /* Stops tracking if still running, then frees. NULL is allowed. */
 void dirty_source_destroy(struct dirty_source *source);
 enum dirty_kind dirty_source_kind(const struct dirty_source *source);
+/* The hash source's hash of every page as of its last sync (or start): npages entries, kept by
+ * stop, freed by destroy. NULL for the other kinds. With the VM paused, the last sync's hashes
+ * are the pages' current hashes, so verification can compare them with the destination's
+ * instead of hashing all RAM again. */
+const uint64_t *dirty_source_page_hashes(const struct dirty_source *source);
+/* How many threads a hash sync may use (1 at creation; at most DIRTY_HASH_THREADS_MAX): the
+ * final sync, with the VM paused, has the host's cores to itself. The other kinds ignore it. */
+#define DIRTY_HASH_THREADS_MAX 8u
+void dirty_source_set_threads(struct dirty_source *source, unsigned threads);
 /* "auto", "hypervisor", "uffd-async", "uffd-sync", "hash" ("unknown" otherwise). */
 const char *dirty_kind_name(enum dirty_kind kind);
 /* What this kernel offers (DIRTY_UFFD_HAS_* bits), for messages and tests. Returns 0, or

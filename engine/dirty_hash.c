@@ -17,44 +17,121 @@
  *   pages that differ (engine/verify.c), so what lands is exactly what the source holds. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "engine/bitmap.h"
 #include "engine/dirty_impl.h"
 #include "engine/page_hash.h"
 
+/* Below this many pages a sync stays on one thread: starting threads would cost more than
+ * they save. */
+#define DIRTY_HASH_PARALLEL_MIN_PAGES 8192u
+
 struct dirty_hash {
 	struct dirty_source source;
 	uint64_t *hashes; /* per page: the hash at start or at the last sync */
+	unsigned threads; /* a sync may use this many */
 };
+
+/* One thread's share of a sync: pages [first, end), whole bitmap words, so that no two
+ * threads write the same word of the caller's bitmap. */
+struct dirty_hash_slice {
+	struct dirty_hash *h;
+	uint64_t *bitmap; /* NULL at start: only the baseline */
+	size_t first, end;
+	size_t reported;
+	pthread_t thread;
+	int started;
+};
+
+static void dirty_hash_slice_run(struct dirty_hash_slice *slice)
+{
+	const unsigned char *addr = slice->h->source.config.addr;
+	size_t page_size = slice->h->source.config.page_size;
+	uint64_t *hashes = slice->h->hashes;
+
+	for (size_t page = slice->first; page < slice->end; page++) {
+		uint64_t hash = page_hash(addr + page * page_size, page_size);
+
+		if (!slice->bitmap) {
+			hashes[page] = hash;
+		} else if (hash != hashes[page]) {
+			hashes[page] = hash;
+			bitmap_set(slice->bitmap, page);
+			slice->reported++;
+		}
+	}
+}
+
+static void *dirty_hash_slice_main(void *arg)
+{
+	dirty_hash_slice_run(arg);
+	return NULL;
+}
+
+/* Hash every page (into the baseline, and into bitmap when given) on up to h->threads
+ * threads; a thread that cannot start leaves its slice to this one. Returns pages reported. */
+static size_t dirty_hash_pass(struct dirty_hash *h, uint64_t *bitmap)
+{
+	struct dirty_hash_slice slices[DIRTY_HASH_THREADS_MAX];
+	size_t npages = h->source.npages, per, reported = 0;
+	unsigned n = h->threads;
+
+	if (n < 1 || npages < DIRTY_HASH_PARALLEL_MIN_PAGES)
+		n = 1;
+	per = (npages / n + 63u) & ~(size_t)63u;
+	for (unsigned i = 0; i < n; i++) {
+		size_t first = (size_t)i * per;
+
+		slices[i] = (struct dirty_hash_slice){
+			.h = h,
+			.bitmap = bitmap,
+			.first = first < npages ? first : npages,
+			.end = first + per < npages && i + 1 < n ? first + per : npages,
+		};
+	}
+	for (unsigned i = 1; i < n; i++)
+		slices[i].started = pthread_create(&slices[i].thread, NULL, dirty_hash_slice_main,
+						   &slices[i]) == 0;
+	dirty_hash_slice_run(&slices[0]);
+	for (unsigned i = 1; i < n; i++) {
+		if (slices[i].started)
+			pthread_join(slices[i].thread, NULL);
+		else
+			dirty_hash_slice_run(&slices[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		reported += slices[i].reported;
+	return reported;
+}
 
 static int dirty_hash_start(struct dirty_source *source)
 {
-	struct dirty_hash *h = dirty_container_of(source, struct dirty_hash, source);
-	const unsigned char *addr = source->config.addr;
-	size_t page_size = source->config.page_size;
-
-	for (size_t page = 0; page < source->npages; page++)
-		h->hashes[page] = page_hash(addr + page * page_size, page_size);
+	dirty_hash_pass(dirty_container_of(source, struct dirty_hash, source), NULL);
 	return 0;
 }
 
 static int dirty_hash_sync(struct dirty_source *source, uint64_t *bitmap)
 {
-	struct dirty_hash *h = dirty_container_of(source, struct dirty_hash, source);
-	const unsigned char *addr = source->config.addr;
-	size_t page_size = source->config.page_size, reported = 0;
+	size_t reported =
+		dirty_hash_pass(dirty_container_of(source, struct dirty_hash, source), bitmap);
 
-	for (size_t page = 0; page < source->npages; page++) {
-		uint64_t hash = page_hash(addr + page * page_size, page_size);
-
-		if (hash != h->hashes[page]) {
-			h->hashes[page] = hash;
-			bitmap_set(bitmap, page);
-			reported++;
-		}
-	}
 	return reported > INT_MAX ? INT_MAX : (int)reported;
+}
+
+const uint64_t *dirty_hash_page_hashes(const struct dirty_source *source)
+{
+	return dirty_container_of(source, struct dirty_hash, source)->hashes;
+}
+
+void dirty_hash_set_threads(struct dirty_source *source, unsigned threads)
+{
+	struct dirty_hash *h = dirty_container_of(source, struct dirty_hash, source);
+
+	if (threads < 1)
+		threads = 1;
+	h->threads = threads > DIRTY_HASH_THREADS_MAX ? DIRTY_HASH_THREADS_MAX : threads;
 }
 
 static int dirty_hash_stop(struct dirty_source *source)
@@ -85,6 +162,7 @@ int dirty_hash_create(const struct dirty_source_config *config, struct dirty_sou
 	if (!h)
 		return -ENOMEM;
 	dirty_source_init(&h->source, &dirty_hash_ops, DIRTY_KIND_HASH, config);
+	h->threads = 1;
 	h->hashes = calloc(h->source.npages, sizeof(*h->hashes));
 	if (!h->hashes) {
 		free(h);

@@ -48,5 +48,7 @@ int dirty_uffd_create(const struct dirty_source_config *config, enum dirty_kind 
  * of an older kernel (no WP_ASYNC, no WP_UNPOPULATED) on this one. */
 extern unsigned dirty_uffd_feature_mask;
 int dirty_hash_create(const struct dirty_source_config *config, struct dirty_source **source_p);
+const uint64_t *dirty_hash_page_hashes(const struct dirty_source *source);
+void dirty_hash_set_threads(struct dirty_source *source, unsigned threads);
 
 #endif /* RMIG_ENGINE_DIRTY_IMPL_H */

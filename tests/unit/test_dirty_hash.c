@@ -1,6 +1,7 @@
 /* The content-hash dirty source and the page helpers it stands on: a change is reported, a
- * rewrite with the same bytes is not, a page changed back is reported again; page_hash() is
- * XXH3 and page_is_zero() finds a single non-zero byte anywhere. */
+ * rewrite with the same bytes is not, a page changed back is reported again, a sync split over
+ * threads reports the same and keeps the current hashes; page_hash() is XXH3 and
+ * page_is_zero() finds a single non-zero byte anywhere. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,6 +206,71 @@ static void test_dirty_hash_copy_from_syncs_converges_while_a_writer_runs(void *
 	free(copy);
 }
 
+/* A sync split over threads reports exactly the changed pages, also those either side of
+ * where one thread's share ends and the next begins (shares are whole bitmap words, so every
+ * page either side of a multiple of 64 changes), and leaves every page's current hash (what
+ * the verification reuses) in the table. The region is large enough to be split and not a
+ * multiple of the split. */
+#define BIG_PAGES (8192u + 8u * 64u + 37u)
+
+static int big_page_changes(size_t p)
+{
+	return p % 64 == 0 || p % 64 == 63 || p == BIG_PAGES - 1;
+}
+
+static void test_dirty_hash_threaded_sync_reports_changes_and_keeps_current_hashes(void **state)
+{
+	struct dirty_source_config config = {.kind = DIRTY_KIND_HASH,
+					     .region_id = 2,
+					     .length = (size_t)BIG_PAGES * PAGE,
+					     .page_size = PAGE};
+	uint64_t *bitmap = calloc(bitmap_words(BIG_PAGES), sizeof(uint64_t));
+	struct dirty_source *source;
+	const uint64_t *hashes = NULL;
+	size_t nchanged = 0;
+	unsigned char *mem;
+
+	(void)state;
+	assert_non_null(bitmap);
+	mem = mmap(NULL, config.length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(mem != MAP_FAILED);
+	for (size_t p = 0; p < BIG_PAGES; p++) {
+		if (p % 3 == 0)
+			memset(mem + p * PAGE, (int)(p & 0xff) | 1, 64);
+		nchanged += (size_t)big_page_changes(p);
+	}
+	config.addr = mem;
+	assert_int_equal(dirty_source_create(&config, &source), 0);
+	assert_int_equal(dirty_source_start(source), 0);
+	for (unsigned threads = 1; threads <= 4; threads++) {
+		dirty_source_set_threads(source, threads);
+		memset(bitmap, 0, bitmap_words(BIG_PAGES) * sizeof(uint64_t));
+		for (size_t p = 0; p < BIG_PAGES; p++)
+			if (big_page_changes(p))
+				mem[p * PAGE + 100 + threads] ^= 0x5a;
+		assert_int_equal(dirty_source_sync(source, bitmap), (int)nchanged);
+		for (size_t p = 0; p < BIG_PAGES; p++)
+			if (bitmap_test(bitmap, p) != big_page_changes(p))
+				fail_msg("%u threads: page %zu %s", threads, p,
+					 big_page_changes(p) ? "changed and was not reported"
+							     : "reported, not changed");
+		hashes = dirty_source_page_hashes(source);
+		assert_non_null(hashes);
+		for (size_t p = 0; p < BIG_PAGES; p++)
+			if (hashes[p] != XXH3_64bits(mem + p * PAGE, PAGE))
+				fail_msg("%u threads: page %zu: the kept hash is not the page's",
+					 threads, p);
+		memset(bitmap, 0, bitmap_words(BIG_PAGES) * sizeof(uint64_t));
+		assert_int_equal(dirty_source_sync(source, bitmap), 0);
+	}
+	/* Stopped, the table stays for the verification. */
+	assert_int_equal(dirty_source_stop(source), 0);
+	assert_true(dirty_source_page_hashes(source) == hashes);
+	dirty_source_destroy(source);
+	munmap(mem, config.length);
+	free(bitmap);
+}
+
 static void test_page_hash_is_xxh3_of_the_page(void **state)
 {
 	unsigned char page[PAGE];
@@ -247,6 +313,8 @@ int main(void)
 		cmocka_unit_test(test_dirty_hash_sync_keeps_bits_already_set),
 		cmocka_unit_test(test_dirty_hash_sees_writes_through_another_mapping),
 		cmocka_unit_test(test_dirty_hash_copy_from_syncs_converges_while_a_writer_runs),
+		cmocka_unit_test(
+			test_dirty_hash_threaded_sync_reports_changes_and_keeps_current_hashes),
 		cmocka_unit_test(test_page_hash_is_xxh3_of_the_page),
 		cmocka_unit_test(test_page_is_zero_finds_one_nonzero_byte_anywhere),
 	};
