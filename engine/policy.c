@@ -9,13 +9,17 @@ uint64_t policy_rate(uint64_t amount, uint64_t duration_us)
 	return (uint64_t)((double)amount * 1e6 / (double)duration_us);
 }
 
-static uint64_t policy_projected_ms(uint64_t remaining_bytes, uint64_t bandwidth)
+static uint64_t policy_projected_ms(uint64_t remaining_bytes, uint64_t bandwidth,
+				    uint64_t pause_cost_us)
 {
+	double send_us;
+
 	if (!remaining_bytes)
-		return 0;
+		return (pause_cost_us + 500u) / 1000u;
 	if (!bandwidth)
 		return UINT64_MAX;
-	return (uint64_t)((double)remaining_bytes * 1000.0 / (double)bandwidth + 0.5);
+	send_us = (double)remaining_bytes * 1e6 / (double)bandwidth;
+	return (uint64_t)((send_us + (double)pause_cost_us) / 1000.0 + 0.5);
 }
 
 void policy_decide(const struct policy_input *in, struct policy_decision *out)
@@ -24,7 +28,8 @@ void policy_decide(const struct policy_input *in, struct policy_decision *out)
 
 	out->stop = 0;
 	out->reason = RMIG_STOP_NONE;
-	out->projected_downtime_ms = policy_projected_ms(in->remaining_bytes, in->bandwidth);
+	out->projected_downtime_ms =
+		policy_projected_ms(in->remaining_bytes, in->bandwidth, in->pause_cost_us);
 
 	if (in->policy == RMIG_POLICY_XEN) {
 		if (!max_rounds || max_rounds > POLICY_XEN_MAX_ROUNDS)
@@ -41,7 +46,8 @@ void policy_decide(const struct policy_input *in, struct policy_decision *out)
 		}
 		return;
 	}
-	/* QEMU: the pages dirty now would cross in remaining / bandwidth with the VM paused. */
+	/* QEMU: the pages dirty now would cross in remaining / bandwidth with the VM paused, after
+	 * the final pass over the dirty log. */
 	if (out->projected_downtime_ms <= in->downtime_ms) {
 		out->stop = 1;
 		out->reason = RMIG_STOP_DOWNTIME;

@@ -22,12 +22,16 @@ struct policy_input {
 	uint64_t bandwidth;  /* bytes per second measured over the last round */
 	uint64_t bytes_sent; /* page data sent so far, all rounds */
 	uint64_t ram_bytes;
+	/* what the pause costs besides sending remaining_bytes (the final pass over the dirty
+	 * log: a content-hash tracker rereads all RAM), microseconds */
+	uint64_t pause_cost_us;
 };
 
 struct policy_decision {
 	int stop;
-	uint32_t reason;		/* enum rmig_stop_reason */
-	uint64_t projected_downtime_ms; /* remaining_bytes / bandwidth; UINT64_MAX when unknown */
+	uint32_t reason; /* enum rmig_stop_reason */
+	/* remaining_bytes / bandwidth + pause_cost_us; UINT64_MAX when unknown */
+	uint64_t projected_downtime_ms;
 };
 
 void policy_decide(const struct policy_input *in, struct policy_decision *out);

@@ -114,6 +114,7 @@ struct rmig_session {
 	int round_open;				/* a round record is being filled */
 	uint64_t last_sample_us;		/* source: the last sample of the dirty log */
 	uint64_t sample_cost_us;		/* source: what that sample took */
+	uint64_t sync_cost_us;			/* source: what the last full dirty-log pass took */
 	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */

@@ -195,6 +195,8 @@ static void source_trackers_stop(struct rmig_session *s)
  * left pending) into the dirty bitmaps; returns the number of pages now marked dirty. */
 static int64_t source_sync(struct rmig_session *s)
 {
+	uint64_t start = session_now_us();
+
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 		int ret = r->tracker ? dirty_source_sync(r->tracker, r->dirty) : 0;
@@ -208,6 +210,7 @@ static int64_t source_sync(struct rmig_session *s)
 		}
 	}
 	s->last_sample_us = session_now_us();
+	s->sync_cost_us = s->last_sample_us - start;
 	return (int64_t)batch_dirty_pages(s->regions, s->nregions);
 }
 
@@ -499,6 +502,9 @@ static int source_decide(struct rmig_session *s, uint32_t round, uint64_t dirty_
 		.max_rounds = s->params.max_rounds,
 		.downtime_ms = s->params.downtime_ms,
 		.dirty_pages = dirty_pages,
+		/* The pause starts with one more pass over the dirty log: a hash tracker rereads
+		 * all RAM, however little is dirty. */
+		.pause_cost_us = s->sync_cost_us,
 	};
 	uint64_t held = 0;
 
@@ -637,6 +643,7 @@ static int64_t source_sample(struct rmig_session *s)
 	}
 	s->last_sample_us = session_now_us();
 	s->sample_cost_us = s->last_sample_us - start;
+	s->sync_cost_us = s->sample_cost_us;
 	return total;
 }
 

@@ -1,5 +1,5 @@
-/* Stop policies: the QEMU projection (remaining / bandwidth against the downtime target, with
- * a round bound) and Xen's limits (30 rounds, fewer than 50 dirty pages, 3x RAM sent), and the
+/* Stop policies: the QEMU projection (remaining / bandwidth plus the pause's own cost against
+ * the downtime target, with a round bound) and Xen's limits (30 rounds, fewer than 50 dirty pages, 3x RAM sent), and the
  * auto-converge throttle steps. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +43,36 @@ static void test_policy_qemu_stops_when_projection_fits_target(void **state)
 	in.bandwidth = 0; /* nothing measured yet: cannot project */
 	d = decide(in);
 	assert_false(d.stop);
+}
+
+/* The pause begins with one more pass over the dirty log (a hash tracker rereads all RAM):
+ * its cost is part of the projection, so a small dirty set does not promise a downtime the
+ * pause cannot keep. */
+static void test_policy_qemu_projection_counts_the_pause_cost(void **state)
+{
+	struct policy_input in = {.policy = RMIG_POLICY_QEMU,
+				  .round = 1,
+				  .max_rounds = 30,
+				  .downtime_ms = 100,
+				  .remaining_bytes = 50u << 20,
+				  .bandwidth = 1000u << 20,
+				  .pause_cost_us = 60000};
+	struct policy_decision d;
+
+	(void)state;
+	d = decide(in); /* 50 ms of pages + 60 ms of the final pass */
+	assert_false(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 110);
+
+	in.pause_cost_us = 40000;
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 90);
+
+	in.remaining_bytes = 0; /* nothing dirty: the pass alone */
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 40);
 }
 
 static void test_policy_qemu_stops_at_round_limit(void **state)
@@ -117,6 +147,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_qemu_stops_when_projection_fits_target),
+		cmocka_unit_test(test_policy_qemu_projection_counts_the_pause_cost),
 		cmocka_unit_test(test_policy_qemu_stops_at_round_limit),
 		cmocka_unit_test(test_policy_xen_limits),
 		cmocka_unit_test(test_policy_throttle_after_two_rounds_of_fast_dirtying),
