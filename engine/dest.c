@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/bitmap.h"
+#include "engine/page_hash.h"
 #include "engine/postcopy.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
@@ -202,6 +203,23 @@ static int dest_handshake(struct rmig_session *s)
 		s, protocol_pull_to_wire(PROTOCOL_REGION_ACK, &region_ack, s->msg_buf));
 }
 
+/* Hash pages [first, first + n) as the batch committing now left them, for the verification:
+ * every write to guest RAM here before the resume is a batch, and each commit rehashes its
+ * pages, so the table holds what the pages hold. A zero run's pages all hash alike. */
+static void dest_hash_run(struct session_region *r, uint64_t first, uint64_t n, int zero)
+{
+	const char *addr = (const char *)r->addr;
+	uint64_t zero_hash = 0;
+
+	if (zero && n)
+		zero_hash = page_hash(addr + (first << r->page_shift), r->page_size);
+	for (uint64_t p = first; p < first + n; p++) {
+		r->hashes[p] =
+			zero ? zero_hash : page_hash(addr + (p << r->page_shift), r->page_size);
+		bitmap_set(r->hashed, p);
+	}
+}
+
 static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
 {
 	uint64_t pages = 0;
@@ -228,6 +246,7 @@ static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
 			memset((char *)r->addr + run->offset, 0, run->length);
 		first = run->offset >> r->page_shift;
 		n = run->length >> r->page_shift;
+		dest_hash_run(r, first, n, run->flags & TRANSPORT_RUN_ZERO);
 		for (uint64_t p = first; p < first + n; p++)
 			bitmap_set(r->arrived, p);
 		pages += n;
@@ -274,6 +293,10 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 	if (s->pause_us)
 		s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
+	rmig_log_info("destination: resume after %.1f ms paused, %.1f ms of it answering "
+		      "verification",
+		      s->pause_us ? (double)(session_now_us() - s->pause_us) / 1000.0 : 0.0,
+		      (double)s->verify_answer_us / 1000.0);
 	if (s->postcopy)
 		s->point_of_no_return = 1; /* from here cancelling cannot bring the VM back */
 	if (s->callbacks.field_mask & RMIG_CB_RESUME_VM)

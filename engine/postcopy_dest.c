@@ -726,6 +726,9 @@ static int postcopy_discard(struct postcopy_region *pr)
 
 		if (madvise(addr, len << r->page_shift, pr->shared ? MADV_REMOVE : MADV_DONTNEED))
 			return -errno;
+		/* Discarded: a hash taken at a commit no longer says what the page holds. */
+		for (size_t p = start; p < start + len; p++)
+			bitmap_clear(r->hashed, p);
 		from = start + len;
 	}
 	return 0;

@@ -91,6 +91,8 @@ void session_destroy(struct rmig_session *s)
 		free(r->fresh);
 		free(r->postcopy);
 		free(r->arrived);
+		free(r->hashed);
+		free(r->hashes);
 	}
 	free(s->regions);
 	free(s->rounds);
@@ -275,12 +277,17 @@ int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t l
 	r->dirty = calloc(bitmap_words(r->npages), sizeof(uint64_t));
 	if (s->role == RMIG_ROLE_SOURCE)
 		r->send_count = calloc(r->npages, 1);
-	else
+	else {
 		r->arrived = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-	if (!r->dirty || (!r->send_count && !r->arrived)) {
+		r->hashed = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->hashes = malloc(r->npages * sizeof(uint64_t));
+	}
+	if (!r->dirty || (!r->send_count && (!r->arrived || !r->hashed || !r->hashes))) {
 		free(r->dirty);
 		free(r->send_count);
 		free(r->arrived);
+		free(r->hashed);
+		free(r->hashes);
 		return -ENOMEM;
 	}
 	s->nregions++;

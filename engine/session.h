@@ -52,6 +52,12 @@ struct session_region {
 	uint64_t *postcopy;
 	/* destination: pages whose data (or zero marker) landed at least once */
 	uint64_t *arrived;
+	/* destination: per page, the hash of what its last batch left there, taken when that
+	 * batch committed; valid where `hashed` is set. Before the resume only rmig writes the
+	 * guest RAM here, and each write is a batch whose commit rehashes its pages, so these
+	 * stay the pages' current hashes and verification need not reread all RAM. */
+	uint64_t *hashes;
+	uint64_t *hashed;
 };
 
 /* The opaque rmig_session_t of the public ABI. */
@@ -116,6 +122,7 @@ struct rmig_session {
 	uint64_t sample_cost_us;		/* source: what that sample took */
 	uint64_t sync_cost_us;			/* source: what the last full dirty-log pass took */
 	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
+	uint64_t verify_answer_us;	/* destination: time spent answering verification */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
 };

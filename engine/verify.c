@@ -1,12 +1,21 @@
-/* engine/verify.c - switchover verification: the destination hashes the pages it holds, the
- * source compares them with its own (VM paused, so its pages are final) and resends every page
- * that differs, then checks those again, before the VM may resume on the destination. */
+/* engine/verify.c - switchover verification: the destination sends the hashes of the pages it
+ * holds, the source compares them with its own (VM paused, so its pages are final) and resends
+ * every page that differs, then checks those again, before the VM may resume on the
+ * destination.
+ *
+ * Neither side rereads all RAM for it when it need not. The source's hash tracker has just
+ * hashed every page in the final sync, with the VM paused: those are the current hashes. Other
+ * trackers only say which pages were written, and verification is what checks them, so there
+ * the source hashes its pages here. The destination hashed each page when the batch that last
+ * wrote it committed (dest.c); nothing else writes its guest RAM before the resume, so those
+ * hashes are what it holds. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/batch.h"
 #include "engine/bitmap.h"
+#include "engine/dirty.h"
 #include "engine/page_hash.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
@@ -18,6 +27,20 @@
 static uint64_t verify_page_hash(const struct session_region *r, uint64_t page)
 {
 	return page_hash((const char *)r->addr + (page << r->page_shift), r->page_size);
+}
+
+/* Source: the tracker's hashes of the final sync, or NULL when the pages must be hashed. */
+static const uint64_t *verify_source_hashes(const struct session_region *r)
+{
+	return r->tracker ? dirty_source_page_hashes(r->tracker) : NULL;
+}
+
+/* Destination: the page's hash as of its last commit, or hashed now when none is known. */
+static uint64_t verify_dest_hash(const struct session_region *r, uint64_t page)
+{
+	if (r->hashed && bitmap_test(r->hashed, page))
+		return r->hashes[page];
+	return verify_page_hash(r, page);
 }
 
 /* Ask for the hashes of [first, first + npages) of r. */
@@ -40,6 +63,7 @@ static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_
 	while (expected) {
 		struct protocol_verify_hashes m;
 		struct session_region *r;
+		const uint64_t *known;
 		const void *payload;
 		size_t len, index;
 		int type, ret;
@@ -65,10 +89,12 @@ static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_
 				s->conn->peer, m.region_id, (unsigned long long)m.first_page,
 				m.count);
 		index = (size_t)(r - s->regions);
+		known = verify_source_hashes(r);
 		for (uint32_t i = 0; i < m.count; i++) {
 			uint64_t page = m.first_page + i;
+			uint64_t mine = known ? known[page] : verify_page_hash(r, page);
 
-			if (verify_page_hash(r, page) != protocol_hash_at(&m, i)) {
+			if (mine != protocol_hash_at(&m, i)) {
 				bitmap_set(mismatch[index], page);
 				mismatched++;
 			}
@@ -170,7 +196,7 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 	struct protocol_verify_req req;
 	char why[TRANSPORT_ERROR_MAX];
 	struct session_region *r;
-	uint64_t *hashes;
+	uint64_t *hashes, start_us;
 	int ret = 0;
 
 	ret = protocol_verify_req_from_wire(payload, len, &req, why, sizeof(why));
@@ -188,6 +214,7 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 	hashes = malloc(PROTOCOL_HASHES_MAX * sizeof(*hashes));
 	if (!hashes)
 		return session_fail(s, -ENOMEM, "verification: out of memory");
+	start_us = session_now_us();
 	for (uint64_t done = 0; done < req.npages && !ret;) {
 		uint32_t count =
 			(uint32_t)(req.npages - done < PROTOCOL_HASHES_MAX ? req.npages - done
@@ -195,12 +222,13 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 		uint64_t first = req.first_page + done;
 
 		for (uint32_t i = 0; i < count; i++)
-			hashes[i] = verify_page_hash(r, first + i);
+			hashes[i] = verify_dest_hash(r, first + i);
 		ret = session_ctrl_send(
 			s, protocol_verify_hashes_to_wire(r->id, first, hashes, count, s->msg_buf));
 		done += count;
 	}
 	free(hashes);
+	s->verify_answer_us += session_now_us() - start_us;
 	if (!ret) {
 		pthread_mutex_lock(&s->lock);
 		s->stats.pages_verified += req.npages;
