@@ -4,12 +4,35 @@
 #include <string.h>
 
 #include <xxhash.h>
+#ifdef RMIG_HAVE_XXH3_DISPATCH
+#include <pthread.h>
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "engine/page_hash.h"
 
+#ifdef RMIG_HAVE_XXH3_DISPATCH
+static pthread_once_t page_hash_once = PTHREAD_ONCE_INIT;
+
+/* The dispatcher picks its code on its first call and keeps the choice in a global: make that
+ * call once, before threads hash at the same time. */
+static void page_hash_dispatch_init(void)
+{
+	static const unsigned char probe[64];
+
+	(void)XXH3_64bits_dispatch(probe, sizeof(probe));
+}
+#endif
+
 uint64_t page_hash(const void *page, size_t len)
 {
+#ifdef RMIG_HAVE_XXH3_DISPATCH
+	/* The same value as XXH3_64bits(), with the widest vector unit this CPU has. */
+	pthread_once(&page_hash_once, page_hash_dispatch_init);
+	return XXH3_64bits_dispatch(page, len);
+#else
 	return XXH3_64bits(page, len);
+#endif
 }
 
 /* OR-ing 64 bytes before branching lets the compiler vectorize and keeps one branch per cache
