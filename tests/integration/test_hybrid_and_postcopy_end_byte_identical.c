@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include "integration/engine_harness.h"
 
@@ -22,6 +23,9 @@ static void migrate_with_running_writer(uint32_t method, struct rmig_stats *st)
 	h.params.method = method;
 	harness_sessions(&h);
 	harness_writer_start(&h);
+	/* Post-copy pauses at once: on a loaded host the writer might not have run yet. */
+	for (int waited_ms = 0; atomic_load(&h.writes) == 0 && waited_ms < 10000; waited_ms++)
+		usleep(1000);
 	harness_run(&h);
 
 	assert_int_equal(h.src_ret, 0);
