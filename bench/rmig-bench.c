@@ -83,6 +83,7 @@ struct bench_result {
 	double in_bw;	    /* bytes per second */
 	double in_fault_us; /* one post-copy fault */
 	double in_zero;	    /* share of RAM sent as zero-page markers */
+	double in_pause_us; /* the pause's cost besides moving pages */
 	uint64_t guest_errors;
 	char reason[1024]; /* auto: the choice and its measurements */
 	char choices[128]; /* aggregated auto: what each run chose, "postcopy x3, tsmc x2" */
@@ -552,6 +553,7 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 		res->in_zero = (double)src_st.zero_pages / (double)(o->ram / BENCH_PAGE);
 		if (res->in_zero > 1.0)
 			res->in_zero = 1.0;
+		res->in_pause_us = (double)src_st.auto_pause_cost_us;
 	}
 out:
 	rmig_session_destroy(src);
@@ -642,6 +644,7 @@ static void bench_aggregate(const struct bench_result *runs, unsigned n, struct 
 	BENCH_MEDIAN(in_bw);
 	BENCH_MEDIAN(in_fault_us);
 	BENCH_MEDIAN(in_zero);
+	BENCH_MEDIAN(in_pause_us);
 #undef BENCH_MEDIAN
 }
 
@@ -819,6 +822,7 @@ static int bench_model(const struct bench_options *o, const struct bench_method 
 		.device_state_bytes = BENCH_DEVICE_STATE,
 		.downtime_ms = o->downtime_ms,
 		.fault_latency_us = a->in_fault_us,
+		.pause_seconds = a->in_pause_us / 1e6,
 	};
 	return cost_model_project(&in, method, projection_p);
 }
@@ -847,10 +851,10 @@ static void bench_model_table(const struct bench_options *o, const char *const *
 			header = 1;
 		}
 		printf("%-10s inputs: %.0f pages/s (%.1f MiB/s), working set %.1f MiB, bandwidth "
-		       "%.1f MiB/s, zero pages %.1f%%, fault %.0f us\n",
+		       "%.1f MiB/s, zero pages %.1f%%, fault %.0f us, pause %.1f ms\n",
 		       workloads[w], a->in_rate, a->in_rate * BENCH_PAGE / 1048576.0,
 		       a->in_ws / 1048576.0, a->in_bw / 1048576.0, a->in_zero * 100.0,
-		       a->in_fault_us);
+		       a->in_fault_us, a->in_pause_us / 1000.0);
 		for (size_t m = 0; m < nmethods; m++) {
 			const struct bench_result *c = &row[m];
 			struct cost_projection p;
@@ -932,8 +936,10 @@ static int bench_json(const char *path, const struct bench_options *o, const cha
 				fprintf(f,
 					", \"probe\": {\"dirty_pages_rate\": %.0f, "
 					"\"working_set_bytes\": %.0f, \"bandwidth\": %.0f, "
-					"\"zero_fraction\": %.4f, \"fault_latency_us\": %.0f}",
-					c->in_rate, c->in_ws, c->in_bw, c->in_zero, c->in_fault_us);
+					"\"zero_fraction\": %.4f, \"fault_latency_us\": %.0f, "
+					"\"pause_us\": %.0f}",
+					c->in_rate, c->in_ws, c->in_bw, c->in_zero, c->in_fault_us,
+					c->in_pause_us);
 			if (ref->ok)
 				fprintf(f,
 					", \"bytes_vs_reference\": %.4f, \"time_vs_reference\": "

@@ -29,6 +29,7 @@ struct cost_model_state {
 	uint32_t max_rounds;
 	double fault_seconds; /* one fault: round trip plus the page on the wire */
 	double run_pages;     /* contiguous pages per run of the guest's writes, >= 1 */
+	double pause_seconds; /* the pause's own cost (final dirty-log pass, verification) */
 };
 
 const char *cost_method_name(uint32_t method)
@@ -71,11 +72,13 @@ static int cost_model_prepare(const struct cost_model_input *input, struct cost_
 	if (input->ram_bytes == 0 || (page_size & (page_size - 1)) != 0 ||
 	    !(input->bandwidth > 0.0) || !(input->dirty_pages_rate >= 0.0) ||
 	    !(input->zero_fraction >= 0.0 && input->zero_fraction <= 1.0) ||
-	    !(input->fault_latency_us >= 0.0) || !(input->access_run_pages >= 0.0)) {
+	    !(input->fault_latency_us >= 0.0) || !(input->access_run_pages >= 0.0) ||
+	    !(input->pause_seconds >= 0.0)) {
 		rmig_log_error("cost model: invalid input (ram %llu, page size %llu, bandwidth %g, "
-			       "dirty rate %g, zero fraction %g)",
+			       "dirty rate %g, zero fraction %g, pause %g s)",
 			       (unsigned long long)input->ram_bytes, (unsigned long long)page_size,
-			       input->bandwidth, input->dirty_pages_rate, input->zero_fraction);
+			       input->bandwidth, input->dirty_pages_rate, input->zero_fraction,
+			       input->pause_seconds);
 		return -EINVAL;
 	}
 	state->page_size = (double)page_size;
@@ -98,6 +101,7 @@ static int cost_model_prepare(const struct cost_model_input *input, struct cost_
 			1e6 +
 		state->page_size / state->bandwidth;
 	state->run_pages = input->access_run_pages > 1.0 ? input->access_run_pages : 1.0;
+	state->pause_seconds = input->pause_seconds;
 	return 0;
 }
 
@@ -157,8 +161,8 @@ static void cost_precopy(const struct cost_model_state *state, uint32_t method,
 		sent += pages * state->page_size;
 		out->rounds++;
 		dirty = cost_dirtied(state, seconds);
-		remaining_seconds =
-			cost_seconds(state, dirty) + state->device_bytes / state->bandwidth;
+		remaining_seconds = cost_seconds(state, dirty) +
+				    state->device_bytes / state->bandwidth + state->pause_seconds;
 		if (method == COST_METHOD_PRECOPY_XEN) {
 			if (dirty < COST_MODEL_XEN_FEW_DIRTY_PAGES) {
 				out->converges = 1;
@@ -186,16 +190,17 @@ static void cost_precopy(const struct cost_model_state *state, uint32_t method,
 	out->bytes = sent + dirty * state->page_size + state->device_bytes;
 }
 
-/* The post-copy family: `live_pages[i]` are sent in live rounds, then the VM moves and
- * `missing` pages follow after resume. */
+/* The post-copy family: live_bytes are sent in live rounds, then the VM moves (pausing for
+ * pause_seconds besides the device state) and `missing` pages follow after resume. */
 static void cost_postcopy_tail(const struct cost_model_state *state, double live_seconds,
-			       double live_bytes, double missing, struct cost_projection *out)
+			       double live_bytes, double missing, double pause_seconds,
+			       struct cost_projection *out)
 {
 	double device_seconds = state->device_bytes / state->bandwidth;
 
 	out->converges = 1;
-	out->downtime_seconds = device_seconds;
-	out->total_seconds = live_seconds + device_seconds + cost_seconds(state, missing);
+	out->downtime_seconds = device_seconds + pause_seconds;
+	out->total_seconds = live_seconds + out->downtime_seconds + cost_seconds(state, missing);
 	out->bytes = live_bytes + state->device_bytes + missing * state->page_size;
 	out->stall_seconds = cost_stall(state, missing);
 }
@@ -231,10 +236,10 @@ int cost_model_project(const struct cost_model_input *input, uint32_t method,
 		out.rounds = 2;
 		cost_postcopy_tail(&state, first_seconds + second_seconds,
 				   (state.nonzero_pages + first_dirty) * state.page_size,
-				   cost_dirtied(&state, second_seconds), &out);
+				   cost_dirtied(&state, second_seconds), state.pause_seconds, &out);
 		break;
 	case COST_METHOD_POSTCOPY:
-		cost_postcopy_tail(&state, 0.0, 0.0, state.nonzero_pages, &out);
+		cost_postcopy_tail(&state, 0.0, 0.0, state.nonzero_pages, 0.0, &out);
 		/* Every page is missing at resume, not just the working set's share. */
 		out.stall_seconds =
 			cost_bounded_stall(cost_dirtied(&state, first_seconds) * 0.5 /
@@ -244,7 +249,7 @@ int cost_model_project(const struct cost_model_input *input, uint32_t method,
 	case COST_METHOD_HYBRID:
 		out.rounds = 1;
 		cost_postcopy_tail(&state, first_seconds, state.nonzero_pages * state.page_size,
-				   first_dirty, &out);
+				   first_dirty, state.pause_seconds, &out);
 		break;
 	}
 	*projection_p = out;

@@ -44,6 +44,11 @@ struct cost_model_input {
 	 * over the runs they form): a fault at the start of a run moves the post-copy push there,
 	 * which then stays ahead of a guest that goes on in order, so only runs fault. 0: 1. */
 	double access_run_pages;
+	/* What the pause costs besides moving bytes, seconds: the final pass over the dirty log and
+	 * the source's hashing for verification (a content-hash tracker keeps its hashes, a
+	 * write-protect tracker's pages are hashed at the pause). Pre-copy, predict, TSMC and
+	 * hybrid pay it; post-copy tracks and verifies nothing. 0: none. */
+	double pause_seconds;
 };
 
 struct cost_projection {
@@ -58,7 +63,7 @@ struct cost_projection {
 };
 
 /* Project one method. Returns 0, or -EINVAL for zero RAM, non-positive bandwidth, a zero
- * fraction outside 0..1, a negative dirty rate, a page size that is not a power of two or an
+ * fraction outside 0..1, a negative dirty rate or pause, a page size that is not a power of two or an
  * unknown method. */
 int cost_model_project(const struct cost_model_input *input, uint32_t method,
 		       struct cost_projection *projection_p);

@@ -121,6 +121,7 @@ struct rmig_session {
 	uint64_t last_sample_us;		/* source: the last sample of the dirty log */
 	uint64_t sample_cost_us;		/* source: what that sample took */
 	uint64_t sync_cost_us;			/* source: what the last full dirty-log pass took */
+	uint64_t verify_ns_per_page;	/* source: hashing one page, timed once; 0 until then */
 	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
 	uint64_t verify_answer_us;	/* destination: time spent answering verification */
 
@@ -219,6 +220,10 @@ int dest_run(struct rmig_session *s);
 /* Source, VM paused: compare every page with the destination's hash, resend mismatches until
  * they match. Counts pages verified and mismatched in the stats. */
 int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline);
+/* Source: what verify_source_run() will cost with the VM paused, microseconds: hashing every
+ * page whose tracker keeps no hashes of its own, at a rate timed on a sample of guest RAM
+ * (once per session). 0 when verification is off. */
+uint64_t verify_source_cost_us(struct rmig_session *s);
 /* Source, VM paused, post-copy family: compare the pages the destination holds and will keep
  * (not in the regions' postcopy bitmaps) with its hashes; a page that differs is not resent but
  * added to the postcopy bitmap, to be delivered after resume like the others. */

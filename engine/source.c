@@ -498,6 +498,14 @@ static uint64_t source_measure(struct rmig_session *s, uint64_t dirty_pages, uin
 	return bandwidth;
 }
 
+/* What the pause will cost besides the pages and the device state: one more pass over the
+ * dirty log (a hash tracker rereads all RAM, however little is dirty), and the verification's
+ * hashing of the pages no tracker keeps hashes of. */
+static uint64_t source_pause_cost_us(struct rmig_session *s)
+{
+	return s->sync_cost_us + verify_source_cost_us(s);
+}
+
 /* Measurements after a live round and the stop policy over the pages that would be sent next
  * (held-back pages count towards what the pause will carry, not towards "dirty"); returns 1 to
  * stop iterating. */
@@ -512,9 +520,7 @@ static int source_decide(struct rmig_session *s, uint32_t round, uint64_t dirty_
 		.max_rounds = s->params.max_rounds,
 		.downtime_ms = s->params.downtime_ms,
 		.dirty_pages = dirty_pages,
-		/* The pause starts with one more pass over the dirty log: a hash tracker rereads
-		 * all RAM, however little is dirty. */
-		.pause_cost_us = s->sync_cost_us,
+		.pause_cost_us = source_pause_cost_us(s),
 	};
 	uint64_t held = 0;
 
@@ -1194,6 +1200,7 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 		.max_rounds = s->params.max_rounds,
 		.fault_latency_us = fault_us,
 		.access_run_pages = run_pages,
+		.pause_seconds = (double)source_pause_cost_us(s) / 1e6,
 	};
 	if (!(s->peer_flags & PROTOCOL_HELLO_POSTCOPY))
 		allowed &= ~((1u << COST_METHOD_TSMC) | (1u << COST_METHOD_POSTCOPY) |
@@ -1233,11 +1240,12 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 	session_method_set(
 		s, method, policy,
 		"auto chose %s: dirty rate %.0f pages/s (%.1f MiB/s) in runs of %.1f pages, "
-		"working set %.1f MiB, bandwidth %.1f MiB/s%s, downtime target %u ms; projected "
-		"%.2f s total, %.0f ms downtime, %.0f ms stall%s; others: %s",
+		"working set %.1f MiB, bandwidth %.1f MiB/s%s, pause %.1f ms besides the pages, "
+		"downtime target %u ms; projected %.2f s total, %.0f ms downtime, %.0f ms "
+		"stall%s; others: %s",
 		source_cost_name(choice.method), rate, rate * (double)in.page_size / 1048576.0,
 		run_pages, working_set * (double)in.page_size / 1048576.0, bandwidth / 1048576.0,
-		fault, s->params.downtime_ms, choice.total_seconds,
+		fault, in.pause_seconds * 1000.0, s->params.downtime_ms, choice.total_seconds,
 		choice.downtime_seconds * 1000.0, choice.stall_seconds * 1000.0,
 		choice.converges ? "" : " (does not converge)", others);
 	pthread_mutex_lock(&s->lock);
@@ -1248,6 +1256,7 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 	s->stats.auto_projected_downtime_ms = (uint64_t)(choice.downtime_seconds * 1000.0);
 	s->stats.auto_fault_latency_us = (uint64_t)fault_us;
 	s->stats.auto_projected_stall_ms = (uint64_t)(choice.stall_seconds * 1000.0);
+	s->stats.auto_pause_cost_us = (uint64_t)(in.pause_seconds * 1e6);
 	pthread_mutex_unlock(&s->lock);
 	rmig_log_info("source: %s", s->method_reason);
 	return 0;

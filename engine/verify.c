@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/batch.h"
 #include "engine/bitmap.h"
@@ -41,6 +42,54 @@ static uint64_t verify_dest_hash(const struct session_region *r, uint64_t page)
 	if (r->hashed && bitmap_test(r->hashed, page))
 		return r->hashes[page];
 	return verify_page_hash(r, page);
+}
+
+/* The sample verify_source_cost_us() times: runs of pages spread over the region, read in
+ * order as the verification reads them, so that neither the cache nor the lack of prefetch
+ * skews the rate. */
+#define VERIFY_COST_SAMPLE_BYTES (4u << 20)
+#define VERIFY_COST_SAMPLE_RUNS 16u
+
+uint64_t verify_source_cost_us(struct rmig_session *s)
+{
+	const struct session_region *sample = NULL;
+	uint64_t pages = 0;
+
+	if (s->params.verify != RMIG_VERIFY_ALL)
+		return 0;
+	for (size_t i = 0; i < s->nregions; i++) {
+		if (verify_source_hashes(&s->regions[i]))
+			continue;
+		pages += s->regions[i].npages;
+		if (!sample || s->regions[i].npages > sample->npages)
+			sample = &s->regions[i];
+	}
+	if (!pages)
+		return 0;
+	if (!s->verify_ns_per_page) {
+		uint64_t n = VERIFY_COST_SAMPLE_BYTES / sample->page_size, run, stride, hashed = 0;
+		volatile uint64_t sink = 0; /* keeps the hashing from being optimised away */
+		struct timespec t0, t1;
+		int64_t ns;
+
+		if (n < VERIFY_COST_SAMPLE_RUNS)
+			n = VERIFY_COST_SAMPLE_RUNS;
+		if (n > sample->npages)
+			n = sample->npages;
+		run = n / VERIFY_COST_SAMPLE_RUNS ? n / VERIFY_COST_SAMPLE_RUNS : 1;
+		stride = sample->npages / VERIFY_COST_SAMPLE_RUNS;
+		if (stride < run)
+			stride = run;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (uint64_t first = 0; first + run <= sample->npages && hashed < n;
+		     first += stride)
+			for (uint64_t k = 0; k < run; k++, hashed++)
+				sink ^= verify_page_hash(sample, first + k);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+		s->verify_ns_per_page = hashed && ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
+	}
+	return pages * s->verify_ns_per_page / 1000u;
 }
 
 /* Ask for the hashes of [first, first + npages) of r. */

@@ -219,6 +219,9 @@ struct rmig_stats {
 	 * 0 when the destination cannot post-copy */
 	uint64_t auto_fault_latency_us;
 	uint64_t auto_projected_stall_ms; /* auto: the cost model's vCPU stall for its choice */
+	/* auto: what the pause costs besides moving pages, as the cost model weighed it (the last
+	 * full pass over the dirty log plus the source's hashing for verification) */
+	uint64_t auto_pause_cost_us;
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup

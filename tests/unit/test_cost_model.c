@@ -215,6 +215,39 @@ static void test_zero_pages_cost_no_data(void **state)
 	assert_true(fabs(p.bytes - 0.5 * GIB) < 1.0);
 }
 
+/* A 100 ms pause cost (final dirty-log pass, verification hashing): 65536 pages/s leaves
+ * 256 MiB after round 1, 0.25 s to send + 0.1 s = 0.35 s, over the 300 ms target, so pre-copy
+ * runs a second round (0.25 s, leaving 64 MiB: 62.5 ms + 100 ms). TSMC and hybrid pay the
+ * pause, post-copy does not. */
+static void test_pause_cost_adds_to_downtime_and_the_stop_rule(void **state)
+{
+	struct cost_model_input input = gib_over_gibps(65536.0);
+	struct cost_projection p;
+
+	(void)state;
+	input.pause_seconds = 0.1;
+	assert_int_equal(cost_model_project(&input, COST_METHOD_PRECOPY_QEMU, &p), 0);
+	assert_int_equal(p.rounds, 2);
+	assert_true(p.converges);
+	assert_true(fabs(p.downtime_seconds - (0.0625 + 0.1)) < EPS);
+	assert_true(fabs(p.total_seconds - (1.25 + 0.0625 + 0.1)) < EPS);
+	assert_true(fabs(p.bytes - (1.25 + 0.0625) * GIB) < 1.0);
+	assert_int_equal(cost_model_project(&input, COST_METHOD_HYBRID, &p), 0);
+	assert_true(fabs(p.downtime_seconds - 0.1) < EPS);
+	assert_true(fabs(p.total_seconds - 1.35) < EPS);
+	assert_int_equal(cost_model_project(&input, COST_METHOD_TSMC, &p), 0);
+	assert_true(fabs(p.downtime_seconds - 0.1) < EPS);
+	assert_int_equal(cost_model_project(&input, COST_METHOD_POSTCOPY, &p), 0);
+	assert_true(fabs(p.downtime_seconds) < EPS);
+	assert_true(fabs(p.total_seconds - 1.0) < EPS);
+	/* A pause longer than the target: pre-copy cannot meet it, whatever it sends. */
+	input.pause_seconds = 0.4;
+	assert_int_equal(cost_model_project(&input, COST_METHOD_PRECOPY_QEMU, &p), 0);
+	assert_false(p.converges);
+	input.pause_seconds = -0.1;
+	assert_int_equal(cost_model_project(&input, COST_METHOD_PRECOPY_QEMU, &p), -EINVAL);
+}
+
 static void test_auto_picks_precopy_when_it_converges(void **state)
 {
 	struct cost_model_input input = gib_over_gibps(65536.0);
@@ -299,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_tsmc_sends_ram_then_dirtied_then_postcopies_rest),
 		cmocka_unit_test(test_hybrid_is_one_round_then_postcopy),
 		cmocka_unit_test(test_zero_pages_cost_no_data),
+		cmocka_unit_test(test_pause_cost_adds_to_downtime_and_the_stop_rule),
 		cmocka_unit_test(test_auto_picks_precopy_when_it_converges),
 		cmocka_unit_test(
 			test_auto_falls_back_to_postcopy_when_dirty_rate_exceeds_bandwidth),
