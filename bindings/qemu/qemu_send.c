@@ -465,8 +465,8 @@ static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 	}
 	qemu_cli_report_rmig(s->o, &st, 1);
 	if (has_final)
-		printf("  %-30s %" PRIu64 " dirty pages, %s, %.1f ms (last sync, pages, device "
-		       "state, verification of every page, resume)\n",
+		printf("  %-30s %" PRIu64 " dirty pages, %s, %.1f ms (after the last hash sync: "
+		       "pages, device state, verification of every page, resume)\n",
 		       "rmig final round (paused)", final.dirty_pages,
 		       qemu_cli_bytes(final.bytes, b1, sizeof(b1)),
 		       (double) final.duration_us / 1000.0);
