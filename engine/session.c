@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
@@ -22,6 +23,13 @@ uint64_t session_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+unsigned session_pause_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1u : n > DIRTY_HASH_THREADS_MAX ? DIRTY_HASH_THREADS_MAX : (unsigned)n;
 }
 
 int session_create(uint32_t role, struct rmig_session **session_p)

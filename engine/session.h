@@ -129,6 +129,9 @@ struct rmig_session {
 };
 
 uint64_t session_now_us(void);
+/* Threads for the work done with the VM paused: the host's cores, at most
+ * DIRTY_HASH_THREADS_MAX. */
+unsigned session_pause_threads(void);
 /* What err (-errno) means for a migration: a static string. */
 const char *session_strerror(int err);
 const char *session_method_name(uint32_t method);

@@ -1336,14 +1336,6 @@ out_free:
 
 /* ---- switchover ---- */
 
-/* Threads for the work done with the VM paused: the host's cores. */
-static unsigned source_pause_threads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1u : n > DIRTY_HASH_THREADS_MAX ? DIRTY_HASH_THREADS_MAX : (unsigned)n;
-}
-
 /* VM paused, pre-copy family: the last dirty pages (and those held back), the device state,
  * verification, resume. */
 static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipeline)
@@ -1366,7 +1358,7 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 	/* With the VM paused the host's cores are free for the final hash pass. */
 	for (size_t i = 0; i < s->nregions; i++)
 		if (s->regions[i].tracker)
-			dirty_source_set_threads(s->regions[i].tracker, source_pause_threads());
+			dirty_source_set_threads(s->regions[i].tracker, session_pause_threads());
 	dirty = source_sync(s);
 	if (dirty < 0)
 		return (int)dirty;
@@ -1421,7 +1413,7 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 
 	for (size_t i = 0; i < s->nregions; i++)
 		if (s->regions[i].tracker)
-			dirty_source_set_threads(s->regions[i].tracker, source_pause_threads());
+			dirty_source_set_threads(s->regions[i].tracker, session_pause_threads());
 	dirty = source_sync(s);
 	if (dirty < 0)
 		return (int)dirty;

@@ -10,6 +10,7 @@
  * wrote it committed (dest.c); nothing else writes its guest RAM before the resume, so those
  * hashes are what it holds. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,7 +90,48 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 		ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
 		s->verify_ns_per_page = hashed && ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
 	}
-	return pages * s->verify_ns_per_page / 1000u;
+	return pages * s->verify_ns_per_page / session_pause_threads() / 1000u;
+}
+
+/* The source's own hashes of a region with no tracker hashes, taken with the VM paused (so
+ * they stay valid through every resend pass), one slice of pages per thread. */
+struct verify_slice {
+	const struct session_region *r;
+	uint64_t *hashes;
+	uint64_t first, end;
+};
+
+static void *verify_slice_main(void *arg)
+{
+	struct verify_slice *slice = arg;
+
+	for (uint64_t page = slice->first; page < slice->end; page++)
+		slice->hashes[page] = verify_page_hash(slice->r, page);
+	return NULL;
+}
+
+static void verify_hash_region(const struct session_region *r, uint64_t *hashes)
+{
+	struct verify_slice slices[DIRTY_HASH_THREADS_MAX];
+	pthread_t threads[DIRTY_HASH_THREADS_MAX];
+	int started[DIRTY_HASH_THREADS_MAX] = {0};
+	unsigned n = session_pause_threads();
+
+	for (unsigned t = 0; t < n; t++)
+		slices[t] = (struct verify_slice){.r = r,
+						  .hashes = hashes,
+						  .first = r->npages * t / n,
+						  .end = r->npages * (t + 1) / n};
+	/* A thread that cannot start leaves its slice to this one. */
+	for (unsigned t = 1; t < n; t++)
+		started[t] = !pthread_create(&threads[t], NULL, verify_slice_main, &slices[t]);
+	verify_slice_main(&slices[0]);
+	for (unsigned t = 1; t < n; t++) {
+		if (started[t])
+			pthread_join(threads[t], NULL);
+		else
+			verify_slice_main(&slices[t]);
+	}
 }
 
 /* Ask for the hashes of [first, first + npages) of r. */
@@ -102,9 +144,64 @@ static int verify_request(struct rmig_session *s, const struct session_region *r
 	return session_ctrl_send(s, protocol_verify_req_to_wire(&req, s->msg_buf));
 }
 
+/* mismatch[]: a page bitmap per region, same order as s->regions; own[]: the source's hashes
+ * of each region no tracker hashed, NULL where one did. */
+static void verify_tables_free(struct rmig_session *s, uint64_t **mismatch, uint64_t **own)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		free(mismatch ? mismatch[i] : NULL);
+		free(own ? own[i] : NULL);
+	}
+	free(mismatch);
+	free(own);
+}
+
+static int verify_tables_alloc(struct rmig_session *s, uint64_t ***mismatch_p, uint64_t ***own_p)
+{
+	uint64_t **mismatch = calloc(s->nregions, sizeof(*mismatch));
+	uint64_t **own = calloc(s->nregions, sizeof(*own));
+	int ok = mismatch && own;
+
+	for (size_t i = 0; ok && i < s->nregions; i++) {
+		const struct session_region *r = &s->regions[i];
+
+		mismatch[i] = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		if (!verify_source_hashes(r))
+			own[i] = malloc(r->npages * sizeof(uint64_t));
+		ok = mismatch[i] && (own[i] || verify_source_hashes(r));
+	}
+	if (!ok) {
+		verify_tables_free(s, mismatch, own);
+		return session_fail(s, -ENOMEM, "verification: out of memory");
+	}
+	*mismatch_p = mismatch;
+	*own_p = own;
+	return 0;
+}
+
+/* Ask for the hashes of whole regions; while the destination answers, hash what no tracker
+ * has hashed, on every core. Returns the pages asked about or -errno. */
+static int64_t verify_request_all(struct rmig_session *s, uint64_t *const *own)
+{
+	uint64_t expected = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < s->nregions && !ret; i++) {
+		ret = verify_request(s, &s->regions[i], 0, s->regions[i].npages);
+		expected += s->regions[i].npages;
+	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < s->nregions; i++)
+		if (own[i])
+			verify_hash_region(&s->regions[i], own[i]);
+	return (int64_t)expected;
+}
+
 /* Receive hashes until `expected` pages are covered; mark mismatches in mismatch[] (one bitmap
  * per region, same order as s->regions). Returns the number of mismatching pages or -errno. */
-static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_t **mismatch)
+static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_t **mismatch,
+			      uint64_t *const *own)
 {
 	char why[TRANSPORT_ERROR_MAX];
 	int64_t mismatched = 0;
@@ -139,11 +236,12 @@ static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_
 				m.count);
 		index = (size_t)(r - s->regions);
 		known = verify_source_hashes(r);
+		if (!known)
+			known = own[index];
 		for (uint32_t i = 0; i < m.count; i++) {
 			uint64_t page = m.first_page + i;
-			uint64_t mine = known ? known[page] : verify_page_hash(r, page);
 
-			if (mine != protocol_hash_at(&m, i)) {
+			if (known[page] != protocol_hash_at(&m, i)) {
 				bitmap_set(mismatch[index], page);
 				mismatched++;
 			}
@@ -155,30 +253,22 @@ static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_
 
 int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
-	uint64_t **mismatch;
+	uint64_t **mismatch, **own;
 	uint64_t expected = 0, verified = 0;
-	int64_t mismatched, first_mismatched = 0;
-	int ret = 0;
+	int64_t mismatched, first_mismatched = 0, asked;
+	int ret;
 
-	mismatch = calloc(s->nregions, sizeof(*mismatch));
-	if (!mismatch)
-		return session_fail(s, -ENOMEM, "verification: out of memory");
-	for (size_t i = 0; i < s->nregions; i++) {
-		mismatch[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
-		if (!mismatch[i]) {
-			ret = session_fail(s, -ENOMEM, "verification: out of memory");
-			goto out_free;
-		}
-	}
-
-	for (size_t i = 0; i < s->nregions && !ret; i++) {
-		ret = verify_request(s, &s->regions[i], 0, s->regions[i].npages);
-		expected += s->regions[i].npages;
-	}
+	ret = verify_tables_alloc(s, &mismatch, &own);
 	if (ret)
+		return ret;
+	asked = verify_request_all(s, own);
+	if (asked < 0) {
+		ret = (int)asked;
 		goto out_free;
+	}
+	expected = (uint64_t)asked;
 	verified = expected;
-	mismatched = verify_collect(s, expected, mismatch);
+	mismatched = verify_collect(s, expected, mismatch, own);
 	if (mismatched < 0) {
 		ret = (int)mismatched;
 		goto out_free;
@@ -217,7 +307,7 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 		}
 		if (ret)
 			goto out_free;
-		mismatched = verify_collect(s, expected, mismatch);
+		mismatched = verify_collect(s, expected, mismatch, own);
 		if (mismatched < 0) {
 			ret = (int)mismatched;
 			goto out_free;
@@ -234,9 +324,7 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 	session_histogram_update(s);
 
 out_free:
-	for (size_t i = 0; i < s->nregions; i++)
-		free(mismatch[i]);
-	free(mismatch);
+	verify_tables_free(s, mismatch, own);
 	return ret;
 }
 
@@ -288,10 +376,10 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 
 int verify_source_postcopy(struct rmig_session *s)
 {
-	uint64_t **mismatch;
-	uint64_t expected = 0, kept = 0, mismatched = 0;
-	int64_t found;
-	int ret = 0;
+	uint64_t **mismatch, **own;
+	uint64_t kept = 0, mismatched = 0;
+	int64_t found, asked;
+	int ret;
 
 	/* The pages the destination keeps: those not coming after resume. */
 	for (size_t i = 0; i < s->nregions; i++)
@@ -299,25 +387,17 @@ int verify_source_postcopy(struct rmig_session *s)
 			bitmap_count(s->regions[i].postcopy, s->regions[i].npages);
 	if (!kept)
 		return 0;
-	mismatch = calloc(s->nregions, sizeof(*mismatch));
-	if (!mismatch)
-		return session_fail(s, -ENOMEM, "verification: out of memory");
-	for (size_t i = 0; i < s->nregions; i++) {
-		mismatch[i] = calloc(bitmap_words(s->regions[i].npages), sizeof(uint64_t));
-		if (!mismatch[i]) {
-			ret = session_fail(s, -ENOMEM, "verification: out of memory");
-			goto out_free;
-		}
-	}
+	ret = verify_tables_alloc(s, &mismatch, &own);
+	if (ret)
+		return ret;
 	/* Whole regions, in few messages; the pages coming later differ there and do not
 	 * count. */
-	for (size_t i = 0; i < s->nregions && !ret; i++) {
-		ret = verify_request(s, &s->regions[i], 0, s->regions[i].npages);
-		expected += s->regions[i].npages;
-	}
-	if (ret)
+	asked = verify_request_all(s, own);
+	if (asked < 0) {
+		ret = (int)asked;
 		goto out_free;
-	found = verify_collect(s, expected, mismatch);
+	}
+	found = verify_collect(s, (uint64_t)asked, mismatch, own);
 	if (found < 0) {
 		ret = (int)found;
 		goto out_free;
@@ -338,8 +418,6 @@ int verify_source_postcopy(struct rmig_session *s)
 	pthread_mutex_unlock(&s->lock);
 
 out_free:
-	for (size_t i = 0; i < s->nregions; i++)
-		free(mismatch[i]);
-	free(mismatch);
+	verify_tables_free(s, mismatch, own);
 	return ret;
 }
