@@ -184,6 +184,11 @@ static void check_structure_after_run(const char *name)
 	sleep_ms(100);
 	assert_int_equal(workload_stop(w), 0);
 	assert_int_equal(workload_check(name, g.ram, TEST_RAM, &params, why, sizeof(why)), 0);
+	/* A stop may leave a sort chunk half filled, which the check rightly skips: two more
+	 * rounds per shard refill and sort both chunks of each shard, so that the byte flipped
+	 * below lies in data the check reads. */
+	if (strcmp(name, "sort") == 0)
+		assert_int_equal(workload_run_ops(w, 4), 0);
 	/* A flipped byte in the structure must be caught. */
 	uint64_t *word = (uint64_t *)(g.ram + TEST_RAM / 4 + 4096 + 200);
 	*word ^= 0x10000;
