@@ -181,15 +181,8 @@ static int source_trackers_start(struct rmig_session *s)
 	return 0;
 }
 
-/* Stop tracking but keep the trackers: a hash tracker's last sync still holds every page's
- * current hash, which the verification reuses. */
-static void source_trackers_halt(struct rmig_session *s)
-{
-	for (size_t i = 0; i < s->nregions; i++)
-		if (s->regions[i].tracker)
-			dirty_source_stop(s->regions[i].tracker);
-}
-
+/* Stop tracking and free the trackers. At the switchover this comes after the verification,
+ * which reuses the hashes a hash tracker's last sync holds. */
 static void source_trackers_stop(struct rmig_session *s)
 {
 	for (size_t i = 0; i < s->nregions; i++) {
@@ -1363,7 +1356,6 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 	if (dirty < 0)
 		return (int)dirty;
 	t_sync = session_now_us();
-	source_trackers_halt(s);
 	ret = session_round_begin(s, round, 1, (uint64_t)dirty);
 	if (ret)
 		return session_fail(s, ret, "final round: out of memory");
@@ -1382,12 +1374,16 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 		ret = verify_source_run(s, pipeline);
 		t_verify = session_now_us() - t_device;
 	}
-	source_trackers_stop(s);
 	if (!ret)
 		ret = source_resume_destination(s);
+	t_end = session_now_us();
+	/* With the VM paused nothing writes its RAM, so the trackers may go on until the
+	 * destination runs: lifting userfaultfd's write protection walks every page table entry
+	 * of the regions (milliseconds per GiB), which then no longer counts against the downtime.
+	 * On failure they are gone before the source VM resumes. */
+	source_trackers_stop(s);
 	session_round_end(s);
 	if (!ret) {
-		t_end = session_now_us();
 		pthread_mutex_lock(&s->lock);
 		s->stats.downtime_ms = (t_end - s->pause_us) / 1000u;
 		pthread_mutex_unlock(&s->lock);
@@ -1407,7 +1403,7 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
 	uint32_t round = s->stats.rounds + 1;
-	uint64_t later = 0;
+	uint64_t later = 0, resumed_us;
 	int64_t dirty;
 	int ret;
 
@@ -1417,7 +1413,6 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 	dirty = source_sync(s);
 	if (dirty < 0)
 		return (int)dirty;
-	source_trackers_halt(s);
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
@@ -1439,18 +1434,20 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 		ret = source_round_barrier(s, round);
 	if (!ret && s->params.verify == RMIG_VERIFY_ALL)
 		ret = verify_source_postcopy(s);
-	source_trackers_stop(s);
 	if (!ret)
 		ret = postcopy_source_announce(s);
 	if (!ret)
 		ret = source_device_state(s);
 	if (!ret)
 		ret = source_resume_destination(s);
+	resumed_us = session_now_us();
+	/* As in source_switchover(): the trackers go once the destination runs. */
+	source_trackers_stop(s);
 	session_round_end(s);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&s->lock);
-	s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
+	s->stats.downtime_ms = (resumed_us - s->pause_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
 	session_progress(s, RMIG_EVENT_ROUND_END);
 
