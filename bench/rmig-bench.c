@@ -84,6 +84,7 @@ struct bench_result {
 	double in_fault_us; /* one post-copy fault */
 	double in_zero;	    /* share of RAM sent as zero-page markers */
 	double in_pause_us; /* the pause's cost besides moving pages */
+	double in_runs;	    /* pages per run of written pages */
 	uint64_t guest_errors;
 	char reason[1024]; /* auto: the choice and its measurements */
 	char choices[128]; /* aggregated auto: what each run chose, "postcopy x3, tsmc x2" */
@@ -554,6 +555,7 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 		if (res->in_zero > 1.0)
 			res->in_zero = 1.0;
 		res->in_pause_us = (double)src_st.auto_pause_cost_us;
+		res->in_runs = src_st.auto_write_run_pages;
 	}
 out:
 	rmig_session_destroy(src);
@@ -645,6 +647,7 @@ static void bench_aggregate(const struct bench_result *runs, unsigned n, struct 
 	BENCH_MEDIAN(in_fault_us);
 	BENCH_MEDIAN(in_zero);
 	BENCH_MEDIAN(in_pause_us);
+	BENCH_MEDIAN(in_runs);
 #undef BENCH_MEDIAN
 }
 
@@ -823,6 +826,7 @@ static int bench_model(const struct bench_options *o, const struct bench_method 
 		.downtime_ms = o->downtime_ms,
 		.fault_latency_us = a->in_fault_us,
 		.pause_seconds = a->in_pause_us / 1e6,
+		.access_run_pages = a->in_runs,
 	};
 	return cost_model_project(&in, method, projection_p);
 }
@@ -851,10 +855,11 @@ static void bench_model_table(const struct bench_options *o, const char *const *
 			header = 1;
 		}
 		printf("%-10s inputs: %.0f pages/s (%.1f MiB/s), working set %.1f MiB, bandwidth "
-		       "%.1f MiB/s, zero pages %.1f%%, fault %.0f us, pause %.1f ms\n",
+		       "%.1f MiB/s, zero pages %.1f%%, fault %.0f us, pause %.1f ms, runs of %.1f "
+		       "pages\n",
 		       workloads[w], a->in_rate, a->in_rate * BENCH_PAGE / 1048576.0,
 		       a->in_ws / 1048576.0, a->in_bw / 1048576.0, a->in_zero * 100.0,
-		       a->in_fault_us, a->in_pause_us / 1000.0);
+		       a->in_fault_us, a->in_pause_us / 1000.0, a->in_runs);
 		for (size_t m = 0; m < nmethods; m++) {
 			const struct bench_result *c = &row[m];
 			struct cost_projection p;
@@ -937,9 +942,9 @@ static int bench_json(const char *path, const struct bench_options *o, const cha
 					", \"probe\": {\"dirty_pages_rate\": %.0f, "
 					"\"working_set_bytes\": %.0f, \"bandwidth\": %.0f, "
 					"\"zero_fraction\": %.4f, \"fault_latency_us\": %.0f, "
-					"\"pause_us\": %.0f}",
+					"\"pause_us\": %.0f, \"write_run_pages\": %.2f}",
 					c->in_rate, c->in_ws, c->in_bw, c->in_zero, c->in_fault_us,
-					c->in_pause_us);
+					c->in_pause_us, c->in_runs);
 			if (ref->ok)
 				fprintf(f,
 					", \"bytes_vs_reference\": %.4f, \"time_vs_reference\": "

@@ -30,6 +30,7 @@ struct cost_model_state {
 	double fault_seconds; /* one fault: round trip plus the page on the wire */
 	double run_pages;     /* contiguous pages per run of the guest's writes, >= 1 */
 	double pause_seconds; /* the pause's own cost (final dirty-log pass, verification) */
+	int scattered;	      /* the guest writes short runs all over its working set */
 };
 
 const char *cost_method_name(uint32_t method)
@@ -101,15 +102,24 @@ static int cost_model_prepare(const struct cost_model_input *input, struct cost_
 			1e6 +
 		state->page_size / state->bandwidth;
 	state->run_pages = input->access_run_pages > 1.0 ? input->access_run_pages : 1.0;
+	state->scattered = input->access_run_pages > 0.0 &&
+			   input->access_run_pages < COST_MODEL_SCATTERED_RUN_PAGES;
 	state->pause_seconds = input->pause_seconds;
 	return 0;
 }
 
 /* Distinct pages the guest dirties in seconds: it writes at the measured rate but can dirty no
- * more than its writable working set. */
+ * more than its writable working set. A guest going on in order (long runs, or runs not
+ * measured) dirties a new page with every write until the set is covered; one that writes short
+ * runs scattered over the set rewrites pages it already dirtied more and more often, and covers
+ * W (1 - e^(-r t / W)) of it. */
 static double cost_dirtied(const struct cost_model_state *state, double seconds)
 {
-	return fmin(state->working_set_pages, state->dirty_rate * seconds);
+	double writes = state->dirty_rate * seconds;
+
+	if (state->scattered && state->working_set_pages > 0.0)
+		return state->working_set_pages * -expm1(-writes / state->working_set_pages);
+	return fmin(state->working_set_pages, writes);
 }
 
 static double cost_seconds(const struct cost_model_state *state, double pages)
@@ -176,9 +186,11 @@ static void cost_precopy(const struct cost_model_state *state, uint32_t method,
 				out->converges = 1;
 				break;
 			}
-			/* Once a round dirties the whole working set, resending it cannot shrink
-			 * it: prediction holds those pages back for the final round instead. */
-			if (method == COST_METHOD_PREDICT && dirty >= state->working_set_pages)
+			/* Once a round writes as many pages as the working set holds, resending it
+			 * cannot shrink it: prediction holds those pages back for the final round
+			 * instead. */
+			if (method == COST_METHOD_PREDICT &&
+			    state->dirty_rate * seconds >= state->working_set_pages)
 				break;
 		}
 		if (out->rounds >= max_rounds)

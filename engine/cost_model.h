@@ -23,6 +23,8 @@ enum cost_method {
 #define COST_MODEL_DEFAULT_DOWNTIME_MS 300u
 #define COST_MODEL_DEFAULT_MAX_ROUNDS 30u
 #define COST_MODEL_DEFAULT_FAULT_LATENCY_US 50.0
+/* Write runs shorter than this many pages count as scattered (see access_run_pages). */
+#define COST_MODEL_SCATTERED_RUN_PAGES 16.0
 /* Xen's classic limits (DESIGN §5). */
 #define COST_MODEL_XEN_MAX_ROUNDS 30u
 #define COST_MODEL_XEN_FEW_DIRTY_PAGES 50u
@@ -42,7 +44,10 @@ struct cost_model_input {
 	double fault_latency_us;     /* post-copy: one remote fault's round trip; 0: 50 us */
 	/* Mean length in pages of the contiguous runs the guest writes (pages found per sample
 	 * over the runs they form): a fault at the start of a run moves the post-copy push there,
-	 * which then stays ahead of a guest that goes on in order, so only runs fault. 0: 1. */
+	 * which then stays ahead of a guest that goes on in order, so only runs fault. Runs shorter
+	 * than COST_MODEL_SCATTERED_RUN_PAGES mark a guest writing all over its working set, whose
+	 * rounds redirty fewer distinct pages than it writes. 0: not measured (1 page for the
+	 * stall, writes in order for the rounds). */
 	double access_run_pages;
 	/* What the pause costs besides moving bytes, seconds: the final pass over the dirty log and
 	 * the source's hashing for verification (a content-hash tracker keeps its hashes, a

@@ -1250,6 +1250,7 @@ static int source_auto_decide(struct rmig_session *s, struct source_probe *probe
 	s->stats.auto_fault_latency_us = (uint64_t)fault_us;
 	s->stats.auto_projected_stall_ms = (uint64_t)(choice.stall_seconds * 1000.0);
 	s->stats.auto_pause_cost_us = (uint64_t)(in.pause_seconds * 1e6);
+	s->stats.auto_write_run_pages = run_pages;
 	pthread_mutex_unlock(&s->lock);
 	rmig_log_info("source: %s", s->method_reason);
 	return 0;

@@ -222,6 +222,9 @@ struct rmig_stats {
 	/* auto: what the pause costs besides moving pages, as the cost model weighed it (the last
 	 * full pass over the dirty log plus the source's hashing for verification) */
 	uint64_t auto_pause_cost_us;
+	/* auto: mean pages per contiguous run of written pages (short runs: the guest writes all
+	 * over its working set, and the model counts rewrites within a round) */
+	double auto_write_run_pages;
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup
