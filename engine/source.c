@@ -1404,7 +1404,7 @@ static int source_switchover(struct rmig_session *s, struct batch_pipeline *pipe
 static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
 	uint32_t round = s->stats.rounds + 1;
-	uint64_t later = 0, resumed_us;
+	uint64_t later = 0;
 	int64_t dirty;
 	int ret;
 
@@ -1435,20 +1435,21 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 		ret = source_round_barrier(s, round);
 	if (!ret && s->params.verify == RMIG_VERIFY_ALL)
 		ret = verify_source_postcopy(s);
+	/* Unlike source_switchover(), the trackers go before the announcement: it registers the
+	 * RAM once more for the push, and pinning pages that userfaultfd write-protects fails
+	 * (EFAULT from ibv_reg_mr). */
+	source_trackers_stop(s);
 	if (!ret)
 		ret = postcopy_source_announce(s);
 	if (!ret)
 		ret = source_device_state(s);
 	if (!ret)
 		ret = source_resume_destination(s);
-	resumed_us = session_now_us();
-	/* As in source_switchover(): the trackers go once the destination runs. */
-	source_trackers_stop(s);
 	session_round_end(s);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&s->lock);
-	s->stats.downtime_ms = (resumed_us - s->pause_us) / 1000u;
+	s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
 	session_progress(s, RMIG_EVENT_ROUND_END);
 
