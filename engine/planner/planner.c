@@ -310,6 +310,8 @@ static int planner_cost(const struct planner_work *work, size_t vm, double bandw
 		.working_set_bytes = v->working_set_bytes,
 		.bandwidth = bandwidth,
 		.zero_fraction = v->zero_fraction,
+		.access_run_pages = v->write_run_pages,
+		.pause_seconds = v->pause_ms / 1000.0,
 		.device_state_bytes = work->params->device_state_bytes,
 		.downtime_ms = work->params->downtime_ms,
 	};

@@ -71,6 +71,8 @@ struct planner_vm {
 	double dirty_pages_rate;
 	uint64_t working_set_bytes; /* 0: all of its memory */
 	double zero_fraction;
+	double write_run_pages; /* mean pages per run of its writes; 0: not measured */
+	double pause_ms;	/* the pause's cost besides moving pages (cost_model_input) */
 };
 
 struct planner_cluster {

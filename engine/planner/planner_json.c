@@ -182,6 +182,8 @@ static int planner_json_vm(json_t *object, const char *path, const struct planne
 					   "dirty_pages_rate",
 					   "working_set_bytes",
 					   "zero_fraction",
+					   "write_run_pages",
+					   "pause_ms",
 					   NULL};
 	json_t *host = json_object_get(object, "host");
 	double *history = NULL;
@@ -219,6 +221,11 @@ static int planner_json_vm(json_t *object, const char *path, const struct planne
 	if (!ret)
 		ret = planner_json_number(object, path, "zero_fraction", 0, 0.0, 0,
 					  &vm->zero_fraction);
+	if (!ret)
+		ret = planner_json_number(object, path, "write_run_pages", 0, 0.0, 0,
+					  &vm->write_run_pages);
+	if (!ret)
+		ret = planner_json_number(object, path, "pause_ms", 0, 0.0, 0, &vm->pause_ms);
 	if (!ret && vm->zero_fraction > 1.0) {
 		snprintf(where, sizeof(where), "%s.zero_fraction", path);
 		ret = planner_json_fail(where, "must be between 0 and 1");

@@ -180,6 +180,55 @@ static void test_plan_reads_back_move_by_move(void **state)
 	rmig_plan_destroy(plan);
 }
 
+/* small_cluster with b's fields replaced: b still moves, and the move is b's. */
+static void plan_b(const char *b_fields, struct rmig_plan_move *move)
+{
+	char json[1024];
+	rmig_plan_t *plan;
+
+	snprintf(json, sizeof(json),
+		 "{\"bandwidth\": 1250000000, \"hosts\": [" HOST("\"h1\"", "") ", " HOST(
+			 "\"h2\"",
+			 "") "], \"vms\": [{\"id\": \"a\", \"host\": \"h1\", "
+			     "\"memory_bytes\": 8589934592, \"cpu\": 7, "
+			     "\"dirty_pages_rate\": 100}, {\"id\": \"b\", \"host\": \"h1\", "
+			     "\"memory_bytes\": 1073741824, \"cpu\": 2, %s}]}",
+		 b_fields);
+	assert_int_equal(rmig_plan_from_json(json, NULL, &plan), 0);
+	assert_int_equal(rmig_plan_move_count(plan), 1);
+	assert_int_equal(rmig_plan_move_get(plan, 0, move), 0);
+	assert_string_equal(move->vm, "b");
+	rmig_plan_destroy(plan);
+}
+
+/* A VM writing 300000 pages/s (1.2 GB/s) over a 1.25 GB/s link: counted as writes in order it
+ * redirties all its RAM every round and pre-copy cannot converge; measured as single-page runs
+ * scattered over its RAM, its rounds shrink and pre-copy converges. pause_ms adds to the
+ * projected downtime. */
+static void test_plan_uses_write_runs_and_pause_cost(void **state)
+{
+	struct rmig_plan_move plain = {.struct_size = sizeof(plain)};
+	struct rmig_plan_move move = {.struct_size = sizeof(move)};
+
+	(void)state;
+	plan_b("\"dirty_pages_rate\": 300000", &plain);
+	assert_int_not_equal(plain.method, RMIG_METHOD_PRECOPY);
+	plan_b("\"dirty_pages_rate\": 300000, \"write_run_pages\": 1", &move);
+	assert_int_equal(move.method, RMIG_METHOD_PRECOPY);
+	assert_true(move.converges);
+	plan_b("\"dirty_pages_rate\": 100", &plain);
+	plan_b("\"dirty_pages_rate\": 100, \"pause_ms\": 50", &move);
+	assert_string_equal(move.method_name, plain.method_name);
+	assert_true(move.downtime_us >= plain.downtime_us + 49000 &&
+		    move.downtime_us <= plain.downtime_us + 51000);
+	expect_rejected("{\"bandwidth\": 1e9, \"hosts\": [" HOST("\"h1\"", "") "], \"vms\": [" VM(
+				"\"a\"", "\"h1\"", ", \"write_run_pages\": -1") "]}",
+			"vms[0].write_run_pages: -1 must be at least 0");
+	expect_rejected("{\"bandwidth\": 1e9, \"hosts\": [" HOST("\"h1\"", "") "], \"vms\": [" VM(
+				"\"a\"", "\"h1\"", ", \"pause_ms\": -5") "]}",
+			"vms[0].pause_ms: -5 must be at least 0");
+}
+
 static void test_plan_json_and_table_carry_the_moves(void **state)
 {
 	rmig_plan_t *plan;
@@ -304,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_malformed_json_gives_position),
 		cmocka_unit_test(test_params_with_unknown_mask_bit_are_rejected),
 		cmocka_unit_test(test_plan_reads_back_move_by_move),
+		cmocka_unit_test(test_plan_uses_write_runs_and_pause_cost),
 		cmocka_unit_test(test_plan_json_and_table_carry_the_moves),
 		cmocka_unit_test(test_cli_plans_example_snapshot_as_json),
 		cmocka_unit_test(test_cli_prints_table_by_default),
