@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/plan-sim-trace.c - reads a CPU utilisation trace for plan-sim: PlanetLab/CloudSim style
  * (one VM per row, optionally named) or one VM per column under a header of names. */
 #include <ctype.h>

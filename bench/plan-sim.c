@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/plan-sim.c - replays a CPU utilisation trace (one VM per row, 5-minute samples, e.g.
  * bench/data/planetlab-20110303.csv) over a simulated cluster, runs the planner every step with
  * each policy, makes its moves and reports migrations, bytes moved, overload and empty hosts.

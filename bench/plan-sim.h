@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/plan-sim.h - plan-sim's utilisation trace reader, shared with its unit test. */
 #ifndef RMIG_BENCH_PLAN_SIM_H
 #define RMIG_BENCH_PLAN_SIM_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/rmig-bench.c - every migration method on every workload, same transport, same machine,
  * one run: an in-process guest (RAM written by a workload from bench/workloads) migrates from a
  * source session to a destination session through the public ABI, and the destination guest

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/rmig-bw.c - an ib_write_bw-style benchmark over rmig's transport interface: a client
  * streams batches of runs (the transport's messages) into a server's registered region, for
  * each message size, and prints bandwidth, message rate, batch round-trip latency percentiles

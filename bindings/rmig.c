@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/rmig.c - the public ABI (rmig.h) over the engine's session: argument checks, and
  * nothing else, so the engine stays the one place migrations are implemented. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/rmig_export.h - marks the functions librmig.so exports; everything else is built
  * with hidden visibility, and bindings/rmig.map names the exported symbols. Not installed. */
 #ifndef RMIG_EXPORT_H

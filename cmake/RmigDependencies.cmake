@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Finds rmig's dependencies (all from Debian) and fails with the package to install.
 find_package(PkgConfig QUIET)
 find_package(Threads REQUIRED)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # -DRMIG_SANITIZE=ON builds everything with AddressSanitizer and UndefinedBehaviorSanitizer.
 option(RMIG_SANITIZE "Build with ASan + UBSan" OFF)
 if(RMIG_SANITIZE)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # rmig_add_test(NAME name SOURCES a.c ... LABELS unit|integration|verbs ... [ARGS ...]
 #               [TIMEOUT s] [ENVIRONMENT K=V ...])
 # Builds a cmocka test linked with the static core and registers it with ctest.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/batch.c - build batches from dirty bitmaps and post them on a sender thread.
  * The builder (the session's thread) reads guest pages to find zero pages and coalesces
  * contiguous pages of the same kind into runs; the sender thread posts batches in order while

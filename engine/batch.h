@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/batch.h - batches of page runs built from dirty bitmaps (contiguous dirty pages
  * coalesced, zero pages as data-less markers) and the pipeline that posts them on a sender
  * thread, so the next batch is built while the previous one is on the wire. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/bitmap.c - page bitmaps shared by dirty sources and the batch builder.
  * Runs are found a word at a time (ctz on the word, or on its complement for the run's end) so
  * walking a sparse 1 GiB bitmap touches 4 KiB of words, not 262144 bits. */

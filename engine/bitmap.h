@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/bitmap.h - page bitmaps: one bit per page, 64-bit words, bit i in word i / 64.
  * Bits past nbits in the last word are kept zero by every function here, so words can be
  * compared and OR-ed whole. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/cost_model.c - closed-form projection of a migration's rounds, time, downtime and bytes
  * per method. Pre-copy rounds follow the geometric series of pages dirtied while the previous
  * round was on the wire, capped by the writable working set (DESIGN §5 stop rules). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/cost_model.h - rmig's projection of what a migration will cost (rounds, total time,
  * downtime, bytes on the wire) for each method, from RAM size, dirty rate, working set and link
  * bandwidth. The engine's `auto` method and the planner use the same numbers. Pure functions. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dest.c - the destination side: accept the source, check its region table against the
  * regions added here, receive batches (commits: the data has landed) and track which pages
  * arrived, answer verification, take the device state and resume the VM; for the post-copy

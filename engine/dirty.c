@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dirty.c - the dirty source interface: checks the configuration and the state of a
  * source, picks the kind for DIRTY_KIND_AUTO and dispatches to dirty_hypervisor.c,
  * dirty_uffd.c and dirty_hash.c. */

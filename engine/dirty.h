@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dirty.h - dirty page sources behind one interface: the hypervisor's bitmap,
  * userfaultfd write-protect (async + PAGEMAP_SCAN, or synchronous faults) for memory in this
  * process, and per-page content hashing for memory that can be read but not tracked. */

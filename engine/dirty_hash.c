@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dirty_hash.c - the dirty source for memory rmig can read but not track (an unmodified
  * QEMU's shared memory backend): start hashes every page with XXH3, each sync hashes again and
  * reports the pages whose hash changed, keeping the new hash as the next baseline.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dirty_hypervisor.c - the dirty source a hypervisor feeds from KVM's dirty log or ring
  * or Xen's log-dirty: each sync asks the callback for a fresh bitmap and ORs it in. The
  * callback writes into a bitmap owned here, so bits it sets past npages never reach the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dirty_impl.h - what dirty.c shares with the dirty sources in dirty_*.c (never
  * included elsewhere): the ops table each source fills and the common part of its state. */
 #ifndef RMIG_ENGINE_DIRTY_IMPL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/dirty_uffd.c - userfaultfd write-protect dirty sources for memory mapped privately in
  * this process. Async mode (kernel >= 6.7): the kernel lifts protection itself on a write and
  * each sync is one PAGEMAP_SCAN that reports and re-protects written pages atomically per page.

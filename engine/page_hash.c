@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/page_hash.c - XXH3 page hashes and the all-zero check.
  * Both read memory another thread may be writing; callers treat a result as a snapshot of
  * some moment during the call, never as a consistent view of the page. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/page_hash.h - page content checks shared by the hash dirty source, zero-page
  * detection in batches and end-of-migration verification. */
 #ifndef RMIG_ENGINE_PAGE_HASH_H

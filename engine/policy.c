@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/policy.c - stop policies and the rate arithmetic behind them. */
 #include "engine/policy.h"
 #include "rmig.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/policy.h - when pre-copy stops iterating: pluggable stop policies (QEMU-style downtime
  * projection, Xen-style limits) over the measurements each round takes (bandwidth, dirty rate).
  * Pure functions: the source feeds them numbers, tests can too. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/postcopy.h - the post-copy family's tail (TSMC stage 3, post-copy, hybrid): the VM
  * resumes on the destination before all of its RAM is there. The destination registers its
  * guest RAM with userfaultfd (missing mode); a guest access to a page not there yet faults and

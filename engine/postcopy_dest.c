@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/postcopy_dest.c - the destination side of the post-copy tail.
  *
  * Memory. Pages that land by RDMA WRITE or tcp recv() must never land in guest RAM registered

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/postcopy_source.c - the source side of the post-copy tail: announce the pages the
  * destination will receive after resume, point batches at its staging regions, then push what
  * it asks for while its faults pull pages straight from this side's RAM (registered with

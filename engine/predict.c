@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/predict.c - per-page write history and the hold / send decision of the prediction
  * scheduler. A page's history is a byte of the last PREDICT_HISTORY samples (bit 0 the newest)
  * kept lazily: it is shifted by the samples elapsed only when the page is looked at, so pages

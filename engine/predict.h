@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/predict.h - the prediction scheduler's per-page write history: which dirty pages will be
  * written again before the migration ends (hold them back to the final round) and which will not
  * (send them now). Four bytes per page (8 samples of history, the sample it was last updated at,

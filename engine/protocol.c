@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/protocol.c - encoders and checked decoders of the engine's control messages.
  * Wire structs are packed little-endian with explicit padding; decoders refuse any message
  * whose length, counts or reserved fields do not add up, naming the field. */

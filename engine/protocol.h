@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/protocol.h - the engine's own control messages, carried as opaque transport control
  * payloads: hello/auth, region table, rounds, device state, verification, resume, abort.
  * Packed little-endian structs with a magic, a version and a length; every field read from the

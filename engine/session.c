@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/session.c - the session object both roles share: parameters, regions, connection set
  * up, the run/start/wait/cancel state machine, control-message helpers, last error and
  * statistics (totals and one record per round, which add up to the totals). */

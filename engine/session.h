@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/session.h - one migration on one host: role, regions, parameters, callbacks, the
  * connection, the state machine and the statistics. The public ABI (bindings/) is a thin layer
  * over these functions; source.c and dest.c run the two roles. */

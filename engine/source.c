@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/source.c - the source side: handshake and region table, then the method's live phase
  * (pre-copy rounds with a stop policy; prediction pre-copy; TSMC's two stages; hybrid's one
  * round; auto's measured choice; nothing for post-copy), the pause, and the switchover: for the

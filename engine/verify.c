@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/verify.c - switchover verification: the destination sends the hashes of the pages it
  * holds, the source compares them with its own (VM paused, so its pages are final) and resends
  * every page that differs, then checks those again, before the VM may resume on the

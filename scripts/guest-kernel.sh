@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # scripts/guest-kernel.sh CACHE_DIR - fetch and unpack the Debian kernel that linux-image-amd64
 # depends on, for the guests rmig boots under QEMU (the soft-RoCE testbed, the QEMU end-to-end
 # test). Leaves CACHE_DIR/KVER/{vmlinuz,lib/modules/KVER} with modules.dep built, and prints

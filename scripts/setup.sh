@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs everything rmig needs to build, test and benchmark on Debian 12 (run as root).
 # Idempotent: packages already present are left alone.
 set -euo pipefail

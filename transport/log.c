@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/log.c - the default handler (stderr), level from $RMIG_LOG, and the dispatch. */
 #include "transport/log.h"
 

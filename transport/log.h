@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/log.h - rmig's logging: one place every layer logs through, so a hypervisor can
  * route messages with a single callback. Logging never changes errno. */
 #ifndef RMIG_LOG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/memory.c - hugepage, NUMA-local memory for rmig's own buffers, with a clean fallback
  * to plain pages. Hugepages cut TLB misses and let one registration cover more bytes per
  * translation entry on the NIC; NUMA locality keeps DMA off the inter-socket link. */

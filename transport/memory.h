@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/memory.h - memory for rmig's own buffers (bounce buffers, receive rings): hugepages
  * when the host has them, bound to the NIC's NUMA node when libnuma works, plain pages
  * otherwise. What was obtained is recorded so callers and tests can tell. */

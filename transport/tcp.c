@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/tcp.c - "tcp://host:port": a framed stream (struct wire_hdr) per socket; page data
  * goes out with sendmsg straight from the region and is received straight into the region at
  * its offset, after every field of the frame has been checked against the local tables. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/transport.c - picks a transport by URI scheme, and the bookkeeping every transport
  * shares: URI parsing, region tables, the bounds checks on runs, and first-error recording. */
 #include "transport/transport.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/transport.h - the one interface every rmig transport implements (rdma, tcp, loop).
  * A transport moves bytes between registered memory regions of two peers and carries small
  * control messages. It knows nothing of pages, rounds or migrations. Never installed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/transport_impl.h - what transport.c needs from each transport. Only transport/
  * includes this. */
 #ifndef RMIG_TRANSPORT_IMPL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/verbs.c - rmig's RDMA transport (rdma://host:port): librdmacm sets up one or more RC
  * queue pairs per connection (transport_options.streams, 1..8), page runs travel as chained RDMA
  * WRITEs straight into the peer's registered regions, commits and control messages travel as

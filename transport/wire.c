@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/wire.c - encoding and bounds-checked decoding of rmig's transport wire format.
  * Decoders copy through memcpy (received buffers need not be aligned) and name the field
  * that was wrong, because that message is what an operator sees when a peer misbehaves. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport/wire.h - rmig's transport-level wire format, shared by the tcp frames and the
  * rdma SEND messages: fixed-size little-endian packed structs with explicit padding, a magic,
  * a version and a length. Everything from the peer goes through a *_from_wire() parser that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Workloads writing into a RAM region: idle, sequential, random, a Zipf-skewed key-value
  * store, an in-memory sort and a hash join. Each thread owns one shard of the region, so the
  * data structures need no locks and a run of N operations is reproducible from the seed.

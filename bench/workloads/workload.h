@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Guest-like workloads that write into a RAM region tracked by rmig: used by `rmig demo`,
  * rmig-bench (every method on every workload) and end-to-end tests that validate the
  * destination copy of a migrated region. */

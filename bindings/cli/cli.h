@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/cli/cli.h - the subcommands of the rmig command. Each takes the arguments after its
  * name (argv[0] is the subcommand) and returns the process exit status. */
 #ifndef RMIG_CLI_H

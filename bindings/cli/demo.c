@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/cli/demo.c - `rmig demo`, `rmig send` and `rmig recv`: live-migrate a guest whose
  * RAM lives in this process (a workload from bench/workloads keeps writing to it) through the
  * public ABI, with a live progress line and the final report. demo runs both ends here and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/cli/main.c - the rmig command: a table of subcommands (demo, send, recv, plan,
  * qemu-send, qemu-recv, version, help). Each subcommand lives in its own file and declares
  * itself in cli.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/cli/plan.c - `rmig plan`: read a cluster snapshot (JSON), print the migration plan
  * as a table or as JSON. Uses only the public ABI, like any other management tool would. */
 #include <errno.h>

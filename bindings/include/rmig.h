@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rmig.h - the public C ABI of librmig: live-migrate guest RAM between two hosts over RDMA or
  * TCP. A hypervisor creates one session per migration on each host, adds its guest RAM regions,
  * installs callbacks (dirty log, pause, device state, resume) and runs the session.

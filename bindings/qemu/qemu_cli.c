@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qemu_cli.c - options, progress and the rmig half of the report for
  * `rmig qemu-send` and `rmig qemu-recv`. */
 #include <errno.h>

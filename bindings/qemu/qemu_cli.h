@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qemu_cli.h - what `rmig qemu-send` and `rmig qemu-recv` share: options, the
  * progress line, byte formatting and the parts of the report both print. */
 #ifndef RMIG_QEMU_CLI_H

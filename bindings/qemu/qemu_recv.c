@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qemu_recv.c - `rmig qemu-recv`: the destination of `rmig qemu-send`. The
  * destination QEMU runs with the source's options plus -incoming defer; rmig maps the file of
  * its shared memory backend, sets the same capabilities as the source, starts QEMU's incoming

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qemu_send.c - `rmig qemu-send`: live-migrate the guest of an unmodified QEMU.
  *
  * rmig reads the guest RAM from the file behind QEMU's shared memory backend and carries it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qemu_vm.c - what rmig asks of a QEMU over QMP: run state, memory backends (found
  * with qom-list /objects, checked with qom-get), the capabilities that leave shared RAM to rmig,
  * and query-migrate. Guest RAM is mapped from the backend's own file, after checking that QEMU

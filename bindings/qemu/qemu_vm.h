@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qemu_vm.h - one unmodified QEMU as rmig sees it through QMP: its run state, its
  * guest RAM (memory-backend-file objects with share=on, mapped here from the same files), its
  * migration capabilities and the state of its own migration. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qmp.c - the QMP client: QEMU writes one JSON object per line ("\r\n"), we write
  * one per line. Everything QEMU sends is checked for shape before use: the greeting must carry
  * "QMP" with a version, a reply must carry our id and either "return" or an "error" with class

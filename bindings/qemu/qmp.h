@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bindings/qemu/qmp.h - a small, strict client of QEMU's machine protocol (QMP): one JSON object
  * per line over a unix socket; the greeting, capability negotiation, commands matched to their
  * replies by id, asynchronous events queued in arrival order, errors with QEMU's own words.

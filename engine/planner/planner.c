@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/planner/planner.c - overload detection (static, MAD, local regression), VM selection
  * (minimum migration time, maximum correlation), best-fit-decreasing placement that never takes
  * a destination past its limit, optional consolidation, and the method by the cost model. */

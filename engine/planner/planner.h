@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/planner/planner.h - the four decisions before a migration (DESIGN §6): which hosts are
  * overloaded, which VMs leave them, where each goes, and by which method, projected with the
  * engine's cost model. Works on an in-memory cluster; planner_json.c reads and writes JSON. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/planner/planner_abi.c - the rmig_plan_* functions of the public ABI: a plan made from a
  * JSON cluster snapshot, read back move by move, as JSON or as a table. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/planner/planner_json.c - the cluster snapshot read from JSON (every field checked and
  * named in the error) and the plan written as JSON or as a table a person reads. */
 #include "engine/planner/planner.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/fuzz/fuzz_replay_main.c - runs a libFuzzer target without libFuzzer: every input of a
  * checked-in corpus, then fixed-seed mutations of each, so every build exercises the target.
  * Usage: <test> CORPUS_DIR [MUTATIONS_PER_INPUT] */

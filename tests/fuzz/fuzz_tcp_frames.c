@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/fuzz/fuzz_tcp_frames.c - arbitrary bytes, after a valid hello, into a real tcp
  * connection's receive path. Whatever arrives, the connection must end (no hang), say why,
  * and leave every byte outside its REMOTE_WRITE region alone: the region sits between

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/fuzz/fuzz_wire.c - feeds arbitrary bytes to every wire parser in transport/wire.c. A
  * parser must never read past its buffer, must name a field when it refuses, and whatever it
  * accepts must satisfy the checks wire.h promises and survive a re-encode unchanged. */

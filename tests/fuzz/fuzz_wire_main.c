@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/fuzz/fuzz_wire_main.c - runs fuzz_wire.c without libFuzzer, so every build checks the
  * wire parsers: the checked-in corpus, then a fixed-seed stream of mutated valid frames.
  * Usage: fuzz_wire_regression CORPUS_DIR */

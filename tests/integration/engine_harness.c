@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/integration/engine_harness.c - see engine_harness.h. */
 #include <stdarg.h>
 #include <setjmp.h>

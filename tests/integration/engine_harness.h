@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/integration/engine_harness.h - a source and a destination session in one process over
  * the transport named on the command line (loop, tcp, rdma), with guest RAM on both sides, a
  * guest writer thread and recorded callbacks, for the engine's migration tests. */

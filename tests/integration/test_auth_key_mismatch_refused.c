@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* With a key configured, the two ends prove they hold it (HMAC over each other's nonce): the
  * same key migrates, a different key (or a key on one side only) is refused before any page
  * crosses. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* auto measures the guest while the bulk round starts: a guest dirtying pages faster than the
  * link carries them cannot converge by pre-copy, so auto picks a method of the post-copy family,
  * says why, and the migration still ends byte-identical. The guest here, seen through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* auto on a guest that writes nothing: pre-copy converges after the bulk round with nothing
  * left, so auto picks pre-copy (the source keeps a whole copy until the switchover, so a
  * failure costs nothing) and one live round suffices. */

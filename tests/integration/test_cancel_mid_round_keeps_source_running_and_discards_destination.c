@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancelling the source in the middle of a round: the VM is never paused there, the
  * destination is told, fails and never resumes. */
 #include <setjmp.h>

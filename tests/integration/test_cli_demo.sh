@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/integration/test_cli_demo.sh RMIG TRANSPORT - `rmig demo` migrates a 256 MiB guest,
 # exits 0 and prints the report (downtime, total time, bytes, identical destination RAM).
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/integration/test_cli_plan.sh RMIG SOURCE_DIR - `rmig plan` as a user runs it: the example
 # cluster's overloaded host gets a move whose destination stays under its limit; a broken
 # snapshot fails with the field's path; bad options exit 2.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A destination facing a source that breaks the rules (a bare transport peer speaking the
  * engine protocol by hand) refuses, says why, and never resumes the VM: a run that is not whole
  * pages, a resume before every page arrived, and a message out of place. */

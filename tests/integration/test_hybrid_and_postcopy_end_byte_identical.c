@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hybrid (one pre-copy round, then post-copy) and post-copy end, once every page has arrived,
  * with the destination's RAM identical to the source's at the pause, although the guest kept
  * writing up to the pause; the VM resumed on the destination only. Zero pages (every fifth)

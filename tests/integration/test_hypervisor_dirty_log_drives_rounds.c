@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* With the hypervisor's dirty log (the dirty_sync callback, as QEMU or Xen would pass KVM's
  * dirty bitmap through), exactly the pages it reports are sent again; the destination ends
  * identical. Here the "hypervisor" is the test, which knows what it wrote. */

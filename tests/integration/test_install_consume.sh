@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/integration/test_install_consume.sh BUILD_DIR - install rmig into a temporary prefix,
 # then build and run a small consumer twice: with pkg-config and with find_package(rmig).
 # FLAGS (optional second argument): compiler flags the consumer needs too (a sanitized build's

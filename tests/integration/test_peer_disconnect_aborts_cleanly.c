@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A destination that goes away (here: a bare transport peer that hangs up after the hello)
  * fails the migration on the source with an error naming the peer; the VM never pauses. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Post-copy resumes the VM on the destination before any page is there. The guest's first
  * access, made in resume_vm before the background push has asked for anything, faults; the page
  * is pulled from the source on demand and the guest reads the source's bytes. The push is slowed

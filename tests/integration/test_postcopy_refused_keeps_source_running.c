@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A destination whose RAM userfaultfd cannot fill (here a private mapping of a regular file on a
  * disk filesystem) refuses post-copy at the handshake, before any page moves and before the VM
  * pauses: the source fails with -EOPNOTSUPP and a reason, its VM never stopped, the destination

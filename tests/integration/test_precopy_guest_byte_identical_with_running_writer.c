@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A guest whose writer keeps running during the migration ends up byte-identical on the
  * destination at switchover, and resumes there (not on the source). */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A page written after the bulk round sent it is found dirty by the next sync and sent again,
  * and the destination ends with its new content. Nothing else writes, so exactly the pages the
  * test dirtied are sent twice. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prediction pre-copy, seen through the hypervisor's dirty log: a page the guest rewrites before
  * every sync of the log is held back from its first plan on and crosses only twice (bulk round
  * and final round), where a pre-copy would send it in every round; a page written once after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The destination refuses a source whose region table differs from its own: an unknown region
  * id, or a region of another length. Both sides fail with a message naming the region; the VM
  * is never paused and never resumed. */

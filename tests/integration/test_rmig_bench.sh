@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/integration/test_rmig_bench.sh RMIG_BENCH - rmig-bench runs every method on two small
 # workloads in one run, prints the table with ratios against precopy-xen, writes valid JSON and
 # succeeds (every migration ended with identical RAM). Timing is not asserted.

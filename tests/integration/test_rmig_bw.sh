@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/integration/test_rmig_bw.sh RMIG_BW URI - rmig-bw end to end on one transport: the
 # server checks every landed byte against the client's pattern (--check), the client checks
 # that the server saw every batch, and the JSON report carries one positive result per size.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-round records add up to the session's totals: bytes on the wire, page transmissions,
  * zero markers and page payload (which also equals what the transport counted). */
 #include <setjmp.h>

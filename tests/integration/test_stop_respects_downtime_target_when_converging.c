@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* QEMU policy: pre-copy keeps iterating while the dirty pages would take longer than the
  * downtime target to send at the measured bandwidth, and stops as soon as they would not. */
 #include <setjmp.h>

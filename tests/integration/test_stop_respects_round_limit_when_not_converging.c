@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A guest that dirties more each round than the downtime target allows never converges: the
  * QEMU policy pauses it after max_rounds, and so does the Xen policy (which also has its own
  * "few dirty pages" exit, checked here too). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TSMC crosses every page at most twice: stage 1 sends all RAM, stage 2 the pages stage 1 left
  * dirty, stage 3 (after the destination resumed) the pages written since. The guest here, seen
  * through the hypervisor's dirty log, rewrites a hot page before every sync of the log (so it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The destination answers the verification from hashes it took when batches committed. A page
  * that a later batch wrote again (new data, data over a zero page, a zero marker over data)
  * must be answered with the hash of what that later batch left: a hash kept from the first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The race content hashing cannot see: a page changes after the tracker hashed it, is sent with
  * the new bytes, then goes back to the hashed bytes, so the next sync calls it clean while the
  * destination holds the intermediate bytes. The switchover's hash comparison finds it, resends

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Zero pages cross as data-less markers: the page payload on the wire is exactly the non-zero
  * pages, and the destination (which starts as garbage) still ends with zeroes there. */
 #include <setjmp.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/qemu/compare.sh [--rmig PATH] [--ram SIZE] [--files N] [--kib K] [--runs N]
 #                       [--warmup TICKS] [--cache DIR] [--methods "M..."]
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/qemu/lib.sh - sourced by the QEMU end-to-end tests and tests/qemu/compare.sh: two network
 # namespaces joined by veth (TEST-NET 192.0.2.0/24) standing for two hosts, a source QEMU that
 # boots Debian's kernel with tests/qemu/guest-init, a destination QEMU with -incoming defer,

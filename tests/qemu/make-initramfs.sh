@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/qemu/make-initramfs.sh OUT.cpio.gz - the guest's initramfs: busybox-static and
 # tests/qemu/guest-init as /init. Rebuilt only when busybox or the init script changed.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/qemu/test_failures.sh RMIG CACHE - a migration that fails at any step leaves the guest
 # running on the source (its counter goes on with no gap and no repeat) and the destination
 # discarded, and the source QEMU can still be migrated afterwards. One guest, one failure after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/qemu/test_migration.sh RMIG CACHE [tcp|rdma] [--skip-final-round]
 #
 # Live-migrates an unmodified QEMU guest (Debian's kernel, busybox init that keeps writing to RAM

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/qemu/test_qmp_client.c - the QMP client (bindings/qemu/qmp.c) against a real QEMU
  * (`-machine none`, no guest: it starts in a fraction of a second) and against peers that break
  * the protocol in one way each. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/qemu/test_refusals.sh RMIG CACHE - qemu-send and qemu-recv refuse setups they cannot
 # migrate, each with an error that says what is wrong and how to start QEMU instead, and leave
 # the source QEMU as they found it (run state, no migration, capabilities off). The QEMUs here

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/unit/test_abi.cmake - librmig.so exports exactly the names in rmig.map, and rmig.h
 # compiles on its own as C and as C++.
 # cmake -DLIB=librmig.so -DMAP=rmig.map -DINCLUDE=dir -DWORK=dir -DCC=gcc -DCXX=g++ -P this

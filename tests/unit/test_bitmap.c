@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Page bitmaps: runs found by dirty_bitmap_next_run() across word boundaries, in the last
  * partial word and in empty bitmaps; counting, OR and ranges ignore bits past nbits. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_cost_model.c - the cost model against numbers worked out by hand: 1 GiB of
  * 4 KiB pages (262144 pages) over 1 GiB/s, so the bulk round takes exactly one second. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The cost model's choice as auto uses it: restricted to what the destination can run, by
  * projected total time within the family auto prefers, and refusing an empty choice; and the
  * post-copy stall it weighs, from the fault latency and write runs auto measures. 1 GiB of

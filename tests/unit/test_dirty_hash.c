@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The content-hash dirty source and the page helpers it stands on: a change is reported, a
  * rewrite with the same bytes is not, a page changed back is reported again, a sync split over
  * threads reports the same and keeps the current hashes; page_hash() is XXH3 and

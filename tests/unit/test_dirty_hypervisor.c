@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The hypervisor dirty source: each sync calls the callback with the region id, npages and a
  * zeroed bitmap, ORs what it sets into the caller's bitmap, drops bits past npages and passes
  * the callback's error on. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The dirty source interface itself: bad geometry and a hypervisor kind without a callback are
  * refused, a source syncs only while started, stop is idempotent, kinds have names. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* userfaultfd dirty sources on this machine's kernel, in both modes (async + PAGEMAP_SCAN and
  * synchronous write-protect faults): exactly the written pages are reported, first writes to
  * never-touched pages count and reads do not, no write is lost while a writer runs during

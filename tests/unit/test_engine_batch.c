@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Building batches from dirty bitmaps: contiguous dirty pages coalesce into runs of one kind,
  * zero pages become data-less ZERO runs, runs and batches respect their caps, taken pages are
  * cleared and counted, and the cursor carries on across batches and regions. */

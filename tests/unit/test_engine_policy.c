@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stop policies: the QEMU projection (remaining / bandwidth plus the pause's own cost against
  * the downtime target, with a round bound) and Xen's limits (30 rounds, fewer than 50 dirty pages, 3x RAM sent), and the
  * auto-converge throttle steps. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The engine's control messages: every encoder round-trips through its decoder, and the
  * decoders refuse messages whose header, lengths, counts or fields do not add up. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The post-copy messages (and the test pulls the region acknowledgement and the pull report
  * carry, which auto weighs post-copy's faults by): each round-trips through its decoder, and the decoders refuse
  * lengths, counts, flags and ranges that do not add up (the caller checks regions). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The public ABI's argument checks: roles, parameter masks and ranges, region alignment and
  * ids, calls after the start, methods not available yet, stats struct sizes, error strings. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_memory.c - transport_mem_alloc(): the plain-page fallback, the hugepage path
  * when the host can reserve a few hugepages, NUMA binding, and the sysfs NUMA lookup. */
 #include <errno.h>

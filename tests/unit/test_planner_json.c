@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_planner_json.c - the planner's public ABI and `rmig plan`: snapshot validation
  * names the offending field, the plan reads back as JSON, a table and move by move, and the
  * command runs on the example snapshot shipped in bench/data. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_planner_policies.c - each planner policy on small clusters checked by hand:
  * detection (static, MAD, local regression), selection (minimum time, correlation),
  * best-fit-decreasing placement, consolidation and the method the cost model picks. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_planner_trace.c - plan-sim's trace reader takes the PlanetLab layout (named
  * rows of percent samples), unnamed rows, one VM per column under a header, and rejects ragged
  * or non-numeric files. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The prediction scheduler's decisions on hand-made samples of a dirty log: a page written in
  * every sample is held back, a page written once is sent, a held page that stops being written
  * is released and counted as a miss, hits are counted, too many misses raise the threshold, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_transport.c - one test body for every transport: `test_transport loop`,
  * `test_transport tcp`, `test_transport rdma` (inside the soft-RoCE testbed, which sets
  * $RMIG_TESTBED_IP; the rdma run repeats the placement, read, ordering and disconnect bodies

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_verbs.c - the rdma transport's own behaviours on a real verbs device (the
  * soft-RoCE testbed): split and chained writes, commit ordering, RDMA READ, credit pressure,
  * completion errors naming the failed work request, peer disconnect, version refusal.

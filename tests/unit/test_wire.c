@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/unit/test_wire.c - the wire format: every struct survives a round trip, and every
  * parser refuses each kind of malformed input with -EPROTO and a message naming the field. */
 #include <endian.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The hash-join workload keeps a valid join in RAM (tuples, table entries and results of the
  * current epoch check out) through its clear, build and probe phases, and a flipped byte in it
  * is caught; an attached read-only copy (a migrated guest) only reads, finds no error in an

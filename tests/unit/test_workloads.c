@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/workloads: every workload runs inside its region only, is reproducible from its seed,
  * honours its write rate as an upper bound, and keeps its data structure valid. */
 #include <setjmp.h>
