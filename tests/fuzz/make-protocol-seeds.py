@@ -104,6 +104,25 @@ seeds = {
     "payload-abort-code-positive": bytes([ABORT]) + abort(5, b"x"),
     "payload-abort-reason-1024-bytes": bytes([ABORT]) + abort(-1, b"r" * 1024),
     "payload-abort-reason-length-past-end": bytes([ABORT]) + struct.pack("<iI", -1, 9) + b"ab",
+    "payload-verify-hashes-trailing-byte": bytes([VERIFY_HASHES]) +
+    struct.pack("<IIQQ", 0, 1, 0, 5) + b"\x00",
+    "payload-page-bitmap-trailing-byte": bytes([POSTCOPY_PAGES]) + bitmap(0, 0, [1]) + b"\x00",
+    "payload-region-table-trailing-byte": bytes([REGION_TABLE]) + region_table([(1, 12, 4096)]) +
+    b"\x00",
+    "payload-postcopy-ready-trailing-byte": bytes([POSTCOPY_READY]) +
+    struct.pack("<IIII", 1, 0, 0, 1000) + b"\x00",
+    "payload-device-state-trailing-byte": bytes([DEVICE_STATE]) + struct.pack("<QII", 0, 1, 1) +
+    b"ab",
+    "payload-abort-trailing-byte": bytes([ABORT]) + abort(-1, b"x") + b"y",
+    # One past each limit a decoder enforces.
+    "payload-region-table-page-shift-31": bytes([REGION_TABLE]) + region_table([(1, 31, 1 << 31)]),
+    "payload-region-table-page-shift-11": bytes([REGION_TABLE]) + region_table([(1, 11, 1 << 11)]),
+    "payload-resumed-status-minus-4096": bytes([RESUMED]) + struct.pack("<iIQ", -4096, 0, 0),
+    "payload-abort-code-minus-4096": bytes([ABORT]) + abort(-4096, b"x"),
+    "payload-abort-reason-1025-bytes": bytes([ABORT]) + abort(-1, b"r" * 1025),
+    "payload-hello-ack-reserved-set": bytes([HELLO_ACK]) + struct.pack("<II", 0, 1) + bytes(64),
+    "payload-round-end-reserved-set": bytes([ROUND_END]) + struct.pack("<IIQ", 1, 1, 0),
+    "payload-verify-request-reserved-set": bytes([VERIFY_REQ]) + struct.pack("<IIQQ", 0, 1, 0, 1),
     "payload-postcopy-ready-zero-entries": bytes([POSTCOPY_READY]) + struct.pack("<II", 0, 0),
 }
 
