@@ -9,6 +9,7 @@
  * and a reason, and hand out only events of the shape it promises. */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,11 +46,15 @@ static char socket_dir[64];
 static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static int listen_fd = -1;
 
-struct fuzz_qemu {
+/* QEMU's side lives in one thread for the whole run (a thread per input would cost more than
+ * the conversation): the harness posts an input to `posted`, the thread serves it on the next
+ * connection and posts `served` once all of it is written and its sending half shut. */
+static struct {
 	const uint8_t *data;
 	size_t size;
-	int fd;
-};
+	int fd; /* the connection's QEMU end, closed by the harness */
+	sem_t posted, served;
+} qemu;
 
 static void fuzz_cleanup(void)
 {
@@ -59,9 +64,42 @@ static void fuzz_cleanup(void)
 	rmdir(socket_dir);
 }
 
+static void *fuzz_qemu_run(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		const uint8_t *p;
+		size_t left;
+
+		while (sem_wait(&qemu.posted))
+			FUZZ_CHECK(errno == EINTR);
+		p = qemu.data;
+		left = qemu.size;
+		do
+			qemu.fd = accept(listen_fd, NULL, NULL);
+		while (qemu.fd < 0 && errno == EINTR);
+		FUZZ_CHECK(qemu.fd >= 0);
+		while (left) {
+			ssize_t n = send(qemu.fd, p, left, MSG_NOSIGNAL);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break; /* the client gave up already: fine */
+			p += n;
+			left -= (size_t)n;
+		}
+		/* The socket stays open for the client's commands until the client is done. */
+		shutdown(qemu.fd, SHUT_WR);
+		FUZZ_CHECK(sem_post(&qemu.served) == 0);
+	}
+	return NULL;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	pthread_t thread;
 
 	(void)argc;
 	(void)argv;
@@ -75,31 +113,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
 	FUZZ_CHECK(listen(listen_fd, 4) == 0);
 	atexit(fuzz_cleanup);
+	FUZZ_CHECK(sem_init(&qemu.posted, 0, 0) == 0 && sem_init(&qemu.served, 0, 0) == 0);
+	FUZZ_CHECK(pthread_create(&thread, NULL, fuzz_qemu_run, NULL) == 0);
 	return 0;
-}
-
-/* QEMU's side: accept, say everything, shut the sending half. The socket stays open for the
- * client's commands until the client is done. */
-static void *fuzz_qemu_run(void *arg)
-{
-	struct fuzz_qemu *qemu = arg;
-	const uint8_t *p = qemu->data;
-	size_t left = qemu->size;
-
-	qemu->fd = accept(listen_fd, NULL, NULL);
-	FUZZ_CHECK(qemu->fd >= 0);
-	while (left) {
-		ssize_t n = send(qemu->fd, p, left, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* the client gave up already: fine */
-		p += n;
-		left -= (size_t)n;
-	}
-	shutdown(qemu->fd, SHUT_WR);
-	return NULL;
 }
 
 /* A failed call says why, with one of the codes qmp.h documents for it. */
@@ -154,19 +170,16 @@ pop:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_qemu qemu = {
-		.data = data,
-		.size = size < FUZZ_QMP_INPUT_MAX ? size : FUZZ_QMP_INPUT_MAX,
-		.fd = -1,
-	};
 	char error[QMP_ERROR_MAX] = "";
 	struct qmp *q = NULL;
-	pthread_t thread;
 	int ret;
 
-	FUZZ_CHECK(pthread_create(&thread, NULL, fuzz_qemu_run, &qemu) == 0);
+	qemu.data = data;
+	qemu.size = size < FUZZ_QMP_INPUT_MAX ? size : FUZZ_QMP_INPUT_MAX;
+	FUZZ_CHECK(sem_post(&qemu.posted) == 0);
 	ret = qmp_open(socket_path, "fuzzed QEMU", FUZZ_QMP_TIMEOUT_MS, &q, error);
-	FUZZ_CHECK(pthread_join(thread, NULL) == 0);
+	while (sem_wait(&qemu.served))
+		FUZZ_CHECK(errno == EINTR);
 	if (ret) {
 		FUZZ_CHECK(q == NULL);
 		fuzz_check_failure(ret, error);
