@@ -12,20 +12,11 @@
 
 #include <jansson.h>
 
+#include "fuzz.h"
 #include "rmig.h"
 #include "transport/log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: planner invariant broken: %s\n", __FILE__, \
-				__LINE__, #cond);                                          \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
 
 /* The defaults, the adaptive detectors with the other selection and consolidation, and a
  * tight static threshold with a short downtime target. */
@@ -46,18 +37,11 @@ static const struct rmig_plan_params fuzz_policies[] = {
 	 .consolidate = 1},
 };
 
-static void quiet_log(void *opaque, int level, const char *message)
-{
-	(void)opaque;
-	(void)level;
-	(void)message;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	rmig_log_handler_set(quiet_log, NULL, RMIG_LOG_LEVEL_ERROR);
+	rmig_log_handler_set(fuzz_quiet_log, NULL, RMIG_LOG_LEVEL_ERROR);
 	return 0;
 }
 

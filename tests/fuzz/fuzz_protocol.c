@@ -16,18 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "engine/protocol.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                    \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			fprintf(stderr, "%s:%d: protocol invariant broken: %s\n", __FILE__, \
-				__LINE__, #cond);                                           \
-			abort();                                                            \
-		}                                                                           \
-	} while (0)
 
 #define FUZZ_HDR_LEN sizeof(struct protocol_hdr)
 
@@ -392,11 +382,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	selector = data[0];
-	size--;
-	copy = malloc(size ? size : 1);
+	copy = fuzz_copy_after_selector(data, size--);
 	if (!copy)
 		return 0;
-	memcpy(copy, data + 1, size);
 	if (selector >= 1 && selector <= PROTOCOL_TYPE_MAX)
 		fuzz_payload(selector, copy, size);
 	else

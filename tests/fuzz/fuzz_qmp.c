@@ -22,19 +22,10 @@
 
 #include <jansson.h>
 
+#include "fuzz.h"
 #include "bindings/qemu/qmp.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                         \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: qmp invariant broken: %s\n", __FILE__, __LINE__, \
-				#cond);                                                          \
-			abort();                                                                 \
-		}                                                                                \
-	} while (0)
 
 /* The whole input sits in the socket's buffer before the client reads past the greeting, so
  * what the client sees does not depend on scheduling; longer inputs are cut. */
