@@ -15,12 +15,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "transport/log.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_PAGE 4096u
 #define FUZZ_REGION (16u * FUZZ_PAGE)
@@ -30,21 +30,6 @@ static struct transport_listener *listener;
 static struct sockaddr_in listener_addr;
 static unsigned char *fence; /* guard, canary page, region, canary page, guard */
 
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: broken: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
-
-static void quiet_log(void *opaque, int level, const char *message)
-{
-	(void)opaque;
-	(void)level;
-	(void)message;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char uri[TRANSPORT_URI_MAX];
@@ -53,7 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	signal(SIGPIPE, SIG_IGN);
-	rmig_log_handler_set(quiet_log, NULL, RMIG_LOG_LEVEL_ERROR);
+	rmig_log_handler_set(fuzz_quiet_log, NULL, RMIG_LOG_LEVEL_ERROR);
 	FUZZ_CHECK(transport_listen("tcp://127.0.0.1:0", NULL, &listener) == 0);
 	FUZZ_CHECK(transport_listener_uri(listener, uri, sizeof(uri)) == 0);
 	FUZZ_CHECK(transport_uri_parse(uri, &parsed) == 0);

@@ -9,18 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "transport/wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                          \
-	do {                                                                                      \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "%s:%d: wire invariant broken: %s\n", __FILE__, __LINE__, \
-				#cond);                                                           \
-			abort();                                                                  \
-		}                                                                                 \
-	} while (0)
 
 /* A refusal is -EPROTO with a message; anything else is 0. */
 static void fuzz_check_verdict(int ret, const char *why)
@@ -233,11 +223,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	selector = data[0];
-	size--;
-	copy = malloc(size ? size : 1);
+	copy = fuzz_copy_after_selector(data, size--);
 	if (!copy)
 		return 0;
-	memcpy(copy, data + 1, size);
 	switch (selector % 10) {
 	case 0:
 		fuzz_hdr(copy, size, (uint32_t)selector << 8);
