@@ -16,6 +16,7 @@
 
 #include "engine/cost_model.h"
 #include "bench/plan-sim.h"
+#include "bench/plan-sim-cloudsim.h"
 #include "engine/planner/planner.h"
 
 #define GIB 1073741824.0
@@ -100,6 +101,14 @@ static void sim_usage(FILE *out)
 		"  --no-consolidate      only relieve overloads, never empty hosts\n"
 		"  --json                results as JSON\n"
 		"  --plot FILE.png       overloaded and active hosts over the day, per policy\n"
+		"  --model cloudsim      CloudSim 4.0's PlanetLab setup instead (800 hosts unless\n"
+		"                        --hosts): energy, migrations, SLATAH, PDM, SLAV, ESV\n"
+		"  --policies LIST       with --model cloudsim: DETECT[-SELECT][:PARAM],...\n"
+		"                        DETECT npa dvfs thr iqr mad lr lrr rmig, SELECT mmt mc rs mu\n"
+		"                        cost (default: npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,\n"
+		"                        lr-mmt:1.2,lr-mc:1.2,lr-rs:1.2,rmig)\n"
+		"  --idle-host-power     with --model cloudsim: a host whose VMs are all idle draws\n"
+		"                        its idle power (CloudSim: 0 W)\n"
 		"  --cost-table          print the cost model over sizes x dirty rates and exit;\n"
 		"                        with --bandwidth-gbps, --downtime-ms, --working-set and\n"
 		"  --ram-gib LIST        sizes (default 0.25,1,4,16)\n"
@@ -545,6 +554,9 @@ int main(int argc, char **argv)
 		{"cost-table", no_argument, NULL, 'C'},
 		{"ram-gib", required_argument, NULL, 'R'},
 		{"dirty-rates", required_argument, NULL, 'r'},
+		{"model", required_argument, NULL, 'M'},
+		{"policies", required_argument, NULL, 'P'},
+		{"idle-host-power", no_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -564,7 +576,8 @@ int main(int argc, char **argv)
 		.cost_rates = {0, 1000, 10000, 50000, 100000, 200000, 400000},
 		.cost_rate_count = 7,
 	};
-	int working_set_given = 0;
+	int working_set_given = 0, hosts_given = 0, cloudsim = 0;
+	struct cs_options cloudsim_options = {0};
 	struct sim_policy policies[8];
 	struct sim_result results[8];
 	struct plan_sim_trace trace, used;
@@ -585,6 +598,7 @@ int main(int argc, char **argv)
 			if (sim_parse_number("--hosts", optarg, 2, &value))
 				return 2;
 			config.hosts = (size_t)value;
+			hosts_given = 1;
 			break;
 		case 'c':
 			if (sim_parse_number("--host-cpus", optarg, 0.001, &config.host_cpus))
@@ -648,6 +662,19 @@ int main(int argc, char **argv)
 					   &config.cost_rate_count))
 				return 2;
 			break;
+		case 'M':
+			if (strcmp(optarg, "cloudsim") && strcmp(optarg, "native")) {
+				fprintf(stderr, "plan-sim: --model: native or cloudsim\n");
+				return 2;
+			}
+			cloudsim = !strcmp(optarg, "cloudsim");
+			break;
+		case 'P':
+			cloudsim_options.policies = optarg;
+			break;
+		case 'I':
+			cloudsim_options.idle_host_power = 1;
+			break;
 		case 'h':
 			sim_usage(stdout);
 			return 0;
@@ -673,6 +700,15 @@ int main(int argc, char **argv)
 	used = trace;
 	if (config.max_vms && config.max_vms < trace.vms)
 		used.vms = config.max_vms;
+	if (cloudsim) {
+		cloudsim_options.trace_path = config.trace_path;
+		cloudsim_options.hosts = hosts_given ? config.hosts : 800;
+		cloudsim_options.json = config.json;
+		cloudsim_options.plot_path = config.plot_path;
+		ret = cs_main(&used, &cloudsim_options);
+		plan_sim_trace_free(&trace);
+		return ret;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	count = sim_policies(&config, policies);
 	for (size_t p = 0; p < count; p++) {
