@@ -78,6 +78,20 @@ void cs_metrics(double energy_joules, double violation_seconds, double active_se
 		double migration_lost_mips_seconds, double requested_mips_seconds,
 		struct cs_result *result);
 
+/* The policy's detector (1 overloaded, 0 not) and selection (the VM's index, -1 none) on one
+ * host of the given type running these VMs; for the unit tests. */
+struct cs_test_vm {
+	double mips;
+	int ram;
+	double request;			   /* MIPS asked now */
+	double history[CS_HISTORY_LENGTH]; /* utilisation of its MIPS, newest first */
+	size_t history_length;
+};
+int cs_test_detect(const struct cs_policy *policy, int host_type, const struct cs_test_vm *vms,
+		   size_t count);
+int cs_test_select(const struct cs_policy *policy, int host_type, const struct cs_test_vm *vms,
+		   size_t count);
+
 int cs_run(const struct plan_sim_trace *trace, const struct cs_config *config,
 	   const struct cs_policy *policy, struct cs_result *result);
 void cs_result_free(struct cs_result *result);
