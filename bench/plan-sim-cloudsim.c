@@ -1260,8 +1260,7 @@ int cs_run(const struct plan_sim_trace *trace, const struct cs_config *config,
 		/* PowerDatacenterNonPowerAware: every host at full power from the start. */
 		sim.energy = 0;
 		for (size_t h = 0; h < sim.host_count; h++)
-			sim.energy +=
-				cs_power(sim.hosts[h].type, 1) * (sim.last_process - CS_START);
+			sim.energy += cs_power(sim.hosts[h].type, 1) * sim.last_process;
 	}
 	cs_metrics(sim.energy, sim.violation_seconds, sim.active_seconds, sim.lost_mips_seconds,
 		   sim.requested_mips_seconds, result);
