@@ -57,7 +57,11 @@ static const int cs_vm_ram[4] = {870, 1740, 1740, 613};
 
 double cs_power(int host_type, double utilisation)
 {
-	const double *table = cs_power_table[host_type];
+	return plan_sim_power(cs_power_table[host_type], utilisation);
+}
+
+double plan_sim_power(const double *table, double utilisation)
+{
 	int low, high;
 
 	if (utilisation < 0 || utilisation > 1)
@@ -868,7 +872,8 @@ static int cs_place(struct cs_sim *sim, int *vms, size_t count, const unsigned c
 /* rmig's consolidation rule: empty a host only when the energy it saves while off (for as long
  * as emptied hosts have stayed off so far in this run, at least one interval) is a larger share of the energy spent so far than the moves add to the SLA violation time and
  * to the CPU lost in migration, each as a share of its own total so far: the moves that lower
- * energy x SLATAH x PDM at the margin. A total still at 0 gives no basis and does not count. */
+ * energy x SLATAH x PDM at the margin. A total still at 0 gives no basis and does not count.
+ * The policy's parameter weighs the energy share (1: ESV as it is; more: energy counts more). */
 static int cs_worth_emptying(const struct cs_sim *sim, const struct cs_host *host,
 			     const struct cs_plan *plan, size_t first)
 {
@@ -888,7 +893,7 @@ static int cs_worth_emptying(const struct cs_sim *sim, const struct cs_host *hos
 		cost += violation / sim->violation_seconds;
 	if (sim->lost_mips_seconds > 0)
 		cost += lost / sim->lost_mips_seconds;
-	return sim->energy <= 0 || saved / sim->energy > cost;
+	return sim->energy <= 0 || sim->policy->parameter * saved / sim->energy > cost;
 }
 
 /* optimizeAllocation(): the migrations to start now. Works on the hosts' VM lists and puts them
@@ -1293,7 +1298,7 @@ int cs_policy_parse(const char *text, struct cs_policy *policy)
 		{"npa", CS_DETECT_NONE_NPA, 0}, {"dvfs", CS_DETECT_DVFS, 0},
 		{"thr", CS_DETECT_THR, 0.8},	{"iqr", CS_DETECT_IQR, 1.5},
 		{"mad", CS_DETECT_MAD, 2.5},	{"lr", CS_DETECT_LR, 1.2},
-		{"lrr", CS_DETECT_LRR, 1.2},	{"rmig", CS_DETECT_RMIG, 0},
+		{"lrr", CS_DETECT_LRR, 1.2},	{"rmig", CS_DETECT_RMIG, 1},
 	};
 	static const char *const selections[] = {"mmt", "mc", "rs", "mu", "cost"};
 	char detect[16] = "", select[16] = "";

@@ -58,6 +58,9 @@ struct cs_result {
 	double *overloaded_series; /* hosts allocating less than requested, per step */
 };
 
+/* Watts from a SPECpower-style table of 11 points (0, 10, ..., 100 % load) at utilisation u in
+ * 0..1, linear between points; -1 outside 0..1. */
+double plan_sim_power(const double *table, double utilisation);
 /* SPECpower of the two host types (0: HP ProLiant ML110 G4, 1: G5) at utilisation u in 0..1,
  * interpolated between the 10 % points. Returns watts, or -1 when u is outside 0..1. */
 double cs_power(int host_type, double utilisation);

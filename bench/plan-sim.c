@@ -45,6 +45,7 @@ struct sim_config {
 	int consolidate;
 	int json;
 	const char *plot_path;
+	double power_table[11]; /* watts at 0, 10, ..., 100 % CPU of an active host */
 	int cost_table;
 	/* --cost-table grid */
 	double cost_sizes_gib[16];
@@ -75,6 +76,7 @@ struct sim_result {
 	double max_downtime_seconds;
 	double overload_host_steps; /* a host whose demand exceeds its capacity for one step */
 	double active_host_steps;
+	double energy_joules;
 	size_t empty_at_end;
 	size_t min_active;
 	double *overloaded_series; /* per step */
@@ -99,6 +101,9 @@ static void sim_usage(FILE *out)
 		"  --working-set F       writable working set, share of VM memory (default 0.1)\n"
 		"  --downtime-ms MS      downtime target for the method choice (default 300)\n"
 		"  --no-consolidate      only relieve overloads, never empty hosts\n"
+		"  --power-table W,...   an active host's watts at 0, 10, ..., 100 %% CPU (11 values;\n"
+		"                        default HP ProLiant ML110 G5: 93.7,97,...,135); empty hosts\n"
+		"                        are off\n"
 		"  --json                results as JSON\n"
 		"  --plot FILE.png       overloaded and active hosts over the day, per policy\n"
 		"  --model cloudsim      CloudSim 4.0's PlanetLab setup instead (800 hosts unless\n"
@@ -115,8 +120,61 @@ static void sim_usage(FILE *out)
 		"  --dirty-rates LIST    pages/s (default 0,1000,10000,50000,100000,200000,400000)\n");
 }
 
+/* The k-th VM dealt to host h takes shape (k + h) mod 4: every host gets the four shapes in turn
+ * and the cluster a quarter of each, whatever the number of hosts. */
+static size_t sim_vm_type(const struct sim_config *config, size_t v)
+{
+	return (v / config->hosts + v % config->hosts) % SIM_VM_TYPES;
+}
+
+/* Round robin, a VM that does not fit its turn's host taking the next one with room (memory is
+ * never overcommitted). Fails once, saying what would fit, when the VMs need more memory than
+ * the hosts have. */
+static int sim_initial_placement(const struct sim_config *config,
+				 const struct plan_sim_trace *trace, size_t *placement)
+{
+	size_t hosts = config->hosts;
+	double capacity = config->host_memory_gib * GIB, total = 0, largest = 0;
+	double *used = calloc(hosts, sizeof(*used));
+
+	if (!used)
+		return -ENOMEM;
+	for (size_t v = 0; v < trace->vms; v++) {
+		double memory = sim_vm_types[sim_vm_type(config, v)].memory_gib * GIB;
+
+		total += memory;
+		largest = fmax(largest, memory);
+	}
+	for (size_t v = 0; v < trace->vms; v++) {
+		double memory = sim_vm_types[sim_vm_type(config, v)].memory_gib * GIB;
+		size_t h = v % hosts, tried = 0;
+
+		while (tried < hosts && used[h] + memory > capacity) {
+			h = (h + 1) % hosts;
+			tried++;
+		}
+		if (tried == hosts) {
+			/* Enough hosts for the total plus one VM's worth of packing loss each. */
+			fprintf(stderr,
+				"plan-sim: %zu VMs need %.1f GiB, more than %zu hosts of %g GiB "
+				"hold: use --hosts %.0f or more, --host-memory-gib %.0f or more, "
+				"or --vms %zu or fewer\n",
+				trace->vms, total / GIB, hosts, config->host_memory_gib,
+				ceil(total / (capacity - largest + 1)),
+				ceil((total / (double)hosts + largest) / GIB), v);
+			free(used);
+			return -ENOSPC;
+		}
+		used[h] += memory;
+		placement[v] = h;
+	}
+	free(used);
+	return 0;
+}
+
 static int sim_run_policy(const struct sim_config *config, const struct plan_sim_trace *trace,
-			  const struct sim_policy *policy, struct sim_result *result)
+			  const size_t *placement, const struct sim_policy *policy,
+			  struct sim_result *result)
 {
 	size_t vms = trace->vms, samples = trace->samples, hosts = config->hosts;
 	struct planner_host *host = calloc(hosts, sizeof(*host));
@@ -143,10 +201,10 @@ static int sim_run_policy(const struct sim_config *config, const struct plan_sim
 							(uint64_t)(config->host_memory_gib * GIB)};
 	}
 	for (size_t v = 0; v < vms; v++) {
-		size_t type = (v / hosts) % SIM_VM_TYPES;
+		size_t type = sim_vm_type(config, v);
 
 		vm[v].id = trace->names[v];
-		vm[v].host = v % hosts; /* round robin */
+		vm[v].host = placement[v];
 		vm[v].memory_bytes = (uint64_t)(sim_vm_types[type].memory_gib * GIB);
 		vm[v].working_set_bytes =
 			(uint64_t)(config->working_set_fraction * (double)vm[v].memory_bytes) /
@@ -154,20 +212,6 @@ static int sim_run_policy(const struct sim_config *config, const struct plan_sim
 		for (size_t t = 0; t < samples; t++)
 			history[v * samples + t] =
 				trace->utilisation[v * samples + t] * sim_vm_types[type].vcpus;
-	}
-	/* Memory is never overcommitted: the round robin must fit before anything moves. */
-	memset(demand, 0, hosts * sizeof(*demand));
-	for (size_t v = 0; v < vms; v++)
-		demand[vm[v].host] += (double)vm[v].memory_bytes;
-	for (size_t h = 0; h < hosts; h++) {
-		if (demand[h] > (double)host[h].memory_bytes) {
-			fprintf(stderr,
-				"plan-sim: %zu VMs need %.1f GiB on %s, more than its %.1f GiB: "
-				"more hosts or --host-memory-gib\n",
-				vms, demand[h] / GIB, host[h].id, config->host_memory_gib);
-			ret = -EINVAL;
-			goto out;
-		}
 	}
 	for (size_t t = 0; t < samples; t++) {
 		size_t active = 0, overloaded = 0, empty = 0;
@@ -188,6 +232,11 @@ static int sim_run_policy(const struct sim_config *config, const struct plan_sim
 			active++;
 			if (demand[h] > host[h].cpu_capacity + 1e-9)
 				overloaded++;
+			/* An empty host is powered down; a busy one draws by its CPU use. */
+			result->energy_joules +=
+				plan_sim_power(config->power_table,
+					       fmin(demand[h] / host[h].cpu_capacity, 1.0)) *
+				STEP_SECONDS;
 		}
 		result->overload_host_steps += (double)overloaded;
 		result->active_host_steps += (double)active;
@@ -348,22 +397,23 @@ static void sim_print(const struct sim_config *config, const struct plan_sim_tra
 
 			json_array_append_new(
 				rows,
-				json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f}",
-					  "policy", policies[p].label, "migrations",
-					  (json_int_t)r->migrations, "bytes_gib", r->bytes / GIB,
-					  "migration_time_s", r->migration_seconds,
-					  "overload_host_hours",
-					  r->overload_host_steps * STEP_SECONDS / 3600.0,
-					  "overload_share_of_active_time",
-					  r->active_host_steps > 0
-						  ? r->overload_host_steps / r->active_host_steps
-						  : 0.0,
-					  "mean_active_hosts",
-					  r->active_host_steps / trace->samples, "min_active_hosts",
-					  (json_int_t)r->min_active, "empty_hosts_at_end",
-					  (json_int_t)r->empty_at_end, "unplaced",
-					  (json_int_t)r->unplaced, "max_downtime_ms",
-					  r->max_downtime_seconds * 1e3));
+				json_pack(
+					"{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f}",
+					"policy", policies[p].label, "energy_kwh",
+					r->energy_joules / 3.6e6, "migrations",
+					(json_int_t)r->migrations, "bytes_gib", r->bytes / GIB,
+					"migration_time_s", r->migration_seconds,
+					"overload_host_hours",
+					r->overload_host_steps * STEP_SECONDS / 3600.0,
+					"overload_share_of_active_time",
+					r->active_host_steps > 0
+						? r->overload_host_steps / r->active_host_steps
+						: 0.0,
+					"mean_active_hosts", r->active_host_steps / trace->samples,
+					"min_active_hosts", (json_int_t)r->min_active,
+					"empty_hosts_at_end", (json_int_t)r->empty_at_end,
+					"unplaced", (json_int_t)r->unplaced, "max_downtime_ms",
+					r->max_downtime_seconds * 1e3));
 		}
 		json_object_set_new(root, "results", rows);
 		json_dumpf(root, stdout,
@@ -381,19 +431,19 @@ static void sim_print(const struct sim_config *config, const struct plan_sim_tra
 	printf("placement: best-fit decreasing; method: auto; consolidation: %s; window %zu "
 	       "samples\n\n",
 	       config->consolidate ? "on" : "off", config->window);
-	printf("| %-22s | %10s | %10s | %12s | %15s | %10s | %11s | %12s | %8s |\n", "policy",
-	       "migrations", "moved GiB", "migration s", "overload host-h", "overload %",
-	       "mean active", "empty at end", "unplaced");
-	printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------",
+	printf("| %-22s | %10s | %10s | %10s | %12s | %15s | %10s | %11s | %12s | %8s |\n",
+	       "policy", "energy kWh", "migrations", "moved GiB", "migration s", "overload host-h",
+	       "overload %", "mean active", "empty at end", "unplaced");
+	printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------", "-----------:",
 	       "-----------:", "-----------:", "-------------:", "----------------:",
 	       "-----------:", "------------:", "-------------:", "---------:");
 	for (size_t p = 0; p < count; p++) {
 		const struct sim_result *r = &results[p];
 
-		printf("| %-22s | %10zu | %10.1f | %12.0f | %15.2f | %9.2f%% | %11.1f | %12zu | "
+		printf("| %-22s | %10.1f | %10zu | %10.1f | %12.0f | %15.2f | %9.2f%% | %11.1f | %12zu | "
 		       "%8zu |\n",
-		       policies[p].label, r->migrations, r->bytes / GIB, r->migration_seconds,
-		       r->overload_host_steps * STEP_SECONDS / 3600.0,
+		       policies[p].label, r->energy_joules / 3.6e6, r->migrations, r->bytes / GIB,
+		       r->migration_seconds, r->overload_host_steps * STEP_SECONDS / 3600.0,
 		       r->active_host_steps > 0
 			       ? 100.0 * r->overload_host_steps / r->active_host_steps
 			       : 0.0,
@@ -557,6 +607,7 @@ int main(int argc, char **argv)
 		{"model", required_argument, NULL, 'M'},
 		{"policies", required_argument, NULL, 'P'},
 		{"idle-host-power", no_argument, NULL, 'I'},
+		{"power-table", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -571,6 +622,8 @@ int main(int argc, char **argv)
 		.working_set_fraction = 0.1,
 		.downtime_ms = 300,
 		.consolidate = 1,
+		/* SPECpower of an HP ProLiant ML110 G5, the curve CloudSim's model uses */
+		.power_table = {93.7, 97, 101, 105, 110, 116, 121, 125, 129, 133, 135},
 		.cost_sizes_gib = {0.25, 1, 4, 16},
 		.cost_size_count = 4,
 		.cost_rates = {0, 1000, 10000, 50000, 100000, 200000, 400000},
@@ -578,6 +631,7 @@ int main(int argc, char **argv)
 	};
 	int working_set_given = 0, hosts_given = 0, cloudsim = 0;
 	struct cs_options cloudsim_options = {0};
+	size_t *placement = NULL;
 	struct sim_policy policies[8];
 	struct sim_result results[8];
 	struct plan_sim_trace trace, used;
@@ -675,6 +729,19 @@ int main(int argc, char **argv)
 		case 'I':
 			cloudsim_options.idle_host_power = 1;
 			break;
+		case 'T': {
+			double watts[16];
+			size_t points = 0;
+
+			if (sim_parse_list("--power-table", optarg, 0, watts, &points) ||
+			    points != 11) {
+				fprintf(stderr,
+					"plan-sim: --power-table: 11 watts, 0 to 100 %% load\n");
+				return 2;
+			}
+			memcpy(config.power_table, watts, sizeof(config.power_table));
+			break;
+		}
 		case 'h':
 			sim_usage(stdout);
 			return 0;
@@ -709,10 +776,16 @@ int main(int argc, char **argv)
 		plan_sim_trace_free(&trace);
 		return ret;
 	}
+	placement = calloc(used.vms + 1, sizeof(*placement));
+	if (!placement || sim_initial_placement(&config, &used, placement) < 0) {
+		free(placement);
+		plan_sim_trace_free(&trace);
+		return 1;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	count = sim_policies(&config, policies);
 	for (size_t p = 0; p < count; p++) {
-		ret = sim_run_policy(&config, &used, &policies[p], &results[p]);
+		ret = sim_run_policy(&config, &used, placement, &policies[p], &results[p]);
 		if (ret < 0) {
 			count = p;
 			goto out;
@@ -730,6 +803,7 @@ out:
 		free(results[p].overloaded_series);
 		free(results[p].active_series);
 	}
+	free(placement);
 	plan_sim_trace_free(&trace);
 	return ret < 0 ? 1 : 0;
 }
