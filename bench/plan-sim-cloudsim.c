@@ -1458,7 +1458,9 @@ static int cs_plot(const struct cs_options *options, const struct cs_policy *pol
 		"set multiplot layout 2,1 title 'plan-sim --model cloudsim: %zu hosts, %s'\n"
 		"set key outside right\nset grid\nset xlabel 'hour of the day'\n"
 		"set ylabel 'active hosts'\nset yrange [0:*]\nplot ",
-		options->plot_path, options->hosts, options->trace_path);
+		options->plot_path, options->hosts,
+		strrchr(options->trace_path, '/') ? strrchr(options->trace_path, '/') + 1
+						  : options->trace_path);
 	for (size_t p = 0; p < count; p++)
 		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
 			data_path, 2 + 2 * p, policies[p].name);
@@ -1511,19 +1513,19 @@ static void cs_print(const struct cs_options *options, const struct plan_sim_tra
 	       options->hosts, trace->vms, trace->samples, options->trace_path);
 	printf("idle hosts with VMs: %s\n\n",
 	       options->idle_host_power ? "idle power" : "0 W (CloudSim)");
-	printf("| %-14s | %10s | %10s | %8s | %8s | %9s | %8s | %10s |\n", "policy", "energy kWh",
+	printf("| %-14s | %10s | %10s | %8s | %8s | %10s | %8s | %10s |\n", "policy", "energy kWh",
 	       "migrations", "SLATAH", "PDM", "SLAV", "ESV", "plan ms");
-	printf("|%s|-----------:|-----------:|---------:|---------:|----------:|---------:|-----------:|\n",
+	printf("|%s|-----------:|-----------:|---------:|---------:|-----------:|---------:|-----------:|\n",
 	       "----------------");
 	for (size_t p = 0; p < count; p++) {
 		const struct cs_result *r = &results[p];
 
 		if (policies[p].detect <= CS_DETECT_DVFS) {
-			printf("| %-14s | %10.2f | %10zu | %8s | %8s | %9s | %8s | %10s |\n",
+			printf("| %-14s | %10.2f | %10zu | %8s | %8s | %10s | %8s | %10s |\n",
 			       policies[p].name, r->energy_kwh, r->migrations, "", "", "", "", "");
 			continue;
 		}
-		printf("| %-14s | %10.2f | %10zu | %7.2f%% | %7.4f%% | %8.5f%% | %8.5f | %10.3f |\n",
+		printf("| %-14s | %10.2f | %10zu | %7.2f%% | %7.4f%% | %8.6f%% | %8.6f | %10.3f |\n",
 		       policies[p].name, r->energy_kwh, r->migrations, r->slatah * 100,
 		       r->pdm * 100, r->slav * 100, r->esv, r->plan_seconds_mean * 1e3);
 	}
