@@ -1256,7 +1256,7 @@ int cs_run(const struct plan_sim_trace *trace, const struct cs_config *config,
 			ret = cs_start_migrations(&sim, &plan, clock);
 		if (ret)
 			goto out;
-		if (!config->quiet && steps % 12 == 0)
+		if (!config->quiet && steps % 12 == 0 && isatty(STDERR_FILENO))
 			fprintf(stderr, "\rplan-sim: %-14s %5.1f h, %zu migrations", policy->name,
 				clock / 3600, sim.migrations);
 	}
@@ -1561,7 +1561,7 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 			goto out;
 		}
 	}
-	if (!config.quiet)
+	if (!config.quiet && isatty(STDERR_FILENO))
 		fprintf(stderr, "\r%60s\r", "");
 	cs_print(options, trace, policies, results, count);
 	if (options->plot_path)
