@@ -313,17 +313,27 @@ static double cs_vm_utilisation(const struct cs_sim *sim, int vm, double time)
 	       (u2 - u1) / ((double)(t2 - t1) * CS_INTERVAL) * (time - (double)t1 * CS_INTERVAL);
 }
 
+/* Room for one more element in a growing array: doubles *capacity_p when count reaches it. */
+static int cs_reserve(void **array_p, size_t *capacity_p, size_t count, size_t size)
+{
+	void *array;
+	size_t capacity;
+
+	if (count < *capacity_p)
+		return 0;
+	capacity = *capacity_p ? *capacity_p * 2 : 16;
+	array = realloc(*array_p, capacity * size);
+	if (!array)
+		return -ENOMEM;
+	*array_p = array;
+	*capacity_p = capacity;
+	return 0;
+}
+
 static int cs_host_add(struct cs_host *host, int vm, int incoming)
 {
-	if (host->count == host->capacity) {
-		size_t capacity = host->capacity ? host->capacity * 2 : 16;
-		struct cs_slot *slots = realloc(host->slots, capacity * sizeof(*slots));
-
-		if (!slots)
-			return -ENOMEM;
-		host->slots = slots;
-		host->capacity = capacity;
-	}
+	if (cs_reserve((void **)&host->slots, &host->capacity, host->count, sizeof(*host->slots)))
+		return -ENOMEM;
 	host->slots[host->count].vm = vm;
 	host->slots[host->count++].incoming = incoming;
 	return 0;
@@ -802,15 +812,8 @@ struct cs_plan {
 
 static int cs_plan_add(struct cs_plan *plan, int vm, int target)
 {
-	if (plan->count == plan->capacity) {
-		size_t capacity = plan->capacity ? plan->capacity * 2 : 64;
-		struct cs_migration *moves = realloc(plan->moves, capacity * sizeof(*moves));
-
-		if (!moves)
-			return -ENOMEM;
-		plan->moves = moves;
-		plan->capacity = capacity;
-	}
+	if (cs_reserve((void **)&plan->moves, &plan->capacity, plan->count, sizeof(*plan->moves)))
+		return -ENOMEM;
 	plan->moves[plan->count].vm = vm;
 	plan->moves[plan->count++].target = target;
 	return 0;
@@ -1028,16 +1031,9 @@ static int cs_start_migrations(struct cs_sim *sim, const struct cs_plan *plan, d
 				cs_host_update(sim, &sim->hosts[vm->host], time);
 		}
 		sim->migrations++;
-		if (sim->pending_count == sim->pending_capacity) {
-			size_t capacity = sim->pending_capacity ? sim->pending_capacity * 2 : 256;
-			struct cs_migration *pending =
-				realloc(sim->pending, capacity * sizeof(*pending));
-
-			if (!pending)
-				return -ENOMEM;
-			sim->pending = pending;
-			sim->pending_capacity = capacity;
-		}
+		if (cs_reserve((void **)&sim->pending, &sim->pending_capacity, sim->pending_count,
+			       sizeof(*sim->pending)))
+			return -ENOMEM;
 		sim->pending[sim->pending_count] = *move;
 		sim->pending[sim->pending_count++].time = time + cs_migration_seconds(vm);
 	}
@@ -1424,12 +1420,11 @@ int cs_test_select(const struct cs_policy *policy, int host_type, const struct c
 	"npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,lr-mmt:1.2,lr-mc:1.2,lr-rs:1.2,rmig"
 #define CS_MAX_POLICIES 32
 
-static int cs_plot(const struct cs_options *options, const struct cs_policy *policies,
-		   const struct cs_result *results, size_t count)
+int plan_sim_plot(const char *png, const char *title, const double *hours, size_t steps,
+		  const char *const *labels, size_t count, const struct plan_sim_panel *panels)
 {
-	char data_path[] = "/tmp/plan-sim-cs-XXXXXX";
+	char data_path[] = "/tmp/plan-sim-plot-XXXXXX";
 	int fd = mkstemp(data_path), ret = 0;
-	size_t steps = count ? results[0].steps : 0;
 	FILE *data, *gnuplot;
 
 	if (fd < 0)
@@ -1441,10 +1436,9 @@ static int cs_plot(const struct cs_options *options, const struct cs_policy *pol
 		return -ENOMEM;
 	}
 	for (size_t t = 0; t < steps; t++) {
-		fprintf(data, "%.4f", ((double)t + 1) * CS_INTERVAL / 3600.0);
+		fprintf(data, "%.4f", hours[t]);
 		for (size_t p = 0; p < count; p++)
-			fprintf(data, " %g %g", results[p].active_series[t],
-				results[p].overloaded_series[t]);
+			fprintf(data, " %g %g", panels[0].series[p][t], panels[1].series[p][t]);
 		fputc('\n', data);
 	}
 	fclose(data);
@@ -1455,25 +1449,58 @@ static int cs_plot(const struct cs_options *options, const struct cs_policy *pol
 	}
 	fprintf(gnuplot,
 		"set terminal pngcairo size 1200,900 noenhanced\nset output '%s'\n"
-		"set multiplot layout 2,1 title 'plan-sim --model cloudsim: %zu hosts, %s'\n"
-		"set key outside right\nset grid\nset xlabel 'hour of the day'\n"
-		"set ylabel 'active hosts'\nset yrange [0:*]\nplot ",
-		options->plot_path, options->hosts,
-		strrchr(options->trace_path, '/') ? strrchr(options->trace_path, '/') + 1
-						  : options->trace_path);
-	for (size_t p = 0; p < count; p++)
-		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
-			data_path, 2 + 2 * p, policies[p].name);
-	fprintf(gnuplot, "\nset ylabel 'hosts allocating less than requested'\nplot ");
-	for (size_t p = 0; p < count; p++)
-		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
-			data_path, 3 + 2 * p, policies[p].name);
-	fprintf(gnuplot, "\nunset multiplot\n");
+		"set multiplot layout 2,1 title '%s'\n"
+		"set key outside right\nset grid\nset xlabel 'hour of the day'\n",
+		png, title);
+	for (size_t panel = 0; panel < 2; panel++) {
+		if (panels[panel].ymax > 0)
+			fprintf(gnuplot, "set ylabel '%s'\nset yrange [0:%g]\nplot ",
+				panels[panel].ylabel, panels[panel].ymax);
+		else
+			fprintf(gnuplot, "set ylabel '%s'\nset yrange [0:*]\nplot ",
+				panels[panel].ylabel);
+		for (size_t p = 0; p < count; p++)
+			fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
+				data_path, 2 + 2 * p + panel, labels[p]);
+		fputc('\n', gnuplot);
+	}
+	fprintf(gnuplot, "unset multiplot\n");
 	if (pclose(gnuplot) != 0) {
-		fprintf(stderr, "plan-sim: gnuplot failed to write %s\n", options->plot_path);
+		fprintf(stderr, "plan-sim: gnuplot failed to write %s\n", png);
 		ret = -EIO;
 	}
 	unlink(data_path);
+	return ret;
+}
+
+static int cs_plot(const struct cs_options *options, const struct cs_policy *policies,
+		   const struct cs_result *results, size_t count)
+{
+	size_t steps = count ? results[0].steps : 0;
+	const double *active[CS_MAX_POLICIES], *overloaded[CS_MAX_POLICIES];
+	const char *labels[CS_MAX_POLICIES];
+	double *hours = calloc(steps + 1, sizeof(*hours));
+	const char *name = strrchr(options->trace_path, '/');
+	char title[256];
+	int ret;
+
+	if (!hours)
+		return -ENOMEM;
+	for (size_t t = 0; t < steps; t++)
+		hours[t] = ((double)t + 1) * CS_INTERVAL / 3600.0;
+	for (size_t p = 0; p < count; p++) {
+		active[p] = results[p].active_series;
+		overloaded[p] = results[p].overloaded_series;
+		labels[p] = policies[p].name;
+	}
+	snprintf(title, sizeof(title), "plan-sim --model cloudsim: %zu hosts, %s", options->hosts,
+		 name ? name + 1 : options->trace_path);
+	ret = plan_sim_plot(options->plot_path, title, hours, steps, labels, count,
+			    (const struct plan_sim_panel[]){
+				    {"active hosts", active, 0},
+				    {"hosts allocating less than requested", overloaded, 0},
+			    });
+	free(hours);
 	return ret;
 }
 

@@ -101,6 +101,16 @@ void cs_result_free(struct cs_result *result);
 /* Parses "thr-mmt:0.8", "mad-mmt", "lr-mc:1.2", "rmig", "npa", "dvfs"...; 0 or -EINVAL. */
 int cs_policy_parse(const char *text, struct cs_policy *policy);
 
+/* Two stacked panels over the day drawn by gnuplot into png, one line per policy in each:
+ * panels[i].series[p][t] at hours[t]; ymax 0 lets gnuplot choose. Returns 0 or -errno. */
+struct plan_sim_panel {
+	const char *ylabel;
+	const double *const *series;
+	double ymax;
+};
+int plan_sim_plot(const char *png, const char *title, const double *hours, size_t steps,
+		  const char *const *labels, size_t count, const struct plan_sim_panel *panels);
+
 /* plan-sim --model cloudsim: runs each policy of the comma-separated list (default: CloudSim's
  * rows of docs/planner.md and rmig's), prints the table or JSON, draws the plot. Returns the
  * exit status. */

@@ -319,60 +319,42 @@ static int sim_plot(const struct sim_config *config, const struct plan_sim_trace
 		    const struct sim_policy *policies, const struct sim_result *results,
 		    size_t count)
 {
-	char data_path[] = "/tmp/plan-sim-XXXXXX";
-	int fd = mkstemp(data_path), ret = 0;
-	FILE *data, *gnuplot;
+	size_t steps = trace->samples;
+	double *hours = calloc(steps + 1, sizeof(*hours));
+	double *smoothed = calloc(count * steps + 1, sizeof(*smoothed));
+	const double *overloaded[8], *active[8];
+	const char *labels[8];
+	char title[640];
+	int ret = -ENOMEM;
 
-	if (fd < 0)
-		return -errno;
-	data = fdopen(fd, "w");
-	if (!data) {
-		close(fd);
-		unlink(data_path);
-		return -ENOMEM;
-	}
+	if (!hours || !smoothed)
+		goto out;
+	for (size_t t = 0; t < steps; t++)
+		hours[t] = (double)t * STEP_SECONDS / 3600.0;
 	/* Overloaded hosts averaged over the hour before each step: single steps flicker. */
-	for (size_t t = 0; t < trace->samples; t++) {
-		size_t from = t >= SIM_PLOT_SMOOTH - 1 ? t - (SIM_PLOT_SMOOTH - 1) : 0;
-
-		fprintf(data, "%.4f", t * STEP_SECONDS / 3600.0);
-		for (size_t p = 0; p < count; p++) {
+	for (size_t p = 0; p < count; p++) {
+		for (size_t t = 0; t < steps; t++) {
+			size_t from = t >= SIM_PLOT_SMOOTH - 1 ? t - (SIM_PLOT_SMOOTH - 1) : 0;
 			double sum = 0.0;
 
 			for (size_t k = from; k <= t; k++)
 				sum += results[p].overloaded_series[k];
-			fprintf(data, " %g %g", sum / (double)(t - from + 1),
-				results[p].active_series[t]);
+			smoothed[p * steps + t] = sum / (double)(t - from + 1);
 		}
-		fputc('\n', data);
+		overloaded[p] = &smoothed[p * steps];
+		active[p] = results[p].active_series;
+		labels[p] = policies[p].label;
 	}
-	fclose(data);
-	gnuplot = popen("gnuplot", "w");
-	if (!gnuplot) {
-		unlink(data_path);
-		return -errno;
-	}
-	fprintf(gnuplot,
-		"set terminal pngcairo size 1200,900 noenhanced\n"
-		"set output '%s'\n"
-		"set multiplot layout 2,1 title 'plan-sim: %zu hosts, %zu VMs, %s'\n"
-		"set key outside right\nset grid\nset xlabel 'hour of the day'\n"
-		"set ylabel 'overloaded hosts, mean of the last hour'\nset yrange [0:*]\nplot ",
-		config->plot_path, config->hosts, trace->vms, config->trace_path);
-	for (size_t p = 0; p < count; p++)
-		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
-			data_path, 2 + 2 * p, policies[p].label);
-	fprintf(gnuplot, "\nset ylabel 'active hosts'\nset yrange [0:%zu]\nplot ",
-		config->hosts + 2);
-	for (size_t p = 0; p < count; p++)
-		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
-			data_path, 3 + 2 * p, policies[p].label);
-	fprintf(gnuplot, "\nunset multiplot\n");
-	if (pclose(gnuplot) != 0) {
-		fprintf(stderr, "plan-sim: gnuplot failed to write %s\n", config->plot_path);
-		ret = -EIO;
-	}
-	unlink(data_path);
+	snprintf(title, sizeof(title), "plan-sim: %zu hosts, %zu VMs, %s", config->hosts,
+		 trace->vms, config->trace_path);
+	ret = plan_sim_plot(config->plot_path, title, hours, steps, labels, count,
+			    (const struct plan_sim_panel[]){
+				    {"overloaded hosts, mean of the last hour", overloaded, 0},
+				    {"active hosts", active, (double)config->hosts + 2},
+			    });
+out:
+	free(smoothed);
+	free(hours);
 	return ret;
 }
 
