@@ -6,8 +6,8 @@
  * What is modelled, each as CloudSim 4.0 does it (org.cloudbus.cloudsim.power and
  * examples/power/planetlab):
  * - hosts alternate HP ProLiant ML110 G4 (2 x 1860 MIPS) and G5 (2 x 2660 MIPS); VMs take
- *   one of four types by trace row modulo 4 (2500, 2000, 1000, 500 MIPS; 870, 1740, 1740,
- *   613 MB), one PE each (see cs_setup() on the order);
+ *   one of four types by trace row modulo 4, or in four blocks of rows as CloudSim's Helper
+ *   deals them (2500, 2000, 1000, 500 MIPS; 870, 1740, 1740, 613 MB), one PE each;
  * - time: the cloudlets start at 0.1 s and the datacenter updates every 300 s after that
  *   (300.1, 600.1, ...); a VM asks for its trace's utilisation at that instant, interpolated
  *   between samples; a VM asking for 0 MIPS at an update has "finished" and leaves for good;
@@ -1180,10 +1180,10 @@ static int cs_setup(struct cs_sim *sim, const struct plan_sim_trace *trace,
 	}
 	for (size_t v = 0; v < sim->vm_count; v++) {
 		/* Helper.createVmList() deals the types in four blocks of the VM list, whose order
-		 * is File.listFiles()'s, which Java leaves unspecified. Dealt in turn, the model
-		 * lands within 0.3 % of the published Dvfs energy; in blocks of the sorted names,
-		 * 5 % over. */
-		size_t type = v % 4;
+		 * is File.listFiles()'s, which Java leaves unspecified. In blocks of the trace's
+		 * rows (sorted names) the model gives what CloudSim 4.0 itself gives on those
+		 * files; dealt in turn it lands nearest the published rows (Dvfs within 0.2 %). */
+		size_t type = config->vm_types_in_blocks ? v / ((sim->vm_count + 3) / 4) : v % 4;
 
 		sim->vms[v].mips = cs_vm_mips[type];
 		sim->vms[v].ram = cs_vm_ram[type];
@@ -1538,7 +1538,9 @@ static void cs_print(const struct cs_options *options, const struct plan_sim_tra
 	}
 	printf("plan-sim --model cloudsim: %zu hosts (ML110 G4 / G5), %zu VMs x %zu samples from %s\n",
 	       options->hosts, trace->vms, trace->samples, options->trace_path);
-	printf("idle hosts with VMs: %s\n\n",
+	printf("VM types: %s; idle hosts with VMs: %s\n\n",
+	       options->vm_types_in_blocks ? "in four blocks of the trace's rows"
+					   : "dealt in turn (row modulo 4)",
 	       options->idle_host_power ? "idle power" : "0 W (CloudSim)");
 	printf("| %-14s | %10s | %10s | %8s | %8s | %10s | %8s | %10s |\n", "policy", "energy kWh",
 	       "migrations", "SLATAH", "PDM", "SLAV", "ESV", "plan ms");
@@ -1565,6 +1567,7 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 	struct cs_config config = {
 		.hosts = options->hosts,
 		.idle_host_power = options->idle_host_power,
+		.vm_types_in_blocks = options->vm_types_in_blocks,
 		.seed = 1,
 		.quiet = options->json,
 	};

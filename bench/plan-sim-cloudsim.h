@@ -39,9 +39,10 @@ struct cs_policy {
 };
 
 struct cs_config {
-	size_t hosts;	     /* 800 */
-	int idle_host_power; /* count P(0) for a host with VMs at 0 % CPU (CloudSim: 0 W) */
-	unsigned seed;	     /* random selection */
+	size_t hosts;		/* 800 */
+	int idle_host_power;	/* count P(0) for a host with VMs at 0 % CPU (CloudSim: 0 W) */
+	unsigned seed;		/* random selection */
+	int vm_types_in_blocks; /* CloudSim's Helper: four blocks of the VM list, not in turn */
 	int quiet;
 };
 
@@ -119,6 +120,7 @@ struct cs_options {
 	const char *policies;
 	size_t hosts;
 	int idle_host_power;
+	int vm_types_in_blocks;
 	int json;
 	const char *plot_path;
 };

@@ -112,6 +112,8 @@ static void sim_usage(FILE *out)
 		"                        DETECT npa dvfs thr iqr mad lr lrr rmig, SELECT mmt mc rs mu\n"
 		"                        cost (default: npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,\n"
 		"                        lr-mmt:1.2,lr-mc:1.2,lr-rs:1.2,rmig)\n"
+		"  --vm-types turn|blocks  with --model cloudsim: VM types by row modulo 4 (default)\n"
+		"                        or in four blocks of rows (CloudSim's Helper on sorted files)\n"
 		"  --idle-host-power     with --model cloudsim: a host whose VMs are all idle draws\n"
 		"                        its idle power (CloudSim: 0 W)\n"
 		"  --cost-table          print the cost model over sizes x dirty rates and exit;\n"
@@ -589,6 +591,7 @@ int main(int argc, char **argv)
 		{"model", required_argument, NULL, 'M'},
 		{"policies", required_argument, NULL, 'P'},
 		{"idle-host-power", no_argument, NULL, 'I'},
+		{"vm-types", required_argument, NULL, 'Y'},
 		{"power-table", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -710,6 +713,13 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			cloudsim_options.idle_host_power = 1;
+			break;
+		case 'Y':
+			if (strcmp(optarg, "turn") && strcmp(optarg, "blocks")) {
+				fprintf(stderr, "plan-sim: --vm-types: turn or blocks\n");
+				return 2;
+			}
+			cloudsim_options.vm_types_in_blocks = !strcmp(optarg, "blocks");
 			break;
 		case 'T': {
 			double watts[16];
