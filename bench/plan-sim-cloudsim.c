@@ -1384,8 +1384,9 @@ static int cs_one_host(const struct cs_policy *policy, int host_type, const stru
 	return 0;
 }
 
-int cs_test_detect(const struct cs_policy *policy, int host_type, const struct cs_test_vm *vms,
-		   size_t count)
+/* Runs the detector (select 0) or the selection (select 1) on the one host. */
+static int cs_test_one_host(const struct cs_policy *policy, int host_type,
+			    const struct cs_test_vm *vms, size_t count, int select)
 {
 	struct cs_host host;
 	struct cs_sim sim;
@@ -1393,25 +1394,22 @@ int cs_test_detect(const struct cs_policy *policy, int host_type, const struct c
 
 	if (ret)
 		return ret;
-	ret = cs_is_over(&sim, &host);
+	ret = select ? cs_select(&sim, &host) : cs_is_over(&sim, &host);
 	free(sim.vms);
 	free(host.slots);
 	return ret;
 }
 
+int cs_test_detect(const struct cs_policy *policy, int host_type, const struct cs_test_vm *vms,
+		   size_t count)
+{
+	return cs_test_one_host(policy, host_type, vms, count, 0);
+}
+
 int cs_test_select(const struct cs_policy *policy, int host_type, const struct cs_test_vm *vms,
 		   size_t count)
 {
-	struct cs_host host;
-	struct cs_sim sim;
-	int ret = cs_one_host(policy, host_type, vms, count, &sim, &host);
-
-	if (ret)
-		return ret;
-	ret = cs_select(&sim, &host);
-	free(sim.vms);
-	free(host.slots);
-	return ret;
+	return cs_test_one_host(policy, host_type, vms, count, 1);
 }
 
 /* --- plan-sim --model cloudsim --- */
