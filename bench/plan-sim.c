@@ -16,6 +16,7 @@
 
 #include "engine/cost_model.h"
 #include "bench/plan-sim.h"
+#include "bench/plan-sim-cloudsim.h"
 #include "engine/planner/planner.h"
 
 #define GIB 1073741824.0
@@ -44,6 +45,7 @@ struct sim_config {
 	int consolidate;
 	int json;
 	const char *plot_path;
+	double power_table[11]; /* watts at 0, 10, ..., 100 % CPU of an active host */
 	int cost_table;
 	/* --cost-table grid */
 	double cost_sizes_gib[16];
@@ -74,6 +76,7 @@ struct sim_result {
 	double max_downtime_seconds;
 	double overload_host_steps; /* a host whose demand exceeds its capacity for one step */
 	double active_host_steps;
+	double energy_joules;
 	size_t empty_at_end;
 	size_t min_active;
 	double *overloaded_series; /* per step */
@@ -98,16 +101,82 @@ static void sim_usage(FILE *out)
 		"  --working-set F       writable working set, share of VM memory (default 0.1)\n"
 		"  --downtime-ms MS      downtime target for the method choice (default 300)\n"
 		"  --no-consolidate      only relieve overloads, never empty hosts\n"
+		"  --power-table W,...   an active host's watts at 0, 10, ..., 100 %% CPU (11 values;\n"
+		"                        default HP ProLiant ML110 G5: 93.7,97,...,135); empty hosts\n"
+		"                        are off\n"
 		"  --json                results as JSON\n"
 		"  --plot FILE.png       overloaded and active hosts over the day, per policy\n"
+		"  --model cloudsim      CloudSim 4.0's PlanetLab setup instead (800 hosts unless\n"
+		"                        --hosts): energy, migrations, SLATAH, PDM, SLAV, ESV\n"
+		"  --policies LIST       with --model cloudsim: DETECT[-SELECT][:PARAM],...\n"
+		"                        DETECT npa dvfs thr iqr mad lr lrr rmig, SELECT mmt mc rs mu\n"
+		"                        cost (default: npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,\n"
+		"                        lr-mmt:1.2,lr-mc:1.2,lr-rs:1.2,rmig)\n"
+		"  --vm-types turn|blocks  with --model cloudsim: VM types by row modulo 4 (default)\n"
+		"                        or in four blocks of rows (CloudSim's Helper on sorted files)\n"
+		"  --idle-host-power     with --model cloudsim: a host whose VMs are all idle draws\n"
+		"                        its idle power (CloudSim: 0 W)\n"
 		"  --cost-table          print the cost model over sizes x dirty rates and exit;\n"
 		"                        with --bandwidth-gbps, --downtime-ms, --working-set and\n"
 		"  --ram-gib LIST        sizes (default 0.25,1,4,16)\n"
 		"  --dirty-rates LIST    pages/s (default 0,1000,10000,50000,100000,200000,400000)\n");
 }
 
+/* The k-th VM dealt to host h takes shape (k + h) mod 4: every host gets the four shapes in turn
+ * and the cluster a quarter of each, whatever the number of hosts. */
+static size_t sim_vm_type(const struct sim_config *config, size_t v)
+{
+	return (v / config->hosts + v % config->hosts) % SIM_VM_TYPES;
+}
+
+/* Round robin, a VM that does not fit its turn's host taking the next one with room (memory is
+ * never overcommitted). Fails once, saying what would fit, when the VMs need more memory than
+ * the hosts have. */
+static int sim_initial_placement(const struct sim_config *config,
+				 const struct plan_sim_trace *trace, size_t *placement)
+{
+	size_t hosts = config->hosts;
+	double capacity = config->host_memory_gib * GIB, total = 0, largest = 0;
+	double *used = calloc(hosts, sizeof(*used));
+
+	if (!used)
+		return -ENOMEM;
+	for (size_t v = 0; v < trace->vms; v++) {
+		double memory = sim_vm_types[sim_vm_type(config, v)].memory_gib * GIB;
+
+		total += memory;
+		largest = fmax(largest, memory);
+	}
+	for (size_t v = 0; v < trace->vms; v++) {
+		double memory = sim_vm_types[sim_vm_type(config, v)].memory_gib * GIB;
+		size_t h = v % hosts, tried = 0;
+
+		while (tried < hosts && used[h] + memory > capacity) {
+			h = (h + 1) % hosts;
+			tried++;
+		}
+		if (tried == hosts) {
+			/* Enough hosts for the total plus one VM's worth of packing loss each. */
+			fprintf(stderr,
+				"plan-sim: %zu VMs need %.1f GiB, more than %zu hosts of %g GiB "
+				"hold: use --hosts %.0f or more, --host-memory-gib %.0f or more, "
+				"or --vms %zu or fewer\n",
+				trace->vms, total / GIB, hosts, config->host_memory_gib,
+				ceil(total / (capacity - largest + 1)),
+				ceil((total / (double)hosts + largest) / GIB), v);
+			free(used);
+			return -ENOSPC;
+		}
+		used[h] += memory;
+		placement[v] = h;
+	}
+	free(used);
+	return 0;
+}
+
 static int sim_run_policy(const struct sim_config *config, const struct plan_sim_trace *trace,
-			  const struct sim_policy *policy, struct sim_result *result)
+			  const size_t *placement, const struct sim_policy *policy,
+			  struct sim_result *result)
 {
 	size_t vms = trace->vms, samples = trace->samples, hosts = config->hosts;
 	struct planner_host *host = calloc(hosts, sizeof(*host));
@@ -134,10 +203,10 @@ static int sim_run_policy(const struct sim_config *config, const struct plan_sim
 							(uint64_t)(config->host_memory_gib * GIB)};
 	}
 	for (size_t v = 0; v < vms; v++) {
-		size_t type = (v / hosts) % SIM_VM_TYPES;
+		size_t type = sim_vm_type(config, v);
 
 		vm[v].id = trace->names[v];
-		vm[v].host = v % hosts; /* round robin */
+		vm[v].host = placement[v];
 		vm[v].memory_bytes = (uint64_t)(sim_vm_types[type].memory_gib * GIB);
 		vm[v].working_set_bytes =
 			(uint64_t)(config->working_set_fraction * (double)vm[v].memory_bytes) /
@@ -145,20 +214,6 @@ static int sim_run_policy(const struct sim_config *config, const struct plan_sim
 		for (size_t t = 0; t < samples; t++)
 			history[v * samples + t] =
 				trace->utilisation[v * samples + t] * sim_vm_types[type].vcpus;
-	}
-	/* Memory is never overcommitted: the round robin must fit before anything moves. */
-	memset(demand, 0, hosts * sizeof(*demand));
-	for (size_t v = 0; v < vms; v++)
-		demand[vm[v].host] += (double)vm[v].memory_bytes;
-	for (size_t h = 0; h < hosts; h++) {
-		if (demand[h] > (double)host[h].memory_bytes) {
-			fprintf(stderr,
-				"plan-sim: %zu VMs need %.1f GiB on %s, more than its %.1f GiB: "
-				"more hosts or --host-memory-gib\n",
-				vms, demand[h] / GIB, host[h].id, config->host_memory_gib);
-			ret = -EINVAL;
-			goto out;
-		}
 	}
 	for (size_t t = 0; t < samples; t++) {
 		size_t active = 0, overloaded = 0, empty = 0;
@@ -179,6 +234,11 @@ static int sim_run_policy(const struct sim_config *config, const struct plan_sim
 			active++;
 			if (demand[h] > host[h].cpu_capacity + 1e-9)
 				overloaded++;
+			/* An empty host is powered down; a busy one draws by its CPU use. */
+			result->energy_joules +=
+				plan_sim_power(config->power_table,
+					       fmin(demand[h] / host[h].cpu_capacity, 1.0)) *
+				STEP_SECONDS;
 		}
 		result->overload_host_steps += (double)overloaded;
 		result->active_host_steps += (double)active;
@@ -261,60 +321,42 @@ static int sim_plot(const struct sim_config *config, const struct plan_sim_trace
 		    const struct sim_policy *policies, const struct sim_result *results,
 		    size_t count)
 {
-	char data_path[] = "/tmp/plan-sim-XXXXXX";
-	int fd = mkstemp(data_path), ret = 0;
-	FILE *data, *gnuplot;
+	size_t steps = trace->samples;
+	double *hours = calloc(steps + 1, sizeof(*hours));
+	double *smoothed = calloc(count * steps + 1, sizeof(*smoothed));
+	const double *overloaded[8], *active[8];
+	const char *labels[8];
+	char title[640];
+	int ret = -ENOMEM;
 
-	if (fd < 0)
-		return -errno;
-	data = fdopen(fd, "w");
-	if (!data) {
-		close(fd);
-		unlink(data_path);
-		return -ENOMEM;
-	}
+	if (!hours || !smoothed)
+		goto out;
+	for (size_t t = 0; t < steps; t++)
+		hours[t] = (double)t * STEP_SECONDS / 3600.0;
 	/* Overloaded hosts averaged over the hour before each step: single steps flicker. */
-	for (size_t t = 0; t < trace->samples; t++) {
-		size_t from = t >= SIM_PLOT_SMOOTH - 1 ? t - (SIM_PLOT_SMOOTH - 1) : 0;
-
-		fprintf(data, "%.4f", t * STEP_SECONDS / 3600.0);
-		for (size_t p = 0; p < count; p++) {
+	for (size_t p = 0; p < count; p++) {
+		for (size_t t = 0; t < steps; t++) {
+			size_t from = t >= SIM_PLOT_SMOOTH - 1 ? t - (SIM_PLOT_SMOOTH - 1) : 0;
 			double sum = 0.0;
 
 			for (size_t k = from; k <= t; k++)
 				sum += results[p].overloaded_series[k];
-			fprintf(data, " %g %g", sum / (double)(t - from + 1),
-				results[p].active_series[t]);
+			smoothed[p * steps + t] = sum / (double)(t - from + 1);
 		}
-		fputc('\n', data);
+		overloaded[p] = &smoothed[p * steps];
+		active[p] = results[p].active_series;
+		labels[p] = policies[p].label;
 	}
-	fclose(data);
-	gnuplot = popen("gnuplot", "w");
-	if (!gnuplot) {
-		unlink(data_path);
-		return -errno;
-	}
-	fprintf(gnuplot,
-		"set terminal pngcairo size 1200,900 noenhanced\n"
-		"set output '%s'\n"
-		"set multiplot layout 2,1 title 'plan-sim: %zu hosts, %zu VMs, %s'\n"
-		"set key outside right\nset grid\nset xlabel 'hour of the day'\n"
-		"set ylabel 'overloaded hosts, mean of the last hour'\nset yrange [0:*]\nplot ",
-		config->plot_path, config->hosts, trace->vms, config->trace_path);
-	for (size_t p = 0; p < count; p++)
-		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
-			data_path, 2 + 2 * p, policies[p].label);
-	fprintf(gnuplot, "\nset ylabel 'active hosts'\nset yrange [0:%zu]\nplot ",
-		config->hosts + 2);
-	for (size_t p = 0; p < count; p++)
-		fprintf(gnuplot, "%s'%s' using 1:%zu with lines title '%s'", p ? ", " : "",
-			data_path, 3 + 2 * p, policies[p].label);
-	fprintf(gnuplot, "\nunset multiplot\n");
-	if (pclose(gnuplot) != 0) {
-		fprintf(stderr, "plan-sim: gnuplot failed to write %s\n", config->plot_path);
-		ret = -EIO;
-	}
-	unlink(data_path);
+	snprintf(title, sizeof(title), "plan-sim: %zu hosts, %zu VMs, %s", config->hosts,
+		 trace->vms, config->trace_path);
+	ret = plan_sim_plot(config->plot_path, title, hours, steps, labels, count,
+			    (const struct plan_sim_panel[]){
+				    {"overloaded hosts, mean of the last hour", overloaded, 0},
+				    {"active hosts", active, (double)config->hosts + 2},
+			    });
+out:
+	free(smoothed);
+	free(hours);
 	return ret;
 }
 
@@ -339,22 +381,23 @@ static void sim_print(const struct sim_config *config, const struct plan_sim_tra
 
 			json_array_append_new(
 				rows,
-				json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f}",
-					  "policy", policies[p].label, "migrations",
-					  (json_int_t)r->migrations, "bytes_gib", r->bytes / GIB,
-					  "migration_time_s", r->migration_seconds,
-					  "overload_host_hours",
-					  r->overload_host_steps * STEP_SECONDS / 3600.0,
-					  "overload_share_of_active_time",
-					  r->active_host_steps > 0
-						  ? r->overload_host_steps / r->active_host_steps
-						  : 0.0,
-					  "mean_active_hosts",
-					  r->active_host_steps / trace->samples, "min_active_hosts",
-					  (json_int_t)r->min_active, "empty_hosts_at_end",
-					  (json_int_t)r->empty_at_end, "unplaced",
-					  (json_int_t)r->unplaced, "max_downtime_ms",
-					  r->max_downtime_seconds * 1e3));
+				json_pack(
+					"{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f}",
+					"policy", policies[p].label, "energy_kwh",
+					r->energy_joules / 3.6e6, "migrations",
+					(json_int_t)r->migrations, "bytes_gib", r->bytes / GIB,
+					"migration_time_s", r->migration_seconds,
+					"overload_host_hours",
+					r->overload_host_steps * STEP_SECONDS / 3600.0,
+					"overload_share_of_active_time",
+					r->active_host_steps > 0
+						? r->overload_host_steps / r->active_host_steps
+						: 0.0,
+					"mean_active_hosts", r->active_host_steps / trace->samples,
+					"min_active_hosts", (json_int_t)r->min_active,
+					"empty_hosts_at_end", (json_int_t)r->empty_at_end,
+					"unplaced", (json_int_t)r->unplaced, "max_downtime_ms",
+					r->max_downtime_seconds * 1e3));
 		}
 		json_object_set_new(root, "results", rows);
 		json_dumpf(root, stdout,
@@ -372,19 +415,19 @@ static void sim_print(const struct sim_config *config, const struct plan_sim_tra
 	printf("placement: best-fit decreasing; method: auto; consolidation: %s; window %zu "
 	       "samples\n\n",
 	       config->consolidate ? "on" : "off", config->window);
-	printf("| %-22s | %10s | %10s | %12s | %15s | %10s | %11s | %12s | %8s |\n", "policy",
-	       "migrations", "moved GiB", "migration s", "overload host-h", "overload %",
-	       "mean active", "empty at end", "unplaced");
-	printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------",
+	printf("| %-22s | %10s | %10s | %10s | %12s | %15s | %10s | %11s | %12s | %8s |\n",
+	       "policy", "energy kWh", "migrations", "moved GiB", "migration s", "overload host-h",
+	       "overload %", "mean active", "empty at end", "unplaced");
+	printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "------------------------", "-----------:",
 	       "-----------:", "-----------:", "-------------:", "----------------:",
 	       "-----------:", "------------:", "-------------:", "---------:");
 	for (size_t p = 0; p < count; p++) {
 		const struct sim_result *r = &results[p];
 
-		printf("| %-22s | %10zu | %10.1f | %12.0f | %15.2f | %9.2f%% | %11.1f | %12zu | "
+		printf("| %-22s | %10.1f | %10zu | %10.1f | %12.0f | %15.2f | %9.2f%% | %11.1f | %12zu | "
 		       "%8zu |\n",
-		       policies[p].label, r->migrations, r->bytes / GIB, r->migration_seconds,
-		       r->overload_host_steps * STEP_SECONDS / 3600.0,
+		       policies[p].label, r->energy_joules / 3.6e6, r->migrations, r->bytes / GIB,
+		       r->migration_seconds, r->overload_host_steps * STEP_SECONDS / 3600.0,
 		       r->active_host_steps > 0
 			       ? 100.0 * r->overload_host_steps / r->active_host_steps
 			       : 0.0,
@@ -545,6 +588,11 @@ int main(int argc, char **argv)
 		{"cost-table", no_argument, NULL, 'C'},
 		{"ram-gib", required_argument, NULL, 'R'},
 		{"dirty-rates", required_argument, NULL, 'r'},
+		{"model", required_argument, NULL, 'M'},
+		{"policies", required_argument, NULL, 'P'},
+		{"idle-host-power", no_argument, NULL, 'I'},
+		{"vm-types", required_argument, NULL, 'Y'},
+		{"power-table", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -559,12 +607,16 @@ int main(int argc, char **argv)
 		.working_set_fraction = 0.1,
 		.downtime_ms = 300,
 		.consolidate = 1,
+		/* SPECpower of an HP ProLiant ML110 G5, the curve CloudSim's model uses */
+		.power_table = {93.7, 97, 101, 105, 110, 116, 121, 125, 129, 133, 135},
 		.cost_sizes_gib = {0.25, 1, 4, 16},
 		.cost_size_count = 4,
 		.cost_rates = {0, 1000, 10000, 50000, 100000, 200000, 400000},
 		.cost_rate_count = 7,
 	};
-	int working_set_given = 0;
+	int working_set_given = 0, hosts_given = 0, cloudsim = 0;
+	struct cs_options cloudsim_options = {0};
+	size_t *placement = NULL;
 	struct sim_policy policies[8];
 	struct sim_result results[8];
 	struct plan_sim_trace trace, used;
@@ -585,6 +637,7 @@ int main(int argc, char **argv)
 			if (sim_parse_number("--hosts", optarg, 2, &value))
 				return 2;
 			config.hosts = (size_t)value;
+			hosts_given = 1;
 			break;
 		case 'c':
 			if (sim_parse_number("--host-cpus", optarg, 0.001, &config.host_cpus))
@@ -648,6 +701,39 @@ int main(int argc, char **argv)
 					   &config.cost_rate_count))
 				return 2;
 			break;
+		case 'M':
+			if (strcmp(optarg, "cloudsim") && strcmp(optarg, "native")) {
+				fprintf(stderr, "plan-sim: --model: native or cloudsim\n");
+				return 2;
+			}
+			cloudsim = !strcmp(optarg, "cloudsim");
+			break;
+		case 'P':
+			cloudsim_options.policies = optarg;
+			break;
+		case 'I':
+			cloudsim_options.idle_host_power = 1;
+			break;
+		case 'Y':
+			if (strcmp(optarg, "turn") && strcmp(optarg, "blocks")) {
+				fprintf(stderr, "plan-sim: --vm-types: turn or blocks\n");
+				return 2;
+			}
+			cloudsim_options.vm_types_in_blocks = !strcmp(optarg, "blocks");
+			break;
+		case 'T': {
+			double watts[16];
+			size_t points = 0;
+
+			if (sim_parse_list("--power-table", optarg, 0, watts, &points) ||
+			    points != 11) {
+				fprintf(stderr,
+					"plan-sim: --power-table: 11 watts, 0 to 100 %% load\n");
+				return 2;
+			}
+			memcpy(config.power_table, watts, sizeof(config.power_table));
+			break;
+		}
 		case 'h':
 			sim_usage(stdout);
 			return 0;
@@ -673,10 +759,25 @@ int main(int argc, char **argv)
 	used = trace;
 	if (config.max_vms && config.max_vms < trace.vms)
 		used.vms = config.max_vms;
+	if (cloudsim) {
+		cloudsim_options.trace_path = config.trace_path;
+		cloudsim_options.hosts = hosts_given ? config.hosts : 800;
+		cloudsim_options.json = config.json;
+		cloudsim_options.plot_path = config.plot_path;
+		ret = cs_main(&used, &cloudsim_options);
+		plan_sim_trace_free(&trace);
+		return ret;
+	}
+	placement = calloc(used.vms + 1, sizeof(*placement));
+	if (!placement || sim_initial_placement(&config, &used, placement) < 0) {
+		free(placement);
+		plan_sim_trace_free(&trace);
+		return 1;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	count = sim_policies(&config, policies);
 	for (size_t p = 0; p < count; p++) {
-		ret = sim_run_policy(&config, &used, &policies[p], &results[p]);
+		ret = sim_run_policy(&config, &used, placement, &policies[p], &results[p]);
 		if (ret < 0) {
 			count = p;
 			goto out;
@@ -694,6 +795,7 @@ out:
 		free(results[p].overloaded_series);
 		free(results[p].active_series);
 	}
+	free(placement);
 	plan_sim_trace_free(&trace);
 	return ret < 0 ? 1 : 0;
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "bindings/cli/cli.h"
-#include "rmig.h"
+#include "rmig-plan.h"
 
 static void plan_usage(FILE *out)
 {

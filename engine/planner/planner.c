@@ -544,6 +544,37 @@ static void planner_sort_by_cpu(const struct planner_cluster *cluster, size_t *v
 	qsort_r(vms, n, sizeof(*vms), planner_compare_vm_cpu, (void *)cluster);
 }
 
+/* A VM's larger share of its host, CPU or memory: what binds when it is packed elsewhere. */
+static double planner_vm_dominant_share(const struct planner_cluster *cluster, size_t vm)
+{
+	const struct planner_host *host = &cluster->hosts[cluster->vms[vm].host];
+
+	return fmax(cluster->vms[vm].cpu / host->cpu_capacity,
+		    (double)cluster->vms[vm].memory_bytes / (double)host->memory_bytes);
+}
+
+static int planner_compare_vm_dominant(const void *a, const void *b, void *cluster_arg)
+{
+	const struct planner_cluster *cluster = cluster_arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	double sx = planner_vm_dominant_share(cluster, x),
+	       sy = planner_vm_dominant_share(cluster, y);
+
+	if (sx != sy)
+		return sx < sy ? 1 : -1;
+	return (x > y) - (x < y);
+}
+
+/* A host's load by its scarcer resource: a host whose memory is full is not lightly loaded,
+ * however idle its CPU. */
+static double planner_host_dominant_load(const struct planner_work *work, size_t h)
+{
+	const struct planner_host *host = &work->cluster->hosts[h];
+
+	return fmax(work->host_cpu[h] / host->cpu_capacity,
+		    (double)work->host_memory[h] / (double)host->memory_bytes);
+}
+
 static int planner_relieve_overloads(struct planner_work *work, size_t *selected,
 				     size_t *selected_source, unsigned char *allowed)
 {
@@ -602,14 +633,15 @@ static int planner_consolidate(struct planner_work *work, size_t *vms, size_t *d
 		return -ENOMEM;
 	for (size_t h = 0; h < cluster->host_count; h++)
 		order[h] = h;
-	/* Ascending utilisation by insertion sort: host counts are small. */
+	/* Ascending load by the scarcer resource, insertion sort: host counts are small. Memory
+	 * counts as much as CPU: on a memory-bound cluster the hosts to empty are those with the
+	 * least memory in use, and their VMs go largest share first (first fit decreasing by the
+	 * dominant resource), or nothing fits after the first few. */
 	for (size_t i = 1; i < cluster->host_count; i++) {
 		size_t h = order[i], j = i;
-		double u = work->host_cpu[h] / cluster->hosts[h].cpu_capacity;
+		double u = planner_host_dominant_load(work, h);
 
-		while (j > 0 &&
-		       work->host_cpu[order[j - 1]] / cluster->hosts[order[j - 1]].cpu_capacity >
-			       u) {
+		while (j > 0 && planner_host_dominant_load(work, order[j - 1]) > u) {
 			order[j] = order[j - 1];
 			j--;
 		}
@@ -627,7 +659,7 @@ static int planner_consolidate(struct planner_work *work, size_t *vms, size_t *d
 		for (size_t v = 0; v < cluster->vm_count; v++)
 			if (work->vm_host[v] == host)
 				vms[count++] = v;
-		planner_sort_by_cpu(cluster, vms, count);
+		qsort_r(vms, count, sizeof(*vms), planner_compare_vm_dominant, (void *)cluster);
 		for (; placed < count; placed++) {
 			size_t destination = planner_best_fit(work, vms[placed], host, allowed);
 

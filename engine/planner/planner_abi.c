@@ -8,7 +8,7 @@
 
 #include "bindings/rmig_export.h"
 #include "engine/planner/planner.h"
-#include "rmig.h"
+#include "rmig-plan.h"
 #include "transport/log.h"
 
 /* The parsed snapshot stays with the plan: the plan's names point into it. */

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # tests/unit/test_abi.cmake - librmig.so exports exactly the names in rmig.map, and rmig.h
-# compiles on its own as C and as C++.
+# compiles on its own as C and as C++ (another library: -DHEADER=its.h -DPROBE='an expression').
 # cmake -DLIB=librmig.so -DMAP=rmig.map -DINCLUDE=dir -DWORK=dir -DCC=gcc -DCXX=g++ -P this
 execute_process(COMMAND nm -D --defined-only ${LIB} OUTPUT_VARIABLE nm_out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
@@ -31,16 +31,24 @@ list(LENGTH listed count)
 message(STATUS "librmig.so exports the ${count} names of rmig.map")
 
 file(MAKE_DIRECTORY ${WORK})
-file(WRITE ${WORK}/rmig_h_alone.c "#include <rmig.h>\nint main(void) { return rmig_version() == 0; }\n")
-file(WRITE ${WORK}/rmig_h_alone.cc "#include <rmig.h>\nint main() { return rmig_version() == nullptr; }\n")
+if(NOT HEADER)
+	set(HEADER rmig.h)
+endif()
+if(PROBE)
+	file(WRITE ${WORK}/rmig_h_alone.c "#include <${HEADER}>\nint main(void) { return ${PROBE}; }\n")
+	file(WRITE ${WORK}/rmig_h_alone.cc "#include <${HEADER}>\nint main() { return ${PROBE}; }\n")
+else()
+	file(WRITE ${WORK}/rmig_h_alone.c "#include <rmig.h>\nint main(void) { return rmig_version() == 0; }\n")
+	file(WRITE ${WORK}/rmig_h_alone.cc "#include <rmig.h>\nint main() { return rmig_version() == nullptr; }\n")
+endif()
 execute_process(COMMAND ${CC} -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only
 		-I${INCLUDE} ${WORK}/rmig_h_alone.c RESULT_VARIABLE rc ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
-	message(FATAL_ERROR "rmig.h does not compile alone as C:\n${err}")
+	message(FATAL_ERROR "${HEADER} does not compile alone as C:\n${err}")
 endif()
 execute_process(COMMAND ${CXX} -std=c++11 -Wall -Wextra -Werror -pedantic -fsyntax-only
 		-I${INCLUDE} ${WORK}/rmig_h_alone.cc RESULT_VARIABLE rc ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
-	message(FATAL_ERROR "rmig.h does not compile alone as C++:\n${err}")
+	message(FATAL_ERROR "${HEADER} does not compile alone as C++:\n${err}")
 endif()
-message(STATUS "rmig.h compiles alone as C99 and C++11")
+message(STATUS "${HEADER} compiles alone as C99 and C++11")

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "bindings/cli/cli.h"
-#include "rmig.h"
+#include "rmig-plan.h"
 #include "transport/log.h"
 
 #ifndef RMIG_SOURCE_DIR

@@ -395,6 +395,44 @@ static void test_consolidation_empties_lightly_loaded_host(void **state)
 	fixture_release(&f);
 }
 
+/* h1 holds 15 of 16 GiB at 1/16 of its CPU, h2 2 GiB at 1/8: by CPU h1 looks lightest, yet
+ * emptying it moves 15 GiB onto hosts it fills. By the scarcer resource h2 is the lighter one:
+ * its two 1 GiB VMs go (to h3, the tighter CPU fit) and h1 stays. */
+static void test_consolidation_weighs_memory_as_much_as_cpu(void **state)
+{
+	static const char *const json =
+		"{\"bandwidth\": 1250000000, \"hosts\": ["
+		"{\"id\": \"h1\", \"cpu_capacity\": 16, \"memory_bytes\": 17179869184},"
+		"{\"id\": \"h2\", \"cpu_capacity\": 16, \"memory_bytes\": 17179869184},"
+		"{\"id\": \"h3\", \"cpu_capacity\": 16, \"memory_bytes\": 17179869184}],"
+		"\"vms\": ["
+		"{\"id\": \"a\", \"host\": \"h1\", \"memory_bytes\": 8589934592, \"cpu\": 0.5,"
+		" \"dirty_pages_rate\": 0},"
+		"{\"id\": \"b\", \"host\": \"h1\", \"memory_bytes\": 7516192768, \"cpu\": 0.5,"
+		" \"dirty_pages_rate\": 0},"
+		"{\"id\": \"c\", \"host\": \"h2\", \"memory_bytes\": " GIB_TEXT ", \"cpu\": 1,"
+		" \"dirty_pages_rate\": 0},"
+		"{\"id\": \"d\", \"host\": \"h2\", \"memory_bytes\": " GIB_TEXT ", \"cpu\": 1,"
+		" \"dirty_pages_rate\": 0},"
+		"{\"id\": \"e\", \"host\": \"h3\", \"memory_bytes\": 8589934592, \"cpu\": 8,"
+		" \"dirty_pages_rate\": 0}]}";
+	struct planner_params params;
+	struct fixture f;
+
+	(void)state;
+	planner_params_init(&params);
+	params.consolidate = 1;
+	plan_json(&f, json, &params);
+	assert_int_equal(f.plan->move_count, 2);
+	for (size_t m = 0; m < 2; m++) {
+		assert_string_equal(f.cluster.hosts[f.plan->moves[m].source].id, "h2");
+		assert_string_equal(move_destination(&f, m), "h3");
+	}
+	assert_int_equal(f.plan->hosts[1].vms_after, 0);
+	assert_int_equal(f.plan->hosts[0].vms_after, 2);
+	fixture_release(&f);
+}
+
 /* A VM dirtying 400000 pages/s (1.6 GB/s) over a 1.25 GB/s link cannot converge by pre-copy:
  * the plan carries a post-copy family method for it; a quiet VM gets pre-copy. h1 must shed
  * two of its three VMs (0.9 -> 0.3) and the roomy h2 takes both. */
@@ -563,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_lr_forecast_extends_a_line),
 		cmocka_unit_test(test_lr_flags_host_whose_forecast_crosses_limit),
 		cmocka_unit_test(test_consolidation_empties_lightly_loaded_host),
+		cmocka_unit_test(test_consolidation_weighs_memory_as_much_as_cpu),
 		cmocka_unit_test(test_plan_method_follows_cost_model),
 		cmocka_unit_test(test_plan_never_overloads_a_destination),
 		cmocka_unit_test(test_policy_names_parse),
