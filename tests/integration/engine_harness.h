@@ -72,6 +72,21 @@ void harness_writer_start(struct harness *h);
 void harness_run(struct harness *h);
 void harness_fini(struct harness *h);
 
+/* A hypervisor dirty log whose guest writes, before every sync, `per_page_sent` times as many
+ * pages (scattered over its RAM) as the transport carried since the previous sync: its dirty
+ * rate is that multiple of the bandwidth by construction, on a fast host as under emulation.
+ * Install with harness_dirty_log_outpace() before harness_sessions(). */
+struct harness_dirty_log {
+	uint64_t *bits;
+	uint64_t sent_at_sync; /* page payload the transport had taken at the previous sync */
+	uint64_t rng;
+	uint64_t written;
+	unsigned per_page_sent;
+};
+void harness_dirty_log_outpace(struct harness *h, struct harness_dirty_log *log,
+			       unsigned per_page_sent);
+void harness_dirty_log_free(struct harness_dirty_log *log);
+
 /* Write a recognisable pattern into page of the source RAM. */
 void harness_page_write(struct harness *h, size_t page, uint64_t tag);
 size_t harness_pages(const struct harness *h);
