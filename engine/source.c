@@ -173,9 +173,12 @@ static int source_trackers_start(struct rmig_session *s)
 					    session_strerror(ret));
 		rmig_log_info("source: region %u: dirty tracking by %s", r->id,
 			      dirty_kind_name(dirty_source_kind(r->tracker)));
-		/* enum dirty_kind and enum rmig_dirty_source number the kinds alike. */
+		/* enum dirty_kind and enum rmig_dirty_source number the kinds alike. The
+		 * stats carry the first region's; each region's is asked for by id. */
 		pthread_mutex_lock(&s->lock);
-		s->stats.dirty_source = (uint32_t)dirty_source_kind(r->tracker);
+		r->dirty_kind = (uint32_t)dirty_source_kind(r->tracker);
+		if (i == 0)
+			s->stats.dirty_source = r->dirty_kind;
 		pthread_mutex_unlock(&s->lock);
 	}
 	s->last_sample_us = session_now_us();
@@ -1589,8 +1592,8 @@ err_abort:
 		session_error_append(s, "; the destination had resumed the VM, which cannot run "
 					"here again: the migration is lost, stop the VM on the "
 					"destination");
-		rmig_log_error("source: post-copy failed after the destination resumed the VM: "
-			       "the VM is lost (it cannot run here again and lacks pages there)");
+		rmig_log_info("source: post-copy failed after the destination resumed the VM: "
+			      "the VM is lost (it cannot run here again and lacks pages there)");
 	}
 	/* Whatever went wrong before the resume, the VM runs here again. */
 	if (s->throttle_percent && (s->callbacks.field_mask & RMIG_CB_THROTTLE))
