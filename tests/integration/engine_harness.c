@@ -250,6 +250,14 @@ void harness_sessions(struct harness *h)
 	assert_int_equal(
 		rmig_region_add(h->dst, h->dst_region_id, h->dst_ram, h->dst_length, HARNESS_PAGE),
 		0);
+	if (h->second_length) {
+		assert_int_equal(rmig_region_add(h->src, HARNESS_REGION_ID + 1, h->src_second,
+						 h->second_length, HARNESS_PAGE),
+				 0);
+		assert_int_equal(rmig_region_add(h->dst, HARNESS_REGION_ID + 1, h->dst_second,
+						 h->second_length, HARNESS_PAGE),
+				 0);
+	}
 	assert_int_equal(rmig_session_listen(h->dst, h->listen_uri), 0);
 	assert_int_equal(rmig_session_listen_uri(h->dst, uri, sizeof(uri)), 0);
 	assert_int_equal(rmig_session_start(h->dst), 0);

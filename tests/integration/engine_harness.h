@@ -30,6 +30,11 @@ struct harness {
 	unsigned char *dst_ram;
 	rmig_session_t *src;
 	rmig_session_t *dst;
+	/* when second_length != 0: a second region (id HARNESS_REGION_ID + 1) on each side,
+	 * memory the test provides and unmaps */
+	unsigned char *src_second;
+	unsigned char *dst_second;
+	size_t second_length;
 	struct rmig_params params;	 /* applied to both sessions */
 	struct rmig_params dst_params;	 /* then this to the destination (when field_mask != 0) */
 	harness_progress_fn on_progress; /* source progress, on the migration thread */
