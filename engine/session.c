@@ -408,41 +408,45 @@ static const char *session_role_prefix(const struct rmig_session *s)
 	return s->role == RMIG_ROLE_SOURCE ? "source:" : "destination:";
 }
 
-int session_refuse(struct rmig_session *s, int err, const char *fmt, ...)
+/* Record "ROLE: message" as the last failing call's reason and, when `run` and the run has
+ * none yet, as the run's error; log it (at info: the caller gets err back and
+ * rmig_last_error() says why, so only a caller whose log level asks sees it twice). */
+static int session_error_record(struct rmig_session *s, int err, int run, const char *fmt,
+				va_list ap)
 {
 	char message[SESSION_ERROR_MAX - 16];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
 	pthread_mutex_lock(&s->lock);
+	if (run && s->last_error[0]) {
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
 	snprintf(s->call_error, sizeof(s->call_error), "%s %s", session_role_prefix(s), message);
+	if (run)
+		memcpy(s->last_error, s->call_error, sizeof(s->last_error));
 	pthread_mutex_unlock(&s->lock);
 	rmig_log_info("%s %s", session_role_prefix(s), message);
 	return err;
 }
 
-int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
+int session_refuse(struct rmig_session *s, int err, const char *fmt, ...)
 {
-	char message[SESSION_ERROR_MAX - 16];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
+	err = session_error_record(s, err, 0, fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&s->lock);
-	if (!s->last_error[0]) {
-		snprintf(s->last_error, sizeof(s->last_error), "%s %s", session_role_prefix(s),
-			 message);
-		memcpy(s->call_error, s->last_error, sizeof(s->call_error));
-		pthread_mutex_unlock(&s->lock);
-		/* The run returns err and rmig_last_error() says why: only a caller whose log
-		 * level asks for it sees it in the log as well. */
-		rmig_log_info("%s %s", session_role_prefix(s), message);
-	} else {
-		pthread_mutex_unlock(&s->lock);
-	}
+	return err;
+}
+
+int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = session_error_record(s, err, 1, fmt, ap);
+	va_end(ap);
 	return err;
 }
 
@@ -741,16 +745,49 @@ void session_histogram_update(struct rmig_session *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* How long a side whose connection failed waits for what the peer sent before it went. */
+#define SESSION_PEER_REASON_WAIT_MS 1000
+
+int session_peer_reason(struct rmig_session *s)
+{
+	uint64_t deadline = session_now_us() + SESSION_PEER_REASON_WAIT_MS * 1000u;
+	char why[TRANSPORT_ERROR_MAX];
+
+	/* The transport hands out what arrived before the close first, and reports the close
+	 * once nothing is left; an ABORT among them says why the peer went. */
+	for (;;) {
+		uint64_t now = session_now_us();
+		struct protocol_abort abort_msg;
+		struct transport_msg msg;
+		const void *payload;
+		size_t len;
+
+		if (now >= deadline ||
+		    transport_recv(s->conn, &msg, (int)((deadline - now) / 1000u)) != 0)
+			return 0;
+		if (msg.type == TRANSPORT_MSG_CTRL &&
+		    protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why)) ==
+			    PROTOCOL_ABORT &&
+		    protocol_abort_from_wire(payload, len, &abort_msg, why, sizeof(why)) == 0)
+			return session_peer_aborted(s, &abort_msg);
+	}
+}
+
 int session_ctrl_send(struct rmig_session *s, size_t len)
 {
 	int ret;
 
 	ret = transport_ctrl_send(s->conn, s->msg_buf, len);
-	if (ret)
+	if (ret) {
+		int peer = session_peer_reason(s);
+
+		if (peer)
+			return peer;
 		return session_fail(s, ret, "sending a control message to %s: %s%s%s",
 				    s->conn->peer, session_strerror(ret),
 				    transport_error(s->conn)[0] ? ": " : "",
 				    transport_error(s->conn));
+	}
 	return 0;
 }
 
@@ -878,20 +915,41 @@ int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *ab
 	/* The peer's cancel is not ours: this side did not ask to stop. */
 	int code = abort_msg->code == -ECANCELED ? -ECONNABORTED : abort_msg->code;
 
+	s->peer_aborted = 1;
 	return session_fail(s, code, "the %s (%s) aborted: %s",
 			    s->role == RMIG_ROLE_SOURCE ? "destination" : "source", s->conn->peer,
 			    abort_msg->reason);
 }
 
+/* How long a side that aborted keeps the connection open for the peer to read why. */
+#define SESSION_ABORT_LINGER_MS 3000
+
 void session_abort_send(struct rmig_session *s, int code, const char *reason)
 {
-	if (!s->conn || s->conn->failed)
+	uint64_t deadline;
+
+	/* A peer that aborted has gone already; a failed connection carries nothing. */
+	if (!s->conn || s->conn->failed || s->peer_aborted)
 		return;
 	if (code >= 0 || code < -4095)
 		code = -EIO;
 	transport_ctrl_send(s->conn, s->msg_buf, protocol_abort_to_wire(code, reason, s->msg_buf));
 	/* The abort must reach the peer before the connection goes. */
 	transport_flush(s->conn, 1000);
+	/* And the peer must read it: closing now, with the peer's pages still arriving, could
+	 * reset the connection under it before it read the abort (its sends fail first, and the
+	 * reason is lost). So keep receiving, and dropping, what it sends until it closes its
+	 * end, which it does as soon as it reads the abort (a source checks for one between
+	 * batches), or until the linger runs out. */
+	deadline = session_now_us() + SESSION_ABORT_LINGER_MS * 1000u;
+	for (;;) {
+		uint64_t now = session_now_us();
+		struct transport_msg msg;
+
+		if (now >= deadline ||
+		    transport_recv(s->conn, &msg, (int)((deadline - now) / 1000u)) != 0)
+			break;
+	}
 }
 
 void session_disconnect(struct rmig_session *s)

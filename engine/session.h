@@ -107,6 +107,7 @@ struct rmig_session {
 	uint64_t last_progress_us;
 	int vm_paused;		/* source: pause_vm succeeded and the VM has not run again */
 	int point_of_no_return; /* source: RESUME sent; cancelling no longer helps */
+	int peer_aborted;	/* the peer's ABORT arrived: it has gone, no abort goes back */
 	uint32_t throttle_percent;
 	uint32_t throttle_strikes;
 
@@ -225,6 +226,10 @@ int session_pull_report(struct rmig_session *s, const void *payload, size_t len)
  * session), waiting up to wait_ms for the first message. 0 or -errno. */
 int session_ctrl_poll(struct rmig_session *s, int wait_ms);
 int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *abort_msg);
+/* The connection failed under this side: wait briefly for what the peer sent before it went.
+ * When that holds an ABORT, record the peer's reason as the error and return its code; else
+ * return 0 (the caller reports the transport's error). Messages before it are dropped. */
+int session_peer_reason(struct rmig_session *s);
 /* Tell the peer why the migration ends (best effort). */
 void session_abort_send(struct rmig_session *s, int code, const char *reason);
 /* Publish the session's connection (stats readers on other threads look at it). */

@@ -48,15 +48,20 @@ static int hypervisor_sync(void *opaque, uint32_t region_id, uint64_t *bitmap, s
 	return 0;
 }
 
+static struct dirty_source_config hypervisor_config(struct hypervisor *h, void *mem)
+{
+	return (struct dirty_source_config){.kind = DIRTY_KIND_HYPERVISOR,
+					    .region_id = 9,
+					    .addr = mem,
+					    .length = NPAGES * PAGE,
+					    .page_size = PAGE,
+					    .hypervisor_sync = hypervisor_sync,
+					    .hypervisor_opaque = h};
+}
+
 static struct dirty_source *hypervisor_source(struct hypervisor *h, void *mem)
 {
-	struct dirty_source_config config = {.kind = DIRTY_KIND_HYPERVISOR,
-					     .region_id = 9,
-					     .addr = mem,
-					     .length = NPAGES * PAGE,
-					     .page_size = PAGE,
-					     .hypervisor_sync = hypervisor_sync,
-					     .hypervisor_opaque = h};
+	struct dirty_source_config config = hypervisor_config(h, mem);
 	/* what the log held before the migration: every page written since boot */
 	static const size_t since_boot[] = {0, 1, 2, 5, 50, 63, 64, 98, 99};
 	const size_t *pages = h->pages;
@@ -101,13 +106,7 @@ static void test_dirty_hypervisor_start_fails_when_the_first_call_fails(void **s
 {
 	void *mem = aligned_alloc(PAGE, NPAGES * PAGE);
 	struct hypervisor h = {.error = -EIO};
-	struct dirty_source_config config = {.kind = DIRTY_KIND_HYPERVISOR,
-					     .region_id = 9,
-					     .addr = mem,
-					     .length = NPAGES * PAGE,
-					     .page_size = PAGE,
-					     .hypervisor_sync = hypervisor_sync,
-					     .hypervisor_opaque = &h};
+	struct dirty_source_config config = hypervisor_config(&h, mem);
 	struct dirty_source *source;
 
 	(void)state;
