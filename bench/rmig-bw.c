@@ -182,7 +182,7 @@ static int bw_serve(struct bw_server *sv)
 {
 	uint32_t phase = 0, check = 0;
 	uint64_t bytes = 0, batches = 0, errors = 0, cpu0 = 0;
-	struct bw_msg m, out;
+	struct bw_msg m = {0}, out;
 	int type;
 
 	for (;;) {

@@ -2,6 +2,7 @@
 /* bindings/rmig.c - the public ABI (rmig.h) over the engine's session: argument checks, and
  * nothing else, so the engine stays the one place migrations are implemented. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "bindings/rmig_export.h"
@@ -44,16 +45,20 @@ RMIG_EXPORT void rmig_session_destroy(rmig_session_t *session)
 
 RMIG_EXPORT int rmig_session_set_params(rmig_session_t *session, const struct rmig_params *params)
 {
-	if (!session || !params)
+	if (!session)
 		return -EINVAL;
+	if (!params)
+		return session_refuse(session, -EINVAL, "set params: params is NULL");
 	return session_set_params(session, params);
 }
 
 RMIG_EXPORT int rmig_session_set_callbacks(rmig_session_t *session,
 					   const struct rmig_callbacks *callbacks, void *opaque)
 {
-	if (!session || !callbacks)
+	if (!session)
 		return -EINVAL;
+	if (!callbacks)
+		return session_refuse(session, -EINVAL, "set callbacks: callbacks is NULL");
 	return session_set_callbacks(session, callbacks, opaque);
 }
 
@@ -67,22 +72,28 @@ RMIG_EXPORT int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr
 
 RMIG_EXPORT int rmig_session_listen(rmig_session_t *session, const char *uri)
 {
-	if (!session || !uri)
+	if (!session)
 		return -EINVAL;
+	if (!uri)
+		return session_refuse(session, -EINVAL, "listen: uri is NULL");
 	return session_listen(session, uri);
 }
 
 RMIG_EXPORT int rmig_session_listen_uri(rmig_session_t *session, char *buf, size_t len)
 {
-	if (!session || !buf || !len)
+	if (!session)
 		return -EINVAL;
+	if (!buf || !len)
+		return session_refuse(session, -EINVAL, "listen uri: no buffer to fill");
 	return session_listen_uri(session, buf, len);
 }
 
 RMIG_EXPORT int rmig_session_connect(rmig_session_t *session, const char *uri)
 {
-	if (!session || !uri)
+	if (!session)
 		return -EINVAL;
+	if (!uri)
+		return session_refuse(session, -EINVAL, "connect: uri is NULL");
 	return session_connect(session, uri);
 }
 
@@ -109,8 +120,9 @@ RMIG_EXPORT int rmig_session_wait(rmig_session_t *session, int timeout_ms)
 
 RMIG_EXPORT int rmig_session_cancel(rmig_session_t *session)
 {
+	/* Safe from anywhere, even on a session already gone from the caller's tables. */
 	if (!session)
-		return -EINVAL;
+		return 0;
 	return session_cancel(session);
 }
 
@@ -134,6 +146,32 @@ RMIG_EXPORT const char *rmig_last_error(rmig_session_t *session)
 	if (!session)
 		return "no session";
 	return session_last_error(session);
+}
+
+RMIG_EXPORT int rmig_last_error_copy(rmig_session_t *session, char *buf, size_t len)
+{
+	size_t full;
+
+	if (!session || (!buf && len))
+		return -EINVAL;
+	full = session_last_error_copy(session, buf, len);
+	return full > INT_MAX ? INT_MAX : (int)full;
+}
+
+RMIG_EXPORT int rmig_session_wait_result(rmig_session_t *session, int timeout_ms, int *result_p)
+{
+	if (!session)
+		return -EINVAL;
+	if (!result_p)
+		return session_refuse(session, -EINVAL, "wait result: result_p is NULL");
+	return session_wait_result(session, timeout_ms, result_p);
+}
+
+RMIG_EXPORT int rmig_region_dirty_source(rmig_session_t *session, uint32_t id)
+{
+	if (!session)
+		return -EINVAL;
+	return session_region_dirty_source(session, id);
 }
 
 RMIG_EXPORT const char *rmig_session_method_reason(rmig_session_t *session)

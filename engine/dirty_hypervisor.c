@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/dirty_hypervisor.c - the dirty source a hypervisor feeds from KVM's dirty log or ring
- * or Xen's log-dirty: each sync asks the callback for a fresh bitmap and ORs it in. The
+ * or Xen's log-dirty: start makes the first call and drops what it reports (the log's start),
+ * each sync asks the callback for a fresh bitmap and ORs it in. The
  * callback writes into a bitmap owned here, so bits it sets past npages never reach the
  * engine. */
 #include <errno.h>
@@ -17,10 +18,23 @@ struct dirty_hypervisor {
 	uint64_t *scratch;
 };
 
+/* Tracking starts with one call whose report is dropped: a hypervisor's log may hold writes
+ * from before the migration (since boot, or since its own last harvest), and those pages are
+ * all sent by the bulk round anyway. Every later call then reports exactly the writes since
+ * the call before, which is what the rounds and auto's dirty rate need. */
 static int dirty_hypervisor_start(struct dirty_source *source)
 {
-	(void)source;
-	return 0;
+	struct dirty_hypervisor *h = dirty_container_of(source, struct dirty_hypervisor, source);
+	const struct dirty_source_config *config = &source->config;
+	int ret;
+
+	bitmap_zero(h->scratch, source->npages);
+	ret = config->hypervisor_sync(config->hypervisor_opaque, config->region_id, h->scratch,
+				      source->npages);
+	if (ret < 0)
+		rmig_log_info("dirty: region %u: the hypervisor's first dirty_sync failed: %s",
+			      config->region_id, strerror(-ret));
+	return ret < 0 ? ret : 0;
 }
 
 static int dirty_hypervisor_sync(struct dirty_source *source, uint64_t *bitmap)

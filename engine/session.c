@@ -39,7 +39,7 @@ int session_create(uint32_t role, struct rmig_session **session_p)
 	pthread_condattr_t attr;
 
 	if (role != RMIG_ROLE_SOURCE && role != RMIG_ROLE_DESTINATION) {
-		rmig_log_error("session: role %u is neither source (1) nor destination (2)", role);
+		rmig_log_info("session: role %u is neither source (1) nor destination (2)", role);
 		return -EINVAL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -113,10 +113,8 @@ void session_destroy(struct rmig_session *s)
 
 static int session_check_idle(struct rmig_session *s, const char *what)
 {
-	if (s->started) {
-		rmig_log_error("session: %s: the migration has already started", what);
-		return -EBUSY;
-	}
+	if (s->started)
+		return session_refuse(s, -EBUSY, "%s: the migration has already started", what);
 	return 0;
 }
 
@@ -132,11 +130,11 @@ int session_set_params(struct rmig_session *s, const struct rmig_params *p)
 	ret = session_check_idle(s, "set params");
 	if (ret)
 		return ret;
-	if (!p || (p->field_mask & ~known)) {
-		rmig_log_error("session: params: unknown field_mask bits 0x%llx",
-			       p ? (unsigned long long)(p->field_mask & ~known) : 0ull);
-		return -EINVAL;
-	}
+	if (!p)
+		return session_refuse(s, -EINVAL, "set params: params is NULL");
+	if (p->field_mask & ~known)
+		return session_refuse(s, -EINVAL, "set params: unknown field_mask bits 0x%llx",
+				      (unsigned long long)(p->field_mask & ~known));
 	next = s->params;
 	if (p->field_mask & RMIG_PARAM_METHOD) {
 		if (p->method > RMIG_METHOD_AUTO)
@@ -171,9 +169,10 @@ int session_set_params(struct rmig_session *s, const struct rmig_params *p)
 		next.key = NULL;
 	}
 	if (p->field_mask & RMIG_PARAM_STREAMS) {
-		if (p->streams > 64)
-			goto err_range;
-		next.streams = p->streams ? p->streams : 1;
+		if (p->streams == 0 || p->streams > SESSION_STREAMS_MAX)
+			return session_refuse(s, -EINVAL, "set params: streams %u is not 1..%u",
+					      p->streams, SESSION_STREAMS_MAX);
+		next.streams = p->streams;
 	}
 	if (p->field_mask & RMIG_PARAM_TIMEOUT_MS)
 		next.timeout_ms = p->timeout_ms ? p->timeout_ms : SESSION_DEFAULT_TIMEOUT_MS;
@@ -193,11 +192,11 @@ int session_set_params(struct rmig_session *s, const struct rmig_params *p)
 	return 0;
 
 err_range:
-	rmig_log_error("session: params: a value is out of range (method %u, policy %u, dirty "
-		       "source %u, verify %u, key length %u, streams %u, reserved %u)",
-		       p->method, p->policy, p->dirty_source, p->verify, p->key_len, p->streams,
-		       p->reserved);
-	return -EINVAL;
+	return session_refuse(s, -EINVAL,
+			      "set params: a value is out of range (method %u, policy %u, dirty "
+			      "source %u, verify %u, key length %u, reserved %u)",
+			      p->method, p->policy, p->dirty_source, p->verify, p->key_len,
+			      p->reserved);
 }
 
 int session_set_callbacks(struct rmig_session *s, const struct rmig_callbacks *cb, void *opaque)
@@ -211,21 +210,21 @@ int session_set_callbacks(struct rmig_session *s, const struct rmig_callbacks *c
 	ret = session_check_idle(s, "set callbacks");
 	if (ret)
 		return ret;
-	if (!cb || (cb->field_mask & ~known)) {
-		rmig_log_error("session: callbacks: unknown field_mask bits");
-		return -EINVAL;
-	}
+	if (!cb)
+		return session_refuse(s, -EINVAL, "set callbacks: callbacks is NULL");
+	if (cb->field_mask & ~known)
+		return session_refuse(s, -EINVAL, "set callbacks: unknown field_mask bits 0x%llx",
+				      (unsigned long long)(cb->field_mask & ~known));
 	next.field_mask = cb->field_mask;
-#define SESSION_TAKE(bit, field)                                                                 \
-	do {                                                                                     \
-		if (cb->field_mask & (bit)) {                                                    \
-			if (!cb->field) {                                                        \
-				rmig_log_error("session: callbacks: " #field " is NULL but its " \
-					       "field_mask bit is set");                         \
-				return -EINVAL;                                                  \
-			}                                                                        \
-			next.field = cb->field;                                                  \
-		}                                                                                \
+#define SESSION_TAKE(bit, field)                                                               \
+	do {                                                                                   \
+		if (cb->field_mask & (bit)) {                                                  \
+			if (!cb->field)                                                        \
+				return session_refuse(s, -EINVAL,                              \
+						      "set callbacks: " #field " is NULL but " \
+						      "its field_mask bit is set");            \
+			next.field = cb->field;                                                \
+		}                                                                              \
 	} while (0)
 	SESSION_TAKE(RMIG_CB_DIRTY_SYNC, dirty_sync);
 	SESSION_TAKE(RMIG_CB_PAUSE_VM, pause_vm);
@@ -249,31 +248,40 @@ int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t l
 	ret = session_check_idle(s, "region add");
 	if (ret)
 		return ret;
-	if (page_size < 4096 || page_size > (1ul << 30) || (page_size & (page_size - 1))) {
-		rmig_log_error(
-			"session: region %u: page size %zu is not a power of two in 4 KiB..1 GiB",
-			id, page_size);
-		return -EINVAL;
-	}
+	if (page_size < 4096 || page_size > (1ul << 30) || (page_size & (page_size - 1)))
+		return session_refuse(
+			s, -EINVAL,
+			"region %u: page size %zu is not a power of two in 4 KiB..1 GiB", id,
+			page_size);
 	if (!addr || ((uintptr_t)addr & (page_size - 1)) || length == 0 ||
-	    (length & (page_size - 1))) {
-		rmig_log_error(
-			"session: region %u: address %p or length %zu not aligned to its page "
-			"size %zu",
-			id, addr, length, page_size);
-		return -EINVAL;
+	    (length & (page_size - 1)))
+		return session_refuse(s, -EINVAL,
+				      "region %u: address %p or length %zu not aligned to its "
+				      "page size %zu",
+				      id, addr, length, page_size);
+	if (length > UINTPTR_MAX - (uintptr_t)addr)
+		return session_refuse(s, -EINVAL,
+				      "region %u: address %p + length %zu wraps the address space",
+				      id, addr, length);
+	if (session_region_find(s, id))
+		return session_refuse(s, -EEXIST, "region %u: id already added", id);
+	for (size_t i = 0; i < s->nregions; i++) {
+		const struct session_region *other = &s->regions[i];
+		uintptr_t start = (uintptr_t)addr, other_start = (uintptr_t)other->addr;
+
+		/* Two regions sharing a byte would each migrate it: the destination's copy
+		 * would depend on which region's page landed last. */
+		if (start < other_start + other->length && other_start < start + length)
+			return session_refuse(
+				s, -EINVAL, "region %u [%p, +%zu) overlaps region %u [%p, +%zu)",
+				id, addr, length, other->id, other->addr, other->length);
 	}
-	if (session_region_find(s, id)) {
-		rmig_log_error("session: region %u: id already added", id);
-		return -EEXIST;
-	}
-	if (s->nregions >= PROTOCOL_REGIONS_MAX) {
-		rmig_log_error("session: region %u: at most %u regions", id, PROTOCOL_REGIONS_MAX);
-		return -ENOSPC;
-	}
+	if (s->nregions >= PROTOCOL_REGIONS_MAX)
+		return session_refuse(s, -ENOSPC, "region %u: at most %u regions", id,
+				      PROTOCOL_REGIONS_MAX);
 	regions = realloc(s->regions, (s->nregions + 1) * sizeof(*regions));
 	if (!regions)
-		return -ENOMEM;
+		return session_refuse(s, -ENOMEM, "region %u: out of memory", id);
 	s->regions = regions;
 	r = &regions[s->nregions];
 	memset(r, 0, sizeof(*r));
@@ -297,7 +305,8 @@ int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t l
 		free(r->arrived);
 		free(r->hashed);
 		free(r->hashes);
-		return -ENOMEM;
+		return session_refuse(s, -ENOMEM, "region %u: out of memory for its %zu pages", id,
+				      r->npages);
 	}
 	s->nregions++;
 	s->stats.ram_bytes += length;
@@ -311,6 +320,22 @@ struct session_region *session_region_find(struct rmig_session *s, uint32_t id)
 			return &s->regions[i];
 	}
 	return NULL;
+}
+
+int session_region_dirty_source(struct rmig_session *s, uint32_t id)
+{
+	const struct session_region *r = session_region_find(s, id);
+	int kind;
+
+	if (s->role != RMIG_ROLE_SOURCE)
+		return session_refuse(s, -EINVAL, "region %u: only a source tracks dirty pages",
+				      id);
+	if (!r)
+		return session_refuse(s, -ENOENT, "region %u: no such region", id);
+	pthread_mutex_lock(&s->lock);
+	kind = (int)r->dirty_kind;
+	pthread_mutex_unlock(&s->lock);
+	return kind;
 }
 
 static void session_transport_options(struct rmig_session *s, struct transport_options *opts)
@@ -328,24 +353,26 @@ int session_listen(struct rmig_session *s, const char *uri)
 	ret = session_check_idle(s, "listen");
 	if (ret)
 		return ret;
-	if (s->role != RMIG_ROLE_DESTINATION || s->listener) {
-		rmig_log_error("session: listen: only a destination listens, once");
-		return -EINVAL;
-	}
+	if (s->role != RMIG_ROLE_DESTINATION || s->listener)
+		return session_refuse(s, -EINVAL, "listen: only a destination listens, once");
 	session_transport_options(s, &opts);
 	ret = transport_listen(uri, &opts, &s->listener);
 	if (ret)
-		return session_fail(s, ret, "cannot listen on %s: %s", uri, session_strerror(ret));
+		return session_refuse(s, ret, "cannot listen on %s: %s", uri,
+				      session_strerror(ret));
 	return 0;
 }
 
 int session_listen_uri(struct rmig_session *s, char *buf, size_t len)
 {
-	if (!s->listener) {
-		rmig_log_error("session: listen uri: the session is not listening");
-		return -EINVAL;
-	}
-	return transport_listener_uri(s->listener, buf, len);
+	int ret;
+
+	if (!s->listener)
+		return session_refuse(s, -EINVAL, "listen uri: the session is not listening");
+	ret = transport_listener_uri(s->listener, buf, len);
+	if (ret)
+		return session_refuse(s, ret, "listen uri: %s", session_strerror(ret));
+	return 0;
 }
 
 int session_connect(struct rmig_session *s, const char *uri)
@@ -357,14 +384,13 @@ int session_connect(struct rmig_session *s, const char *uri)
 	ret = session_check_idle(s, "connect");
 	if (ret)
 		return ret;
-	if (s->role != RMIG_ROLE_SOURCE || s->conn) {
-		rmig_log_error("session: connect: only a source connects, once");
-		return -EINVAL;
-	}
+	if (s->role != RMIG_ROLE_SOURCE || s->conn)
+		return session_refuse(s, -EINVAL, "connect: only a source connects, once");
 	session_transport_options(s, &opts);
 	ret = transport_connect(uri, &opts, &conn);
 	if (ret)
-		return session_fail(s, ret, "cannot connect to %s: %s", uri, session_strerror(ret));
+		return session_refuse(s, ret, "cannot connect to %s: %s", uri,
+				      session_strerror(ret));
 	session_conn_set(s, conn);
 	snprintf(s->peer_uri, sizeof(s->peer_uri), "%s", uri);
 	return 0;
@@ -377,24 +403,50 @@ void session_conn_set(struct rmig_session *s, struct transport_conn *conn)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
+static const char *session_role_prefix(const struct rmig_session *s)
+{
+	return s->role == RMIG_ROLE_SOURCE ? "source:" : "destination:";
+}
+
+/* Record "ROLE: message" as the last failing call's reason and, when `run` and the run has
+ * none yet, as the run's error; log it (at info: the caller gets err back and
+ * rmig_last_error() says why, so only a caller whose log level asks sees it twice). */
+static int session_error_record(struct rmig_session *s, int err, int run, const char *fmt,
+				va_list ap)
 {
 	char message[SESSION_ERROR_MAX - 16];
+
+	vsnprintf(message, sizeof(message), fmt, ap);
+	pthread_mutex_lock(&s->lock);
+	if (run && s->last_error[0]) {
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
+	snprintf(s->call_error, sizeof(s->call_error), "%s %s", session_role_prefix(s), message);
+	if (run)
+		memcpy(s->last_error, s->call_error, sizeof(s->last_error));
+	pthread_mutex_unlock(&s->lock);
+	rmig_log_info("%s %s", session_role_prefix(s), message);
+	return err;
+}
+
+int session_refuse(struct rmig_session *s, int err, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
+	err = session_error_record(s, err, 0, fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&s->lock);
-	if (!s->last_error[0]) {
-		snprintf(s->last_error, sizeof(s->last_error), "%s %s",
-			 s->role == RMIG_ROLE_SOURCE ? "source:" : "destination:", message);
-		pthread_mutex_unlock(&s->lock);
-		rmig_log_error("%s %s",
-			       s->role == RMIG_ROLE_SOURCE ? "source:" : "destination:", message);
-	} else {
-		pthread_mutex_unlock(&s->lock);
-	}
+	return err;
+}
+
+int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = session_error_record(s, err, 1, fmt, ap);
+	va_end(ap);
 	return err;
 }
 
@@ -422,7 +474,8 @@ static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_sta
 	out->bytes = ts.bytes_sent;
 	out->bytes_received = ts.bytes_received;
 	if (s->start_us && out->status != RMIG_STATUS_COMPLETED &&
-	    out->status != RMIG_STATUS_FAILED && out->status != RMIG_STATUS_CANCELLED)
+	    out->status != RMIG_STATUS_FAILED && out->status != RMIG_STATUS_CANCELLED &&
+	    out->status != RMIG_STATUS_LOST)
 		out->total_time_ms = (now - s->start_us) / 1000u;
 	if (s->pause_us && out->status == RMIG_STATUS_DEVICE)
 		out->downtime_ms = (now - s->pause_us) / 1000u;
@@ -447,7 +500,9 @@ int session_stats_get(struct rmig_session *s, struct rmig_stats *stats)
 	uint32_t size;
 
 	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
-		return -EINVAL;
+		return session_refuse(s, -EINVAL,
+				      "stats: stats is NULL or its struct_size %u is below %zu",
+				      stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
 	size = stats->struct_size < sizeof(snapshot) ? stats->struct_size : sizeof(snapshot);
 	pthread_mutex_lock(&s->lock);
 	session_stats_refresh_locked(s, &snapshot);
@@ -463,7 +518,9 @@ int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_
 	int ret = -ENOENT;
 
 	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
-		return -EINVAL;
+		return session_refuse(
+			s, -EINVAL, "round stats: stats is NULL or its struct_size %u is below %zu",
+			stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
 	size = stats->struct_size < sizeof(*stats) ? stats->struct_size : sizeof(*stats);
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nrounds; i++) {
@@ -475,6 +532,8 @@ int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		return session_refuse(s, ret, "round stats: round %u is not recorded", round);
 	return ret;
 }
 
@@ -511,9 +570,21 @@ int session_method_is_postcopy(uint32_t method)
 const char *session_last_error(struct rmig_session *s)
 {
 	pthread_mutex_lock(&s->lock);
-	memcpy(s->last_error_copy, s->last_error, sizeof(s->last_error_copy));
+	memcpy(s->last_error_copy, s->call_error, sizeof(s->last_error_copy));
 	pthread_mutex_unlock(&s->lock);
 	return s->last_error_copy;
+}
+
+size_t session_last_error_copy(struct rmig_session *s, char *buf, size_t len)
+{
+	size_t full;
+
+	pthread_mutex_lock(&s->lock);
+	full = strlen(s->call_error);
+	if (len)
+		snprintf(buf, len, "%s", s->call_error);
+	pthread_mutex_unlock(&s->lock);
+	return full;
 }
 
 static uint64_t session_bytes_sent(struct rmig_session *s)
@@ -626,6 +697,7 @@ void session_error_append(struct rmig_session *s, const char *text)
 	pthread_mutex_lock(&s->lock);
 	used = strlen(s->last_error);
 	snprintf(s->last_error + used, sizeof(s->last_error) - used, "%s", text);
+	memcpy(s->call_error, s->last_error, sizeof(s->call_error));
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -673,16 +745,49 @@ void session_histogram_update(struct rmig_session *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* How long a side whose connection failed waits for what the peer sent before it went. */
+#define SESSION_PEER_REASON_WAIT_MS 1000
+
+int session_peer_reason(struct rmig_session *s)
+{
+	uint64_t deadline = session_now_us() + SESSION_PEER_REASON_WAIT_MS * 1000u;
+	char why[TRANSPORT_ERROR_MAX];
+
+	/* The transport hands out what arrived before the close first, and reports the close
+	 * once nothing is left; an ABORT among them says why the peer went. */
+	for (;;) {
+		uint64_t now = session_now_us();
+		struct protocol_abort abort_msg;
+		struct transport_msg msg;
+		const void *payload;
+		size_t len;
+
+		if (now >= deadline ||
+		    transport_recv(s->conn, &msg, (int)((deadline - now) / 1000u)) != 0)
+			return 0;
+		if (msg.type == TRANSPORT_MSG_CTRL &&
+		    protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why)) ==
+			    PROTOCOL_ABORT &&
+		    protocol_abort_from_wire(payload, len, &abort_msg, why, sizeof(why)) == 0)
+			return session_peer_aborted(s, &abort_msg);
+	}
+}
+
 int session_ctrl_send(struct rmig_session *s, size_t len)
 {
 	int ret;
 
 	ret = transport_ctrl_send(s->conn, s->msg_buf, len);
-	if (ret)
+	if (ret) {
+		int peer = session_peer_reason(s);
+
+		if (peer)
+			return peer;
 		return session_fail(s, ret, "sending a control message to %s: %s%s%s",
 				    s->conn->peer, session_strerror(ret),
 				    transport_error(s->conn)[0] ? ": " : "",
 				    transport_error(s->conn));
+	}
 	return 0;
 }
 
@@ -810,20 +915,41 @@ int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *ab
 	/* The peer's cancel is not ours: this side did not ask to stop. */
 	int code = abort_msg->code == -ECANCELED ? -ECONNABORTED : abort_msg->code;
 
+	s->peer_aborted = 1;
 	return session_fail(s, code, "the %s (%s) aborted: %s",
 			    s->role == RMIG_ROLE_SOURCE ? "destination" : "source", s->conn->peer,
 			    abort_msg->reason);
 }
 
+/* How long a side that aborted keeps the connection open for the peer to read why. */
+#define SESSION_ABORT_LINGER_MS 3000
+
 void session_abort_send(struct rmig_session *s, int code, const char *reason)
 {
-	if (!s->conn || s->conn->failed)
+	uint64_t deadline;
+
+	/* A peer that aborted has gone already; a failed connection carries nothing. */
+	if (!s->conn || s->conn->failed || s->peer_aborted)
 		return;
 	if (code >= 0 || code < -4095)
 		code = -EIO;
 	transport_ctrl_send(s->conn, s->msg_buf, protocol_abort_to_wire(code, reason, s->msg_buf));
 	/* The abort must reach the peer before the connection goes. */
 	transport_flush(s->conn, 1000);
+	/* And the peer must read it: closing now, with the peer's pages still arriving, could
+	 * reset the connection under it before it read the abort (its sends fail first, and the
+	 * reason is lost). So keep receiving, and dropping, what it sends until it closes its
+	 * end, which it does as soon as it reads the abort (a source checks for one between
+	 * batches), or until the linger runs out. */
+	deadline = session_now_us() + SESSION_ABORT_LINGER_MS * 1000u;
+	for (;;) {
+		uint64_t now = session_now_us();
+		struct transport_msg msg;
+
+		if (now >= deadline ||
+		    transport_recv(s->conn, &msg, (int)((deadline - now) / 1000u)) != 0)
+			break;
+	}
 }
 
 void session_disconnect(struct rmig_session *s)
@@ -847,6 +973,15 @@ void session_disconnect(struct rmig_session *s)
 	}
 }
 
+/* A failure after the destination resumed the VM, in the post-copy family: the source cannot
+ * take it back and the destination lacks pages. */
+static int session_vm_lost(const struct rmig_session *s)
+{
+	if (!s->point_of_no_return)
+		return 0;
+	return s->role == RMIG_ROLE_DESTINATION || session_method_is_postcopy(s->method);
+}
+
 int session_run(struct rmig_session *s)
 {
 	int ret;
@@ -854,11 +989,11 @@ int session_run(struct rmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (s->started && !s->thread_started) {
 		pthread_mutex_unlock(&s->lock);
-		rmig_log_error("session: run: the migration has already run");
-		return -EBUSY;
+		return session_refuse(s, -EBUSY, "run: the migration has already run");
 	}
 	s->started = 1;
 	s->last_error[0] = '\0';
+	s->call_error[0] = '\0';
 	pthread_mutex_unlock(&s->lock);
 
 	if (s->nregions == 0)
@@ -871,12 +1006,18 @@ int session_run(struct rmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (ret == 0)
 		s->stats.status = RMIG_STATUS_COMPLETED;
+	else if (session_vm_lost(s))
+		s->stats.status = RMIG_STATUS_LOST;
 	else if (ret == -ECANCELED)
 		s->stats.status = RMIG_STATUS_CANCELLED;
 	else
 		s->stats.status = RMIG_STATUS_FAILED;
 	if (s->start_us)
 		s->stats.total_time_ms = (session_now_us() - s->start_us) / 1000u;
+	/* A failed run paused the guest too: from the pause until the run gave up (the source
+	 * has resumed it by then, unless it was lost). */
+	if (ret && s->pause_us && !s->stats.downtime_ms)
+		s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
 	session_progress(s, RMIG_EVENT_DONE);
 	return ret;
@@ -902,8 +1043,7 @@ int session_start(struct rmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (s->started) {
 		pthread_mutex_unlock(&s->lock);
-		rmig_log_error("session: start: the migration has already started");
-		return -EBUSY;
+		return session_refuse(s, -EBUSY, "start: the migration has already started");
 	}
 	s->started = 1;
 	s->thread_started = 1;
@@ -914,20 +1054,28 @@ int session_start(struct rmig_session *s)
 		s->started = 0;
 		s->thread_started = 0;
 		pthread_mutex_unlock(&s->lock);
-		rmig_log_error("session: start: cannot create the migration thread: %s",
-			       session_strerror(ret));
-		return ret;
+		return session_refuse(s, ret, "start: cannot create the migration thread: %s",
+				      session_strerror(ret));
 	}
 	return 0;
 }
 
 int session_wait(struct rmig_session *s, int timeout_ms)
 {
+	int result, ret = session_wait_result(s, timeout_ms, &result);
+
+	if (ret == -EINPROGRESS)
+		return -ETIMEDOUT;
+	return ret ? ret : result;
+}
+
+int session_wait_result(struct rmig_session *s, int timeout_ms, int *result_p)
+{
 	struct timespec deadline;
 	int ret = 0;
 
 	if (!s->thread_started)
-		return -EINVAL;
+		return session_refuse(s, -EINVAL, "wait: the migration was not started");
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	if (timeout_ms >= 0) {
 		deadline.tv_sec += timeout_ms / 1000;
@@ -946,11 +1094,11 @@ int session_wait(struct rmig_session *s, int timeout_ms)
 	}
 	if (!s->finished) {
 		pthread_mutex_unlock(&s->lock);
-		return -ETIMEDOUT;
+		return -EINPROGRESS;
 	}
-	ret = s->result;
+	*result_p = s->result;
 	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return 0;
 }
 
 int session_cancel(struct rmig_session *s)
@@ -1015,6 +1163,7 @@ const char *session_status_name(uint32_t status)
 		[RMIG_STATUS_ACTIVE] = "active",       [RMIG_STATUS_DEVICE] = "device",
 		[RMIG_STATUS_COMPLETED] = "completed", [RMIG_STATUS_FAILED] = "failed",
 		[RMIG_STATUS_CANCELLED] = "cancelled", [RMIG_STATUS_POSTCOPY] = "postcopy",
+		[RMIG_STATUS_LOST] = "lost",
 	};
 
 	return status < sizeof(names) / sizeof(names[0]) ? names[status] : "unknown";

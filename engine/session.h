@@ -19,6 +19,7 @@
 #define SESSION_DEFAULT_DOWNTIME_MS 300u
 #define SESSION_DEFAULT_MAX_ROUNDS 30u
 #define SESSION_DEFAULT_TIMEOUT_MS 30000u
+#define SESSION_STREAMS_MAX 64u
 #define SESSION_PROGRESS_INTERVAL_US 100000u
 
 struct dirty_source;
@@ -39,6 +40,9 @@ struct session_region {
 	/* source: how many times each page crossed (saturating); later methods read it */
 	uint8_t *send_count;
 	struct dirty_source *tracker; /* source */
+	/* source: enum rmig_dirty_source tracking this region once started (kept after the
+	 * tracker goes), RMIG_DIRTY_AUTO before */
+	uint32_t dirty_kind;
 	/* source, post-copy tail: batches name the destination's staging region staging_id
 	 * instead of id */
 	int to_staging;
@@ -83,7 +87,11 @@ struct rmig_session {
 	size_t nrounds;
 	size_t rounds_capacity;
 	struct transport_stats final_transport; /* taken when the connection closes */
+	/* The run's error: the first failure of the run wins (what the peer is told). */
 	char last_error[SESSION_ERROR_MAX];
+	/* The reason of the last failing call into the session: a refused argument, or the run's
+	 * error once the run failed. What rmig_last_error() reports. */
+	char call_error[SESSION_ERROR_MAX];
 	char last_error_copy[SESSION_ERROR_MAX]; /* what rmig_last_error() hands out */
 
 	atomic_int cancel_requested;
@@ -99,6 +107,7 @@ struct rmig_session {
 	uint64_t last_progress_us;
 	int vm_paused;		/* source: pause_vm succeeded and the VM has not run again */
 	int point_of_no_return; /* source: RESUME sent; cancelling no longer helps */
+	int peer_aborted;	/* the peer's ABORT arrived: it has gone, no abort goes back */
 	uint32_t throttle_percent;
 	uint32_t throttle_strikes;
 
@@ -146,6 +155,9 @@ int session_set_callbacks(struct rmig_session *s, const struct rmig_callbacks *c
 int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t length,
 		       size_t page_size);
 struct session_region *session_region_find(struct rmig_session *s, uint32_t id);
+/* Source: how region id is tracked (enum rmig_dirty_source; AUTO until tracking started),
+ * -ENOENT for an unknown id, -EINVAL on a destination. */
+int session_region_dirty_source(struct rmig_session *s, uint32_t id);
 int session_listen(struct rmig_session *s, const char *uri);
 int session_listen_uri(struct rmig_session *s, char *buf, size_t len);
 int session_connect(struct rmig_session *s, const char *uri);
@@ -156,6 +168,12 @@ int session_cancel(struct rmig_session *s);
 int session_stats_get(struct rmig_session *s, struct rmig_stats *stats);
 int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats);
 const char *session_last_error(struct rmig_session *s);
+/* Copy the last failing call's reason into buf (NUL-terminated, truncated to len): returns
+ * its full length. */
+size_t session_last_error_copy(struct rmig_session *s, char *buf, size_t len);
+/* Wait as session_wait(), telling the end apart from the wait running out: 0 with *result_p
+ * set to what the run returned, -EINPROGRESS when it still runs, -EINVAL when not started. */
+int session_wait_result(struct rmig_session *s, int timeout_ms, int *result_p);
 const char *session_method_reason(struct rmig_session *s);
 /* Record what runs and why (printf-style reason). */
 void session_method_set(struct rmig_session *s, uint32_t method, uint32_t policy, const char *fmt,
@@ -163,6 +181,10 @@ void session_method_set(struct rmig_session *s, uint32_t method, uint32_t policy
 /* 1 for the methods that resume on the destination before all RAM has arrived. */
 int session_method_is_postcopy(uint32_t method);
 
+/* Refuse a call into the session: record why as the last error (replacing the one before),
+ * log it at info level (the caller gets it back; the default log prints nothing), return err. */
+int session_refuse(struct rmig_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Record err as the session's error (the first one of a run wins), log it once, return err. */
 int session_fail(struct rmig_session *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -204,6 +226,10 @@ int session_pull_report(struct rmig_session *s, const void *payload, size_t len)
  * session), waiting up to wait_ms for the first message. 0 or -errno. */
 int session_ctrl_poll(struct rmig_session *s, int wait_ms);
 int session_peer_aborted(struct rmig_session *s, const struct protocol_abort *abort_msg);
+/* The connection failed under this side: wait briefly for what the peer sent before it went.
+ * When that holds an ABORT, record the peer's reason as the error and return its code; else
+ * return 0 (the caller reports the transport's error). Messages before it are dropped. */
+int session_peer_reason(struct rmig_session *s);
 /* Tell the peer why the migration ends (best effort). */
 void session_abort_send(struct rmig_session *s, int code, const char *reason);
 /* Publish the session's connection (stats readers on other threads look at it). */

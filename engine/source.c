@@ -173,9 +173,12 @@ static int source_trackers_start(struct rmig_session *s)
 					    session_strerror(ret));
 		rmig_log_info("source: region %u: dirty tracking by %s", r->id,
 			      dirty_kind_name(dirty_source_kind(r->tracker)));
-		/* enum dirty_kind and enum rmig_dirty_source number the kinds alike. */
+		/* enum dirty_kind and enum rmig_dirty_source number the kinds alike. The
+		 * stats carry the first region's; each region's is asked for by id. */
 		pthread_mutex_lock(&s->lock);
-		s->stats.dirty_source = (uint32_t)dirty_source_kind(r->tracker);
+		r->dirty_kind = (uint32_t)dirty_source_kind(r->tracker);
+		if (i == 0)
+			s->stats.dirty_source = r->dirty_kind;
 		pthread_mutex_unlock(&s->lock);
 	}
 	s->last_sample_us = session_now_us();
@@ -244,22 +247,14 @@ static void source_mark_all(struct session_region *r)
 	bitmap_set_range(r->dirty, 0, r->npages);
 }
 
-/* A failed post leaves its reason in the transport; the peer may also have said why. */
+/* A failed post leaves its reason in the transport; the peer may also have said why, in an
+ * ABORT that arrived before its close (behind messages this side had not read yet). */
 static int source_post_failed(struct rmig_session *s, int err)
 {
-	struct transport_msg msg;
+	int peer = session_peer_reason(s);
 
-	if (transport_recv(s->conn, &msg, 0) == 0 && msg.type == TRANSPORT_MSG_CTRL) {
-		char why[TRANSPORT_ERROR_MAX];
-		struct protocol_abort abort_msg;
-		const void *payload;
-		size_t len;
-
-		if (protocol_parse(msg.data, msg.len, &payload, &len, why, sizeof(why)) ==
-			    PROTOCOL_ABORT &&
-		    protocol_abort_from_wire(payload, len, &abort_msg, why, sizeof(why)) == 0)
-			return session_peer_aborted(s, &abort_msg);
-	}
+	if (peer)
+		return peer;
 	return session_fail(s, err, "sending pages to %s: %s%s%s", s->conn->peer,
 			    session_strerror(err), transport_error(s->conn)[0] ? ": " : "",
 			    transport_error(s->conn));
@@ -302,6 +297,14 @@ int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
 
 		if (session_cancelled(s) && !s->point_of_no_return)
 			return session_fail(s, -ECANCELED, "cancelled in round %u", s->stats.round);
+		/* A destination that gives up says why and waits a moment for it to be read:
+		 * look between batches (hooks do; the post-copy tail's messages are requests
+		 * its own loop reads). */
+		if (!hook && !s->point_of_no_return) {
+			ret = session_ctrl_poll(s, 0);
+			if (ret)
+				return ret;
+		}
 		if (hook) {
 			ret = hook(s, hook_arg);
 			if (ret < 0)
@@ -1589,8 +1592,8 @@ err_abort:
 		session_error_append(s, "; the destination had resumed the VM, which cannot run "
 					"here again: the migration is lost, stop the VM on the "
 					"destination");
-		rmig_log_error("source: post-copy failed after the destination resumed the VM: "
-			       "the VM is lost (it cannot run here again and lacks pages there)");
+		rmig_log_info("source: post-copy failed after the destination resumed the VM: "
+			      "the VM is lost (it cannot run here again and lacks pages there)");
 	}
 	/* Whatever went wrong before the resume, the VM runs here again. */
 	if (s->throttle_percent && (s->callbacks.field_mask & RMIG_CB_THROTTLE))

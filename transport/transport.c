@@ -78,9 +78,9 @@ int transport_uri_parse(const char *uri, struct transport_uri *out)
 	out->port = (uint16_t)port;
 	return 0;
 bad:
-	rmig_log_error("transport: bad URI '%s' (expected rdma://host:port, tcp://host:port or "
-		       "loop:name)",
-		       uri);
+	rmig_log_info("transport: bad URI '%s' (expected rdma://host:port, tcp://host:port or "
+		      "loop:name)",
+		      uri);
 	return -EINVAL;
 }
 
@@ -95,8 +95,8 @@ static int transport_ops_for_uri(const char *uri, const struct transport_ops **o
 		return ret;
 	ops = transport_by_scheme(parsed.scheme);
 	if (!ops) {
-		rmig_log_error("transport: unknown scheme '%s' in '%s' (rdma, tcp, loop)",
-			       parsed.scheme, uri);
+		rmig_log_info("transport: unknown scheme '%s' in '%s' (rdma, tcp, loop)",
+			      parsed.scheme, uri);
 		return -EPROTONOSUPPORT;
 	}
 	*ops_p = ops;

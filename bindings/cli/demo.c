@@ -953,8 +953,11 @@ int rmig_cli_send(int argc, char **argv)
 	}
 	rmig_session_stats(src, &st);
 	demo_report("send", &o, o.uri, &st,
-		    ret ? "the guest keeps running here"
-			: "checked by rmig recv against the RAM hash in the device state",
+		    st.status == RMIG_STATUS_LOST
+			    ? "LOST: it had resumed on the destination, which lacks pages; it "
+			      "cannot run here again"
+		    : ret ? "the guest keeps running here"
+			  : "checked by rmig recv against the RAM hash in the device state",
 		    ret, src,
 		    &(struct demo_extra){.method_reason = rmig_session_method_reason(src)});
 	if (!ret && !o.json)
@@ -1010,7 +1013,9 @@ int rmig_cli_recv(int argc, char **argv)
 		match = !strcmp(expected, actual);
 	}
 	demo_report("recv", &o, uri, &st,
-		    ret	    ? "discarded (never resumed)"
+		    st.status == RMIG_STATUS_LOST
+			    ? "LOST: resumed here, then pages never came (post-copy)"
+		    : ret   ? "discarded (never resumed)"
 		    : match ? "RAM hash equals the sender's at pause, resumed"
 			    : "RAM hash DIFFERS from the sender's",
 		    ret, dst, &(struct demo_extra){.method_reason = ""});

@@ -90,7 +90,7 @@ struct rmig_params {
 	uint32_t verify;	  /* enum rmig_verify; default RMIG_VERIFY_ALL */
 	const void *key;	  /* shared secret both hosts set; copied; default none */
 	uint32_t key_len;	  /* 1..RMIG_KEY_MAX, 0 clears the key */
-	uint32_t streams;	  /* parallel connections / queue pairs; default 1 */
+	uint32_t streams;	  /* parallel connections / queue pairs, 1..64; default 1 */
 	uint32_t timeout_ms;	  /* longest wait for the peer at any step; default 30000 */
 	uint32_t reserved;	  /* must be 0 */
 };
@@ -124,7 +124,11 @@ enum rmig_event {
 struct rmig_callbacks {
 	uint64_t field_mask; /* RMIG_CB_* */
 	/* Source: set the bit of every page of region_id written since the previous call in
-	 * bitmap (npages bits, zeroed by rmig; bit i of word i / 64 is page i). */
+	 * bitmap (npages bits, zeroed by rmig; bit i of word i / 64 is page i). The first call
+	 * for a region starts the log: rmig makes it when tracking starts, before any page is
+	 * read, and drops what it reports (writes from before the migration), so a hypervisor
+	 * need not clear its log first. Every later call reports the writes since the one
+	 * before. */
 	int (*dirty_sync)(void *opaque, uint32_t region_id, uint64_t *bitmap, size_t npages);
 	/* Source: stop the vCPUs. After it returns no guest RAM may change. */
 	int (*pause_vm)(void *opaque);
@@ -153,6 +157,10 @@ enum rmig_status {
 	RMIG_STATUS_CANCELLED = 6,
 	/* the VM runs on the destination; pages still arrive (post-copy family) */
 	RMIG_STATUS_POSTCOPY = 7,
+	/* (1.1) failed after the destination resumed the VM (post-copy family): the source
+	 * cannot take it back and the destination lacks pages; the VM is lost. Distinct from
+	 * RMIG_STATUS_FAILED, after which the source VM runs (again). */
+	RMIG_STATUS_LOST = 8,
 };
 
 /* Why pre-copy stopped iterating. */
@@ -179,21 +187,25 @@ struct rmig_stats {
 	uint64_t dirty_pages_rate;	/* pages dirtied per second, last round */
 	uint64_t bandwidth;		/* bytes per second on the wire, last round */
 	uint64_t projected_downtime_ms; /* at the last stop decision */
-	uint64_t downtime_ms;	      /* pause to resume (source: to the resume acknowledgement) */
-	uint64_t total_time_ms;	      /* start to resume, or so far */
-	uint64_t setup_time_ms;	      /* start to the first page sent */
-	uint64_t bytes;		      /* sent on the wire by this end, headers included */
-	uint64_t data_bytes;	      /* page payload */
-	uint64_t pages_sent;	      /* page transmissions, zero-page markers included */
-	uint64_t zero_pages;	      /* of which zero-page markers (no data) */
-	uint64_t pages_sent_multiple; /* distinct pages sent more than once */
+	/* pause to resume (source: to the resume acknowledgement); after a failure with the VM
+	 * paused, pause to when the run gave up */
+	uint64_t downtime_ms;
+	uint64_t total_time_ms;		  /* start to resume, or so far */
+	uint64_t setup_time_ms;		  /* start to the first page sent */
+	uint64_t bytes;			  /* sent on the wire by this end, headers included */
+	uint64_t data_bytes;		  /* page payload */
+	uint64_t pages_sent;		  /* page transmissions, zero-page markers included */
+	uint64_t zero_pages;		  /* of which zero-page markers (no data) */
+	uint64_t pages_sent_multiple;	  /* distinct pages sent more than once */
 	uint64_t pages_sent_histogram[4]; /* distinct pages sent 1, 2, 3, 4 or more times */
 	uint64_t pages_verified;	  /* pages whose hashes were compared at switchover */
 	uint64_t pages_mismatched;	  /* of which differed and were resent */
 	uint64_t device_state_bytes;
 	uint64_t pages_received; /* destination: page arrivals */
 	uint64_t bytes_received; /* received on the wire by this end, headers included */
-	uint32_t dirty_source;	 /* source: enum rmig_dirty_source actually tracking (not AUTO) */
+	/* source: enum rmig_dirty_source tracking the first region (not AUTO); regions may
+	 * differ (a shared mapping is hashed): rmig_region_dirty_source() per region */
+	uint32_t dirty_source;
 	uint32_t reserved;
 	/* The method that runs: method, or what auto chose once it chose (AUTO until then);
 	 * rmig_session_method_reason() says why. */
@@ -326,8 +338,12 @@ int rmig_session_set_callbacks(rmig_session_t *session, const struct rmig_callba
  * @length: a multiple of @page_size.
  * @page_size: a power of two, 4 KiB up to 1 GiB.
  *
- * Return: 0; -EINVAL for a misaligned address or length or a bad page size; -EEXIST for a used
- * id; -EBUSY once started; -ENOMEM.
+ * Regions must not overlap: a byte in two regions would be migrated twice, and what the
+ * destination holds would depend on which copy landed last.
+ *
+ * Return: 0; -EINVAL for a misaligned address or length, a bad page size, a length that wraps
+ * the address space, or a range overlapping a region already added; -EEXIST for a used id;
+ * -ENOSPC past the region limit; -EBUSY once started; -ENOMEM.
  */
 int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr, size_t length,
 		    size_t page_size);
@@ -371,7 +387,7 @@ int rmig_session_connect(rmig_session_t *session, const char *uri);
  * the source VM keeps (or goes back to) running and the destination never resumes. With the
  * post-copy family both ends return only once every page has arrived; a failure after the
  * resume loses the VM (the source cannot take it back, the destination lacks pages), which the
- * error says.
+ * error says and the status RMIG_STATUS_LOST (1.1) marks, on both ends.
  *
  * Return: 0 when the VM runs on the destination; -ECANCELED after rmig_session_cancel();
  * -EOPNOTSUPP for a method the destination cannot run (post-copy needs userfaultfd on its
@@ -396,13 +412,14 @@ int rmig_session_start(rmig_session_t *session);
  * @timeout_ms: -1 waits as long as it takes.
  *
  * Return: what rmig_session_run() returned; -ETIMEDOUT when it is still running; -EINVAL when
- * it was not started.
+ * it was not started. The migration itself may fail with -ETIMEDOUT too (a silent peer):
+ * rmig_session_wait_result() tells the two apart.
  */
 int rmig_session_wait(rmig_session_t *session, int timeout_ms);
 
 /**
  * rmig_session_cancel() - stop a running migration as soon as possible.
- * @session: any session; safe from any thread and from callbacks.
+ * @session: any session, or NULL (nothing happens); safe from any thread and from callbacks.
  *
  * The source VM keeps running (it is resumed if it was paused); the destination is discarded
  * and never resumes. Cancelling after the destination resumed has no effect.
@@ -432,13 +449,59 @@ int rmig_session_round_stats(rmig_session_t *session, uint32_t round,
 			     struct rmig_round_stats *stats);
 
 /**
- * rmig_last_error() - the session's last error, with where and why.
+ * rmig_last_error() - the reason of the session's last failing call, with where and why.
  * @session: any session.
  *
+ * Every call that fails on a session leaves its own reason here (an argument refused, a
+ * listen or connect that failed, the run's error once the run failed), replacing the one
+ * before; a run clears it as it starts. rmig does not print errors it returns at the log's
+ * default level: they are logged at RMIG_LOG_INFO.
+ *
  * Return: a NUL-terminated message, "" when there was none. Valid until the next call into the
- * session.
+ * session from any thread: from a thread other than the one that runs the session, use
+ * rmig_last_error_copy().
  */
 const char *rmig_last_error(rmig_session_t *session);
+
+/**
+ * rmig_last_error_copy() - copy the reason of the session's last failing call (1.1).
+ * @session: any session; safe from any thread while the session runs.
+ * @buf: receives the NUL-terminated message, truncated to fit; may be NULL when @len is 0.
+ * @len: size of @buf.
+ *
+ * The same message as rmig_last_error(), copied under the session's lock.
+ *
+ * Return: the message's full length (without the NUL; >= @len means it was truncated), or
+ * -EINVAL for a NULL @session, or a NULL @buf with a nonzero @len.
+ */
+int rmig_last_error_copy(rmig_session_t *session, char *buf, size_t len);
+
+/**
+ * rmig_session_wait_result() - wait for a migration started with rmig_session_start(),
+ * telling "still running" apart from the migration's own result (1.1).
+ * @session: a started session.
+ * @timeout_ms: -1 waits as long as it takes.
+ * @result_p: set, once the migration ended, to what rmig_session_run() returned (0, or any
+ *            of its -errno codes, -ETIMEDOUT included).
+ *
+ * Return: 0 when the migration ended (*result_p set); -EINPROGRESS when it still runs after
+ * @timeout_ms; -EINVAL when it was not started or @result_p is NULL.
+ */
+int rmig_session_wait_result(rmig_session_t *session, int timeout_ms, int *result_p);
+
+/**
+ * rmig_region_dirty_source() - how the source tracks the pages of one region (1.1).
+ * @session: a source session.
+ * @id: a region added with rmig_region_add().
+ *
+ * Regions of one session may be tracked differently: with RMIG_DIRTY_AUTO a private mapping
+ * gets userfaultfd and a shared one (memfd, a QEMU memory backend) content hashing.
+ *
+ * Return: enum rmig_dirty_source (RMIG_DIRTY_AUTO until tracking started, which is at the
+ * start of the run; the kind stays readable after the run); -ENOENT for an unknown @id;
+ * -EINVAL on a destination or a NULL @session.
+ */
+int rmig_region_dirty_source(rmig_session_t *session, uint32_t id);
 
 /**
  * rmig_session_method_reason() - why the session runs the method it runs.
@@ -454,7 +517,7 @@ const char *rmig_session_method_reason(rmig_session_t *session);
 
 /**
  * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled",
- * "postcopy".
+ * "postcopy", "lost".
  * @status: enum rmig_status.
  *
  * Return: a static string, "unknown" for another value.

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine/session.h"
 #include "integration/engine_harness.h"
 #include "transport/transport.h"
 
@@ -249,6 +250,14 @@ void harness_sessions(struct harness *h)
 	assert_int_equal(
 		rmig_region_add(h->dst, h->dst_region_id, h->dst_ram, h->dst_length, HARNESS_PAGE),
 		0);
+	if (h->second_length) {
+		assert_int_equal(rmig_region_add(h->src, HARNESS_REGION_ID + 1, h->src_second,
+						 h->second_length, HARNESS_PAGE),
+				 0);
+		assert_int_equal(rmig_region_add(h->dst, HARNESS_REGION_ID + 1, h->dst_second,
+						 h->second_length, HARNESS_PAGE),
+				 0);
+	}
 	assert_int_equal(rmig_session_listen(h->dst, h->listen_uri), 0);
 	assert_int_equal(rmig_session_listen_uri(h->dst, uri, sizeof(uri)), 0);
 	assert_int_equal(rmig_session_start(h->dst), 0);
@@ -264,6 +273,57 @@ void harness_run(struct harness *h)
 	if (h->dst_ret)
 		print_message("destination: %d %s\n", h->dst_ret, rmig_last_error(h->dst));
 	harness_writer_stop(h);
+}
+
+static uint64_t harness_next_random(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+static int harness_dirty_log_sync(struct harness *h, uint32_t region_id, uint64_t *bitmap,
+				  size_t npages)
+{
+	struct harness_dirty_log *log = h->user;
+	struct transport_stats ts;
+	uint64_t pages;
+
+	(void)region_id;
+	transport_stats_get(h->src->conn, &ts);
+	pages = (ts.data_bytes_sent - log->sent_at_sync) / HARNESS_PAGE * log->per_page_sent;
+	log->sent_at_sync = ts.data_bytes_sent;
+	for (uint64_t i = 0; !atomic_load(&h->src_paused) && i < pages; i++) {
+		size_t page = (size_t)(harness_next_random(&log->rng) % npages);
+
+		harness_page_write(h, page, log->rng);
+		log->bits[page / 64] |= 1ull << (page % 64);
+		log->written++;
+	}
+	for (size_t w = 0; w < (npages + 63) / 64; w++) {
+		bitmap[w] = log->bits[w];
+		log->bits[w] = 0;
+	}
+	return 0;
+}
+
+void harness_dirty_log_outpace(struct harness *h, struct harness_dirty_log *log,
+			       unsigned per_page_sent)
+{
+	memset(log, 0, sizeof(*log));
+	log->bits = calloc((harness_pages(h) + 63) / 64, sizeof(uint64_t));
+	assert_non_null(log->bits);
+	log->rng = 88172645463325252ull;
+	log->per_page_sent = per_page_sent;
+	h->user = log;
+	h->on_dirty_sync = harness_dirty_log_sync;
+}
+
+void harness_dirty_log_free(struct harness_dirty_log *log)
+{
+	free(log->bits);
+	log->bits = NULL;
 }
 
 void harness_fini(struct harness *h)

@@ -30,6 +30,11 @@ struct harness {
 	unsigned char *dst_ram;
 	rmig_session_t *src;
 	rmig_session_t *dst;
+	/* when second_length != 0: a second region (id HARNESS_REGION_ID + 1) on each side,
+	 * memory the test provides and unmaps */
+	unsigned char *src_second;
+	unsigned char *dst_second;
+	size_t second_length;
 	struct rmig_params params;	 /* applied to both sessions */
 	struct rmig_params dst_params;	 /* then this to the destination (when field_mask != 0) */
 	harness_progress_fn on_progress; /* source progress, on the migration thread */
@@ -71,6 +76,21 @@ void harness_writer_start(struct harness *h);
 /* Run the source on this thread, then wait for the destination: fills src_ret, dst_ret. */
 void harness_run(struct harness *h);
 void harness_fini(struct harness *h);
+
+/* A hypervisor dirty log whose guest writes, before every sync, `per_page_sent` times as many
+ * pages (scattered over its RAM) as the transport carried since the previous sync: its dirty
+ * rate is that multiple of the bandwidth by construction, on a fast host as under emulation.
+ * Install with harness_dirty_log_outpace() before harness_sessions(). */
+struct harness_dirty_log {
+	uint64_t *bits;
+	uint64_t sent_at_sync; /* page payload the transport had taken at the previous sync */
+	uint64_t rng;
+	uint64_t written;
+	unsigned per_page_sent;
+};
+void harness_dirty_log_outpace(struct harness *h, struct harness_dirty_log *log,
+			       unsigned per_page_sent);
+void harness_dirty_log_free(struct harness_dirty_log *log);
 
 /* Write a recognisable pattern into page of the source RAM. */
 void harness_page_write(struct harness *h, size_t page, uint64_t tag);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The hypervisor dirty source: each sync calls the callback with the region id, npages and a
+/* The hypervisor dirty source: start makes the first call and drops what it reports (writes
+ * from before the migration); each sync calls the callback with the region id, npages and a
  * zeroed bitmap, ORs what it sets into the caller's bitmap, drops bits past npages and passes
  * the callback's error on. */
 #include <setjmp.h>
@@ -47,21 +48,73 @@ static int hypervisor_sync(void *opaque, uint32_t region_id, uint64_t *bitmap, s
 	return 0;
 }
 
+static struct dirty_source_config hypervisor_config(struct hypervisor *h, void *mem)
+{
+	return (struct dirty_source_config){.kind = DIRTY_KIND_HYPERVISOR,
+					    .region_id = 9,
+					    .addr = mem,
+					    .length = NPAGES * PAGE,
+					    .page_size = PAGE,
+					    .hypervisor_sync = hypervisor_sync,
+					    .hypervisor_opaque = h};
+}
+
 static struct dirty_source *hypervisor_source(struct hypervisor *h, void *mem)
 {
-	struct dirty_source_config config = {.kind = DIRTY_KIND_HYPERVISOR,
-					     .region_id = 9,
-					     .addr = mem,
-					     .length = NPAGES * PAGE,
-					     .page_size = PAGE,
-					     .hypervisor_sync = hypervisor_sync,
-					     .hypervisor_opaque = h};
+	struct dirty_source_config config = hypervisor_config(h, mem);
+	/* what the log held before the migration: every page written since boot */
+	static const size_t since_boot[] = {0, 1, 2, 5, 50, 63, 64, 98, 99};
+	const size_t *pages = h->pages;
+	size_t npages_set = h->npages_set;
+	int error = h->error;
 	struct dirty_source *source;
 
 	assert_int_equal(dirty_source_create(&config, &source), 0);
 	assert_int_equal(dirty_source_kind(source), DIRTY_KIND_HYPERVISOR);
+	h->pages = since_boot;
+	h->npages_set = sizeof(since_boot) / sizeof(since_boot[0]);
+	h->error = 0;
 	assert_int_equal(dirty_source_start(source), 0);
+	/* start made the log's first call */
+	assert_int_equal(h->calls, 1);
+	assert_int_equal(h->region_id, 9);
+	h->pages = pages;
+	h->npages_set = npages_set;
+	h->error = error;
+	h->calls = 0;
 	return source;
+}
+
+static void test_dirty_hypervisor_first_call_starts_the_log_and_is_dropped(void **state)
+{
+	void *mem = aligned_alloc(PAGE, NPAGES * PAGE);
+	struct hypervisor h = {0};
+	uint64_t bitmap[2] = {0};
+	struct dirty_source *source = hypervisor_source(&h, mem);
+
+	(void)state;
+	/* nothing written since start: the writes since boot that start's call reported are
+	 * not reported again */
+	assert_int_equal(dirty_source_sync(source, bitmap), 0);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(bitmap[0] | bitmap[1], 0);
+	dirty_source_destroy(source);
+	free(mem);
+}
+
+static void test_dirty_hypervisor_start_fails_when_the_first_call_fails(void **state)
+{
+	void *mem = aligned_alloc(PAGE, NPAGES * PAGE);
+	struct hypervisor h = {.error = -EIO};
+	struct dirty_source_config config = hypervisor_config(&h, mem);
+	struct dirty_source *source;
+
+	(void)state;
+	assert_int_equal(dirty_source_create(&config, &source), 0);
+	assert_int_equal(dirty_source_start(source), -EIO);
+	assert_int_equal(h.calls, 1);
+	dirty_source_destroy(source);
+	free(mem);
 }
 
 static void test_dirty_hypervisor_passes_bitmap_through(void **state)
@@ -150,6 +203,8 @@ static void test_dirty_auto_picks_hypervisor_when_a_callback_is_given(void **sta
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dirty_hypervisor_first_call_starts_the_log_and_is_dropped),
+		cmocka_unit_test(test_dirty_hypervisor_start_fails_when_the_first_call_fails),
 		cmocka_unit_test(test_dirty_hypervisor_passes_bitmap_through),
 		cmocka_unit_test(test_dirty_hypervisor_drops_bits_past_npages),
 		cmocka_unit_test(test_dirty_hypervisor_callback_error_fails_sync),

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The public ABI's argument checks: roles, parameter masks and ranges, region alignment and
- * ids, calls after the start, methods not available yet, stats struct sizes, error strings. */
+/* The public ABI's argument checks: roles, parameter masks and ranges, region alignment, ids
+ * and overlaps, calls after the start, methods not available yet, stats struct sizes, error
+ * strings; every failing call's own reason in rmig_last_error(), kept out of the default log;
+ * waiting tells a running migration from one that failed with -ETIMEDOUT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +12,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rmig.h"
 
@@ -85,6 +89,143 @@ static void test_region_add_rejects_misaligned_and_duplicate(void **state)
 	free(ram);
 }
 
+static void test_region_add_refuses_overlap_and_wrap(void **state)
+{
+	rmig_session_t *s;
+	char *ram = aligned_alloc(4096, 16 * 4096);
+
+	(void)state;
+	assert_non_null(ram);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &s), 0);
+	assert_int_equal(rmig_region_add(s, 1, ram + 4 * 4096, 4 * 4096, 4096), 0);
+	/* the same range, a range inside, one straddling each end, one around it */
+	assert_int_equal(rmig_region_add(s, 2, ram + 4 * 4096, 4 * 4096, 4096), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "overlaps region 1"));
+	assert_int_equal(rmig_region_add(s, 2, ram + 5 * 4096, 4096, 4096), -EINVAL);
+	assert_int_equal(rmig_region_add(s, 2, ram + 2 * 4096, 3 * 4096, 4096), -EINVAL);
+	assert_int_equal(rmig_region_add(s, 2, ram + 7 * 4096, 2 * 4096, 4096), -EINVAL);
+	assert_int_equal(rmig_region_add(s, 2, ram, 16 * 4096, 4096), -EINVAL);
+	/* touching is not overlapping */
+	assert_int_equal(rmig_region_add(s, 2, ram + 8 * 4096, 4 * 4096, 4096), 0);
+	assert_int_equal(rmig_region_add(s, 3, ram, 4 * 4096, 4096), 0);
+	/* a length that wraps the address space is an argument error, not a lack of memory */
+	assert_int_equal(rmig_region_add(s, 4, ram + 12 * 4096, SIZE_MAX & ~(size_t)4095, 4096),
+			 -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "wraps"));
+	rmig_session_destroy(s);
+	free(ram);
+}
+
+static void test_cancel_null_is_harmless_and_streams_zero_refused(void **state)
+{
+	struct rmig_params p = {.field_mask = RMIG_PARAM_STREAMS};
+	rmig_session_t *s;
+
+	(void)state;
+	assert_int_equal(rmig_session_cancel(NULL), 0);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &s), 0);
+	p.streams = 0;
+	assert_int_equal(rmig_session_set_params(s, &p), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "streams 0"));
+	p.streams = 65;
+	assert_int_equal(rmig_session_set_params(s, &p), -EINVAL);
+	p.streams = 64;
+	assert_int_equal(rmig_session_set_params(s, &p), 0);
+	rmig_session_destroy(s);
+}
+
+struct captured_log {
+	int messages;
+};
+
+static void capture_log(void *opaque, int level, const char *message)
+{
+	struct captured_log *log = opaque;
+
+	(void)level;
+	(void)message;
+	log->messages++;
+}
+
+static void test_every_failing_call_leaves_its_own_reason(void **state)
+{
+	struct rmig_callbacks cb = {.field_mask = RMIG_CB_PAUSE_VM};
+	struct rmig_params p = {.field_mask = RMIG_PARAM_POLICY, .policy = 9};
+	struct rmig_stats st = {.struct_size = 4};
+	struct captured_log log = {0};
+	char ram[4096] __attribute__((aligned(4096)));
+	char copy[256], tiny[8];
+	rmig_session_t *s;
+	int len;
+
+	(void)state;
+	/* at the default level (warn), errors returned to the caller are not logged */
+	rmig_log_handler_install(capture_log, &log, RMIG_LOG_WARN);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &s), 0);
+	assert_string_equal(rmig_last_error(s), "");
+	assert_true(rmig_session_listen(s, "foo://") < 0);
+	assert_non_null(strstr(rmig_last_error(s), "cannot listen on foo://"));
+	/* each later failure replaces it with its own reason */
+	assert_int_equal(rmig_session_set_params(s, &p), -EINVAL);
+	assert_null(strstr(rmig_last_error(s), "foo://"));
+	assert_non_null(strstr(rmig_last_error(s), "set params"));
+	assert_int_equal(rmig_session_set_params(s, NULL), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "params is NULL"));
+	assert_int_equal(rmig_session_set_callbacks(s, &cb, NULL), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "pause_vm is NULL"));
+	assert_int_equal(rmig_region_add(s, 1, ram, 4096, 3000), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "page size 3000"));
+	assert_int_equal(rmig_session_stats(s, &st), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "struct_size 4"));
+	assert_int_equal(rmig_session_wait(s, 0), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(s), "not started"));
+	assert_int_equal(log.messages, 0);
+
+	/* the copy: the same text, its full length, truncated to the buffer */
+	len = rmig_last_error_copy(s, copy, sizeof(copy));
+	assert_int_equal(len, (int)strlen(copy));
+	assert_string_equal(copy, rmig_last_error(s));
+	assert_int_equal(rmig_last_error_copy(s, tiny, sizeof(tiny)), len);
+	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	assert_int_equal(rmig_last_error_copy(s, NULL, 0), len);
+	assert_int_equal(rmig_last_error_copy(s, NULL, 1), -EINVAL);
+
+	/* a caller asking for info gets them in its log */
+	rmig_log_handler_install(capture_log, &log, RMIG_LOG_INFO);
+	assert_int_equal(rmig_session_set_params(s, &p), -EINVAL);
+	assert_int_equal(log.messages, 1);
+	rmig_log_handler_install(NULL, NULL, -1);
+	rmig_session_destroy(s);
+}
+
+static void test_wait_result_tells_running_from_timed_out(void **state)
+{
+	struct rmig_params p = {.field_mask = RMIG_PARAM_TIMEOUT_MS, .timeout_ms = 300};
+	char ram[4096] __attribute__((aligned(4096)));
+	char uri[64];
+	rmig_session_t *s;
+	int result = 1;
+
+	(void)state;
+	snprintf(uri, sizeof(uri), "loop:wait-result-%d", (int)getpid());
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &s), 0);
+	assert_int_equal(rmig_session_set_params(s, &p), 0);
+	assert_int_equal(rmig_region_add(s, 1, ram, sizeof(ram), 4096), 0);
+	assert_int_equal(rmig_session_wait_result(s, 0, &result), -EINVAL);
+	assert_int_equal(rmig_session_listen(s, uri), 0);
+	assert_int_equal(rmig_session_start(s), 0);
+	/* no source connects: still running right after the start... */
+	assert_int_equal(rmig_session_wait_result(s, 0, &result), -EINPROGRESS);
+	assert_int_equal(result, 1); /* untouched */
+	/* ...then the run itself fails with -ETIMEDOUT, which the old call cannot tell apart */
+	assert_int_equal(rmig_session_wait_result(s, -1, &result), 0);
+	assert_int_equal(result, -ETIMEDOUT);
+	assert_int_equal(rmig_session_wait(s, 0), -ETIMEDOUT);
+	assert_non_null(strstr(rmig_last_error(s), "no source connected"));
+	assert_int_equal(rmig_session_wait_result(s, 0, NULL), -EINVAL);
+	rmig_session_destroy(s);
+}
+
 static void test_every_method_runs_only_when_connected(void **state)
 {
 	static const uint32_t later[] = {RMIG_METHOD_PREDICT, RMIG_METHOD_TSMC,
@@ -155,6 +296,7 @@ static void test_version_and_error_strings(void **state)
 	assert_non_null(strstr(rmig_strerror(ENOENT), "region"));
 	assert_non_null(rmig_strerror(-123456));
 	assert_string_equal(rmig_status_name(RMIG_STATUS_DEVICE), "device");
+	assert_string_equal(rmig_status_name(RMIG_STATUS_LOST), "lost");
 	assert_string_equal(rmig_method_name(RMIG_METHOD_TSMC), "tsmc");
 	assert_string_equal(rmig_method_name(99), "unknown");
 }
@@ -166,6 +308,10 @@ int main(void)
 		cmocka_unit_test(test_session_params_rejects_unknown_bits_and_values),
 		cmocka_unit_test(test_session_callbacks_reject_set_bit_without_function),
 		cmocka_unit_test(test_region_add_rejects_misaligned_and_duplicate),
+		cmocka_unit_test(test_region_add_refuses_overlap_and_wrap),
+		cmocka_unit_test(test_cancel_null_is_harmless_and_streams_zero_refused),
+		cmocka_unit_test(test_every_failing_call_leaves_its_own_reason),
+		cmocka_unit_test(test_wait_result_tells_running_from_timed_out),
 		cmocka_unit_test(test_every_method_runs_only_when_connected),
 		cmocka_unit_test(test_session_role_specific_calls_refused),
 		cmocka_unit_test(test_stats_fill_only_what_fits),
