@@ -254,6 +254,34 @@ static int planner_json_unique(const char *kind, const char *id, const char *con
 	return 0;
 }
 
+/*
+ * Every field is finite on its own, but the plan divides VMs' cpu by hosts' capacity: a
+ * snapshot whose whole cpu over its smallest capacity is not a finite number would make
+ * utilisations infinite and every later comparison meaningless, so it is refused here.
+ */
+static int planner_json_check_scale(const struct planner_cluster *cluster)
+{
+	double smallest = cluster->hosts[0].cpu_capacity, total = 0.0;
+
+	for (size_t h = 1; h < cluster->host_count; h++)
+		if (cluster->hosts[h].cpu_capacity < smallest)
+			smallest = cluster->hosts[h].cpu_capacity;
+	for (size_t v = 0; v < cluster->vm_count; v++) {
+		const struct planner_vm *vm = &cluster->vms[v];
+		double peak = vm->cpu;
+
+		for (size_t i = 0; i < vm->history_len; i++)
+			if (vm->cpu_history[i] > peak)
+				peak = vm->cpu_history[i];
+		total += peak;
+	}
+	if (!isfinite(total) || !isfinite(total / smallest))
+		return planner_json_fail("vms",
+					 "cpu over the smallest cpu_capacity is not a finite "
+					 "number (use one unit of a sensible size for both)");
+	return 0;
+}
+
 int planner_cluster_from_json(json_t *root, struct planner_cluster *cluster)
 {
 	static const char *const keys[] = {"version", "page_size", "bandwidth",
@@ -319,6 +347,9 @@ int planner_cluster_from_json(json_t *root, struct planner_cluster *cluster)
 			goto err_release;
 		ids[v] = out.vms[v].id;
 	}
+	ret = planner_json_check_scale(&out);
+	if (ret)
+		goto err_release;
 	free(ids);
 	*cluster = out;
 	return 0;

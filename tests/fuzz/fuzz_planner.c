@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "rmig.h"
+#include "rmig-plan.h"
 #include "transport/log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
