@@ -45,20 +45,22 @@ static void xen_cli_usage(int source)
 
 static int xen_cli_read_key(const char *path, struct xen_cli_options *o)
 {
+	uint8_t buf[RMIG_KEY_MAX + 1]; /* one byte more tells a key that is too long */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0) {
-		fprintf(stderr, "rmig %s: cannot open %s: %s\n", o->command, path, strerror(errno));
+		fprintf(stderr, "rmig %s: --key-file %s: %s\n", o->command, path, strerror(errno));
 		return -EINVAL;
 	}
-	n = read(fd, o->key, sizeof(o->key) + 0);
+	n = read(fd, buf, sizeof(buf));
 	close(fd);
-	if (n <= 0) {
-		fprintf(stderr, "rmig %s: %s holds no key (1 to %u bytes)\n", o->command, path,
-			RMIG_KEY_MAX);
+	if (n <= 0 || n > (ssize_t)RMIG_KEY_MAX) {
+		fprintf(stderr, "rmig %s: --key-file %s: a key has 1 to %u bytes\n", o->command,
+			path, RMIG_KEY_MAX);
 		return -EINVAL;
 	}
+	memcpy(o->key, buf, (size_t)n);
 	o->key_len = (uint32_t)n;
 	return 0;
 }
