@@ -190,6 +190,11 @@ void xen_cli_session_destroy(rmig_session_t *session)
 	xen_cli_page = NULL;
 }
 
+void xen_cli_pipe_grow(int fd)
+{
+	(void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
 int xen_cli_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -36,6 +36,10 @@ int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
 		    const struct rmig_callbacks *callbacks, void *opaque,
 		    rmig_session_t **session_p);
 
+/* Grow the pipe @fd to 1 MiB where the kernel allows it: every wakeup and copy costs, and xl's
+ * stream comes in batches of up to 4 MiB of page data. Best effort. */
+void xen_cli_pipe_grow(int fd);
+
 /* All of @len bytes to / from @fd; 0 or -errno (-EPIPE at end of file). */
 int xen_cli_write_all(int fd, const void *buf, size_t len);
 int xen_cli_read_exact(int fd, void *buf, size_t len);

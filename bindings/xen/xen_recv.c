@@ -45,6 +45,7 @@ static int xen_recv_spawn(struct xen_recv *x)
 	close(in[0]);
 	close(out[1]);
 	x->to_xl = in[1];
+	xen_cli_pipe_grow(x->to_xl);
 	x->from_xl = out[0];
 	return 0;
 }

@@ -109,6 +109,7 @@ int rmig_cli_xen_send(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? 0 : 2;
 	xen_stream_init(&x.stream);
+	xen_cli_pipe_grow(STDIN_FILENO);
 	if (xen_cli_session(&x.options, RMIG_ROLE_SOURCE, &callbacks, &x, &session))
 		return 1;
 	ret = rmig_session_connect(session, x.options.uri);
