@@ -10,5 +10,7 @@ int rmig_cli_recv(int argc, char **argv);
 int rmig_cli_plan(int argc, char **argv);      /* bindings/cli/plan.c */
 int rmig_cli_qemu_send(int argc, char **argv); /* bindings/qemu/qemu_send.c */
 int rmig_cli_qemu_recv(int argc, char **argv); /* bindings/qemu/qemu_recv.c */
+int rmig_cli_xen_send(int argc, char **argv);  /* bindings/xen/xen_send.c */
+int rmig_cli_xen_recv(int argc, char **argv);  /* bindings/xen/xen_recv.c */
 
 #endif /* RMIG_CLI_H */

@@ -27,6 +27,9 @@ static const struct cli_command cli_commands[] = {
 	{"qemu-send", rmig_cli_qemu_send,
 	 "live-migrate an unmodified QEMU's guest to `rmig qemu-recv` (docs/qemu.md)"},
 	{"qemu-recv", rmig_cli_qemu_recv, "receive a QEMU guest from `rmig qemu-send`"},
+	{"xen-send", rmig_cli_xen_send,
+	 "carry `xl migrate`'s stream to `rmig xen-recv` (docs/xen.md)"},
+	{"xen-recv", rmig_cli_xen_recv, "receive a Xen domain from `rmig xen-send`"},
 	{"version", cli_version, "print the library version"},
 	{"help", cli_help, "this list"},
 };

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/* bindings/xen/xen_cli.c - options, the session and xl's pipes for `rmig xen-send` and
+ * `rmig xen-recv` (docs/xen.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bindings/xen/xen_cli.h"
+
+#define XEN_CLI_PAGE 4096u
+#define XEN_CLI_DEFAULT_TIMEOUT_MS 120000u
+
+/* The placeholder region of each session (one process runs one session). */
+static void *xen_cli_page;
+
+static void xen_cli_usage(int source)
+{
+	if (source)
+		fprintf(stderr,
+			"usage: xl migrate -s \"\" DOMAIN \"exec rmig xen-send --uri URI [options]\"\n"
+			"  carry a live Xen migration's stream to `rmig xen-recv` over rmig's\n"
+			"  transports; stdin and stdout are xl's pipes\n"
+			"  --uri URI          where rmig xen-recv listens (tcp://host:port,\n"
+			"                     rdma://host:port)\n"
+			"  --timeout-ms N     longest wait for the peer at any step (default %u)\n"
+			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts\n",
+			XEN_CLI_DEFAULT_TIMEOUT_MS);
+	else
+		fprintf(stderr,
+			"usage: rmig xen-recv --listen URI [options]\n"
+			"  receive a domain from `rmig xen-send`: runs `xl migrate-receive` and feeds\n"
+			"  it Xen's stream\n"
+			"  --listen URI       where to wait for xen-send (tcp://addr:port,\n"
+			"                     rdma://addr:port)\n"
+			"  --xl PATH          the xl program (default xl)\n"
+			"  --timeout-ms N     longest wait for the peer at any step (default %u)\n"
+			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts\n",
+			XEN_CLI_DEFAULT_TIMEOUT_MS);
+}
+
+static int xen_cli_read_key(const char *path, struct xen_cli_options *o)
+{
+	uint8_t buf[RMIG_KEY_MAX + 1]; /* one byte more tells a key that is too long */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		fprintf(stderr, "rmig %s: --key-file %s: %s\n", o->command, path, strerror(errno));
+		return -EINVAL;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0 || n > (ssize_t)RMIG_KEY_MAX) {
+		fprintf(stderr, "rmig %s: --key-file %s: a key has 1 to %u bytes\n", o->command,
+			path, RMIG_KEY_MAX);
+		return -EINVAL;
+	}
+	memcpy(o->key, buf, (size_t)n);
+	o->key_len = (uint32_t)n;
+	return 0;
+}
+
+int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
+{
+	static const struct option longopts[] = {
+		{"uri", required_argument, NULL, 'u'},
+		{"listen", required_argument, NULL, 'l'},
+		{"xl", required_argument, NULL, 'x'},
+		{"timeout-ms", required_argument, NULL, 't'},
+		{"key-file", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->command = source ? "xen-send" : "xen-recv";
+	o->xl = "xl";
+	o->timeout_ms = XEN_CLI_DEFAULT_TIMEOUT_MS;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 'u':
+		case 'l':
+			if ((c == 'u') != source)
+				goto usage;
+			o->uri = optarg;
+			break;
+		case 'x':
+			o->xl = optarg;
+			break;
+		case 't':
+			o->timeout_ms = (uint32_t)strtoul(optarg, &end, 10);
+			if (*end || !o->timeout_ms)
+				goto usage;
+			break;
+		case 'k':
+			if (xen_cli_read_key(optarg, o))
+				return -EINVAL;
+			break;
+		case 'h':
+			xen_cli_usage(source);
+			return 1;
+		default:
+			goto usage;
+		}
+	}
+	if (optind == argc && o->uri)
+		return 0;
+usage:
+	xen_cli_usage(source);
+	return -EINVAL;
+}
+
+void xen_cli_say(const struct xen_cli_options *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "rmig %s: ", o->command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
+		    const struct rmig_callbacks *callbacks, void *opaque,
+		    rmig_session_t **session_p)
+{
+	/* rmig decides nothing here: Xen's stream carries the RAM and its own rounds; the one
+	 * page is what a session needs to exist and is never written. */
+	struct rmig_params params = {
+		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_TIMEOUT_MS |
+			      RMIG_PARAM_VERIFY,
+		.method = RMIG_METHOD_PRECOPY,
+		.dirty_source = RMIG_DIRTY_HYPERVISOR,
+		.verify = RMIG_VERIFY_NONE,
+		.timeout_ms = o->timeout_ms,
+	};
+	rmig_session_t *session;
+	int ret;
+
+	if (o->key_len) {
+		params.field_mask |= RMIG_PARAM_KEY;
+		params.key = o->key;
+		params.key_len = o->key_len;
+	}
+	ret = rmig_session_create(role, &session);
+	if (ret)
+		goto err;
+	ret = rmig_session_set_params(session, &params);
+	if (ret)
+		goto err_destroy;
+	ret = rmig_session_set_callbacks(session, callbacks, opaque);
+	if (ret)
+		goto err_destroy;
+	ret = posix_memalign(&xen_cli_page, XEN_CLI_PAGE, XEN_CLI_PAGE);
+	if (ret) {
+		ret = -ret;
+		goto err_destroy;
+	}
+	memset(xen_cli_page, 0, XEN_CLI_PAGE);
+	ret = rmig_region_add(session, 0, xen_cli_page, XEN_CLI_PAGE, XEN_CLI_PAGE);
+	if (ret)
+		goto err_free;
+	*session_p = session;
+	return 0;
+
+err_free:
+	free(xen_cli_page);
+	xen_cli_page = NULL;
+err_destroy:
+	rmig_session_destroy(session);
+err:
+	xen_cli_say(o, "cannot set up the session: %s", rmig_strerror(ret));
+	return ret;
+}
+
+void xen_cli_session_destroy(rmig_session_t *session)
+{
+	rmig_session_destroy(session);
+	free(xen_cli_page);
+	xen_cli_page = NULL;
+}
+
+void xen_cli_pipe_grow(int fd)
+{
+	(void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
+int xen_cli_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int xen_cli_read_exact(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int xen_cli_expect(int fd, const char *message, size_t len)
+{
+	char buf[128];
+	int ret;
+
+	if (len > sizeof(buf))
+		return -EINVAL;
+	ret = xen_cli_read_exact(fd, buf, len);
+	if (ret)
+		return ret;
+	return memcmp(buf, message, len) ? -EPROTO : 0;
+}
+
+void xen_cli_report(const struct xen_cli_options *o, rmig_session_t *session)
+{
+	struct rmig_stats st = {.struct_size = sizeof(st)};
+
+	if (rmig_session_stats(session, &st))
+		return;
+	xen_cli_say(o,
+		    "Xen's stream %llu bytes, bytes on the wire %llu (received %llu), "
+		    "total time %llu ms, %s",
+		    (unsigned long long)st.device_state_bytes, (unsigned long long)st.bytes,
+		    (unsigned long long)st.bytes_received, (unsigned long long)st.total_time_ms,
+		    rmig_status_name(st.status));
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/* bindings/xen/xen_stream.c - a walker over the byte stream of `xl migrate`, to know where it
+ * ends without buffering it: xl never closes the stream, it waits for the receiver's answer.
+ *
+ * Layout (Xen 4.17, docs/specs/libxl-migration-stream.pandoc and libxc-migration-stream.pandoc):
+ *   xl:    magic[32] "Xen saved domain, xl format\n \0 \r", u32 byte order, u32 mandatory flags,
+ *          u32 optional flags, u32 optional data length; then that many bytes
+ *   libxl: u64 ident 0x4c6962786c466d74, u32 version 2, u32 options (big-endian);
+ *          records of u32 type, u32 length, body padded to 8; LIBXC_CONTEXT (1) is followed
+ *          by libxc's whole stream; END (0) ends everything
+ *   libxc: u64 marker ~0, u32 ident 0x58454e46, u32 version 3, u16 options, u16 + u32
+ *          reserved (big-endian); a 16-byte domain header; records as libxl's, END (0) ends it
+ * Record headers are in the sender's byte order, which xl's header states (0x01020304 little
+ * endian, the only order rmig reads). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bindings/xen/xen_stream.h"
+
+#define XL_MAGIC "Xen saved domain, xl format\n \0 \r"
+#define XL_BYTEORDER 0x01020304u
+#define LIBXL_IDENT 0x4c6962786c466d74ull
+#define LIBXC_MARKER 0xffffffffffffffffull
+#define LIBXC_IDENT 0x58454e46u
+#define RECORD_END 0u
+#define LIBXL_RECORD_LIBXC_CONTEXT 1u
+
+static const size_t xen_stream_header_size[] = {
+	[XEN_STREAM_XL_HEADER] = 48,	[XEN_STREAM_LIBXL_HEADER] = 16,
+	[XEN_STREAM_LIBXL_RECORD] = 8,	[XEN_STREAM_LIBXC_IMAGE] = 24,
+	[XEN_STREAM_LIBXC_DOMAIN] = 16, [XEN_STREAM_LIBXC_RECORD] = 8,
+};
+
+static int xen_stream_is_body(enum xen_stream_phase phase)
+{
+	return phase == XEN_STREAM_XL_OPTIONAL || phase == XEN_STREAM_LIBXL_BODY ||
+	       phase == XEN_STREAM_LIBXC_BODY;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static void xen_stream_enter(struct xen_stream *stream, enum xen_stream_phase phase)
+{
+	stream->phase = phase;
+	stream->have = 0;
+	stream->remaining = phase == XEN_STREAM_END ? 0 : xen_stream_header_size[phase];
+}
+
+/* A body of @length bytes padded to 8 (0: straight to @after). */
+static void xen_stream_body(struct xen_stream *stream, enum xen_stream_phase body,
+			    enum xen_stream_phase after, uint64_t length)
+{
+	if (length == 0) {
+		xen_stream_enter(stream, after);
+		return;
+	}
+	stream->phase = body;
+	stream->after = after;
+	stream->remaining = length;
+}
+
+static int xen_stream_refuse(struct xen_stream *stream, const char *what)
+{
+	snprintf(stream->error, sizeof(stream->error),
+		 "not Xen's migration stream at byte %llu: %s",
+		 (unsigned long long)(stream->bytes - stream->have), what);
+	return -EPROTO;
+}
+
+/* A whole header is in stream->header: check it and move on. */
+static int xen_stream_header_done(struct xen_stream *stream)
+{
+	const uint8_t *h = stream->header;
+	uint32_t type, length;
+
+	switch (stream->phase) {
+	case XEN_STREAM_XL_HEADER:
+		if (memcmp(h, XL_MAGIC, 32))
+			return xen_stream_refuse(stream, "no xl header magic");
+		if (get_le32(h + 32) != XL_BYTEORDER)
+			return xen_stream_refuse(stream, "xl header not little-endian");
+		xen_stream_body(stream, XEN_STREAM_XL_OPTIONAL, XEN_STREAM_LIBXL_HEADER,
+				get_le32(h + 44));
+		return 0;
+	case XEN_STREAM_LIBXL_HEADER:
+		if (get_be64(h) != LIBXL_IDENT)
+			return xen_stream_refuse(stream, "no libxl stream ident");
+		if (get_be32(h + 8) != 2)
+			return xen_stream_refuse(stream, "libxl stream version is not 2");
+		if (get_be32(h + 12) & 1)
+			return xen_stream_refuse(stream, "libxl stream is big-endian");
+		xen_stream_enter(stream, XEN_STREAM_LIBXL_RECORD);
+		return 0;
+	case XEN_STREAM_LIBXC_IMAGE:
+		if (get_be64(h) != LIBXC_MARKER || get_be32(h + 8) != LIBXC_IDENT)
+			return xen_stream_refuse(stream, "no libxc image header");
+		if (get_be32(h + 12) != 3)
+			return xen_stream_refuse(stream, "libxc stream version is not 3");
+		xen_stream_enter(stream, XEN_STREAM_LIBXC_DOMAIN);
+		return 0;
+	case XEN_STREAM_LIBXC_DOMAIN:
+		xen_stream_enter(stream, XEN_STREAM_LIBXC_RECORD);
+		return 0;
+	case XEN_STREAM_LIBXL_RECORD:
+	case XEN_STREAM_LIBXC_RECORD:
+		type = get_le32(h);
+		length = get_le32(h + 4);
+		stream->record_type = type;
+		if (stream->phase == XEN_STREAM_LIBXC_RECORD) {
+			stream->libxc_records++;
+			xen_stream_body(stream, XEN_STREAM_LIBXC_BODY,
+					type == RECORD_END ? XEN_STREAM_LIBXL_RECORD
+							   : XEN_STREAM_LIBXC_RECORD,
+					((uint64_t)length + 7) & ~7ull);
+		} else {
+			enum xen_stream_phase after = XEN_STREAM_LIBXL_RECORD;
+
+			if (type == RECORD_END)
+				after = XEN_STREAM_END;
+			else if (type == LIBXL_RECORD_LIBXC_CONTEXT)
+				after = XEN_STREAM_LIBXC_IMAGE;
+			xen_stream_body(stream, XEN_STREAM_LIBXL_BODY, after,
+					((uint64_t)length + 7) & ~7ull);
+		}
+		return 0;
+	default:
+		return xen_stream_refuse(stream, "walker in a body with a header");
+	}
+}
+
+void xen_stream_init(struct xen_stream *stream)
+{
+	memset(stream, 0, sizeof(*stream));
+	xen_stream_enter(stream, XEN_STREAM_XL_HEADER);
+}
+
+size_t xen_stream_want(const struct xen_stream *stream, size_t room)
+{
+	return stream->remaining < room ? (size_t)stream->remaining : room;
+}
+
+int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len)
+{
+	if (len > stream->remaining)
+		return -EINVAL;
+	stream->bytes += len;
+	stream->remaining -= len;
+	if (xen_stream_is_body(stream->phase)) {
+		if (!stream->remaining)
+			xen_stream_enter(stream, stream->after);
+		return 0;
+	}
+	memcpy(stream->header + stream->have, data, len);
+	stream->have += len;
+	return stream->remaining ? 0 : xen_stream_header_done(stream);
+}

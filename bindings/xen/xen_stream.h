@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* bindings/xen/xen_stream.h - what `rmig xen-send` and `rmig xen-recv` know of Xen's migration:
+ * the framing of the stream `xl migrate` writes (xl's header, libxl's stream v2 with libxc's
+ * stream v3 inside), walked only to find where it ends, and xl's handshake messages. */
+#ifndef RMIG_XEN_STREAM_H
+#define RMIG_XEN_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* xl's messages around the stream (tools/xl/xl.h). The banner is sent without its NUL; the
+ * other three with it. After the report comes one status byte: 0 = the domain runs there. */
+#define XEN_XL_BANNER "xl migration receiver ready, send binary domain data.\n"
+#define XEN_XL_BANNER_LEN (sizeof(XEN_XL_BANNER) - 1)
+#define XEN_XL_READY "domain received, ready to unpause"
+#define XEN_XL_GO "domain is yours, you are cleared to unpause"
+#define XEN_XL_REPORT "my copy unpause results are as follows"
+
+enum xen_stream_phase {
+	XEN_STREAM_XL_HEADER,	 /* 32-byte magic, byte order, flags, optional data length */
+	XEN_STREAM_XL_OPTIONAL,	 /* xl's optional data (the domain's configuration) */
+	XEN_STREAM_LIBXL_HEADER, /* ident "LibxlFmt", version, options (big-endian) */
+	XEN_STREAM_LIBXL_RECORD, /* type, length */
+	XEN_STREAM_LIBXL_BODY,	 /* length bytes padded to 8 */
+	XEN_STREAM_LIBXC_IMAGE,	 /* marker, ident "XENF", version, options (big-endian) */
+	XEN_STREAM_LIBXC_DOMAIN, /* domain header */
+	XEN_STREAM_LIBXC_RECORD, /* type, length */
+	XEN_STREAM_LIBXC_BODY,
+	XEN_STREAM_END, /* libxl's END record has been read: nothing follows */
+};
+
+/* A walker over the stream as it passes: it never holds more than one header. */
+struct xen_stream {
+	enum xen_stream_phase phase;
+	enum xen_stream_phase after; /* what follows the body being skipped */
+	uint32_t record_type;	     /* of the last record header */
+	uint64_t remaining;	     /* bytes left of the current header or body */
+	size_t have;		     /* header bytes collected */
+	uint8_t header[48];
+	uint64_t bytes;		/* walked so far */
+	uint64_t libxc_records; /* libxc records seen (page data, vCPU state, ...) */
+	char error[160];
+};
+
+void xen_stream_init(struct xen_stream *stream);
+
+/* How many bytes the walker may take next without reading past a header it must look at:
+ * at most @room. 0 once the stream has ended. */
+size_t xen_stream_want(const struct xen_stream *stream, size_t room);
+
+/**
+ * xen_stream_feed() - walk over @len bytes (at most what xen_stream_want() allowed).
+ *
+ * Return: 0; -EPROTO when the bytes are not Xen's stream (stream->error says where and why);
+ * -EINVAL when @len exceeds what was allowed.
+ */
+int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len);
+
+#endif /* RMIG_XEN_STREAM_H */

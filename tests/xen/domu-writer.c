@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/xen/domu-writer.c - the Xen testbed domU's workload (PID 1's only job after boot): it
+ * writes its memory at a steady rate and prints a counter, so a migration's cost shows as pages
+ * that keep getting dirty and its downtime as a gap in the counter's wall clock.
+ *
+ *   domu-writer MIB PAGES_PER_SECOND
+ *
+ * Every 100 ms it writes the next PAGES_PER_SECOND / 10 pages of a MIB-sized buffer (cyclically)
+ * and prints "rmig-domu: count N gap_ms G max_gap_ms M" once a second of ticks, where N counts
+ * ticks since boot, G is the longest wall-clock gap between two ticks in the last second and M
+ * the longest since boot. Built static by tests/xen/run. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int main(int argc, char **argv)
+{
+	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 32;
+	size_t rate = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
+	size_t pages = mib * 256, next = 0, per_tick = rate / 10 ? rate / 10 : 1;
+	uint64_t count = 0, last, gap_second = 0, gap_max = 0;
+	unsigned char *ram = malloc(pages * 4096);
+	struct timespec tick = {0, 100 * 1000 * 1000};
+
+	if (!ram) {
+		printf("rmig-domu: cannot allocate %zu MiB\n", mib);
+		return 1;
+	}
+	for (size_t i = 0; i < pages; i++)
+		ram[i * 4096] = 1;
+	printf("rmig-domu: writing %zu MiB at %zu pages/s\n", mib, rate);
+	fflush(stdout);
+	last = now_ms();
+	for (;;) {
+		uint64_t t, gap;
+
+		for (size_t i = 0; i < per_tick; i++) {
+			ram[next * 4096 + (count % 4096)] = (unsigned char)count;
+			next = (next + 1) % pages;
+		}
+		nanosleep(&tick, NULL);
+		t = now_ms();
+		gap = t - last;
+		last = t;
+		gap_second = gap > gap_second ? gap : gap_second;
+		gap_max = gap > gap_max ? gap : gap_max;
+		if (++count % 10 == 0) {
+			printf("rmig-domu: count %llu gap_ms %llu max_gap_ms %llu\n",
+			       (unsigned long long)count, (unsigned long long)gap_second,
+			       (unsigned long long)gap_max);
+			fflush(stdout);
+			gap_second = 0;
+		}
+	}
+}
