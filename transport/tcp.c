@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "transport/deadline.h"
 #include "transport/log.h"
+#include "transport/queue.h"
 #include "transport/transport.h"
 #include "transport/transport_impl.h"
 #include "transport/wire.h"
@@ -53,7 +55,6 @@
 #define TCP_CLOSE_GRACE_MS 1000	   /* how long close() lets the peer finish its goodbye */
 #define TCP_READ_JOBS_MAX 4096u	   /* outstanding read requests a peer may queue here */
 #define TCP_REMOTE_REGIONS_MAX 65536u
-#define TCP_QUEUED_BYTES_MAX (64u << 20) /* commits and control messages waiting for recv() */
 #define TCP_DEFAULT_CONNECT_TIMEOUT_MS 10000
 
 /* What precedes the bytes of one data chunk on the wire. */
@@ -85,12 +86,11 @@ struct tcp_stream {
 
 /* A commit or control message waiting for recv(). */
 struct tcp_queued {
-	struct tcp_queued *next;
+	struct transport_queued entry; /* in tcp_conn.incoming */
 	struct transport_msg msg;
 	struct transport_run *runs;
 	void *data;
 	uint64_t need[WIRE_STREAMS_MAX]; /* commit: bytes each stream must have placed first */
-	size_t bytes;			 /* memory it holds, for the queue's bound */
 };
 
 /* A transport_read() chunk waiting for its response; lives on the reader's stack. */
@@ -118,9 +118,7 @@ struct tcp_conn {
 	/* lock + changed: the recv queue, stream counters, read waits, read jobs, shutdown. */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
-	struct tcp_queued *head, *tail;
-	size_t queued_bytes;
-	struct tcp_queued *delivered; /* handed out by the last recv(), freed by the next */
+	struct transport_queue incoming; /* of struct tcp_queued */
 	struct tcp_read_wait *read_waits;
 	uint64_t last_request_id;
 	struct tcp_read_job *jobs_head, *jobs_tail;
@@ -148,51 +146,10 @@ static struct tcp_conn *tcp_conn_of(struct transport_conn *conn)
 	return container_of(conn, struct tcp_conn, base);
 }
 
-/* ---- time ---- */
-
-static int64_t tcp_now_ms(void)
+/* Wait on tc->changed (tc->lock held) until woken or deadline (NULL: none); 0 or -ETIMEDOUT. */
+static int tcp_wait(struct tcp_conn *tc, const struct timespec *deadline)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-/* Milliseconds left until deadline_ms (-1: no deadline), for poll(). */
-static int tcp_remaining_ms(int64_t deadline_ms)
-{
-	int64_t left;
-
-	if (deadline_ms < 0)
-		return -1;
-	left = deadline_ms - tcp_now_ms();
-	if (left < 0)
-		return 0;
-	return left > INT_MAX ? INT_MAX : (int)left;
-}
-
-static int64_t tcp_deadline(int timeout_ms)
-{
-	return timeout_ms < 0 ? -1 : tcp_now_ms() + timeout_ms;
-}
-
-static void tcp_abstime(int timeout_ms, struct timespec *abstime)
-{
-	clock_gettime(CLOCK_MONOTONIC, abstime);
-	abstime->tv_sec += timeout_ms / 1000;
-	abstime->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (abstime->tv_nsec >= 1000000000L) {
-		abstime->tv_sec++;
-		abstime->tv_nsec -= 1000000000L;
-	}
-}
-
-/* Wait on tc->changed (tc->lock held); ETIMEDOUT once abstime passed. */
-static int tcp_wait(struct tcp_conn *tc, int timeout_ms, const struct timespec *abstime)
-{
-	if (timeout_ms < 0)
-		return pthread_cond_wait(&tc->changed, &tc->lock);
-	return pthread_cond_timedwait(&tc->changed, &tc->lock, abstime);
+	return transport_cond_wait(&tc->changed, &tc->lock, deadline);
 }
 
 /* ---- socket I/O ---- */
@@ -271,7 +228,7 @@ static int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms)
 
 	while (got < len) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int ready = poll(&pfd, 1, tcp_remaining_ms(deadline_ms));
+		int ready = poll(&pfd, 1, transport_remaining_ms(deadline_ms));
 		ssize_t n;
 
 		if (ready < 0) {
@@ -589,7 +546,7 @@ static int tcp_receive_data(struct tcp_receiver *rx, const struct wire_hdr_host 
 
 	pthread_mutex_lock(&tc->lock);
 	rx->stream->data_received += length;
-	if (tc->head) /* only a queued commit can be waiting for these bytes */
+	if (tc->incoming.head) /* only a queued commit can be waiting for these bytes */
 		pthread_cond_broadcast(&tc->changed);
 	pthread_mutex_unlock(&tc->lock);
 	pthread_mutex_lock(tc->base.region_lock);
@@ -602,17 +559,11 @@ static int tcp_receive_data(struct tcp_receiver *rx, const struct wire_hdr_host 
  * then slows the peer down, instead of our memory growing with whatever it sends. */
 static void tcp_enqueue(struct tcp_conn *tc, struct tcp_queued *q)
 {
-	q->bytes = sizeof(*q) + q->msg.nruns * sizeof(*q->runs) + q->msg.len;
 	pthread_mutex_lock(&tc->lock);
-	while (tc->queued_bytes > TCP_QUEUED_BYTES_MAX && !tc->stopping && !tc->dead)
-		pthread_cond_wait(&tc->changed, &tc->lock);
-	tc->queued_bytes += q->bytes;
-	q->next = NULL;
-	if (tc->tail)
-		tc->tail->next = q;
-	else
-		tc->head = q;
-	tc->tail = q;
+	while (!transport_queue_room(&tc->incoming, 0) && !tc->stopping && !tc->dead)
+		tcp_wait(tc, NULL);
+	transport_queue_push(&tc->incoming, &q->entry,
+			     sizeof(*q) + q->msg.nruns * sizeof(*q->runs) + q->msg.len);
 	pthread_cond_broadcast(&tc->changed);
 	pthread_mutex_unlock(&tc->lock);
 }
@@ -1043,7 +994,7 @@ static void *tcp_responder_main(void *arg)
 
 		pthread_mutex_lock(&tc->lock);
 		while (!tc->jobs_head && !tc->stopping && !tc->dead)
-			pthread_cond_wait(&tc->changed, &tc->lock);
+			tcp_wait(tc, NULL);
 		if (tc->stopping || tc->dead) {
 			pthread_mutex_unlock(&tc->lock);
 			break;
@@ -1100,7 +1051,7 @@ static void *tcp_sender_main(void *arg)
 		int ret;
 
 		while (!stream->job_pending && !tc->stopping)
-			pthread_cond_wait(&tc->changed, &tc->lock);
+			tcp_wait(tc, NULL);
 		if (!stream->job_pending)
 			break;
 		iov = stream->job_iov;
@@ -1118,24 +1069,20 @@ static void *tcp_sender_main(void *arg)
 
 /* ---- connection life ---- */
 
+static void tcp_queued_free(struct transport_queued *entry)
+{
+	struct tcp_queued *q = container_of(entry, struct tcp_queued, entry);
+
+	free(q->runs);
+	free(q->data);
+	free(q);
+}
+
 static void tcp_conn_free(struct tcp_conn *tc)
 {
-	struct tcp_queued *q = tc->head;
 	struct tcp_read_job *job = tc->jobs_head;
 
-	while (q) {
-		struct tcp_queued *next = q->next;
-
-		free(q->runs);
-		free(q->data);
-		free(q);
-		q = next;
-	}
-	if (tc->delivered) {
-		free(tc->delivered->runs);
-		free(tc->delivered->data);
-		free(tc->delivered);
-	}
+	transport_queue_fini(&tc->incoming);
 	while (job) {
 		struct tcp_read_job *next = job->next;
 
@@ -1181,7 +1128,6 @@ static int tcp_conn_create(int *fds, unsigned nstreams, uint64_t session_tag, in
 	struct sockaddr_storage peer_addr;
 	socklen_t peer_len = sizeof(peer_addr);
 	char peer[TRANSPORT_URI_MAX] = "tcp://?";
-	pthread_condattr_t attr;
 	struct tcp_conn *tc;
 	int ret;
 
@@ -1196,10 +1142,8 @@ static int tcp_conn_create(int *fds, unsigned nstreams, uint64_t session_tag, in
 	if (ret)
 		goto err_free_conn;
 	pthread_mutex_init(&tc->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&tc->changed, &attr);
-	pthread_condattr_destroy(&attr);
+	transport_cond_init(&tc->changed);
+	transport_queue_init(&tc->incoming, tcp_queued_free);
 	pthread_mutex_init(&tc->post_lock, NULL);
 	pthread_rwlock_init(&tc->memory_lock, NULL);
 	tc->nstreams = nstreams;
@@ -1281,10 +1225,10 @@ static void tcp_close(struct transport_conn *conn)
 	/* FIN after everything sent so far; then give the peer a moment to answer with its own,
 	 * so no unread bytes remain to turn our close into a reset that drops queued data. */
 	tcp_shutdown_sockets(tc, SHUT_WR);
-	tcp_abstime(TCP_CLOSE_GRACE_MS, &abstime);
+	transport_deadline(TCP_CLOSE_GRACE_MS, &abstime);
 	pthread_mutex_lock(&tc->lock);
 	while (tc->receivers_running &&
-	       pthread_cond_timedwait(&tc->changed, &tc->lock, &abstime) != ETIMEDOUT)
+	       transport_cond_wait(&tc->changed, &tc->lock, &abstime) != -ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&tc->lock);
 	tcp_conn_stop_threads(tc);
@@ -1471,7 +1415,7 @@ static int tcp_accept_socket(struct tcp_listener *l, int64_t deadline_ms, int *f
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
-		int ready = poll(&pfd, 1, tcp_remaining_ms(deadline_ms));
+		int ready = poll(&pfd, 1, transport_remaining_ms(deadline_ms));
 		int fd;
 
 		if (ready < 0 && errno == EINTR)
@@ -1509,11 +1453,11 @@ static int tcp_accept(struct transport_listener *listener, int timeout_ms,
 
 	for (unsigned i = 0; i < WIRE_STREAMS_MAX; i++)
 		fds[i] = -1;
-	ret = tcp_accept_socket(l, tcp_deadline(timeout_ms), &pending);
+	ret = tcp_accept_socket(l, transport_deadline_ms(timeout_ms), &pending);
 	if (ret)
 		return ret;
 	do {
-		int64_t deadline = tcp_deadline(TCP_HELLO_TIMEOUT_MS);
+		int64_t deadline = transport_deadline_ms(TCP_HELLO_TIMEOUT_MS);
 		unsigned index;
 
 		if (pending < 0) {
@@ -1614,7 +1558,7 @@ static int tcp_dial(const struct transport_uri *parsed, int64_t deadline_ms, int
 		}
 		pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
 		do
-			ready = poll(&pfd, 1, tcp_remaining_ms(deadline_ms));
+			ready = poll(&pfd, 1, transport_remaining_ms(deadline_ms));
 		while (ready < 0 && errno == EINTR);
 		if (ready <= 0) {
 			ret = ready == 0 ? -ETIMEDOUT : -errno;
@@ -1650,7 +1594,7 @@ static int tcp_connect(const char *uri, const struct transport_options *opts,
 	int timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms
 							  : TCP_DEFAULT_CONNECT_TIMEOUT_MS;
 	char why[TRANSPORT_ERROR_MAX] = "";
-	int64_t deadline = tcp_deadline(timeout_ms);
+	int64_t deadline = transport_deadline_ms(timeout_ms);
 	struct transport_uri parsed;
 	int fds[WIRE_STREAMS_MAX];
 	struct tcp_conn *tc;
@@ -1667,7 +1611,7 @@ static int tcp_connect(const char *uri, const struct transport_options *opts,
 		return -EINVAL;
 	}
 	if (getrandom(&session_tag, sizeof(session_tag), 0) != sizeof(session_tag))
-		session_tag = (uint64_t)tcp_now_ms() ^ ((uint64_t)getpid() << 32);
+		session_tag = (uint64_t)transport_now_ms() ^ ((uint64_t)getpid() << 32);
 	session_tag &= ~TCP_TAG_INDEX_MASK;
 
 	while (nfds < streams) {
@@ -1778,7 +1722,7 @@ static unsigned tcp_data_stream(unsigned nstreams, uint32_t region_id, uint64_t 
 
 	if (nstreams == 1)
 		return 0;
-	return 1 + (unsigned)((block + region_id * 0x9e3779b97f4a7c15ull) % (nstreams - 1));
+	return 1 + transport_block_stream(region_id, block, nstreams - 1);
 }
 
 static uint32_t tcp_chunk_length(uint64_t offset, uint64_t left)
@@ -1908,7 +1852,7 @@ static int tcp_batch_post(struct transport_conn *conn, uint64_t batch_id,
 	pthread_mutex_lock(&tc->lock);
 	for (unsigned s = 1; s < nstreams; s++) {
 		while (tc->streams[s].job_pending)
-			pthread_cond_wait(&tc->changed, &tc->lock);
+			tcp_wait(tc, NULL);
 		if (!ret)
 			ret = tc->streams[s].job_result;
 	}
@@ -1962,8 +1906,14 @@ static int tcp_ctrl_send(struct transport_conn *conn, const void *buf, size_t le
 	return 0;
 }
 
-static int tcp_queued_ready(struct tcp_conn *tc, const struct tcp_queued *q)
+/* Is the oldest queued message there and, for a commit, has all of its data landed? */
+static int tcp_queue_ready(struct tcp_conn *tc)
 {
+	const struct tcp_queued *q;
+
+	if (!tc->incoming.head)
+		return 0;
+	q = container_of(tc->incoming.head, struct tcp_queued, entry);
 	if (q->msg.type != TRANSPORT_MSG_COMMIT)
 		return 1;
 	for (unsigned s = 0; s < tc->nstreams; s++)
@@ -1980,17 +1930,11 @@ static int tcp_recv(struct transport_conn *conn, struct transport_msg *msg, int 
 	int ret = 0;
 
 	if (timeout_ms >= 0)
-		tcp_abstime(timeout_ms, &abstime);
+		transport_deadline(timeout_ms, &abstime);
 	pthread_mutex_lock(&tc->lock);
-	if (tc->delivered) {
-		free(tc->delivered->runs);
-		free(tc->delivered->data);
-		free(tc->delivered);
-		tc->delivered = NULL;
-	}
+	transport_queue_release(&tc->incoming);
 	for (;;) {
-		q = tc->head;
-		if (q && tcp_queued_ready(tc, q))
+		if (tcp_queue_ready(tc))
 			break;
 		/* After a goodbye, wait for the streams to deliver what was sent before it. */
 		if (tc->dead || (tc->peer_closed && tc->receivers_running == 0)) {
@@ -1998,20 +1942,15 @@ static int tcp_recv(struct transport_conn *conn, struct transport_msg *msg, int 
 			ret = tcp_status(tc);
 			return ret ? ret : -ECONNRESET;
 		}
-		if (tcp_wait(tc, timeout_ms, &abstime) == ETIMEDOUT) {
-			q = tc->head;
-			if (q && tcp_queued_ready(tc, q))
+		if (tcp_wait(tc, timeout_ms < 0 ? NULL : &abstime) == -ETIMEDOUT) {
+			if (tcp_queue_ready(tc))
 				break;
 			pthread_mutex_unlock(&tc->lock);
 			return -ETIMEDOUT;
 		}
 	}
-	tc->head = q->next;
-	if (!tc->head)
-		tc->tail = NULL;
-	tc->queued_bytes -= q->bytes;
+	q = container_of(transport_queue_pop(&tc->incoming), struct tcp_queued, entry);
 	pthread_cond_broadcast(&tc->changed); /* a receiver may wait for room */
-	tc->delivered = q;
 	pthread_mutex_unlock(&tc->lock);
 	*msg = q->msg;
 	return 0;
@@ -2043,8 +1982,9 @@ static int tcp_read_chunk(struct tcp_conn *tc, uint32_t region_id, uint64_t offs
 			ret = -ECONNRESET;
 			break;
 		}
-		if (tcp_wait(tc, wait.state == TCP_READ_FILLING ? -1 : timeout_ms, abstime) ==
-			    ETIMEDOUT &&
+		if (tcp_wait(tc,
+			     wait.state == TCP_READ_FILLING || timeout_ms < 0 ? NULL : abstime) ==
+			    -ETIMEDOUT &&
 		    wait.state == TCP_READ_WAITING)
 			ret = -ETIMEDOUT;
 	}
@@ -2082,7 +2022,7 @@ static int tcp_read(struct transport_conn *conn, uint32_t region_id, uint64_t of
 		return ret;
 	}
 	if (timeout_ms >= 0)
-		tcp_abstime(timeout_ms, &abstime);
+		transport_deadline(timeout_ms, &abstime);
 	while (done < len) {
 		size_t chunk = len - done < TCP_FRAME_DATA_MAX ? len - done : TCP_FRAME_DATA_MAX;
 

@@ -44,7 +44,7 @@
  * receive queue (no RNR). Ordered SENDs take one of RDMA_SEND_SLOTS buffers when queued and
  * keep it until their completion, so a sender that outruns the peer's credits blocks there.
  * Commits and control messages are copied out of the receive ring into a queue for recv()
- * (bounded, RDMA_QUEUED_BYTES_MAX) and their buffers reposted at once, so an engine that is not
+ * (bounded, TRANSPORT_QUEUE_BYTES_MAX) and their buffers reposted at once, so an engine that is not
  * reading yet does not stall the peer after a few dozen messages; past the bound the buffers
  * stay held and the missing credits slow the peer down instead.
  * A progress thread per connection polls the completion queue and the rdma_cm events, so the
@@ -65,8 +65,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "transport/deadline.h"
 #include "transport/log.h"
 #include "transport/memory.h"
+#include "transport/queue.h"
 #include "transport/transport_impl.h"
 #include "transport/wire.h"
 
@@ -80,7 +82,6 @@
 #define RDMA_CHUNK_SIZE (2ull << 20)
 #define RDMA_MSG_STRIDE ((sizeof(struct wire_hdr) + WIRE_MSG_MAX + 63u) & ~(size_t)63u)
 #define RDMA_LISTEN_BACKLOG 16
-#define RDMA_QUEUED_BYTES_MAX (64u << 20) /* commits and control messages waiting for recv() */
 #define RDMA_STREAMS_MAX WIRE_STREAMS_MAX
 /* With several QPs, page data is cut at multiples of this within its region, and each block
  * keeps to one QP: small enough that one large run is spread over all of them, large enough
@@ -133,7 +134,7 @@ struct rdma_wr_record {
 
 /* A commit or control message copied out of the receive ring, waiting for recv(). */
 struct rdma_queued {
-	struct rdma_queued *next;
+	struct transport_queued entry; /* in rdma_conn.incoming; counts the payload's bytes */
 	enum wire_type type;
 	uint32_t length;
 	char payload[];
@@ -231,10 +232,8 @@ struct rdma_conn {
 	uint32_t credits_to_return; /* receive buffers reposted since our last SEND */
 	/* Received commits and control messages, in arrival order: first the queue, then the
 	 * buffers still held in the ring once the queue reached its bound. */
-	struct rdma_queued *queue_head, *queue_tail;
-	size_t queued_bytes;
-	struct rdma_queued *delivered;	/* what recv() returned last, freed by the next call */
-	uint32_t held[RDMA_RECV_DEPTH]; /* FIFO of receive buffer indices not reposted yet */
+	struct transport_queue incoming; /* of struct rdma_queued, one malloc each */
+	uint32_t held[RDMA_RECV_DEPTH];	 /* FIFO of receive buffer indices not reposted yet */
 	uint32_t held_head, held_count;
 	int read_busy;	    /* the bounce buffer is in use */
 	unsigned read_next; /* where the next READ starts looking for a queue pair */
@@ -256,34 +255,10 @@ static int rdma_errno_or(int fallback)
 
 /* ---- time ---- */
 
-static void rdma_deadline(int timeout_ms, struct timespec *deadline)
-{
-	clock_gettime(CLOCK_MONOTONIC, deadline);
-	deadline->tv_sec += timeout_ms / 1000;
-	deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline->tv_nsec >= 1000000000L) {
-		deadline->tv_sec++;
-		deadline->tv_nsec -= 1000000000L;
-	}
-}
-
-static int rdma_ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 0 ? 0 : (int)ms;
-}
-
 /* Wait on changed until woken or the deadline (NULL: forever). Caller holds lock. */
 static int rdma_wait(struct rdma_conn *rc, const struct timespec *deadline)
 {
-	if (!deadline)
-		return -pthread_cond_wait(&rc->changed, &rc->lock);
-	return -pthread_cond_timedwait(&rc->changed, &rc->lock, deadline);
+	return transport_cond_wait(&rc->changed, &rc->lock, deadline);
 }
 
 /* ---- device discovery ---- */
@@ -727,14 +702,8 @@ static struct rdma_conn *rdma_conn_new(const char *peer, const struct rdma_optio
 	rc->window = options->max_inflight;
 	rc->stop_fd = -1;
 	pthread_mutex_init(&rc->lock, NULL);
-	{
-		pthread_condattr_t attr;
-
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&rc->changed, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	transport_cond_init(&rc->changed);
+	transport_queue_init(&rc->incoming, NULL);
 	return rc;
 }
 
@@ -790,13 +759,7 @@ static void rdma_conn_destroy(struct rdma_conn *rc)
 	for (unsigned s = 0; s < RDMA_STREAMS_MAX; s++)
 		free(rc->streams[s].records);
 	free(rc->msg_runs);
-	free(rc->delivered);
-	while (rc->queue_head) {
-		struct rdma_queued *next = rc->queue_head->next;
-
-		free(rc->queue_head);
-		rc->queue_head = next;
-	}
+	transport_queue_fini(&rc->incoming);
 	transport_conn_fini(&rc->base);
 	free(rc);
 }
@@ -1018,7 +981,7 @@ static int rdma_accept_stream(struct rdma_listener *listener, struct rdma_conn *
 {
 	struct timespec deadline;
 
-	rdma_deadline(rc->options.connect_timeout_ms, &deadline);
+	transport_deadline(rc->options.connect_timeout_ms, &deadline);
 	for (;;) {
 		struct rdma_request req;
 		struct wire_hello hello;
@@ -1026,7 +989,7 @@ static int rdma_accept_stream(struct rdma_listener *listener, struct rdma_conn *
 		unsigned got;
 		int ret;
 
-		ret = rdma_request_wait(listener, rdma_ms_left(&deadline), &req);
+		ret = rdma_request_wait(listener, transport_ms_left(&deadline), &req);
 		if (ret == -EAGAIN)
 			continue;
 		if (ret) {
@@ -1564,21 +1527,15 @@ static int rdma_queue_from_buffer(struct rdma_conn *rc, uint32_t index)
 
 	wire_hdr_from_wire(buf, sizeof(struct wire_hdr) + WIRE_MSG_MAX, WIRE_MSG_MAX, &hdr, NULL,
 			   0);
-	if (rc->queued_bytes + hdr.length > RDMA_QUEUED_BYTES_MAX)
+	if (!transport_queue_room(&rc->incoming, hdr.length))
 		return 0;
 	q = malloc(sizeof(*q) + hdr.length);
 	if (!q)
 		return 0; /* held instead: the peer waits for credits, nothing is lost */
-	q->next = NULL;
 	q->type = hdr.type;
 	q->length = hdr.length;
 	memcpy(q->payload, buf + sizeof(struct wire_hdr), hdr.length);
-	if (rc->queue_tail)
-		rc->queue_tail->next = q;
-	else
-		rc->queue_head = q;
-	rc->queue_tail = q;
-	rc->queued_bytes += hdr.length;
+	transport_queue_push(&rc->incoming, &q->entry, hdr.length);
 	return 1;
 }
 
@@ -2157,9 +2114,7 @@ static unsigned rdma_data_stream(const struct rdma_conn *rc, uint32_t region_id,
 {
 	if (rc->nstreams == 1)
 		return 0;
-	return (unsigned)((offset / RDMA_STREAM_BLOCK +
-			   (uint64_t)region_id * 0x9e3779b97f4a7c15ull) %
-			  rc->nstreams);
+	return transport_block_stream(region_id, offset / RDMA_STREAM_BLOCK, rc->nstreams);
 }
 
 /* The local and the peer's view of region id, looked up under rc->lock (deregistration then
@@ -2292,7 +2247,7 @@ static int rdma_transport_flush(struct transport_conn *conn, int timeout_ms)
 	int ret;
 
 	if (timeout_ms >= 0)
-		rdma_deadline(timeout_ms, &deadline);
+		transport_deadline(timeout_ms, &deadline);
 	pthread_mutex_lock(&rc->lock);
 	ret = rdma_drain_locked(rc, timeout_ms >= 0 ? &deadline : NULL);
 	pthread_mutex_unlock(&rc->lock);
@@ -2365,30 +2320,24 @@ static int rdma_transport_recv(struct transport_conn *conn, struct transport_msg
 	int ret;
 
 	if (timeout_ms >= 0)
-		rdma_deadline(timeout_ms, &deadline);
+		transport_deadline(timeout_ms, &deadline);
 	pthread_mutex_lock(&rc->lock);
-	free(rc->delivered);
-	rc->delivered = NULL;
+	transport_queue_release(&rc->incoming);
 	/* What arrived before a disconnect is still delivered, in order. */
 	for (;;) {
 		rdma_queue_refill(rc);
-		if (rc->queue_head)
+		if (rc->incoming.head)
 			break;
 		if (conn->failed) {
 			ret = conn->failed;
 			goto out_unlock;
 		}
 		ret = rdma_wait(rc, timeout_ms >= 0 ? &deadline : NULL);
-		if (ret == -ETIMEDOUT && !rc->queue_head && !rc->held_count)
+		if (ret == -ETIMEDOUT && !rc->incoming.head && !rc->held_count)
 			goto out_unlock;
 	}
 	rdma_credit_maybe_send(rc);
-	q = rc->queue_head;
-	rc->queue_head = q->next;
-	if (!rc->queue_head)
-		rc->queue_tail = NULL;
-	rc->queued_bytes -= q->length;
-	rc->delivered = q;
+	q = container_of(transport_queue_pop(&rc->incoming), struct rdma_queued, entry);
 	ret = rdma_deliver(rc, q, msg);
 out_unlock:
 	pthread_mutex_unlock(&rc->lock);
@@ -2480,7 +2429,7 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 	size_t done = 0;
 
 	if (timeout_ms >= 0) {
-		rdma_deadline(timeout_ms, &deadline);
+		transport_deadline(timeout_ms, &deadline);
 		deadline_p = &deadline;
 	}
 	if (conn->failed)
@@ -2542,7 +2491,7 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 		if (!direct)
 			memcpy((char *)dst + done, rc->bounce, piece);
 		done += piece;
-		if (deadline_p && done < len && rdma_ms_left(deadline_p) == 0) {
+		if (deadline_p && done < len && transport_ms_left(deadline_p) == 0) {
 			ret = -ETIMEDOUT;
 			rmig_log_error("rdma %s: read of region %u [%llu, +%zu) timed out",
 				       conn->peer, region_id, (unsigned long long)offset, len);
@@ -2570,7 +2519,7 @@ static void rdma_transport_close(struct transport_conn *conn)
 	struct rdma_conn *rc = rdma_conn_of(conn);
 	struct timespec deadline;
 
-	rdma_deadline(1000, &deadline);
+	transport_deadline(1000, &deadline);
 	pthread_mutex_lock(&rc->lock);
 	if (!conn->failed) {
 		/* A goodbye behind every queued commit, so the peer tells an orderly close from a
