@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* transport/loop.c - "loop:name": both peers in one process, memcpy as the wire. Same semantics
+/* transport/loop/loop.c - "loop:name": both peers in one process, memcpy as the wire. Same semantics
  * as tcp (checks, commits after data, reads from REMOTE_READ regions, reset on close) so the
  * engine and the transport tests run anywhere; counters are kept as if tcp's frames crossed. */
 #include <errno.h>
