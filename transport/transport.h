@@ -162,7 +162,9 @@ struct transport_conn {
 	char peer[TRANSPORT_URI_MAX];	 /* for messages: "tcp://192.0.2.2:7000" */
 	char error[TRANSPORT_ERROR_MAX]; /* first fatal error, "" while healthy */
 	int failed;			 /* -errno of the first fatal error, 0 while healthy */
-	void *region_lock;		 /* pthread_mutex_t *, guards both tables */
+	/* pthread_mutex_t *: guards both tables, stats, error and failed. Lock order: the last
+	 * lock of every backend (a leaf): nothing else is taken while it is held. */
+	void *region_lock;
 };
 
 struct transport_listener {

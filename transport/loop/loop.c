@@ -40,7 +40,9 @@ struct loop_conn {
 
 /* Shared by the two ends. memory_lock is held for reading while bytes move between the two
  * sides' regions and for writing while a region is revoked or a side leaves, so a region is
- * never unmapped under a copy. lock guards the queues and the side pointers. */
+ * never unmapped under a copy. lock guards the queues and the side pointers.
+ * Lock order: memory_lock -> lock -> either side's base.region_lock (one at a time; a leaf).
+ * loop_registry_lock is never held together with any of them. */
 struct loop_pair {
 	pthread_rwlock_t memory_lock;
 	pthread_mutex_t lock;
@@ -57,7 +59,8 @@ struct loop_listener {
 	size_t npending;
 };
 
-/* Process-wide: the listeners by name. */
+/* Process-wide: the listeners by name. Taken alone: a listener's pending connections are
+ * closed only after it is released. */
 static pthread_mutex_t loop_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct loop_listener *loop_registry;
 

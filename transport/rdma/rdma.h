@@ -187,7 +187,9 @@ struct rdma_conn {
 	int progress_started;
 	int stop_fd; /* eventfd: tells the progress thread to leave */
 
-	pthread_mutex_t lock; /* everything below, and the streams' counters */
+	/* Everything below, and the streams' counters. Lock order: before base.region_lock
+	 * (rdma_batch_regions, rdma_stats_add); the only lock of this backend. */
+	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	uint32_t window; /* max_inflight, per queue pair */
 	uint32_t signal_every;

@@ -73,10 +73,12 @@ struct tcp_stream {
 	pthread_t sender; /* streams 1..n-1 when n > 1: sends its share of each batch */
 	int receiver_started;
 	int sender_started;
-	int awaiting_hello;	   /* connecting side: the listener's answer comes first */
-	pthread_mutex_t send_lock; /* one frame at a time on the socket */
-	uint64_t data_sent;	   /* payload bytes handed to the socket; under post_lock */
-	uint64_t data_received;	   /* payload bytes placed; under conn->lock */
+	int awaiting_hello; /* connecting side: the listener's answer comes first */
+	/* One frame at a time on the socket. Lock order: after conn->post_lock and
+	 * conn->memory_lock, before conn->lock and conn->base.region_lock. */
+	pthread_mutex_t send_lock;
+	uint64_t data_sent;	/* payload bytes handed to the socket; under post_lock */
+	uint64_t data_received; /* payload bytes placed; under conn->lock */
 	/* The sender's job, under conn->lock. */
 	struct iovec *job_iov;
 	size_t job_iovcnt;
@@ -115,7 +117,9 @@ struct tcp_conn {
 	unsigned nstreams;
 	uint64_t session_tag; /* ties the streams together in the handshake; low byte zero */
 	struct tcp_stream streams[WIRE_STREAMS_MAX];
-	/* lock + changed: the recv queue, stream counters, read waits, read jobs, shutdown. */
+	/* lock + changed: the recv queue, stream counters, read waits, read jobs, shutdown.
+	 * Lock order: after post_lock, memory_lock and any send_lock; before base.region_lock.
+	 * Never held across a socket call. */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	struct transport_queue incoming; /* of struct tcp_queued */
@@ -129,10 +133,12 @@ struct tcp_conn {
 	int stopping;	 /* close() has begun */
 	int dead;	 /* the connection broke */
 	int peer_closed; /* the peer said goodbye; data already sent may still be arriving */
-	/* Serialises batch_post, so each commit's per-stream byte counts are exact. */
+	/* Serialises batch_post, so each commit's per-stream byte counts are exact. Lock order:
+	 * first of all (batch_post then takes memory_lock, send_lock, lock, base.region_lock). */
 	pthread_mutex_t post_lock;
 	/* Read-held while bytes move in or out of a local region, write-held while a region is
-	 * deregistered: a region is never unmapped under a transfer. */
+	 * deregistered: a region is never unmapped under a transfer. Lock order: after
+	 * post_lock, before any send_lock, lock and base.region_lock. */
 	pthread_rwlock_t memory_lock;
 };
 
