@@ -238,5 +238,9 @@ int transport_region_find(struct transport_conn *conn, int remote, uint32_t id,
  * naming the run and field into why. */
 int transport_runs_check(struct transport_conn *conn, int remote, unsigned access,
 			 const struct transport_run *runs, size_t nruns, char *why, size_t why_len);
+/* What every backend's batch_post checks first: the runs against the local table and against
+ * the peer's advertised table with REMOTE_WRITE. Logs the refusal, naming the batch. */
+int transport_batch_check(struct transport_conn *conn, uint64_t batch_id,
+			  const struct transport_run *runs, size_t nruns);
 
 #endif /* RMIG_TRANSPORT_H */

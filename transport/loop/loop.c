@@ -449,19 +449,9 @@ static int loop_batch_post(struct transport_conn *conn, uint64_t batch_id,
 	ret = loop_conn_status(conn);
 	if (ret)
 		return ret;
-	ret = transport_runs_check(conn, 0, 0, runs, nruns, why, sizeof(why));
-	if (ret) {
-		rmig_log_error("loop %s: batch %llu refused: %s", conn->peer,
-			       (unsigned long long)batch_id, why);
+	ret = transport_batch_check(conn, batch_id, runs, nruns);
+	if (ret)
 		return ret;
-	}
-	ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE, runs, nruns, why,
-				   sizeof(why));
-	if (ret) {
-		rmig_log_error("loop %s: batch %llu refused: %s", conn->peer,
-			       (unsigned long long)batch_id, why);
-		return ret;
-	}
 
 	m = calloc(1, sizeof(*m));
 	if (!m)

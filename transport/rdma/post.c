@@ -165,20 +165,13 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 	int touched[RDMA_STREAMS_MAX] = {0};
 	struct rdma_chain *chains;
 	uint64_t data_bytes = 0;
-	char why[200];
 	int ret, len;
 
 	if (conn->failed)
 		return conn->failed;
-	ret = transport_runs_check(conn, 0, TRANSPORT_ACCESS_LOCAL, runs, nruns, why, sizeof(why));
-	if (!ret)
-		ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE, runs, nruns, why,
-					   sizeof(why));
-	if (ret) {
-		rmig_log_error("rdma %s: batch %llu refused: %s", conn->peer,
-			       (unsigned long long)batch_id, why);
+	ret = transport_batch_check(conn, batch_id, runs, nruns);
+	if (ret)
 		return ret;
-	}
 	len = wire_commit_to_wire(commit_buf, sizeof(commit_buf), &commit, runs);
 	if (len < 0)
 		return len;

@@ -171,7 +171,6 @@ int tcp_batch_post(struct transport_conn *conn, uint64_t batch_id, const struct 
 	size_t stream_first[WIRE_STREAMS_MAX + 1];
 	size_t stream_fill[WIRE_STREAMS_MAX];
 	struct wire_commit_host commit = {.batch_id = batch_id, .nruns = nruns};
-	char why[TRANSPORT_ERROR_MAX];
 	struct tcp_data_head *heads;
 	struct wire_hdr commit_hdr;
 	struct iovec *iov;
@@ -183,15 +182,9 @@ int tcp_batch_post(struct transport_conn *conn, uint64_t batch_id, const struct 
 	ret = tcp_status(tc);
 	if (ret)
 		return ret;
-	ret = transport_runs_check(conn, 0, 0, runs, nruns, why, sizeof(why));
-	if (!ret)
-		ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE, runs, nruns, why,
-					   sizeof(why));
-	if (ret) {
-		rmig_log_error("tcp %s: batch %llu refused: %s", conn->peer,
-			       (unsigned long long)batch_id, why);
+	ret = transport_batch_check(conn, batch_id, runs, nruns);
+	if (ret)
 		return ret;
-	}
 	for (size_t i = 0; i < nruns; i++) {
 		if (runs[i].flags & TRANSPORT_RUN_ZERO)
 			continue;
