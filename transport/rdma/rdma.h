@@ -223,11 +223,14 @@ static inline int rdma_errno_or(int fallback)
 	return errno ? -errno : fallback;
 }
 
-/* Wait on changed until woken or the deadline (NULL: forever). Caller holds lock. */
+/* Wait on changed until woken or the deadline (NULL: forever). Caller holds lock.
+ * 0 or -ETIMEDOUT, like every wait in transport/. */
 static inline int rdma_wait(struct rdma_conn *rc, const struct timespec *deadline)
 {
 	return transport_cond_wait(&rc->changed, &rc->lock, deadline);
 }
+
+/* ---- Shared by the files of this folder; each is commented where it is defined. ---- */
 
 /* cm.c */
 int rdma_transport_listen(const char *uri, const struct transport_options *opts,

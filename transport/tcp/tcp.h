@@ -158,6 +158,8 @@ static inline int tcp_wait(struct tcp_conn *tc, const struct timespec *deadline)
 	return transport_cond_wait(&tc->changed, &tc->lock, deadline);
 }
 
+/* ---- Shared by the files of this folder; each is commented where it is defined. ---- */
+
 /* conn.c */
 int tcp_send_iov(int fd, struct iovec *iov, size_t iovcnt);
 int tcp_recv_full(int fd, void *buf, size_t len, size_t *got_p);
