@@ -32,16 +32,6 @@ void rdma_stats_add(struct rdma_conn *rc, uint64_t *field, uint64_t value)
 	pthread_mutex_unlock(rc->base.region_lock);
 }
 
-char *rdma_recv_buffer(struct rdma_conn *rc, uint32_t index)
-{
-	return rc->recv_ring + (size_t)index * RDMA_MSG_STRIDE;
-}
-
-char *rdma_send_buffer(struct rdma_conn *rc, uint32_t slot)
-{
-	return rc->send_slots + (size_t)slot * RDMA_MSG_STRIDE;
-}
-
 /* Receive buffers live on queue pair 0 only: it alone carries SENDs. */
 int rdma_post_recv(struct rdma_conn *rc, uint32_t index)
 {

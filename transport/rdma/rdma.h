@@ -230,6 +230,41 @@ static inline int rdma_wait(struct rdma_conn *rc, const struct timespec *deadlin
 	return transport_cond_wait(&rc->changed, &rc->lock, deadline);
 }
 
+/* Per work request, on the data path (post.c and ring.c): kept inline. */
+
+/* Does queue pair stream have room in its in-flight window for wrs more WRs? */
+static inline int rdma_room(const struct rdma_conn *rc, unsigned stream, uint32_t wrs)
+{
+	const struct rdma_stream *s = &rc->streams[stream];
+
+	return s->sq_posted - s->sq_completed + wrs <= rc->window;
+}
+
+/* What the WR seq carried, for the error report of a failed completion. */
+static inline void rdma_record(struct rdma_conn *rc, unsigned stream, uint64_t seq,
+			       enum rdma_wr_kind kind, uint64_t batch_id, uint32_t region_id,
+			       uint64_t offset, uint64_t length)
+{
+	struct rdma_wr_record *record = &rc->streams[stream].records[seq % rc->window];
+
+	record->seq = seq;
+	record->kind = kind;
+	record->batch_id = batch_id;
+	record->region_id = region_id;
+	record->offset = offset;
+	record->length = length;
+}
+
+static inline char *rdma_recv_buffer(struct rdma_conn *rc, uint32_t index)
+{
+	return rc->recv_ring + (size_t)index * RDMA_MSG_STRIDE;
+}
+
+static inline char *rdma_send_buffer(struct rdma_conn *rc, uint32_t slot)
+{
+	return rc->send_slots + (size_t)slot * RDMA_MSG_STRIDE;
+}
+
 /* ---- Shared by the files of this folder; each is commented where it is defined. ---- */
 
 /* cm.c */
@@ -245,8 +280,6 @@ int rdma_transport_connect(const char *uri, const struct transport_options *opts
 /* conn.c */
 void rdma_fail_quiet(struct rdma_conn *rc, int err, const char *message);
 void rdma_stats_add(struct rdma_conn *rc, uint64_t *field, uint64_t value);
-char *rdma_recv_buffer(struct rdma_conn *rc, uint32_t index);
-char *rdma_send_buffer(struct rdma_conn *rc, uint32_t slot);
 int rdma_post_recv(struct rdma_conn *rc, uint32_t index);
 int rdma_conn_resources(struct rdma_conn *rc);
 int rdma_stream_qp(struct rdma_conn *rc, unsigned index);
@@ -261,9 +294,6 @@ int rdma_progress_start(struct rdma_conn *rc);
 void rdma_transport_close(struct transport_conn *conn);
 
 /* ring.c */
-int rdma_room(const struct rdma_conn *rc, unsigned stream, uint32_t wrs);
-void rdma_record(struct rdma_conn *rc, unsigned stream, uint64_t seq, enum rdma_wr_kind kind,
-		 uint64_t batch_id, uint32_t region_id, uint64_t offset, uint64_t length);
 void rdma_send_pump(struct rdma_conn *rc);
 int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
 		    const void *part2, size_t len2, const uint64_t *after,

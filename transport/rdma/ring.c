@@ -35,26 +35,6 @@
 
 /* ---- sending SENDs (caller holds rc->lock) ---- */
 
-int rdma_room(const struct rdma_conn *rc, unsigned stream, uint32_t wrs)
-{
-	const struct rdma_stream *s = &rc->streams[stream];
-
-	return s->sq_posted - s->sq_completed + wrs <= rc->window;
-}
-
-void rdma_record(struct rdma_conn *rc, unsigned stream, uint64_t seq, enum rdma_wr_kind kind,
-		 uint64_t batch_id, uint32_t region_id, uint64_t offset, uint64_t length)
-{
-	struct rdma_wr_record *record = &rc->streams[stream].records[seq % rc->window];
-
-	record->seq = seq;
-	record->kind = kind;
-	record->batch_id = batch_id;
-	record->region_id = region_id;
-	record->offset = offset;
-	record->length = length;
-}
-
 /* Post the SEND whose payload is in slot. The header is written now, so it carries every credit
  * freed until this moment. The caller checked credits and room. */
 static int rdma_send_post(struct rdma_conn *rc, uint32_t slot, enum wire_type type, uint32_t length)
