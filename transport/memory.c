@@ -1,17 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /* transport/memory.c - hugepage, NUMA-local memory for rmig's own buffers, with a clean fallback
  * to plain pages. Hugepages cut TLB misses and let one registration cover more bytes per
- * translation entry on the NIC; NUMA locality keeps DMA off the inter-socket link. */
+ * translation entry on the NIC; NUMA locality keeps DMA off the inter-socket link. libnuma and
+ * libhugetlbfs are optional (RMIG_NUMA, RMIG_HUGETLBFS): without them nothing is bound and
+ * hugepages come from mmap(MAP_HUGETLB) alone. */
 #include "transport/memory.h"
 
 #include <errno.h>
-#include <hugetlbfs.h>
-#include <numa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#ifdef RMIG_HAVE_HUGETLBFS
+#include <hugetlbfs.h>
+#endif
+#ifdef RMIG_HAVE_NUMA
+#include <numa.h>
+#endif
 
 #include "transport/log.h"
 
@@ -24,6 +31,12 @@ static size_t memory_round_up(size_t len, size_t unit)
  * they land. Returns 1 when bound, 0 when libnuma is unusable or the node does not exist. */
 static int memory_bind(void *addr, size_t len, int numa_node)
 {
+#ifndef RMIG_HAVE_NUMA
+	(void)addr;
+	(void)len;
+	(void)numa_node;
+	return 0;
+#else
 	if (numa_node < 0)
 		return 0;
 	if (numa_available() < 0)
@@ -32,10 +45,36 @@ static int memory_bind(void *addr, size_t len, int numa_node)
 		return 0;
 	numa_tonode_memory(addr, len, numa_node);
 	return 1;
+#endif
+}
+
+/* The default hugepage size, 0 when unknown. */
+static long memory_huge_page_size(void)
+{
+#ifdef RMIG_HAVE_HUGETLBFS
+	return gethugepagesize();
+#else
+	long kib = 0;
+	char line[128];
+	FILE *file = fopen("/proc/meminfo", "r");
+
+	if (!file)
+		return 0;
+	while (fgets(line, sizeof(line), file))
+		if (sscanf(line, "Hugepagesize: %ld kB", &kib) == 1)
+			break;
+	fclose(file);
+	return kib * 1024;
+#endif
 }
 
 static int memory_try_hugetlbfs(size_t len, struct transport_mem *mem)
 {
+#ifndef RMIG_HAVE_HUGETLBFS
+	(void)len;
+	(void)mem;
+	return -ENOENT;
+#else
 	long huge_size = gethugepagesize();
 	size_t length;
 	void *addr;
@@ -53,11 +92,12 @@ static int memory_try_hugetlbfs(size_t len, struct transport_mem *mem)
 	mem->source = TRANSPORT_MEM_HUGETLBFS;
 	mem->hugepage = 1;
 	return 0;
+#endif
 }
 
 static int memory_try_map_hugetlb(size_t len, struct transport_mem *mem)
 {
-	long huge_size = gethugepagesize();
+	long huge_size = memory_huge_page_size();
 	size_t length;
 	void *addr;
 
@@ -128,9 +168,11 @@ void transport_mem_free(struct transport_mem *mem)
 {
 	if (!mem || !mem->addr)
 		return;
+#ifdef RMIG_HAVE_HUGETLBFS
 	if (mem->source == TRANSPORT_MEM_HUGETLBFS)
 		free_huge_pages(mem->addr);
 	else
+#endif
 		munmap(mem->addr, mem->length);
 	mem->addr = NULL;
 	mem->length = 0;

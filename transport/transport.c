@@ -395,3 +395,19 @@ int transport_runs_check(struct transport_conn *conn, int remote, unsigned acces
 	pthread_mutex_unlock(conn->region_lock);
 	return ret;
 }
+
+int transport_batch_check(struct transport_conn *conn, uint64_t batch_id,
+			  const struct transport_run *runs, size_t nruns)
+{
+	char why[TRANSPORT_ERROR_MAX];
+	int ret;
+
+	ret = transport_runs_check(conn, 0, TRANSPORT_ACCESS_LOCAL, runs, nruns, why, sizeof(why));
+	if (!ret)
+		ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE, runs, nruns, why,
+					   sizeof(why));
+	if (ret)
+		rmig_log_error("%s %s: batch %llu refused: %s", conn->ops->scheme, conn->peer,
+			       (unsigned long long)batch_id, why);
+	return ret;
+}

@@ -162,7 +162,9 @@ struct transport_conn {
 	char peer[TRANSPORT_URI_MAX];	 /* for messages: "tcp://192.0.2.2:7000" */
 	char error[TRANSPORT_ERROR_MAX]; /* first fatal error, "" while healthy */
 	int failed;			 /* -errno of the first fatal error, 0 while healthy */
-	void *region_lock;		 /* pthread_mutex_t *, guards both tables */
+	/* pthread_mutex_t *: guards both tables, stats, error and failed. Lock order: the last
+	 * lock of every backend (a leaf): nothing else is taken while it is held. */
+	void *region_lock;
 };
 
 struct transport_listener {
@@ -236,5 +238,9 @@ int transport_region_find(struct transport_conn *conn, int remote, uint32_t id,
  * naming the run and field into why. */
 int transport_runs_check(struct transport_conn *conn, int remote, unsigned access,
 			 const struct transport_run *runs, size_t nruns, char *why, size_t why_len);
+/* What every backend's batch_post checks first: the runs against the local table and against
+ * the peer's advertised table with REMOTE_WRITE. Logs the refusal, naming the batch. */
+int transport_batch_check(struct transport_conn *conn, uint64_t batch_id,
+			  const struct transport_run *runs, size_t nruns);
 
 #endif /* RMIG_TRANSPORT_H */

@@ -1085,6 +1085,38 @@ static void send_data_frame(int fd, uint32_t region_id, uint64_t offset, uint32_
 			skip();        \
 	} while (0)
 
+/* ---- a librmig built with -DRMIG_RDMA=OFF ---- */
+
+#ifndef RMIG_HAVE_RDMA
+static char last_error[512];
+
+static void keep_last_error(void *opaque, int level, const char *message)
+{
+	(void)opaque;
+	if (level == RMIG_LOG_LEVEL_ERROR)
+		snprintf(last_error, sizeof(last_error), "%s", message);
+}
+
+/* rdma:// is refused at once, as unsupported, with a message that names the build option. */
+static void test_rdma_refused_with_build_option_when_built_without_rdma(void **state)
+{
+	struct transport_listener *listener = NULL;
+	struct transport_conn *conn = NULL;
+
+	(void)state;
+	assert_false(transport_available("rdma"));
+	rmig_log_handler_set(keep_last_error, NULL, RMIG_LOG_LEVEL_ERROR);
+	assert_int_equal(transport_connect("rdma://192.0.2.1:7000", NULL, &conn), -EPROTONOSUPPORT);
+	assert_null(conn);
+	assert_non_null(strstr(last_error, "-DRMIG_RDMA=OFF"));
+	last_error[0] = 0;
+	assert_int_equal(transport_listen("rdma://0.0.0.0:0", NULL, &listener), -EPROTONOSUPPORT);
+	assert_null(listener);
+	assert_non_null(strstr(last_error, "-DRMIG_RDMA=OFF"));
+	rmig_log_handler_set(NULL, NULL, RMIG_LOG_LEVEL_WARN);
+}
+#endif
+
 static void test_tcp_rejects_bad_magic(void **state)
 {
 	struct wire_hdr hdr;
@@ -1777,6 +1809,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	test_scheme = argv[1];
+#ifndef RMIG_HAVE_RDMA
+	if (scheme_is("rdma")) {
+		const struct CMUnitTest refused[] = {
+			cmocka_unit_test(
+				test_rdma_refused_with_build_option_when_built_without_rdma),
+		};
+
+		return cmocka_run_group_tests_name("transport_rdma_disabled", refused, NULL, NULL);
+	}
+#endif
 	if (transport_unavailable()) {
 		/* ctest reports this as skipped (SKIP_RETURN_CODE), not as a pass. */
 		fprintf(stderr, "transport_%s: needs $RMIG_TESTBED_IP and a verbs device\n",

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* transport/loop.c - "loop:name": both peers in one process, memcpy as the wire. Same semantics
+/* transport/loop/loop.c - "loop:name": both peers in one process, memcpy as the wire. Same semantics
  * as tcp (checks, commits after data, reads from REMOTE_READ regions, reset on close) so the
  * engine and the transport tests run anywhere; counters are kept as if tcp's frames crossed. */
 #include <errno.h>
@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "transport/deadline.h"
 #include "transport/log.h"
+#include "transport/queue.h"
 #include "transport/transport.h"
 #include "transport/transport_impl.h"
 #include "transport/wire.h"
@@ -19,7 +21,7 @@
 #define LOOP_FRAME_DATA_MAX (4u << 20)
 
 struct loop_msg {
-	struct loop_msg *next;
+	struct transport_queued entry; /* in the receiving side's incoming queue */
 	struct transport_msg msg;
 	struct transport_run *runs;
 	void *data;
@@ -32,15 +34,15 @@ struct loop_conn {
 	struct loop_pair *pair;
 	int side;		/* index of this conn in pair->side */
 	pthread_cond_t arrived; /* incoming grew or the peer left; waits under pair->lock */
-	struct loop_msg *head;	/* incoming, oldest first */
-	struct loop_msg *tail;
-	struct loop_msg *delivered; /* what the last recv() handed out, freed on the next */
+	struct transport_queue incoming; /* of struct loop_msg, under pair->lock */
 	int peer_gone;
 };
 
 /* Shared by the two ends. memory_lock is held for reading while bytes move between the two
  * sides' regions and for writing while a region is revoked or a side leaves, so a region is
- * never unmapped under a copy. lock guards the queues and the side pointers. */
+ * never unmapped under a copy. lock guards the queues and the side pointers.
+ * Lock order: memory_lock -> lock -> either side's base.region_lock (one at a time; a leaf).
+ * loop_registry_lock is never held together with any of them. */
 struct loop_pair {
 	pthread_rwlock_t memory_lock;
 	pthread_mutex_t lock;
@@ -57,34 +59,14 @@ struct loop_listener {
 	size_t npending;
 };
 
-/* Process-wide: the listeners by name. */
+/* Process-wide: the listeners by name. Taken alone: a listener's pending connections are
+ * closed only after it is released. */
 static pthread_mutex_t loop_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct loop_listener *loop_registry;
 
 static struct loop_conn *loop_conn_of(struct transport_conn *conn)
 {
 	return container_of(conn, struct loop_conn, base);
-}
-
-static void loop_deadline(int timeout_ms, struct timespec *deadline)
-{
-	clock_gettime(CLOCK_MONOTONIC, deadline);
-	deadline->tv_sec += timeout_ms / 1000;
-	deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline->tv_nsec >= 1000000000L) {
-		deadline->tv_sec++;
-		deadline->tv_nsec -= 1000000000L;
-	}
-}
-
-static void loop_cond_init(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
 }
 
 static void loop_stats_add(struct transport_conn *conn, int sent, uint64_t bytes,
@@ -129,8 +111,6 @@ static int loop_peer_closed(struct transport_conn *conn)
 
 static void loop_msg_free(struct loop_msg *m)
 {
-	if (!m)
-		return;
 	free(m->runs);
 	free(m->data);
 	free(m);
@@ -142,14 +122,16 @@ static struct loop_conn *loop_peer_locked(struct loop_conn *lc)
 	return lc->pair->side[!lc->side];
 }
 
+static void loop_msg_entry_free(struct transport_queued *entry)
+{
+	loop_msg_free(container_of(entry, struct loop_msg, entry));
+}
+
+/* No bound: the sender is in this process and waits for nothing. */
 static void loop_enqueue_locked(struct loop_conn *to, struct loop_msg *m)
 {
-	m->next = NULL;
-	if (to->tail)
-		to->tail->next = m;
-	else
-		to->head = m;
-	to->tail = m;
+	transport_queue_push(&to->incoming, &m->entry,
+			     sizeof(*m) + m->msg.nruns * sizeof(*m->runs) + m->msg.len);
 	pthread_cond_signal(&to->arrived);
 }
 
@@ -168,22 +150,15 @@ static int loop_conn_create(struct loop_pair *pair, int side, const char *peer,
 	}
 	lc->pair = pair;
 	lc->side = side;
-	loop_cond_init(&lc->arrived);
+	transport_cond_init(&lc->arrived);
+	transport_queue_init(&lc->incoming, loop_msg_entry_free);
 	*conn_p = lc;
 	return 0;
 }
 
 static void loop_conn_destroy(struct loop_conn *lc)
 {
-	struct loop_msg *m = lc->head;
-
-	while (m) {
-		struct loop_msg *next = m->next;
-
-		loop_msg_free(m);
-		m = next;
-	}
-	loop_msg_free(lc->delivered);
+	transport_queue_fini(&lc->incoming);
 	pthread_cond_destroy(&lc->arrived);
 	transport_conn_fini(&lc->base);
 	free(lc);
@@ -240,7 +215,7 @@ static int loop_listen(const char *uri, const struct transport_options *opts,
 		return -ENOMEM;
 	l->base.ops = &loop_transport_ops;
 	snprintf(l->name, sizeof(l->name), "%s", parsed.host);
-	loop_cond_init(&l->pending_arrived);
+	transport_cond_init(&l->pending_arrived);
 
 	pthread_mutex_lock(&loop_registry_lock);
 	if (loop_registry_find_locked(l->name)) {
@@ -279,15 +254,13 @@ static int loop_accept(struct transport_listener *listener, int timeout_ms,
 	struct loop_conn *lc;
 
 	if (timeout_ms >= 0)
-		loop_deadline(timeout_ms, &deadline);
+		transport_deadline(timeout_ms, &deadline);
 	pthread_mutex_lock(&loop_registry_lock);
 	while (l->npending == 0) {
-		int ret = timeout_ms < 0
-				  ? pthread_cond_wait(&l->pending_arrived, &loop_registry_lock)
-				  : pthread_cond_timedwait(&l->pending_arrived, &loop_registry_lock,
-							   &deadline);
+		int ret = transport_cond_wait(&l->pending_arrived, &loop_registry_lock,
+					      timeout_ms < 0 ? NULL : &deadline);
 
-		if (ret == ETIMEDOUT && l->npending == 0) {
+		if (ret == -ETIMEDOUT && l->npending == 0) {
 			pthread_mutex_unlock(&loop_registry_lock);
 			return -ETIMEDOUT;
 		}
@@ -476,19 +449,9 @@ static int loop_batch_post(struct transport_conn *conn, uint64_t batch_id,
 	ret = loop_conn_status(conn);
 	if (ret)
 		return ret;
-	ret = transport_runs_check(conn, 0, 0, runs, nruns, why, sizeof(why));
-	if (ret) {
-		rmig_log_error("loop %s: batch %llu refused: %s", conn->peer,
-			       (unsigned long long)batch_id, why);
+	ret = transport_batch_check(conn, batch_id, runs, nruns);
+	if (ret)
 		return ret;
-	}
-	ret = transport_runs_check(conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE, runs, nruns, why,
-				   sizeof(why));
-	if (ret) {
-		rmig_log_error("loop %s: batch %llu refused: %s", conn->peer,
-			       (unsigned long long)batch_id, why);
-		return ret;
-	}
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -626,35 +589,28 @@ static int loop_recv(struct transport_conn *conn, struct transport_msg *msg, int
 {
 	struct loop_conn *lc = loop_conn_of(conn);
 	struct loop_pair *pair = lc->pair;
+	struct transport_queued *entry;
 	struct timespec deadline;
-	struct loop_msg *m;
 	int ret;
 
 	if (timeout_ms >= 0)
-		loop_deadline(timeout_ms, &deadline);
+		transport_deadline(timeout_ms, &deadline);
 	pthread_mutex_lock(&pair->lock);
-	loop_msg_free(lc->delivered);
-	lc->delivered = NULL;
+	transport_queue_release(&lc->incoming);
 	/* Messages queued before the peer left are still delivered, as tcp would. */
-	while (!lc->head && !lc->peer_gone) {
-		ret = timeout_ms < 0 ? pthread_cond_wait(&lc->arrived, &pair->lock)
-				     : pthread_cond_timedwait(&lc->arrived, &pair->lock, &deadline);
-		if (ret == ETIMEDOUT && !lc->head && !lc->peer_gone) {
+	while (!lc->incoming.head && !lc->peer_gone) {
+		ret = transport_cond_wait(&lc->arrived, &pair->lock,
+					  timeout_ms < 0 ? NULL : &deadline);
+		if (ret == -ETIMEDOUT && !lc->incoming.head && !lc->peer_gone) {
 			pthread_mutex_unlock(&pair->lock);
 			return -ETIMEDOUT;
 		}
 	}
-	m = lc->head;
-	if (!m) {
-		pthread_mutex_unlock(&pair->lock);
-		return loop_peer_closed(conn);
-	}
-	lc->head = m->next;
-	if (!lc->head)
-		lc->tail = NULL;
-	lc->delivered = m;
+	entry = transport_queue_pop(&lc->incoming);
 	pthread_mutex_unlock(&pair->lock);
-	*msg = m->msg;
+	if (!entry)
+		return loop_peer_closed(conn);
+	*msg = container_of(entry, struct loop_msg, entry)->msg;
 	return 0;
 }
 

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* transport/rdma/register.c - memory registration for rdma://: a region is registered once in
+ * the connection's PD (one MR, one rkey for every queue pair), whole up front (default), with
+ * on-demand paging where the device supports it, or chunk by chunk on first use; regions the
+ * peer may reach are announced on the send ring. Deregistration first waits for the work that
+ * may still touch the region, then revokes it on the peer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/log.h"
+#include "transport/rdma/rdma.h"
+
+/* ---- regions ---- */
+
+static int rdma_access_flags(struct rdma_conn *rc, unsigned access)
+{
+	int flags = IBV_ACCESS_LOCAL_WRITE;
+
+	if (access & TRANSPORT_ACCESS_REMOTE_WRITE)
+		flags |= IBV_ACCESS_REMOTE_WRITE;
+	if (access & TRANSPORT_ACCESS_REMOTE_READ)
+		flags |= IBV_ACCESS_REMOTE_READ;
+	if (rc->options.reg_mode == TRANSPORT_REG_ODP)
+		flags |= IBV_ACCESS_ON_DEMAND;
+	return flags;
+}
+
+/* One MR in the connection's PD serves every queue pair: a region is registered and announced
+ * once, whatever the number of queue pairs. */
+int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
+				   unsigned access)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct transport_region region = {.id = id, .access = access, .addr = addr, .length = len};
+	struct rdma_region *reg;
+	struct wire_region wire;
+	int ret;
+
+	if (!addr || !len ||
+	    (access & ~(unsigned)(TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)))
+		return -EINVAL;
+	if (!transport_region_find(conn, 0, id, &region)) {
+		rmig_log_error("rdma %s: region %u is already registered", conn->peer, id);
+		return -EEXIST;
+	}
+	reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	reg->addr = addr;
+	reg->length = len;
+	/* Chunked registration fits only memory no peer reaches: a peer needs one rkey. */
+	if (rc->options.reg_mode == TRANSPORT_REG_CHUNKED && access == TRANSPORT_ACCESS_LOCAL) {
+		uintptr_t end = (uintptr_t)addr + len;
+
+		reg->chunk_base = (uintptr_t)addr & ~(uintptr_t)(RDMA_CHUNK_SIZE - 1);
+		reg->nchunks = (end - reg->chunk_base + RDMA_CHUNK_SIZE - 1) / RDMA_CHUNK_SIZE;
+		reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
+		if (!reg->chunks) {
+			ret = -ENOMEM;
+			goto err_free_reg;
+		}
+	} else {
+		reg->mr = ibv_reg_mr(rc->pd, addr, len, rdma_access_flags(rc, access));
+		if (!reg->mr) {
+			ret = rdma_errno_or(-ENOMEM);
+			rmig_log_error("rdma %s: registering region %u (%zu bytes at %p): %s%s",
+				       conn->peer, id, len, addr, strerror(-ret),
+				       ret == -ENOMEM ? " (RLIMIT_MEMLOCK too low?)" : "");
+			goto err_free_reg;
+		}
+	}
+	region = (struct transport_region){
+		.id = id,
+		.access = access,
+		.addr = addr,
+		.length = len,
+		.remote_addr = (uintptr_t)addr,
+		.rkey = reg->mr ? reg->mr->rkey : 0,
+		.priv = reg,
+	};
+	pthread_mutex_lock(&rc->lock);
+	ret = transport_region_add(conn, 0, &region);
+	if (ret) {
+		pthread_mutex_unlock(&rc->lock);
+		goto err_release;
+	}
+	if (access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) {
+		wire_region_to_wire(&wire, &region);
+		ret = rdma_send_queue(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0, NULL,
+				      NULL);
+		if (ret) {
+			transport_region_remove(conn, 0, id, NULL);
+			pthread_mutex_unlock(&rc->lock);
+			goto err_release;
+		}
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return 0;
+
+err_release:
+	rdma_region_release(reg);
+	return ret;
+err_free_reg:
+	free(reg->chunks);
+	free(reg);
+	return ret;
+}
+
+/* Has every QP completed up to target[] and every ordered SEND before msgs (successfully, when
+ * succeeded)? Caller holds rc->lock. */
+static int rdma_drained(const struct rdma_conn *rc, const uint64_t *target, uint64_t msgs,
+			int succeeded)
+{
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		if ((succeeded ? rc->streams[s].sq_succeeded : rc->streams[s].sq_completed) <
+		    target[s])
+			return 0;
+	return msgs == 0 || rdma_send_done(rc, msgs - 1, succeeded);
+}
+
+/* Wait until every WR posted and every SEND queued so far completed; 0 when all of it
+ * succeeded, even if the connection failed afterwards, else the failure. Caller holds
+ * rc->lock. */
+int rdma_drain_locked(struct rdma_conn *rc, const struct timespec *deadline)
+{
+	uint64_t target[RDMA_STREAMS_MAX];
+	uint64_t msgs = rc->sends_queued;
+
+	for (unsigned s = 0; s < rc->nstreams; s++)
+		target[s] = rc->streams[s].sq_posted;
+	while (!rdma_drained(rc, target, msgs, 0) && !rc->base.failed) {
+		int ret = rdma_wait(rc, deadline);
+
+		if (ret == -ETIMEDOUT && !rdma_drained(rc, target, msgs, 0))
+			return ret;
+	}
+	/* Everything asked about completed: a peer that closed afterwards changes nothing
+	 * (rmig-bw's goodbye followed by a flush raced the peer's close and reported it). */
+	if (rdma_drained(rc, target, msgs, 1))
+		return 0;
+	return rc->base.failed ? rc->base.failed : -EIO;
+}
+
+int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct transport_region region;
+	struct wire_region wire;
+	int ret;
+
+	pthread_mutex_lock(&rc->lock);
+	ret = transport_region_remove(conn, 0, id, &region);
+	if (ret) {
+		pthread_mutex_unlock(&rc->lock);
+		rmig_log_error("rdma %s: deregistering region %u: not registered", conn->peer, id);
+		return ret;
+	}
+	if (region.access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ) &&
+	    !conn->failed) {
+		wire_region_to_wire(&wire, &region);
+		ret = rdma_send_queue(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0, NULL,
+				      NULL);
+	}
+	/* Work already posted on any QP may still read the memory: the MR lives until it
+	 * completed. */
+	rdma_drain_locked(rc, NULL);
+	pthread_mutex_unlock(&rc->lock);
+	rdma_region_release(region.priv);
+	return conn->failed && ret ? ret : 0;
+}
+
+/* Local key and the longest length from addr that one SGE may cover. Caller holds rc->lock. */
+int rdma_local_key(struct rdma_conn *rc, struct rdma_region *reg, char *addr, uint64_t want,
+		   uint32_t *lkey_p, uint64_t *len_p)
+{
+	uintptr_t chunk_start, chunk_end, region_end;
+	size_t index;
+
+	if (reg->mr) {
+		*lkey_p = reg->mr->lkey;
+		*len_p = want;
+		return 0;
+	}
+	index = ((uintptr_t)addr - reg->chunk_base) / RDMA_CHUNK_SIZE;
+	chunk_start = reg->chunk_base + index * RDMA_CHUNK_SIZE;
+	chunk_end = chunk_start + RDMA_CHUNK_SIZE;
+	region_end = (uintptr_t)reg->addr + reg->length;
+	if (chunk_start < (uintptr_t)reg->addr)
+		chunk_start = (uintptr_t)reg->addr;
+	if (chunk_end > region_end)
+		chunk_end = region_end;
+	if (!reg->chunks[index]) {
+		reg->chunks[index] = ibv_reg_mr(rc->pd, (void *)chunk_start,
+						chunk_end - chunk_start, IBV_ACCESS_LOCAL_WRITE);
+		if (!reg->chunks[index]) {
+			int ret = rdma_errno_or(-ENOMEM);
+
+			return transport_conn_fail(
+				&rc->base, ret,
+				"registering chunk %zu (%llu bytes) on first use: "
+				"%s",
+				index, (unsigned long long)(chunk_end - chunk_start),
+				strerror(-ret));
+		}
+	}
+	*lkey_p = reg->chunks[index]->lkey;
+	*len_p = chunk_end - (uintptr_t)addr < want ? chunk_end - (uintptr_t)addr : want;
+	return 0;
+}
