@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# tests/qemu/test_linked.sh RMIG CACHE [LIBDIR]
+# tests/qemu/test_linked.sh RMIG CACHE [LIBDIR] [METHOD]
 #
 # QEMU with librmig linked in (bindings/qemu/patches/, built by scripts/build-qemu.sh, cached):
 # a booted guest migrated between two network namespaces over tcp, RAM through the linked rmig
 # (QEMU's own dirty log, zero-copy from its RAM blocks), device state through QEMU's stream.
 # The destination QEMU has its rmig object on the command line (listen=), the source gets its
 # own by QMP object-add (uri=), both with the same key; then QEMU's usual migrate-incoming and
-# migrate with x-ignore-shared. The destination starts with -S so that the guest stays paused
+# migrate with x-ignore-shared; METHOD (precopy, predict or auto; default precopy) is the source
+# object's method. The destination starts with -S so that the guest stays paused
 # after the switchover. Checks:
 # - the migration completes and rmig's stats (qom-get rmig0 stats) say completed, QEMU's dirty
 #   log as the dirty source, every page verified and none found stale by verification;
@@ -15,6 +16,7 @@
 # - with both guests paused the two RAM files are byte-identical;
 # - after cont the destination guest goes on counting from where the source stopped (the
 #   source's console followed by the destination's reads 1, 2, 3, ...), the source stays still;
+# - auto stays in the pre-copy family (the destination holds its RAM from rmig's post-copy);
 # - `rmig qemu-recv` recognises the linked QEMU with its rmig object and refuses to drive it.
 # Skips (77) without root or when the patched QEMU cannot be built here.
 set -euo pipefail
@@ -22,6 +24,7 @@ set -euo pipefail
 RMIG=$(realpath "$1")
 CACHE=$2
 libdir=${3:-}
+method=${4:-precopy}
 . "$(dirname "$0")/lib.sh"
 
 qemu_require
@@ -67,7 +70,7 @@ for side in src dst; do
 done
 qemu_qmp "$WORK/dst.qmp" migrate-incoming "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}" >/dev/null
 qemu_qmp "$WORK/src.qmp" object-add \
-	"{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"tcp://$QEMU_DST_IP:7000\", \"key\": \"$key\"}" >/dev/null
+	"{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"tcp://$QEMU_DST_IP:7000\", \"key\": \"$key\", \"method\": \"$method\"}" >/dev/null
 tick_before=$(qemu_last_tick src)
 log "migrate (counter $tick_before)"
 qemu_qmp "$WORK/src.qmp" migrate "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}" >/dev/null
@@ -109,6 +112,11 @@ verified=$(qemu_json "$WORK/src-stats.out" pages-verified)
 mismatched=$(qemu_json "$WORK/src-stats.out" pages-mismatched)
 [ "$verified" = $((ram_bytes / 4096)) ] || die "$verified pages verified of $((ram_bytes / 4096))"
 [ "$mismatched" = 0 ] || die "verification found $mismatched pages QEMU's dirty log did not report"
+used=$(qemu_json "$WORK/src-stats.out" method-used)
+case "$method:$used" in
+precopy:precopy | predict:predict | auto:precopy | auto:predict) ;;
+*) die "method $method ran as $used: the linked path keeps to the pre-copy family" ;;
+esac
 rmig_bytes=$(qemu_json "$WORK/src-stats.out" bytes)
 qemu_bytes=$(qemu_json "$WORK/migrate.out" ram transferred)
 pages_sent=$(qemu_json "$WORK/src-stats.out" pages-sent)
@@ -125,6 +133,6 @@ src_last=$(qemu_last_tick src)
 qemu_wait_ticks dst $((src_last + 30)) 60
 qemu_ticks_consecutive "$WORK/src.log" "$WORK/dst.log"
 [ "$(qemu_last_tick src)" = "$src_last" ] || die "the source guest still runs after the migration"
-log "PASS: linked rmig over tcp; QEMU downtime $(qemu_json "$WORK/migrate.out" downtime) ms," \
+log "PASS: linked rmig over tcp, method $method (ran $used); QEMU downtime $(qemu_json "$WORK/migrate.out" downtime) ms," \
 	"total $(qemu_json "$WORK/migrate.out" total-time) ms; rmig $rmig_bytes bytes, QEMU $qemu_bytes;" \
 	"$verified pages verified, $mismatched stale; counter $src_last -> $(qemu_last_tick dst)"
