@@ -16,6 +16,8 @@ packages=(
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
 	# benchmarks and plots
 	iperf3 gnuplot-nox python3
+	# scripts/build-qemu.sh: Debian's QEMU source built with librmig linked in
+	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev flex bison libfdt-dev zlib1g-dev
 	# fuzzing and sanitizers
 	clang libclang-rt-14-dev
 )

@@ -273,7 +273,9 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 		qemu_cli_signals_stop(&r.sig);
 		return 1;
 	}
-	ret = recv_check_destination(&r);
+	ret = qemu_vm_detect_rmig(r.vm);
+	if (ret >= 0)
+		ret = recv_check_destination(&r);
 	if (ret >= 0)
 		ret = qemu_vm_ram_find(r.vm);
 	if (ret >= 0)

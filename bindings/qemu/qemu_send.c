@@ -561,7 +561,9 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		qemu_cli_signals_stop(&s.sig);
 		return 1;
 	}
-	ret = send_check_source(&s);
+	ret = qemu_vm_detect_rmig(s.vm);
+	if (ret >= 0)
+		ret = send_check_source(&s);
 	if (ret >= 0)
 		ret = qemu_vm_ram_find(s.vm);
 	if (ret >= 0)
@@ -597,6 +599,10 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		      "%s",
 		      qmp_qemu_version(s.vm->qmp), qemu_cli_bytes(ram_bytes, size, sizeof(size)),
 		      s.status_at_start, o.uri, o.qemu_uri);
+	if (s.vm->links_rmig)
+		qemu_cli_note(&s.progress,
+			      "this QEMU links librmig: its own rmig object tracks dirty "
+			      "pages by QEMU's dirty log, not by hashing RAM (docs/qemu.md)");
 	s.start_us = qemu_cli_now_us();
 	ret = send_interrupted(&s);
 	if (!ret)

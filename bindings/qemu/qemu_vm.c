@@ -246,6 +246,50 @@ static int qemu_ram_compare(const void *a, const void *b)
 	return strcmp(((const struct qemu_ram *)a)->id, ((const struct qemu_ram *)b)->id);
 }
 
+int qemu_vm_detect_rmig(struct qemu_vm *vm)
+{
+	json_t *list = NULL, *entry;
+	size_t index;
+	int ret;
+
+	vm->links_rmig = 0;
+	ret = qemu_vm_command(vm, "qom-list-types",
+			      json_pack("{s:s}", "implements", "user-creatable"), &list);
+	if (ret)
+		return ret;
+	json_array_foreach(list, index, entry)
+	{
+		const char *name = json_string_value(json_object_get(entry, "name"));
+
+		if (name && !strcmp(name, "rmig"))
+			vm->links_rmig = 1;
+	}
+	json_decref(list);
+	list = NULL;
+	if (!vm->links_rmig)
+		return 0;
+	ret = qemu_vm_command(vm, "qom-list", json_pack("{s:s}", "path", "/objects"), &list);
+	if (ret)
+		return ret;
+	json_array_foreach(list, index, entry)
+	{
+		const char *name = json_string_value(json_object_get(entry, "name"));
+		const char *type = json_string_value(json_object_get(entry, "type"));
+
+		if (name && type && !strcmp(type, "child<rmig>")) {
+			ret = qemu_vm_fail(
+				vm, -EBUSY,
+				"%s links librmig and has its own rmig object '%s': it "
+				"migrates its RAM itself (QEMU's migrate with x-ignore-shared; "
+				"docs/qemu.md); object-del it to migrate from outside",
+				vm->name, name);
+			break;
+		}
+	}
+	json_decref(list);
+	return ret;
+}
+
 int qemu_vm_ram_find(struct qemu_vm *vm)
 {
 	static const char prefix[] = "child<memory-backend-";

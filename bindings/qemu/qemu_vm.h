@@ -34,6 +34,7 @@ struct qemu_vm {
 	 * qemu_vm_restore_capabilities(). */
 	int caps_saved;
 	int saved_ignore_shared, saved_pause_before_switchover;
+	int links_rmig; /* set by qemu_vm_detect_rmig(): the QEMU has the object type "rmig" */
 };
 
 /* QEMU's query-migrate: times in ms (-1 when QEMU did not report them). */
@@ -87,6 +88,17 @@ int qemu_vm_migration(struct qemu_vm *vm, struct qemu_migration *m);
  * QMP errors. vm->error says which backend and how to start QEMU instead.
  */
 int qemu_vm_ram_find(struct qemu_vm *vm);
+
+/**
+ * qemu_vm_detect_rmig() - is this QEMU one that links librmig (bindings/qemu/patches/)?
+ * @vm: an open QEMU.
+ *
+ * Sets vm->links_rmig when QEMU knows the user-creatable object type "rmig" (qom-list-types).
+ *
+ * Return: 0; -EBUSY when such a QEMU already has an rmig object, which migrates its RAM from
+ * inside QEMU (vm->error says so); QMP errors.
+ */
+int qemu_vm_detect_rmig(struct qemu_vm *vm);
 
 /**
  * qemu_vm_ram_map() - map every backend's file here (MAP_SHARED).

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # tests/qemu/compare.sh [--rmig PATH] [--ram SIZE] [--files N] [--kib K] [--runs N]
-#                       [--warmup TICKS] [--cache DIR] [--methods "M..."]
+#                       [--warmup TICKS] [--cache DIR] [--methods "M..."] [--qemu PATH]
 #
 # The same guest and workload (tests/qemu/guest-init: N files of K KiB rewritten in a loop),
-# migrated between two network namespaces joined by veth, three ways:
-#   qemu        QEMU's own tcp migration, all RAM through QEMU, its default 128 MiB/s cap
-#   qemu-nocap  the same with max-bandwidth raised out of the way
-#   qemu+rmig   rmig qemu-send / qemu-recv: RAM through rmig (tcp), QEMU sends device state
+# migrated between two network namespaces joined by veth, six ways:
+#   qemu          QEMU's own tcp migration, all RAM through QEMU, its default 128 MiB/s cap
+#   qemu-nocap    the same with max-bandwidth raised out of the way
+#   qemu-multifd  the same (no cap) with multifd, 2 channels
+#   qemu+rmig     rmig qemu-send / qemu-recv: RAM through rmig (tcp), QEMU sends device state
+#   linked        QEMU with librmig linked in (scripts/build-qemu.sh): an rmig object on both
+#                 QEMUs and QEMU's own migrate with x-ignore-shared; RAM through rmig (tcp)
+#                 tracked by QEMU's dirty log, device state through QEMU
+#   linked-noverify  the same with verify=off: no hash of every page at switchover
+# Every row runs the same QEMU binary: --qemu PATH, by default the patched one when
+# scripts/build-qemu.sh has it cached (else Debian's, and the linked row is left out).
 # Each run boots a fresh source guest and lets it count to --warmup before migrating. Prints a
 # table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
-# bytes on the wire, and the ratios of qemu+rmig to qemu-nocap; a run counts only when the
-# destination guest goes on counting (the table says how many did not). Needs root.
-# --methods runs a subset (default "qemu qemu-nocap qemu+rmig"), e.g. to repeat one row.
+# bytes on the wire, and the ratios of qemu+rmig and linked to qemu-nocap; a run counts only
+# when the destination guest goes on counting (the table says how many did not). Needs root.
+# --methods runs a subset (default: all six), e.g. to repeat one row.
 # With RMIG_LOG=info in the environment, rmig's breakdown of its paused phase is printed too.
 # Timings depend on the machine's load: compare rows from the same run only.
 set -euo pipefail
@@ -25,7 +32,8 @@ warmup=200
 ram=256M
 files=64
 kib=64
-methods="qemu qemu-nocap qemu+rmig"
+methods="qemu qemu-nocap qemu-multifd qemu+rmig linked linked-noverify"
+qemu_bin=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rmig) RMIG=$2; shift 2 ;;
@@ -36,21 +44,34 @@ while [ $# -gt 0 ]; do
 	--warmup) warmup=$2; shift 2 ;;
 	--cache) CACHE=$2; shift 2 ;;
 	--methods) methods=$2; shift 2 ;;
+	--qemu) qemu_bin=$2; shift 2 ;;
 	-h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (--help)" >&2; exit 2 ;;
 	esac
 done
 for method in $methods; do
 	case "$method" in
-	qemu | qemu-nocap | qemu+rmig) ;;
-	*) echo "compare.sh: unknown method $method (qemu, qemu-nocap, qemu+rmig)" >&2; exit 2 ;;
+	qemu | qemu-nocap | qemu-multifd | qemu+rmig | linked | linked-noverify) ;;
+	*) echo "compare.sh: unknown method $method (qemu, qemu-nocap, qemu-multifd, qemu+rmig, linked, linked-noverify)" >&2; exit 2 ;;
 	esac
 done
 RMIG=$(realpath "$RMIG")
 CACHE=${CACHE:-$(dirname "$RMIG")/tests/qemu/cache}
 QEMU_RAM=$ram
 QEMU_GUEST_ARGS="rmig.files=$files rmig.kib=$kib"
+[ -n "$qemu_bin" ] || qemu_bin=$(bash "$here/../../scripts/build-qemu.sh" --check 2>/dev/null | tail -n 1) ||
+	qemu_bin=qemu-system-x86_64
+QEMU_BIN=$qemu_bin
 . "$here/lib.sh"
+# A QEMU built from source looks for its firmware in its own prefix: point it at Debian's.
+qemu_fw=()
+[ "$(command -v "$QEMU_BIN")" = /usr/bin/qemu-system-x86_64 ] || qemu_fw=(-L /usr/share/qemu -L /usr/share/seabios)
+if ! "$QEMU_BIN" -object help 2>/dev/null | grep -qE '^ *rmig$'; then
+	case " $methods " in *" linked"*)
+		echo "compare.sh: $QEMU_BIN does not link librmig: leaving out the linked rows (scripts/build-qemu.sh)" >&2
+		methods=$(echo " $methods " | sed 's/ linked-noverify / /; s/ linked / /') ;;
+	esac
+fi
 
 qemu_require
 qemu_workdir
@@ -59,10 +80,11 @@ qemu_guest_prepare
 results=$WORK/results.txt
 : >"$results"
 
-# QEMU's own migration from src.qmp to dst.qmp (both started already); prints
-# "total_ms downtime_ms guest_ms bytes".
+# QEMU's own migration from src.qmp to dst.qmp (both started already), MODE cap, nocap,
+# multifd or linked (the destination has its rmig object; the source gets its own here); prints
+# "total_ms downtime_ms guest_ms bytes" (linked: QEMU's bytes plus rmig's).
 qemu_own_migration() {
-	python3 - "$WORK/src.qmp" "$WORK/dst.qmp" "$1" "tcp:$QEMU_DST_IP:4444" <<'PY'
+	python3 - "$WORK/src.qmp" "$WORK/dst.qmp" "$1" "tcp:$QEMU_DST_IP:4444" "tcp://$QEMU_DST_IP:7000" <<'PY'
 import json, socket, sys, time
 
 class Qmp:
@@ -95,8 +117,21 @@ class Qmp:
         return 0
 
 src, dst = Qmp(sys.argv[1]), Qmp(sys.argv[2])
-if sys.argv[3] == "nocap":
+mode = sys.argv[3]
+if mode != "cap":
     src.call("migrate-set-parameters", **{"max-bandwidth": 100 << 30})
+def caps(qmp, **c):
+    qmp.call("migrate-set-capabilities",
+             capabilities=[{"capability": k.replace("_", "-"), "state": v} for k, v in c.items()])
+if mode == "multifd":
+    for q in (src, dst):
+        caps(q, multifd=True)
+        q.call("migrate-set-parameters", **{"multifd-channels": 2})
+if mode.startswith("linked"):
+    for q in (src, dst):
+        caps(q, x_ignore_shared=True)
+    src.call("object-add", **{"qom-type": "rmig", "id": "rmig0", "uri": sys.argv[5],
+                              "verify": mode != "linked-noverify"})
 dst.call("migrate-incoming", uri=sys.argv[4])
 src.call("migrate", uri=sys.argv[4])
 while True:
@@ -116,7 +151,13 @@ if not (dst.event_us("RESUME") and src.event_us("STOP")):
     sys.exit("no STOP event from the source or RESUME event from the destination (source: %s; "
              "destination: %s)" % ([e["event"] for e in src.events], [e["event"] for e in dst.events]))
 guest_ms = (dst.event_us("RESUME") - src.event_us("STOP")) / 1000.0
-print(m["total-time"], m["downtime"], "%.0f" % guest_ms, m["ram"]["transferred"])
+sent = m["ram"]["transferred"]
+if mode.startswith("linked"):
+    stats = json.loads(src.call("qom-get", path="/objects/rmig0", property="stats"))
+    if stats["status"] != "completed":
+        sys.exit("rmig inside QEMU: %s" % stats)
+    sent += stats["bytes"]
+print(m["total-time"], m["downtime"], "%.0f" % guest_ms, sent)
 PY
 }
 
@@ -162,16 +203,28 @@ guest_survived() {
 one_run() {
 	local method=$1 run=$2 line why
 	rm -f "$WORK/src.ram" "$WORK/dst.ram"
-	qemu_start src "$NS_SRC"
-	qemu_wait_ticks src "$warmup" 180
-	qemu_start dst "$NS_DST" -incoming defer
+	local dst_args=(-incoming defer)
 	case "$method" in
-	qemu) line=$(qemu_own_migration cap) ;;
-	qemu-nocap) line=$(qemu_own_migration nocap) ;;
-	qemu+rmig) line=$(rmig_migration) ;;
+	linked) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000") ;;
+	linked-noverify) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,verify=off") ;;
 	esac
-	# A migration counts only when the destination guest goes on counting.
-	if why=$(guest_survived); then
+	qemu_start src "$NS_SRC" "${qemu_fw[@]}"
+	qemu_wait_ticks src "$warmup" 180
+	qemu_start dst "$NS_DST" "${qemu_fw[@]}" "${dst_args[@]}"
+	local status=0
+	case "$method" in
+	qemu) line=$(qemu_own_migration cap) || status=$? ;;
+	qemu-nocap) line=$(qemu_own_migration nocap) || status=$? ;;
+	qemu-multifd) line=$(qemu_own_migration multifd) || status=$? ;;
+	linked | linked-noverify) line=$(qemu_own_migration "$method") || status=$? ;;
+	qemu+rmig) line=$(rmig_migration) || status=$? ;;
+	esac
+	# A migration counts only when it reports its numbers and the destination guest goes on
+	# counting; a failed one is counted as such and the runs go on.
+	if [ "$status" != 0 ]; then
+		echo "$method FAILED" >>"$results"
+		log "run $run $method: FAILED: the migration did not report (exit $status; its error above)"
+	elif why=$(guest_survived); then
 		echo "$method $line" >>"$results"
 		log "run $run $method: total, downtime, guest STOP->RESUME (ms), bytes: $line"
 	else
@@ -210,11 +263,13 @@ def cell(m, i, fmt):
         return fmt % med[m][i]
     return (fmt + " (" + fmt + "-" + fmt + ")") % (med[m][i], lo[m][i], hi[m][i])
 print()
-print("| method | total time (ms) | downtime (ms) | guest STOP to RESUME (ms) | bytes on the wire (MiB) | bytes / RAM | guest broken after migration |")
+print("| method | total time (ms) | downtime (ms) | guest STOP to RESUME (ms) | bytes on the wire (MiB) | bytes / RAM | failed, or guest broken after migration |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 names = {"qemu": "QEMU tcp (default 128 MiB/s cap)", "qemu-nocap": "QEMU tcp (no cap)",
-         "qemu+rmig": "QEMU + rmig (tcp)"}
-for m in ("qemu", "qemu-nocap", "qemu+rmig"):
+         "qemu-multifd": "QEMU tcp multifd, 2 channels (no cap)",
+         "qemu+rmig": "QEMU + rmig unmodified (tcp)", "linked": "QEMU linked with rmig (tcp)",
+         "linked-noverify": "QEMU linked with rmig (tcp), verify=off"}
+for m in ("qemu", "qemu-nocap", "qemu-multifd", "qemu+rmig", "linked", "linked-noverify"):
     if m not in rows and m not in failed:
         continue  # not among --methods
     if m not in rows:
@@ -226,11 +281,14 @@ for m in ("qemu", "qemu-nocap", "qemu+rmig"):
     print("| %s | %s | %s | %s | %s | %.2f | %d of %d |" % (names[m], cell(m, 0, "%.0f"),
           cell(m, 1, "%.0f"), cell(m, 2, "%.0f"), bytes_cell, med[m][3] / ram,
           failed.get(m, 0), runs))
-if "qemu-nocap" not in rows or "qemu+rmig" not in rows:
+if "qemu-nocap" not in rows:
     sys.exit(0)
 t0, d0, g0, b0 = med["qemu-nocap"]
-t1, d1, g1, b1 = med["qemu+rmig"]
 print()
-print("medians (min-max) of the runs whose guest survived. QEMU + rmig vs QEMU (no cap): total time x%.2f, "
-      "downtime x%.2f, guest pause x%.2f, bytes x%.2f" % (t1 / t0, d1 / d0, g1 / g0, b1 / b0))
+print("medians (min-max) of the runs whose guest survived.")
+for m in ("qemu+rmig", "linked", "linked-noverify"):
+    if m in rows:
+        t1, d1, g1, b1 = med[m]
+        print("%s vs QEMU (no cap): total time x%.2f, downtime x%.2f, guest pause x%.2f, bytes x%.2f"
+              % (names[m], t1 / t0, d1 / d0, g1 / g0, b1 / b0))
 PY

@@ -11,6 +11,8 @@ QEMU_SRC_IP=192.0.2.1
 QEMU_DST_IP=192.0.2.2
 QEMU_RAM=${QEMU_RAM:-256M}
 QEMU_GUEST_ARGS=${QEMU_GUEST_ARGS:-}
+# The QEMU binary: Debian's, or the one scripts/build-qemu.sh built with librmig linked in.
+QEMU_BIN=${QEMU_BIN:-qemu-system-x86_64}
 QEMU_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QEMU_ROOT=$(cd "$QEMU_HERE/../.." && pwd)
 qemu_pids=()
@@ -171,7 +173,7 @@ qemu_start() {
 	shift 2
 	rm -f "$WORK/$name.qmp"
 	[ -f "$WORK/$name.ram" ] || truncate -s "$QEMU_RAM" "$WORK/$name.ram"
-	exec_in_ns "$ns" qemu-system-x86_64 -machine q35,memory-backend=mem -m "$QEMU_RAM" \
+	exec_in_ns "$ns" "$QEMU_BIN" -machine q35,memory-backend=mem -m "$QEMU_RAM" \
 		-object "memory-backend-file,id=mem,size=$QEMU_RAM,mem-path=$WORK/$name.ram,share=on" \
 		-nodefaults -nographic -display none -serial "file:$WORK/$name.log" \
 		-qmp "unix:$WORK/$name.qmp,server=on,wait=off" \

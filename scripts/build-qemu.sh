@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds Debian's QEMU with rmig's patch series (bindings/qemu/patches/<series>/) and this
+# checkout's librmig linked in: qemu-system-x86_64 only. Run as root (installs build packages,
+# adds a deb-src line, writes the cache). Prints the binary's path as its last line.
+#
+#   scripts/build-qemu.sh [--series 7.2] [--cache DIR] [--check]
+#
+# The result is cached outside the checkout, in CACHE/<key>/ (default /var/cache/rmig/qemu),
+# the key made from the QEMU source version, the patch files' hash and the configure flags; a
+# second run with the same key prints the cached path at once. --check prints the cached path
+# if there is one and exits 1 otherwise (builds nothing). One build tree per QEMU version and
+# flags (CACHE/work/) is kept, so a patch change rebuilds only what it touches.
+# librmig: this checkout's is built and installed into CACHE/work/<version>/rmig/ (pkg-config
+# rmig), where the binary finds it by its rpath; LD_LIBRARY_PATH may point it at another
+# librmig.so.1 of the same ABI (tests/qemu/test_linked.sh points it at the build's).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+series=7.2
+cache=${RMIG_QEMU_CACHE:-/var/cache/rmig/qemu}
+check=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--series) series=$2; shift 2 ;;
+	--cache) cache=$2; shift 2 ;;
+	--check) check=1; shift ;;
+	*) echo "build-qemu: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+patchdir=$root/bindings/qemu/patches/$series
+flags=(--target-list=x86_64-softmmu --without-default-features --enable-tcg --enable-kvm
+	--enable-fdt=system --disable-docs)
+say() { echo "build-qemu: [$(date +%H:%M:%S)] $*" >&2; }
+jobs=${RMIG_QEMU_JOBS:-2}
+
+build_packages=(dpkg-dev meson ninja-build python3 libglib2.0-dev libpixman-1-dev flex bison
+	libfdt-dev zlib1g-dev pkg-config cmake)
+
+# The QEMU source version apt would fetch (needs deb-src).
+ensure_deb_src() {
+	if ! apt-cache showsrc qemu 2>/dev/null | grep -c '^Version:' >/dev/null; then
+		say "adding deb-src lines for bookworm"
+		cat >/etc/apt/sources.list.d/rmig-deb-src.sources <<-'EOF'
+			Types: deb-src
+			URIs: http://deb.debian.org/debian
+			Suites: bookworm bookworm-updates
+			Components: main
+			Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+			Types: deb-src
+			URIs: http://deb.debian.org/debian-security
+			Suites: bookworm-security
+			Components: main
+			Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+		EOF
+		apt-get update -qq
+	fi
+}
+
+patches=()
+if [ -d "$patchdir" ]; then
+	while IFS= read -r p; do patches+=("$p"); done < <(find "$patchdir" -maxdepth 1 -name '*.patch' | sort)
+fi
+[ ${#patches[@]} -gt 0 ] || { echo "build-qemu: no patches in $patchdir" >&2; exit 1; }
+
+# The key: the source version apt offers, the patches' content, the flags. Without apt's deb-src
+# (a --check on a machine that never built), fall back to the cached version record.
+qver=""
+if [ "$check" = 1 ] && [ -f "$cache/qemu-version-$series" ]; then
+	qver=$(cat "$cache/qemu-version-$series")
+else
+	[ "$check" = 1 ] || ensure_deb_src
+	qver=$(apt-cache showsrc qemu 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -1)
+fi
+[ -n "$qver" ] || { echo "build-qemu: no QEMU source version known" >&2; exit 1; }
+phash=$(cat "${patches[@]}" | sha256sum | cut -c1-16)
+fhash=$(printf '%s\n' "${flags[@]}" | sha256sum | cut -c1-8)
+key="${qver//[:~]/_}-$phash-$fhash"
+out=$cache/$key
+if [ -x "$out/qemu-system-x86_64" ]; then
+	say "cached: QEMU $qver, patches $phash, flags $fhash"
+	echo "$out/qemu-system-x86_64"
+	exit 0
+fi
+if [ "$check" = 1 ]; then
+	say "no cached build for key $key"
+	exit 1
+fi
+[ "$(id -u)" = 0 ] || { echo "build-qemu: run as root" >&2; exit 1; }
+
+missing=()
+for pkg in "${build_packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+mkdir -p "$cache"
+echo "$qver" >"$cache/qemu-version-$series"
+work=$cache/work/${qver//[:~]/_}-$fhash
+pristine=$work/pristine
+if [ ! -f "$pristine/.rmig-extracted" ]; then
+	say "fetching QEMU $qver source (apt-get source)"
+	rm -rf "$work/dl" "$pristine"
+	mkdir -p "$work/dl"
+	(cd "$work/dl" && apt-get source -qq "qemu=$qver" >/dev/null)
+	dir=$(find "$work/dl" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -1)
+	mv "$dir" "$pristine"
+	rm -rf "$work/dl"
+	touch "$pristine/.rmig-extracted"
+fi
+
+# librmig from this checkout, installed where pkg-config finds it: one prefix per build tree, so
+# the path QEMU's build recorded stays valid when the patches change (the ABI is stable).
+prefix=$work/rmig
+say "building librmig into $prefix"
+rm -rf "$out"
+cmake -S "$root" -B "$work/rmig-build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
+cmake --build "$work/rmig-build" --target rmig -j"$jobs" >/dev/null
+# The library's files only, not the rmig command's install rules (not built here).
+rm -rf "$prefix"
+mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
+cp -a "$(dirname "$(find "$work/rmig-build" -name 'librmig.so.1' | head -1)")"/librmig.so* "$prefix/lib/"
+cp "$root/bindings/include/rmig.h" "$prefix/include/"
+sed 's|^libdir=.*|libdir=${prefix}/lib|' "$work/rmig-build/bindings/rmig.pc" >"$prefix/lib/pkgconfig/rmig.pc"
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+pkg-config --exists rmig || { echo "build-qemu: pkg-config finds no rmig in $PKG_CONFIG_PATH" >&2; exit 1; }
+
+# The source tree: pristine hard-linked, the series applied (patch replaces the files it
+# changes, so the pristine copy stays intact). Files whose content differs from the previous
+# tree get a new mtime so the build sees them, whichever way they changed.
+say "applying ${#patches[@]} patch(es) from $patchdir"
+src=$work/src
+rm -rf "$src.new"
+cp -al "$pristine" "$src.new"
+touched=()
+for p in "${patches[@]}"; do
+	patch -d "$src.new" -p1 -s -f --no-backup-if-mismatch <"$p" ||
+		{ echo "build-qemu: $(basename "$p") does not apply to QEMU $qver" >&2; exit 1; }
+	while IFS= read -r f; do touched+=("$f"); done < <(sed -n 's|^+++ b/\([^\t]*\).*|\1|p' "$p")
+done
+if [ -f "$src/.rmig-touched" ]; then
+	while IFS= read -r f; do touched+=("$f"); done <"$src/.rmig-touched"
+fi
+for f in "${touched[@]}"; do
+	if ! cmp -s "$src/$f" "$src.new/$f"; then
+		[ -e "$src.new/$f" ] && { cp "$src.new/$f" "$src.new/$f.tmp" && mv "$src.new/$f.tmp" "$src.new/$f"; }
+	fi
+done
+printf '%s\n' "${touched[@]}" | sort -u >"$src.new/.rmig-touched"
+rm -rf "$src.old"
+[ -d "$src" ] && mv "$src" "$src.old"
+mv "$src.new" "$src"
+rm -rf "$src.old"
+
+bld=$work/build
+if [ ! -f "$bld/build.ninja" ]; then
+	say "configuring: ${flags[*]}"
+	rm -rf "$bld"
+	mkdir -p "$bld"
+	(cd "$bld" && "$src/configure" "${flags[@]}" >configure.log 2>&1) ||
+		{ tail -30 "$bld/configure.log" >&2; exit 1; }
+fi
+say "building qemu-system-x86_64 (-j$jobs; about 40 min cold on a loaded 2-core machine, seconds after a patch change)"
+start=$(date +%s)
+# One progress line a minute: ninja's [done/total].
+progress() {
+	local line last=0 now
+	while IFS= read -r line; do
+		echo "$line" >>"$bld/build.log"
+		case "$line" in \[*/*\]*)
+			now=$(date +%s)
+			if [ $((now - last)) -ge 60 ]; then
+				last=$now
+				say "${line%% *} ($((now - start)) s)"
+			fi
+			;;
+		esac
+	done
+}
+: >"$bld/build.log"
+(cd "$bld" && ninja -j"$jobs" qemu-system-x86_64 2>&1) | progress || { tail -40 "$bld/build.log" >&2; exit 1; }
+say "built in $(($(date +%s) - start)) s"
+mkdir -p "$out"
+cp "$bld/qemu-system-x86_64" "$out/qemu-system-x86_64.tmp"
+mv "$out/qemu-system-x86_64.tmp" "$out/qemu-system-x86_64"
+echo "$out/qemu-system-x86_64"

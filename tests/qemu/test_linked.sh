@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# tests/qemu/test_linked.sh RMIG CACHE [LIBDIR] [METHOD]
+#
+# QEMU with librmig linked in (bindings/qemu/patches/, built by scripts/build-qemu.sh, cached):
+# a booted guest migrated between two network namespaces over tcp, RAM through the linked rmig
+# (QEMU's own dirty log, zero-copy from its RAM blocks), device state through QEMU's stream.
+# The destination QEMU has its rmig object on the command line (listen=), the source gets its
+# own by QMP object-add (uri=), both with the same key; then QEMU's usual migrate-incoming and
+# migrate with x-ignore-shared; METHOD (precopy, predict or auto; default precopy) is the source
+# object's method. The destination starts with -S so that the guest stays paused
+# after the switchover. Checks:
+# - the migration completes and rmig's stats (qom-get rmig0 stats) say completed, QEMU's dirty
+#   log as the dirty source, every page verified and none found stale by verification;
+# - QEMU's own stream carried far less than the guest RAM (only device state and ROMs);
+# - with both guests paused the two RAM files are byte-identical;
+# - after cont the destination guest goes on counting from where the source stopped (the
+#   source's console followed by the destination's reads 1, 2, 3, ...), the source stays still;
+# - auto stays in the pre-copy family (the destination holds its RAM from rmig's post-copy);
+# - `rmig qemu-recv` recognises the linked QEMU with its rmig object and refuses to drive it.
+# Skips (77) without root or when the patched QEMU cannot be built here.
+set -euo pipefail
+
+RMIG=$(realpath "$1")
+CACHE=$2
+libdir=${3:-}
+method=${4:-precopy}
+. "$(dirname "$0")/lib.sh"
+
+qemu_require
+root=$QEMU_ROOT
+if ! QEMU_BIN=$(bash "$root/scripts/build-qemu.sh" --check 2>/dev/null | tail -n 1); then
+	log "no cached patched QEMU; building it (scripts/build-qemu.sh)"
+	QEMU_BIN=$(bash "$root/scripts/build-qemu.sh" | tail -n 1) ||
+		skip "the patched QEMU cannot be built here (scripts/build-qemu.sh failed)"
+fi
+[ -x "$QEMU_BIN" ] || skip "no patched QEMU binary ($QEMU_BIN)"
+# The binary finds the librmig it was built with by its rpath; LIBDIR (the build's librmig.so.1,
+# the same ABI) goes first, so the test runs the library of this build.
+if [ -n "$libdir" ]; then
+	export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+firmware=(-L /usr/share/qemu -L /usr/share/seabios)
+key=rmig-linked-test-key
+
+qemu_workdir
+qemu_netns_setup
+qemu_guest_prepare
+
+log "booting the source guest ($QEMU_RAM) on $QEMU_BIN in namespace $NS_SRC"
+qemu_start src "$NS_SRC" "${firmware[@]}"
+qemu_wait_ticks src 30 120
+log "source guest counting ($(qemu_last_tick src)); destination QEMU with -object rmig,listen=..."
+qemu_start dst "$NS_DST" "${firmware[@]}" -S -incoming defer \
+	-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,key=$key"
+
+# rmig recognises a QEMU that links librmig and will not drive one that has its own rmig object.
+detect_status=0
+in_ns "$NS_DST" "$RMIG" qemu-recv --qmp "$WORK/dst.qmp" --listen "tcp://$QEMU_DST_IP:7001" \
+	--timeout-ms 10000 >"$WORK/detect.out" 2>"$WORK/detect.err" || detect_status=$?
+[ "$detect_status" != 0 ] || die "rmig qemu-recv drove a QEMU that has its own rmig object"
+grep -q "links librmig and has its own rmig object 'rmig0'" "$WORK/detect.err" ||
+	die "qemu-recv did not recognise the linked QEMU: $(cat "$WORK/detect.err")"
+[ "$(qemu_capability "$WORK/dst.qmp" x-ignore-shared)" = false ] ||
+	die "qemu-recv changed the capabilities of a QEMU it refused"
+
+for side in src dst; do
+	qemu_qmp "$WORK/$side.qmp" migrate-set-capabilities \
+		'{"capabilities": [{"capability": "x-ignore-shared", "state": true}]}' >/dev/null
+done
+qemu_qmp "$WORK/dst.qmp" migrate-incoming "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}" >/dev/null
+qemu_qmp "$WORK/src.qmp" object-add \
+	"{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"tcp://$QEMU_DST_IP:7000\", \"key\": \"$key\", \"method\": \"$method\"}" >/dev/null
+tick_before=$(qemu_last_tick src)
+log "migrate (counter $tick_before)"
+qemu_qmp "$WORK/src.qmp" migrate "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}" >/dev/null
+
+t0=$SECONDS
+while :; do
+	qemu_qmp "$WORK/src.qmp" query-migrate >"$WORK/migrate.out"
+	status=$(qemu_json "$WORK/migrate.out" status)
+	case "$status" in
+	completed) break ;;
+	failed | cancelled) die "QEMU's migration $status: $(cat "$WORK/migrate.out")" ;;
+	esac
+	[ $((SECONDS - t0)) -lt 120 ] || die "the migration still runs after 120 s: $status"
+	sleep 0.1
+done
+qemu_qmp "$WORK/src.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin))' >"$WORK/src-stats.out"
+qemu_qmp "$WORK/dst.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin))' >"$WORK/dst-stats.out"
+log "source rmig: $(cat "$WORK/src-stats.out")"
+
+# The destination finishes loading after the source completes: wait for it to be paused there.
+for _ in $(seq 1 100); do
+	dst_state=$(qemu_qmp "$WORK/dst.qmp" query-status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+	[ "$dst_state" = inmigrate ] || break
+	sleep 0.1
+done
+[ "$dst_state" = paused ] || [ "$dst_state" = prelaunch ] ||
+	die "the destination QEMU is $dst_state after the migration, expected paused"
+
+# What rmig and QEMU each carried.
+[ "$(qemu_json "$WORK/src-stats.out" status)" = completed ] || die "rmig's source session did not complete"
+[ "$(qemu_json "$WORK/dst-stats.out" status)" = completed ] || die "rmig's destination session did not complete"
+[ "$(qemu_json "$WORK/src-stats.out" dirty-source)" = 1 ] ||
+	die "rmig did not track through QEMU's dirty log (dirty source $(qemu_json "$WORK/src-stats.out" dirty-source))"
+ram_bytes=$(stat -c %s "$WORK/src.ram")
+[ "$(qemu_json "$WORK/src-stats.out" ram-bytes)" = "$ram_bytes" ] || die "rmig carried another RAM size"
+verified=$(qemu_json "$WORK/src-stats.out" pages-verified)
+mismatched=$(qemu_json "$WORK/src-stats.out" pages-mismatched)
+[ "$verified" = $((ram_bytes / 4096)) ] || die "$verified pages verified of $((ram_bytes / 4096))"
+[ "$mismatched" = 0 ] || die "verification found $mismatched pages QEMU's dirty log did not report"
+used=$(qemu_json "$WORK/src-stats.out" method-used)
+case "$method:$used" in
+precopy:precopy | predict:predict | auto:precopy | auto:predict) ;;
+*) die "method $method ran as $used: the linked path keeps to the pre-copy family" ;;
+esac
+rmig_bytes=$(qemu_json "$WORK/src-stats.out" bytes)
+qemu_bytes=$(qemu_json "$WORK/migrate.out" ram transferred)
+pages_sent=$(qemu_json "$WORK/src-stats.out" pages-sent)
+[ "$pages_sent" -ge $((ram_bytes / 4096)) ] || die "rmig sent $pages_sent pages for $((ram_bytes / 4096)) of RAM"
+[ "$qemu_bytes" -lt $((ram_bytes / 8)) ] || die "QEMU's own stream carried $qemu_bytes bytes of RAM"
+
+# Both guests paused: the RAM files must be identical.
+cmp "$WORK/src.ram" "$WORK/dst.ram" >"$WORK/cmp.out" 2>&1 ||
+	die "guest RAM differs after the switchover: $(cat "$WORK/cmp.out")"
+
+qemu_qmp "$WORK/dst.qmp" cont >/dev/null
+src_last=$(qemu_last_tick src)
+[ "$src_last" -gt "$tick_before" ] || die "the source guest did not run during the migration"
+qemu_wait_ticks dst $((src_last + 30)) 60
+qemu_ticks_consecutive "$WORK/src.log" "$WORK/dst.log"
+[ "$(qemu_last_tick src)" = "$src_last" ] || die "the source guest still runs after the migration"
+log "PASS: linked rmig over tcp, method $method (ran $used); QEMU downtime $(qemu_json "$WORK/migrate.out" downtime) ms," \
+	"total $(qemu_json "$WORK/migrate.out" total-time) ms; rmig $rmig_bytes bytes, QEMU $qemu_bytes;" \
+	"$verified pages verified, $mismatched stale; counter $src_last -> $(qemu_last_tick dst)"
