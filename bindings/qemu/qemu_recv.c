@@ -351,6 +351,9 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 		ret = recv_wait_qemu(&r);
 	}
 	ok = !ret;
+	/* librmig does not print the errors it returns: say why here. */
+	if (!ok && rmig_last_error(r.session)[0])
+		qemu_cli_note(&r.progress, "%s", rmig_last_error(r.session));
 	if (!ok && r.incoming_started && !r.qemu_gone) {
 		/* QEMU cannot take another incoming migration: discard it. */
 		if (qemu_vm_command(r.vm, "quit", NULL, NULL) == 0)

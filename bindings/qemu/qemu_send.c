@@ -621,6 +621,10 @@ int rmig_cli_qemu_send(int argc, char **argv)
 	if (!ok) {
 		int restored = send_restore(&s);
 
+		/* librmig does not print the errors it returns: say why here. */
+		if (rmig_last_error(s.session)[0])
+			qemu_cli_note(&s.progress, "%s", rmig_last_error(s.session));
+
 		if (!restored)
 			qemu_cli_note(&s.progress,
 				      "migration failed; the guest stays on the "
