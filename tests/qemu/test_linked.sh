@@ -93,9 +93,11 @@ qemu_qmp "$WORK/dst.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"
 log "source rmig: $(cat "$WORK/src-stats.out")"
 
 # The destination finishes loading after the source completes: wait for it to be paused there.
-for _ in $(seq 1 100); do
+t0=$SECONDS
+while :; do
 	dst_state=$(qemu_qmp "$WORK/dst.qmp" query-status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
 	[ "$dst_state" = inmigrate ] || break
+	[ $((SECONDS - t0)) -lt 120 ] || break
 	sleep 0.1
 done
 [ "$dst_state" = paused ] || [ "$dst_state" = prelaunch ] ||
