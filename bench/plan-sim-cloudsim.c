@@ -917,7 +917,10 @@ static int cs_optimize(struct cs_sim *sim, struct cs_plan *plan)
 		goto out;
 	}
 	for (size_t h = 0, at = 0; h < hosts; h++) {
-		memcpy(&saved[at], sim->hosts[h].slots, sim->hosts[h].count * sizeof(*saved));
+		/* An empty host may have no slot array yet: memcpy's source must not be NULL. */
+		if (sim->hosts[h].count)
+			memcpy(&saved[at], sim->hosts[h].slots,
+			       sim->hosts[h].count * sizeof(*saved));
 		at += saved_count[h] = sim->hosts[h].count;
 	}
 	memset(sim->excluded, 0, hosts);
@@ -1374,7 +1377,8 @@ static int cs_one_host(const struct cs_policy *policy, int host_type, const stru
 		vm->request = vms[v].request;
 		vm->host = 0;
 		vm->history_length = vms[v].history_length;
-		memcpy(vm->history, vms[v].history, vm->history_length * sizeof(double));
+		if (vm->history_length)
+			memcpy(vm->history, vms[v].history, vm->history_length * sizeof(double));
 		if (cs_host_add(host, (int)v, 0)) {
 			free(sim->vms);
 			free(host->slots);
