@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #define RMIG_VERSION_MAJOR 1
-#define RMIG_VERSION_MINOR 0
+#define RMIG_VERSION_MINOR 1
 #define RMIG_VERSION_PATCH 0
 
 /* One migration, on one host: opaque. */
