@@ -266,7 +266,6 @@ struct cs_host {
 	double utilisation_mips; /* at the last update */
 	int entry_valid, entry_active;
 	double entry_time, entry_allocated, entry_requested;
-	int has_run, was_active; /* at the previous step */
 };
 
 struct cs_migration {
@@ -284,7 +283,6 @@ struct cs_sim {
 	double last_process;
 	double energy, violation_seconds, active_seconds, lost_mips_seconds, requested_mips_seconds;
 	size_t migrations;
-	double off_seconds, switch_offs; /* hosts off after having run, for rmig's rule */
 	struct cs_migration *pending;
 	size_t pending_count, pending_capacity;
 	unsigned long long random_state;
@@ -796,7 +794,11 @@ static int cs_find_host(struct cs_sim *sim, int vm_index, const unsigned char *e
 		power = cs_power(host->type, after);
 		if (power < 0)
 			continue;
-		power -= cs_power(host->type, cs_host_utilisation(host));
+		/* CloudSim counts a switched-off host (0 %) as drawing P(0) already, so waking
+		 * one looks as cheap as loading a running host; rmig counts the whole P(0) it
+		 * draws once on, the idle power CloudSim's own energy rule charges it. */
+		if (sim->policy->detect != CS_DETECT_RMIG || cs_host_utilisation(host) > 0)
+			power -= cs_power(host->type, cs_host_utilisation(host));
 		if (power < least) {
 			least = power;
 			chosen = (int)h;
@@ -872,31 +874,15 @@ static int cs_place(struct cs_sim *sim, int *vms, size_t count, const unsigned c
 	return 0;
 }
 
-/* rmig's consolidation rule: empty a host only when the energy it saves while off (for as long
- * as emptied hosts have stayed off so far in this run, at least one interval) is a larger share of the energy spent so far than the moves add to the SLA violation time and
- * to the CPU lost in migration, each as a share of its own total so far: the moves that lower
- * energy x SLATAH x PDM at the margin. A total still at 0 gives no basis and does not count.
- * The policy's parameter weighs the energy share (1: ESV as it is; more: energy counts more). */
-static int cs_worth_emptying(const struct cs_sim *sim, const struct cs_host *host,
-			     const struct cs_plan *plan, size_t first)
+/* Seconds of migration to empty a host: the time its destinations spend short of MIPS. */
+static double cs_leaving_seconds(const struct cs_sim *sim, const struct cs_host *host)
 {
-	double off = sim->switch_offs ? fmax(CS_INTERVAL, sim->off_seconds / sim->switch_offs)
-				      : CS_INTERVAL;
-	double saved = cs_power(host->type, cs_host_utilisation(host)) * off;
-	double violation = 0, lost = 0, cost = 0;
+	double seconds = 0;
 
-	for (size_t j = first; j < plan->count; j++) {
-		const struct cs_vm *vm = &sim->vms[plan->moves[j].vm];
-
-		if (vm->request > 0)
-			violation += cs_migration_seconds(vm);
-		lost += 0.1 * vm->request * cs_migration_seconds(vm);
-	}
-	if (sim->violation_seconds > 0)
-		cost += violation / sim->violation_seconds;
-	if (sim->lost_mips_seconds > 0)
-		cost += lost / sim->lost_mips_seconds;
-	return sim->energy <= 0 || sim->policy->parameter * saved / sim->energy > cost;
+	for (size_t i = 0; i < host->count; i++)
+		if (!sim->vms[host->slots[i].vm].in_migration)
+			seconds += cs_migration_seconds(&sim->vms[host->slots[i].vm]);
+	return seconds;
 }
 
 /* optimizeAllocation(): the migrations to start now. Works on the hosts' VM lists and puts them
@@ -967,6 +953,11 @@ static int cs_optimize(struct cs_sim *sim, struct cs_plan *plan)
 			for (size_t i = 0; i < sim->hosts[h].count; i++)
 				if (!sim->vms[sim->hosts[h].slots[i].vm].in_migration)
 					all_leaving = 0;
+			/* rmig: the host whose VMs leave in the fewest migration seconds first
+			 * (each second a destination spends short of MIPS), not the least used. */
+			if (sim->policy->detect == CS_DETECT_RMIG && utilisation > 0 &&
+			    utilisation < 1 && !all_leaving)
+				utilisation = cs_leaving_seconds(sim, &sim->hosts[h]) / CS_LIMIT;
 			if (utilisation > 0 && utilisation < least && !all_leaving) {
 				least = utilisation;
 				under = (int)h;
@@ -984,14 +975,6 @@ static int cs_optimize(struct cs_sim *sim, struct cs_plan *plan)
 		ret = cs_place(sim, chosen, count, sim->excluded_place, 1, plan);
 		if (ret)
 			goto restore;
-		if (sim->policy->detect == CS_DETECT_RMIG &&
-		    !cs_worth_emptying(sim, &sim->hosts[under], plan, first)) {
-			for (size_t j = first; j < plan->count; j++)
-				cs_host_remove(&sim->hosts[plan->moves[j].target],
-					       plan->moves[j].vm, 0);
-			plan->count = first;
-			continue;
-		}
 		for (size_t j = first; j < plan->count; j++) {
 			if (!sim->excluded[plan->moves[j].target]) {
 				sim->excluded[plan->moves[j].target] = 1;
@@ -1229,12 +1212,6 @@ int cs_run(const struct plan_sim_trace *trace, const struct cs_config *config,
 		for (size_t h = 0; h < sim.host_count; h++) {
 			struct cs_host *host = &sim.hosts[h];
 
-			if (host->has_run && !host->entry_active) {
-				sim.switch_offs += host->was_active;
-				sim.off_seconds += CS_INTERVAL;
-			}
-			host->has_run |= host->entry_active;
-			host->was_active = host->entry_active;
 			active += host->entry_active;
 			overloaded +=
 				host->entry_active && host->entry_allocated < host->entry_requested;
@@ -1297,7 +1274,7 @@ int cs_policy_parse(const char *text, struct cs_policy *policy)
 		{"npa", CS_DETECT_NONE_NPA, 0}, {"dvfs", CS_DETECT_DVFS, 0},
 		{"thr", CS_DETECT_THR, 0.8},	{"iqr", CS_DETECT_IQR, 1.5},
 		{"mad", CS_DETECT_MAD, 2.5},	{"lr", CS_DETECT_LR, 1.2},
-		{"lrr", CS_DETECT_LRR, 1.2},	{"rmig", CS_DETECT_RMIG, 1},
+		{"lrr", CS_DETECT_LRR, 1.2},	{"rmig", CS_DETECT_RMIG, 0},
 	};
 	static const char *const selections[] = {"mmt", "mc", "rs", "mu", "cost"};
 	char detect[16] = "", select[16] = "";
@@ -1341,6 +1318,8 @@ int cs_policy_parse(const char *text, struct cs_policy *policy)
 	if (colon) {
 		char *end;
 
+		if (policy->detect == CS_DETECT_RMIG)
+			return -EINVAL; /* rmig has nothing to set: every input is measured */
 		policy->parameter = strtod(colon + 1, &end);
 		if (*end || end == colon + 1 || policy->parameter < 0)
 			return -EINVAL;
@@ -1401,6 +1380,64 @@ static int cs_test_one_host(const struct cs_policy *policy, int host_type,
 	ret = select ? cs_select(&sim, &host) : cs_is_over(&sim, &host);
 	free(sim.vms);
 	free(host.slots);
+	return ret;
+}
+
+int cs_test_place(const struct cs_policy *policy, const struct cs_test_host *test_hosts,
+		  size_t host_count, const struct cs_test_vm *vm)
+{
+	static const struct cs_config config = {.seed = 1, .quiet = 1};
+	size_t vm_count = 1;
+	struct cs_sim sim;
+	int ret = -ENOMEM;
+
+	memset(&sim, 0, sizeof(sim));
+	for (size_t h = 0; h < host_count; h++)
+		vm_count += test_hosts[h].count;
+	sim.config = &config;
+	sim.policy = policy;
+	sim.host_count = host_count;
+	sim.vm_count = vm_count;
+	sim.hosts = calloc(host_count, sizeof(*sim.hosts));
+	sim.vms = calloc(vm_count, sizeof(*sim.vms));
+	sim.excluded = calloc(host_count, 1);
+	if (!sim.hosts || !sim.vms || !sim.excluded)
+		goto out;
+	for (size_t h = 0, v = 0; h <= host_count; h++) {
+		const struct cs_test_vm *from = h < host_count ? test_hosts[h].vms : vm;
+		size_t count = h < host_count ? test_hosts[h].count : 1;
+
+		for (size_t i = 0; i < count; i++, v++) {
+			struct cs_vm *to = &sim.vms[v];
+
+			to->mips = from[i].mips;
+			to->ram = from[i].ram;
+			to->request = from[i].request;
+			to->host = h < host_count ? (int)h : -1;
+			to->history_length = from[i].history_length;
+			memcpy(to->history, from[i].history, sizeof(to->history));
+			if (h < host_count && cs_host_add(&sim.hosts[h], (int)v, 0))
+				goto out;
+		}
+		if (h < host_count) {
+			struct cs_host *host = &sim.hosts[h];
+			struct cs_schedule schedule;
+
+			host->type = test_hosts[h].type;
+			host->pe_mips = cs_host_pe_mips[host->type];
+			host->total_mips = 2 * host->pe_mips;
+			cs_host_schedule(&sim, host, NULL, &schedule);
+			host->utilisation_mips = schedule.utilisation_mips;
+		}
+	}
+	ret = cs_find_host(&sim, (int)vm_count - 1, sim.excluded);
+out:
+	if (sim.hosts)
+		for (size_t h = 0; h < host_count; h++)
+			free(sim.hosts[h].slots);
+	free(sim.hosts);
+	free(sim.vms);
+	free(sim.excluded);
 	return ret;
 }
 

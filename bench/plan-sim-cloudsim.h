@@ -95,6 +95,15 @@ int cs_test_detect(const struct cs_policy *policy, int host_type, const struct c
 		   size_t count);
 int cs_test_select(const struct cs_policy *policy, int host_type, const struct cs_test_vm *vms,
 		   size_t count);
+/* The policy's placement (findHostForVm) of vm among hosts, each running its VMs (a host with
+ * none is switched off); the chosen host's index, -1 when none takes it, -ENOMEM. */
+struct cs_test_host {
+	int type;
+	const struct cs_test_vm *vms;
+	size_t count;
+};
+int cs_test_place(const struct cs_policy *policy, const struct cs_test_host *hosts,
+		  size_t host_count, const struct cs_test_vm *vm);
 
 int cs_run(const struct plan_sim_trace *trace, const struct cs_config *config,
 	   const struct cs_policy *policy, struct cs_result *result);

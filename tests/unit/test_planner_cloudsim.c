@@ -228,6 +228,50 @@ static void test_rmig_leaves_a_host_no_move_relieves(void **state)
 	assert_int_equal(cs_test_select(&cost, G4, vms, 4), -1);
 }
 
+/* A switched-off G4 and a G5 running at 50 % with steady VMs, a 300-MIPS VM to place. CloudSim
+ * charges the off host only P(8 %) - P(0) = 2.74 W against 2.82 W on the running one, so it
+ * wakes the G4; rmig charges the 88.74 W the G4 draws once on and fills the running G5. */
+static void test_rmig_fills_a_running_host_before_waking_one(void **state)
+{
+	struct cs_policy thr = policy("thr-mmt:0.8"), rmig = policy("rmig");
+	struct cs_test_vm running[2] = {vm(2000, 1740, 1330), vm(2000, 1740, 1330)};
+	struct cs_test_vm leaving = vm(500, 613, 300);
+	struct cs_test_host hosts[2] = {{G4, NULL, 0}, {G5, running, 2}};
+
+	(void)state;
+	fill_history(&running[0], 12, 1330.0 / 2000, 0);
+	fill_history(&running[1], 12, 1330.0 / 2000, 0);
+	fill_history(&leaving, 12, 300.0 / 500, 0);
+	assert_int_equal(cs_test_place(&thr, hosts, 2, &leaving), 0);
+	assert_int_equal(cs_test_place(&rmig, hosts, 2, &leaving), 1);
+}
+
+/* A G4 at 70 % whose two VMs swing by 1400 MIPS from one step to the next: a 300-MIPS VM takes
+ * it to 78 %, under ThrMmt's 0.8, so CloudSim packs it there; rmig puts the chance that it
+ * exceeds 3720 MIPS at the next step near 1/3, 100 s of overload expected against a 9.8 s
+ * move, and does not take the host past that (no other host: the VM stays). */
+static void test_rmig_does_not_pack_a_volatile_host(void **state)
+{
+	struct cs_policy thr = policy("thr-mmt:0.8"), rmig = policy("rmig");
+	struct cs_test_vm busy[2] = {vm(2000, 870, 1300), vm(2000, 870, 1300)};
+	struct cs_test_vm leaving = vm(500, 613, 300);
+	struct cs_test_host hosts[1] = {{G4, busy, 2}};
+
+	(void)state;
+	for (int v = 0; v < 2; v++) {
+		busy[v].history_length = 12;
+		for (size_t i = 0; i < 12; i++)
+			busy[v].history[i] = i % 2 ? 0.3 : 1.0;
+	}
+	fill_history(&leaving, 12, 300.0 / 500, 0);
+	assert_int_equal(cs_test_place(&thr, hosts, 1, &leaving), 0);
+	assert_int_equal(cs_test_place(&rmig, hosts, 1, &leaving), -1);
+	/* the same VMs held steady: rmig takes it too */
+	for (int v = 0; v < 2; v++)
+		fill_history(&busy[v], 12, 0.65, 0);
+	assert_int_equal(cs_test_place(&rmig, hosts, 1, &leaving), 0);
+}
+
 static void test_policy_names_parse(void **state)
 {
 	struct cs_policy p;
@@ -242,6 +286,7 @@ static void test_policy_names_parse(void **state)
 	assert_int_equal(cs_policy_parse("thr-xyz", &p), -EINVAL);
 	assert_int_equal(cs_policy_parse("dvfs-mmt", &p), -EINVAL);
 	assert_int_equal(cs_policy_parse("lr:abc", &p), -EINVAL);
+	assert_int_equal(cs_policy_parse("rmig:10", &p), -EINVAL);
 }
 
 int main(void)
@@ -259,6 +304,8 @@ int main(void)
 		cmocka_unit_test(test_rmig_detects_an_overload_worth_a_move),
 		cmocka_unit_test(test_selections_pick_by_their_rule),
 		cmocka_unit_test(test_rmig_leaves_a_host_no_move_relieves),
+		cmocka_unit_test(test_rmig_fills_a_running_host_before_waking_one),
+		cmocka_unit_test(test_rmig_does_not_pack_a_volatile_host),
 		cmocka_unit_test(test_policy_names_parse),
 	};
 
