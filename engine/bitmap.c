@@ -60,7 +60,7 @@ static size_t bitmap_find(const uint64_t *bm, size_t nbits, size_t from, int val
 	bits &= ~UINT64_C(0) << (from % BITS_PER_WORD);
 	for (;;) {
 		if (bits) {
-			size_t bit = word * BITS_PER_WORD + (size_t)__builtin_ctzll(bits);
+			size_t bit = bitmap_word_first(word, bits);
 
 			return bit < nbits ? bit : nbits;
 		}

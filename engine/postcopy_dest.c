@@ -775,7 +775,7 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 				return session_fail(s, -EPROTO,
 						    "region %u page %zu never arrived and is not "
 						    "announced for post-copy",
-						    r->id, w * 64 + (size_t)__builtin_ctzll(never));
+						    r->id, bitmap_word_first(w, never));
 		}
 		if (r->page_size * POSTCOPY_FAULT_CLUSTER > bounce_len)
 			bounce_len = r->page_size * POSTCOPY_FAULT_CLUSTER;

@@ -111,8 +111,7 @@ static int postcopy_source_request(struct rmig_session *s, const void *payload, 
 				s, -EPROTO,
 				"%s asked for region %u page %zu, which is not (or no longer) to "
 				"be delivered",
-				s->conn->peer, r->id,
-				w * 64 + (size_t)__builtin_ctzll(word & ~r->postcopy[w]));
+				s->conn->peer, r->id, bitmap_word_first(w, word & ~r->postcopy[w]));
 		r->postcopy[w] &= ~word;
 		r->dirty[w] |= word;
 	}

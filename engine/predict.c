@@ -126,63 +126,51 @@ static void predict_clock(struct predict *p, uint64_t now_us)
 
 void predict_record(struct predict *p, uint64_t now_us, const uint64_t *fresh)
 {
-	size_t words = bitmap_words(p->npages);
+	size_t page;
 
 	predict_clock(p, now_us);
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = fresh[w];
-
-		while (bits) {
-			size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
-
-			bits &= bits - 1;
-			/* The view is already shifted to this sample: bit 0 is this one. */
-			p->history[page] = predict_view(p, page) | 1u;
-			p->updated_at[page] = (uint16_t)p->samples;
-		}
+	bitmap_for_each(page, fresh, p->npages)
+	{
+		/* The view is already shifted to this sample: bit 0 is this one. */
+		p->history[page] = predict_view(p, page) | 1u;
+		p->updated_at[page] = (uint16_t)p->samples;
 	}
 }
 
 void predict_sample(struct predict *p, uint64_t now_us, const uint64_t *fresh, uint64_t *dirty,
 		    uint64_t *pending, uint64_t *held, uint64_t horizon_us)
 {
-	size_t words = bitmap_words(p->npages);
+	size_t page;
 
 	predict_clock(p, now_us);
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = fresh[w];
+	bitmap_for_each(page, fresh, p->npages)
+	{
+		uint8_t before = predict_view(p, page);
 
-		while (bits) {
-			size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
-			uint8_t before = predict_view(p, page);
-
-			bits &= bits - 1;
-			p->history[page] = before | 1u;
-			p->updated_at[page] = (uint16_t)p->samples;
-			if (bitmap_test(held, page)) {
-				if (!(p->flags[page] & PREDICT_REWRITTEN_WHILE_HELD)) {
-					p->flags[page] |= PREDICT_REWRITTEN_WHILE_HELD;
-					p->hold_hits++;
-				}
-				continue;
+		p->history[page] = before | 1u;
+		p->updated_at[page] = (uint16_t)p->samples;
+		if (bitmap_test(held, page)) {
+			if (!(p->flags[page] & PREDICT_REWRITTEN_WHILE_HELD)) {
+				p->flags[page] |= PREDICT_REWRITTEN_WHILE_HELD;
+				p->hold_hits++;
 			}
-			if (bitmap_test(dirty, page)) {
-				/* Not sent yet this round: its send will carry these bytes. */
-				if (predict_should_hold(p, page, horizon_us)) {
-					bitmap_clear(dirty, page);
-					predict_hold(p, page, held);
-				}
-				continue;
-			}
-			if (p->flags[page] & PREDICT_SENT_ON_PREDICTION) {
-				p->send_misses++;
-				if ((unsigned)__builtin_popcount(before) >=
-				    PREDICT_THRESHOLD_MIN - 1)
-					p->near_send_misses++;
-				p->flags[page] &= (uint8_t)~PREDICT_SENT_ON_PREDICTION;
-			}
-			bitmap_set(pending, page);
+			continue;
 		}
+		if (bitmap_test(dirty, page)) {
+			/* Not sent yet this round: its send will carry these bytes. */
+			if (predict_should_hold(p, page, horizon_us)) {
+				bitmap_clear(dirty, page);
+				predict_hold(p, page, held);
+			}
+			continue;
+		}
+		if (p->flags[page] & PREDICT_SENT_ON_PREDICTION) {
+			p->send_misses++;
+			if ((unsigned)__builtin_popcount(before) >= PREDICT_THRESHOLD_MIN - 1)
+				p->near_send_misses++;
+			p->flags[page] &= (uint8_t)~PREDICT_SENT_ON_PREDICTION;
+		}
+		bitmap_set(pending, page);
 	}
 }
 
@@ -206,57 +194,44 @@ static void predict_adapt(struct predict *p)
 uint64_t predict_plan_round(struct predict *p, uint64_t *pending, uint64_t *held, uint64_t *dirty,
 			    uint64_t horizon_us)
 {
-	size_t words = bitmap_words(p->npages);
 	uint64_t scheduled = 0;
+	size_t page;
 
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = held[w];
-
-		while (bits) {
-			size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
-
-			bits &= bits - 1;
-			if (!predict_should_hold(p, page, horizon_us)) {
-				predict_release(p, page, held, dirty);
-				scheduled++;
-			}
-		}
-		bits = pending[w];
-		pending[w] = 0;
-		while (bits) {
-			size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
-
-			bits &= bits - 1;
-			if (predict_should_hold(p, page, horizon_us)) {
-				predict_hold(p, page, held);
-			} else {
-				bitmap_set(dirty, page);
-				p->flags[page] |= PREDICT_SENT_ON_PREDICTION;
-				scheduled++;
-			}
+	/* Held pages first, then the pending ones (the two sets are disjoint: a page written
+	 * while held stays held), so a page held just now is not reconsidered in this plan. */
+	bitmap_for_each(page, held, p->npages)
+	{
+		if (!predict_should_hold(p, page, horizon_us)) {
+			predict_release(p, page, held, dirty);
+			scheduled++;
 		}
 	}
+	bitmap_for_each(page, pending, p->npages)
+	{
+		if (predict_should_hold(p, page, horizon_us)) {
+			predict_hold(p, page, held);
+		} else {
+			bitmap_set(dirty, page);
+			p->flags[page] |= PREDICT_SENT_ON_PREDICTION;
+			scheduled++;
+		}
+	}
+	bitmap_zero(pending, p->npages);
 	predict_adapt(p);
 	return scheduled;
 }
 
 void predict_finish(struct predict *p, uint64_t *held)
 {
-	size_t words = bitmap_words(p->npages);
+	size_t page;
 
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = held[w];
-
-		held[w] = 0;
-		while (bits) {
-			size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
-
-			bits &= bits - 1;
-			if (!(p->flags[page] & PREDICT_REWRITTEN_WHILE_HELD))
-				p->hold_misses++;
-			p->flags[page] = 0;
-		}
+	bitmap_for_each(page, held, p->npages)
+	{
+		if (!(p->flags[page] & PREDICT_REWRITTEN_WHILE_HELD))
+			p->hold_misses++;
+		p->flags[page] = 0;
 	}
+	bitmap_zero(held, p->npages);
 	p->held = 0;
 }
 

@@ -1021,25 +1021,19 @@ static int source_tsmc_after(struct rmig_session *s, struct batch_pipeline *pipe
 	 * sending it in stage 2 would risk a third crossing, so it waits for stage 3. */
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
-		size_t words = bitmap_words(r->npages);
+		size_t page;
 
-		for (size_t w = 0; w < words; w++) {
-			uint64_t bits = r->pending[w];
-
-			r->pending[w] = 0;
-			while (bits) {
-				size_t page = w * 64u + (size_t)__builtin_ctzll(bits);
-
-				bits &= bits - 1;
-				if (predict_score(r->predict, page) >= PREDICT_THRESHOLD_MIN) {
-					bitmap_set(r->postcopy, page);
-					deferred++;
-				} else {
-					bitmap_set(r->dirty, page);
-					planned++;
-				}
+		bitmap_for_each(page, r->pending, r->npages)
+		{
+			if (predict_score(r->predict, page) >= PREDICT_THRESHOLD_MIN) {
+				bitmap_set(r->postcopy, page);
+				deferred++;
+			} else {
+				bitmap_set(r->dirty, page);
+				planned++;
 			}
 		}
+		bitmap_zero(r->pending, r->npages);
 	}
 	source_measure(s, planned + deferred, now - last_sync_us, NULL);
 	pthread_mutex_lock(&s->lock);

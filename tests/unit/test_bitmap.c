@@ -242,6 +242,71 @@ static void test_bitmap_set_range_matches_single_sets(void **state)
 	}
 }
 
+static void test_bitmap_for_each_visits_set_bits_in_order_on_random_bitmaps(void **state)
+{
+	uint64_t seed = 777;
+
+	(void)state;
+	for (int round = 0; round < 200; round++) {
+		size_t nbits = (size_t)(seed % 700), words = bitmap_words(nbits), bit, want = 0;
+		uint64_t *bm = calloc(words + 1, sizeof(uint64_t));
+		size_t visited = 0;
+
+		assert_non_null(bm);
+		for (size_t w = 0; w < words; w++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			bm[w] = round % 3 == 0 ? seed & (seed >> 9) : round % 3 == 1 ? seed : ~0ull;
+		}
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		/* bits past nbits are zero, as every bitmap function keeps them */
+		if (nbits % 64)
+			bm[words - 1] &= (UINT64_C(1) << (nbits % 64)) - 1;
+		bitmap_for_each(bit, bm, nbits)
+		{
+			while (want < nbits && !bitmap_test(bm, want))
+				want++;
+			assert_int_equal(bit, want);
+			want++;
+			visited++;
+		}
+		assert_int_equal(visited, bitmap_count(bm, nbits));
+		free(bm);
+	}
+}
+
+static void test_bitmap_for_each_sees_later_words_changed_by_its_body(void **state)
+{
+	uint64_t bm[3] = {UINT64_C(1) << 3, 0, 0};
+	size_t bit, seen[4], n = 0;
+
+	(void)state;
+	bitmap_for_each(bit, bm, 160)
+	{
+		assert_true(n < 4);
+		seen[n++] = bit;
+		if (bit == 3) {
+			bitmap_clear(bm, 3);
+			bitmap_set(bm, 5);   /* the word being walked: not seen */
+			bitmap_set(bm, 100); /* a later word: seen */
+			bitmap_set(bm, 150); /* a later word, but the walk breaks at 100 */
+		}
+		if (bit == 100)
+			break;
+	}
+	assert_int_equal(n, 2);
+	assert_int_equal(seen[0], 3);
+	assert_int_equal(seen[1], 100);
+}
+
+static void test_bitmap_for_each_on_no_bits_visits_nothing(void **state)
+{
+	size_t bit, n = 0;
+
+	(void)state;
+	bitmap_for_each(bit, (const uint64_t *)NULL, 0) n++;
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +324,9 @@ int main(void)
 		cmocka_unit_test(test_bitmap_set_test_clear_single_bits),
 		cmocka_unit_test(test_bitmap_or_returns_newly_set_bits_and_masks_the_tail),
 		cmocka_unit_test(test_bitmap_set_range_matches_single_sets),
+		cmocka_unit_test(test_bitmap_for_each_visits_set_bits_in_order_on_random_bitmaps),
+		cmocka_unit_test(test_bitmap_for_each_sees_later_words_changed_by_its_body),
+		cmocka_unit_test(test_bitmap_for_each_on_no_bits_visits_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
