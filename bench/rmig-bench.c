@@ -19,7 +19,7 @@
 #include "bench/guest/guest.h"
 #include "bindings/cli/options.h"
 #include "rmig.h"
-#include "engine/cost_model.h"
+#include "rmig-plan.h"
 
 #define BENCH_PAGE GUEST_PAGE_SIZE
 #define BENCH_DEVICE_STATE GUEST_DEVICE_STATE_BYTES
@@ -642,15 +642,15 @@ static const struct bench_result *bench_auto_cell(const struct bench_method *con
  * state the bench sends. Returns 0, or -ENOENT when there is no auto run to take them from. */
 static int bench_model(const struct bench_options *o, const struct bench_method *const *methods,
 		       size_t nmethods, const struct bench_result *row, size_t m,
-		       struct cost_projection *projection_p)
+		       struct rmig_plan_cost *projection_p)
 {
 	const struct bench_result *a = bench_auto_cell(methods, nmethods, row);
-	struct cost_model_input in;
-	uint32_t method;
+	struct rmig_plan_cost_input in;
 
-	if (!a || a->in_bw <= 0.0 || cost_method_from_name(methods[m]->name, &method))
+	if (!a || a->in_bw <= 0.0)
 		return -ENOENT;
-	in = (struct cost_model_input){
+	in = (struct rmig_plan_cost_input){
+		.struct_size = sizeof(in),
 		.ram_bytes = o->ram,
 		.page_size = BENCH_PAGE,
 		.dirty_pages_rate = a->in_rate,
@@ -663,7 +663,9 @@ static int bench_model(const struct bench_options *o, const struct bench_method 
 		.pause_seconds = a->in_pause_us / 1e6,
 		.access_run_pages = a->in_runs,
 	};
-	return cost_model_project(&in, method, projection_p);
+	*projection_p = (struct rmig_plan_cost){.struct_size = sizeof(*projection_p)};
+	/* -EINVAL for auto, which the model does not project: it is the choice among them. */
+	return rmig_plan_cost_project(&in, methods[m]->name, projection_p);
 }
 
 /* Projected against measured, method by method: how far the model auto and the planner trust
@@ -697,7 +699,7 @@ static void bench_model_table(const struct bench_options *o, const char *const *
 		       a->in_fault_us, a->in_pause_us / 1000.0, a->in_runs);
 		for (size_t m = 0; m < nmethods; m++) {
 			const struct bench_result *c = &row[m];
-			struct cost_projection p;
+			struct rmig_plan_cost p;
 
 			if (!c->ok || bench_model(o, methods, nmethods, row, m, &p))
 				continue;
@@ -763,7 +765,7 @@ static int bench_json(const char *path, const struct bench_options *o, const cha
 				fprintf(f, "\"");
 			}
 			{
-				struct cost_projection p;
+				struct rmig_plan_cost p;
 
 				if (!bench_model(o, methods, nmethods, &cells[w * nmethods], m, &p))
 					fprintf(f,
