@@ -13,16 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "bench/workloads/workload.h"
+#include "bench/guest/guest.h"
+#include "bindings/cli/options.h"
 #include "rmig.h"
-#include "engine/cost_model.h"
+#include "rmig-plan.h"
 
-#define BENCH_PAGE 4096u
-#define BENCH_DEVICE_STATE (160u * 1024u)
+#define BENCH_PAGE GUEST_PAGE_SIZE
+#define BENCH_DEVICE_STATE GUEST_DEVICE_STATE_BYTES
 #define BENCH_MAX_RUNS 16
 #define BENCH_WARMUP_MS 300
 
@@ -91,61 +91,12 @@ struct bench_result {
 	char choices[128]; /* aggregated auto: what each run chose, "postcopy x3, tsmc x2" */
 };
 
-struct bench_guest {
-	void *ram;
-	size_t length;
-	struct workload *workload;
-	struct workload *reader;
-	const char *workload_name;
-	struct workload_params params;
-	int running;
-	int destination;
-	unsigned char *device_state;
-	size_t device_state_len, device_state_pos;
-};
-
 static uint64_t bench_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int bench_parse_size(const char *text, uint64_t *value_p)
-{
-	char *end;
-	double v = strtod(text, &end);
-
-	if (end == text || v < 0)
-		return -EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v *= 1024.0;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v *= 1048576.0;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v *= 1073741824.0;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end == 'i')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*value_p = (uint64_t)v;
-	return 0;
 }
 
 static void bench_usage(void)
@@ -215,7 +166,7 @@ static int bench_parse(int argc, char **argv, struct bench_options *o)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			if (bench_parse_size(optarg, &value) || value < (4u << 20) ||
+			if (cli_parse_size(optarg, &value) || value < (4u << 20) ||
 			    value % BENCH_PAGE) {
 				fprintf(stderr, "rmig-bench: --ram %s: at least 4M, whole pages\n",
 					optarg);
@@ -259,7 +210,7 @@ static int bench_parse(int argc, char **argv, struct bench_options *o)
 			o->downtime_ms = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'b':
-			if (bench_parse_size(optarg, &o->bandwidth)) {
+			if (cli_parse_size(optarg, &o->bandwidth)) {
 				fprintf(stderr, "rmig-bench: --bandwidth %s: bytes per second\n",
 					optarg);
 				return -EINVAL;
@@ -286,87 +237,12 @@ static int bench_parse(int argc, char **argv, struct bench_options *o)
 	return 0;
 }
 
-/* ---- the guest ---- */
+/* ---- the guest (bench/guest) ---- */
 
-/* Most pages hold data, one in eight stays zero, as in a freshly booted guest. */
-static void bench_ram_fill(void *ram, size_t length, uint64_t seed)
+static int bench_guest_init(struct guest *g, const struct bench_options *o, const char *workload,
+			    int destination)
 {
-	uint64_t *words = ram, state = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t p = 0; p < length / BENCH_PAGE; p++) {
-		uint64_t *page = words + p * (BENCH_PAGE / 8);
-
-		if (p % 8 == 7)
-			continue;
-		for (size_t w = 0; w < BENCH_PAGE / 8; w += 8) {
-			state ^= state << 13;
-			state ^= state >> 7;
-			state ^= state << 17;
-			page[w] = state;
-		}
-	}
-}
-
-static int bench_pause_vm(void *opaque)
-{
-	struct bench_guest *g = opaque;
-
-	if (g->running) {
-		workload_stop(g->workload);
-		g->running = 0;
-	}
-	return 0;
-}
-
-static int bench_resume_vm(void *opaque)
-{
-	struct bench_guest *g = opaque;
-
-	if (g->destination && !g->reader) {
-		if (workload_attach(g->workload_name, g->ram, g->length, &g->params,
-				    WORKLOAD_READ_ONLY, &g->reader) == 0 &&
-		    workload_start(g->reader)) {
-			workload_destroy(g->reader);
-			g->reader = NULL;
-		}
-	} else if (!g->destination && g->workload && !g->running &&
-		   workload_start(g->workload) == 0) {
-		g->running = 1; /* the migration failed after the pause: run here again */
-	}
-	return 0;
-}
-
-static int bench_device_state_read(void *opaque, void *buf, size_t len)
-{
-	struct bench_guest *g = opaque;
-	size_t n = g->device_state_len - g->device_state_pos;
-
-	if (n > len)
-		n = len;
-	memcpy(buf, g->device_state + g->device_state_pos, n);
-	g->device_state_pos += n;
-	return (int)n;
-}
-
-static int bench_device_state_write(void *opaque, const void *buf, size_t len)
-{
-	struct bench_guest *g = opaque;
-
-	if (g->device_state_pos + len > BENCH_DEVICE_STATE)
-		return -EMSGSIZE;
-	memcpy(g->device_state + g->device_state_pos, buf, len);
-	g->device_state_pos += len;
-	return 0;
-}
-
-static int bench_guest_init(struct bench_guest *g, const struct bench_options *o,
-			    const char *workload, int destination)
-{
-	memset(g, 0, sizeof(*g));
-	g->length = o->ram;
-	g->workload_name = workload;
-	g->destination = destination;
-	g->params = (struct workload_params){
+	struct workload_params params = {
 		.page_size = BENCH_PAGE,
 		.write_rate = o->write_rate,
 		.hot_fraction = o->hot_fraction,
@@ -374,39 +250,12 @@ static int bench_guest_init(struct bench_guest *g, const struct bench_options *o
 		.seed = o->seed,
 		.threads = 1,
 	};
-	g->ram = mmap(NULL, g->length, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	g->device_state = malloc(BENCH_DEVICE_STATE);
-	if (g->ram == MAP_FAILED || !g->device_state) {
-		if (g->ram != MAP_FAILED)
-			munmap(g->ram, g->length);
-		free(g->device_state);
-		g->ram = NULL;
-		g->device_state = NULL;
-		return -ENOMEM;
-	}
-	if (destination)
-		return 0;
-	for (size_t i = 0; i < BENCH_DEVICE_STATE; i++)
-		g->device_state[i] = (unsigned char)(i * 131u + o->seed);
-	g->device_state_len = BENCH_DEVICE_STATE;
-	bench_ram_fill(g->ram, g->length, o->seed);
-	return workload_create(workload, g->ram, g->length, &g->params, &g->workload);
-}
 
-static void bench_guest_fini(struct bench_guest *g)
-{
-	if (g->reader)
-		workload_destroy(g->reader);
-	if (g->workload)
-		workload_destroy(g->workload);
-	if (g->ram)
-		munmap(g->ram, g->length);
-	free(g->device_state);
+	return guest_init(g, workload, o->ram, &params, destination);
 }
 
 static int bench_session(uint32_t role, const struct bench_options *o, const struct bench_method *m,
-			 struct bench_guest *g, rmig_session_t **session_p)
+			 struct guest *g, rmig_session_t **session_p)
 {
 	struct rmig_params params = {
 		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS |
@@ -420,16 +269,7 @@ static int bench_session(uint32_t role, const struct bench_options *o, const str
 	rmig_session_t *s;
 	int ret;
 
-	if (role == RMIG_ROLE_SOURCE) {
-		cb.field_mask = RMIG_CB_PAUSE_VM | RMIG_CB_DEVICE_STATE_READ | RMIG_CB_RESUME_VM;
-		cb.pause_vm = bench_pause_vm;
-		cb.device_state_read = bench_device_state_read;
-		cb.resume_vm = bench_resume_vm;
-	} else {
-		cb.field_mask = RMIG_CB_DEVICE_STATE_WRITE | RMIG_CB_RESUME_VM;
-		cb.device_state_write = bench_device_state_write;
-		cb.resume_vm = bench_resume_vm;
-	}
+	guest_callbacks(role, &cb);
 	ret = rmig_session_create(role, &s);
 	if (ret)
 		return ret;
@@ -453,7 +293,7 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 	static unsigned counter;
 	struct rmig_stats src_st = {.struct_size = sizeof(src_st)};
 	struct rmig_stats dst_st = {.struct_size = sizeof(dst_st)};
-	struct bench_guest source, dest;
+	struct guest source, dest;
 	rmig_session_t *src = NULL, *dst = NULL;
 	char listen[128], uri[256];
 	int ret, dst_ret;
@@ -463,13 +303,13 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 	ret = bench_guest_init(&source, o, workload, 0);
 	if (ret) {
 		snprintf(res->error, sizeof(res->error), "guest: %s", rmig_strerror(ret));
-		bench_guest_fini(&source);
+		guest_fini(&source);
 		return;
 	}
 	ret = bench_guest_init(&dest, o, workload, 1);
 	if (ret) {
 		snprintf(res->error, sizeof(res->error), "guest: %s", rmig_strerror(ret));
-		bench_guest_fini(&source);
+		guest_fini(&source);
 		return;
 	}
 	if (!strcmp(o->transport, "tcp"))
@@ -487,12 +327,11 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 	if (!ret)
 		ret = rmig_session_start(dst);
 	if (!ret)
-		ret = workload_start(source.workload);
+		ret = guest_start(&source);
 	if (ret) {
 		snprintf(res->error, sizeof(res->error), "setup: %s", rmig_strerror(ret));
 		goto out;
 	}
-	source.running = 1;
 	nanosleep(&(struct timespec){.tv_nsec = BENCH_WARMUP_MS * 1000000L}, NULL);
 	ret = rmig_session_connect(src, uri);
 	if (!ret)
@@ -500,10 +339,7 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 	if (ret)
 		rmig_session_cancel(dst);
 	dst_ret = rmig_session_wait(dst, -1);
-	if (source.running) {
-		workload_stop(source.workload);
-		source.running = 0;
-	}
+	guest_stop(&source);
 	if (ret || dst_ret) {
 		snprintf(res->error, sizeof(res->error), "%s", rmig_last_error(ret ? src : dst));
 		if (dest.reader && dst_ret) {
@@ -514,14 +350,12 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 		}
 		goto out;
 	}
-	if (dest.reader) {
-		workload_stop(dest.reader);
-		res->guest_errors = workload_errors(dest.reader);
-	}
+	guest_reader_stop(&dest, &res->guest_errors);
 	rmig_session_stats(src, &src_st);
 	rmig_session_stats(dst, &dst_st);
-	if (memcmp(source.ram, dest.ram, o->ram)) {
-		snprintf(res->error, sizeof(res->error), "destination RAM differs from the source");
+	if (!guest_identical(&source, &dest)) {
+		snprintf(res->error, sizeof(res->error),
+			 "destination RAM or device state differs from the source");
 		goto out;
 	}
 	pages = src_st.pages_sent_histogram[0] + src_st.pages_sent_histogram[1] +
@@ -561,8 +395,8 @@ static void bench_migrate(const struct bench_options *o, const char *workload,
 out:
 	rmig_session_destroy(src);
 	rmig_session_destroy(dst);
-	bench_guest_fini(&dest);
-	bench_guest_fini(&source);
+	guest_fini(&dest);
+	guest_fini(&source);
 }
 
 /* ---- aggregation and output ---- */
@@ -808,15 +642,15 @@ static const struct bench_result *bench_auto_cell(const struct bench_method *con
  * state the bench sends. Returns 0, or -ENOENT when there is no auto run to take them from. */
 static int bench_model(const struct bench_options *o, const struct bench_method *const *methods,
 		       size_t nmethods, const struct bench_result *row, size_t m,
-		       struct cost_projection *projection_p)
+		       struct rmig_plan_cost *projection_p)
 {
 	const struct bench_result *a = bench_auto_cell(methods, nmethods, row);
-	struct cost_model_input in;
-	uint32_t method;
+	struct rmig_plan_cost_input in;
 
-	if (!a || a->in_bw <= 0.0 || cost_method_from_name(methods[m]->name, &method))
+	if (!a || a->in_bw <= 0.0)
 		return -ENOENT;
-	in = (struct cost_model_input){
+	in = (struct rmig_plan_cost_input){
+		.struct_size = sizeof(in),
 		.ram_bytes = o->ram,
 		.page_size = BENCH_PAGE,
 		.dirty_pages_rate = a->in_rate,
@@ -829,7 +663,9 @@ static int bench_model(const struct bench_options *o, const struct bench_method 
 		.pause_seconds = a->in_pause_us / 1e6,
 		.access_run_pages = a->in_runs,
 	};
-	return cost_model_project(&in, method, projection_p);
+	*projection_p = (struct rmig_plan_cost){.struct_size = sizeof(*projection_p)};
+	/* -EINVAL for auto, which the model does not project: it is the choice among them. */
+	return rmig_plan_cost_project(&in, methods[m]->name, projection_p);
 }
 
 /* Projected against measured, method by method: how far the model auto and the planner trust
@@ -863,7 +699,7 @@ static void bench_model_table(const struct bench_options *o, const char *const *
 		       a->in_fault_us, a->in_pause_us / 1000.0, a->in_runs);
 		for (size_t m = 0; m < nmethods; m++) {
 			const struct bench_result *c = &row[m];
-			struct cost_projection p;
+			struct rmig_plan_cost p;
 
 			if (!c->ok || bench_model(o, methods, nmethods, row, m, &p))
 				continue;
@@ -929,7 +765,7 @@ static int bench_json(const char *path, const struct bench_options *o, const cha
 				fprintf(f, "\"");
 			}
 			{
-				struct cost_projection p;
+				struct rmig_plan_cost p;
 
 				if (!bench_model(o, methods, nmethods, &cells[w * nmethods], m, &p))
 					fprintf(f,

@@ -9,6 +9,7 @@
 #include "engine/session.h"
 #include "rmig.h"
 #include "transport/log.h"
+#include "transport/transport.h"
 
 #define RMIG_STRINGIFY(x) #x
 #define RMIG_VERSION_STRING_OF(a, b, c) \
@@ -189,4 +190,11 @@ RMIG_EXPORT const char *rmig_status_name(uint32_t status)
 RMIG_EXPORT const char *rmig_method_name(uint32_t method)
 {
 	return session_method_name(method);
+}
+
+RMIG_EXPORT int rmig_transport_available(const char *scheme)
+{
+	if (!scheme)
+		return -EINVAL;
+	return transport_available(scheme);
 }

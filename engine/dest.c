@@ -92,6 +92,11 @@ static int dest_handshake(struct rmig_session *s)
 		return dest_refuse(s, -EOPNOTSUPP, "method %u is unknown to this version of rmig",
 				   hello.method);
 	s->peer_method = hello.method;
+	/* The destination runs the method the source asked for: its statistics say so. */
+	pthread_mutex_lock(&s->lock);
+	s->stats.method = hello.method;
+	s->stats.method_used = hello.method;
+	pthread_mutex_unlock(&s->lock);
 	if (session_method_is_postcopy(hello.method) || hello.method == RMIG_METHOD_AUTO) {
 		char reason[TRANSPORT_ERROR_MAX];
 

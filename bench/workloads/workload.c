@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +18,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "transport/log.h"
+/* The workloads are a test and benchmark library beside librmig, not part of it: what goes
+ * wrong in them is said on stderr. */
+static void workload_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void workload_log_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("rmig: error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
 
 enum workload_kind {
 	WORKLOAD_IDLE,
@@ -349,8 +362,8 @@ static int kv_shard_layout(struct workload_shard *shard)
 
 	kv_layout(shard->length, &shard->kv_slots, &shard->kv_keys);
 	if (shard->kv_keys < 2) {
-		rmig_log_error("workload zipf-kv: shard of %zu bytes holds fewer than 2 keys",
-			       shard->length);
+		workload_log_error("workload zipf-kv: shard of %zu bytes holds fewer than 2 keys",
+				   shard->length);
 		return -EINVAL;
 	}
 	shard->kv_hot_keys = shard->kv_keys;
@@ -412,15 +425,15 @@ static void kv_op(struct workload_shard *shard, bool paced)
 	if (!record || record->key != key) {
 		/* The first few say where; the count says how many. */
 		if (atomic_fetch_add(&shard->workload->errors, 1) < 3)
-			rmig_log_error("workload zipf-kv: key %llu missing",
-				       (unsigned long long)key);
+			workload_log_error("workload zipf-kv: key %llu missing",
+					   (unsigned long long)key);
 		return;
 	}
 	if (get) {
 		if (record->checksum != kv_checksum(record) &&
 		    atomic_fetch_add(&shard->workload->errors, 1) < 3)
-			rmig_log_error("workload zipf-kv: key %llu fails its checksum",
-				       (unsigned long long)key);
+			workload_log_error("workload zipf-kv: key %llu fails its checksum",
+					   (unsigned long long)key);
 		if (shard->workload->read_only)
 			shard_count(shard, 1);
 		return;
@@ -511,7 +524,7 @@ static int sort_shard_layout(struct workload_shard *shard)
 {
 	sort_layout(shard->length, &shard->sort_chunks, &shard->sort_chunk_records);
 	if (shard->sort_chunks == 0 || shard->sort_chunk_records < 2) {
-		rmig_log_error("workload sort: shard of %zu bytes is too small", shard->length);
+		workload_log_error("workload sort: shard of %zu bytes is too small", shard->length);
 		return -EINVAL;
 	}
 	return 0;
@@ -562,7 +575,7 @@ static void sort_op(struct workload_shard *shard, bool paced)
 	shard_count(shard, chunk_pages);
 	for (size_t i = 1; i < n; i++) {
 		if (records[i - 1].key > records[i].key) {
-			rmig_log_error("workload sort: chunk not sorted at record %zu", i);
+			workload_log_error("workload sort: chunk not sorted at record %zu", i);
 			return;
 		}
 	}
@@ -660,8 +673,8 @@ static int hj_shard_layout(struct workload_shard *shard)
 
 	hj_layout_of(shard->length, shard->workload->page_size, p->hot_fraction, &shard->hj);
 	if (shard->hj.buckets < 64 || shard->hj.s_count < 64) {
-		rmig_log_error("workload hash-join: shard of %zu bytes is too small",
-			       shard->length);
+		workload_log_error("workload hash-join: shard of %zu bytes is too small",
+				   shard->length);
 		return -EINVAL;
 	}
 	return 0;
@@ -1031,16 +1044,17 @@ static int workload_new(const char *name, void *ram, size_t length,
 		return -EINVAL;
 	ret = workload_kind_from_name(name, &kind);
 	if (ret) {
-		rmig_log_error("workload: unknown workload '%s'", name);
+		workload_log_error("workload: unknown workload '%s'", name);
 		return ret;
 	}
 	size_t page_size = params_page_size(params);
 	unsigned nshards = params_threads(params);
 	if (!ram || page_size < 64 || (page_size & (page_size - 1)) ||
 	    length / page_size < nshards) {
-		rmig_log_error("workload %s: region of %zu bytes, page size %zu and %u threads do "
-			       "not fit",
-			       name, length, page_size, nshards);
+		workload_log_error(
+			"workload %s: region of %zu bytes, page size %zu and %u threads do "
+			"not fit",
+			name, length, page_size, nshards);
 		return -EINVAL;
 	}
 	w = calloc(1, sizeof(*w));
@@ -1124,7 +1138,7 @@ int workload_start(struct workload *w)
 	for (i = 0; i < w->nshards; i++) {
 		ret = -pthread_create(&w->shards[i].thread, NULL, shard_thread, &w->shards[i]);
 		if (ret) {
-			rmig_log_error("workload: starting thread %u: %s", i, strerror(-ret));
+			workload_log_error("workload: starting thread %u: %s", i, strerror(-ret));
 			goto err_join;
 		}
 	}

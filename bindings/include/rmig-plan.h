@@ -147,6 +147,53 @@ int rmig_plan_to_table(const rmig_plan_t *plan, char **text_p);
  */
 void rmig_plan_destroy(rmig_plan_t *plan);
 
+/* ---- The cost model (RMIG_PLAN_1.1) ---- */
+
+/* What a migration is projected from: the cost model the planner and the engine's `auto`
+ * decide with (docs/planner.md). Zero fields take the engine's defaults. */
+struct rmig_plan_cost_input {
+	uint32_t struct_size;	     /* sizeof(struct rmig_plan_cost_input) */
+	uint32_t downtime_ms;	     /* target; 0: 300 */
+	uint64_t ram_bytes;	     /* guest RAM, > 0 */
+	uint64_t page_size;	     /* 0: 4096 */
+	uint64_t working_set_bytes;  /* the most a round can dirty; 0: all RAM */
+	uint64_t device_state_bytes; /* sent with the VM paused */
+	double dirty_pages_rate;     /* distinct pages written per second */
+	double bandwidth;	     /* bytes per second the link carries, > 0 */
+	double zero_fraction;	     /* share of RAM sent as zero-page markers, 0..1 */
+	double fault_latency_us;     /* one post-copy fault's round trip; 0: 50 us */
+	double access_run_pages;     /* mean run of pages the guest writes in order; 0: unknown */
+	double pause_seconds;	     /* what the pause costs besides moving pages */
+	uint32_t max_rounds;	     /* 0: 30 */
+	uint32_t reserved;	     /* 0 */
+};
+
+/* One method's projection. */
+struct rmig_plan_cost {
+	uint32_t struct_size; /* sizeof(struct rmig_plan_cost), set by the caller */
+	uint32_t rounds;      /* transfer rounds while the VM runs */
+	int32_t converges;    /* 1 when the method meets its stop rule before its limits */
+	uint32_t reserved;
+	double total_seconds;	 /* start to resume at the destination, post-copy tail included */
+	double downtime_seconds; /* pause to resume */
+	double stall_seconds;	 /* post-copy family: expected vCPU wait on faults */
+	double bytes;		 /* on the wire: page data and device state */
+};
+
+/**
+ * rmig_plan_cost_project() - the cost model's projection of one method (1.1).
+ * @input: with struct_size set; fields beyond it count as zero.
+ * @method: "precopy-qemu", "precopy-xen", "predict", "tsmc", "postcopy" or "hybrid" ("precopy"
+ *          is "precopy-qemu").
+ * @cost: with struct_size set; filled up to it on success.
+ *
+ * Return: 0; -EINVAL for a NULL argument, a struct_size too small for the fields up to
+ * bandwidth, an unknown @method, zero RAM, a bandwidth that is not positive, a zero fraction
+ * outside 0..1 or a page size that is not a power of two.
+ */
+int rmig_plan_cost_project(const struct rmig_plan_cost_input *input, const char *method,
+			   struct rmig_plan_cost *cost);
+
 #ifdef __cplusplus
 }
 #endif

@@ -532,6 +532,18 @@ const char *rmig_status_name(uint32_t status);
  */
 const char *rmig_method_name(uint32_t method);
 
+/**
+ * rmig_transport_available() - whether this library can migrate over a transport here (1.1).
+ * @scheme: "rdma", "tcp" or "loop", as in a URI's scheme.
+ *
+ * "rdma" needs the library built with RDMA support and at least one verbs device on this host;
+ * "tcp" and "loop" are always there.
+ *
+ * Return: 1 when a session can listen and connect with @scheme; 0 for an unknown scheme, one
+ * this build lacks or one without a device; -EINVAL for a NULL @scheme.
+ */
+int rmig_transport_available(const char *scheme);
+
 /* ---- Planner ---- */
 
 /* The planner (rmig_plan_*) is its own library, librmig-plan.so.1, with its own header,

@@ -14,8 +14,6 @@
 
 #include "bindings/qemu/qemu_cli.h"
 
-static const char *const qemu_cli_dirty_names[] = {"auto", "hypervisor", "uffd-async", "uffd-sync",
-						   "hash"};
 static const char *const qemu_cli_stop_reasons[] = {"none", "downtime target", "round limit",
 						    "few dirty pages", "3x RAM sent"};
 
@@ -62,86 +60,6 @@ static void qemu_cli_usage(int source)
 			QEMU_CLI_DEFAULT_QEMU_PORT);
 }
 
-static int qemu_cli_parse_size(const char *text, uint64_t *value_p)
-{
-	char *end;
-	double v = strtod(text, &end);
-
-	if (end == text || v < 0)
-		return -EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v *= 1024.0;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v *= 1024.0 * 1024.0;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v *= 1024.0 * 1024.0 * 1024.0;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end == 'i')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*value_p = (uint64_t)v;
-	return 0;
-}
-
-static int qemu_cli_parse_u32(const char *command, const char *option, const char *text,
-			      uint32_t min, uint32_t *value_p)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || v < min || v > UINT32_MAX || text[0] == '-') {
-		fprintf(stderr, "rmig %s: %s %s: a whole number >= %u\n", command, option, text,
-			min);
-		return -EINVAL;
-	}
-	*value_p = (uint32_t)v;
-	return 0;
-}
-
-static int qemu_cli_key_file(const char *command, const char *path, struct qemu_cli_options *o)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "rmig %s: --key-file %s: %s\n", command, path, strerror(errno));
-		return -errno;
-	}
-	/* One byte more than allowed tells a key that is too long. */
-	{
-		uint8_t buf[RMIG_KEY_MAX + 1];
-
-		n = read(fd, buf, sizeof(buf));
-		close(fd);
-		if (n < 1 || n > (ssize_t)RMIG_KEY_MAX) {
-			fprintf(stderr, "rmig %s: --key-file %s: a key has 1 to %u bytes\n",
-				command, path, RMIG_KEY_MAX);
-			return -EINVAL;
-		}
-		memcpy(o->key, buf, (size_t)n);
-		o->key_len = (uint32_t)n;
-	}
-	return 0;
-}
-
 /* "tcp:HOST:PORT" for QEMU from an rmig uri "scheme://HOST:PORT". */
 static int qemu_cli_qemu_uri(const char *rmig_uri, char *buf, size_t len)
 {
@@ -158,78 +76,76 @@ static int qemu_cli_qemu_uri(const char *rmig_uri, char *buf, size_t len)
 	return 0;
 }
 
+/* What an unmodified QEMU can run, checked after the shared options are parsed. */
+static int qemu_cli_check(const char *command, const struct cli_migration *m)
+{
+	if (m->method != RMIG_METHOD_PRECOPY && m->method != RMIG_METHOD_PREDICT) {
+		/* These resume the guest before all its RAM has arrived: an unmodified QEMU's
+		 * vCPUs read the shared file directly and cannot wait for pages rmig has not
+		 * placed yet. */
+		fprintf(stderr,
+			"rmig %s: --method %s resumes the guest before all its RAM is on the "
+			"destination, which an unmodified QEMU cannot wait for; use precopy or "
+			"predict\n",
+			command, rmig_method_name(m->method));
+		return -EINVAL;
+	}
+	if (m->verify != RMIG_VERIFY_ALL) {
+		/* Content hashes miss a page that changed between hashing and sending and then
+		 * went back to the hashed bytes; guests do that (lock words), and only the
+		 * switchover verification catches it. */
+		fprintf(stderr,
+			"rmig %s: --verify all only: pages tracked by content hashes must be "
+			"compared with the destination's at switchover, or the guest may resume on "
+			"a stale page\n",
+			command);
+		return -EINVAL;
+	}
+	if (m->dirty_source != RMIG_DIRTY_AUTO && m->dirty_source != RMIG_DIRTY_HASH) {
+		/* QEMU writes its RAM through its own mapping: write protection here sees none
+		 * of it, and QEMU's dirty log is not ours. */
+		fprintf(stderr,
+			"rmig %s: --dirty auto or hash (the guest writes through QEMU's own "
+			"mapping, which only content hashes can follow)\n",
+			command);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o)
 {
-	enum {
-		O_QMP = 256,
-		O_URI,
-		O_LISTEN,
-		O_QEMU_URI,
-		O_QEMU_LISTEN,
-		O_METHOD,
-		O_DOWNTIME,
-		O_POLICY,
-		O_MAX_ROUNDS,
-		O_BANDWIDTH,
-		O_VERIFY,
-		O_DIRTY,
-		O_STREAMS,
-		O_TIMEOUT,
-		O_KEY_FILE,
-		O_HOOK,
-		O_JSON,
-		O_SKIP_FINAL,
-		O_HELP
-	};
+	enum { O_QMP = 256, O_URI, O_LISTEN, O_QEMU_URI, O_QEMU_LISTEN, O_HOOK, O_SKIP_FINAL };
 	static const struct option send_options[] = {
 		{"qmp", required_argument, NULL, O_QMP},
 		{"uri", required_argument, NULL, O_URI},
 		{"qemu-uri", required_argument, NULL, O_QEMU_URI},
-		{"method", required_argument, NULL, O_METHOD},
-		{"downtime-ms", required_argument, NULL, O_DOWNTIME},
-		{"policy", required_argument, NULL, O_POLICY},
-		{"max-rounds", required_argument, NULL, O_MAX_ROUNDS},
-		{"bandwidth", required_argument, NULL, O_BANDWIDTH},
-		{"verify", required_argument, NULL, O_VERIFY},
-		{"dirty", required_argument, NULL, O_DIRTY},
-		{"streams", required_argument, NULL, O_STREAMS},
-		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
-		{"key-file", required_argument, NULL, O_KEY_FILE},
 		{"switchover-hook", required_argument, NULL, O_HOOK},
-		{"json", no_argument, NULL, O_JSON},
 		/* Test only (tests/qemu): proves the end-to-end check sees stale RAM. */
 		{"x-skip-final-round", no_argument, NULL, O_SKIP_FINAL},
-		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct option recv_options[] = {
 		{"qmp", required_argument, NULL, O_QMP},
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"qemu-listen", required_argument, NULL, O_QEMU_LISTEN},
-		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
-		{"key-file", required_argument, NULL, O_KEY_FILE},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
+	const uint32_t take = CLI_TAKE_TIMEOUT | CLI_TAKE_KEY_FILE | CLI_TAKE_JSON | CLI_TAKE_HELP |
+			      (source ? CLI_TAKE_TUNING | CLI_TAKE_STREAMS : 0);
 	const char *command = source ? "qemu-send" : "qemu-recv";
+	struct option longopts[CLI_OPTIONS_MAX];
 	int c, ret;
 
-	*o = (struct qemu_cli_options){
-		.command = command,
-		.method = RMIG_METHOD_PRECOPY,
-		.policy = RMIG_POLICY_QEMU,
-		.downtime_ms = 300,
-		.max_rounds = 30,
-		.verify = RMIG_VERIFY_ALL,
-		.dirty_source = RMIG_DIRTY_HASH,
-		.streams = 1,
-		.timeout_ms = source ? 30000 : 600000,
-	};
+	*o = (struct qemu_cli_options){.command = command};
+	cli_migration_defaults(&o->mig);
+	o->mig.dirty_source = RMIG_DIRTY_HASH;
+	o->mig.timeout_ms = source ? 30000 : 600000;
+	if (cli_options_table(source ? send_options : recv_options, take, longopts,
+			      CLI_OPTIONS_MAX))
+		return -EINVAL;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", source ? send_options : recv_options, NULL)) !=
-	       -1) {
-		ret = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_QMP:
 			o->qmp = optarg;
@@ -248,119 +164,33 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 			}
 			snprintf(o->qemu_uri, sizeof(o->qemu_uri), "%s", optarg);
 			break;
-		case O_METHOD: {
-			uint32_t m;
-
-			for (m = RMIG_METHOD_PRECOPY; m <= RMIG_METHOD_AUTO; m++) {
-				if (!strcmp(optarg, rmig_method_name(m)))
-					break;
-			}
-			if (m > RMIG_METHOD_AUTO) {
-				fprintf(stderr, "rmig %s: --method precopy or predict\n", command);
-				return -EINVAL;
-			}
-			if (m != RMIG_METHOD_PRECOPY && m != RMIG_METHOD_PREDICT) {
-				/* These resume the guest before all its RAM has arrived: an
-				 * unmodified QEMU's vCPUs read the shared file directly and
-				 * cannot wait for pages rmig has not placed yet. */
-				fprintf(stderr,
-					"rmig %s: --method %s resumes the guest before all its "
-					"RAM is on the destination, which an unmodified QEMU "
-					"cannot wait for; use precopy or predict\n",
-					command, optarg);
-				return -EINVAL;
-			}
-			o->method = m;
-			break;
-		}
-		case O_DOWNTIME:
-			ret = qemu_cli_parse_u32(command, "--downtime-ms", optarg, 1,
-						 &o->downtime_ms);
-			break;
-		case O_POLICY:
-			if (!strcmp(optarg, "qemu")) {
-				o->policy = RMIG_POLICY_QEMU;
-			} else if (!strcmp(optarg, "xen")) {
-				o->policy = RMIG_POLICY_XEN;
-			} else {
-				fprintf(stderr, "rmig %s: --policy qemu or xen\n", command);
-				return -EINVAL;
-			}
-			break;
-		case O_MAX_ROUNDS:
-			ret = qemu_cli_parse_u32(command, "--max-rounds", optarg, 1,
-						 &o->max_rounds);
-			break;
-		case O_BANDWIDTH:
-			if (qemu_cli_parse_size(optarg, &o->bandwidth)) {
-				fprintf(stderr, "rmig %s: --bandwidth %s: bytes per second\n",
-					command, optarg);
-				return -EINVAL;
-			}
-			break;
-		case O_VERIFY:
-			/* Content hashes miss a page that changed between hashing and sending
-			 * and then went back to the hashed bytes; guests do that (lock words),
-			 * and only the switchover verification catches it. */
-			if (strcmp(optarg, "all")) {
-				fprintf(stderr,
-					"rmig %s: --verify all only: pages tracked by content "
-					"hashes must be compared with the destination's at "
-					"switchover, or the guest may resume on a stale page\n",
-					command);
-				return -EINVAL;
-			}
-			o->verify = RMIG_VERIFY_ALL;
-			break;
-		case O_DIRTY:
-			if (!strcmp(optarg, "auto")) {
-				o->dirty_source = RMIG_DIRTY_AUTO;
-			} else if (!strcmp(optarg, "hash")) {
-				o->dirty_source = RMIG_DIRTY_HASH;
-			} else {
-				/* QEMU writes its RAM through its own mapping: write protection
-				 * here sees none of it, and QEMU's dirty log is not ours. */
-				fprintf(stderr,
-					"rmig %s: --dirty auto or hash (the guest writes through "
-					"QEMU's own mapping, which only content hashes can "
-					"follow)\n",
-					command);
-				return -EINVAL;
-			}
-			break;
-		case O_STREAMS:
-			ret = qemu_cli_parse_u32(command, "--streams", optarg, 1, &o->streams);
-			break;
-		case O_TIMEOUT:
-			ret = qemu_cli_parse_u32(command, "--timeout-ms", optarg, 1,
-						 &o->timeout_ms);
-			break;
-		case O_KEY_FILE:
-			ret = qemu_cli_key_file(command, optarg, o);
-			break;
 		case O_HOOK:
 			o->hook = optarg;
-			break;
-		case O_JSON:
-			o->json = 1;
 			break;
 		case O_SKIP_FINAL:
 			o->skip_final_round = 1;
 			break;
-		case O_HELP:
-			qemu_cli_usage(source);
-			return 1;
 		default:
-			qemu_cli_usage(source);
-			return -EINVAL;
+			ret = cli_migration_option(command, c, optarg, &o->mig);
+			if (ret < 0)
+				return -EINVAL;
+			if (ret == 0) {
+				qemu_cli_usage(source);
+				return -EINVAL;
+			}
+			if (o->mig.help) {
+				qemu_cli_usage(source);
+				return 1;
+			}
+			break;
 		}
-		if (ret)
-			return -EINVAL;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "rmig %s: unexpected argument '%s'\n", command, argv[optind]);
 		return -EINVAL;
 	}
+	if (qemu_cli_check(command, &o->mig))
+		return -EINVAL;
 	if (!o->qmp) {
 		fprintf(stderr, "rmig %s: --qmp PATH: the QMP socket of the %s QEMU\n", command,
 			source ? "source" : "destination");
@@ -383,40 +213,12 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 
 void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params)
 {
-	*params = (struct rmig_params){
-		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS |
-			      RMIG_PARAM_MAX_ROUNDS | RMIG_PARAM_BANDWIDTH_LIMIT |
-			      RMIG_PARAM_VERIFY | RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_STREAMS |
-			      RMIG_PARAM_TIMEOUT_MS,
-		.method = o->method,
-		.policy = o->policy,
-		.downtime_ms = o->downtime_ms,
-		.max_rounds = o->max_rounds,
-		.bandwidth_limit = o->bandwidth,
-		.verify = o->verify,
-		.dirty_source = o->dirty_source,
-		.streams = o->streams,
-		.timeout_ms = o->timeout_ms,
-	};
-	if (o->key_len) {
-		params->field_mask |= RMIG_PARAM_KEY;
-		params->key = o->key;
-		params->key_len = o->key_len;
-	}
+	cli_migration_params(&o->mig, params);
 }
 
 const char *qemu_cli_bytes(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)bytes;
-	unsigned u = 0;
-
-	while (v >= 1024.0 && u < 4) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", v, units[u]);
-	return buf;
+	return cli_format_bytes(bytes, buf, len);
 }
 
 uint64_t qemu_cli_now_us(void)
@@ -611,12 +413,11 @@ void qemu_cli_report_rmig(const struct qemu_cli_options *o, const struct rmig_st
 	char b1[32], b2[32], b3[32];
 
 	printf("  %-30s %s (policy %s, downtime target %u ms)\n", "method",
-	       rmig_method_name(st->method), o->policy == RMIG_POLICY_XEN ? "xen" : "qemu",
-	       o->downtime_ms);
+	       rmig_method_name(st->method), o->mig.policy == RMIG_POLICY_XEN ? "xen" : "qemu",
+	       o->mig.downtime_ms);
 	printf("  %-30s %s\n", "transport", source ? o->uri : o->listen);
 	if (source) {
-		printf("  %-30s %s\n", "dirty tracking",
-		       st->dirty_source < 5 ? qemu_cli_dirty_names[st->dirty_source] : "?");
+		printf("  %-30s %s\n", "dirty tracking", cli_dirty_name(st->dirty_source));
 		printf("  %-30s %u live + 1 paused (stopped: %s)\n", "rounds", st->rounds, stop);
 	} else {
 		printf("  %-30s %u live + 1 paused\n", "rounds", st->rounds);
@@ -660,10 +461,8 @@ void qemu_cli_json_rmig(json_t *report, const struct qemu_cli_options *o,
 	json_object_set_new(rmig, "status", json_string(rmig_status_name(st->status)));
 	json_object_set_new(rmig, "method", json_string(rmig_method_name(st->method)));
 	json_object_set_new(rmig, "policy",
-			    json_string(o->policy == RMIG_POLICY_XEN ? "xen" : "qemu"));
-	json_object_set_new(
-		rmig, "dirty_tracking",
-		json_string(st->dirty_source < 5 ? qemu_cli_dirty_names[st->dirty_source] : "?"));
+			    json_string(o->mig.policy == RMIG_POLICY_XEN ? "xen" : "qemu"));
+	json_object_set_new(rmig, "dirty_tracking", json_string(cli_dirty_name(st->dirty_source)));
 	json_object_set_new(rmig, "ram_bytes", json_integer((json_int_t)st->ram_bytes));
 	json_object_set_new(rmig, "rounds", json_integer(st->rounds));
 	json_object_set_new(

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "bindings/cli/options.h"
 #include "rmig.h"
 
 #define QEMU_CLI_URI_MAX 256u
@@ -23,18 +24,9 @@ struct qemu_cli_options {
 	 * recv: where the destination QEMU listens for it */
 	char qemu_uri[QEMU_CLI_URI_MAX];
 	const char *hook; /* send: run at switchover, both guests paused, before QEMU continues */
-	uint8_t key[RMIG_KEY_MAX];
-	uint32_t key_len;
-	uint32_t method;
-	uint32_t policy;
-	uint32_t downtime_ms;
-	uint32_t max_rounds;
-	uint32_t verify;
-	uint32_t dirty_source;
-	uint32_t streams;
-	uint32_t timeout_ms;
-	uint64_t bandwidth;
-	int json;
+	/* method, limits, streams, timeout, key, --json: the options every migrating command
+	 * shares (bindings/cli/options.h) */
+	struct cli_migration mig;
 	/* Test only: switch QEMU over as soon as the guest pauses, before rmig's final round,
 	 * to prove that stale RAM is detected. */
 	int skip_final_round;

@@ -105,7 +105,7 @@ static void recv_progress(void *opaque, uint32_t event, const struct rmig_stats 
 
 static int recv_wait_qemu(struct qemu_recv *r)
 {
-	uint64_t deadline = qemu_cli_now_us() + (uint64_t)r->o->timeout_ms * 1000u;
+	uint64_t deadline = qemu_cli_now_us() + (uint64_t)r->o->mig.timeout_ms * 1000u;
 	int running, ret;
 
 	for (;;) {
@@ -140,7 +140,7 @@ static int recv_wait_qemu(struct qemu_recv *r)
 			recv_error(r,
 				   "the source did not switch QEMU over within %u ms after rmig "
 				   "finished (QEMU status %s)",
-				   r->o->timeout_ms, r->qemu.status);
+				   r->o->mig.timeout_ms, r->qemu.status);
 			return -ETIMEDOUT;
 		}
 		nanosleep(&ts, NULL);
@@ -192,7 +192,7 @@ static void recv_report(struct qemu_recv *r, int ok, const char *rmig_error)
 	char b1[32];
 
 	rmig_session_stats(r->session, &st);
-	if (r->o->json) {
+	if (r->o->mig.json) {
 		json_t *report = json_object(), *qemu = json_object();
 		char *text;
 

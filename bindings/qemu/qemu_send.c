@@ -116,7 +116,7 @@ static int send_watch(struct qemu_send *s)
 /* Poll query-migrate until QEMU's migration reaches `want`. */
 static int send_wait_status(struct qemu_send *s, const char *want)
 {
-	uint64_t deadline = qemu_cli_now_us() + (uint64_t)s->o->timeout_ms * 1000u;
+	uint64_t deadline = qemu_cli_now_us() + (uint64_t)s->o->mig.timeout_ms * 1000u;
 	int ret;
 
 	for (;;) {
@@ -146,7 +146,7 @@ static int send_wait_status(struct qemu_send *s, const char *want)
 		if (qemu_cli_now_us() > deadline) {
 			send_error(s,
 				   "QEMU's own migration did not reach %s within %u ms (status %s)",
-				   want, s->o->timeout_ms, s->qemu.status);
+				   want, s->o->mig.timeout_ms, s->qemu.status);
 			return -ETIMEDOUT;
 		}
 		send_sleep_ms(1);
@@ -288,7 +288,7 @@ static int send_restore(struct qemu_send *s)
 			s->qemu_gone = 1;
 			return ret;
 		}
-		deadline = qemu_cli_now_us() + (uint64_t)s->o->timeout_ms * 1000u;
+		deadline = qemu_cli_now_us() + (uint64_t)s->o->mig.timeout_ms * 1000u;
 		for (;;) {
 			ret = qemu_vm_migration(s->vm, &s->qemu);
 			if (ret) {
@@ -383,7 +383,7 @@ static void send_report(struct qemu_send *s, int ok, const char *rmig_error)
 	guest = send_guest_state(s, guest_buf, sizeof(guest_buf));
 	if (guest != guest_buf)
 		snprintf(guest_buf, sizeof(guest_buf), "%s", guest);
-	if (s->o->json) {
+	if (s->o->mig.json) {
 		json_t *report = json_object(), *qemu = json_object(), *ram = json_array();
 		char *text;
 
@@ -555,7 +555,7 @@ int rmig_cli_qemu_send(int argc, char **argv)
 		fprintf(stderr, "rmig qemu-send: cannot watch for signals: %s\n", strerror(-ret));
 		return 1;
 	}
-	ret = qemu_vm_open(o.qmp, "source QEMU", (int)o.timeout_ms, &s.vm, open_error);
+	ret = qemu_vm_open(o.qmp, "source QEMU", (int)o.mig.timeout_ms, &s.vm, open_error);
 	if (ret) {
 		fprintf(stderr, "rmig qemu-send: %s\n", open_error);
 		qemu_cli_signals_stop(&s.sig);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bindings/cli/options.h"
 #include "bindings/xen/xen_cli.h"
 
 #define XEN_CLI_PAGE 4096u
@@ -43,75 +44,60 @@ static void xen_cli_usage(int source)
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 }
 
-static int xen_cli_read_key(const char *path, struct xen_cli_options *o)
-{
-	uint8_t buf[RMIG_KEY_MAX + 1]; /* one byte more tells a key that is too long */
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0) {
-		fprintf(stderr, "rmig %s: --key-file %s: %s\n", o->command, path, strerror(errno));
-		return -EINVAL;
-	}
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n <= 0 || n > (ssize_t)RMIG_KEY_MAX) {
-		fprintf(stderr, "rmig %s: --key-file %s: a key has 1 to %u bytes\n", o->command,
-			path, RMIG_KEY_MAX);
-		return -EINVAL;
-	}
-	memcpy(o->key, buf, (size_t)n);
-	o->key_len = (uint32_t)n;
-	return 0;
-}
-
 int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 {
-	static const struct option longopts[] = {
-		{"uri", required_argument, NULL, 'u'},
-		{"listen", required_argument, NULL, 'l'},
-		{"xl", required_argument, NULL, 'x'},
-		{"timeout-ms", required_argument, NULL, 't'},
-		{"key-file", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
+	enum { O_URI = 256, O_LISTEN, O_XL };
+	static const struct option send_options[] = {
+		{"uri", required_argument, NULL, O_URI},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	static const struct option recv_options[] = {
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"xl", required_argument, NULL, O_XL},
+		{NULL, 0, NULL, 0},
+	};
+	struct option longopts[CLI_OPTIONS_MAX];
+	struct cli_migration mig;
+	int c, ret;
 
 	memset(o, 0, sizeof(*o));
 	o->command = source ? "xen-send" : "xen-recv";
 	o->xl = "xl";
-	o->timeout_ms = XEN_CLI_DEFAULT_TIMEOUT_MS;
+	cli_migration_defaults(&mig);
+	mig.timeout_ms = XEN_CLI_DEFAULT_TIMEOUT_MS;
+	if (cli_options_table(source ? send_options : recv_options,
+			      CLI_TAKE_TIMEOUT | CLI_TAKE_KEY_FILE | CLI_TAKE_HELP, longopts,
+			      CLI_OPTIONS_MAX))
+		return -EINVAL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		char *end;
-
 		switch (c) {
-		case 'u':
-		case 'l':
-			if ((c == 'u') != source)
-				goto usage;
+		case O_URI:
+		case O_LISTEN:
 			o->uri = optarg;
 			break;
-		case 'x':
+		case O_XL:
 			o->xl = optarg;
-			break;
-		case 't':
-			o->timeout_ms = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end || !o->timeout_ms)
-				goto usage;
-			break;
-		case 'k':
-			if (xen_cli_read_key(optarg, o))
-				return -EINVAL;
 			break;
 		case 'h':
 			xen_cli_usage(source);
 			return 1;
 		default:
-			goto usage;
+			ret = cli_migration_option(o->command, c, optarg, &mig);
+			if (ret < 0)
+				return -EINVAL;
+			if (ret == 0)
+				goto usage;
+			if (mig.help) {
+				xen_cli_usage(source);
+				return 1;
+			}
+			break;
 		}
 	}
+	o->timeout_ms = mig.timeout_ms;
+	o->key_len = mig.key_len;
+	memcpy(o->key, mig.key, sizeof(o->key));
 	if (optind == argc && o->uri)
 		return 0;
 usage:

@@ -7,7 +7,7 @@ rmig=$1
 transport=$2
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$rmig" version | grep -q '^rmig 1\.0\.0$'
+"$rmig" version | grep -q '^rmig 1\.1\.0$'
 "$rmig" demo --ram 256M --transport "$transport" >"$out"
 cat "$out"
 for line in 'result  *completed' 'downtime  *[0-9][0-9]* ms' 'total time  *[0-9.]* s' \
@@ -31,32 +31,33 @@ grep -q 'post-copy  *16384 pages after resume' "$out" || { cat "$out"; exit 1; }
 grep -q '"method": "auto", "method_used": "[a-z]*", "method_reason": "auto chose' "$out" ||
 	{ cat "$out"; echo "auto did not say what it chose" >&2; exit 1; }
 # send / recv: two processes, as on two hosts; recv checks the RAM hash the sender took.
-recv_err=$(mktemp)
+# The receiver's stderr comes through a FIFO: the test waits for its "waiting" line.
+fifo_dir=$(mktemp -d)
 recv_out=$(mktemp)
-trap 'rm -f "$out" "$recv_err" "$recv_out"' EXIT
-"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" 2>"$recv_err" &
-recv_pid=$!
-uri=
-for _ in $(seq 1 100); do
-	uri=$(sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p' "$recv_err")
-	[ -n "$uri" ] && break
-	sleep 0.1
-done
-[ -n "$uri" ] || { echo "rmig recv did not start listening" >&2; cat "$recv_err" >&2; exit 1; }
+trap 'rm -f "$out" "$recv_out"; rm -rf "$fifo_dir"' EXIT
+start_recv() {
+	rm -f "$fifo_dir/recv.err"
+	mkfifo "$fifo_dir/recv.err"
+	"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" \
+		2>"$fifo_dir/recv.err" &
+	recv_pid=$!
+	exec 4<"$fifo_dir/recv.err"
+	uri=
+	while IFS= read -r line <&4; do
+		uri=$(printf '%s\n' "$line" | sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p')
+		[ -n "$uri" ] && break
+	done
+	[ -n "$uri" ] || { echo "rmig recv did not start listening" >&2; exit 1; }
+	# Keep reading its stderr, so that it never blocks on it.
+	cat <&4 >/dev/null &
+}
+start_recv
 "$rmig" send --uri "$uri" --ram 64M
 wait "$recv_pid"
 cat "$recv_out"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
 # The same across two processes with post-copy: the receiver's RAM fills after its resume.
-"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" 2>"$recv_err" &
-recv_pid=$!
-uri=
-for _ in $(seq 1 100); do
-	uri=$(sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p' "$recv_err")
-	[ -n "$uri" ] && break
-	sleep 0.1
-done
-[ -n "$uri" ] || { echo "rmig recv did not start listening" >&2; cat "$recv_err" >&2; exit 1; }
+start_recv
 "$rmig" send --uri "$uri" --ram 64M --method postcopy
 wait "$recv_pid"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
