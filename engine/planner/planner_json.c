@@ -360,8 +360,12 @@ err_release:
 	return ret;
 }
 
+/* value to 1/scale; a value too large for that to change anything is written as it is (scaling
+ * it could overflow to inf, which JSON cannot hold: a host at 1e305 times its capacity). */
 static json_t *planner_json_round(double value, double scale)
 {
+	if (!(fabs(value) < 1e15))
+		return json_real(value);
 	return json_real(round(value * scale) / scale);
 }
 
