@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 
 #include "bench/workloads/workload.h"
 #include "bindings/cli/cli.h"
+#include "bindings/cli/credentials.h"
 #include "rmig.h"
 #include "transport/transport.h"
 
@@ -49,6 +51,7 @@ struct demo_options {
 	uint64_t seed;
 	unsigned threads;
 	int json;
+	struct cli_credentials cred; /* send/recv: --key-file, --insecure, --peer-timeout */
 };
 
 /* One end's guest: its RAM, the workload standing in for its vCPUs, its device state. */
@@ -95,7 +98,8 @@ static void demo_usage(const char *command)
 		"  --verify all|none     hash-compare every page at switchover (default all)\n"
 		"  --dirty KIND          auto, uffd-async, uffd-sync or hash (default auto)\n"
 		"  --seed N              workload seed\n"
-		"  --json                print the report as JSON on stdout\n",
+		"  --json                print the report as JSON on stdout\n"
+		"send and recv (demo makes a random key of its own):\n" CLI_CREDENTIALS_USAGE,
 		command);
 }
 
@@ -160,6 +164,9 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		O_DIRTY,
 		O_SEED,
 		O_JSON,
+		O_KEY_FILE,
+		O_INSECURE,
+		O_PEER_TIMEOUT,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -180,6 +187,9 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		{"dirty", required_argument, NULL, O_DIRTY},
 		{"seed", required_argument, NULL, O_SEED},
 		{"json", no_argument, NULL, O_JSON},
+		{"key-file", required_argument, NULL, O_KEY_FILE},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -305,6 +315,17 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 			break;
 		case O_JSON:
 			o->json = 1;
+			break;
+		case O_KEY_FILE:
+			if (cli_key_file_read(argv[0], optarg, &o->cred))
+				return -EINVAL;
+			break;
+		case O_INSECURE:
+			o->cred.insecure = 1;
+			break;
+		case O_PEER_TIMEOUT:
+			if (cli_peer_timeout_parse(argv[0], optarg, &o->cred))
+				return -EINVAL;
 			break;
 		case O_HELP:
 			demo_usage(argv[0]);
@@ -606,6 +627,9 @@ static int demo_session(uint32_t role, const struct demo_options *o, struct demo
 		return ret;
 	ret = rmig_session_set_params(s, &params);
 	if (!ret)
+		ret = cli_credentials_apply(role == RMIG_ROLE_SOURCE ? "send" : "recv", s,
+					    &o->cred);
+	if (!ret)
 		ret = rmig_session_set_callbacks(s, &cb, g);
 	if (!ret)
 		ret = rmig_region_add(s, DEMO_REGION_ID, g->ram, g->length, DEMO_PAGE_SIZE);
@@ -827,6 +851,15 @@ int rmig_cli_demo(int argc, char **argv)
 	ret = demo_parse(argc, argv, &o);
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	/* Both ends run here: a fresh random key authenticates them to each other, so the demo
+	 * needs no flag and still runs as every migration must, with a credential. */
+	if (!o.cred.key_len) {
+		if (getrandom(o.cred.key, 32, 0) != 32) {
+			fprintf(stderr, "rmig demo: no random key: %s\n", strerror(errno));
+			return 1;
+		}
+		o.cred.key_len = 32;
+	}
 	ret = demo_listen_uri(&o, listen_uri, sizeof(listen_uri), &scheme);
 	if (ret)
 		return 2;
@@ -929,6 +962,8 @@ int rmig_cli_send(int argc, char **argv)
 		fprintf(stderr, "rmig send: --uri tcp://host:port (where rmig recv listens)\n");
 		return 2;
 	}
+	if (cli_credentials_check("send", &o.cred))
+		return 2;
 	ret = demo_guest_init(&source, &o, 1);
 	if (ret)
 		return 1;
@@ -986,6 +1021,8 @@ int rmig_cli_recv(int argc, char **argv)
 		fprintf(stderr, "rmig recv: --listen tcp://0.0.0.0:port\n");
 		return 2;
 	}
+	if (cli_credentials_check("recv", &o.cred))
+		return 2;
 	ret = demo_guest_init(&dest, &o, 0);
 	if (ret)
 		return 1;

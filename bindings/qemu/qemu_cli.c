@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bindings/cli/credentials.h"
 #include "bindings/qemu/qemu_cli.h"
 
 static const char *const qemu_cli_dirty_names[] = {"auto", "hypervisor", "uffd-async", "uffd-sync",
@@ -40,7 +41,11 @@ static void qemu_cli_usage(int source)
 			"  --dirty auto|hash     dirty tracking (default hash: content hashes)\n"
 			"  --streams N           parallel connections (default 1)\n"
 			"  --timeout-ms N        longest wait for a peer or QEMU (default 30000)\n"
-			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts\n"
+			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                        required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure            no authentication: any host reaching the port can\n"
+			"                        write (or read) the guest's RAM\n"
+			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n"
 			"  --switchover-hook CMD run CMD (sh -c) when both guests are paused and all\n"
 			"                        RAM is on the destination, before QEMU switches over;\n"
 			"                        a non-zero exit cancels the migration\n"
@@ -57,7 +62,11 @@ static void qemu_cli_usage(int source)
 			"  --qemu-listen URI     where the destination QEMU waits for QEMU's own\n"
 			"                        migration (default tcp:ADDR:%d, ADDR from --listen)\n"
 			"  --timeout-ms N        longest wait for the source or QEMU (default 600000)\n"
-			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts\n"
+			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                        required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure            no authentication: any host reaching the port can\n"
+			"                        write (or read) the guest's RAM\n"
+			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n"
 			"  --json                print the report as JSON on stdout\n",
 			QEMU_CLI_DEFAULT_QEMU_PORT);
 }
@@ -142,6 +151,30 @@ static int qemu_cli_key_file(const char *command, const char *path, struct qemu_
 	return 0;
 }
 
+/* No key, no migration, unless --insecure says so (RMIG_KEY_FILE stands in for --key-file). */
+static int qemu_cli_credentials_check(struct qemu_cli_options *o)
+{
+	struct cli_credentials c = {.key_len = o->key_len, .insecure = o->insecure};
+	int ret;
+
+	memcpy(c.key, o->key, sizeof(c.key));
+	ret = cli_credentials_check(o->command, &c);
+	memcpy(o->key, c.key, sizeof(o->key));
+	o->key_len = c.key_len;
+	return ret;
+}
+
+int qemu_cli_session_apply(const struct qemu_cli_options *o, rmig_session_t *session)
+{
+	int ret = rmig_session_set_insecure(session, o->insecure);
+
+	if (!ret)
+		ret = rmig_session_set_peer_timeout(session, o->peer_timeout_ms);
+	if (ret)
+		fprintf(stderr, "rmig %s: %s\n", o->command, rmig_last_error(session));
+	return ret;
+}
+
 /* "tcp:HOST:PORT" for QEMU from an rmig uri "scheme://HOST:PORT". */
 static int qemu_cli_qemu_uri(const char *rmig_uri, char *buf, size_t len)
 {
@@ -176,6 +209,8 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		O_STREAMS,
 		O_TIMEOUT,
 		O_KEY_FILE,
+		O_INSECURE,
+		O_PEER_TIMEOUT,
 		O_HOOK,
 		O_JSON,
 		O_SKIP_FINAL,
@@ -195,6 +230,8 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		{"streams", required_argument, NULL, O_STREAMS},
 		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
 		{"key-file", required_argument, NULL, O_KEY_FILE},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{"switchover-hook", required_argument, NULL, O_HOOK},
 		{"json", no_argument, NULL, O_JSON},
 		/* Test only (tests/qemu): proves the end-to-end check sees stale RAM. */
@@ -208,6 +245,8 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		{"qemu-listen", required_argument, NULL, O_QEMU_LISTEN},
 		{"timeout-ms", required_argument, NULL, O_TIMEOUT},
 		{"key-file", required_argument, NULL, O_KEY_FILE},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{"json", no_argument, NULL, O_JSON},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -338,6 +377,16 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		case O_KEY_FILE:
 			ret = qemu_cli_key_file(command, optarg, o);
 			break;
+		case O_INSECURE:
+			o->insecure = 1;
+			break;
+		case O_PEER_TIMEOUT: {
+			struct cli_credentials cred = {0};
+
+			ret = cli_peer_timeout_parse(command, optarg, &cred);
+			o->peer_timeout_ms = cred.peer_timeout_ms;
+			break;
+		}
 		case O_HOOK:
 			o->hook = optarg;
 			break;
@@ -378,7 +427,7 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 			source ? o->uri : o->listen);
 		return -EINVAL;
 	}
-	return 0;
+	return qemu_cli_credentials_check(o);
 }
 
 void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params)

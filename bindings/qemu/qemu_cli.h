@@ -25,6 +25,8 @@ struct qemu_cli_options {
 	const char *hook; /* send: run at switchover, both guests paused, before QEMU continues */
 	uint8_t key[RMIG_KEY_MAX];
 	uint32_t key_len;
+	int insecure;		  /* --insecure: no key, on purpose */
+	uint32_t peer_timeout_ms; /* --peer-timeout; 0: the library's default */
 	uint32_t method;
 	uint32_t policy;
 	uint32_t downtime_ms;
@@ -70,6 +72,8 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 
 /* rmig session parameters from the options (everything the command line can set). */
 void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params);
+/* After rmig_session_set_params: the opt-out of authentication and the dead-peer deadline. */
+int qemu_cli_session_apply(const struct qemu_cli_options *o, rmig_session_t *session);
 
 /* "1.50 GiB" */
 const char *qemu_cli_bytes(uint64_t bytes, char *buf, size_t len);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bindings/cli/credentials.h"
 #include "bindings/xen/xen_cli.h"
 
 #define XEN_CLI_PAGE 4096u
@@ -28,7 +29,11 @@ static void xen_cli_usage(int source)
 			"  --uri URI          where rmig xen-recv listens (tcp://host:port,\n"
 			"                     rdma://host:port)\n"
 			"  --timeout-ms N     longest wait for the peer at any step (default %u)\n"
-			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts\n",
+			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                     required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure         no authentication: any host reaching the port can\n"
+			"                     write (or read) the domain's stream\n"
+			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 	else
 		fprintf(stderr,
@@ -39,7 +44,11 @@ static void xen_cli_usage(int source)
 			"                     rdma://addr:port)\n"
 			"  --xl PATH          the xl program (default xl)\n"
 			"  --timeout-ms N     longest wait for the peer at any step (default %u)\n"
-			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts\n",
+			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                     required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure         no authentication: any host reaching the port can\n"
+			"                     write (or read) the domain's stream\n"
+			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 }
 
@@ -73,6 +82,8 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 		{"xl", required_argument, NULL, 'x'},
 		{"timeout-ms", required_argument, NULL, 't'},
 		{"key-file", required_argument, NULL, 'k'},
+		{"insecure", no_argument, NULL, 'I'},
+		{"peer-timeout", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -105,6 +116,17 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 			if (xen_cli_read_key(optarg, o))
 				return -EINVAL;
 			break;
+		case 'I':
+			o->insecure = 1;
+			break;
+		case 'P': {
+			struct cli_credentials cred = {0};
+
+			if (cli_peer_timeout_parse(o->command, optarg, &cred))
+				return -EINVAL;
+			o->peer_timeout_ms = cred.peer_timeout_ms;
+			break;
+		}
 		case 'h':
 			xen_cli_usage(source);
 			return 1;
@@ -112,8 +134,17 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 			goto usage;
 		}
 	}
-	if (optind == argc && o->uri)
-		return 0;
+	if (optind == argc && o->uri) {
+		/* No key, no migration, unless --insecure says so. */
+		struct cli_credentials cred = {.key_len = o->key_len, .insecure = o->insecure};
+		int ret;
+
+		memcpy(cred.key, o->key, sizeof(cred.key));
+		ret = cli_credentials_check(o->command, &cred);
+		memcpy(o->key, cred.key, sizeof(o->key));
+		o->key_len = cred.key_len;
+		return ret;
+	}
 usage:
 	xen_cli_usage(source);
 	return -EINVAL;
@@ -156,6 +187,10 @@ int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
 	if (ret)
 		goto err;
 	ret = rmig_session_set_params(session, &params);
+	if (!ret)
+		ret = rmig_session_set_insecure(session, o->insecure);
+	if (!ret)
+		ret = rmig_session_set_peer_timeout(session, o->peer_timeout_ms);
 	if (ret)
 		goto err_destroy;
 	ret = rmig_session_set_callbacks(session, callbacks, opaque);

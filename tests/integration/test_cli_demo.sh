@@ -33,8 +33,19 @@ grep -q '"method": "auto", "method_used": "[a-z]*", "method_reason": "auto chose
 # send / recv: two processes, as on two hosts; recv checks the RAM hash the sender took.
 recv_err=$(mktemp)
 recv_out=$(mktemp)
-trap 'rm -f "$out" "$recv_err" "$recv_out"' EXIT
-"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" 2>"$recv_err" &
+key=$(mktemp)
+trap 'rm -f "$out" "$recv_err" "$recv_out" "$key"' EXIT
+head -c 32 /dev/urandom >"$key"
+# Without a credential both ends refuse before touching the network, naming both ways out.
+for cmd in "recv --listen $transport://127.0.0.1:0" "send --uri $transport://127.0.0.1:9"; do
+	status=0
+	# shellcheck disable=SC2086
+	"$rmig" $cmd --ram 64M 2>"$recv_err" || status=$?
+	[ "$status" = 2 ] || { cat "$recv_err"; echo "rmig $cmd without a key: exit $status" >&2; exit 1; }
+	grep -q -- '--key-file' "$recv_err" && grep -q -- '--insecure' "$recv_err" ||
+		{ cat "$recv_err"; echo "rmig $cmd: the refusal does not name both ways out" >&2; exit 1; }
+done
+"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M --key-file "$key" >"$recv_out" 2>"$recv_err" &
 recv_pid=$!
 uri=
 for _ in $(seq 1 100); do
@@ -43,12 +54,12 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ -n "$uri" ] || { echo "rmig recv did not start listening" >&2; cat "$recv_err" >&2; exit 1; }
-"$rmig" send --uri "$uri" --ram 64M
+"$rmig" send --uri "$uri" --ram 64M --key-file "$key"
 wait "$recv_pid"
 cat "$recv_out"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
 # The same across two processes with post-copy: the receiver's RAM fills after its resume.
-"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" 2>"$recv_err" &
+"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M --key-file "$key" >"$recv_out" 2>"$recv_err" &
 recv_pid=$!
 uri=
 for _ in $(seq 1 100); do
@@ -57,7 +68,7 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ -n "$uri" ] || { echo "rmig recv did not start listening" >&2; cat "$recv_err" >&2; exit 1; }
-"$rmig" send --uri "$uri" --ram 64M --method postcopy
+"$rmig" send --uri "$uri" --ram 64M --key-file "$key" --method postcopy
 wait "$recv_pid"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
 # A bad option is refused with a usage message and exit status 2.
