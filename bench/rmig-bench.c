@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -257,18 +258,28 @@ static int bench_guest_init(struct guest *g, const struct bench_options *o, cons
 static int bench_session(uint32_t role, const struct bench_options *o, const struct bench_method *m,
 			 struct guest *g, rmig_session_t **session_p)
 {
+	/* Both ends run here: one random key per run authenticates them to each other. */
+	static unsigned char key[32];
+	static int have_key;
 	struct rmig_params params = {
 		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_POLICY | RMIG_PARAM_DOWNTIME_MS |
-			      RMIG_PARAM_BANDWIDTH_LIMIT,
+			      RMIG_PARAM_BANDWIDTH_LIMIT | RMIG_PARAM_KEY,
 		.method = m->method,
 		.policy = m->policy,
 		.downtime_ms = o->downtime_ms,
 		.bandwidth_limit = o->bandwidth,
+		.key = key,
+		.key_len = sizeof(key),
 	};
 	struct rmig_callbacks cb = {0};
 	rmig_session_t *s;
 	int ret;
 
+	if (!have_key) {
+		if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+			return errno ? -errno : -EIO;
+		have_key = 1;
+	}
 	guest_callbacks(role, &cb);
 	ret = rmig_session_create(role, &s);
 	if (ret)

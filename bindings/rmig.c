@@ -198,3 +198,17 @@ RMIG_EXPORT int rmig_transport_available(const char *scheme)
 		return -EINVAL;
 	return transport_available(scheme);
 }
+
+RMIG_EXPORT int rmig_session_set_insecure(rmig_session_t *session, int insecure)
+{
+	if (!session)
+		return -EINVAL;
+	return session_set_insecure(session, insecure);
+}
+
+RMIG_EXPORT int rmig_session_set_peer_timeout(rmig_session_t *session, uint32_t timeout_ms)
+{
+	if (!session)
+		return -EINVAL;
+	return session_set_peer_timeout(session, timeout_ms);
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/bitmap.h"
+#include "engine/heartbeat.h"
 #include "engine/page_hash.h"
 #include "engine/postcopy.h"
 #include "engine/protocol.h"
@@ -333,9 +334,13 @@ static int dest_receive(struct rmig_session *s)
 
 		if (session_cancelled(s))
 			return dest_refuse(s, -ECANCELED, "the destination was cancelled");
-		ret = transport_recv(s->conn, &msg, 100);
+		/* The source's heartbeats keep this wait alive; its silence past the deadline
+		 * ends it (-EHOSTDOWN). */
+		ret = heartbeat_recv(s, &msg, 100);
 		if (ret == -ETIMEDOUT)
 			continue;
+		if (ret == -EHOSTDOWN)
+			return ret;
 		if (ret)
 			return session_fail(s, ret, "connection to the source %s: %s%s%s",
 					    s->conn->peer, session_strerror(ret),

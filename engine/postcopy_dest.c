@@ -36,6 +36,7 @@
 
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
+#include "engine/heartbeat.h"
 #include "engine/postcopy.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
@@ -1113,9 +1114,11 @@ int postcopy_dest_run(struct rmig_session *s)
 			postcopy_stats_publish(pc, now);
 			session_progress(s, RMIG_EVENT_PROGRESS);
 		}
-		ret = transport_recv(s->conn, &msg, 20);
+		ret = heartbeat_recv(s, &msg, 20);
 		if (ret == -ETIMEDOUT)
 			continue;
+		if (ret == -EHOSTDOWN)
+			return ret;
 		if (ret)
 			return session_fail(
 				s, ret,

@@ -170,6 +170,7 @@ static const char *const protocol_type_names[] = {
 	[PROTOCOL_POSTCOPY_DONE] = "postcopy-done",
 	[PROTOCOL_POSTCOPY_END] = "postcopy-end",
 	[PROTOCOL_PULL_REPORT] = "pull-report",
+	[PROTOCOL_HEARTBEAT] = "heartbeat",
 };
 
 const char *protocol_type_name(int type)
@@ -329,6 +330,11 @@ size_t protocol_auth_to_wire(const uint8_t mac[PROTOCOL_MAC_LEN], void *buf)
 {
 	memcpy(protocol_payload(buf), mac, PROTOCOL_MAC_LEN);
 	return protocol_finish(buf, PROTOCOL_AUTH, PROTOCOL_MAC_LEN);
+}
+
+size_t protocol_heartbeat_to_wire(void *buf)
+{
+	return protocol_finish(buf, PROTOCOL_HEARTBEAT, 0);
 }
 
 int protocol_auth_from_wire(const void *payload, size_t len, uint8_t mac[PROTOCOL_MAC_LEN],

@@ -47,7 +47,9 @@ enum protocol_type {
 	PROTOCOL_POSTCOPY_DONE = 19,  /* destination -> source: every page has arrived */
 	PROTOCOL_POSTCOPY_END = 20,   /* source -> destination: done acknowledged */
 	PROTOCOL_PULL_REPORT = 21,    /* destination -> source: pulls timed during the bulk round */
-	PROTOCOL_TYPE_MAX = 21,
+	/* either way, empty: this side is alive (engine/heartbeat.c); never an answer */
+	PROTOCOL_HEARTBEAT = 22,
+	PROTOCOL_TYPE_MAX = 22,
 };
 
 struct protocol_hdr {
@@ -183,6 +185,8 @@ const char *protocol_type_name(int type);
 size_t protocol_hello_to_wire(const struct protocol_hello *m, void *buf);
 size_t protocol_hello_ack_to_wire(const struct protocol_hello_ack *m, void *buf);
 size_t protocol_auth_to_wire(const uint8_t mac[PROTOCOL_MAC_LEN], void *buf);
+/* An empty PROTOCOL_HEARTBEAT. */
+size_t protocol_heartbeat_to_wire(void *buf);
 size_t protocol_region_table_to_wire(const struct protocol_region *regions, size_t count,
 				     void *buf);
 /* type: PROTOCOL_REGION_ACK or PROTOCOL_PULL_REPORT. */

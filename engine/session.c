@@ -12,6 +12,7 @@
 
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
+#include "engine/heartbeat.h"
 #include "engine/postcopy.h"
 #include "engine/predict.h"
 #include "engine/protocol.h"
@@ -59,6 +60,7 @@ int session_create(uint32_t role, struct rmig_session **session_p)
 	s->params.verify = RMIG_VERIFY_ALL;
 	s->params.streams = 1;
 	s->params.timeout_ms = SESSION_DEFAULT_TIMEOUT_MS;
+	s->peer_timeout_ms = HEARTBEAT_DEFAULT_DEADLINE_MS;
 	s->stats.struct_size = sizeof(s->stats);
 	s->stats.status = RMIG_STATUS_NONE;
 	s->stats.method = RMIG_METHOD_PRECOPY;
@@ -110,6 +112,8 @@ void session_destroy(struct rmig_session *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
+
+static const char *session_role_prefix(const struct rmig_session *s);
 
 static int session_check_idle(struct rmig_session *s, const char *what)
 {
@@ -342,7 +346,60 @@ static void session_transport_options(struct rmig_session *s, struct transport_o
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->streams = s->params.streams;
-	opts->connect_timeout_ms = (int)s->params.timeout_ms;
+	/* A peer that does not answer the connection is as dead as one that stops answering. */
+	opts->connect_timeout_ms =
+		(int)(s->params.timeout_ms < s->peer_timeout_ms ? s->params.timeout_ms
+								: s->peer_timeout_ms);
+	opts->peer_timeout_ms = s->peer_timeout_ms;
+}
+
+int session_set_insecure(struct rmig_session *s, int insecure)
+{
+	int ret = session_check_idle(s, "set insecure");
+
+	if (ret)
+		return ret;
+	s->insecure = insecure != 0;
+	return 0;
+}
+
+int session_set_peer_timeout(struct rmig_session *s, uint32_t timeout_ms)
+{
+	int ret = session_check_idle(s, "set peer timeout");
+
+	if (ret)
+		return ret;
+	if (s->conn || s->listener)
+		return session_refuse(s, -EBUSY,
+				      "set peer timeout: before rmig_session_listen/connect");
+	if (timeout_ms == 0)
+		timeout_ms = HEARTBEAT_DEFAULT_DEADLINE_MS;
+	if (timeout_ms < HEARTBEAT_MIN_DEADLINE_MS || timeout_ms > HEARTBEAT_MAX_DEADLINE_MS)
+		return session_refuse(s, -EINVAL, "set peer timeout: %u ms is outside %u..%u",
+				      timeout_ms, HEARTBEAT_MIN_DEADLINE_MS,
+				      HEARTBEAT_MAX_DEADLINE_MS);
+	s->peer_timeout_ms = timeout_ms;
+	return 0;
+}
+
+/* The first networked step: nothing goes on the network without a key, unless the caller
+ * opted out, which is logged for every session that does. */
+static int session_credentials_check(struct rmig_session *s, const char *what)
+{
+	if (s->params.key_len)
+		return 0;
+	if (!s->insecure)
+		return session_refuse(
+			s, -EPERM,
+			"%s: no key: set one (rmig_params.key, RMIG_PARAM_KEY) or opt "
+			"out of authentication with rmig_session_set_insecure()",
+			what);
+	rmig_log_warn("%s INSECURE: %s without a key (rmig_session_set_insecure): any peer "
+		      "that reaches this one can %s",
+		      session_role_prefix(s), what,
+		      s->role == RMIG_ROLE_SOURCE ? "receive the guest's RAM"
+						  : "write the guest's RAM");
+	return 0;
 }
 
 int session_listen(struct rmig_session *s, const char *uri)
@@ -355,6 +412,9 @@ int session_listen(struct rmig_session *s, const char *uri)
 		return ret;
 	if (s->role != RMIG_ROLE_DESTINATION || s->listener)
 		return session_refuse(s, -EINVAL, "listen: only a destination listens, once");
+	ret = session_credentials_check(s, "listen");
+	if (ret)
+		return ret;
 	session_transport_options(s, &opts);
 	ret = transport_listen(uri, &opts, &s->listener);
 	if (ret)
@@ -386,6 +446,9 @@ int session_connect(struct rmig_session *s, const char *uri)
 		return ret;
 	if (s->role != RMIG_ROLE_SOURCE || s->conn)
 		return session_refuse(s, -EINVAL, "connect: only a source connects, once");
+	ret = session_credentials_check(s, "connect");
+	if (ret)
+		return ret;
 	session_transport_options(s, &opts);
 	ret = transport_connect(uri, &opts, &conn);
 	if (ret)
@@ -401,6 +464,15 @@ void session_conn_set(struct rmig_session *s, struct transport_conn *conn)
 	pthread_mutex_lock(&s->lock);
 	s->conn = conn;
 	pthread_mutex_unlock(&s->lock);
+	if (conn) {
+		int ret = transport_peer_timeout_set(conn, s->peer_timeout_ms);
+
+		if (ret)
+			rmig_log_warn("%s the transport cannot apply the dead-peer deadline of %u "
+				      "ms (%s): the heartbeat still applies it",
+				      session_role_prefix(s), s->peer_timeout_ms, strerror(-ret));
+		heartbeat_start(s);
+	}
 }
 
 static const char *session_role_prefix(const struct rmig_session *s)
@@ -805,7 +877,9 @@ int session_ctrl_recv(struct rmig_session *s, const char *waiting_for, const voi
 		if (session_cancelled(s) && !s->point_of_no_return)
 			return session_fail(s, -ECANCELED, "cancelled while waiting for %s",
 					    waiting_for);
-		ret = transport_recv(s->conn, &msg, 100);
+		ret = heartbeat_recv(s, &msg, 100);
+		if (ret == -EHOSTDOWN)
+			return ret;
 		if (ret == -ETIMEDOUT) {
 			if (session_now_us() >= deadline)
 				return session_fail(s, -ETIMEDOUT, "no %s from %s within %u ms",
@@ -875,9 +949,11 @@ int session_ctrl_poll(struct rmig_session *s, int wait_ms)
 	int ret, type;
 
 	for (;; wait_ms = 0) {
-		ret = transport_recv(s->conn, &msg, wait_ms);
+		ret = heartbeat_recv(s, &msg, wait_ms);
 		if (ret == -ETIMEDOUT)
 			return 0;
+		if (ret == -EHOSTDOWN)
+			return ret;
 		if (ret)
 			return session_fail(s, ret, "connection to %s: %s%s%s", s->conn->peer,
 					    session_strerror(ret),
@@ -958,6 +1034,7 @@ void session_disconnect(struct rmig_session *s)
 
 	/* Detach under the lock first: a stats reader on another thread must never see a
 	 * connection that is being closed. */
+	heartbeat_stop(s);
 	pthread_mutex_lock(&s->lock);
 	conn = s->conn;
 	if (conn) {
@@ -1128,6 +1205,10 @@ const char *session_strerror(int err)
 		return "the peer aborted the migration";
 	case ETIMEDOUT:
 		return "the peer did not answer in time";
+	case EHOSTDOWN:
+		return "the peer is dead: nothing heard from it for the dead-peer deadline";
+	case EPERM:
+		return "no credential: set a key, or opt out of authentication explicitly";
 	case EACCES:
 		return "authentication failed or access refused";
 	case EPROTONOSUPPORT:

@@ -136,6 +136,14 @@ struct rmig_session {
 	uint64_t verify_answer_us;	/* destination: time spent answering verification */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
+
+	/* The caller opted out of authentication (rmig_session_set_insecure): listen and
+	 * connect go ahead without a key, with a warning. */
+	int insecure;
+	/* A peer silent for this long is dead, in every phase (rmig_session_set_peer_timeout). */
+	uint32_t peer_timeout_ms;
+	struct heartbeat *heartbeat; /* while connected (engine/heartbeat.c) */
+	uint64_t heard_us;	     /* the run thread last heard from the peer (heartbeat_recv) */
 };
 
 uint64_t session_now_us(void);
@@ -158,6 +166,11 @@ struct session_region *session_region_find(struct rmig_session *s, uint32_t id);
 /* Source: how region id is tracked (enum rmig_dirty_source; AUTO until tracking started),
  * -ENOENT for an unknown id, -EINVAL on a destination. */
 int session_region_dirty_source(struct rmig_session *s, uint32_t id);
+/* Opt out of (insecure != 0) or back into the key requirement. 0 or -EBUSY once started. */
+int session_set_insecure(struct rmig_session *s, int insecure);
+/* The dead-peer deadline: 0 restores the default; -EINVAL out of range, -EBUSY once started
+ * or connected. */
+int session_set_peer_timeout(struct rmig_session *s, uint32_t timeout_ms);
 int session_listen(struct rmig_session *s, const char *uri);
 int session_listen_uri(struct rmig_session *s, char *buf, size_t len);
 int session_connect(struct rmig_session *s, const char *uri);

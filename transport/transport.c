@@ -193,6 +193,11 @@ int transport_read(struct transport_conn *conn, uint32_t region_id, uint64_t off
 	return conn->ops->read(conn, region_id, offset, dst, len, timeout_ms);
 }
 
+int transport_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms)
+{
+	return conn->ops->peer_timeout_set(conn, timeout_ms);
+}
+
 void transport_close(struct transport_conn *conn)
 {
 	if (conn)

@@ -44,6 +44,9 @@ struct transport_options {
 	uint32_t max_inflight; /* bound on posted, uncompleted work; 0 means transport default */
 	enum transport_reg_mode reg_mode;
 	int connect_timeout_ms; /* 0 means 10000 */
+	/* A peer that acknowledges nothing for this long is dead (tcp: TCP_USER_TIMEOUT and
+	 * keepalive, rdma: the queue pair's ack timeout and retries); 0 means 10000. */
+	uint32_t peer_timeout_ms;
 };
 
 enum transport_msg_type {
@@ -125,13 +128,19 @@ struct transport_ops {
 	int (*ctrl_send)(struct transport_conn *conn, const void *buf, size_t len);
 	/* Wait up to timeout_ms (-1: forever) for the next control message or commit.
 	 * -ETIMEDOUT: nothing came; -ECONNRESET: the peer closed or broke the protocol
-	 * (transport_error() says which field). */
+	 * (transport_error() says which field); -EHOSTDOWN: the peer stopped acknowledging
+	 * for the dead-peer deadline (peer_timeout_set). */
 	int (*recv)(struct transport_conn *conn, struct transport_msg *msg, int timeout_ms);
 
 	/* Pull [offset, offset+len) of the peer's region id (registered there with REMOTE_READ)
 	 * into dst, which may be any local memory. Blocks until the bytes are in dst. */
 	int (*read)(struct transport_conn *conn, uint32_t region_id, uint64_t offset, void *dst,
 		    size_t len, int timeout_ms);
+
+	/* A peer that acknowledges nothing for timeout_ms is dead: the connection fails (a
+	 * blocked send or read returns) within about that long. Transports that fix it when
+	 * the connection is set up (rdma: transport_options.peer_timeout_ms) only check it. */
+	int (*peer_timeout_set)(struct transport_conn *conn, uint32_t timeout_ms);
 
 	void (*close)(struct transport_conn *conn);
 };
@@ -196,6 +205,7 @@ int transport_ctrl_send(struct transport_conn *conn, const void *buf, size_t len
 int transport_recv(struct transport_conn *conn, struct transport_msg *msg, int timeout_ms);
 int transport_read(struct transport_conn *conn, uint32_t region_id, uint64_t offset, void *dst,
 		   size_t len, int timeout_ms);
+int transport_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms);
 void transport_close(struct transport_conn *conn);
 /* Copy of the counters (taken under the connection's lock). */
 void transport_stats_get(struct transport_conn *conn, struct transport_stats *stats_p);

@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/guest/guest.h"
 #include "bindings/cli/cli.h"
 #include "bindings/cli/options.h"
+#include "bindings/cli/credentials.h"
 #include "rmig.h"
 
 #define DEMO_URI_MAX 256u
@@ -36,6 +38,8 @@ struct demo_options {
 	double hot_probability;
 	uint64_t seed;
 	unsigned threads;
+	struct cli_credentials
+		cred; /* send/recv: --key-file (or RMIG_KEY_FILE), --insecure, --peer-timeout */
 };
 
 /* One end's guest (bench/guest) and the progress line it draws. The guest comes first: the
@@ -70,7 +74,8 @@ static void demo_usage(const char *command)
 		"  --timeout-ms N        send/recv: longest wait for the peer at any step (default\n"
 		"                        30000; recv 600000, as it waits for a person to start send)\n"
 		"  --seed N              workload seed\n"
-		"  --json                print the report as JSON on stdout\n",
+		"  --json                print the report as JSON on stdout\n"
+		"send and recv (demo makes a random key of its own):\n" CLI_CREDENTIALS_USAGE,
 		command);
 }
 
@@ -86,6 +91,9 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		O_URI,
 		O_LISTEN,
 		O_SEED,
+		O_KEY_FILE,
+		O_INSECURE,
+		O_PEER_TIMEOUT,
 	};
 	static const struct option own[] = {
 		{"ram", required_argument, NULL, O_RAM},
@@ -97,6 +105,9 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		{"uri", required_argument, NULL, O_URI},
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"seed", required_argument, NULL, O_SEED},
+		{"key-file", required_argument, NULL, O_KEY_FILE},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{NULL, 0, NULL, 0},
 	};
 	/* demo runs both ends here: no peer to wait for. */
@@ -157,6 +168,17 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 			break;
 		case O_SEED:
 			o->seed = strtoull(optarg, NULL, 0);
+			break;
+		case O_KEY_FILE:
+			if (cli_key_file_read(argv[0], optarg, &o->cred))
+				return -EINVAL;
+			break;
+		case O_INSECURE:
+			o->cred.insecure = 1;
+			break;
+		case O_PEER_TIMEOUT:
+			if (cli_peer_timeout_parse(argv[0], optarg, &o->cred))
+				return -EINVAL;
 			break;
 		default:
 			ret = cli_migration_option(argv[0], c, optarg, &o->mig);
@@ -280,6 +302,9 @@ static int demo_session(uint32_t role, const struct demo_options *o, struct demo
 	if (ret)
 		return ret;
 	ret = rmig_session_set_params(s, &params);
+	if (!ret)
+		ret = cli_credentials_apply(role == RMIG_ROLE_SOURCE ? "send" : "recv", s,
+					    &o->cred);
 	if (!ret)
 		ret = rmig_session_set_callbacks(s, &cb, g);
 	if (!ret)
@@ -503,6 +528,15 @@ int rmig_cli_demo(int argc, char **argv)
 	ret = demo_parse(argc, argv, &o);
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	/* Both ends run here: a fresh random key authenticates them to each other, so the demo
+	 * needs no flag and still runs as every migration must, with a credential. */
+	if (!o.cred.key_len) {
+		if (getrandom(o.cred.key, 32, 0) != 32) {
+			fprintf(stderr, "rmig demo: no random key: %s\n", strerror(errno));
+			return 1;
+		}
+		o.cred.key_len = 32;
+	}
 	ret = demo_listen_uri(&o, listen_uri, sizeof(listen_uri), &scheme);
 	if (ret)
 		return 2;
@@ -629,6 +663,8 @@ int rmig_cli_send(int argc, char **argv)
 		fprintf(stderr, "rmig send: --uri tcp://host:port (where rmig recv listens)\n");
 		return 2;
 	}
+	if (cli_credentials_check("send", &o.cred))
+		return 2;
 	ret = demo_guest_init(&source, &o, 1);
 	if (ret)
 		return 1;
@@ -676,6 +712,8 @@ int rmig_cli_recv(int argc, char **argv)
 		fprintf(stderr, "rmig recv: --listen tcp://0.0.0.0:port\n");
 		return 2;
 	}
+	if (cli_credentials_check("recv", &o.cred))
+		return 2;
 	ret = demo_guest_init(&dest, &o, 0);
 	if (ret)
 		return 1;

@@ -88,11 +88,15 @@ struct rmig_params {
 	uint64_t bandwidth_limit; /* bytes per second the source may send; default 0 = no cap */
 	uint32_t dirty_source;	  /* enum rmig_dirty_source; default RMIG_DIRTY_AUTO */
 	uint32_t verify;	  /* enum rmig_verify; default RMIG_VERIFY_ALL */
-	const void *key;	  /* shared secret both hosts set; copied; default none */
-	uint32_t key_len;	  /* 1..RMIG_KEY_MAX, 0 clears the key */
-	uint32_t streams;	  /* parallel connections / queue pairs, 1..64; default 1 */
-	uint32_t timeout_ms;	  /* longest wait for the peer at any step; default 30000 */
-	uint32_t reserved;	  /* must be 0 */
+	/* shared secret both hosts set; copied; default none, and listen/connect refuse to run
+	 * without one unless rmig_session_set_insecure() (1.1) opted out */
+	const void *key;
+	uint32_t key_len; /* 1..RMIG_KEY_MAX, 0 clears the key */
+	uint32_t streams; /* parallel connections / queue pairs, 1..64; default 1 */
+	/* longest wait for the peer's answer at any step; default 30000. A peer that sends
+	 * nothing at all is dead sooner: rmig_session_set_peer_timeout() (1.1). */
+	uint32_t timeout_ms;
+	uint32_t reserved; /* must be 0 */
 };
 
 /* Bits of rmig_callbacks.field_mask: which callbacks are set. */
@@ -353,8 +357,10 @@ int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr, size_t len
  * @session: a destination session, not yet started.
  * @uri: "rdma://addr:port", "tcp://addr:port" (port 0 picks a free one) or "loop:name".
  *
- * Return: 0; -EPROTONOSUPPORT for an unknown scheme or one not usable here; -EINVAL for a
- * malformed uri; -EADDRINUSE; -EBUSY.
+ * Needs a key (rmig_params.key) unless rmig_session_set_insecure() opted out (1.1).
+ *
+ * Return: 0; -EPERM without a key and without the opt-out (1.1); -EPROTONOSUPPORT for an
+ * unknown scheme or one not usable here; -EINVAL for a malformed uri; -EADDRINUSE; -EBUSY.
  */
 int rmig_session_listen(rmig_session_t *session, const char *uri);
 
@@ -373,7 +379,11 @@ int rmig_session_listen_uri(rmig_session_t *session, char *buf, size_t len);
  * @session: a source session, not yet started.
  * @uri: as for rmig_session_listen().
  *
- * Return: 0; -ECONNREFUSED, -ETIMEDOUT, -EPROTONOSUPPORT, -EINVAL, -EBUSY.
+ * Needs a key (rmig_params.key) unless rmig_session_set_insecure() opted out (1.1). Gives up
+ * after the shorter of rmig_params.timeout_ms and the dead-peer deadline.
+ *
+ * Return: 0; -EPERM without a key and without the opt-out (1.1); -ECONNREFUSED, -ETIMEDOUT,
+ * -EPROTONOSUPPORT, -EINVAL, -EBUSY.
  */
 int rmig_session_connect(rmig_session_t *session, const char *uri);
 
@@ -393,7 +403,8 @@ int rmig_session_connect(rmig_session_t *session, const char *uri);
  * -EOPNOTSUPP for a method the destination cannot run (post-copy needs userfaultfd on its
  * regions); -ENOENT / -EINVAL when the peer's region table
  * differs (unknown region, length or page size mismatch); -ECONNRESET / -ECONNABORTED when
- * the peer went away or aborted; -ETIMEDOUT; -EPROTO for a peer breaking the protocol; an
+ * the peer went away or aborted; -ETIMEDOUT; -EHOSTDOWN (1.1) when nothing at all came from
+ * the peer for the dead-peer deadline; -EPROTO for a peer breaking the protocol; an
  * error a callback returned. rmig_last_error() says where and why.
  */
 int rmig_session_run(rmig_session_t *session);
@@ -514,6 +525,38 @@ int rmig_region_dirty_source(rmig_session_t *session, uint32_t id);
  * into the session.
  */
 const char *rmig_session_method_reason(rmig_session_t *session);
+
+/**
+ * rmig_session_set_insecure() - opt out of authentication, or back in (1.1).
+ * @session: not yet started.
+ * @insecure: nonzero: rmig_session_listen() and rmig_session_connect() go ahead without a key,
+ *            and log a warning (RMIG_LOG_WARN) every time they do; 0 (the default): they
+ *            refuse with -EPERM.
+ *
+ * Without a key any host that reaches the destination's port can write the guest's RAM, and
+ * any host that answers the source's connection receives it. Meant for tests on one host.
+ *
+ * Return: 0; -EINVAL for a NULL @session; -EBUSY once started.
+ */
+int rmig_session_set_insecure(rmig_session_t *session, int insecure);
+
+/**
+ * rmig_session_set_peer_timeout() - the dead-peer deadline (1.1).
+ * @session: not yet started, listening or connected.
+ * @timeout_ms: 200 to 3600000; 0 restores the default, 10000.
+ *
+ * Both ends send a heartbeat several times per deadline, whatever they are busy with; a side
+ * that hears nothing from its peer (no heartbeat, page or message) for @timeout_ms ends the
+ * migration with -EHOSTDOWN, in every phase: the source resumes its VM if it had paused it; a
+ * destination that had resumed the VM (post-copy family) reports it lost. The transport
+ * enforces the same deadline on data the peer never acknowledges (tcp: TCP_USER_TIMEOUT and
+ * keepalive; rdma: the queue pair's ack timeout and retry count). Connecting gives up within
+ * it too. Set the same value on both hosts.
+ *
+ * Return: 0; -EINVAL for a NULL @session or a value out of range; -EBUSY once listening,
+ * connected or started.
+ */
+int rmig_session_set_peer_timeout(rmig_session_t *session, uint32_t timeout_ms);
 
 /**
  * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled",

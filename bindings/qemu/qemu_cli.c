@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bindings/cli/credentials.h"
 #include "bindings/qemu/qemu_cli.h"
 
 static const char *const qemu_cli_stop_reasons[] = {"none", "downtime target", "round limit",
@@ -38,7 +39,11 @@ static void qemu_cli_usage(int source)
 			"  --dirty auto|hash     dirty tracking (default hash: content hashes)\n"
 			"  --streams N           parallel connections (default 1)\n"
 			"  --timeout-ms N        longest wait for a peer or QEMU (default 30000)\n"
-			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts\n"
+			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                        required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure            no authentication: any host reaching the port can\n"
+			"                        write (or read) the guest's RAM\n"
+			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n"
 			"  --switchover-hook CMD run CMD (sh -c) when both guests are paused and all\n"
 			"                        RAM is on the destination, before QEMU switches over;\n"
 			"                        a non-zero exit cancels the migration\n"
@@ -55,9 +60,37 @@ static void qemu_cli_usage(int source)
 			"  --qemu-listen URI     where the destination QEMU waits for QEMU's own\n"
 			"                        migration (default tcp:ADDR:%d, ADDR from --listen)\n"
 			"  --timeout-ms N        longest wait for the source or QEMU (default 600000)\n"
-			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts\n"
+			"  --key-file FILE       shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                        required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure            no authentication: any host reaching the port can\n"
+			"                        write (or read) the guest's RAM\n"
+			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n"
 			"  --json                print the report as JSON on stdout\n",
 			QEMU_CLI_DEFAULT_QEMU_PORT);
+}
+
+/* No key, no migration, unless --insecure says so (RMIG_KEY_FILE stands in for --key-file). */
+static int qemu_cli_credentials_check(struct qemu_cli_options *o)
+{
+	struct cli_credentials c = {.key_len = o->mig.key_len, .insecure = o->insecure};
+	int ret;
+
+	memcpy(c.key, o->mig.key, sizeof(c.key));
+	ret = cli_credentials_check(o->command, &c);
+	memcpy(o->mig.key, c.key, sizeof(o->mig.key));
+	o->mig.key_len = c.key_len;
+	return ret;
+}
+
+int qemu_cli_session_apply(const struct qemu_cli_options *o, rmig_session_t *session)
+{
+	int ret = rmig_session_set_insecure(session, o->insecure);
+
+	if (!ret)
+		ret = rmig_session_set_peer_timeout(session, o->peer_timeout_ms);
+	if (ret)
+		fprintf(stderr, "rmig %s: %s\n", o->command, rmig_last_error(session));
+	return ret;
 }
 
 /* "tcp:HOST:PORT" for QEMU from an rmig uri "scheme://HOST:PORT". */
@@ -115,11 +148,23 @@ static int qemu_cli_check(const char *command, const struct cli_migration *m)
 
 int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o)
 {
-	enum { O_QMP = 256, O_URI, O_LISTEN, O_QEMU_URI, O_QEMU_LISTEN, O_HOOK, O_SKIP_FINAL };
+	enum {
+		O_QMP = 256,
+		O_URI,
+		O_LISTEN,
+		O_QEMU_URI,
+		O_QEMU_LISTEN,
+		O_HOOK,
+		O_SKIP_FINAL,
+		O_INSECURE,
+		O_PEER_TIMEOUT
+	};
 	static const struct option send_options[] = {
 		{"qmp", required_argument, NULL, O_QMP},
 		{"uri", required_argument, NULL, O_URI},
 		{"qemu-uri", required_argument, NULL, O_QEMU_URI},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{"switchover-hook", required_argument, NULL, O_HOOK},
 		/* Test only (tests/qemu): proves the end-to-end check sees stale RAM. */
 		{"x-skip-final-round", no_argument, NULL, O_SKIP_FINAL},
@@ -129,6 +174,8 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		{"qmp", required_argument, NULL, O_QMP},
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"qemu-listen", required_argument, NULL, O_QEMU_LISTEN},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{NULL, 0, NULL, 0},
 	};
 	const uint32_t take = CLI_TAKE_TIMEOUT | CLI_TAKE_KEY_FILE | CLI_TAKE_JSON | CLI_TAKE_HELP |
@@ -164,6 +211,17 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 			}
 			snprintf(o->qemu_uri, sizeof(o->qemu_uri), "%s", optarg);
 			break;
+		case O_INSECURE:
+			o->insecure = 1;
+			break;
+		case O_PEER_TIMEOUT: {
+			struct cli_credentials cred = {0};
+
+			if (cli_peer_timeout_parse(command, optarg, &cred))
+				return -EINVAL;
+			o->peer_timeout_ms = cred.peer_timeout_ms;
+			break;
+		}
 		case O_HOOK:
 			o->hook = optarg;
 			break;
@@ -208,7 +266,7 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 			source ? o->uri : o->listen);
 		return -EINVAL;
 	}
-	return 0;
+	return qemu_cli_credentials_check(o);
 }
 
 void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params)

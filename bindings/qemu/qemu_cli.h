@@ -27,6 +27,8 @@ struct qemu_cli_options {
 	/* method, limits, streams, timeout, key, --json: the options every migrating command
 	 * shares (bindings/cli/options.h) */
 	struct cli_migration mig;
+	int insecure;		  /* --insecure: no key, on purpose */
+	uint32_t peer_timeout_ms; /* --peer-timeout; 0: the library's default */
 	/* Test only: switch QEMU over as soon as the guest pauses, before rmig's final round,
 	 * to prove that stale RAM is detected. */
 	int skip_final_round;
@@ -62,6 +64,8 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 
 /* rmig session parameters from the options (everything the command line can set). */
 void qemu_cli_params(const struct qemu_cli_options *o, struct rmig_params *params);
+/* After rmig_session_set_params: the opt-out of authentication and the dead-peer deadline. */
+int qemu_cli_session_apply(const struct qemu_cli_options *o, rmig_session_t *session);
 
 /* "1.50 GiB" */
 const char *qemu_cli_bytes(uint64_t bytes, char *buf, size_t len);

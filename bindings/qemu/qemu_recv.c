@@ -296,6 +296,8 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 	qemu_cli_signals_session(&r.sig, r.session);
 	ret = rmig_session_set_params(r.session, &params);
 	if (!ret)
+		ret = qemu_cli_session_apply(&o, r.session);
+	if (!ret)
 		ret = rmig_session_set_callbacks(r.session, &cb, &r);
 	for (size_t i = 0; i < r.vm->nram && !ret; i++) {
 		ret = rmig_region_add(r.session, (uint32_t)i, r.vm->ram[i].addr, r.vm->ram[i].size,

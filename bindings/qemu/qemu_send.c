@@ -584,6 +584,8 @@ int rmig_cli_qemu_send(int argc, char **argv)
 	qemu_cli_signals_session(&s.sig, s.session);
 	ret = rmig_session_set_params(s.session, &params);
 	if (!ret)
+		ret = qemu_cli_session_apply(&o, s.session);
+	if (!ret)
 		ret = rmig_session_set_callbacks(s.session, &cb, &s);
 	for (size_t i = 0; i < s.vm->nram && !ret; i++) {
 		ret = rmig_region_add(s.session, (uint32_t)i, s.vm->ram[i].addr, s.vm->ram[i].size,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bindings/cli/options.h"
+#include "bindings/cli/credentials.h"
 #include "bindings/xen/xen_cli.h"
 
 #define XEN_CLI_PAGE 4096u
@@ -29,7 +30,11 @@ static void xen_cli_usage(int source)
 			"  --uri URI          where rmig xen-recv listens (tcp://host:port,\n"
 			"                     rdma://host:port)\n"
 			"  --timeout-ms N     longest wait for the peer at any step (default %u)\n"
-			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts\n",
+			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                     required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure         no authentication: any host reaching the port can\n"
+			"                     write (or read) the domain's stream\n"
+			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 	else
 		fprintf(stderr,
@@ -40,20 +45,28 @@ static void xen_cli_usage(int source)
 			"                     rdma://addr:port)\n"
 			"  --xl PATH          the xl program (default xl)\n"
 			"  --timeout-ms N     longest wait for the peer at any step (default %u)\n"
-			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts\n",
+			"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts;\n"
+			"                     required unless --insecure (or RMIG_KEY_FILE)\n"
+			"  --insecure         no authentication: any host reaching the port can\n"
+			"                     write (or read) the domain's stream\n"
+			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 }
 
 int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 {
-	enum { O_URI = 256, O_LISTEN, O_XL };
+	enum { O_URI = 256, O_LISTEN, O_XL, O_INSECURE, O_PEER_TIMEOUT };
 	static const struct option send_options[] = {
 		{"uri", required_argument, NULL, O_URI},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{NULL, 0, NULL, 0},
 	};
 	static const struct option recv_options[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"xl", required_argument, NULL, O_XL},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
 		{NULL, 0, NULL, 0},
 	};
 	struct option longopts[CLI_OPTIONS_MAX];
@@ -79,6 +92,17 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 		case O_XL:
 			o->xl = optarg;
 			break;
+		case O_INSECURE:
+			o->insecure = 1;
+			break;
+		case O_PEER_TIMEOUT: {
+			struct cli_credentials cred = {0};
+
+			if (cli_peer_timeout_parse(o->command, optarg, &cred))
+				return -EINVAL;
+			o->peer_timeout_ms = cred.peer_timeout_ms;
+			break;
+		}
 		case 'h':
 			xen_cli_usage(source);
 			return 1;
@@ -98,8 +122,16 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 	o->timeout_ms = mig.timeout_ms;
 	o->key_len = mig.key_len;
 	memcpy(o->key, mig.key, sizeof(o->key));
-	if (optind == argc && o->uri)
-		return 0;
+	if (optind == argc && o->uri) {
+		/* No key, no migration, unless --insecure says so. */
+		struct cli_credentials cred = {.key_len = o->key_len, .insecure = o->insecure};
+
+		memcpy(cred.key, o->key, sizeof(cred.key));
+		ret = cli_credentials_check(o->command, &cred);
+		memcpy(o->key, cred.key, sizeof(o->key));
+		o->key_len = cred.key_len;
+		return ret;
+	}
 usage:
 	xen_cli_usage(source);
 	return -EINVAL;
@@ -142,6 +174,10 @@ int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
 	if (ret)
 		goto err;
 	ret = rmig_session_set_params(session, &params);
+	if (!ret)
+		ret = rmig_session_set_insecure(session, o->insecure);
+	if (!ret)
+		ret = rmig_session_set_peer_timeout(session, o->peer_timeout_ms);
 	if (ret)
 		goto err_destroy;
 	ret = rmig_session_set_callbacks(session, callbacks, opaque);

@@ -15,6 +15,8 @@ struct xen_cli_options {
 	const char *xl;	     /* recv: the xl program (default "xl") */
 	uint8_t key[RMIG_KEY_MAX];
 	uint32_t key_len;
+	int insecure;		  /* --insecure: no key, on purpose */
+	uint32_t peer_timeout_ms; /* --peer-timeout; 0: the library's default */
 	uint32_t timeout_ms;
 };
 

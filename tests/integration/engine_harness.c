@@ -236,12 +236,23 @@ void harness_sessions(struct harness *h)
 	h->params.dirty_source = harness_dirty_source;
 	if (!h->params.timeout_ms)
 		h->params.timeout_ms = 20000;
+	if (!(h->params.field_mask & RMIG_PARAM_KEY)) {
+		h->params.field_mask |= RMIG_PARAM_KEY;
+		h->params.key = HARNESS_KEY;
+		h->params.key_len = (uint32_t)strlen(HARNESS_KEY);
+	}
 	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &h->src), 0);
 	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &h->dst), 0);
 	assert_int_equal(rmig_session_set_params(h->src, &h->params), 0);
 	assert_int_equal(rmig_session_set_params(h->dst, &h->params), 0);
 	if (h->dst_params.field_mask)
 		assert_int_equal(rmig_session_set_params(h->dst, &h->dst_params), 0);
+	assert_int_equal(rmig_session_set_insecure(h->src, h->src_insecure), 0);
+	assert_int_equal(rmig_session_set_insecure(h->dst, h->dst_insecure), 0);
+	if (!h->peer_timeout_ms)
+		h->peer_timeout_ms = HARNESS_PEER_TIMEOUT_MS;
+	assert_int_equal(rmig_session_set_peer_timeout(h->src, h->peer_timeout_ms), 0);
+	assert_int_equal(rmig_session_set_peer_timeout(h->dst, h->peer_timeout_ms), 0);
 	assert_int_equal(rmig_session_set_callbacks(h->src, &src_cb, h), 0);
 	assert_int_equal(rmig_session_set_callbacks(h->dst, &dst_cb, h), 0);
 	assert_int_equal(

@@ -14,6 +14,10 @@
 
 #define HARNESS_PAGE 4096u
 #define HARNESS_REGION_ID 1u
+#define HARNESS_KEY "rmig engine harness key"
+/* The dead-peer deadline of the harness' sessions unless a test sets its own: generous, so a
+ * loaded 2-core machine never trips it by accident. */
+#define HARNESS_PEER_TIMEOUT_MS 30000u
 
 struct harness;
 typedef void (*harness_progress_fn)(struct harness *h, uint32_t event,
@@ -35,7 +39,10 @@ struct harness {
 	unsigned char *src_second;
 	unsigned char *dst_second;
 	size_t second_length;
-	struct rmig_params params;	 /* applied to both sessions */
+	/* applied to both sessions; without RMIG_PARAM_KEY in its mask both get HARNESS_KEY */
+	struct rmig_params params;
+	int src_insecure;		 /* rmig_session_set_insecure() on the source */
+	int dst_insecure;		 /* and on the destination */
 	struct rmig_params dst_params;	 /* then this to the destination (when field_mask != 0) */
 	harness_progress_fn on_progress; /* source progress, on the migration thread */
 	void (*on_pause)(struct harness *h); /* after the writer stopped, VM paused */
@@ -59,6 +66,7 @@ struct harness {
 	int src_ret;
 	int dst_ret;
 	void *user;
+	uint32_t peer_timeout_ms; /* both sessions; 0: HARNESS_PEER_TIMEOUT_MS */
 };
 
 /* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1

@@ -14,9 +14,12 @@
 
 #include "integration/engine_harness.h"
 
+/* A NULL key: that end opts out of authentication (rmig_session_set_insecure). */
 static void run_with_keys(struct harness *h, const char *src_key, const char *dst_key)
 {
 	harness_init(h, harness_transport, 8u << 20, 0);
+	h->src_insecure = !src_key;
+	h->dst_insecure = !dst_key;
 	h->params.field_mask = RMIG_PARAM_KEY;
 	h->params.key = src_key;
 	h->params.key_len = src_key ? (uint32_t)strlen(src_key) : 0;
@@ -56,6 +59,7 @@ static void test_auth_key_mismatch_refused(void **state)
 	assert_false(atomic_load(&h.dst_resumed));
 	harness_fini(&h);
 
+	/* A source that opted out of authentication meets a destination that did not. */
 	run_with_keys(&h, NULL, "only the destination has one");
 	assert_int_equal(h.src_ret, -EACCES);
 	assert_int_equal(h.dst_ret, -EACCES);

@@ -34,11 +34,23 @@ grep -q '"method": "auto", "method_used": "[a-z]*", "method_reason": "auto chose
 # The receiver's stderr comes through a FIFO: the test waits for its "waiting" line.
 fifo_dir=$(mktemp -d)
 recv_out=$(mktemp)
-trap 'rm -f "$out" "$recv_out"; rm -rf "$fifo_dir"' EXIT
+key=$(mktemp)
+err=$(mktemp)
+trap 'rm -f "$out" "$recv_out" "$key" "$err"; rm -rf "$fifo_dir"' EXIT
+head -c 32 /dev/urandom >"$key"
+# Without a credential both ends refuse before touching the network, naming both ways out.
+for cmd in "recv --listen $transport://127.0.0.1:0" "send --uri $transport://127.0.0.1:9"; do
+	status=0
+	# shellcheck disable=SC2086
+	"$rmig" $cmd --ram 64M 2>"$err" || status=$?
+	[ "$status" = 2 ] || { cat "$err"; echo "rmig $cmd without a key: exit $status" >&2; exit 1; }
+	grep -q -- '--key-file' "$err" && grep -q -- '--insecure' "$err" ||
+		{ cat "$err"; echo "rmig $cmd: the refusal does not name both ways out" >&2; exit 1; }
+done
 start_recv() {
 	rm -f "$fifo_dir/recv.err"
 	mkfifo "$fifo_dir/recv.err"
-	"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M >"$recv_out" \
+	"$rmig" recv --listen "$transport://127.0.0.1:0" --ram 64M --key-file "$key" >"$recv_out" \
 		2>"$fifo_dir/recv.err" &
 	recv_pid=$!
 	exec 4<"$fifo_dir/recv.err"
@@ -52,13 +64,13 @@ start_recv() {
 	cat <&4 >/dev/null &
 }
 start_recv
-"$rmig" send --uri "$uri" --ram 64M
+"$rmig" send --uri "$uri" --ram 64M --key-file "$key"
 wait "$recv_pid"
 cat "$recv_out"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
 # The same across two processes with post-copy: the receiver's RAM fills after its resume.
 start_recv
-"$rmig" send --uri "$uri" --ram 64M --method postcopy
+"$rmig" send --uri "$uri" --ram 64M --key-file "$key" --method postcopy
 wait "$recv_pid"
 grep -q "RAM hash equals the sender's at pause, resumed" "$recv_out"
 # A bad option is refused with a usage message and exit status 2.

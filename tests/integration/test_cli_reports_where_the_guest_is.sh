@@ -21,6 +21,9 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+# Both ends authenticate with a key both read from RMIG_KEY_FILE.
+head -c 32 /dev/urandom >"$tmp/key"
+export RMIG_KEY_FILE="$tmp/key"
 
 # wait_line FD TEXT: read lines from FD until one contains TEXT (1 at end of file).
 wait_line() {

@@ -23,6 +23,8 @@
 # With RMIG_LOG=info in the environment, rmig's breakdown of its paused phase is printed too.
 # Timings depend on the machine's load: compare rows from the same run only.
 set -euo pipefail
+# The linked QEMU's rmig objects authenticate each other with a shared key (both ends).
+LINKED_KEY=rmig-compare-key
 
 here=$(cd "$(dirname "$0")" && pwd)
 RMIG=$here/../../build/rmig
@@ -130,7 +132,7 @@ if mode == "multifd":
 if mode.startswith("linked"):
     for q in (src, dst):
         caps(q, x_ignore_shared=True)
-    src.call("object-add", **{"qom-type": "rmig", "id": "rmig0", "uri": sys.argv[5],
+    src.call("object-add", **{"qom-type": "rmig", "id": "rmig0", "uri": sys.argv[5], "key": "rmig-compare-key",
                               "verify": mode != "linked-noverify"})
 dst.call("migrate-incoming", uri=sys.argv[4])
 src.call("migrate", uri=sys.argv[4])
@@ -205,8 +207,8 @@ one_run() {
 	rm -f "$WORK/src.ram" "$WORK/dst.ram"
 	local dst_args=(-incoming defer)
 	case "$method" in
-	linked) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000") ;;
-	linked-noverify) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,verify=off") ;;
+	linked) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,key=$LINKED_KEY") ;;
+	linked-noverify) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,verify=off,key=$LINKED_KEY") ;;
 	esac
 	qemu_start src "$NS_SRC" "${qemu_fw[@]}"
 	qemu_wait_ticks src "$warmup" 180

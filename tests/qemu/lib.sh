@@ -73,6 +73,10 @@ qemu_require() {
 qemu_workdir() {
 	WORK=$(mktemp -d /dev/shm/rmig-qemu.XXXXXX)
 	trap qemu_cleanup EXIT
+	# Every rmig qemu-send / qemu-recv of the tests authenticates with this key (RMIG_KEY_FILE
+	# stands in for --key-file).
+	head -c 32 /dev/urandom >"$WORK/key"
+	export RMIG_KEY_FILE=$WORK/key
 	local parent=$$ work=$WORK
 	(
 		while kill -0 "$parent" 2>/dev/null && [ -d "$work" ]; do

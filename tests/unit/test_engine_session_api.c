@@ -136,16 +136,21 @@ static void test_cancel_null_is_harmless_and_streams_zero_refused(void **state)
 
 struct captured_log {
 	int messages;
+	int insecure_warnings; /* warnings naming the opt-out of authentication */
 };
 
 static void capture_log(void *opaque, int level, const char *message)
 {
 	struct captured_log *log = opaque;
 
-	(void)level;
-	(void)message;
 	log->messages++;
+	if (level == RMIG_LOG_WARN && strstr(message, "INSECURE") &&
+	    strstr(message, "without a key"))
+		log->insecure_warnings++;
 }
+
+static const struct rmig_params test_key = {
+	.field_mask = RMIG_PARAM_KEY, .key = "api test key", .key_len = 12};
 
 static void test_every_failing_call_leaves_its_own_reason(void **state)
 {
@@ -163,6 +168,7 @@ static void test_every_failing_call_leaves_its_own_reason(void **state)
 	rmig_log_handler_install(capture_log, &log, RMIG_LOG_WARN);
 	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &s), 0);
 	assert_string_equal(rmig_last_error(s), "");
+	assert_int_equal(rmig_session_set_params(s, &test_key), 0);
 	assert_true(rmig_session_listen(s, "foo://") < 0);
 	assert_non_null(strstr(rmig_last_error(s), "cannot listen on foo://"));
 	/* each later failure replaces it with its own reason */
@@ -210,6 +216,7 @@ static void test_wait_result_tells_running_from_timed_out(void **state)
 	snprintf(uri, sizeof(uri), "loop:wait-result-%d", (int)getpid());
 	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &s), 0);
 	assert_int_equal(rmig_session_set_params(s, &p), 0);
+	assert_int_equal(rmig_session_set_params(s, &test_key), 0);
 	assert_int_equal(rmig_region_add(s, 1, ram, sizeof(ram), 4096), 0);
 	assert_int_equal(rmig_session_wait_result(s, 0, &result), -EINVAL);
 	assert_int_equal(rmig_session_listen(s, uri), 0);
@@ -265,9 +272,92 @@ static void test_session_role_specific_calls_refused(void **state)
 	assert_int_equal(rmig_session_listen(src, "loop:api-test"), -EINVAL);
 	assert_int_equal(rmig_session_connect(dst, "loop:api-test"), -EINVAL);
 	assert_int_equal(rmig_session_listen_uri(dst, uri, sizeof(uri)), -EINVAL);
+	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
 	assert_int_equal(rmig_session_listen(dst, "carrier-pigeon://x:1"), -EPROTONOSUPPORT);
 	assert_int_equal(rmig_session_wait(src, 0), -EINVAL);
 	rmig_session_destroy(src);
+	rmig_session_destroy(dst);
+}
+
+static void test_listen_and_connect_refuse_without_key(void **state)
+{
+	rmig_session_t *src, *dst;
+	char uri[64];
+
+	(void)state;
+	snprintf(uri, sizeof(uri), "loop:no-key-%d", (int)getpid());
+	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &src), 0);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	assert_int_equal(rmig_session_listen(dst, uri), -EPERM);
+	/* the reason names both ways out */
+	assert_non_null(strstr(rmig_last_error(dst), "no key"));
+	assert_non_null(strstr(rmig_last_error(dst), "rmig_params.key"));
+	assert_non_null(strstr(rmig_last_error(dst), "rmig_session_set_insecure"));
+	/* nothing was bound */
+	assert_int_equal(rmig_session_listen_uri(dst, uri, sizeof(uri)), -EINVAL);
+	assert_int_equal(rmig_session_connect(src, uri), -EPERM);
+	assert_non_null(strstr(rmig_last_error(src), "rmig_session_set_insecure"));
+	/* opting out and back in restores the refusal; a key clears it */
+	assert_int_equal(rmig_session_set_insecure(dst, 1), 0);
+	assert_int_equal(rmig_session_set_insecure(dst, 0), 0);
+	assert_int_equal(rmig_session_listen(dst, uri), -EPERM);
+	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
+	assert_int_equal(rmig_session_listen(dst, uri), 0);
+	assert_int_equal(rmig_session_set_insecure(NULL, 1), -EINVAL);
+	rmig_session_destroy(src);
+	rmig_session_destroy(dst);
+}
+
+static void test_insecure_opt_out_warns_every_session(void **state)
+{
+	struct captured_log log = {0};
+	char uri[64];
+
+	(void)state;
+	rmig_log_handler_install(capture_log, &log, RMIG_LOG_WARN);
+	for (int i = 0; i < 2; i++) {
+		rmig_session_t *dst;
+
+		snprintf(uri, sizeof(uri), "loop:insecure-%d-%d", (int)getpid(), i);
+		assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+		assert_int_equal(rmig_session_set_insecure(dst, 1), 0);
+		assert_int_equal(rmig_session_listen(dst, uri), 0);
+		assert_int_equal(log.insecure_warnings, i + 1);
+		rmig_session_destroy(dst);
+	}
+	/* a session with a key says nothing */
+	{
+		rmig_session_t *dst;
+
+		snprintf(uri, sizeof(uri), "loop:keyed-%d", (int)getpid());
+		assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+		assert_int_equal(rmig_session_set_insecure(dst, 1), 0);
+		assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
+		assert_int_equal(rmig_session_listen(dst, uri), 0);
+		assert_int_equal(log.insecure_warnings, 2);
+		rmig_session_destroy(dst);
+	}
+	rmig_log_handler_install(NULL, NULL, -1);
+}
+
+static void test_peer_timeout_range_and_timing(void **state)
+{
+	rmig_session_t *dst;
+	char uri[64];
+
+	(void)state;
+	snprintf(uri, sizeof(uri), "loop:peer-timeout-%d", (int)getpid());
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	assert_int_equal(rmig_session_set_peer_timeout(dst, 199), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(dst), "199 ms"));
+	assert_int_equal(rmig_session_set_peer_timeout(dst, 3600001), -EINVAL);
+	assert_int_equal(rmig_session_set_peer_timeout(dst, 200), 0);
+	assert_int_equal(rmig_session_set_peer_timeout(dst, 0), 0);
+	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
+	assert_int_equal(rmig_session_listen(dst, uri), 0);
+	/* the transport took it when it was set up */
+	assert_int_equal(rmig_session_set_peer_timeout(dst, 5000), -EBUSY);
+	assert_int_equal(rmig_session_set_peer_timeout(NULL, 5000), -EINVAL);
 	rmig_session_destroy(dst);
 }
 
@@ -314,6 +404,9 @@ int main(void)
 		cmocka_unit_test(test_wait_result_tells_running_from_timed_out),
 		cmocka_unit_test(test_every_method_runs_only_when_connected),
 		cmocka_unit_test(test_session_role_specific_calls_refused),
+		cmocka_unit_test(test_listen_and_connect_refuse_without_key),
+		cmocka_unit_test(test_insecure_opt_out_warns_every_session),
+		cmocka_unit_test(test_peer_timeout_range_and_timing),
 		cmocka_unit_test(test_stats_fill_only_what_fits),
 		cmocka_unit_test(test_version_and_error_strings),
 	};

@@ -164,6 +164,15 @@ static void loop_conn_destroy(struct loop_conn *lc)
 	free(lc);
 }
 
+/* Both ends live in one process: a peer cannot go silent without this side going too. The
+ * engine's heartbeat still covers a peer thread that stops. */
+static int loop_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms)
+{
+	(void)conn;
+	(void)timeout_ms;
+	return 0;
+}
+
 static void loop_close(struct transport_conn *conn)
 {
 	struct loop_conn *lc = loop_conn_of(conn);
@@ -681,5 +690,6 @@ const struct transport_ops loop_transport_ops = {
 	.ctrl_send = loop_ctrl_send,
 	.recv = loop_recv,
 	.read = loop_read,
+	.peer_timeout_set = loop_peer_timeout_set,
 	.close = loop_close,
 };

@@ -63,8 +63,11 @@ static void rdma_options_from(const struct transport_options *opts, struct rdma_
 	out->streams = 1;
 	out->max_inflight = RDMA_DEFAULT_INFLIGHT;
 	out->connect_timeout_ms = 10000;
+	out->peer_timeout_ms = RDMA_DEFAULT_PEER_TIMEOUT_MS;
 	if (!opts)
 		return;
+	if (opts->peer_timeout_ms)
+		out->peer_timeout_ms = opts->peer_timeout_ms;
 	if (opts->streams)
 		out->streams = opts->streams;
 	if (opts->max_inflight)

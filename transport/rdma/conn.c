@@ -229,6 +229,8 @@ int rdma_stream_qp(struct rdma_conn *rc, unsigned index)
 }
 
 /* Connect / accept parameters of queue pair index: its hello names the connection and itself. */
+static void rdma_stream_ack_timeout(struct rdma_conn *rc, unsigned index);
+
 void rdma_stream_param(struct rdma_conn *rc, unsigned index, struct rdma_conn_param *param,
 		       struct wire_hello *hello)
 {
@@ -239,9 +241,46 @@ void rdma_stream_param(struct rdma_conn *rc, unsigned index, struct rdma_conn_pa
 	param->private_data_len = sizeof(*hello);
 	param->responder_resources = rc->responder_resources;
 	param->initiator_depth = rc->initiator_depth;
-	param->retry_count = 7;
+	param->retry_count = RDMA_RETRY_COUNT;
 	/* Credits make RNR impossible; a few retries only cover a peer still posting. */
 	param->rnr_retry_count = 3;
+	rdma_stream_ack_timeout(rc, index);
+}
+
+/* The local ack timeout exponent t (4.096 us x 2^t per try) whose RDMA_RETRY_COUNT + 1 tries
+ * add up to at most the dead-peer deadline: a peer that stops acknowledging fails the queue
+ * pair's work requests (IBV_WC_RETRY_EXC_ERR) within it. 10 s gives t = 18 (1.07 s a try,
+ * 8.6 s in all). */
+uint8_t rdma_ack_timeout_exponent(uint32_t deadline_ms)
+{
+	uint64_t per_try_ns = (uint64_t)deadline_ms * 1000000u / (RDMA_RETRY_COUNT + 1u);
+	uint8_t t = 1;
+
+	while (t < 31 && 4096ull << (t + 1) <= per_try_ns)
+		t++;
+	return t;
+}
+
+/* Before rdma_connect/rdma_accept, which move the queue pair to RTS with it. */
+static void rdma_stream_ack_timeout(struct rdma_conn *rc, unsigned index)
+{
+	uint8_t t = rdma_ack_timeout_exponent(rc->options.peer_timeout_ms);
+
+	if (rdma_set_option(rc->streams[index].id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t,
+			    sizeof(t)))
+		rmig_log_warn("rdma %s: queue pair %u: cannot set the ack timeout (%s): a silent "
+			      "peer is found by the engine's heartbeat only",
+			      rc->base.peer, index, strerror(errno));
+}
+
+int rdma_transport_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+
+	/* Fixed when the queue pairs went to RTS: only a different deadline is an error. */
+	if (timeout_ms && timeout_ms != rc->options.peer_timeout_ms)
+		return -EINVAL;
+	return 0;
 }
 
 void rdma_conn_log_ready(struct rdma_conn *rc)

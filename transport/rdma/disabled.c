@@ -123,6 +123,13 @@ static int rdma_disabled_read(struct transport_conn *conn, uint32_t region_id, u
 	return -EPROTONOSUPPORT;
 }
 
+static int rdma_disabled_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms)
+{
+	(void)conn;
+	(void)timeout_ms;
+	return -EPROTONOSUPPORT;
+}
+
 static void rdma_disabled_close(struct transport_conn *conn)
 {
 	(void)conn;
@@ -142,5 +149,6 @@ const struct transport_ops rdma_transport_ops = {
 	.ctrl_send = rdma_disabled_ctrl_send,
 	.recv = rdma_disabled_recv,
 	.read = rdma_disabled_read,
+	.peer_timeout_set = rdma_disabled_peer_timeout_set,
 	.close = rdma_disabled_close,
 };

@@ -452,5 +452,6 @@ const struct transport_ops rdma_transport_ops = {
 	.ctrl_send = rdma_transport_ctrl_send,
 	.recv = rdma_transport_recv,
 	.read = rdma_transport_read,
+	.peer_timeout_set = rdma_transport_peer_timeout_set,
 	.close = rdma_transport_close,
 };

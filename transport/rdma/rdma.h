@@ -43,7 +43,9 @@
 #define RDMA_RECV_DEPTH 32u		 /* receive buffers each side posts for the peer's SENDs */
 #define RDMA_SEND_SLOTS 16u		 /* buffers for ordered SENDs, queued or in flight */
 #define RDMA_CREDIT_SLOT RDMA_SEND_SLOTS /* one more buffer, for credit returns only */
-#define RDMA_DEFAULT_INFLIGHT 128u	 /* send-queue WRs posted and not yet completed, per QP */
+#define RDMA_RETRY_COUNT 7u		 /* transport retries per work request (the most) */
+#define RDMA_DEFAULT_PEER_TIMEOUT_MS 10000u /* when the options name none */
+#define RDMA_DEFAULT_INFLIGHT 128u /* send-queue WRs posted and not yet completed, per QP */
 #define RDMA_MAX_INFLIGHT 4096u
 #define RDMA_CHAIN_MAX 64u	    /* WRs handed to one ibv_post_send */
 #define RDMA_BOUNCE_SIZE (1u << 20) /* RDMA READ landing buffer for unregistered destinations */
@@ -123,6 +125,8 @@ struct rdma_options {
 	uint32_t max_inflight;
 	enum transport_reg_mode reg_mode;
 	int connect_timeout_ms;
+	/* the queue pairs' ack timeout and retry count add up to about this (rdma_stream_param) */
+	uint32_t peer_timeout_ms;
 };
 
 /* A connect request taken off the listener's channel, not answered yet. */
@@ -292,6 +296,8 @@ void rdma_conn_destroy(struct rdma_conn *rc);
 void rdma_conn_disconnect(struct rdma_conn *rc);
 int rdma_progress_start(struct rdma_conn *rc);
 void rdma_transport_close(struct transport_conn *conn);
+int rdma_transport_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms);
+uint8_t rdma_ack_timeout_exponent(uint32_t deadline_ms);
 
 /* ring.c */
 void rdma_send_pump(struct rdma_conn *rc);

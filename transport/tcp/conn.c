@@ -21,6 +21,22 @@
 
 /* ---- socket I/O ---- */
 
+/* Has the peer acknowledged nothing, with bytes outstanding, for as long as a send may block
+ * (SO_SNDTIMEO)? */
+static int tcp_socket_unacked_stall(int fd)
+{
+	struct timeval stall;
+	struct tcp_info info;
+	socklen_t len = sizeof(stall), info_len = sizeof(info);
+	uint64_t stall_ms;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stall, &len) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len))
+		return 0;
+	stall_ms = (uint64_t)stall.tv_sec * 1000u + (uint64_t)stall.tv_usec / 1000u;
+	return stall_ms && info.tcpi_unacked && info.tcpi_last_ack_recv >= stall_ms;
+}
+
 /* Send every byte of iov (which is consumed), restarting after signals and partial writes. */
 int tcp_send_iov(int fd, struct iovec *iov, size_t iovcnt)
 {
@@ -33,14 +49,23 @@ int tcp_send_iov(int fd, struct iovec *iov, size_t iovcnt)
 			.msg_iov = iov,
 			.msg_iovlen = iovcnt < IOV_MAX ? iovcnt : IOV_MAX,
 		};
-		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		size_t want = 0;
+		ssize_t n;
 
+		for (size_t i = 0; i < mh.msg_iovlen; i++)
+			want += iov[i].iov_len;
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			/* SO_SNDTIMEO expired: the peer stopped reading. */
 			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 		}
+		/* A partial write is progress only when the peer acknowledges: bytes copied into
+		 * the socket's buffer are not, and restarting the wait after each of them let a
+		 * silent path hold a sender for several timeouts. */
+		if ((size_t)n < want && tcp_socket_unacked_stall(fd))
+			return -ETIMEDOUT;
 		while (n > 0) {
 			if ((size_t)n >= iov->iov_len) {
 				n -= (ssize_t)iov->iov_len;
@@ -124,6 +149,48 @@ void tcp_socket_tune(int fd)
 	 * the kernel's autotuning (up to tcp_rmem/tcp_wmem max): a fixed SO_RCVBUF turns it off and
 	 * is capped at rmem_max, and measured no faster on loopback. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void tcp_socket_deadline(int fd, unsigned timeout_ms)
+{
+	const struct timeval stall = {.tv_sec = timeout_ms / 1000,
+				      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+	unsigned user_timeout = timeout_ms;
+	/* Keepalive (for a connection with nothing in flight): first probe after a third of
+	 * the deadline, then one every sixth, three unanswered end it within the deadline.
+	 * TCP_USER_TIMEOUT covers data in flight, and zero-window probing (a peer whose kernel
+	 * answers but whose process stopped reading). */
+	int one = 1, idle = (int)(timeout_ms / 3000u), interval = (int)(timeout_ms / 6000u),
+	    count = 3;
+
+	if (idle < 1)
+		idle = 1;
+	if (interval < 1)
+		interval = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	/* Blocking calls on a stream give up when nothing moved for this long, so a peer that
+	 * stops mid-frame or stops reading cannot hold a thread (or a deregistration waiting
+	 * for it) forever. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof(stall));
+}
+
+int tcp_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms)
+{
+	struct tcp_conn *tc = tcp_conn_of(conn);
+
+	if (timeout_ms == 0)
+		timeout_ms = TCP_STALL_TIMEOUT_MS;
+	for (unsigned i = 0; i < tc->nstreams; i++)
+		tcp_socket_deadline(tc->streams[i].fd, timeout_ms);
+	pthread_mutex_lock(&tc->lock);
+	tc->stall_ms = timeout_ms;
+	pthread_mutex_unlock(&tc->lock);
+	return 0;
 }
 
 static void tcp_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len)
@@ -231,8 +298,8 @@ void tcp_stats_sent(struct tcp_conn *tc, uint64_t bytes)
 int tcp_send_failed(struct tcp_conn *tc, int err, const char *what)
 {
 	if (err == -ETIMEDOUT)
-		return tcp_fail(tc, err, "sending %s: the peer read nothing for %d s", what,
-				TCP_STALL_TIMEOUT_MS / 1000);
+		return tcp_fail(tc, err, "sending %s: the peer acknowledged nothing for %u ms",
+				what, tc->stall_ms);
 	if (err == -EPIPE || err == -ECONNRESET)
 		return tcp_fail(tc, -ECONNRESET, "sending %s: the peer disconnected", what);
 	return tcp_fail(tc, err, "sending %s: %s", what, strerror(-err));
@@ -341,15 +408,9 @@ int tcp_conn_create(int *fds, unsigned nstreams, uint64_t session_tag, int await
 	pthread_rwlock_init(&tc->memory_lock, NULL);
 	tc->nstreams = nstreams;
 	tc->session_tag = session_tag;
-	for (unsigned i = 0; i < nstreams; i++) {
-		const struct timeval stall = {.tv_sec = TCP_STALL_TIMEOUT_MS / 1000};
-
-		/* Blocking calls on a stream give up when nothing moved for this long, so a peer
-		 * that stops mid-frame or stops reading cannot hold a thread (or a deregistration
-		 * waiting for it) forever. */
-		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall));
-		setsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof(stall));
-	}
+	tc->stall_ms = TCP_STALL_TIMEOUT_MS;
+	for (unsigned i = 0; i < nstreams; i++)
+		tcp_socket_deadline(fds[i], TCP_STALL_TIMEOUT_MS);
 	for (unsigned i = 0; i < WIRE_STREAMS_MAX; i++) {
 		struct tcp_stream *stream = &tc->streams[i];
 
@@ -442,5 +503,6 @@ const struct transport_ops tcp_transport_ops = {
 	.ctrl_send = tcp_ctrl_send,
 	.recv = tcp_recv,
 	.read = tcp_read,
+	.peer_timeout_set = tcp_peer_timeout_set,
 	.close = tcp_close,
 };

@@ -63,8 +63,8 @@ static int tcp_receiver_lost(struct tcp_receiver *rx, int ret, size_t got, const
 				rx->stream->index, what, got, want);
 	if (ret == -ETIMEDOUT)
 		return tcp_fail(tc, ret,
-				"stream %u: %s: nothing arrived for %d s after %zu of %zu bytes",
-				rx->stream->index, what, TCP_STALL_TIMEOUT_MS / 1000, got, want);
+				"stream %u: %s: nothing arrived for %u ms after %zu of %zu bytes",
+				rx->stream->index, what, tc->stall_ms, got, want);
 	return tcp_fail(tc, ret, "stream %u: receiving %s: %s", rx->stream->index, what,
 			strerror(-ret));
 }
@@ -600,7 +600,10 @@ int tcp_recv(struct transport_conn *conn, struct transport_msg *msg, int timeout
 		if (tc->dead || (tc->peer_closed && tc->receivers_running == 0)) {
 			pthread_mutex_unlock(&tc->lock);
 			ret = tcp_status(tc);
-			return ret ? ret : -ECONNRESET;
+			/* A stream that stalled past the deadline is a dead peer, not "nothing
+			 * yet": -ETIMEDOUT would have the caller wait on a connection that is
+			 * gone. */
+			return ret == -ETIMEDOUT ? -EHOSTDOWN : ret ? ret : -ECONNRESET;
 		}
 		if (tcp_wait(tc, timeout_ms < 0 ? NULL : &abstime) == -ETIMEDOUT) {
 			if (tcp_queue_ready(tc))

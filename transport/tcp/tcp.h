@@ -133,6 +133,9 @@ struct tcp_conn {
 	int stopping;	 /* close() has begun */
 	int dead;	 /* the connection broke */
 	int peer_closed; /* the peer said goodbye; data already sent may still be arriving */
+	/* A stream on which nothing moved (or nothing was acknowledged) for this long is dead:
+	 * TCP_STALL_TIMEOUT_MS, or the session's dead-peer deadline (tcp_peer_timeout_set). */
+	unsigned stall_ms;
 	/* Serialises batch_post, so each commit's per-stream byte counts are exact. Lock order:
 	 * first of all (batch_post then takes memory_lock, send_lock, lock, base.region_lock). */
 	pthread_mutex_t post_lock;
@@ -165,6 +168,10 @@ int tcp_send_iov(int fd, struct iovec *iov, size_t iovcnt);
 int tcp_recv_full(int fd, void *buf, size_t len, size_t *got_p);
 int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms);
 void tcp_socket_tune(int fd);
+/* A peer that acknowledges nothing for timeout_ms is dead: TCP_USER_TIMEOUT, keepalive probes
+ * that end within it, and blocking send/recv calls that give up after it. */
+void tcp_socket_deadline(int fd, unsigned timeout_ms);
+int tcp_peer_timeout_set(struct transport_conn *conn, uint32_t timeout_ms);
 int tcp_status(struct tcp_conn *tc);
 /* The connection is broken: record why (the first reason wins, and is logged once unless we
  * are closing anyway), wake every waiter, and cut the sockets so every thread returns.

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* bindings/cli/credentials.c - the key, the opt-out of authentication and the dead-peer
+ * deadline, the same way for rmig send/recv, qemu-send/qemu-recv and xen-send/xen-recv. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bindings/cli/credentials.h"
+
+int cli_key_file_read(const char *command, const char *path, struct cli_credentials *c)
+{
+	uint8_t buf[RMIG_KEY_MAX + 1]; /* one byte more tells a key that is too long */
+	ssize_t n;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "rmig %s: --key-file %s: %s\n", command, path, strerror(errno));
+		return ret;
+	}
+	n = read(fd, buf, sizeof(buf));
+	ret = n < 0 ? -errno : 0;
+	close(fd);
+	if (ret) {
+		fprintf(stderr, "rmig %s: --key-file %s: %s\n", command, path, strerror(-ret));
+		return ret;
+	}
+	if (n < 1 || n > (ssize_t)RMIG_KEY_MAX) {
+		fprintf(stderr, "rmig %s: --key-file %s: a key has 1 to %u bytes\n", command, path,
+			RMIG_KEY_MAX);
+		return -EINVAL;
+	}
+	memcpy(c->key, buf, (size_t)n);
+	c->key_len = (uint32_t)n;
+	return 0;
+}
+
+int cli_peer_timeout_parse(const char *command, const char *text, struct cli_credentials *c)
+{
+	char *end;
+	double seconds = strtod(text, &end);
+
+	if (end == text || *end || !(seconds >= 0.2 && seconds <= 3600.0)) {
+		fprintf(stderr, "rmig %s: --peer-timeout %s: seconds, 0.2 to 3600\n", command,
+			text);
+		return -EINVAL;
+	}
+	c->peer_timeout_ms = (uint32_t)(seconds * 1000.0 + 0.5);
+	return 0;
+}
+
+int cli_credentials_check(const char *command, struct cli_credentials *c)
+{
+	const char *env = getenv("RMIG_KEY_FILE");
+	int ret;
+
+	if (!c->key_len && !c->insecure && env && *env) {
+		ret = cli_key_file_read(command, env, c);
+		if (ret)
+			return ret;
+	}
+	if (c->key_len)
+		return 0;
+	if (!c->insecure) {
+		fprintf(stderr,
+			"rmig %s: no credential: pass --key-file FILE (the same secret on both "
+			"hosts; or set RMIG_KEY_FILE), or --insecure to run without "
+			"authentication\n",
+			command);
+		return -EPERM;
+	}
+	fprintf(stderr,
+		"rmig %s: WARNING: --insecure: no authentication; any host that reaches this "
+		"migration's port can write or read the guest's RAM\n",
+		command);
+	return 0;
+}
+
+int cli_credentials_apply(const char *command, rmig_session_t *s, const struct cli_credentials *c)
+{
+	struct rmig_params params = {
+		.field_mask = RMIG_PARAM_KEY,
+		.key = c->key,
+		.key_len = c->key_len,
+	};
+	int ret;
+
+	ret = rmig_session_set_params(s, &params);
+	if (!ret)
+		ret = rmig_session_set_insecure(s, c->insecure);
+	if (!ret)
+		ret = rmig_session_set_peer_timeout(s, c->peer_timeout_ms);
+	if (ret)
+		fprintf(stderr, "rmig %s: %s\n", command, rmig_last_error(s));
+	return ret;
+}
