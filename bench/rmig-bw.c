@@ -68,6 +68,8 @@ struct bw_options {
 	int json;
 	int no_hugepages;
 	int memcpy_reference;
+	enum transport_tls_mode tls; /* tcp: --tls none|psk|x509 */
+	const char *tls_creds;
 };
 
 struct bw_result {
@@ -518,9 +520,21 @@ static void bw_print_json(const struct bw_options *o, const char *uri,
 	printf("]}\n");
 }
 
+/* The benchmark's TLS options: psk uses a fixed key known to both ends, not a secret. */
+static struct transport_options bw_transport_options(const struct bw_options *o)
+{
+	static const uint8_t key[] = "rmig-bw benchmark key";
+
+	return (struct transport_options){.streams = o->streams,
+					  .tls = o->tls ? o->tls : TRANSPORT_TLS_NONE,
+					  .psk = key,
+					  .psk_len = sizeof(key),
+					  .tls_creds_dir = o->tls_creds};
+}
+
 static int bw_client_run(const struct bw_options *o, const char *uri, int loopback)
 {
-	struct transport_options topts = {.streams = o->streams};
+	struct transport_options topts = bw_transport_options(o);
 	struct bw_result *results;
 	struct bw_client c = {.o = o, .loopback = loopback};
 	struct bw_msg m;
@@ -735,6 +749,9 @@ static void bw_usage(FILE *f)
 		"  --check            the server verifies every landed byte\n"
 		"  --no-hugepages     plain pages for the regions\n"
 		"  --memcpy           the reference: the same runs copied by memcpy in one thread\n"
+		"  --tls MODE         tcp: none (default), psk (a fixed benchmark key, not a secret) or\n"
+		"                     x509 (with --tls-creds DIR)\n"
+		"  --tls-creds DIR    ca-cert.pem, server-cert.pem, server-key.pem, client-*.pem\n"
 		"  --json             one JSON object on stdout\n"
 		"In one process the cpu column is the whole process (both ends), in %% of one core.\n");
 }
@@ -750,6 +767,8 @@ static int bw_parse(int argc, char **argv, struct bw_options *o)
 		{"sweep", no_argument, NULL, 'w'},
 		{"batch", required_argument, NULL, 'b'},
 		{"streams", required_argument, NULL, 'q'},
+		{"tls", required_argument, NULL, 'T'},
+		{"tls-creds", required_argument, NULL, 'R'},
 		{"iters", required_argument, NULL, 'n'},
 		{"duration", required_argument, NULL, 'D'},
 		{"lat-iters", required_argument, NULL, 'l'},
@@ -796,6 +815,21 @@ static int bw_parse(int argc, char **argv, struct bw_options *o)
 					TRANSPORT_BATCH_MAX_RUNS);
 				return -EINVAL;
 			}
+			break;
+		case 'T':
+			if (!strcmp(optarg, "none")) {
+				o->tls = TRANSPORT_TLS_NONE;
+			} else if (!strcmp(optarg, "psk")) {
+				o->tls = TRANSPORT_TLS_PSK;
+			} else if (!strcmp(optarg, "x509")) {
+				o->tls = TRANSPORT_TLS_X509;
+			} else {
+				fprintf(stderr, "rmig-bw: --tls: none, psk or x509\n");
+				return -EINVAL;
+			}
+			break;
+		case 'R':
+			o->tls_creds = optarg;
 			break;
 		case 'q':
 			o->streams = (uint32_t)strtoul(optarg, &end, 10);
@@ -893,7 +927,7 @@ int main(int argc, char **argv)
 		return 2;
 	if (o.memcpy_reference)
 		return bw_memcpy_run(&o) ? 1 : 0;
-	topts = (struct transport_options){.streams = o.streams};
+	topts = bw_transport_options(&o);
 	if (o.client)
 		return bw_client_run(&o, o.uri, 0) ? 1 : 0;
 

@@ -10,6 +10,8 @@ packages=(
 	# libraries rmig links
 	libibverbs-dev librdmacm-dev libnuma-dev libhugetlbfs-dev libxxhash-dev libjansson-dev
 	libcmocka-dev
+	# libssl (tcp TLS 1.3) and libcrypto (the engine's HMAC); the openssl CLI makes test certificates
+	libssl-dev openssl
 	# verbs userspace for the soft-RoCE testbed (rxe provider, rdma tool, perftest)
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2
 	# testbed and QEMU end-to-end tests

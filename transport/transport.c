@@ -114,12 +114,51 @@ int transport_available(const char *scheme)
 	return 1;
 }
 
+enum transport_tls_mode transport_tls_mode(const struct transport_options *opts)
+{
+	if (!opts)
+		return TRANSPORT_TLS_NONE;
+	if (opts->tls == TRANSPORT_TLS_AUTO)
+		return opts->psk_len ? TRANSPORT_TLS_PSK : TRANSPORT_TLS_NONE;
+	return opts->tls;
+}
+
+const char *transport_tls_mode_name(enum transport_tls_mode mode)
+{
+	switch (mode) {
+	case TRANSPORT_TLS_AUTO:
+		return "auto";
+	case TRANSPORT_TLS_NONE:
+		return "none";
+	case TRANSPORT_TLS_PSK:
+		return "psk";
+	case TRANSPORT_TLS_X509:
+		return "x509";
+	}
+	return "?";
+}
+
+/* TLS asked for by name on a scheme that has none is refused: never plaintext in its place. */
+static int transport_tls_check(const struct transport_ops *ops,
+			       const struct transport_options *opts, const char *uri)
+{
+	if (!opts || opts->tls == TRANSPORT_TLS_AUTO || opts->tls == TRANSPORT_TLS_NONE ||
+	    ops == &tcp_transport_ops)
+		return 0;
+	rmig_log_error("transport: TLS (%s) is for tcp:// only, not %s",
+		       transport_tls_mode_name(opts->tls), uri);
+	return -EPROTONOSUPPORT;
+}
+
 int transport_listen(const char *uri, const struct transport_options *opts,
 		     struct transport_listener **listener_p)
 {
 	const struct transport_ops *ops;
 	int ret = transport_ops_for_uri(uri, &ops);
 
+	if (ret)
+		return ret;
+	ret = transport_tls_check(ops, opts, uri);
 	if (ret)
 		return ret;
 	return ops->listen(uri, opts, listener_p);
@@ -148,6 +187,9 @@ int transport_connect(const char *uri, const struct transport_options *opts,
 	const struct transport_ops *ops;
 	int ret = transport_ops_for_uri(uri, &ops);
 
+	if (ret)
+		return ret;
+	ret = transport_tls_check(ops, opts, uri);
 	if (ret)
 		return ret;
 	return ops->connect(uri, opts, conn_p);

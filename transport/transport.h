@@ -39,6 +39,15 @@ enum transport_reg_mode {
 	TRANSPORT_REG_CHUNKED,	 /* register chunks on first use, kept in a cache */
 };
 
+/* TLS 1.3 on tcp:// (tcp/tls.c). AUTO is PSK when a psk is given, else none; only tcp reads
+ * it, and PSK or X509 asked for on another scheme is refused (-EPROTONOSUPPORT), never ignored. */
+enum transport_tls_mode {
+	TRANSPORT_TLS_AUTO = 0,
+	TRANSPORT_TLS_NONE,
+	TRANSPORT_TLS_PSK,  /* the pre-shared key is derived from psk (HMAC-SHA256 with a label) */
+	TRANSPORT_TLS_X509, /* certificates from tls_creds_dir, verified both ways */
+};
+
 struct transport_options {
 	uint32_t streams;      /* parallel QPs (rdma) or sockets (tcp); 0 means 1 */
 	uint32_t max_inflight; /* bound on posted, uncompleted work; 0 means transport default */
@@ -47,7 +56,19 @@ struct transport_options {
 	/* A peer that acknowledges nothing for this long is dead (tcp: TCP_USER_TIMEOUT and
 	 * keepalive, rdma: the queue pair's ack timeout and retries); 0 means 10000. */
 	uint32_t peer_timeout_ms;
+	enum transport_tls_mode tls;
+	const uint8_t *psk; /* the session key (copied by listen), psk_len bytes */
+	size_t psk_len;
+	/* x509: ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem, client-key.pem */
+	const char *tls_creds_dir;
+	/* x509, connecting side: the name the listener's certificate must carry; NULL: the
+	 * URI's host; "": do not check the name (the chain is still verified) */
+	const char *tls_peer_name;
 };
+
+/* The TLS mode options resolve to (AUTO decided), for logs and checks. */
+enum transport_tls_mode transport_tls_mode(const struct transport_options *opts);
+const char *transport_tls_mode_name(enum transport_tls_mode mode);
 
 enum transport_msg_type {
 	TRANSPORT_MSG_CTRL = 1,	  /* an opaque control message from the peer's engine */

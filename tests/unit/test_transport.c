@@ -25,6 +25,7 @@
 
 #include "transport/log.h"
 #include "transport/transport.h"
+#include "transport/deadline.h"
 #include "transport/wire.h"
 
 #define TEST_TIMEOUT_MS 20000
@@ -43,7 +44,7 @@ static char captured[4096];
 static void capture_log(void *opaque, int level, const char *message)
 {
 	(void)opaque;
-	if (level != RMIG_LOG_LEVEL_ERROR)
+	if (level > RMIG_LOG_LEVEL_WARN) /* a listener's refusals are warnings: it goes on */
 		return;
 	pthread_mutex_lock(&captured_lock);
 	snprintf(captured, sizeof(captured), "%s", message);
@@ -1631,10 +1632,31 @@ static void test_tcp_accepts_streams_in_any_order(void **state)
 	transport_listener_close(listener);
 }
 
+/* The listener drops a refused peer and goes on: a real peer connecting after it is accepted,
+ * and the refused socket has been closed by then. */
+static void expect_refused_then_served(struct transport_listener *listener, const char *uri,
+				       const int *bad, int nbad, const char *field)
+{
+	struct transport_conn *conn;
+	char byte;
+	int good;
+
+	good = raw_connect(uri);
+	raw_hello(good, 1, 0x5500);
+	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), 0);
+	assert_captured_names(field);
+	for (int i = 0; i < nbad; i++)
+		assert_int_equal(recv(bad[i], &byte, 1, 0), 0);
+	send_header(good, WIRE_CTRL, 2);
+	raw_send(good, "ok", 2);
+	expect_ctrl(conn, "ok");
+	transport_close(conn);
+	close(good);
+}
+
 static void test_tcp_refuses_repeated_stream(void **state)
 {
 	struct transport_listener *listener;
-	struct transport_conn *conn;
 	char uri[TRANSPORT_URI_MAX];
 	int fds[2];
 
@@ -1642,13 +1664,13 @@ static void test_tcp_refuses_repeated_stream(void **state)
 	SKIP_UNLESS_TCP();
 	assert_int_equal(transport_listen("tcp://127.0.0.1:0", NULL, &listener), 0);
 	assert_int_equal(transport_listener_uri(listener, uri, sizeof(uri)), 0);
+	captured_clear();
 	for (int i = 0; i < 2; i++) {
 		fds[i] = raw_connect(uri);
 		raw_hello(fds[i], 2, 0xab00);
 	}
-	captured_clear();
-	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), -EPROTO);
-	assert_captured_names("hello.session_tag");
+	/* One of the two is kept waiting for its sibling, the other refused as a repeat. */
+	expect_refused_then_served(listener, uri, NULL, 0, "hello.session_tag");
 	for (int i = 0; i < 2; i++)
 		close(fds[i]);
 	transport_listener_close(listener);
@@ -1657,7 +1679,6 @@ static void test_tcp_refuses_repeated_stream(void **state)
 static void test_tcp_refuses_bad_hello(void **state)
 {
 	struct transport_listener *listener;
-	struct transport_conn *conn;
 	char uri[TRANSPORT_URI_MAX];
 	int fd;
 
@@ -1665,19 +1686,141 @@ static void test_tcp_refuses_bad_hello(void **state)
 	SKIP_UNLESS_TCP();
 	assert_int_equal(transport_listen("tcp://127.0.0.1:0", NULL, &listener), 0);
 	assert_int_equal(transport_listener_uri(listener, uri, sizeof(uri)), 0);
+	captured_clear();
 	fd = raw_connect(uri);
 	raw_hello(fd, WIRE_STREAMS_MAX + 1, 1);
-	captured_clear();
-	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), -EPROTO);
-	assert_captured_names("hello.streams");
+	expect_refused_then_served(listener, uri, &fd, 1, "hello.streams");
 	close(fd);
 	/* Not a hello at all. */
+	captured_clear();
 	fd = raw_connect(uri);
 	send_header(fd, WIRE_CTRL, 0);
-	captured_clear();
-	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), -EPROTO);
-	assert_captured_names("header.type");
+	expect_refused_then_served(listener, uri, &fd, 1, "header.type");
 	close(fd);
+	transport_listener_close(listener);
+}
+
+/* 64 bytes of garbage, a valid hello followed by silence, and 200 connections that say
+ * nothing are all open when the real peer connects: it is accepted while they still are (the
+ * idle ones are still open: their deadline has not passed), and the garbage is refused. */
+#define IDLE_PEERS 200
+static void test_tcp_listener_serves_real_peer_among_garbage_and_idle(void **state)
+{
+	struct transport_listener *listener;
+	struct transport_conn *conn;
+	char uri[TRANSPORT_URI_MAX], garbage[64], byte;
+	int idle[IDLE_PEERS], junk, silent, good;
+	int64_t start;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	assert_int_equal(transport_listen("tcp://127.0.0.1:0", NULL, &listener), 0);
+	assert_int_equal(transport_listener_uri(listener, uri, sizeof(uri)), 0);
+	for (int i = 0; i < IDLE_PEERS; i++)
+		idle[i] = raw_connect(uri);
+	junk = raw_connect(uri);
+	for (size_t i = 0; i < sizeof(garbage); i++)
+		garbage[i] = (char)(0xa5 ^ i);
+	raw_send(junk, garbage, sizeof(garbage));
+	silent = raw_connect(uri);
+	raw_hello(silent, 2, 0x7700); /* stream 0 of 2; stream 1 never comes */
+	captured_clear();
+	start = transport_now_ms();
+	good = raw_connect(uri);
+	raw_hello(good, 1, 0x5500);
+	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), 0);
+	print_message("real peer accepted %lld ms after connecting, among %d idle, one garbage "
+		      "and one silent connection\n",
+		      (long long)(transport_now_ms() - start), IDLE_PEERS);
+	/* The garbage was refused; the idle ones are still open (a refused one reads EOF). */
+	{
+		ssize_t r = recv(junk, &byte, 1, 0);
+
+		/* closed with its garbage unread: an end of stream or a reset */
+		assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+	}
+	for (int i = 0; i < IDLE_PEERS; i++)
+		assert_int_equal(recv(idle[i], &byte, 1, MSG_DONTWAIT), -1);
+	send_header(good, WIRE_CTRL, 2);
+	raw_send(good, "ok", 2);
+	expect_ctrl(conn, "ok");
+	transport_close(conn);
+	for (int i = 0; i < IDLE_PEERS; i++)
+		close(idle[i]);
+	close(junk);
+	close(silent);
+	close(good);
+	transport_listener_close(listener);
+}
+
+/* TLS 1.3 with a pre-shared key: a pair exchanges a batch and control messages; a peer with
+ * another key and a plaintext peer are refused, and the listener then serves the real one. */
+struct tls_connect {
+	const char *uri;
+	struct transport_options options;
+	struct transport_conn *conn;
+	int ret;
+};
+
+static void *tls_connect_main(void *arg)
+{
+	struct tls_connect *c = arg;
+
+	c->ret = transport_connect(c->uri, &c->options, &c->conn);
+	return NULL;
+}
+
+/* The peer with the wrong key first, the real one only once it has been refused. */
+static void *tls_connect_wrong_then_right(void *arg)
+{
+	struct tls_connect *c = arg;
+
+	tls_connect_main(&c[0]);
+	tls_connect_main(&c[1]);
+	return NULL;
+}
+
+static void test_tcp_tls_psk_refuses_wrong_key_and_plaintext(void **state)
+{
+	static const uint8_t key[] = "correct horse battery staple";
+	static const uint8_t other[] = "correct horse battery stapler";
+	const struct transport_options options = {
+		.tls = TRANSPORT_TLS_PSK, .psk = key, .psk_len = sizeof(key)};
+	struct transport_listener *listener;
+	struct transport_conn *conn, *plain;
+	struct tls_connect peers[2], right;
+	char uri[TRANSPORT_URI_MAX];
+	struct transport_msg msg;
+	pthread_t thread;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	assert_int_equal(transport_listen("tcp://127.0.0.1:0", &options, &listener), 0);
+	assert_int_equal(transport_listener_uri(listener, uri, sizeof(uri)), 0);
+
+	/* A plaintext peer: its hello is not a TLS handshake. */
+	assert_int_equal(transport_connect(uri, NULL, &plain), 0);
+	/* Another key, then the real peer: the listener refuses the first and serves the second. */
+	peers[0] = (struct tls_connect){.uri = uri, .options = options};
+	peers[0].options.psk = other;
+	peers[0].options.psk_len = sizeof(other);
+	peers[1] = (struct tls_connect){.uri = uri, .options = options};
+	assert_int_equal(pthread_create(&thread, NULL, tls_connect_wrong_then_right, peers), 0);
+	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_true(peers[0].ret < 0);
+	assert_int_equal(peers[1].ret, 0);
+	right = peers[1];
+	/* The plaintext peer was refused by then: its connection reports the listener left. */
+	assert_true(transport_recv(plain, &msg, TEST_TIMEOUT_MS) < 0);
+
+	assert_int_equal(transport_ctrl_send(right.conn, "over tls", 8), 0);
+	expect_ctrl(conn, "over tls");
+	assert_int_equal(transport_ctrl_send(conn, "and back", 8), 0);
+	expect_ctrl(right.conn, "and back");
+	transport_close(plain);
+	transport_close(right.conn);
+	transport_close(conn);
 	transport_listener_close(listener);
 }
 
@@ -1795,6 +1938,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tcp_accepts_streams_in_any_order),
 		cmocka_unit_test(test_tcp_refuses_repeated_stream),
 		cmocka_unit_test(test_tcp_refuses_bad_hello),
+		cmocka_unit_test(test_tcp_listener_serves_real_peer_among_garbage_and_idle),
+		cmocka_unit_test(test_tcp_tls_psk_refuses_wrong_key_and_plaintext),
 		cmocka_unit_test(test_tcp_wildcard_listener_reports_connectable_address),
 		cmocka_unit_test(test_tcp_accept_times_out_without_peer),
 		cmocka_unit_test(test_tcp_connect_fails_cleanly_without_listener),
@@ -1829,7 +1974,7 @@ int main(int argc, char **argv)
 	if (test_big_region < (64u << 20))
 		test_big_region = 64u << 20;
 	signal(SIGPIPE, SIG_IGN); /* the hostile peer's socket; the transport never needs it */
-	rmig_log_handler_set(capture_log, NULL, RMIG_LOG_LEVEL_ERROR);
+	rmig_log_handler_set(capture_log, NULL, RMIG_LOG_LEVEL_WARN);
 	snprintf(name, sizeof(name), "transport_%s", test_scheme);
 	return cmocka_run_group_tests_name(name, tests, NULL, NULL);
 }

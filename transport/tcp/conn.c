@@ -141,6 +141,51 @@ int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms)
 	return 0;
 }
 
+/* See tcp.h. */
+int tcp_stream_send(struct tcp_stream *stream, struct iovec *iov, size_t iovcnt)
+{
+	if (stream->ssl)
+		return tcp_tls_send(stream->ssl, stream->fd, &stream->tls_lock, iov, iovcnt,
+				    stream->tls_send_why, sizeof(stream->tls_send_why));
+	return tcp_send_iov(stream->fd, iov, iovcnt);
+}
+
+/* See tcp.h. */
+int tcp_stream_recv_full(struct tcp_stream *stream, void *buf, size_t len, size_t *got_p)
+{
+	if (stream->ssl)
+		return tcp_tls_recv(stream->ssl, stream->fd, &stream->tls_lock, buf, len, 0, got_p,
+				    stream->tls_why, sizeof(stream->tls_why));
+	return tcp_recv_full(stream->fd, buf, len, got_p);
+}
+
+/* See tcp.h. */
+int tcp_stream_recv_some(struct tcp_stream *stream, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+	int ret;
+
+	if (stream->ssl) {
+		ret = tcp_tls_recv(stream->ssl, stream->fd, &stream->tls_lock, buf, len,
+				   TCP_TLS_SOME, &got, stream->tls_why, sizeof(stream->tls_why));
+		if (got)
+			return (int)got;
+		if (ret == -ECONNRESET)
+			return 0;
+		return ret == -ETIMEDOUT ? -EAGAIN : ret;
+	}
+	for (;;) {
+		n = recv(stream->fd, buf, len, 0);
+		if (n >= 0)
+			return (int)n;
+		if (errno == EINTR)
+			continue;
+		/* SO_RCVTIMEO expired */
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
 void tcp_socket_tune(int fd)
 {
 	int one = 1;
@@ -319,7 +364,7 @@ int tcp_send_frame(struct tcp_conn *tc, enum wire_type type, const void *part1, 
 	iov[1] = (struct iovec){.iov_base = (void *)part1, .iov_len = len1};
 	iov[2] = (struct iovec){.iov_base = (void *)part2, .iov_len = len2};
 	pthread_mutex_lock(&stream->send_lock);
-	ret = tcp_send_iov(stream->fd, iov, 3);
+	ret = tcp_stream_send(stream, iov, 3);
 	pthread_mutex_unlock(&stream->send_lock);
 	if (ret)
 		return tcp_send_failed(tc, ret, wire_type_name(type));
@@ -350,8 +395,10 @@ static void tcp_conn_free(struct tcp_conn *tc)
 		job = next;
 	}
 	for (unsigned i = 0; i < WIRE_STREAMS_MAX; i++) {
+		SSL_free(tc->streams[i].ssl);
 		if (tc->streams[i].fd >= 0)
 			close(tc->streams[i].fd);
+		pthread_mutex_destroy(&tc->streams[i].tls_lock);
 		pthread_mutex_destroy(&tc->streams[i].send_lock);
 	}
 	pthread_rwlock_destroy(&tc->memory_lock);
@@ -381,9 +428,10 @@ static void tcp_conn_stop_threads(struct tcp_conn *tc)
 	tc->responder_started = 0;
 }
 
-/* Takes ownership of fds[0..nstreams-1] (closes them on failure). */
-int tcp_conn_create(int *fds, unsigned nstreams, uint64_t session_tag, int awaiting_hello,
-		    struct tcp_conn **tc_p)
+/* Takes ownership of fds[0..nstreams-1] and, with TLS, ssls[0..nstreams-1] (frees them on
+ * failure). A TLS stream's socket stays non-blocking (tls.c); a plaintext one blocks. */
+int tcp_conn_create(int *fds, SSL **ssls, unsigned nstreams, uint64_t session_tag,
+		    int awaiting_hello, struct tcp_conn **tc_p)
 {
 	struct sockaddr_storage peer_addr;
 	socklen_t peer_len = sizeof(peer_addr);
@@ -418,8 +466,12 @@ int tcp_conn_create(int *fds, unsigned nstreams, uint64_t session_tag, int await
 		stream->index = i;
 		stream->fd = i < nstreams ? fds[i] : -1;
 		stream->awaiting_hello = i < nstreams && awaiting_hello;
+		stream->ssl = i < nstreams && ssls ? ssls[i] : NULL;
 		pthread_mutex_init(&stream->send_lock, NULL);
+		pthread_mutex_init(&stream->tls_lock, NULL);
 	}
+	if (ssls)
+		tcp_tls_report(ssls[0], peer);
 
 	for (unsigned i = 0; i < nstreams; i++) {
 		struct tcp_stream *stream = &tc->streams[i];
@@ -451,8 +503,11 @@ err_stop_threads:
 err_free_conn:
 	free(tc);
 err_close_fds:
-	for (unsigned i = 0; i < nstreams; i++)
+	for (unsigned i = 0; i < nstreams; i++) {
+		if (ssls)
+			SSL_free(ssls[i]);
 		close(fds[i]);
+	}
 	return ret;
 }
 
@@ -471,9 +526,16 @@ static void tcp_close(struct transport_conn *conn)
 		struct wire_hdr hdr;
 
 		wire_hdr_to_wire(&hdr, WIRE_CLOSE, 0, 0);
-		if (send(stream->fd, &hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT) ==
-		    (ssize_t)sizeof(hdr))
+		if (stream->ssl) {
+			struct iovec iov = {.iov_base = &hdr, .iov_len = sizeof(hdr)};
+
+			/* 24 bytes: they wait only if the peer left the socket buffer full. */
+			if (!tcp_stream_send(stream, &iov, 1))
+				tcp_stats_sent(tc, sizeof(hdr));
+		} else if (send(stream->fd, &hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+			   (ssize_t)sizeof(hdr)) {
 			tcp_stats_sent(tc, sizeof(hdr));
+		}
 		pthread_mutex_unlock(&stream->send_lock);
 	}
 	/* FIN after everything sent so far; then give the peer a moment to answer with its own,

@@ -51,7 +51,7 @@ static int tcp_serve_read(struct tcp_conn *tc, const struct wire_read_req *req)
 	iov[2] = (struct iovec){.iov_base = payload ? (char *)region.addr + req->offset : NULL,
 				.iov_len = payload};
 	pthread_mutex_lock(&stream->send_lock);
-	ret = tcp_send_iov(stream->fd, iov, 3);
+	ret = tcp_stream_send(stream, iov, 3);
 	pthread_mutex_unlock(&stream->send_lock);
 	pthread_rwlock_unlock(&tc->memory_lock);
 	if (ret)

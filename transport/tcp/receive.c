@@ -61,6 +61,11 @@ static int tcp_receiver_lost(struct tcp_receiver *rx, int ret, size_t got, const
 				"stream %u: %s truncated: the peer disconnected after %zu of %zu "
 				"bytes",
 				rx->stream->index, what, got, want);
+	if (ret == -EBADMSG)
+		return tcp_fail(tc, ret,
+				"stream %u: %s: TLS: %s (a record failed its integrity check: "
+				"altered on the path, or not from the peer)",
+				rx->stream->index, what, rx->stream->tls_why);
 	if (ret == -ETIMEDOUT)
 		return tcp_fail(tc, ret,
 				"stream %u: %s: nothing arrived for %u ms after %zu of %zu bytes",
@@ -80,7 +85,7 @@ static int tcp_receive_exact(struct tcp_receiver *rx, void *buf, size_t len, con
 	rx->ahead_pos += take;
 	if (take == len)
 		return 0;
-	ret = tcp_recv_full(rx->stream->fd, (char *)buf + take, len - take, &got);
+	ret = tcp_stream_recv_full(rx->stream, (char *)buf + take, len - take, &got);
 	if (ret)
 		return tcp_receiver_lost(rx, ret, take + got, what, len);
 	return 0;
@@ -89,31 +94,24 @@ static int tcp_receive_exact(struct tcp_receiver *rx, void *buf, size_t len, con
 /* The next frame's header, reading up to 32 bytes from its start while at it. */
 static int tcp_receive_header(struct tcp_receiver *rx, struct wire_hdr *raw)
 {
-	int fd = rx->stream->fd;
-
 	memmove(rx->ahead, rx->ahead + rx->ahead_pos, rx->ahead_len - rx->ahead_pos);
 	rx->ahead_len -= rx->ahead_pos;
 	rx->ahead_pos = 0;
 	while (rx->ahead_len < sizeof(*raw)) {
-		ssize_t n =
-			recv(fd, rx->ahead + rx->ahead_len, sizeof(rx->ahead) - rx->ahead_len, 0);
+		int n = tcp_stream_recv_some(rx->stream, rx->ahead + rx->ahead_len,
+					     sizeof(rx->ahead) - rx->ahead_len);
 
 		if (n > 0) {
 			rx->ahead_len += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		/* An idle connection is fine; a header cut off for that long is not. */
+		if (n == -EAGAIN && rx->ahead_len == 0)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			/* An idle connection is fine; a header cut off for that long is not. */
-			if (rx->ahead_len == 0)
-				continue;
-			n = -2;
-		}
 		return tcp_receiver_lost(rx,
-					 n == 0	   ? -ECONNRESET
-					 : n == -2 ? -ETIMEDOUT
-						   : -errno,
+					 n == 0		? -ECONNRESET
+					 : n == -EAGAIN ? -ETIMEDOUT
+							: n,
 					 rx->ahead_len, "header", sizeof(*raw));
 	}
 	memcpy(raw, rx->ahead, sizeof(*raw));

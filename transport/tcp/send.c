@@ -40,7 +40,7 @@ static int tcp_send_frames(struct tcp_stream *stream, struct iovec *iov, size_t 
 			group += 2;
 		}
 		pthread_mutex_lock(&stream->send_lock);
-		ret = tcp_send_iov(stream->fd, &iov[done], group);
+		ret = tcp_stream_send(stream, &iov[done], group);
 		pthread_mutex_unlock(&stream->send_lock);
 		done += group;
 	}

@@ -2,8 +2,16 @@
 /* transport/tcp/setup.c - setting up tcp:// connections: listen, accept and connect, and the
  * hello each stream exchanges. A connection of n streams is n sockets; the connecting side
  * opens them in order and names the connection by a random session tag whose low byte is the
- * stream's index, so the listener groups them and refuses strays, within a handshake deadline
- * (nothing changes state before the hello is checked). */
+ * stream's index, so the listener groups them.
+ *
+ * The listener cannot be stopped or blocked by what connects to it. accept() runs every
+ * handshake side by side in one poll loop (TLS, when set, then the hello), each with its own
+ * deadline (TCP_HELLO_TIMEOUT_MS from its accept), and keeps them across calls. A peer that
+ * sends garbage, stays silent, fails TLS or sends a bad hello is dropped, logged, and nothing
+ * else changes: the listener and the other handshakes go on. At most TCP_PENDING_MAX run at
+ * once; beyond that the one that made the least progress (the oldest of those) is dropped.
+ * Only a connection whose every stream finished its handshake leaves accept(), so with TLS
+ * (psk or x509) nothing reaches the engine before the peer is authenticated. */
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <sys/random.h>
@@ -25,32 +33,32 @@
 
 /* ---- handshake ---- */
 
-static int tcp_hello_send(int fd, uint32_t streams, uint64_t session_tag)
+static int tcp_hello_send(int fd, SSL *ssl, uint32_t streams, uint64_t session_tag)
 {
 	struct {
 		struct wire_hdr hdr;
 		struct wire_hello hello;
 	} __attribute__((packed)) msg;
 	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
+	char why[TCP_TLS_WHY_MAX];
 
 	wire_hdr_to_wire(&msg.hdr, WIRE_HELLO, sizeof(msg.hello), 0);
 	wire_hello_to_wire(&msg.hello, streams, TRANSPORT_CTRL_MAX, 0, session_tag);
+	if (ssl)
+		return tcp_tls_send(ssl, fd, NULL, &iov, 1, why, sizeof(why));
 	return tcp_send_iov(fd, &iov, 1);
 }
 
-/* Receive and check the peer's hello. On -EPROTO, why names the field. */
-static int tcp_hello_recv(int fd, int64_t deadline_ms, struct wire_hello *hello, char *why,
-			  size_t why_len)
+/* Check a hello frame received whole (raw: header then hello). On -EPROTO, why names the
+ * field. */
+static int tcp_hello_parse(const unsigned char *raw, struct wire_hello *hello, char *why,
+			   size_t why_len)
 {
-	struct wire_hdr raw_hdr;
 	struct wire_hdr_host hdr;
-	struct wire_hello raw;
 	int ret;
 
-	ret = tcp_recv_deadline(fd, &raw_hdr, sizeof(raw_hdr), deadline_ms);
-	if (ret)
-		goto err_io;
-	ret = wire_hdr_from_wire(&raw_hdr, sizeof(raw_hdr), sizeof(raw), &hdr, why, why_len);
+	ret = wire_hdr_from_wire(raw, sizeof(struct wire_hdr), sizeof(struct wire_hello), &hdr, why,
+				 why_len);
 	if (ret)
 		return ret;
 	if (hdr.type != WIRE_HELLO) {
@@ -58,20 +66,13 @@ static int tcp_hello_recv(int fd, int64_t deadline_ms, struct wire_hello *hello,
 			 wire_type_name(hdr.type));
 		return -EPROTO;
 	}
-	if (hdr.length != sizeof(raw)) {
+	if (hdr.length != sizeof(struct wire_hello)) {
 		snprintf(why, why_len, "header.length: hello of %u bytes, expected %zu", hdr.length,
-			 sizeof(raw));
+			 sizeof(struct wire_hello));
 		return -EPROTO;
 	}
-	ret = tcp_recv_deadline(fd, &raw, sizeof(raw), deadline_ms);
-	if (ret)
-		goto err_io;
-	return wire_hello_from_wire(&raw, sizeof(raw), hello, why, why_len);
-
-err_io:
-	snprintf(why, why_len, "hello: %s",
-		 ret == -ETIMEDOUT ? "none came in time" : strerror(-ret));
-	return ret;
+	return wire_hello_from_wire(raw + sizeof(struct wire_hdr), sizeof(struct wire_hello), hello,
+				    why, why_len);
 }
 
 /* ---- listening ---- */
@@ -98,24 +99,29 @@ int tcp_listen(const char *uri, const struct transport_options *opts,
 	struct transport_uri parsed;
 	struct addrinfo *res, *ai;
 	struct tcp_listener *l;
+	struct tcp_tls *tls;
 	int fd = -1, ret, one = 1;
 
-	(void)opts;
 	ret = transport_uri_parse(uri, &parsed);
+	if (ret)
+		return ret;
+	ret = tcp_tls_create(opts, 1, &tls);
 	if (ret)
 		return ret;
 	ret = tcp_resolve(&parsed, 1, &res);
 	if (ret)
-		return ret;
+		goto err_free_tls;
 	ret = -EADDRNOTAVAIL;
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		/* Non-blocking: accept() takes every waiting peer, then goes back to poll. */
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
 		if (fd < 0) {
 			ret = -errno;
 			continue;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 64))
+		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, SOMAXCONN))
 			break;
 		ret = -errno;
 		close(fd);
@@ -124,17 +130,24 @@ int tcp_listen(const char *uri, const struct transport_options *opts,
 	freeaddrinfo(res);
 	if (fd < 0) {
 		rmig_log_error("tcp: cannot listen on '%s': %s", uri, strerror(-ret));
-		return ret;
+		goto err_free_tls;
 	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
-		close(fd);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto err_close;
 	}
 	l->base.ops = &tcp_transport_ops;
 	l->fd = fd;
+	l->tls = tls;
 	*listener_p = &l->base;
 	return 0;
+
+err_close:
+	close(fd);
+err_free_tls:
+	tcp_tls_free(tls);
+	return ret;
 }
 
 /* A wildcard listener is reachable at any local address: name one a peer can use, the first
@@ -199,127 +212,375 @@ int tcp_listener_uri(struct transport_listener *listener, char *buf, size_t len)
 	return 0;
 }
 
-static int tcp_accept_socket(struct tcp_listener *l, int64_t deadline_ms, int *fd_p)
-{
-	for (;;) {
-		struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
-		int ready = poll(&pfd, 1, transport_remaining_ms(deadline_ms));
-		int fd;
-
-		if (ready < 0 && errno == EINTR)
-			continue;
-		if (ready < 0)
-			return -errno;
-		if (ready == 0)
-			return -ETIMEDOUT;
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
-				continue;
-			return -errno;
-		}
-		tcp_socket_tune(fd);
-		*fd_p = fd;
-		return 0;
-	}
-}
-
 /* Each stream's hello carries the connection's tag with the stream's index in its low byte,
  * so streams are told apart by what they say, not by the order the kernel accepted them. */
 #define TCP_TAG_INDEX_MASK 0xffull
 
+static void tcp_pending_drop(struct tcp_listener *l, unsigned i)
+{
+	struct tcp_pending *p = &l->pending[i];
+
+	SSL_free(p->ssl);
+	close(p->fd);
+	l->pending[i] = l->pending[--l->npending];
+}
+
+static void tcp_pending_refuse(struct tcp_listener *l, unsigned i, int quiet, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void tcp_pending_refuse(struct tcp_listener *l, unsigned i, int quiet, const char *fmt, ...)
+{
+	char why[TRANSPORT_ERROR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	/* Timeouts and evictions are what a flood looks like: kept out of the warnings. */
+	rmig_log_write(quiet ? RMIG_LOG_LEVEL_INFO : RMIG_LOG_LEVEL_WARN,
+		       "tcp: refusing a connection from %s: %s (the listener goes on)",
+		       l->pending[i].peer, why);
+	tcp_pending_drop(l, i);
+}
+
+/* Room for one more: drop the handshake that made the least progress, oldest first. */
+static void tcp_pending_evict(struct tcp_listener *l)
+{
+	unsigned victim = 0;
+
+	for (unsigned i = 1; i < l->npending; i++) {
+		const struct tcp_pending *p = &l->pending[i], *v = &l->pending[victim];
+		int p_rank = p->ready * 4 + p->handshaken * 2 + (p->got > 0);
+		int v_rank = v->ready * 4 + v->handshaken * 2 + (v->got > 0);
+
+		if (p_rank < v_rank || (p_rank == v_rank && p->order < v->order))
+			victim = i;
+	}
+	tcp_pending_refuse(l, victim, 1, "%u handshakes at once, this one made the least progress",
+			   TCP_PENDING_MAX);
+}
+
+static void tcp_pending_add(struct tcp_listener *l, int fd, const struct sockaddr *sa)
+{
+	struct tcp_pending *p;
+	char peer[TRANSPORT_URI_MAX] = "tcp://?";
+	int ret;
+
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		unsigned port;
+
+		if (sa->sa_family == AF_INET) {
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host,
+				  sizeof(host));
+			port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+		} else {
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
+				  sizeof(host));
+			port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+		}
+		snprintf(peer, sizeof(peer), "%s:%u", host, port);
+	}
+	if (l->npending == TCP_PENDING_MAX)
+		tcp_pending_evict(l);
+	p = &l->pending[l->npending];
+	*p = (struct tcp_pending){
+		.fd = fd,
+		.deadline_ms = transport_deadline_ms(TCP_HELLO_TIMEOUT_MS),
+		.order = l->accepted++,
+		.events = POLLIN,
+		.handshaken = !l->tls,
+	};
+	snprintf(p->peer, sizeof(p->peer), "%s", peer);
+	tcp_socket_tune(fd);
+	if (l->tls) {
+		ret = tcp_tls_session_new(l->tls, fd, NULL, &p->ssl);
+		if (ret) {
+			rmig_log_warn("tcp: refusing a connection from %s: %s", peer,
+				      strerror(-ret));
+			close(fd);
+			return;
+		}
+	}
+	l->npending++;
+}
+
+/* Take every connection waiting on the listening socket. */
+static int tcp_accept_waiting(struct tcp_listener *l)
+{
+	for (;;) {
+		struct sockaddr_storage ss = {0};
+		socklen_t ss_len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &ss_len,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			/* Out of descriptors (a flood): the handshakes that are running go on. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				rmig_log_warn("tcp: cannot accept more connections: %s",
+					      strerror(errno));
+				if (l->npending)
+					tcp_pending_evict(l);
+				return 0;
+			}
+			return -errno;
+		}
+		tcp_pending_add(l, fd, (struct sockaddr *)&ss);
+	}
+}
+
+/* A stream finished its hello: does it fit a connection being grouped? */
+static int tcp_pending_fits(struct tcp_listener *l, unsigned i, char *why, size_t why_len)
+{
+	const struct tcp_pending *p = &l->pending[i];
+	unsigned index = (unsigned)(p->hello.session_tag & TCP_TAG_INDEX_MASK);
+
+	if (index >= p->hello.streams) {
+		snprintf(why, why_len, "hello.session_tag: stream index %u of %u streams", index,
+			 p->hello.streams);
+		return -EPROTO;
+	}
+	for (unsigned j = 0; j < l->npending; j++) {
+		const struct tcp_pending *q = &l->pending[j];
+
+		if (j == i || !q->ready ||
+		    (q->hello.session_tag & ~TCP_TAG_INDEX_MASK) !=
+			    (p->hello.session_tag & ~TCP_TAG_INDEX_MASK))
+			continue;
+		if (q->hello.streams != p->hello.streams) {
+			snprintf(why, why_len,
+				 "hello.streams: %u, another stream of its connection said %u",
+				 p->hello.streams, q->hello.streams);
+			return -EPROTO;
+		}
+		if (q->hello.session_tag == p->hello.session_tag) {
+			snprintf(why, why_len, "hello.session_tag: stream index %u is repeated",
+				 index);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+/* Move one handshake on as far as its socket allows. */
+static void tcp_pending_advance(struct tcp_listener *l, unsigned i)
+{
+	struct tcp_pending *p = &l->pending[i];
+	char why[TRANSPORT_ERROR_MAX] = "";
+	int ret;
+
+	if (!p->handshaken) {
+		ret = tcp_tls_handshake_step(p->ssl, &p->events, why, sizeof(why));
+		if (ret == -EAGAIN)
+			return;
+		if (ret) {
+			tcp_pending_refuse(l, i, 0, "TLS (%s): %s", tcp_tls_mode_name(l->tls), why);
+			return;
+		}
+		p->handshaken = 1;
+		p->events = POLLIN;
+	}
+	while (p->got < sizeof(p->raw)) {
+		/* The header alone first, so a frame that is not a hello is refused at once. */
+		size_t end =
+			p->got < sizeof(struct wire_hdr) ? sizeof(struct wire_hdr) : sizeof(p->raw);
+		size_t want = end - p->got;
+		ssize_t n;
+
+		if (p->ssl) {
+			size_t got = 0;
+
+			ret = tcp_tls_recv(p->ssl, p->fd, NULL, p->raw + p->got, want,
+					   TCP_TLS_SOME | TCP_TLS_NOWAIT, &got, why, sizeof(why));
+			if (!got && ret == -EAGAIN)
+				return; /* a record not yet whole: poll again */
+			n = got ? (ssize_t)got : ret == -ECONNRESET ? 0 : -1;
+			if (n < 0) {
+				tcp_pending_refuse(l, i, 0, "hello over TLS: %s",
+						   ret == -EBADMSG ? why : strerror(-ret));
+				return;
+			}
+		} else {
+			n = recv(p->fd, p->raw + p->got, want, MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				return;
+			if (n < 0) {
+				tcp_pending_refuse(l, i, 0, "hello: %s", strerror(errno));
+				return;
+			}
+		}
+		if (n == 0) {
+			tcp_pending_refuse(l, i, 1, "it closed after %zu bytes of its hello",
+					   p->got);
+			return;
+		}
+		p->got += (size_t)n;
+		if (p->got == sizeof(struct wire_hdr)) {
+			struct wire_hdr_host hdr;
+
+			ret = wire_hdr_from_wire(p->raw, sizeof(struct wire_hdr),
+						 sizeof(struct wire_hello), &hdr, why, sizeof(why));
+			if (!ret && hdr.type != WIRE_HELLO) {
+				snprintf(why, sizeof(why), "header.type: expected hello, got %s",
+					 wire_type_name(hdr.type));
+				ret = -EPROTO;
+			}
+			if (ret) {
+				if (!l->tls && p->raw[0] == 0x16 && p->raw[1] == 0x03)
+					snprintf(
+						why, sizeof(why),
+						"it opened with a TLS handshake, and this listener "
+						"runs without TLS (--tls differs on the two sides)");
+				tcp_pending_refuse(l, i, 0, "%s", why);
+				return;
+			}
+		}
+	}
+	ret = tcp_hello_parse(p->raw, &p->hello, why, sizeof(why));
+	if (!ret)
+		ret = tcp_pending_fits(l, i, why, sizeof(why));
+	if (ret) {
+		if (!l->tls && p->raw[0] == 0x16 && p->raw[1] == 0x03)
+			snprintf(why, sizeof(why),
+				 "it opened with a TLS handshake, and this listener runs without "
+				 "TLS (--tls differs on the two sides)");
+		tcp_pending_refuse(l, i, 0, "%s", why);
+		return;
+	}
+	ret = tcp_hello_send(p->fd, p->ssl, p->hello.streams, p->hello.session_tag);
+	if (ret) {
+		tcp_pending_refuse(l, i, 0, "hello: sending ours: %s", strerror(-ret));
+		return;
+	}
+	p->ready = 1;
+	p->events = 0;
+}
+
+/* A connection whose streams have all finished their handshakes, taken out of the pending
+ * set: 1 and *conn_p set, 0 when none is complete, or -errno. */
+static int tcp_group_take(struct tcp_listener *l, struct transport_conn **conn_p)
+{
+	for (unsigned i = 0; i < l->npending; i++) {
+		const struct tcp_pending *first = &l->pending[i];
+		uint64_t tag = first->hello.session_tag & ~TCP_TAG_INDEX_MASK;
+		unsigned streams = first->hello.streams, found = 0;
+		int fds[WIRE_STREAMS_MAX];
+		SSL *ssls[WIRE_STREAMS_MAX];
+		struct tcp_conn *tc;
+		int ret;
+
+		if (!first->ready || (first->hello.session_tag & TCP_TAG_INDEX_MASK) != 0)
+			continue;
+		for (unsigned j = 0; j < l->npending; j++)
+			if (l->pending[j].ready &&
+			    (l->pending[j].hello.session_tag & ~TCP_TAG_INDEX_MASK) == tag)
+				found++;
+		if (found < streams)
+			continue;
+		for (unsigned j = l->npending; j-- > 0;) {
+			struct tcp_pending *p = &l->pending[j];
+			unsigned index = (unsigned)(p->hello.session_tag & TCP_TAG_INDEX_MASK);
+
+			if (!p->ready || (p->hello.session_tag & ~TCP_TAG_INDEX_MASK) != tag)
+				continue;
+			fds[index] = p->fd;
+			ssls[index] = p->ssl;
+			l->pending[j] = l->pending[--l->npending];
+		}
+		for (unsigned k = 0; k < streams && !l->tls; k++) /* plaintext streams block */
+			fcntl(fds[k], F_SETFL, fcntl(fds[k], F_GETFL) & ~O_NONBLOCK);
+		ret = tcp_conn_create(fds, l->tls ? ssls : NULL, streams, tag, 0, &tc);
+		if (ret)
+			return ret;
+		pthread_mutex_lock(tc->base.region_lock);
+		tc->base.stats.bytes_sent +=
+			streams * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
+		tc->base.stats.bytes_received +=
+			streams * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
+		pthread_mutex_unlock(tc->base.region_lock);
+		*conn_p = &tc->base;
+		return 1;
+	}
+	return 0;
+}
+
 int tcp_accept(struct transport_listener *listener, int timeout_ms, struct transport_conn **conn_p)
 {
 	struct tcp_listener *l = container_of(listener, struct tcp_listener, base);
-	int fds[WIRE_STREAMS_MAX], pending = -1;
-	char why[TRANSPORT_ERROR_MAX] = "";
-	struct wire_hello first = {0}, hello;
-	struct tcp_conn *tc;
-	unsigned placed = 0;
+	int64_t deadline = transport_deadline_ms(timeout_ms);
+	struct pollfd pfds[1 + TCP_PENDING_MAX];
+	unsigned owner[1 + TCP_PENDING_MAX];
 	int ret;
 
-	for (unsigned i = 0; i < WIRE_STREAMS_MAX; i++)
-		fds[i] = -1;
-	ret = tcp_accept_socket(l, transport_deadline_ms(timeout_ms), &pending);
-	if (ret)
-		return ret;
-	do {
-		int64_t deadline = transport_deadline_ms(TCP_HELLO_TIMEOUT_MS);
-		unsigned index;
+	for (;;) {
+		int64_t now = transport_now_ms(), wake = deadline;
+		unsigned n = 1;
+		int ready, wait_ms;
 
-		if (pending < 0) {
-			ret = tcp_accept_socket(l, deadline, &pending);
-			if (ret) {
-				snprintf(why, sizeof(why), "%u of %u streams came: %s", placed,
-					 first.streams,
-					 ret == -ETIMEDOUT ? "the rest never did" : strerror(-ret));
-				goto err_close;
-			}
-		}
-		ret = tcp_hello_recv(pending, deadline, &hello, why, sizeof(why));
+		for (unsigned i = l->npending; i-- > 0;)
+			if (now >= l->pending[i].deadline_ms)
+				tcp_pending_refuse(l, i, 1, "%s within %d s",
+						   l->pending[i].ready
+							   ? "its other streams did not come"
+						   : l->pending[i].handshaken ? "no hello"
+									      : "no TLS handshake",
+						   TCP_HELLO_TIMEOUT_MS / 1000);
+		ret = tcp_group_take(l, conn_p);
 		if (ret)
-			goto err_close;
-		if (placed == 0)
-			first = hello;
-		index = (unsigned)(hello.session_tag & TCP_TAG_INDEX_MASK);
-		ret = -EPROTO;
-		if ((hello.session_tag & ~TCP_TAG_INDEX_MASK) !=
-			    (first.session_tag & ~TCP_TAG_INDEX_MASK) ||
-		    hello.streams != first.streams) {
-			snprintf(why, sizeof(why),
-				 "hello.session_tag: a stream of another connection came while "
-				 "this one had %u of %u",
-				 placed, first.streams);
-			goto err_close;
-		}
-		if (index >= first.streams || fds[index] >= 0) {
-			snprintf(why, sizeof(why),
-				 "hello.session_tag: stream index %u is out of range or repeated",
-				 index);
-			goto err_close;
-		}
-		ret = tcp_hello_send(pending, hello.streams, hello.session_tag);
-		if (ret) {
-			snprintf(why, sizeof(why), "hello: sending ours: %s", strerror(-ret));
-			goto err_close;
-		}
-		fds[index] = pending;
-		pending = -1;
-		placed++;
-	} while (placed < first.streams);
+			return ret < 0 ? ret : 0;
 
-	ret = tcp_conn_create(fds, placed, first.session_tag & ~TCP_TAG_INDEX_MASK, 0, &tc);
-	if (ret)
-		return ret;
-	pthread_mutex_lock(tc->base.region_lock);
-	tc->base.stats.bytes_sent += placed * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
-	tc->base.stats.bytes_received +=
-		placed * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
-	pthread_mutex_unlock(tc->base.region_lock);
-	*conn_p = &tc->base;
-	return 0;
-
-err_close:
-	rmig_log_error("tcp: refusing a connection: %s", why);
-	if (pending >= 0)
-		close(pending);
-	for (unsigned i = 0; i < WIRE_STREAMS_MAX; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	return ret;
+		pfds[0] = (struct pollfd){.fd = l->fd, .events = POLLIN};
+		for (unsigned i = 0; i < l->npending; i++) {
+			if (wake < 0 || l->pending[i].deadline_ms < wake)
+				wake = l->pending[i].deadline_ms;
+			if (!l->pending[i].events)
+				continue;
+			pfds[n] = (struct pollfd){.fd = l->pending[i].fd,
+						  .events = l->pending[i].events};
+			owner[n++] = i;
+		}
+		wait_ms = transport_remaining_ms(wake);
+		ready = poll(pfds, n, wait_ms);
+		if (ready < 0 && errno != EINTR)
+			return -errno;
+		/* Handshakes first, highest index first: dropping one moves the last into its
+		 * slot, which has then been served already. */
+		for (unsigned k = n; k-- > 1;)
+			if (ready > 0 && pfds[k].revents)
+				tcp_pending_advance(l, owner[k]);
+		if (ready > 0 && pfds[0].revents) {
+			ret = tcp_accept_waiting(l);
+			if (ret)
+				return ret;
+		}
+		if (deadline >= 0 && transport_now_ms() >= deadline) {
+			ret = tcp_group_take(l, conn_p);
+			if (ret)
+				return ret < 0 ? ret : 0;
+			return -ETIMEDOUT;
+		}
+	}
 }
 
 void tcp_listener_close(struct transport_listener *listener)
 {
 	struct tcp_listener *l = container_of(listener, struct tcp_listener, base);
 
+	while (l->npending)
+		tcp_pending_drop(l, l->npending - 1);
 	close(l->fd);
+	tcp_tls_free(l->tls);
 	free(l);
 }
 
 /* ---- connecting ---- */
 
-static int tcp_dial(const struct transport_uri *parsed, int64_t deadline_ms, int *fd_p)
+static int tcp_dial(const struct transport_uri *parsed, int64_t deadline_ms, int blocking,
+		    int *fd_p)
 {
 	struct addrinfo *res, *ai;
 	int ret, fd = -1;
@@ -356,8 +617,9 @@ static int tcp_dial(const struct transport_uri *parsed, int64_t deadline_ms, int
 			ret = -err;
 			goto next;
 		}
-		/* Blocking from here on: the connection's threads each own a socket. */
-		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		/* Plaintext blocks from here on: the connection's threads each own a socket.
+		 * TLS stays non-blocking (tls.c). */
+		if (blocking && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
 			ret = -errno;
 			goto next;
 		}
@@ -380,10 +642,12 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 	uint32_t streams = opts && opts->streams ? opts->streams : 1;
 	int timeout_ms = opts && opts->connect_timeout_ms ? opts->connect_timeout_ms
 							  : TCP_DEFAULT_CONNECT_TIMEOUT_MS;
-	char why[TRANSPORT_ERROR_MAX] = "";
+	char why[TRANSPORT_ERROR_MAX] = "", tls_why[TRANSPORT_ERROR_MAX] = "";
 	int64_t deadline = transport_deadline_ms(timeout_ms);
 	struct transport_uri parsed;
+	SSL *ssls[WIRE_STREAMS_MAX] = {0};
 	int fds[WIRE_STREAMS_MAX];
+	struct tcp_tls *tls;
 	struct tcp_conn *tc;
 	uint64_t session_tag;
 	unsigned nfds = 0;
@@ -397,27 +661,48 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 			       WIRE_STREAMS_MAX);
 		return -EINVAL;
 	}
+	ret = tcp_tls_create(opts, 0, &tls);
+	if (ret)
+		return ret;
 	if (getrandom(&session_tag, sizeof(session_tag), 0) != sizeof(session_tag))
 		session_tag = (uint64_t)transport_now_ms() ^ ((uint64_t)getpid() << 32);
 	session_tag &= ~TCP_TAG_INDEX_MASK;
 
 	while (nfds < streams) {
-		ret = tcp_dial(&parsed, deadline, &fds[nfds]);
+		ret = tcp_dial(&parsed, deadline, !tls, &fds[nfds]);
 		if (ret) {
 			snprintf(why, sizeof(why), "stream %u: %s", nfds,
 				 ret == -ETIMEDOUT ? "timed out" : strerror(-ret));
 			goto err_close;
 		}
 		nfds++;
-		ret = tcp_hello_send(fds[nfds - 1], streams, session_tag | (nfds - 1));
+		if (tls) {
+			ret = tcp_tls_session_new(tls, fds[nfds - 1], parsed.host, &ssls[nfds - 1]);
+			if (!ret)
+				ret = tcp_tls_handshake(ssls[nfds - 1], fds[nfds - 1], deadline,
+							tls_why, sizeof(tls_why));
+			if (ret) {
+				snprintf(why, sizeof(why), "stream %u: TLS (%s): %s%s", nfds - 1,
+					 tcp_tls_mode_name(tls), tls_why,
+					 ret == -ECONNRESET || ret == -EPROTO
+						 ? " (does the listener run TLS? --tls must "
+						   "match on both sides)"
+						 : "");
+				goto err_close;
+			}
+		}
+		ret = tcp_hello_send(fds[nfds - 1], ssls[nfds - 1], streams,
+				     session_tag | (nfds - 1));
 		if (ret) {
 			snprintf(why, sizeof(why), "hello: %s", strerror(-ret));
 			goto err_close;
 		}
 	}
+	tcp_tls_free(tls); /* each SSL keeps a reference to the context */
+	tls = NULL;
 	/* The listener's answers are checked by the receivers: the listener's side may not have
 	 * accepted yet, and connect does not wait for it. */
-	ret = tcp_conn_create(fds, nfds, session_tag, 1, &tc);
+	ret = tcp_conn_create(fds, ssls[0] ? ssls : NULL, nfds, session_tag, 1, &tc);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(tc->base.region_lock);
@@ -428,7 +713,10 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 
 err_close:
 	rmig_log_error("tcp: cannot connect to %s: %s", uri, why);
-	for (unsigned i = 0; i < nfds; i++)
+	for (unsigned i = 0; i < nfds; i++) {
+		SSL_free(ssls[i]);
 		close(fds[i]);
+	}
+	tcp_tls_free(tls);
 	return ret;
 }

@@ -17,6 +17,7 @@
  *   receive.c  the receiver threads: frames checked and placed, the inbound queue, recv()
  *   send.c     batches cut into frames, the sender threads, flush, control messages, regions
  *   read.c     transport_read() and the responder thread that serves the peer's reads
+ *   tls.c      TLS 1.3 (psk, x509): contexts, handshake steps, record I/O per stream
  *
  * Lock order (take them in this order, never the other way round; tcp_batch_post holds the
  * first four at once):
@@ -29,6 +30,7 @@
 #define RMIG_TRANSPORT_TCP_H
 
 #include <netdb.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -56,6 +58,10 @@
 #define TCP_READ_JOBS_MAX 4096u	   /* outstanding read requests a peer may queue here */
 #define TCP_REMOTE_REGIONS_MAX 65536u
 #define TCP_DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* Handshakes a listener runs side by side; beyond it the one that made the least progress
+ * (the oldest of those) is dropped. */
+#define TCP_PENDING_MAX 256u
+#define TCP_TLS_WHY_MAX 160u
 
 /* What precedes the bytes of one data chunk on the wire. */
 struct tcp_data_head {
@@ -74,6 +80,13 @@ struct tcp_stream {
 	int receiver_started;
 	int sender_started;
 	int awaiting_hello; /* connecting side: the listener's answer comes first */
+	/* TLS (tls.c): NULL on a plaintext stream. tls_lock is held for one non-blocking SSL
+	 * call at a time, never across a wait. Lock order: a leaf below send_lock (nothing is
+	 * taken while it is held). */
+	SSL *ssl;
+	pthread_mutex_t tls_lock;
+	char tls_why[TCP_TLS_WHY_MAX];	    /* the receiver's last TLS failure */
+	char tls_send_why[TCP_TLS_WHY_MAX]; /* a sender's, under send_lock */
 	/* One frame at a time on the socket. Lock order: after conn->post_lock and
 	 * conn->memory_lock, before conn->lock and conn->base.region_lock. */
 	pthread_mutex_t send_lock;
@@ -145,9 +158,28 @@ struct tcp_conn {
 	pthread_rwlock_t memory_lock;
 };
 
+/* One connection the listener is shaking hands with (setup.c). */
+struct tcp_pending {
+	int fd;
+	SSL *ssl;	     /* TLS: until its handshake ends, then the stream's */
+	int64_t deadline_ms; /* the whole handshake, TLS and hello, ends by then */
+	uint64_t order;	     /* accept order, for dropping the oldest */
+	short events;	     /* what it waits for; 0 once its hello is answered */
+	int handshaken;	     /* TLS done (at once without TLS) */
+	int ready;	     /* hello received, checked and answered */
+	size_t got;	     /* bytes of the hello frame received */
+	unsigned char raw[sizeof(struct wire_hdr) + sizeof(struct wire_hello)];
+	struct wire_hello hello; /* once ready */
+	char peer[64];		 /* address, for messages */
+};
+
 struct tcp_listener {
 	struct transport_listener base;
 	int fd;
+	struct tcp_tls *tls; /* NULL: plaintext */
+	struct tcp_pending pending[TCP_PENDING_MAX];
+	unsigned npending;
+	uint64_t accepted; /* sockets accepted so far */
 };
 
 static inline struct tcp_conn *tcp_conn_of(struct transport_conn *conn)
@@ -184,8 +216,15 @@ void tcp_stats_sent(struct tcp_conn *tc, uint64_t bytes);
 int tcp_send_failed(struct tcp_conn *tc, int err, const char *what);
 int tcp_send_frame(struct tcp_conn *tc, enum wire_type type, const void *part1, size_t len1,
 		   const void *part2, size_t len2);
-int tcp_conn_create(int *fds, unsigned nstreams, uint64_t session_tag, int awaiting_hello,
-		    struct tcp_conn **tc_p);
+int tcp_conn_create(int *fds, SSL **ssls, unsigned nstreams, uint64_t session_tag,
+		    int awaiting_hello, struct tcp_conn **tc_p);
+/* A stream's socket I/O, through TLS when the stream has it: as tcp_send_iov and
+ * tcp_recv_full; recv_some returns after at least one byte (> 0), 0 at the end of the stream,
+ * -EAGAIN when nothing came for TCP_STALL_TIMEOUT_MS, or -errno (-EBADMSG: a TLS record failed
+ * its check; stream->tls_why says why). */
+int tcp_stream_send(struct tcp_stream *stream, struct iovec *iov, size_t iovcnt);
+int tcp_stream_recv_full(struct tcp_stream *stream, void *buf, size_t len, size_t *got_p);
+int tcp_stream_recv_some(struct tcp_stream *stream, void *buf, size_t len);
 
 /* setup.c */
 int tcp_listen(const char *uri, const struct transport_options *opts,
@@ -209,6 +248,32 @@ int tcp_batch_post(struct transport_conn *conn, uint64_t batch_id, const struct 
 		   size_t nruns);
 int tcp_flush(struct transport_conn *conn, int timeout_ms);
 int tcp_ctrl_send(struct transport_conn *conn, const void *buf, size_t len);
+
+/* tls.c */
+struct tcp_tls;
+/* The TLS context opts ask for (*tls_p NULL for none); logs what is wrong with them. */
+int tcp_tls_create(const struct transport_options *opts, int server, struct tcp_tls **tls_p);
+void tcp_tls_free(struct tcp_tls *tls);
+const char *tcp_tls_mode_name(const struct tcp_tls *tls);
+/* A TLS session on fd (non-blocking) for one stream; host: the URI's, for x509 name checks. */
+int tcp_tls_session_new(struct tcp_tls *tls, int fd, const char *host, SSL **ssl_p);
+/* One step of the handshake: 0 done, -EAGAIN (wait for *events_p), or -errno with why
+ * (-EACCES: the peer is not who it should be, or refused us; -EPROTO: it does not speak our
+ * TLS; -ECONNRESET: it left). */
+int tcp_tls_handshake_step(SSL *ssl, short *events_p, char *why, size_t why_len);
+/* The whole handshake on one socket, by deadline_ms. */
+int tcp_tls_handshake(SSL *ssl, int fd, int64_t deadline_ms, char *why, size_t why_len);
+/* Log the cipher and whether kernel TLS carries the stream. */
+void tcp_tls_report(SSL *ssl, const char *peer);
+/* Record I/O; lock is the stream's tls_lock (NULL before the connection's threads exist). */
+int tcp_tls_send(SSL *ssl, int fd, pthread_mutex_t *lock, struct iovec *iov, size_t iovcnt,
+		 char *why, size_t why_len);
+enum {
+	TCP_TLS_SOME = 1u << 0,	  /* return once some bytes came, not only len */
+	TCP_TLS_NOWAIT = 1u << 1, /* -EAGAIN at once instead of waiting for the socket */
+};
+int tcp_tls_recv(SSL *ssl, int fd, pthread_mutex_t *lock, void *buf, size_t len, unsigned flags,
+		 size_t *got_p, char *why, size_t why_len);
 
 /* read.c */
 void *tcp_responder_main(void *arg);
