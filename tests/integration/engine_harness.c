@@ -235,7 +235,7 @@ void harness_sessions(struct harness *h)
 	h->params.field_mask |= RMIG_PARAM_TIMEOUT_MS | RMIG_PARAM_DIRTY_SOURCE;
 	h->params.dirty_source = harness_dirty_source;
 	if (!h->params.timeout_ms)
-		h->params.timeout_ms = 20000;
+		h->params.timeout_ms = HARNESS_STEP_TIMEOUT_MS;
 	if (!(h->params.field_mask & RMIG_PARAM_KEY)) {
 		h->params.field_mask |= RMIG_PARAM_KEY;
 		h->params.key = HARNESS_KEY;

@@ -15,9 +15,12 @@
 #define HARNESS_PAGE 4096u
 #define HARNESS_REGION_ID 1u
 #define HARNESS_KEY "rmig engine harness key"
-/* The dead-peer deadline of the harness' sessions unless a test sets its own: generous, so a
- * loaded 2-core machine never trips it by accident. */
-#define HARNESS_PEER_TIMEOUT_MS 30000u
+/* The dead-peer deadline and the step timeout of the harness' sessions unless a test sets its
+ * own: generous, so a loaded 2-core machine never trips them by accident (inside the soft-RoCE
+ * testbed, under TCG on a busy host, an RDMA connection took over 20 s to be established).
+ * They bound only how long a failing test takes, never what a passing one asserts. */
+#define HARNESS_PEER_TIMEOUT_MS 60000u
+#define HARNESS_STEP_TIMEOUT_MS 60000u
 
 struct harness;
 typedef void (*harness_progress_fn)(struct harness *h, uint32_t event,
