@@ -96,11 +96,11 @@ ensure_trixie_lists() {
 	[ -f /etc/rmig/trixie-bin.list ] || cat >/etc/rmig/trixie-bin.list <<-EOF
 		deb [signed-by=$k] http://deb.debian.org/debian trixie main
 	EOF
-	if ! apt-cache "${apt_opts[@]}" showsrc qemu 2>/dev/null | grep -q '^Version:'; then
+	if ! apt-cache "${apt_opts[@]}" showsrc qemu 2>/dev/null | grep -c "^Version:" >/dev/null; then
 		say "fetching trixie's source lists (isolated apt configuration)"
 		apt-get "${apt_opts[@]}" update -qq
 	fi
-	if ! apt-cache "${apt_bin_opts[@]}" show meson 2>/dev/null | grep -q '^Version:'; then
+	if ! apt-cache "${apt_bin_opts[@]}" show meson 2>/dev/null | grep -c "^Version:" >/dev/null; then
 		say "fetching trixie's package lists (isolated apt configuration)"
 		apt-get "${apt_bin_opts[@]}" update -qq
 	fi
