@@ -4,7 +4,14 @@
 # checkout's librmig linked in: qemu-system-x86_64 only. Run as root (installs build packages,
 # adds a deb-src line, writes the cache). Prints the binary's path as its last line.
 #
-#   scripts/build-qemu.sh [--series 7.2] [--cache DIR] [--check]
+#   scripts/build-qemu.sh [--series 7.2|10.0] [--cache DIR] [--check]
+#
+# --series 7.2 (default): bookworm's own QEMU source (the system's deb-src lines).
+# --series 10.0: the forward port to trixie's QEMU 10.0, fetched with an isolated apt
+# configuration (/etc/rmig/trixie-src.list, lists in /var/lib/rmig/apt-trixie) that leaves the
+# system's sources alone; QEMU 10.0 needs meson >= 1.5, so trixie's meson .deb (arch all) is
+# unpacked into CACHE/tools/meson-<version>/ and put first on PYTHONPATH and PATH for the build
+# only (the system's meson, which the 7.2 build uses, stays).
 #
 # The result is cached outside the checkout, in CACHE/<key>/ (default /var/cache/rmig/qemu),
 # the key made from the QEMU source version, the patch files' hash and the configure flags; a
@@ -31,6 +38,20 @@ done
 patchdir=$root/bindings/qemu/patches/$series
 flags=(--target-list=x86_64-softmmu --without-default-features --enable-tcg --enable-kvm
 	--enable-fdt=system --disable-docs)
+case "$series" in
+7.2) apt_opts=() ;;
+10.0)
+	# Debian's +ds tarball has no vendored wheels and no firmware blobs: configure must not try to
+	# download the former nor install the latter (QEMU runs with -L /usr/share/qemu ...).
+	flags+=(--disable-download --disable-install-blobs)
+	trixie_lists=/var/lib/rmig/apt-trixie
+	apt_opts=(-o Dir::Etc::SourceList=/etc/rmig/trixie-src.list -o Dir::Etc::SourceParts=/nonexistent
+		-o Dir::State::Lists=$trixie_lists/lists)
+	apt_bin_opts=(-o Dir::Etc::SourceList=/etc/rmig/trixie-bin.list -o Dir::Etc::SourceParts=/nonexistent
+		-o Dir::State::Lists=$trixie_lists-bin/lists)
+	;;
+*) echo "build-qemu: unknown series $series (7.2 or 10.0)" >&2; exit 2 ;;
+esac
 say() { echo "build-qemu: [$(date +%H:%M:%S)] $*" >&2; }
 jobs=${RMIG_QEMU_JOBS:-2}
 
@@ -39,6 +60,10 @@ build_packages=(dpkg-dev meson ninja-build python3 libglib2.0-dev libpixman-1-de
 
 # The QEMU source version apt would fetch (needs deb-src).
 ensure_deb_src() {
+	if [ "$series" = 10.0 ]; then
+		ensure_trixie_lists
+		return
+	fi
 	if ! apt-cache showsrc qemu 2>/dev/null | grep -c '^Version:' >/dev/null; then
 		say "adding deb-src lines for bookworm"
 		cat >/etc/apt/sources.list.d/rmig-deb-src.sources <<-'EOF'
@@ -58,6 +83,47 @@ ensure_deb_src() {
 	fi
 }
 
+# trixie's deb-src and deb lists, in files of their own: the system's apt configuration (and so
+# apt-cache showsrc qemu, the 7.2 key) does not change. bookworm's debian-archive-keyring
+# verifies trixie's Release files.
+ensure_trixie_lists() {
+	mkdir -p /etc/rmig "$trixie_lists/lists/partial" "$trixie_lists-bin/lists/partial"
+	local k=/usr/share/keyrings/debian-archive-keyring.gpg
+	[ -f /etc/rmig/trixie-src.list ] || cat >/etc/rmig/trixie-src.list <<-EOF
+		deb-src [signed-by=$k] http://deb.debian.org/debian trixie main
+		deb-src [signed-by=$k] http://deb.debian.org/debian-security trixie-security main
+	EOF
+	[ -f /etc/rmig/trixie-bin.list ] || cat >/etc/rmig/trixie-bin.list <<-EOF
+		deb [signed-by=$k] http://deb.debian.org/debian trixie main
+	EOF
+	if ! apt-cache "${apt_opts[@]}" showsrc qemu 2>/dev/null | grep -c "^Version:" >/dev/null; then
+		say "fetching trixie's source lists (isolated apt configuration)"
+		apt-get "${apt_opts[@]}" update -qq
+	fi
+	if ! apt-cache "${apt_bin_opts[@]}" show meson 2>/dev/null | grep -c "^Version:" >/dev/null; then
+		say "fetching trixie's package lists (isolated apt configuration)"
+		apt-get "${apt_bin_opts[@]}" update -qq
+	fi
+}
+
+# trixie's meson, unpacked into the cache (10.0 needs >= 1.5, bookworm has 1.0.1). Sets
+# meson_dir; the caller exports its python path and bin for configure and ninja's regeneration.
+ensure_meson_tool() {
+	local ver
+	ver=$(apt-cache "${apt_bin_opts[@]}" show meson 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -1)
+	[ -n "$ver" ] || { echo "build-qemu: trixie's lists offer no meson" >&2; exit 1; }
+	meson_dir=$cache/tools/meson-${ver//[:~]/_}
+	if [ ! -f "$meson_dir/.rmig-extracted" ]; then
+		say "unpacking trixie's meson $ver into $meson_dir"
+		rm -rf "$meson_dir" "$cache/tools/dl"
+		mkdir -p "$cache/tools/dl"
+		(cd "$cache/tools/dl" && apt-get "${apt_bin_opts[@]}" download -qq "meson=$ver" 2>/dev/null)
+		dpkg -x "$cache/tools/dl"/meson_*_all.deb "$meson_dir"
+		rm -rf "$cache/tools/dl"
+		touch "$meson_dir/.rmig-extracted"
+	fi
+}
+
 patches=()
 if [ -d "$patchdir" ]; then
 	while IFS= read -r p; do patches+=("$p"); done < <(find "$patchdir" -maxdepth 1 -name '*.patch' | sort)
@@ -71,7 +137,7 @@ if [ "$check" = 1 ] && [ -f "$cache/qemu-version-$series" ]; then
 	qver=$(cat "$cache/qemu-version-$series")
 else
 	[ "$check" = 1 ] || ensure_deb_src
-	qver=$(apt-cache showsrc qemu 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -1)
+	qver=$(apt-cache ${apt_opts[@]+"${apt_opts[@]}"} showsrc qemu 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -1)
 fi
 [ -n "$qver" ] || { echo "build-qemu: no QEMU source version known" >&2; exit 1; }
 phash=$(cat "${patches[@]}" | sha256sum | cut -c1-16)
@@ -106,7 +172,7 @@ if [ ! -f "$pristine/.rmig-extracted" ]; then
 	say "fetching QEMU $qver source (apt-get source)"
 	rm -rf "$work/dl" "$pristine"
 	mkdir -p "$work/dl"
-	(cd "$work/dl" && apt-get source -qq "qemu=$qver" >/dev/null)
+	(cd "$work/dl" && apt-get ${apt_opts[@]+"${apt_opts[@]}"} source -qq "qemu=$qver" >/dev/null)
 	dir=$(find "$work/dl" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -1)
 	mv "$dir" "$pristine"
 	rm -rf "$work/dl"
@@ -156,6 +222,11 @@ rm -rf "$src.old"
 mv "$src.new" "$src"
 rm -rf "$src.old"
 
+if [ "$series" = 10.0 ]; then
+	ensure_meson_tool
+	export PYTHONPATH=$meson_dir/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}
+	export PATH=$meson_dir/usr/bin:$PATH
+fi
 bld=$work/build
 if [ ! -f "$bld/build.ninja" ]; then
 	say "configuring: ${flags[*]}"
@@ -182,7 +253,7 @@ progress() {
 	done
 }
 : >"$bld/build.log"
-(cd "$bld" && ninja -j"$jobs" qemu-system-x86_64 2>&1) | progress || { tail -40 "$bld/build.log" >&2; exit 1; }
+(cd "$bld" && nice -n "${RMIG_QEMU_NICE:-10}" ninja -j"$jobs" qemu-system-x86_64 2>&1) | progress || { tail -40 "$bld/build.log" >&2; exit 1; }
 say "built in $(($(date +%s) - start)) s"
 mkdir -p "$out"
 cp "$bld/qemu-system-x86_64" "$out/qemu-system-x86_64.tmp"

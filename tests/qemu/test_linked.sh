@@ -18,6 +18,8 @@
 #   source's console followed by the destination's reads 1, 2, 3, ...), the source stays still;
 # - auto stays in the pre-copy family (the destination holds its RAM from rmig's post-copy);
 # - `rmig qemu-recv` recognises the linked QEMU with its rmig object and refuses to drive it.
+# RMIG_QEMU_SERIES (7.2 by default, or 10.0) picks the patch series and so the QEMU it runs
+# (scripts/build-qemu.sh --series).
 # Skips (77) without root or when the patched QEMU cannot be built here.
 set -euo pipefail
 
@@ -25,13 +27,14 @@ RMIG=$(realpath "$1")
 CACHE=$2
 libdir=${3:-}
 method=${4:-precopy}
+series=${RMIG_QEMU_SERIES:-7.2}
 . "$(dirname "$0")/lib.sh"
 
 qemu_require
 root=$QEMU_ROOT
-if ! QEMU_BIN=$(bash "$root/scripts/build-qemu.sh" --check 2>/dev/null | tail -n 1); then
-	log "no cached patched QEMU; building it (scripts/build-qemu.sh)"
-	QEMU_BIN=$(bash "$root/scripts/build-qemu.sh" | tail -n 1) ||
+if ! QEMU_BIN=$(bash "$root/scripts/build-qemu.sh" --series "$series" --check 2>/dev/null | tail -n 1); then
+	log "no cached patched QEMU $series; building it (scripts/build-qemu.sh --series $series)"
+	QEMU_BIN=$(bash "$root/scripts/build-qemu.sh" --series "$series" | tail -n 1) ||
 		skip "the patched QEMU cannot be built here (scripts/build-qemu.sh failed)"
 fi
 [ -x "$QEMU_BIN" ] || skip "no patched QEMU binary ($QEMU_BIN)"
@@ -135,6 +138,6 @@ src_last=$(qemu_last_tick src)
 qemu_wait_ticks dst $((src_last + 30)) 60
 qemu_ticks_consecutive "$WORK/src.log" "$WORK/dst.log"
 [ "$(qemu_last_tick src)" = "$src_last" ] || die "the source guest still runs after the migration"
-log "PASS: linked rmig over tcp, method $method (ran $used); QEMU downtime $(qemu_json "$WORK/migrate.out" downtime) ms," \
+log "PASS: linked rmig (QEMU $series) over tcp, method $method (ran $used); QEMU downtime $(qemu_json "$WORK/migrate.out" downtime) ms," \
 	"total $(qemu_json "$WORK/migrate.out" total-time) ms; rmig $rmig_bytes bytes, QEMU $qemu_bytes;" \
 	"$verified pages verified, $mismatched stale; counter $src_last -> $(qemu_last_tick dst)"
