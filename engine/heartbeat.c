@@ -151,10 +151,21 @@ int heartbeat_recv(struct rmig_session *s, struct transport_msg *msg, int timeou
 		uint64_t now = session_now_us();
 		int wait_ms, ret;
 
-		/* Wait no longer than the peer may stay silent, so its death is seen in time. */
+		/* Wait no longer than the peer may stay silent, so its death is seen in time. The
+		 * deadline passed while this thread was busy elsewhere (a long callback, a final
+		 * round): what queued meanwhile is taken before the peer is called dead. */
 		if (now - s->heard_us >= deadline_us) {
 			const char *peer = s->role == RMIG_ROLE_SOURCE ? "destination" : "source";
 
+			ret = transport_recv(s->conn, msg, 0);
+			if (ret == 0) {
+				s->heard_us = session_now_us();
+				if (!heartbeat_is(msg))
+					return 0;
+				continue;
+			}
+			if (ret != -ETIMEDOUT && ret != -EHOSTDOWN)
+				return ret;
 			heartbeat_conn_dead(s);
 			return session_fail(s, -EHOSTDOWN,
 					    "the %s (%s) is dead: nothing heard from it for %u ms "

@@ -3,7 +3,12 @@
  * sends no heartbeat) is declared dead within the dead-peer deadline, on both ends, long before
  * the step timeout: the source facing a silent destination, the destination facing a silent
  * source. The run ends with -EHOSTDOWN and a reason naming the dead peer. No sleeps: each side's
- * own run is what the test waits for, with a bound far above the deadline. */
+ * own run is what the test waits for, with a bound far above the deadline.
+ *
+ * The converse: a side that is busy past the deadline in a hypervisor callback (the source's
+ * pause_vm, the destination's resume_vm; Xen's toolstack takes seconds in both) is not dead, and
+ * neither is its peer, whose heartbeats queued meanwhile. The busy callback is the stimulus
+ * here, a hypervisor that takes three deadlines, not a wait for an event. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,5 +152,57 @@ static void test_destination_declares_silent_source_dead(void **state)
 	harness_fini(&h);
 }
 
+#define BUSY_DEADLINE_MS 1000u
+
+static void busy_for_three_deadlines(struct harness *h)
+{
+	uint64_t until = now_ms() + 3u * BUSY_DEADLINE_MS;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+
+	(void)h;
+	while (now_ms() < until)
+		nanosleep(&ts, NULL);
+}
+
+static void busy_side_run(void (*on_pause)(struct harness *),
+			  void (*on_dst_resume)(struct harness *))
+{
+	struct rmig_stats st = {.struct_size = sizeof(st)};
+	struct harness h;
+
+	harness_init(&h, harness_transport, 1u << 20, 0);
+	h.peer_timeout_ms = BUSY_DEADLINE_MS;
+	h.on_pause = on_pause;
+	h.on_dst_resume = on_dst_resume;
+	harness_sessions(&h);
+	harness_run(&h);
+
+	assert_int_equal(h.src_ret, 0);
+	assert_int_equal(h.dst_ret, 0);
+	assert_int_equal(atomic_load(&h.dst_resumed), 1);
+	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
+	assert_int_equal(rmig_session_stats(h.src, &st), 0);
+	assert_int_equal(st.status, RMIG_STATUS_COMPLETED);
+	/* the stimulus really outlasted the deadline */
+	assert_true(st.downtime_ms >= 3u * BUSY_DEADLINE_MS - 100u || on_dst_resume);
+	harness_fini(&h);
+}
+
+static void test_source_busy_in_pause_is_not_dead(void **state)
+{
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	busy_side_run(busy_for_three_deadlines, NULL);
+}
+
+static void test_destination_busy_in_resume_is_not_dead(void **state)
+{
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	busy_side_run(NULL, busy_for_three_deadlines);
+}
+
 HARNESS_MAIN(cmocka_unit_test(test_source_declares_silent_destination_dead),
-	     cmocka_unit_test(test_destination_declares_silent_source_dead))
+	     cmocka_unit_test(test_destination_declares_silent_source_dead),
+	     cmocka_unit_test(test_source_busy_in_pause_is_not_dead),
+	     cmocka_unit_test(test_destination_busy_in_resume_is_not_dead))
