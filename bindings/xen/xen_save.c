@@ -620,7 +620,8 @@ static void xen_save_close(struct xen_save *x)
 static void xen_save_report(struct xen_save *x, rmig_session_t *session, uint64_t start_us)
 {
 	struct rmig_stats st = {.struct_size = sizeof(st)};
-	const char *stopped = x->libxc_policy ? "libxc's rule" : "?";
+	const char *stopped = "no stop decided";
+	char when[48];
 
 	for (uint32_t i = 0; i < x->nrounds; i++)
 		if (x->rounds[i].stop)
@@ -630,14 +631,17 @@ static void xen_save_report(struct xen_save *x, rmig_session_t *session, uint64_
 										: "3x RAM sent";
 	if (rmig_session_stats(session, &st))
 		return;
+	if (x->libxc_policy)
+		snprintf(when, sizeof(when), "by libxc's own rule");
+	else
+		snprintf(when, sizeof(when), "after iteration %u (%s)", x->stop_iteration, stopped);
 	xen_cli_say(&x->options,
-		    "policy %s, stopped after iteration %u (%s), Xen's stream %llu bytes, bytes "
+		    "policy %s, stopped %s, Xen's stream %llu bytes, bytes "
 		    "on the wire %llu, total time %llu ms, %s",
 		    x->libxc_policy		   ? "libxc"
 		    : x->policy == RMIG_POLICY_XEN ? "xen"
 						   : "qemu",
-		    x->stop_iteration, stopped, (unsigned long long)st.device_state_bytes,
-		    (unsigned long long)st.bytes,
+		    when, (unsigned long long)st.device_state_bytes, (unsigned long long)st.bytes,
 		    (unsigned long long)((xen_save_now_us() - start_us) / 1000u),
 		    rmig_status_name(st.status));
 }
