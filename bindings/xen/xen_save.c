@@ -54,17 +54,14 @@
 #include "bindings/cli/credentials.h"
 #include "bindings/cli/options.h"
 #include "bindings/xen/xen_cli.h"
+#include "bindings/xen/xen_policy.h"
 #include "bindings/xen/xen_stream.h"
 
-#define XEN_SAVE_PAGE 4096ull
 #define XEN_SAVE_DEFAULT_TIMEOUT_MS 120000u
 #define XEN_SAVE_ROUNDS_LOGGED 64u
 
 struct xen_save_round {
 	uint32_t iteration;
-	uint64_t dirty_pages;
-	uint64_t bandwidth;
-	uint64_t projected_ms;
 	uint32_t stop;
 	uint32_t reason;
 };
@@ -72,17 +69,14 @@ struct xen_save_round {
 struct xen_save {
 	struct xen_cli_options options;
 	const char *domain;
-	uint32_t policy;  /* enum rmig_policy */
+	struct xen_policy rule; /* rmig's stop rule over libxc's iterations */
 	int libxc_policy; /* --policy libxc: libxc's own rule (NULL callback), for comparison */
-	uint32_t downtime_ms;
-	uint32_t max_rounds;
 
 	xentoollog_logger_stdiostream *logger;
 	libxl_ctx *ctx;
 	xc_interface *xch;
 	struct xs_handle *xsh;
 	uint32_t domid;
-	uint64_t ram_bytes;
 	char *config; /* JSON, NUL included in config_len */
 	uint32_t config_len;
 
@@ -96,7 +90,6 @@ struct xen_save {
 	int renamed; /* NAME--migratedaway: the destination was about to be told to resume */
 
 	/* the policy callback's (save thread only) */
-	uint64_t iteration_start_us, iteration_start_bytes, bandwidth;
 	struct xen_save_round rounds[XEN_SAVE_ROUNDS_LOGGED];
 	uint32_t nrounds, stop_iteration;
 };
@@ -159,7 +152,7 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 				      CLI_TAKE_KEY_FILE | CLI_TAKE_HELP,
 			      longopts, CLI_OPTIONS_MAX))
 		return -EINVAL;
-	x->policy = RMIG_POLICY_QEMU;
+	x->rule.policy = RMIG_POLICY_QEMU;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -179,9 +172,9 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 			break;
 		case O_POLICY:
 			if (!strcmp(optarg, "qemu")) {
-				x->policy = RMIG_POLICY_QEMU;
+				x->rule.policy = RMIG_POLICY_QEMU;
 			} else if (!strcmp(optarg, "xen")) {
-				x->policy = RMIG_POLICY_XEN;
+				x->rule.policy = RMIG_POLICY_XEN;
 			} else if (!strcmp(optarg, "libxc")) {
 				x->libxc_policy = 1;
 			} else {
@@ -210,8 +203,8 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 	if (optind != argc || !o->uri || !x->domain)
 		goto usage;
 	o->timeout_ms = mig.timeout_ms;
-	x->downtime_ms = mig.downtime_ms;
-	x->max_rounds = mig.max_rounds;
+	x->rule.downtime_ms = mig.downtime_ms;
+	x->rule.max_rounds = mig.max_rounds;
 	cred.key_len = mig.key_len;
 	cred.insecure = o->insecure;
 	memcpy(cred.key, mig.key, sizeof(cred.key));
@@ -229,39 +222,12 @@ usage:
 static int xen_save_precopy_policy(struct precopy_stats stats, void *data)
 {
 	struct xen_save *x = data;
-	uint64_t now = xen_save_now_us(), carried = atomic_load(&x->carried);
-	struct rmig_policy_input in = {
-		.struct_size = sizeof(in),
-		.policy = x->policy,
-		.round = stats.iteration,
-		.max_rounds = x->max_rounds,
-		.downtime_ms = x->downtime_ms,
-		.bytes_sent = (uint64_t)stats.total_written * XEN_SAVE_PAGE,
-		.ram_bytes = x->ram_bytes,
-	};
 	struct rmig_policy_decision d = {.struct_size = sizeof(d)};
 	int ret;
 
-	if (stats.dirty_count < 0) {
-		/* An iteration's pages are all in the stream: its rate is the link's. */
-		uint64_t elapsed = now - x->iteration_start_us;
-
-		if (elapsed && carried > x->iteration_start_bytes)
-			x->bandwidth = (carried - x->iteration_start_bytes) * 1000000u / elapsed;
-		/* Before the next log-dirty harvest the dirty set is unknown; all of RAM bounds
-		 * it, so only the round limit (or a link that carries all RAM within the target)
-		 * stops here. */
-		in.dirty_pages = x->ram_bytes / XEN_SAVE_PAGE;
-		in.remaining_bytes = x->ram_bytes;
-	} else {
-		in.dirty_pages = (uint64_t)stats.dirty_count;
-		in.remaining_bytes = (uint64_t)stats.dirty_count * XEN_SAVE_PAGE;
-		x->iteration_start_us = now;
-		x->iteration_start_bytes = carried;
-	}
-	in.bandwidth = x->bandwidth;
-	ret = rmig_policy_decide(&in, &d);
-	if (ret) {
+	ret = xen_policy_step(&x->rule, stats.iteration, stats.total_written, stats.dirty_count,
+			      xen_save_now_us(), atomic_load(&x->carried), &d);
+	if (ret < 0) {
 		xen_cli_say(&x->options, "the stop rule refused its input: %s", strerror(-ret));
 		return XGS_POLICY_ABORT;
 	}
@@ -269,24 +235,20 @@ static int xen_save_precopy_policy(struct precopy_stats stats, void *data)
 		if (x->nrounds < XEN_SAVE_ROUNDS_LOGGED)
 			x->rounds[x->nrounds++] = (struct xen_save_round){
 				.iteration = stats.iteration,
-				.dirty_pages = stats.dirty_count < 0 ? UINT64_MAX
-								     : (uint64_t)stats.dirty_count,
-				.bandwidth = x->bandwidth,
-				.projected_ms = d.projected_downtime_ms,
 				.stop = d.stop,
 				.reason = d.reason,
 			};
 		fprintf(stderr,
 			"rmig xen-save: iteration %u: %ld dirty, stream %.1f MB/s, "
 			"projected %lld ms: %s\n",
-			stats.iteration, stats.dirty_count, (double)x->bandwidth / 1e6,
+			stats.iteration, stats.dirty_count, (double)x->rule.bandwidth / 1e6,
 			d.projected_downtime_ms == UINT64_MAX ? -1LL
 							      : (long long)d.projected_downtime_ms,
 			d.stop ? "stop and copy" : "another iteration");
 	}
 	if (d.stop)
 		x->stop_iteration = stats.iteration;
-	return d.stop ? XGS_POLICY_STOP_AND_COPY : XGS_POLICY_CONTINUE_PRECOPY;
+	return ret ? XGS_POLICY_STOP_AND_COPY : XGS_POLICY_CONTINUE_PRECOPY;
 }
 
 /* ---- suspend, as libxl suspends a PVH guest ---- */
@@ -408,7 +370,7 @@ static void *xen_save_thread(void *opaque)
 		ret = xen_save_write_all(x->pipe_write, libxl, sizeof(libxl));
 	if (!ret)
 		ret = xen_save_write_all(x->pipe_write, record, sizeof(record));
-	x->iteration_start_us = xen_save_now_us();
+	xen_policy_start(&x->rule, xen_save_now_us(), atomic_load(&x->carried));
 	if (!ret && xc_domain_save(x->xch, x->pipe_write, x->domid, XCFLAGS_LIVE, &callbacks,
 				   XC_STREAM_PLAIN, -1)) {
 		ret = errno ? -errno : -EIO;
@@ -565,7 +527,7 @@ static int xen_save_open(struct xen_save *x)
 		libxl_dominfo_dispose(&info);
 		return -ESRCH;
 	}
-	x->ram_bytes = info.current_memkb * 1024ull;
+	x->rule.ram_bytes = info.current_memkb * 1024ull;
 	libxl_dominfo_dispose(&info);
 	/* The name xl would use: after a name lookup by id, the domain's own. */
 	{
@@ -638,9 +600,9 @@ static void xen_save_report(struct xen_save *x, rmig_session_t *session, uint64_
 	xen_cli_say(&x->options,
 		    "policy %s, stopped %s, Xen's stream %llu bytes, bytes "
 		    "on the wire %llu, total time %llu ms, %s",
-		    x->libxc_policy		   ? "libxc"
-		    : x->policy == RMIG_POLICY_XEN ? "xen"
-						   : "qemu",
+		    x->libxc_policy			? "libxc"
+		    : x->rule.policy == RMIG_POLICY_XEN ? "xen"
+							: "qemu",
 		    when, (unsigned long long)st.device_state_bytes, (unsigned long long)st.bytes,
 		    (unsigned long long)((xen_save_now_us() - start_us) / 1000u),
 		    rmig_status_name(st.status));
@@ -685,7 +647,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	xen_cli_say(&x.options, "migrating %s (domain %u, %llu MiB) to %s", x.domain, x.domid,
-		    (unsigned long long)(x.ram_bytes >> 20), x.options.uri);
+		    (unsigned long long)(x.rule.ram_bytes >> 20), x.options.uri);
 	ret = rmig_session_run(session);
 	xen_save_stop_thread(&x);
 	xen_save_report(&x, session, start_us);
