@@ -14,6 +14,8 @@ packages=(
 	libssl-dev openssl
 	# verbs userspace for the soft-RoCE testbed (rxe provider, rdma tool, perftest)
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2
+	# rmig-xen-save (docs/xen.md, depth 2): Xen 4.17's toolstack libraries and headers
+	libxen-dev
 	# testbed and QEMU end-to-end tests
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
 	# benchmarks and plots

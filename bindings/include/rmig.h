@@ -587,6 +587,52 @@ const char *rmig_method_name(uint32_t method);
  */
 int rmig_transport_available(const char *scheme);
 
+/* ---- The stop rule, for a hypervisor that runs its own pre-copy rounds (1.1) ---- */
+
+/* One round of a hypervisor's own pre-copy (Xen's xc_domain_save, for one), as the stop rule
+ * weighs it. The caller sets struct_size = sizeof(struct rmig_policy_input); every field up to
+ * pause_cost_us is read, fields appended later only when struct_size covers them. */
+struct rmig_policy_input {
+	uint32_t struct_size;
+	uint32_t policy;	  /* enum rmig_policy */
+	uint32_t round;		  /* live rounds completed (1 = the one that sent all of RAM) */
+	uint32_t max_rounds;	  /* QEMU: 0 = no bound; XEN: 0 or above 30 = 30 */
+	uint32_t downtime_ms;	  /* downtime target (QEMU) */
+	uint32_t reserved;	  /* must be 0 */
+	uint64_t dirty_pages;	  /* dirty now (the hypervisor's log after the round) */
+	uint64_t remaining_bytes; /* what the pause would carry if the VM stopped now */
+	uint64_t bandwidth;	  /* bytes per second, measured over the last round; 0: unknown */
+	uint64_t bytes_sent;	  /* page data sent so far, all rounds (XEN: the 3x RAM bound) */
+	uint64_t ram_bytes;	  /* the VM's RAM */
+	uint64_t pause_cost_us;	  /* what the pause costs besides sending remaining_bytes */
+};
+
+/* The answer. The caller sets struct_size = sizeof(struct rmig_policy_decision); rmig fills
+ * what fits (at least stop and reason). */
+struct rmig_policy_decision {
+	uint32_t struct_size;
+	uint32_t stop;	 /* 1: pause the VM and send the rest; 0: another round */
+	uint32_t reason; /* enum rmig_stop_reason; RMIG_STOP_NONE when not stopping */
+	uint32_t reserved;
+	uint64_t projected_downtime_ms; /* remaining / bandwidth + pause cost; UINT64_MAX unknown */
+};
+
+/**
+ * rmig_policy_decide() - should a pre-copy that the hypervisor runs itself stop iterating (1.1)?
+ * @input: the round's measurements, struct_size set.
+ * @decision: the caller sets decision->struct_size; written only on success.
+ *
+ * The same stop rule a source session applies after each of its own rounds (the policy of
+ * rmig_params.policy), as a pure function of the numbers given: no session, no state, callable
+ * from any thread. For a toolstack that keeps its own rounds (Xen's precopy_policy callback)
+ * and wants rmig's rule and downtime target to end them.
+ *
+ * Return: 0; -EINVAL for a NULL argument, a struct_size too small, an unknown policy or a
+ * reserved field that is not 0.
+ */
+int rmig_policy_decide(const struct rmig_policy_input *input,
+		       struct rmig_policy_decision *decision);
+
 /* ---- Planner ---- */
 
 /* The planner (rmig_plan_*) is its own library, librmig-plan.so.1, with its own header,

@@ -23,8 +23,11 @@
 #define LIBXL_IDENT 0x4c6962786c466d74ull
 #define LIBXC_MARKER 0xffffffffffffffffull
 #define LIBXC_IDENT 0x58454e46u
-#define RECORD_END 0u
-#define LIBXL_RECORD_LIBXC_CONTEXT 1u
+#define RECORD_END XEN_STREAM_RECORD_END
+#define LIBXL_RECORD_LIBXC_CONTEXT XEN_STREAM_RECORD_LIBXC_CONTEXT
+/* xl's mandatory flags (tools/xl/xl.h): the optional data holds JSON; libxl stream v2 */
+#define XL_MANDATORY_FLAG_JSON (1u << 0)
+#define XL_MANDATORY_FLAG_STREAMV2 (1u << 1)
 
 static const size_t xen_stream_header_size[] = {
 	[XEN_STREAM_XL_HEADER] = 48,	[XEN_STREAM_LIBXL_HEADER] = 16,
@@ -167,4 +170,48 @@ int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len)
 	memcpy(stream->header + stream->have, data, len);
 	stream->have += len;
 	return stream->remaining ? 0 : xen_stream_header_done(stream);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+int xen_stream_write_xl_header(uint8_t out[XEN_STREAM_XL_HEADER_SIZE], uint32_t config_len)
+{
+	if (!config_len || config_len > UINT32_MAX - 4)
+		return -EINVAL;
+	memset(out, 0, XEN_STREAM_XL_HEADER_SIZE);
+	memcpy(out, XL_MAGIC, 32);
+	put_le32(out + 32, XL_BYTEORDER);
+	put_le32(out + 36, XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMV2);
+	put_le32(out + 40, 0);		    /* optional flags */
+	put_le32(out + 44, 4 + config_len); /* u32 length + the configuration */
+	return 0;
+}
+
+void xen_stream_write_libxl_header(uint8_t out[XEN_STREAM_LIBXL_HEADER_SIZE])
+{
+	put_be32(out, (uint32_t)(LIBXL_IDENT >> 32));
+	put_be32(out + 4, (uint32_t)LIBXL_IDENT);
+	put_be32(out + 8, 2);  /* version */
+	put_be32(out + 12, 0); /* options: little-endian records, not checkpointed */
+}
+
+void xen_stream_write_record_header(uint8_t out[XEN_STREAM_RECORD_HEADER_SIZE], uint32_t type,
+				    uint32_t length)
+{
+	put_le32(out, type);
+	put_le32(out + 4, length);
 }

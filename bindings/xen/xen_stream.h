@@ -56,4 +56,20 @@ size_t xen_stream_want(const struct xen_stream *stream, size_t room);
  */
 int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len);
 
+/* Writing the framing around libxc's stream, as xl and libxl write it, for a sender that calls
+ * xc_domain_save itself (rmig-xen-save): xl's header (48 bytes) announcing @config_len bytes of
+ * the domain's JSON configuration (its NUL included), which follow as u32 length + bytes;
+ * libxl's stream header (16 bytes); a libxl record header (8 bytes, body length @length). */
+#define XEN_STREAM_XL_HEADER_SIZE 48u
+#define XEN_STREAM_LIBXL_HEADER_SIZE 16u
+#define XEN_STREAM_RECORD_HEADER_SIZE 8u
+#define XEN_STREAM_RECORD_END 0u
+#define XEN_STREAM_RECORD_LIBXC_CONTEXT 1u
+
+/* Return: 0; -EINVAL when @config_len is 0 or the optional data would not fit 32 bits. */
+int xen_stream_write_xl_header(uint8_t out[XEN_STREAM_XL_HEADER_SIZE], uint32_t config_len);
+void xen_stream_write_libxl_header(uint8_t out[XEN_STREAM_LIBXL_HEADER_SIZE]);
+void xen_stream_write_record_header(uint8_t out[XEN_STREAM_RECORD_HEADER_SIZE], uint32_t type,
+				    uint32_t length);
+
 #endif /* RMIG_XEN_STREAM_H */

@@ -192,6 +192,43 @@ static void test_xen_stream_refuses_more_than_it_asked_for(void **state)
 	free(b.data);
 }
 
+/* The framing rmig-xen-save writes around libxc's stream is byte for byte what xl and libxl
+ * write (the layout built field by field above). */
+static void test_xen_stream_writer_frames_as_xl_and_libxl_do(void **state)
+{
+	struct builder want = {0}, got = {0};
+	uint8_t xl[XEN_STREAM_XL_HEADER_SIZE], libxl[XEN_STREAM_LIBXL_HEADER_SIZE];
+	uint8_t record[XEN_STREAM_RECORD_HEADER_SIZE];
+	uint32_t config_len = sizeof(config);
+
+	(void)state;
+	put(&want, "Xen saved domain, xl format\n \0 \r", 32);
+	put_le32(&want, 0x01020304);
+	put_le32(&want, 3); /* JSON | STREAMv2 */
+	put_le32(&want, 0);
+	put_le32(&want, 4 + sizeof(config));
+	put_be32(&want, 0x4c696278);
+	put_be32(&want, 0x6c466d74);
+	put_be32(&want, 2);
+	put_be32(&want, 0);
+	put_le32(&want, 1); /* LIBXC_CONTEXT, empty */
+	put_le32(&want, 0);
+
+	assert_int_equal(xen_stream_write_xl_header(xl, config_len), 0);
+	put(&got, xl, sizeof(xl));
+	xen_stream_write_libxl_header(libxl);
+	put(&got, libxl, sizeof(libxl));
+	xen_stream_write_record_header(record, XEN_STREAM_RECORD_LIBXC_CONTEXT, 0);
+	put(&got, record, sizeof(record));
+	assert_int_equal(got.len, want.len);
+	assert_memory_equal(got.data, want.data, want.len);
+	assert_int_equal(xen_stream_write_xl_header(xl, 0), -EINVAL);
+	assert_int_equal(xen_stream_write_xl_header(xl, UINT32_MAX - 3), -EINVAL);
+
+	free(want.data);
+	free(got.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_xen_stream_refuses_what_is_not_xl_stream),
 		cmocka_unit_test(test_xen_stream_refuses_a_broken_libxc_header),
 		cmocka_unit_test(test_xen_stream_refuses_more_than_it_asked_for),
+		cmocka_unit_test(test_xen_stream_writer_frames_as_xl_and_libxl_do),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
