@@ -40,12 +40,14 @@ fi
 
 guest=$(bash "$here/make-tiny-guest.sh" "$cache") || exit 1
 
-# What the two QEMUs inside the testbed guest need: the binaries and the firmware a multiboot
-# boot on q35 reads (SeaBIOS, the multiboot option ROM).
+# What the two QEMUs inside the testbed guest need: the binaries, Debian's TCG module (its
+# QEMU loads TCG as a module) and the firmware a multiboot boot on q35 reads (SeaBIOS, the
+# multiboot option ROM).
 stock_qemu=$(readlink -f "$(command -v qemu-system-x86_64)")
 adds=()
-for path in "$qemu_bin" "$stock_qemu" /usr/share/seabios/bios-256k.bin \
-	/usr/share/qemu/multiboot_dma.bin /usr/share/qemu/linuxboot_dma.bin /usr/share/qemu/kvmvapic.bin; do
+for path in "$qemu_bin" "$stock_qemu" /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so \
+	/usr/share/seabios/bios-256k.bin /usr/share/qemu/multiboot_dma.bin \
+	/usr/share/qemu/linuxboot_dma.bin /usr/share/qemu/kvmvapic.bin; do
 	[ -f "$path" ] || { log "FAIL: $path is missing (bash scripts/setup.sh)"; exit 1; }
 	adds+=(--add "$path")
 done
