@@ -8,7 +8,9 @@
 # from scripts/build-qemu.sh for the linked rows). One testbed boot; inside it every run of every
 # method in turn (testbed-migrate.sh, which checks each run as the test does). Prints the table
 # of docs/qemu.md: medians (min-max) of total time, downtime, bytes on the wire and throughput
-# (bytes on the wire / total time). Methods: qemu-rdma, linked, linked-noverify (default: all).
+# (bytes on the wire / total time), and how many runs failed a check (RAM files different after
+# the switchover, the guest finding a stale page, ...; each reason is listed under the table).
+# Methods: qemu-rdma, linked, linked-noverify (default: all).
 # Not a test: nothing here asserts performance.
 set -euo pipefail
 
@@ -35,7 +37,7 @@ libdir=$build_dir/bindings
 echo "compare-rdma: $runs runs of $methods, $ram guest, in one testbed boot (progress below)" >&2
 status=0
 bash "$here/test_linked_rdma.sh" "$build_dir" "$build_dir/tests/qemu/cache" "$libdir" \
-	--methods "$methods" --runs "$runs" --ram "$ram" >&2 || status=$?
+	--methods "$methods" --runs "$runs" --ram "$ram" --keep-going >&2 || status=$?
 log=$build_dir/testbed/run-loopback/results/command.log
 [ -f "$log" ] || { echo "compare-rdma: no results ($log)" >&2; exit 1; }
 python3 - "$log" "$methods" <<'EOF'
@@ -43,20 +45,23 @@ import statistics, sys
 names = {"qemu-rdma": "QEMU rdma: (QEMU 7.2's own RDMA migration, no bandwidth cap)",
          "linked": "QEMU linked with rmig, rdma://",
          "linked-noverify": "QEMU linked with rmig, rdma://, verify=off"}
-rows = {}
+rows, failed = {}, {}
 for line in open(sys.argv[1]):
     if not line.startswith("result "):
         continue
     r = dict(w.split("=", 1) for w in line.split()[1:])
-    rows.setdefault(r["method"], []).append(r)
+    if "failed" in r:
+        failed.setdefault(r["method"], []).append(r)
+    else:
+        rows.setdefault(r["method"], []).append(r)
 def cell(values, fmt="%.0f"):
     if not values:
         return "-"
     m = statistics.median(values)
     return (fmt + " (" + fmt + "-" + fmt + ")") % (m, min(values), max(values))
 ram = None
-print("| method | runs | total time (ms) | downtime (ms) | bytes on the wire (MiB) | throughput (Mb/s) |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| method | runs | total time (ms) | downtime (ms) | bytes on the wire (MiB) | throughput (Mb/s) | failed runs |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 med = {}
 for m in sys.argv[2].split():
     rs = rows.get(m, [])
@@ -67,10 +72,15 @@ for m in sys.argv[2].split():
     mib = [int(r["bytes"]) / 2**20 for r in rs]
     mbps = [int(r["bytes"]) * 8 / 1e6 / (float(r["total-ms"]) / 1000) for r in rs]
     med[m] = (total, down, mib, mbps)
-    print("| %s | %d | %s | %s | %s | %s |" % (names.get(m, m), len(rs), cell(total), cell(down),
-                                              cell(mib, "%.1f"), cell(mbps, "%.0f")))
+    nfail = len(failed.get(m, []))
+    print("| %s | %d | %s | %s | %s | %s | %d of %d |" % (
+        names.get(m, m), len(rs), cell(total), cell(down), cell(mib, "%.1f"), cell(mbps, "%.0f"),
+        nfail, nfail + len(rs)))
 if ram:
     print("\nguest RAM %d MiB; medians (min-max) of the runs that completed and passed every check" % (ram >> 20))
+for m, fs in failed.items():
+    for r in fs:
+        print("failed: %s run %s: %s" % (m, r["run"], r["failed"].replace("_", " ")))
 if "qemu-rdma" in med and med["qemu-rdma"][0]:
     base = [statistics.median(v) for v in med["qemu-rdma"]]
     for m in ("linked", "linked-noverify"):

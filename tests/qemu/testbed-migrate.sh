@@ -17,16 +17,19 @@
 # stream carried less than 1/8 of the RAM. Each run prints one line:
 #   result method=M run=N ram=BYTES total-ms=T downtime-ms=D bytes=B rmig-bytes=R qemu-bytes=Q
 #          qemu-mbps=X ticks=A->B
-# and exits 1 at the first failed check (with the logs' last lines).
+# and exits 1 at the first failed check (with the logs' last lines). With --keep-going (for the
+# comparisons) a failed run prints "result method=M run=N failed=REASON" instead and the next
+# run follows; the exit status is then 1 when any run failed.
 #
 #   testbed-migrate.sh --linked-qemu BIN --stock-qemu BIN --guest ELF [--libdir DIR]
 #                      [--methods "linked qemu-rdma"] [--runs N] [--ram SIZE] [--ip A]
-#                      [--rmig-scheme rdma|tcp]
+#                      [--rmig-scheme rdma|tcp] [--keep-going]
 # --rmig-scheme tcp runs the linked method over tcp:// instead (to try this script on a host
 # without RDMA); --ip defaults to RMIG_TESTBED_IP, the testbed's rxe0 address.
 set -euo pipefail
 
-linked_qemu= stock_qemu= guest= libdir= methods=linked runs=1 ram=64M scheme=rdma
+linked_qemu= stock_qemu= guest= libdir= methods=linked runs=1 ram=64M scheme=rdma keep_going=0
+failure_file=
 ip=${RMIG_TESTBED_IP:-}
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -39,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--ram) ram=$2; shift ;;
 	--ip) ip=$2; shift ;;
 	--rmig-scheme) scheme=$2; shift ;;
+	--keep-going) keep_going=1 ;;
 	*) echo "testbed-migrate: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -69,6 +73,7 @@ trap cleanup EXIT
 die() {
 	local f
 	log "FAIL: $*"
+	[ -z "$failure_file" ] || echo "$*" >"$failure_file"
 	for f in "$W"/*.log "$W"/*.err; do
 		[ -s "$f" ] || continue
 		echo "---- $(basename "$f") (last lines)" >&2
@@ -258,8 +263,19 @@ one_run() {
 }
 
 [ -z "$libdir" ] || export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+status=0
 for run in $(seq 1 "$runs"); do
 	for method in $methods; do
-		one_run "$method" "$run"
+		if [ "$keep_going" = 0 ]; then
+			one_run "$method" "$run"
+			continue
+		fi
+		failure_file=$(mktemp)
+		if ! (trap cleanup EXIT; one_run "$method" "$run"); then
+			status=1
+			echo "result method=$method run=$run failed=$(head -n 1 "$failure_file" | cut -c1-160 | tr ' ' _)"
+		fi
+		rm -f "$failure_file"
 	done
 done
+exit $status
