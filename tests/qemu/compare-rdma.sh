@@ -11,6 +11,7 @@
 # (bytes on the wire / total time), and how many runs failed a check (RAM files different after
 # the switchover, the guest finding a stale page, ...; each reason is listed under the table).
 # Methods: qemu-rdma, linked, linked-noverify (default: all).
+# Each run's QEMU stderr (librmig's log at info) and consoles: BUILD/testbed/compare-rdma-logs/.
 # Not a test: nothing here asserts performance.
 set -euo pipefail
 
@@ -36,8 +37,10 @@ libdir=$build_dir/bindings
 
 echo "compare-rdma: $runs runs of $methods, $ram guest, in one testbed boot (progress below)" >&2
 status=0
+rm -rf "$build_dir/testbed/compare-rdma-logs"
 bash "$here/test_linked_rdma.sh" "$build_dir" "$build_dir/tests/qemu/cache" "$libdir" \
-	--methods "$methods" --runs "$runs" --ram "$ram" --keep-going >&2 || status=$?
+	--methods "$methods" --runs "$runs" --ram "$ram" --keep-going \
+	--logs "$build_dir/testbed/compare-rdma-logs" >&2 || status=$?
 log=$build_dir/testbed/run-loopback/results/command.log
 [ -f "$log" ] || { echo "compare-rdma: no results ($log)" >&2; exit 1; }
 python3 - "$log" "$methods" <<'EOF'

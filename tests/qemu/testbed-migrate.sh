@@ -23,13 +23,14 @@
 #
 #   testbed-migrate.sh --linked-qemu BIN --stock-qemu BIN --guest ELF [--libdir DIR]
 #                      [--methods "linked qemu-rdma"] [--runs N] [--ram SIZE] [--ip A]
-#                      [--rmig-scheme rdma|tcp] [--keep-going]
+#                      [--rmig-scheme rdma|tcp] [--keep-going] [--logs DIR]
+# --logs DIR keeps each run's QEMU stderr (with librmig's log) and consoles in DIR/METHOD-N/.
 # --rmig-scheme tcp runs the linked method over tcp:// instead (to try this script on a host
 # without RDMA); --ip defaults to RMIG_TESTBED_IP, the testbed's rxe0 address.
 set -euo pipefail
 
 linked_qemu= stock_qemu= guest= libdir= methods=linked runs=1 ram=64M scheme=rdma keep_going=0
-failure_file=
+failure_file= logs= method= run=
 ip=${RMIG_TESTBED_IP:-}
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
 	--ip) ip=$2; shift ;;
 	--rmig-scheme) scheme=$2; shift ;;
 	--keep-going) keep_going=1 ;;
+	--logs) logs=$2; shift ;;
 	*) echo "testbed-migrate: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -60,6 +62,10 @@ W=
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 cleanup() {
 	local pid
+	if [ -n "$logs" ] && [ -n "$W" ] && [ -d "$W" ]; then
+		mkdir -p "$logs/$method-$run"
+		cp "$W"/*.err "$W"/*.log "$logs/$method-$run/" 2>/dev/null || true
+	fi
 	for pid in "${pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
@@ -135,7 +141,8 @@ start() {
 	shift 2
 	[ "$name" = src ] && port=$qmp_port_src || port=$qmp_port_dst
 	truncate -s "$ram" "$W/$name.ram"
-	"$bin" -machine q35,memory-backend=mem -m "$ram" -accel tcg "${firmware[@]}" \
+	# RMIG_LOG=info: librmig says where the paused time went (its "final round:" line)
+	RMIG_LOG=info "$bin" -machine q35,memory-backend=mem -m "$ram" -accel tcg "${firmware[@]}" \
 		-object "memory-backend-file,id=mem,size=$ram,mem-path=$W/$name.ram,share=on" \
 		-nodefaults -display none -serial "file:$W/$name.log" -no-reboot \
 		-qmp "tcp:127.0.0.1:$port,server=on,wait=off" -kernel "$guest" \
@@ -152,7 +159,8 @@ start() {
 
 # one_run METHOD N
 one_run() {
-	local method=$1 run=$2 bin
+	method=$1 run=$2
+	local bin
 	W=$(mktemp -d /dev/shm/rmig-testbed-migrate.XXXXXX)
 	local verify=on
 	case "$method" in
@@ -207,9 +215,10 @@ one_run() {
 	[ "$dst_state" = paused ] || [ "$dst_state" = prelaunch ] ||
 		die "the destination QEMU is $dst_state after the migration, expected paused"
 
-	local ram_bytes total downtime qemu_bytes mbps rmig_bytes=0 bytes stats=
+	local ram_bytes total setup downtime qemu_bytes mbps rmig_bytes=0 bytes stats=
 	ram_bytes=$(stat -c %s "$W/src.ram")
 	total=$(jget total-time <<<"$reply")
+	setup=$(jget setup-time <<<"$reply")
 	downtime=$(jget downtime <<<"$reply")
 	qemu_bytes=$(jget transferred <<<"$reply")
 	mbps=$(jget mbps <<<"$reply")
@@ -254,10 +263,12 @@ one_run() {
 	[ -z "$bad" ] || die "the guest's counter is broken: $bad"
 	! grep -q rmig-bad "$W/src.log" "$W/dst.log" || die "the guest found a page it did not write"
 	[ "$(last_tick src)" = "$src_last" ] || die "the source guest still runs after the migration"
-	echo "result method=$method run=$run ram=$ram_bytes total-ms=$total downtime-ms=$downtime" \
+	local final
+	final=$(grep -a -m 1 "source: final round:" "$W/src.err" | sed 's/.*final round: //; s/[ ;,]\{1,\}/_/g' || true)
+	echo "result method=$method run=$run ram=$ram_bytes total-ms=$total setup-ms=$setup downtime-ms=$downtime" \
 		"bytes=$bytes rmig-bytes=$rmig_bytes qemu-bytes=$qemu_bytes qemu-mbps=$mbps" \
 		"rmig-rounds=$(jget rounds <<<"${stats:-}") rmig-round-ms=$(sed 's/\\"/"/g' <<<"${stats:-}" | grep -o '"round-ms": \[[^]]*\]' | sed 's/.*\[//; s/[] ]//g')" \
-		"ticks=$src_last->$(last_tick dst)"
+		"ticks=$src_last->$(last_tick dst) rmig-final=${final:--}"
 	cleanup
 	W=
 }
