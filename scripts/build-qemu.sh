@@ -184,14 +184,17 @@ fi
 prefix=$work/rmig
 say "building librmig into $prefix"
 rm -rf "$out"
-cmake -S "$root" -B "$work/rmig-build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
-cmake --build "$work/rmig-build" --target rmig -j"$jobs" >/dev/null
+# One librmig build tree per checkout: CMake refuses a tree made from another source directory
+# (a clone elsewhere, another worktree), and two checkouts must not build into the same one.
+rmig_build=$work/rmig-build-$(printf '%s' "$root" | sha256sum | cut -c1-12)
+cmake -S "$root" -B "$rmig_build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
+cmake --build "$rmig_build" --target rmig -j"$jobs" >/dev/null
 # The library's files only, not the rmig command's install rules (not built here).
 rm -rf "$prefix"
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-cp -a "$(dirname "$(find "$work/rmig-build" -name 'librmig.so.1' | head -1)")"/librmig.so* "$prefix/lib/"
+cp -a "$(dirname "$(find "$rmig_build" -name 'librmig.so.1' | head -1)")"/librmig.so* "$prefix/lib/"
 cp "$root/bindings/include/rmig.h" "$prefix/include/"
-sed 's|^libdir=.*|libdir=${prefix}/lib|' "$work/rmig-build/bindings/rmig.pc" >"$prefix/lib/pkgconfig/rmig.pc"
+sed 's|^libdir=.*|libdir=${prefix}/lib|' "$rmig_build/bindings/rmig.pc" >"$prefix/lib/pkgconfig/rmig.pc"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 pkg-config --exists rmig || { echo "build-qemu: pkg-config finds no rmig in $PKG_CONFIG_PATH" >&2; exit 1; }
 
