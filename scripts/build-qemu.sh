@@ -197,6 +197,19 @@ cp "$root/bindings/include/rmig.h" "$prefix/include/"
 sed 's|^libdir=.*|libdir=${prefix}/lib|' "$rmig_build/bindings/rmig.pc" >"$prefix/lib/pkgconfig/rmig.pc"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 pkg-config --exists rmig || { echo "build-qemu: pkg-config finds no rmig in $PKG_CONFIG_PATH" >&2; exit 1; }
+# A build tree configured by an earlier version of this script records another prefix (under
+# an old key's directory): QEMU compiles and links against what that path holds, so it gets
+# this librmig and rmig.h too, or a new librmig function in the patches fails to link.
+if [ -f "$work/build/build.ninja" ]; then
+	recorded=$(grep -o '/[^ ]*/lib/pkgconfig/\.\./\.\./lib/librmig\.so' "$work/build/build.ninja" | head -n 1 || true)
+	recorded=${recorded%/lib/pkgconfig/../../lib/librmig.so}
+	if [ -n "$recorded" ] && [ "$recorded" != "$prefix" ] && [ -d "$recorded/lib" ]; then
+		say "the build tree links librmig from $recorded: installing it there as well"
+		cp -a "$prefix"/lib/librmig.so* "$recorded/lib/"
+		mkdir -p "$recorded/include"
+		cp "$prefix/include/rmig.h" "$recorded/include/"
+	fi
+fi
 
 # The source tree: pristine hard-linked, the series applied (patch replaces the files it
 # changes, so the pristine copy stays intact). Files whose content differs from the previous

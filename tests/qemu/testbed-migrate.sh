@@ -53,6 +53,11 @@ done
 [ -f "$guest" ] || { echo "testbed-migrate: no guest kernel $guest" >&2; exit 2; }
 
 key=rmig-testbed-linked-key
+# rmig's dead-peer deadline (both objects' peer-timeout-ms), which also bounds connecting: 10 s
+# by default, and setting up an RDMA connection in the loaded testbed once took longer (the
+# destination gave up waiting for RDMA_CM_EVENT_ESTABLISHED at load 15). Like the engine tests'
+# harness there, the test allows a minute.
+peer_timeout_ms=${RMIG_TESTBED_PEER_TIMEOUT_MS:-60000}
 firmware=(-L /usr/share/qemu -L /usr/share/seabios)
 qmp_port_src=4450
 qmp_port_dst=4451
@@ -175,13 +180,13 @@ one_run() {
 	wait_ticks src 10 300
 	if [ "$bin" = "$linked_qemu" ]; then
 		start dst "$bin" -S -incoming defer \
-			-object "rmig,id=rmig0,listen=$scheme://$ip:7000,key=$key,verify=$verify"
+			-object "rmig,id=rmig0,listen=$scheme://$ip:7000,key=$key,verify=$verify,peer-timeout-ms=$peer_timeout_ms"
 		for port in $qmp_port_src $qmp_port_dst; do
 			qmp "$port" migrate-set-capabilities \
 				'{"capabilities": [{"capability": "x-ignore-shared", "state": true}]}' >/dev/null
 		done
 		qmp $qmp_port_dst migrate-incoming '{"uri": "tcp:127.0.0.1:4444"}' >/dev/null
-		qmp $qmp_port_src object-add "{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"$scheme://$ip:7000\", \"key\": \"$key\", \"verify\": $([ $verify = on ] && echo true || echo false)}" >/dev/null
+		qmp $qmp_port_src object-add "{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"$scheme://$ip:7000\", \"key\": \"$key\", \"verify\": $([ $verify = on ] && echo true || echo false), \"peer-timeout-ms\": $peer_timeout_ms}" >/dev/null
 		uri=tcp:127.0.0.1:4444
 	else
 		start dst "$bin" -S -incoming defer
