@@ -184,16 +184,32 @@ fi
 prefix=$work/rmig
 say "building librmig into $prefix"
 rm -rf "$out"
-cmake -S "$root" -B "$work/rmig-build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
-cmake --build "$work/rmig-build" --target rmig -j"$jobs" >/dev/null
+# One librmig build tree per checkout: CMake refuses a tree made from another source directory
+# (a clone elsewhere, another worktree), and two checkouts must not build into the same one.
+rmig_build=$work/rmig-build-$(printf '%s' "$root" | sha256sum | cut -c1-12)
+cmake -S "$root" -B "$rmig_build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
+cmake --build "$rmig_build" --target rmig -j"$jobs" >/dev/null
 # The library's files only, not the rmig command's install rules (not built here).
 rm -rf "$prefix"
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-cp -a "$(dirname "$(find "$work/rmig-build" -name 'librmig.so.1' | head -1)")"/librmig.so* "$prefix/lib/"
+cp -a "$(dirname "$(find "$rmig_build" -name 'librmig.so.1' | head -1)")"/librmig.so* "$prefix/lib/"
 cp "$root/bindings/include/rmig.h" "$prefix/include/"
-sed 's|^libdir=.*|libdir=${prefix}/lib|' "$work/rmig-build/bindings/rmig.pc" >"$prefix/lib/pkgconfig/rmig.pc"
+sed 's|^libdir=.*|libdir=${prefix}/lib|' "$rmig_build/bindings/rmig.pc" >"$prefix/lib/pkgconfig/rmig.pc"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 pkg-config --exists rmig || { echo "build-qemu: pkg-config finds no rmig in $PKG_CONFIG_PATH" >&2; exit 1; }
+# A build tree configured by an earlier version of this script records another prefix (under
+# an old key's directory): QEMU compiles and links against what that path holds, so it gets
+# this librmig and rmig.h too, or a new librmig function in the patches fails to link.
+if [ -f "$work/build/build.ninja" ]; then
+	recorded=$(grep -o '/[^ ]*/lib/pkgconfig/\.\./\.\./lib/librmig\.so' "$work/build/build.ninja" | head -n 1 || true)
+	recorded=${recorded%/lib/pkgconfig/../../lib/librmig.so}
+	if [ -n "$recorded" ] && [ "$recorded" != "$prefix" ] && [ -d "$recorded/lib" ]; then
+		say "the build tree links librmig from $recorded: installing it there as well"
+		cp -a "$prefix"/lib/librmig.so* "$recorded/lib/"
+		mkdir -p "$recorded/include"
+		cp "$prefix/include/rmig.h" "$recorded/include/"
+	fi
+fi
 
 # The source tree: pristine hard-linked, the series applied (patch replaces the files it
 # changes, so the pristine copy stays intact). Files whose content differs from the previous
