@@ -206,6 +206,39 @@ int transport_region_deregister(struct transport_conn *conn, uint32_t id)
 	return conn->ops->region_deregister(conn, id);
 }
 
+static int transport_region_access_change(struct transport_conn *conn, uint32_t id, unsigned grant,
+					  unsigned revoke)
+{
+	struct transport_region region;
+	unsigned access;
+
+	if ((grant | revoke) & ~(unsigned)TRANSPORT_ACCESS_REMOTE) {
+		rmig_log_error("%s %s: region %u: unknown access bits 0x%x", conn->ops->scheme,
+			       conn->peer, id, grant | revoke);
+		return -EINVAL;
+	}
+	if (transport_region_find(conn, 0, id, &region)) {
+		if (grant)
+			rmig_log_error("%s %s: granting access to region %u: not registered",
+				       conn->ops->scheme, conn->peer, id);
+		return -ENOENT;
+	}
+	access = (region.access | grant) & ~revoke;
+	if (access == region.access)
+		return 0;
+	return conn->ops->region_access_set(conn, id, access);
+}
+
+int transport_region_grant(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	return transport_region_access_change(conn, id, access, 0);
+}
+
+int transport_region_revoke(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	return transport_region_access_change(conn, id, 0, access);
+}
+
 int transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
 			 const struct transport_run *runs, size_t nruns)
 {
@@ -372,6 +405,22 @@ int transport_region_remove(struct transport_conn *conn, int remote, uint32_t id
 		*removed_p = *region;
 	*region = table->regions[--table->count];
 out:
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
+int transport_region_update(struct transport_conn *conn, int remote,
+			    const struct transport_region *region)
+{
+	struct transport_region *entry;
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	entry = transport_table_lookup(transport_table_of(conn, remote), region->id);
+	if (entry)
+		*entry = *region;
+	else
+		ret = -ENOENT;
 	pthread_mutex_unlock(conn->region_lock);
 	return ret;
 }

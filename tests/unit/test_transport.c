@@ -661,6 +661,156 @@ static void test_transport_refuses_deregistered_region(void **state)
 	pair_close_small(&p, &src, &dst);
 }
 
+/* Revoked remote write: an honest source is refused before anything leaves, and a source that
+ * ignores the revocation and writes with what it was told before (rdma: the old rkey) is
+ * refused by the destination's side (loop: its check, tcp: its receiver, rdma: its NIC); the
+ * destination's memory keeps what landed before. */
+static void test_transport_write_after_revoke_refused_memory_unchanged(void **state)
+{
+	struct transport_run run = {.region_id = 1, .offset = 0, .length = 8 * TEST_PAGE};
+	struct transport_region told;
+	struct transport_msg msg;
+	struct region src, dst;
+	unsigned char *landed;
+	struct pair p;
+	int ret;
+
+	(void)state;
+	SKIP_UNLESS_AVAILABLE();
+	pair_open_small(&p, &src, &dst, TRANSPORT_ACCESS_REMOTE_WRITE);
+	assert_int_equal(transport_batch_post(p.source, 1, &run, 1), 0);
+	expect_commit(p.destination, 1, &run, 1);
+	assert_memory_equal(dst.addr, src.addr, run.length);
+	landed = malloc(run.length);
+	assert_non_null(landed);
+	memcpy(landed, dst.addr, run.length);
+	assert_int_equal(transport_region_find(p.source, 1, 1, &told), 0);
+
+	assert_int_equal(transport_region_revoke(p.destination, 1, TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	/* Again: nothing left to revoke. Unknown ids and other bits are refused. */
+	assert_int_equal(transport_region_revoke(p.destination, 1, TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	assert_int_equal(transport_region_revoke(p.destination, 42, TRANSPORT_ACCESS_REMOTE_WRITE),
+			 -ENOENT);
+	assert_int_equal(transport_region_grant(p.destination, 1, 1u << 7), -EINVAL);
+	pair_sync(&p); /* the revocation has reached the source */
+	assert_int_equal(transport_batch_post(p.source, 2, &run, 1), -ENOENT);
+	assert_string_equal(transport_error(p.source), "");
+
+	pattern_fill(src.addr, src.len, 77);
+	assert_int_equal(transport_region_add(p.source, 1, &told), 0);
+	ret = transport_batch_post(p.source, 3, &run, 1);
+	if (scheme_is("loop")) {
+		assert_int_equal(ret, -EACCES);
+	} else if (scheme_is("tcp")) {
+		assert_int_equal(ret, 0);
+		assert_int_equal(transport_recv(p.destination, &msg, TEST_TIMEOUT_MS), -EPROTO);
+		assert_non_null(strstr(transport_error(p.destination), "not remote-writable"));
+	} else {
+		if (!ret)
+			ret = transport_flush(p.source, TEST_TIMEOUT_MS);
+		assert_int_equal(ret, -EIO);
+		assert_non_null(strstr(transport_error(p.source), "remote access error"));
+	}
+	assert_memory_equal(dst.addr, landed, run.length);
+	assert_true(all_zero((unsigned char *)dst.addr + run.length, dst.len - run.length));
+	free(landed);
+	pair_close_small(&p, &src, &dst);
+}
+
+/* Post-copy before the resume: the source's RAM is registered for local use only. A reader
+ * that was told nothing is refused before anything leaves; one that presents the key of the
+ * source's local registration (never announced) is refused by the source's side. */
+static void test_transport_read_refused_until_granted(void **state)
+{
+	struct transport_region forged;
+	struct region src;
+	unsigned char *buf;
+	struct pair p;
+	int ret;
+
+	(void)state;
+	SKIP_UNLESS_AVAILABLE();
+	region_map(&src, TEST_SMALL_REGION);
+	pattern_fill(src.addr, src.len, 4);
+	pair_open(&p);
+	assert_int_equal(transport_region_register(p.source, 4, src.addr, src.len, 0), 0);
+	pair_sync(&p);
+	buf = calloc(1, TEST_PAGE);
+	assert_non_null(buf);
+	assert_int_equal(transport_read(p.destination, 4, 0, buf, TEST_PAGE, TEST_TIMEOUT_MS),
+			 -ENOENT);
+	assert_int_equal(transport_region_find(p.source, 0, 4, &forged), 0);
+	forged.access = TRANSPORT_ACCESS_REMOTE_READ;
+	forged.addr = NULL;
+	forged.priv = NULL;
+	assert_int_equal(transport_region_add(p.destination, 1, &forged), 0);
+	ret = transport_read(p.destination, 4, TEST_PAGE, buf, TEST_PAGE, TEST_TIMEOUT_MS);
+	if (scheme_is("rdma"))
+		assert_int_equal(ret, -EIO);
+	else
+		assert_int_equal(ret, -EACCES);
+	assert_true(all_zero(buf, TEST_PAGE));
+	free(buf);
+	pair_close(&p);
+	region_unmap(&src);
+}
+
+/* Granted (post-copy: at the resume), the source's RAM is read; revoked (the tail's end), a
+ * reader that kept what it was told (rdma: the rkey) is refused, and the source's own use of
+ * the region goes on. */
+static void test_transport_read_works_while_granted_refused_after_revoke(void **state)
+{
+	struct transport_run run = {.region_id = 4, .offset = 0, .length = TEST_PAGE};
+	struct transport_region told;
+	struct region src, dst;
+	unsigned char *buf;
+	struct pair p;
+	int ret;
+
+	(void)state;
+	SKIP_UNLESS_AVAILABLE();
+	region_map(&src, TEST_SMALL_REGION);
+	region_map(&dst, TEST_SMALL_REGION);
+	pattern_fill(src.addr, src.len, 5);
+	pair_open(&p);
+	assert_int_equal(transport_region_register(p.source, 4, src.addr, src.len, 0), 0);
+	assert_int_equal(transport_region_register(p.destination, 4, dst.addr, dst.len,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	assert_int_equal(transport_region_grant(p.source, 4, TRANSPORT_ACCESS_REMOTE_READ), 0);
+	pair_sync(&p);
+	buf = calloc(1, 2 * TEST_PAGE);
+	assert_non_null(buf);
+	assert_int_equal(transport_read(p.destination, 4, 3 * TEST_PAGE, buf, 2 * TEST_PAGE,
+					TEST_TIMEOUT_MS),
+			 0);
+	assert_memory_equal(buf, (char *)src.addr + 3 * TEST_PAGE, 2 * TEST_PAGE);
+	assert_int_equal(transport_region_find(p.destination, 1, 4, &told), 0);
+
+	assert_int_equal(transport_region_revoke(p.source, 4, TRANSPORT_ACCESS_REMOTE_READ), 0);
+	pair_sync(&p);
+	memset(buf, 0, 2 * TEST_PAGE);
+	assert_int_equal(transport_read(p.destination, 4, 0, buf, TEST_PAGE, TEST_TIMEOUT_MS),
+			 -ENOENT);
+	/* The source still sends from it. */
+	assert_int_equal(transport_batch_post(p.source, 1, &run, 1), 0);
+	expect_commit(p.destination, 1, &run, 1);
+	assert_memory_equal(dst.addr, src.addr, TEST_PAGE);
+	assert_int_equal(transport_region_add(p.destination, 1, &told), 0);
+	ret = transport_read(p.destination, 4, 0, buf, TEST_PAGE, TEST_TIMEOUT_MS);
+	if (scheme_is("rdma"))
+		assert_int_equal(ret, -EIO);
+	else
+		assert_int_equal(ret, -EACCES);
+	assert_true(all_zero(buf, 2 * TEST_PAGE));
+	free(buf);
+	pair_close(&p);
+	region_unmap(&dst);
+	region_unmap(&src);
+}
+
 static void test_transport_orders_ctrl_after_batches(void **state)
 {
 	struct region src, dst;
@@ -1157,6 +1307,20 @@ static void test_tcp_rejects_data_for_unregistered_region(void **state)
 	hostile_close(&h);
 }
 
+/* A raw peer that keeps writing after the revocation: its frames are refused, nothing lands. */
+static void test_tcp_rejects_data_for_revoked_region(void **state)
+{
+	struct hostile h;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	hostile_open(&h);
+	assert_int_equal(transport_region_revoke(h.conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE), 0);
+	send_data_frame(h.fd, 1, 0, 4096);
+	hostile_expect_rejection(&h, -EPROTO, "data.region_id");
+	hostile_close(&h);
+}
+
 static void test_tcp_rejects_data_offset_past_region_end(void **state)
 {
 	struct hostile h;
@@ -1219,6 +1383,20 @@ static void send_commit(int fd, const struct transport_run *runs, size_t nruns,
 	assert_true(len > 0);
 	send_header(fd, WIRE_COMMIT, (uint32_t)len);
 	raw_send(fd, buf, (size_t)len);
+}
+
+static void test_tcp_rejects_commit_for_revoked_region(void **state)
+{
+	const struct transport_run run = {.region_id = 1, .offset = 0, .length = 4096};
+	struct hostile h;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	hostile_open(&h);
+	assert_int_equal(transport_region_revoke(h.conn, 1, TRANSPORT_ACCESS_REMOTE_WRITE), 0);
+	send_commit(h.fd, &run, 1, 1);
+	hostile_expect_rejection(&h, -EPROTO, "remote-write");
+	hostile_close(&h);
 }
 
 static void test_tcp_rejects_commit_beyond_region(void **state)
@@ -1898,6 +2076,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_transport_rejects_region_without_remote_write),
 		cmocka_unit_test(test_transport_rejects_empty_and_oversized_batches),
 		cmocka_unit_test(test_transport_refuses_deregistered_region),
+		cmocka_unit_test(test_transport_write_after_revoke_refused_memory_unchanged),
+		cmocka_unit_test(test_transport_read_refused_until_granted),
+		cmocka_unit_test(test_transport_read_works_while_granted_refused_after_revoke),
 		cmocka_unit_test(test_transport_orders_ctrl_after_batches),
 		cmocka_unit_test(test_transport_delivers_before_reporting_peer_close),
 		cmocka_unit_test(test_transport_survives_peer_disconnect_mid_batch),
@@ -1922,6 +2103,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tcp_rejects_bad_magic),
 		cmocka_unit_test(test_tcp_rejects_unknown_frame_type),
 		cmocka_unit_test(test_tcp_rejects_data_for_unregistered_region),
+		cmocka_unit_test(test_tcp_rejects_data_for_revoked_region),
+		cmocka_unit_test(test_tcp_rejects_commit_for_revoked_region),
 		cmocka_unit_test(test_tcp_rejects_data_offset_past_region_end),
 		cmocka_unit_test(test_tcp_rejects_data_offset_that_wraps),
 		cmocka_unit_test(test_tcp_rejects_oversize_header_length),

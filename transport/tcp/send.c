@@ -138,6 +138,40 @@ int tcp_region_deregister(struct transport_conn *conn, uint32_t id)
 	return tcp_send_frame(tc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0);
 }
 
+/* Under the memory lock's write side no frame is being received into the region and no read
+ * served from it; once it is released the receiver and the read responder check the new
+ * access. Then the peer hears of it: region-del for the old announcement, region-add for the
+ * new one. */
+int tcp_region_access_set(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	struct tcp_conn *tc = tcp_conn_of(conn);
+	struct transport_region region;
+	struct wire_region wire;
+	unsigned old_access;
+	int ret;
+
+	pthread_rwlock_wrlock(&tc->memory_lock);
+	ret = transport_region_find(conn, 0, id, &region);
+	if (!ret) {
+		old_access = region.access;
+		region.access = access;
+		transport_region_update(conn, 0, &region);
+	}
+	pthread_rwlock_unlock(&tc->memory_lock);
+	if (ret)
+		return ret;
+	ret = tcp_status(tc);
+	if (ret) /* nothing more comes in: a revocation holds, a grant cannot be told */
+		return access & ~old_access ? ret : 0;
+	region.addr = NULL;
+	wire_region_to_wire(&wire, &region);
+	if (old_access & TRANSPORT_ACCESS_REMOTE)
+		ret = tcp_send_frame(tc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0);
+	if (!ret && (access & TRANSPORT_ACCESS_REMOTE))
+		ret = tcp_send_frame(tc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0);
+	return access & ~old_access ? ret : 0;
+}
+
 /* ---- batches ---- */
 
 /* Data is cut at absolute TCP_FRAME_DATA_MAX boundaries of the region, and each such block
