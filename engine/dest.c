@@ -139,6 +139,19 @@ static int dest_handshake(struct rmig_session *s)
 		ret = protocol_mac(s->key, s->params.key_len, DEST_LABEL, hello.nonce, ack.nonce,
 				   ack.mac);
 	}
+	/* Region announcements are bound to this handshake before any can come: the source
+	 * binds (source.c) only after checking our proof, and sends none before. */
+	if (!ret && s->params.key_len) {
+		uint8_t mine[PROTOCOL_MAC_LEN], theirs[PROTOCOL_MAC_LEN];
+
+		ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-d", hello.nonce,
+				   ack.nonce, mine);
+		if (!ret)
+			ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-s", hello.nonce,
+					   ack.nonce, theirs);
+		if (!ret)
+			ret = transport_conn_bind(s->conn, mine, theirs);
+	}
 	if (ret)
 		return dest_refuse(s, ret, "the destination cannot compute its key proof");
 	ret = session_ctrl_send(s, protocol_hello_ack_to_wire(&ack, s->msg_buf));

@@ -52,6 +52,25 @@ static int source_regions_readable(struct rmig_session *s, int readable)
 	return 0;
 }
 
+/* Region announcements (rkeys, addresses) from here on carry a MAC under keys drawn from the
+ * session key and both nonces, and the destination's are checked likewise: bound before any
+ * region is registered on either side (dest.c binds before it answers the hello). */
+static int source_bind_announcements(struct rmig_session *s, const struct protocol_hello *hello,
+				     const struct protocol_hello_ack *ack)
+{
+	uint8_t mine[PROTOCOL_MAC_LEN], theirs[PROTOCOL_MAC_LEN];
+	int ret;
+
+	ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-s", hello->nonce, ack->nonce,
+			   mine);
+	if (!ret)
+		ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-d", hello->nonce,
+				   ack->nonce, theirs);
+	if (!ret)
+		ret = transport_conn_bind(s->conn, mine, theirs);
+	return ret;
+}
+
 static int source_handshake(struct rmig_session *s)
 {
 	struct protocol_region table[PROTOCOL_REGIONS_MAX];
@@ -98,6 +117,8 @@ static int source_handshake(struct rmig_session *s)
 		if (!ret)
 			ret = protocol_mac(s->key, s->params.key_len, SOURCE_LABEL, ack.nonce,
 					   hello.nonce, mine);
+		if (!ret)
+			ret = source_bind_announcements(s, &hello, &ack);
 		if (ret)
 			return session_fail(s, ret, "cannot compute the key proof");
 		ret = session_ctrl_send(s, protocol_auth_to_wire(mine, s->msg_buf));

@@ -13,6 +13,8 @@
 #define TRANSPORT_URI_MAX 256u
 #define TRANSPORT_ERROR_MAX 256u
 #define TRANSPORT_PROTOCOL_VERSION 1u /* carried in rdma_cm private data / tcp hello */
+#define TRANSPORT_BIND_KEY_LEN 32u    /* transport_conn_bind's keys */
+#define TRANSPORT_REGION_MAC_LEN 32u  /* HMAC-SHA256 after a bound region announcement */
 
 /* One contiguous run of bytes, at the same offset of the same region on both peers. */
 struct transport_run {
@@ -205,6 +207,13 @@ struct transport_conn {
 	/* pthread_mutex_t *: guards both tables, stats, error and failed. Lock order: the last
 	 * lock of every backend (a leaf): nothing else is taken while it is held. */
 	void *region_lock;
+	/* Region announcements bound to the handshake (transport_conn_bind), under region_lock:
+	 * keys for what we send and what we accept, and each direction's count of them. */
+	int bound;
+	uint8_t bind_send_key[TRANSPORT_BIND_KEY_LEN];
+	uint8_t bind_recv_key[TRANSPORT_BIND_KEY_LEN];
+	uint64_t bind_sent;
+	uint64_t bind_received;
 };
 
 struct transport_listener {
@@ -238,6 +247,17 @@ int transport_region_deregister(struct transport_conn *conn, uint32_t id);
  * connection still takes effect here and returns 0. */
 int transport_region_grant(struct transport_conn *conn, uint32_t id, unsigned access);
 int transport_region_revoke(struct transport_conn *conn, uint32_t id, unsigned access);
+/* Bind region announcements (the messages that carry region ids, lengths, addresses and
+ * rkeys) to the authenticated handshake: from now on every announcement this side sends carries
+ * HMAC-SHA256 under send_key over its content and its place in the sequence, and one the peer
+ * sends is accepted only with a valid MAC under recv_key (a missing, forged or replayed one
+ * fails the connection). The engine derives both keys from the session key and the handshake's
+ * nonces, and binds before it sends or accepts any announcement; each side's send key is the
+ * other's receive key. Announcements go out from one thread at a time (the engine's).
+ * Without a bind (no key, an explicit insecure session) announcements carry no MAC. 0 or
+ * -EALREADY. */
+int transport_conn_bind(struct transport_conn *conn, const uint8_t send_key[TRANSPORT_BIND_KEY_LEN],
+			const uint8_t recv_key[TRANSPORT_BIND_KEY_LEN]);
 int transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
 			 const struct transport_run *runs, size_t nruns);
 int transport_flush(struct transport_conn *conn, int timeout_ms);

@@ -26,6 +26,18 @@ static int rdma_access_flags(struct rdma_conn *rc, unsigned access)
 	return flags;
 }
 
+/* A region announcement on the send ring, with its MAC once the connection is bound to the
+ * handshake. Caller holds rc->lock, which keeps announcements in the order they are sealed. */
+static int rdma_send_region(struct rdma_conn *rc, enum wire_type type,
+			    const struct wire_region *wire)
+{
+	uint8_t mac[TRANSPORT_REGION_MAC_LEN];
+	size_t mac_len = transport_region_seal(&rc->base, type, wire, mac);
+
+	return rdma_send_queue(rc, type, wire, sizeof(*wire), mac_len ? mac : NULL, mac_len, NULL,
+			       NULL);
+}
+
 /* One MR in the connection's PD serves every queue pair: a region is registered and announced
  * once, whatever the number of queue pairs. */
 int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
@@ -87,8 +99,7 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 	}
 	if (access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) {
 		wire_region_to_wire(&wire, &region);
-		ret = rdma_send_queue(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0, NULL,
-				      NULL);
+		ret = rdma_send_region(rc, WIRE_REGION_ADD, &wire);
 		if (ret) {
 			transport_region_remove(conn, 0, id, NULL);
 			pthread_mutex_unlock(&rc->lock);
@@ -159,8 +170,7 @@ int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
 	if (region.access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ) &&
 	    !conn->failed) {
 		wire_region_to_wire(&wire, &region);
-		ret = rdma_send_queue(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0, NULL,
-				      NULL);
+		ret = rdma_send_region(rc, WIRE_REGION_DEL, &wire);
 	}
 	/* Work already posted on any QP may still read the memory: the MR lives until it
 	 * completed. */
@@ -177,13 +187,22 @@ int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
 static int rdma_region_reregister(struct rdma_conn *rc, uint32_t id, struct rdma_region *reg,
 				  int flags)
 {
+	struct timespec start, end;
 	struct ibv_mr *mr;
 	int ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (reg->mr) {
 		ret = ibv_rereg_mr(reg->mr, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0, flags);
-		if (!ret)
+		if (!ret) {
+			clock_gettime(CLOCK_MONOTONIC, &end);
+			rmig_log_info("rdma %s: region %u (%zu bytes): access changed in place in "
+				      "%.3f ms",
+				      rc->base.peer, id, reg->length,
+				      (double)(end.tv_sec - start.tv_sec) * 1e3 +
+					      (double)(end.tv_nsec - start.tv_nsec) / 1e6);
 			return 0;
+		}
 		/* EOPNOTSUPP from providers without it (IBV_REREG_MR_ERR_* otherwise): the MR
 		 * is left as it was, so register anew. */
 		rmig_log_info("rdma %s: region %u: changing the MR's access in place failed "
@@ -206,6 +225,12 @@ static int rdma_region_reregister(struct rdma_conn *rc, uint32_t id, struct rdma
 	reg->chunks = NULL;
 	reg->nchunks = 0;
 	reg->mr = mr;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	rmig_log_info("rdma %s: region %u (%zu bytes): registered again with its new access in "
+		      "%.3f ms",
+		      rc->base.peer, id, reg->length,
+		      (double)(end.tv_sec - start.tv_sec) * 1e3 +
+			      (double)(end.tv_nsec - start.tv_nsec) / 1e6);
 	return 0;
 }
 
@@ -240,11 +265,9 @@ int rdma_transport_region_access_set(struct transport_conn *conn, uint32_t id, u
 	}
 	wire_region_to_wire(&wire, &region);
 	if (old_access & TRANSPORT_ACCESS_REMOTE)
-		ret = rdma_send_queue(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0, NULL,
-				      NULL);
+		ret = rdma_send_region(rc, WIRE_REGION_DEL, &wire);
 	if (!ret && (access & TRANSPORT_ACCESS_REMOTE))
-		ret = rdma_send_queue(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0, NULL,
-				      NULL);
+		ret = rdma_send_region(rc, WIRE_REGION_ADD, &wire);
 	if (!(access & ~old_access))
 		ret = 0;
 out_unlock:
