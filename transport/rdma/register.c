@@ -203,8 +203,8 @@ static int rdma_region_reregister(struct rdma_conn *rc, uint32_t id, struct rdma
 					      (double)(end.tv_nsec - start.tv_nsec) / 1e6);
 			return 0;
 		}
-		/* EOPNOTSUPP from providers without it (IBV_REREG_MR_ERR_* otherwise): the MR
-		 * is left as it was, so register anew. */
+		/* Providers without it answer IBV_REREG_MR_ERR_CMD (rxe on Debian's 6.1 kernel
+		 * does) and leave the MR as it was: register anew. */
 		rmig_log_info("rdma %s: region %u: changing the MR's access in place failed "
 			      "(%d); registering it again",
 			      rc->base.peer, id, ret);
