@@ -38,6 +38,23 @@ static int dest_refuse(struct rmig_session *s, int err, const char *fmt, ...)
 	return err;
 }
 
+/* The source may write guest RAM here only while rounds run: before the VM resumes here, and
+ * when the migration is abandoned, its write access goes (rdma: from the MR, so a WRITE with
+ * the old rkey fails at the NIC). Regions the post-copy arming already took back are skipped. */
+static int dest_revoke_writes(struct rmig_session *s)
+{
+	int ret = 0;
+
+	for (size_t i = 0; s->conn && i < s->nregions; i++) {
+		int err = transport_region_revoke(s->conn, s->regions[i].id,
+						  TRANSPORT_ACCESS_REMOTE_WRITE);
+
+		if (err && err != -ENOENT && !ret)
+			ret = err;
+	}
+	return ret;
+}
+
 static int dest_accept(struct rmig_session *s)
 {
 	uint64_t deadline = session_now_us() + (uint64_t)s->params.timeout_ms * 1000u;
@@ -121,6 +138,19 @@ static int dest_handshake(struct rmig_session *s)
 		ack.flags |= PROTOCOL_HELLO_KEY;
 		ret = protocol_mac(s->key, s->params.key_len, DEST_LABEL, hello.nonce, ack.nonce,
 				   ack.mac);
+	}
+	/* Region announcements are bound to this handshake before any can come: the source
+	 * binds (source.c) only after checking our proof, and sends none before. */
+	if (!ret && s->params.key_len) {
+		uint8_t mine[PROTOCOL_MAC_LEN], theirs[PROTOCOL_MAC_LEN];
+
+		ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-d", hello.nonce,
+				   ack.nonce, mine);
+		if (!ret)
+			ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-s", hello.nonce,
+					   ack.nonce, theirs);
+		if (!ret)
+			ret = transport_conn_bind(s->conn, mine, theirs);
 	}
 	if (ret)
 		return dest_refuse(s, ret, "the destination cannot compute its key proof");
@@ -304,6 +334,12 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 		      "verification",
 		      s->pause_us ? (double)(session_now_us() - s->pause_us) / 1000.0 : 0.0,
 		      (double)s->verify_answer_us / 1000.0);
+	ret = dest_revoke_writes(s);
+	if (ret)
+		return dest_refuse(s, ret,
+				   "the destination cannot revoke the source's write access "
+				   "before the resume: %s",
+				   session_strerror(ret));
 	if (s->postcopy)
 		s->point_of_no_return = 1; /* from here cancelling cannot bring the VM back */
 	if (s->callbacks.field_mask & RMIG_CB_RESUME_VM)
@@ -518,9 +554,11 @@ out_discard:
 					"cannot go on: stop it (its missing pages become "
 					"inaccessible when the session is destroyed)");
 	}
-	/* Closing revokes the source's write access to every region; before the resume nothing
+	/* The source's write access goes now (closing would take it too, after the post-copy
+	 * halt and the close's own goodbye); before the resume nothing
 	 * resumed here. The post-copy machinery stays until the session is destroyed: a guest
 	 * touching a missing page waits rather than reading zeroes. */
+	dest_revoke_writes(s);
 	postcopy_dest_pull_probe_stop(s);
 	postcopy_dest_halt(s);
 	session_disconnect(s);

@@ -27,19 +27,48 @@
 #define SOURCE_LABEL "rmig-source"
 #define DEST_LABEL "rmig-dest"
 
-/* The peer may read guest RAM here only when the method pulls pages (post-copy faults are
- * served by RDMA READ without this side's CPU); pre-copy only pushes. */
+/* The peer may read guest RAM here only while post-copy faults pull it (RDMA READ without this
+ * side's CPU): from the resume to the end of the tail (source_regions_readable()). Only auto
+ * exposes it from the handshake, for the pulls the destination times to choose a method. */
 static unsigned source_region_access(uint32_t method)
 {
-	switch (method) {
-	case RMIG_METHOD_POSTCOPY:
-	case RMIG_METHOD_HYBRID:
-	case RMIG_METHOD_TSMC:
-	case RMIG_METHOD_AUTO:
-		return TRANSPORT_ACCESS_REMOTE_READ;
-	default:
-		return TRANSPORT_ACCESS_LOCAL;
+	return method == RMIG_METHOD_AUTO ? TRANSPORT_ACCESS_REMOTE_READ : TRANSPORT_ACCESS_LOCAL;
+}
+
+static int source_regions_readable(struct rmig_session *s, int readable)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		uint32_t id = s->regions[i].id;
+		int ret =
+			readable ? transport_region_grant(s->conn, id, TRANSPORT_ACCESS_REMOTE_READ)
+				 : transport_region_revoke(s->conn, id,
+							   TRANSPORT_ACCESS_REMOTE_READ);
+
+		if (ret)
+			return session_fail(s, ret, "cannot %s remote read of region %u: %s",
+					    readable ? "grant" : "revoke", id,
+					    session_strerror(ret));
 	}
+	return 0;
+}
+
+/* Region announcements (rkeys, addresses) from here on carry a MAC under keys drawn from the
+ * session key and both nonces, and the destination's are checked likewise: bound before any
+ * region is registered on either side (dest.c binds before it answers the hello). */
+static int source_bind_announcements(struct rmig_session *s, const struct protocol_hello *hello,
+				     const struct protocol_hello_ack *ack)
+{
+	uint8_t mine[PROTOCOL_MAC_LEN], theirs[PROTOCOL_MAC_LEN];
+	int ret;
+
+	ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-s", hello->nonce, ack->nonce,
+			   mine);
+	if (!ret)
+		ret = protocol_mac(s->key, s->params.key_len, "rmig-regions-d", hello->nonce,
+				   ack->nonce, theirs);
+	if (!ret)
+		ret = transport_conn_bind(s->conn, mine, theirs);
+	return ret;
 }
 
 static int source_handshake(struct rmig_session *s)
@@ -88,6 +117,8 @@ static int source_handshake(struct rmig_session *s)
 		if (!ret)
 			ret = protocol_mac(s->key, s->params.key_len, SOURCE_LABEL, ack.nonce,
 					   hello.nonce, mine);
+		if (!ret)
+			ret = source_bind_announcements(s, &hello, &ack);
 		if (ret)
 			return session_fail(s, ret, "cannot compute the key proof");
 		ret = session_ctrl_send(s, protocol_auth_to_wire(mine, s->msg_buf));
@@ -1442,6 +1473,8 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 	if (!ret)
 		ret = source_device_state(s);
 	if (!ret)
+		ret = source_regions_readable(s, 1);
+	if (!ret)
 		ret = source_resume_destination(s);
 	session_round_end(s);
 	if (ret)
@@ -1456,6 +1489,8 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 		return session_fail(s, ret, "post-copy: out of memory");
 	session_round_mark(s, 1, 0);
 	ret = postcopy_source_tail(s, pipeline);
+	if (!ret)
+		ret = source_regions_readable(s, 0);
 	session_round_end(s);
 	if (!ret) {
 		pthread_mutex_lock(&s->lock);

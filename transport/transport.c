@@ -3,6 +3,7 @@
  * shares: URI parsing, region tables, the bounds checks on runs, and first-error recording. */
 #include "transport/transport.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,8 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "transport/log.h"
 #include "transport/transport_impl.h"
+#include "transport/wire.h"
 
 static const struct transport_ops *const transport_table[] = {
 	&loop_transport_ops,
@@ -206,6 +212,132 @@ int transport_region_deregister(struct transport_conn *conn, uint32_t id)
 	return conn->ops->region_deregister(conn, id);
 }
 
+static int transport_region_access_change(struct transport_conn *conn, uint32_t id, unsigned grant,
+					  unsigned revoke)
+{
+	struct transport_region region;
+	unsigned access;
+
+	if ((grant | revoke) & ~(unsigned)TRANSPORT_ACCESS_REMOTE) {
+		rmig_log_error("%s %s: region %u: unknown access bits 0x%x", conn->ops->scheme,
+			       conn->peer, id, grant | revoke);
+		return -EINVAL;
+	}
+	if (transport_region_find(conn, 0, id, &region)) {
+		if (grant)
+			rmig_log_error("%s %s: granting access to region %u: not registered",
+				       conn->ops->scheme, conn->peer, id);
+		return -ENOENT;
+	}
+	access = (region.access | grant) & ~revoke;
+	if (access == region.access)
+		return 0;
+	return conn->ops->region_access_set(conn, id, access);
+}
+
+int transport_region_grant(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	return transport_region_access_change(conn, id, access, 0);
+}
+
+int transport_region_revoke(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	return transport_region_access_change(conn, id, 0, access);
+}
+
+int transport_conn_bind(struct transport_conn *conn, const uint8_t send_key[TRANSPORT_BIND_KEY_LEN],
+			const uint8_t recv_key[TRANSPORT_BIND_KEY_LEN])
+{
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	if (conn->bound) {
+		ret = -EALREADY;
+	} else {
+		memcpy(conn->bind_send_key, send_key, TRANSPORT_BIND_KEY_LEN);
+		memcpy(conn->bind_recv_key, recv_key, TRANSPORT_BIND_KEY_LEN);
+		conn->bound = 1;
+	}
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
+/* HMAC-SHA256(key, label || seq || type || region): the sequence number makes a replayed
+ * announcement fail, the type a region-del passed off as a region-add. */
+static int transport_region_mac(const uint8_t *key, uint64_t seq, unsigned type, const void *region,
+				uint8_t mac[TRANSPORT_REGION_MAC_LEN])
+{
+	uint8_t input[16 + 8 + 4 + sizeof(struct wire_region)] = "rmig region v1";
+	unsigned int mac_len = TRANSPORT_REGION_MAC_LEN;
+	uint64_t seq_le = htole64(seq);
+	uint32_t type_le = htole32(type);
+
+	memcpy(input + 16, &seq_le, 8);
+	memcpy(input + 24, &type_le, 4);
+	memcpy(input + 28, region, sizeof(struct wire_region));
+	if (!HMAC(EVP_sha256(), key, TRANSPORT_BIND_KEY_LEN, input, sizeof(input), mac, &mac_len) ||
+	    mac_len != TRANSPORT_REGION_MAC_LEN)
+		return -EIO;
+	return 0;
+}
+
+size_t transport_region_seal(struct transport_conn *conn, unsigned type, const void *region,
+			     uint8_t mac[TRANSPORT_REGION_MAC_LEN])
+{
+	size_t len = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	if (conn->bound &&
+	    !transport_region_mac(conn->bind_send_key, conn->bind_sent, type, region, mac)) {
+		conn->bind_sent++;
+		len = TRANSPORT_REGION_MAC_LEN;
+	} else if (conn->bound) {
+		/* The peer will refuse an announcement without its MAC: it never goes out
+		 * unauthenticated. */
+		memset(mac, 0, TRANSPORT_REGION_MAC_LEN);
+		len = TRANSPORT_REGION_MAC_LEN;
+	}
+	pthread_mutex_unlock(conn->region_lock);
+	return len;
+}
+
+int transport_region_open(struct transport_conn *conn, unsigned type, const void *payload,
+			  size_t len, char *why, size_t why_len)
+{
+	uint8_t expected[TRANSPORT_REGION_MAC_LEN];
+	const char *name = type == WIRE_REGION_DEL ? "region-del" : "region-add";
+	uint64_t seq;
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	seq = conn->bind_received;
+	if (!conn->bound) {
+		if (len != sizeof(struct wire_region)) {
+			snprintf(why, why_len,
+				 "%s.mac: %zu bytes, but the connection is not bound to a key "
+				 "(expected %zu)",
+				 name, len, sizeof(struct wire_region));
+			ret = -EPROTO;
+		}
+	} else if (len != sizeof(struct wire_region) + TRANSPORT_REGION_MAC_LEN) {
+		snprintf(why, why_len, "%s.mac: missing (%zu bytes, expected %zu with the MAC)",
+			 name, len, sizeof(struct wire_region) + TRANSPORT_REGION_MAC_LEN);
+		ret = -EPROTO;
+	} else if (transport_region_mac(conn->bind_recv_key, seq, type, payload, expected) ||
+		   CRYPTO_memcmp(expected, (const uint8_t *)payload + sizeof(struct wire_region),
+				 TRANSPORT_REGION_MAC_LEN)) {
+		snprintf(why, why_len,
+			 "%s.mac: announcement %llu is not authenticated by the session key "
+			 "(forged or replayed)",
+			 name, (unsigned long long)seq);
+		ret = -EPROTO;
+	} else {
+		conn->bind_received++;
+	}
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
 int transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
 			 const struct transport_run *runs, size_t nruns)
 {
@@ -286,6 +418,8 @@ void transport_conn_fini(struct transport_conn *conn)
 		free(conn->region_lock);
 		conn->region_lock = NULL;
 	}
+	OPENSSL_cleanse(conn->bind_send_key, sizeof(conn->bind_send_key));
+	OPENSSL_cleanse(conn->bind_recv_key, sizeof(conn->bind_recv_key));
 	free(conn->local.regions);
 	free(conn->remote.regions);
 	conn->local.regions = conn->remote.regions = NULL;
@@ -372,6 +506,22 @@ int transport_region_remove(struct transport_conn *conn, int remote, uint32_t id
 		*removed_p = *region;
 	*region = table->regions[--table->count];
 out:
+	pthread_mutex_unlock(conn->region_lock);
+	return ret;
+}
+
+int transport_region_update(struct transport_conn *conn, int remote,
+			    const struct transport_region *region)
+{
+	struct transport_region *entry;
+	int ret = 0;
+
+	pthread_mutex_lock(conn->region_lock);
+	entry = transport_table_lookup(transport_table_of(conn, remote), region->id);
+	if (entry)
+		*entry = *region;
+	else
+		ret = -ENOENT;
 	pthread_mutex_unlock(conn->region_lock);
 	return ret;
 }

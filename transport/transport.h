@@ -13,6 +13,8 @@
 #define TRANSPORT_URI_MAX 256u
 #define TRANSPORT_ERROR_MAX 256u
 #define TRANSPORT_PROTOCOL_VERSION 1u /* carried in rdma_cm private data / tcp hello */
+#define TRANSPORT_BIND_KEY_LEN 32u    /* transport_conn_bind's keys */
+#define TRANSPORT_REGION_MAC_LEN 32u  /* HMAC-SHA256 after a bound region announcement */
 
 /* One contiguous run of bytes, at the same offset of the same region on both peers. */
 struct transport_run {
@@ -32,6 +34,8 @@ enum transport_access {
 	TRANSPORT_ACCESS_REMOTE_WRITE = 1u << 0, /* the peer may place data here (destination) */
 	TRANSPORT_ACCESS_REMOTE_READ = 1u << 1,	 /* the peer may pull from here (source) */
 };
+
+#define TRANSPORT_ACCESS_REMOTE (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)
 
 enum transport_reg_mode {
 	TRANSPORT_REG_WHOLE = 0, /* register each region once, up front (default) */
@@ -132,6 +136,14 @@ struct transport_ops {
 			       unsigned access);
 	/* Revoke: the peer is told, and later batches or reads naming id are refused. */
 	int (*region_deregister)(struct transport_conn *conn, uint32_t id);
+	/* Change what the peer may do with the registered region id to access (REMOTE_* bits;
+	 * the region stays registered for local use). Enforced here before the peer is told:
+	 * once this returns, a WRITE or READ of the peer that the new access does not allow is
+	 * refused (rdma: by the NIC, the MR no longer carries the right or its old rkey is gone;
+	 * tcp, loop: by the receiving side's check, and the connection fails). Then the peer
+	 * learns the change: a revoked region is withdrawn from its table, a granted one
+	 * announced (with its new rkey). Waits for local work that may still use the region. */
+	int (*region_access_set)(struct transport_conn *conn, uint32_t id, unsigned access);
 
 	/* Move the data of runs from the local region to the same offsets of the peer's region
 	 * with the same id, then a commit listing the runs; the peer receives the commit only
@@ -195,6 +207,13 @@ struct transport_conn {
 	/* pthread_mutex_t *: guards both tables, stats, error and failed. Lock order: the last
 	 * lock of every backend (a leaf): nothing else is taken while it is held. */
 	void *region_lock;
+	/* Region announcements bound to the handshake (transport_conn_bind), under region_lock:
+	 * keys for what we send and what we accept, and each direction's count of them. */
+	int bound;
+	uint8_t bind_send_key[TRANSPORT_BIND_KEY_LEN];
+	uint8_t bind_recv_key[TRANSPORT_BIND_KEY_LEN];
+	uint64_t bind_sent;
+	uint64_t bind_received;
 };
 
 struct transport_listener {
@@ -219,6 +238,26 @@ int transport_connect(const char *uri, const struct transport_options *opts,
 int transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
 			      unsigned access);
 int transport_region_deregister(struct transport_conn *conn, uint32_t id);
+/* Exposure scoped to when the peer needs it (docs/reliability.md): grant adds access
+ * (TRANSPORT_ACCESS_REMOTE_READ and/or _WRITE) to a registered region and announces it to the
+ * peer; revoke takes it away, enforced on this side before the peer hears of it, so a peer
+ * that ignores the revocation (or kept an old rkey) is refused. Either is a no-op when the
+ * region already has (lacks) the access. 0 or -errno: -ENOENT for an id not registered here
+ * (revoke says nothing in the log then), -EINVAL for other bits; a revoke on a failed
+ * connection still takes effect here and returns 0. */
+int transport_region_grant(struct transport_conn *conn, uint32_t id, unsigned access);
+int transport_region_revoke(struct transport_conn *conn, uint32_t id, unsigned access);
+/* Bind region announcements (the messages that carry region ids, lengths, addresses and
+ * rkeys) to the authenticated handshake: from now on every announcement this side sends carries
+ * HMAC-SHA256 under send_key over its content and its place in the sequence, and one the peer
+ * sends is accepted only with a valid MAC under recv_key (a missing, forged or replayed one
+ * fails the connection). The engine derives both keys from the session key and the handshake's
+ * nonces, and binds before it sends or accepts any announcement; each side's send key is the
+ * other's receive key. Announcements go out from one thread at a time (the engine's).
+ * Without a bind (no key, an explicit insecure session) announcements carry no MAC. 0 or
+ * -EALREADY. */
+int transport_conn_bind(struct transport_conn *conn, const uint8_t send_key[TRANSPORT_BIND_KEY_LEN],
+			const uint8_t recv_key[TRANSPORT_BIND_KEY_LEN]);
 int transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
 			 const struct transport_run *runs, size_t nruns);
 int transport_flush(struct transport_conn *conn, int timeout_ms);
@@ -259,6 +298,9 @@ int transport_region_add(struct transport_conn *conn, int remote,
 			 const struct transport_region *region);
 int transport_region_remove(struct transport_conn *conn, int remote, uint32_t id,
 			    struct transport_region *removed_p);
+/* Replace the entry with region->id by *region. -ENOENT when there is none. */
+int transport_region_update(struct transport_conn *conn, int remote,
+			    const struct transport_region *region);
 /* Copy out the region with id. -ENOENT when there is none. */
 int transport_region_find(struct transport_conn *conn, int remote, uint32_t id,
 			  struct transport_region *region_p);

@@ -17,12 +17,14 @@
 #define WIRE_MSG_MAX (TRANSPORT_CTRL_MAX + 64u)
 
 enum wire_type {
-	WIRE_HELLO = 1,	     /* first message each way: wire_hello */
-	WIRE_CTRL = 2,	     /* opaque engine control message */
-	WIRE_COMMIT = 3,     /* wire_commit + nruns x wire_run */
-	WIRE_DATA = 4,	     /* tcp only: wire_data + page bytes */
-	WIRE_REGION_ADD = 5, /* wire_region: the sender registered a region the peer may reach */
-	WIRE_REGION_DEL = 6, /* wire_region (only id used): revoked */
+	WIRE_HELLO = 1,	 /* first message each way: wire_hello */
+	WIRE_CTRL = 2,	 /* opaque engine control message */
+	WIRE_COMMIT = 3, /* wire_commit + nruns x wire_run */
+	WIRE_DATA = 4,	 /* tcp only: wire_data + page bytes */
+	/* wire_region, then on a connection bound to the handshake (transport_conn_bind) its
+	 * TRANSPORT_REGION_MAC_LEN-byte MAC */
+	WIRE_REGION_ADD = 5, /* the sender registered a region the peer may reach (or granted) */
+	WIRE_REGION_DEL = 6, /* revoked (only the id is used) */
 	WIRE_READ_REQ = 7,   /* wire_read_req: please send me these bytes of your region */
 	WIRE_READ_RESP = 8,  /* wire_read_resp + bytes (tcp), or status only */
 	WIRE_CREDIT = 9,     /* wire_credit: receive buffers reposted (rdma flow control) */

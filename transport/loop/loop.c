@@ -438,6 +438,53 @@ static int loop_region_deregister(struct transport_conn *conn, uint32_t id)
 	return 0;
 }
 
+/* The memory lock's write side waits for any copy into or out of the region; from its release
+ * on, the peer's batches and reads are checked against the new access. Then the peer's view
+ * follows, as tcp's region-del / region-add frames would make it. */
+static int loop_region_access_set(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	const uint64_t frame_bytes = sizeof(struct wire_hdr) + sizeof(struct wire_region);
+	struct loop_conn *lc = loop_conn_of(conn);
+	struct loop_pair *pair = lc->pair;
+	struct transport_region region, advertised;
+	unsigned old_access, frames = 0;
+	struct loop_conn *peer;
+	int ret;
+
+	pthread_rwlock_wrlock(&pair->memory_lock);
+	ret = transport_region_find(conn, 0, id, &region);
+	if (ret) {
+		pthread_rwlock_unlock(&pair->memory_lock);
+		return ret;
+	}
+	old_access = region.access;
+	region.access = access;
+	transport_region_update(conn, 0, &region);
+	pthread_mutex_lock(&pair->lock);
+	peer = loop_peer_locked(lc);
+	pthread_mutex_unlock(&pair->lock);
+	if (peer && (old_access & TRANSPORT_ACCESS_REMOTE)) {
+		transport_region_remove(&peer->base, 1, id, NULL);
+		frames++;
+	}
+	if (peer && (access & TRANSPORT_ACCESS_REMOTE)) {
+		advertised = region;
+		advertised.addr = NULL;
+		ret = transport_region_add(&peer->base, 1, &advertised);
+		frames++;
+	}
+	pthread_rwlock_unlock(&pair->memory_lock);
+	if (peer) {
+		loop_stats_add(conn, 1, frames * frame_bytes, 0);
+		loop_stats_add(&peer->base, 0, frames * frame_bytes, 0);
+	}
+	if (!peer && (access & ~old_access))
+		return loop_peer_closed(conn);
+	if (ret)
+		rmig_log_error("loop: region %u: the peer cannot record it (%d)", id, ret);
+	return ret;
+}
+
 /* tcp cuts runs at absolute LOOP_FRAME_DATA_MAX boundaries of the region. */
 static uint64_t loop_data_frames(uint64_t offset, uint64_t length)
 {
@@ -685,6 +732,7 @@ const struct transport_ops loop_transport_ops = {
 	.connect = loop_connect,
 	.region_register = loop_region_register,
 	.region_deregister = loop_region_deregister,
+	.region_access_set = loop_region_access_set,
 	.batch_post = loop_batch_post,
 	.flush = loop_flush,
 	.ctrl_send = loop_ctrl_send,

@@ -77,6 +77,15 @@ static int rdma_disabled_region_deregister(struct transport_conn *conn, uint32_t
 	return -EPROTONOSUPPORT;
 }
 
+static int rdma_disabled_region_access_set(struct transport_conn *conn, uint32_t id,
+					   unsigned access)
+{
+	(void)conn;
+	(void)id;
+	(void)access;
+	return -EPROTONOSUPPORT;
+}
+
 static int rdma_disabled_batch_post(struct transport_conn *conn, uint64_t batch_id,
 				    const struct transport_run *runs, size_t nruns)
 {
@@ -144,6 +153,7 @@ const struct transport_ops rdma_transport_ops = {
 	.connect = rdma_disabled_connect,
 	.region_register = rdma_disabled_region_register,
 	.region_deregister = rdma_disabled_region_deregister,
+	.region_access_set = rdma_disabled_region_access_set,
 	.batch_post = rdma_disabled_batch_post,
 	.flush = rdma_disabled_flush,
 	.ctrl_send = rdma_disabled_ctrl_send,

@@ -447,6 +447,7 @@ const struct transport_ops rdma_transport_ops = {
 	.connect = rdma_transport_connect,
 	.region_register = rdma_transport_region_register,
 	.region_deregister = rdma_transport_region_deregister,
+	.region_access_set = rdma_transport_region_access_set,
 	.batch_post = rdma_transport_batch_post,
 	.flush = rdma_transport_flush,
 	.ctrl_send = rdma_transport_ctrl_send,

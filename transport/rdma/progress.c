@@ -169,7 +169,11 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 		}
 		break;
 	case WIRE_REGION_ADD:
-		ret = wire_region_from_wire(payload, hdr.length, &region, why, sizeof(why));
+		ret = transport_region_open(&rc->base, hdr.type, payload, hdr.length, why,
+					    sizeof(why));
+		if (!ret)
+			ret = wire_region_from_wire(payload, sizeof(struct wire_region), &region,
+						    why, sizeof(why));
 		if (ret) {
 			rdma_protocol_error(rc, why);
 			return;
@@ -190,7 +194,11 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 		}
 		break;
 	case WIRE_REGION_DEL:
-		ret = wire_region_from_wire(payload, hdr.length, &region, why, sizeof(why));
+		ret = transport_region_open(&rc->base, hdr.type, payload, hdr.length, why,
+					    sizeof(why));
+		if (!ret)
+			ret = wire_region_from_wire(payload, sizeof(struct wire_region), &region,
+						    why, sizeof(why));
 		if (ret) {
 			rdma_protocol_error(rc, why);
 			return;

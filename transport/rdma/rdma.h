@@ -319,6 +319,7 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 				   unsigned access);
 int rdma_drain_locked(struct rdma_conn *rc, const struct timespec *deadline);
 int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id);
+int rdma_transport_region_access_set(struct transport_conn *conn, uint32_t id, unsigned access);
 int rdma_local_key(struct rdma_conn *rc, struct rdma_region *reg, char *addr, uint64_t want,
 		   uint32_t *lkey_p, uint64_t *len_p);
 

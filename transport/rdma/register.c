@@ -26,6 +26,18 @@ static int rdma_access_flags(struct rdma_conn *rc, unsigned access)
 	return flags;
 }
 
+/* A region announcement on the send ring, with its MAC once the connection is bound to the
+ * handshake. Caller holds rc->lock, which keeps announcements in the order they are sealed. */
+static int rdma_send_region(struct rdma_conn *rc, enum wire_type type,
+			    const struct wire_region *wire)
+{
+	uint8_t mac[TRANSPORT_REGION_MAC_LEN];
+	size_t mac_len = transport_region_seal(&rc->base, type, wire, mac);
+
+	return rdma_send_queue(rc, type, wire, sizeof(*wire), mac_len ? mac : NULL, mac_len, NULL,
+			       NULL);
+}
+
 /* One MR in the connection's PD serves every queue pair: a region is registered and announced
  * once, whatever the number of queue pairs. */
 int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
@@ -87,8 +99,7 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 	}
 	if (access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) {
 		wire_region_to_wire(&wire, &region);
-		ret = rdma_send_queue(rc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0, NULL,
-				      NULL);
+		ret = rdma_send_region(rc, WIRE_REGION_ADD, &wire);
 		if (ret) {
 			transport_region_remove(conn, 0, id, NULL);
 			pthread_mutex_unlock(&rc->lock);
@@ -159,8 +170,7 @@ int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
 	if (region.access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ) &&
 	    !conn->failed) {
 		wire_region_to_wire(&wire, &region);
-		ret = rdma_send_queue(rc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0, NULL,
-				      NULL);
+		ret = rdma_send_region(rc, WIRE_REGION_DEL, &wire);
 	}
 	/* Work already posted on any QP may still read the memory: the MR lives until it
 	 * completed. */
@@ -168,6 +178,101 @@ int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
 	pthread_mutex_unlock(&rc->lock);
 	rdma_region_release(region.priv);
 	return conn->failed && ret ? ret : 0;
+}
+
+/* The MR of reg carries flags from here on: ibv_rereg_mr(IBV_REREG_MR_CHANGE_ACCESS) where the
+ * provider has it (keys may stay; the pages stay pinned), else a new whole MR, registered
+ * before the old one goes, so a failure leaves the region as it was. Chunked regions (local
+ * only) become one whole MR. Caller holds rc->lock and has drained the work using reg. */
+static int rdma_region_reregister(struct rdma_conn *rc, uint32_t id, struct rdma_region *reg,
+				  int flags)
+{
+	struct timespec start, end;
+	struct ibv_mr *mr;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (reg->mr) {
+		ret = ibv_rereg_mr(reg->mr, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0, flags);
+		if (!ret) {
+			clock_gettime(CLOCK_MONOTONIC, &end);
+			rmig_log_info("rdma %s: region %u (%zu bytes): access changed in place in "
+				      "%.3f ms",
+				      rc->base.peer, id, reg->length,
+				      (double)(end.tv_sec - start.tv_sec) * 1e3 +
+					      (double)(end.tv_nsec - start.tv_nsec) / 1e6);
+			return 0;
+		}
+		/* Providers without it answer IBV_REREG_MR_ERR_CMD (rxe on Debian's 6.1 kernel
+		 * does) and leave the MR as it was: register anew. */
+		rmig_log_info("rdma %s: region %u: changing the MR's access in place failed "
+			      "(%d); registering it again",
+			      rc->base.peer, id, ret);
+	}
+	mr = ibv_reg_mr(rc->pd, reg->addr, reg->length, flags);
+	if (!mr) {
+		ret = rdma_errno_or(-ENOMEM);
+		rmig_log_error("rdma %s: registering region %u (%zu bytes) with its new access: %s",
+			       rc->base.peer, id, reg->length, strerror(-ret));
+		return ret;
+	}
+	if (reg->mr)
+		ibv_dereg_mr(reg->mr);
+	for (size_t i = 0; i < reg->nchunks; i++)
+		if (reg->chunks[i])
+			ibv_dereg_mr(reg->chunks[i]);
+	free(reg->chunks);
+	reg->chunks = NULL;
+	reg->nchunks = 0;
+	reg->mr = mr;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	rmig_log_info("rdma %s: region %u (%zu bytes): registered again with its new access in "
+		      "%.3f ms",
+		      rc->base.peer, id, reg->length,
+		      (double)(end.tv_sec - start.tv_sec) * 1e3 +
+			      (double)(end.tv_nsec - start.tv_nsec) / 1e6);
+	return 0;
+}
+
+/* The NIC enforces the new access first (work in flight that uses the MR completes before it
+ * changes); then the peer hears of it on the send ring: a region-del for what it had, a
+ * region-add with the (possibly new) rkey for what it gets. */
+int rdma_transport_region_access_set(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	struct rdma_conn *rc = rdma_conn_of(conn);
+	struct transport_region region;
+	struct rdma_region *reg;
+	struct wire_region wire;
+	unsigned old_access;
+	int ret;
+
+	pthread_mutex_lock(&rc->lock);
+	ret = transport_region_find(conn, 0, id, &region);
+	if (ret)
+		goto out_unlock;
+	reg = region.priv;
+	old_access = region.access;
+	rdma_drain_locked(rc, NULL);
+	ret = rdma_region_reregister(rc, id, reg, rdma_access_flags(rc, access));
+	if (ret)
+		goto out_unlock;
+	region.access = access;
+	region.rkey = reg->mr->rkey;
+	transport_region_update(conn, 0, &region);
+	if (conn->failed) { /* nothing more comes in: a revocation holds, a grant cannot be told */
+		ret = access & ~old_access ? conn->failed : 0;
+		goto out_unlock;
+	}
+	wire_region_to_wire(&wire, &region);
+	if (old_access & TRANSPORT_ACCESS_REMOTE)
+		ret = rdma_send_region(rc, WIRE_REGION_DEL, &wire);
+	if (!ret && (access & TRANSPORT_ACCESS_REMOTE))
+		ret = rdma_send_region(rc, WIRE_REGION_ADD, &wire);
+	if (!(access & ~old_access))
+		ret = 0;
+out_unlock:
+	pthread_mutex_unlock(&rc->lock);
+	return ret;
 }
 
 /* Local key and the longest length from addr that one SGE may cover. Caller holds rc->lock. */

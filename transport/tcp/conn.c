@@ -560,6 +560,7 @@ const struct transport_ops tcp_transport_ops = {
 	.connect = tcp_connect,
 	.region_register = tcp_region_register,
 	.region_deregister = tcp_region_deregister,
+	.region_access_set = tcp_region_access_set,
 	.batch_post = tcp_batch_post,
 	.flush = tcp_flush,
 	.ctrl_send = tcp_ctrl_send,

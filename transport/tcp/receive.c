@@ -280,13 +280,19 @@ static int tcp_receive_region(struct tcp_receiver *rx, const struct wire_hdr_hos
 	size_t advertised;
 	int ret;
 
-	if (hdr->length != sizeof(struct wire_region))
+	if (hdr->length != sizeof(struct wire_region) &&
+	    hdr->length != sizeof(struct wire_region) + TRANSPORT_REGION_MAC_LEN)
 		return tcp_fail(tc, -EPROTO, "header.length: %s of %u bytes, expected %zu", name,
 				hdr->length, sizeof(struct wire_region));
 	ret = tcp_receive_exact(rx, rx->scratch, hdr->length, name);
 	if (ret)
 		return ret;
-	ret = wire_region_from_wire(rx->scratch, hdr->length, &region, why, sizeof(why));
+	ret = transport_region_open(&tc->base, hdr->type, rx->scratch, hdr->length, why,
+				    sizeof(why));
+	if (ret)
+		return tcp_fail(tc, -EPROTO, "%s", why);
+	ret = wire_region_from_wire(rx->scratch, sizeof(struct wire_region), &region, why,
+				    sizeof(why));
 	if (ret)
 		return tcp_fail(tc, -EPROTO, "%s", why);
 	if (hdr->type == WIRE_REGION_DEL) {

@@ -77,6 +77,15 @@ void *tcp_sender_main(void *arg)
 
 /* ---- regions ---- */
 
+/* A region announcement, with its MAC once the connection is bound to the handshake. */
+static int tcp_send_region(struct tcp_conn *tc, enum wire_type type, const struct wire_region *wire)
+{
+	uint8_t mac[TRANSPORT_REGION_MAC_LEN];
+	size_t mac_len = transport_region_seal(&tc->base, type, wire, mac);
+
+	return tcp_send_frame(tc, type, wire, sizeof(*wire), mac_len ? mac : NULL, mac_len);
+}
+
 int tcp_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
 			unsigned access)
 {
@@ -109,7 +118,7 @@ int tcp_region_register(struct transport_conn *conn, uint32_t id, void *addr, si
 	/* The peer learns id, length and access; never our address. */
 	region.addr = NULL;
 	wire_region_to_wire(&wire, &region);
-	ret = tcp_send_frame(tc, WIRE_REGION_ADD, &wire, sizeof(wire), NULL, 0);
+	ret = tcp_send_region(tc, WIRE_REGION_ADD, &wire);
 	if (ret)
 		transport_region_remove(conn, 0, id, NULL);
 	return ret;
@@ -135,7 +144,41 @@ int tcp_region_deregister(struct transport_conn *conn, uint32_t id)
 		return 0;
 	removed.addr = NULL;
 	wire_region_to_wire(&wire, &removed);
-	return tcp_send_frame(tc, WIRE_REGION_DEL, &wire, sizeof(wire), NULL, 0);
+	return tcp_send_region(tc, WIRE_REGION_DEL, &wire);
+}
+
+/* Under the memory lock's write side no frame is being received into the region and no read
+ * served from it; once it is released the receiver and the read responder check the new
+ * access. Then the peer hears of it: region-del for the old announcement, region-add for the
+ * new one. */
+int tcp_region_access_set(struct transport_conn *conn, uint32_t id, unsigned access)
+{
+	struct tcp_conn *tc = tcp_conn_of(conn);
+	struct transport_region region;
+	struct wire_region wire;
+	unsigned old_access;
+	int ret;
+
+	pthread_rwlock_wrlock(&tc->memory_lock);
+	ret = transport_region_find(conn, 0, id, &region);
+	if (!ret) {
+		old_access = region.access;
+		region.access = access;
+		transport_region_update(conn, 0, &region);
+	}
+	pthread_rwlock_unlock(&tc->memory_lock);
+	if (ret)
+		return ret;
+	ret = tcp_status(tc);
+	if (ret) /* nothing more comes in: a revocation holds, a grant cannot be told */
+		return access & ~old_access ? ret : 0;
+	region.addr = NULL;
+	wire_region_to_wire(&wire, &region);
+	if (old_access & TRANSPORT_ACCESS_REMOTE)
+		ret = tcp_send_region(tc, WIRE_REGION_DEL, &wire);
+	if (!ret && (access & TRANSPORT_ACCESS_REMOTE))
+		ret = tcp_send_region(tc, WIRE_REGION_ADD, &wire);
+	return access & ~old_access ? ret : 0;
 }
 
 /* ---- batches ---- */

@@ -244,6 +244,7 @@ void *tcp_sender_main(void *arg);
 int tcp_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
 			unsigned access);
 int tcp_region_deregister(struct transport_conn *conn, uint32_t id);
+int tcp_region_access_set(struct transport_conn *conn, uint32_t id, unsigned access);
 int tcp_batch_post(struct transport_conn *conn, uint64_t batch_id, const struct transport_run *runs,
 		   size_t nruns);
 int tcp_flush(struct transport_conn *conn, int timeout_ms);
