@@ -276,6 +276,12 @@ void harness_sessions(struct harness *h)
 	assert_int_equal(rmig_session_listen(h->dst, h->listen_uri), 0);
 	assert_int_equal(rmig_session_listen_uri(h->dst, uri, sizeof(uri)), 0);
 	assert_int_equal(rmig_session_start(h->dst), 0);
+	if (h->connect_via) {
+		char dst_uri[sizeof(uri)];
+
+		snprintf(dst_uri, sizeof(dst_uri), "%s", uri);
+		h->connect_via(h, dst_uri, uri, sizeof(uri));
+	}
 	h->connect_ret = rmig_session_connect(h->src, uri);
 	if (h->connect_ret)
 		print_message("source: connect: %d %s\n", h->connect_ret, rmig_last_error(h->src));

@@ -77,6 +77,9 @@ struct harness {
 	 * instead of failing the test */
 	int connect_may_fail;
 	int connect_ret;
+	/* when set: given the destination's URI, write the one the source connects to (a relay
+	 * on the path, say) */
+	void (*connect_via)(struct harness *h, const char *dst_uri, char *uri, size_t len);
 };
 
 /* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1

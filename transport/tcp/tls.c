@@ -128,6 +128,16 @@ static int tcp_tls_describe(SSL *ssl, int ssl_error, char *why, size_t why_len)
 		ERR_clear_error();
 		return -EACCES;
 	}
+	if (reason &&
+	    (strstr(reason, "wrong version number") || strstr(reason, "http request") ||
+	     strstr(reason, "packet length too long") || strstr(reason, "record layer failure"))) {
+		snprintf(why, why_len,
+			 "the peer does not speak TLS: what it sent is no TLS record (%s); --tls "
+			 "must match on both sides",
+			 reason);
+		ERR_clear_error();
+		return -EPROTO;
+	}
 	if (verify != X509_V_OK) {
 		snprintf(why, why_len, "the peer's certificate is not trusted: %s",
 			 X509_verify_cert_error_string(verify));
