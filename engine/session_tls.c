@@ -107,7 +107,9 @@ void session_tls_options(struct rmig_session *s, const char *uri, struct transpo
 	opts->tls_peer_name = s->tls.peer_name;
 	if (!tcp)
 		return;
-	if (transport_tls_mode(opts) == TRANSPORT_TLS_NONE && s->params.key_len)
+	if (transport_tls_mode(opts) == TRANSPORT_TLS_NONE && !s->params.key_len)
+		return; /* insecure: session_credentials_check() warned already */
+	if (transport_tls_mode(opts) == TRANSPORT_TLS_NONE)
 		rmig_log_warn("%s tcp without TLS (rmig_session_set_tls RMIG_TLS_NONE): the key "
 			      "proves the peer, but every frame after that, guest RAM included, "
 			      "crosses %s in plaintext and unauthenticated",

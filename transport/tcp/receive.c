@@ -493,7 +493,7 @@ static int tcp_receive_hello(struct tcp_receiver *rx, const struct wire_hdr_host
 	if (hello.session_tag != (tc->session_tag | rx->stream->index))
 		return tcp_fail(tc, -EPROTO,
 				"hello.session_tag: the listener answered for another connection");
-	rx->stream->awaiting_hello = 0;
+	__atomic_store_n(&rx->stream->awaiting_hello, 0, __ATOMIC_RELAXED);
 	tcp_stats_received(tc, sizeof(struct wire_hdr) + hdr->length);
 	return 0;
 }
