@@ -389,13 +389,15 @@ int session_set_peer_timeout(struct rmig_session *s, uint32_t timeout_ms)
  * opted out, which is logged for every session that does. */
 static int session_credentials_check(struct rmig_session *s, const char *what)
 {
-	if (s->params.key_len)
+	/* x509 certificates, verified both ways, are a credential of their own. */
+	if (s->params.key_len || s->tls.mode == TRANSPORT_TLS_X509)
 		return 0;
 	if (!s->insecure)
 		return session_refuse(
 			s, -EPERM,
-			"%s: no key: set one (rmig_params.key, RMIG_PARAM_KEY) or opt "
-			"out of authentication with rmig_session_set_insecure()",
+			"%s: no key: set one (rmig_params.key, RMIG_PARAM_KEY), use x509 "
+			"certificates (rmig_session_set_tls()) or opt out of authentication "
+			"with rmig_session_set_insecure()",
 			what);
 	rmig_log_warn("%s INSECURE: %s without a key (rmig_session_set_insecure): any peer "
 		      "that reaches this one can %s",

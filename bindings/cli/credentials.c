@@ -63,13 +63,13 @@ int cli_credentials_check(const char *command, struct cli_credentials *c)
 		if (ret)
 			return ret;
 	}
-	if (c->key_len)
+	if (c->key_len || c->x509)
 		return 0;
 	if (!c->insecure) {
 		fprintf(stderr,
 			"rmig %s: no credential: pass --key-file FILE (the same secret on both "
-			"hosts; or set RMIG_KEY_FILE), or --insecure to run without "
-			"authentication\n",
+			"hosts; or set RMIG_KEY_FILE), or --tls x509 with certificates, or "
+			"--insecure to run without authentication\n",
 			command);
 		return -EPERM;
 	}

@@ -14,12 +14,14 @@ struct cli_credentials {
 	uint32_t key_len;	  /* 0: no --key-file */
 	int insecure;		  /* --insecure */
 	uint32_t peer_timeout_ms; /* --peer-timeout, 0: the library's default (10 s) */
+	int x509;		  /* --tls x509: the certificates are a credential without a key */
 };
 
 /* Usage lines for the three options, for each subcommand's help. */
 #define CLI_CREDENTIALS_USAGE                                                                       \
 	"  --key-file FILE       shared secret (1 to 64 bytes), the same on both hosts; required\n" \
-	"                        unless --insecure (or the environment: RMIG_KEY_FILE)\n"           \
+	"                        unless --tls x509 or --insecure (or the environment:\n"            \
+	"                        RMIG_KEY_FILE)\n"                                                  \
 	"  --insecure            run without authentication: any host that reaches the port\n"      \
 	"                        can write (or read) the guest's RAM; for tests on one host\n"      \
 	"  --peer-timeout SECS   a silent peer is dead after this long, every phase (default 10)\n"
@@ -58,7 +60,7 @@ int cli_key_file_read(const char *command, const char *path, struct cli_credenti
 /* --peer-timeout TEXT (seconds, fractions allowed). 0, or -EINVAL with the reason printed. */
 int cli_peer_timeout_parse(const char *command, const char *text, struct cli_credentials *c);
 /* Before the first networked step: RMIG_KEY_FILE when no --key-file was given; refuse (-EPERM,
- * reason printed) when there is neither a key nor --insecure; warn on stderr with --insecure.
+ * reason printed) when there is neither a key, nor x509 certificates, nor --insecure; warn on stderr with --insecure.
  * 0 or -errno. */
 int cli_credentials_check(const char *command, struct cli_credentials *c);
 /* Apply c to the session (key, opt-out, deadline): 0 or -errno with the reason printed. */

@@ -680,6 +680,7 @@ int rmig_cli_send(int argc, char **argv)
 		fprintf(stderr, "rmig send: --uri tcp://host:port (where rmig recv listens)\n");
 		return 2;
 	}
+	o.cred.x509 = o.mig.tls.mode == RMIG_TLS_X509;
 	if (cli_credentials_check("send", &o.cred))
 		return 2;
 	ret = demo_guest_init(&source, &o, 1);
@@ -730,6 +731,7 @@ int rmig_cli_recv(int argc, char **argv)
 		fprintf(stderr, "rmig recv: --listen tcp://0.0.0.0:port\n");
 		return 2;
 	}
+	o.cred.x509 = o.mig.tls.mode == RMIG_TLS_X509;
 	if (cli_credentials_check("recv", &o.cred))
 		return 2;
 	ret = demo_guest_init(&dest, &o, 0);

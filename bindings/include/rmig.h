@@ -357,7 +357,8 @@ int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr, size_t len
  * @session: a destination session, not yet started.
  * @uri: "rdma://addr:port", "tcp://addr:port" (port 0 picks a free one) or "loop:name".
  *
- * Needs a key (rmig_params.key) unless rmig_session_set_insecure() opted out (1.1).
+ * Needs a key (rmig_params.key) unless x509 certificates are set (rmig_session_set_tls(),
+ * 1.1) or rmig_session_set_insecure() opted out (1.1).
  *
  * Return: 0; -EPERM without a key and without the opt-out (1.1); -EPROTONOSUPPORT for an
  * unknown scheme or one not usable here; -EINVAL for a malformed uri; -EADDRINUSE; -EBUSY.
@@ -379,7 +380,8 @@ int rmig_session_listen_uri(rmig_session_t *session, char *buf, size_t len);
  * @session: a source session, not yet started.
  * @uri: as for rmig_session_listen().
  *
- * Needs a key (rmig_params.key) unless rmig_session_set_insecure() opted out (1.1). Gives up
+ * Needs a key (rmig_params.key) unless x509 certificates are set (rmig_session_set_tls(),
+ * 1.1) or rmig_session_set_insecure() opted out (1.1). Gives up
  * after the shorter of rmig_params.timeout_ms and the dead-peer deadline.
  *
  * Return: 0; -EPERM without a key and without the opt-out (1.1); -ECONNREFUSED, -ETIMEDOUT,

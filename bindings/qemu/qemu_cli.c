@@ -72,7 +72,9 @@ static void qemu_cli_usage(int source)
 /* No key, no migration, unless --insecure says so (RMIG_KEY_FILE stands in for --key-file). */
 static int qemu_cli_credentials_check(struct qemu_cli_options *o)
 {
-	struct cli_credentials c = {.key_len = o->mig.key_len, .insecure = o->insecure};
+	struct cli_credentials c = {.key_len = o->mig.key_len,
+				    .insecure = o->insecure,
+				    .x509 = o->mig.tls.mode == RMIG_TLS_X509};
 	int ret;
 
 	memcpy(c.key, o->mig.key, sizeof(c.key));

@@ -127,7 +127,9 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 	memcpy(o->key, mig.key, sizeof(o->key));
 	if (optind == argc && o->uri) {
 		/* No key, no migration, unless --insecure says so. */
-		struct cli_credentials cred = {.key_len = o->key_len, .insecure = o->insecure};
+		struct cli_credentials cred = {.key_len = o->key_len,
+					       .insecure = o->insecure,
+					       .x509 = o->tls.mode == RMIG_TLS_X509};
 
 		memcpy(cred.key, o->key, sizeof(cred.key));
 		ret = cli_credentials_check(o->command, &cred);

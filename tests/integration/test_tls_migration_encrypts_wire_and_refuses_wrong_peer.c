@@ -264,6 +264,30 @@ static void test_tls_x509_migrates_byte_identical_and_hides_pages(void **state)
 	tls_certs_remove(dir);
 }
 
+/* x509 certificates alone are a credential: no key, no rmig_session_set_insecure(). */
+static void test_tls_x509_without_key_migrates(void **state)
+{
+	struct rmig_tls tls = {.struct_size = sizeof(tls), .mode = RMIG_TLS_X509};
+	char dir[64];
+	struct harness h;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	assert_int_equal(tls_certs_make(dir, sizeof(dir), "rmig test CA"), 0);
+	tls.creds_dir = dir;
+	harness_init(&h, harness_transport, 1u << 20, 0);
+	h.params.field_mask = RMIG_PARAM_KEY; /* with key_len 0: no key */
+	h.src_tls = tls;
+	h.dst_tls = tls;
+	harness_sessions(&h);
+	harness_run(&h);
+	assert_int_equal(h.src_ret, 0);
+	assert_int_equal(h.dst_ret, 0);
+	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
+	harness_fini(&h);
+	tls_certs_remove(dir);
+}
+
 /* The source's connect fails with -EACCES and a reason naming why_part; the destination, which
  * refused it in the TLS handshake, is still waiting and never resumed. */
 static void expect_refused(struct harness *h, int err, const char *why_part)
@@ -341,5 +365,6 @@ static void test_tls_destination_refuses_plaintext_source(void **state)
 HARNESS_MAIN(cmocka_unit_test(test_tls_psk_by_default_hides_guest_pages_from_the_path),
 	     cmocka_unit_test(test_plaintext_tcp_shows_guest_pages_to_the_path),
 	     cmocka_unit_test(test_tls_x509_migrates_byte_identical_and_hides_pages),
+	     cmocka_unit_test(test_tls_x509_without_key_migrates),
 	     cmocka_unit_test(test_tls_x509_refuses_untrusted_certificate_and_wrong_name),
 	     cmocka_unit_test(test_tls_destination_refuses_plaintext_source))

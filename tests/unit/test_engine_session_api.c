@@ -348,6 +348,17 @@ static void test_set_tls_checks_arguments_and_warns_on_plaintext(void **state)
 	assert_int_equal(rmig_session_set_tls(dst, &tls), -EBUSY);
 	rmig_session_destroy(dst);
 
+	/* x509 certificates are a credential without a key: listen gets past the key check and
+	 * fails loading the (missing) files instead */
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	tls = (struct rmig_tls){.struct_size = sizeof(tls),
+				.mode = RMIG_TLS_X509,
+				.creds_dir = "/nonexistent-rmig-creds"};
+	assert_int_equal(rmig_session_set_tls(dst, &tls), 0);
+	assert_int_equal(rmig_session_listen(dst, "tcp://127.0.0.1:0"), -ENOENT);
+	assert_non_null(strstr(rmig_last_error(dst), "ca-cert.pem"));
+	rmig_session_destroy(dst);
+
 	rmig_log_handler_install(capture_log, &log, RMIG_LOG_WARN);
 	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
 	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
