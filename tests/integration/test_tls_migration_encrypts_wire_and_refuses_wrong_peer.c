@@ -46,6 +46,9 @@ struct relay_conn {
 
 struct relay {
 	int listen_fd;
+	/* when nonzero: flip one bit of the source's byte at this offset of the last stream
+	 * (a data stream with STREAMS > 1), as an attacker on the path would */
+	size_t flip_at;
 	struct sockaddr_in destination;
 	pthread_t acceptor;
 	atomic_int stop;
@@ -67,6 +70,9 @@ static void relay_pump_one(struct relay_conn *c, int from, int to, int capture, 
 		*open_p = 0;
 		return;
 	}
+	if (capture && c->relay->flip_at && c == &c->relay->conns[STREAMS - 1] &&
+	    c->captured_len <= c->relay->flip_at && c->relay->flip_at < c->captured_len + (size_t)n)
+		buf[c->relay->flip_at - c->captured_len] ^= 0x01;
 	if (capture && c->captured_len + (size_t)n <= RELAY_CAPTURE_MAX) {
 		memcpy(c->captured + c->captured_len, buf, (size_t)n);
 		c->captured_len += (size_t)n;
@@ -141,6 +147,8 @@ static void *relay_accept_main(void *arg)
 	return NULL;
 }
 
+static size_t relay_flip_at; /* test_relay.flip_at for the next relay_start */
+
 /* harness connect_via: the source connects to the relay, which connects to dst_uri. */
 static void relay_start(struct harness *h, const char *dst_uri, char *uri, size_t len)
 {
@@ -152,6 +160,7 @@ static void relay_start(struct harness *h, const char *dst_uri, char *uri, size_
 
 	(void)h;
 	memset(r, 0, sizeof(*r));
+	r->flip_at = relay_flip_at;
 	assert_int_equal(sscanf(dst_uri, "tcp://127.0.0.1:%u", &port), 1);
 	r->destination = (struct sockaddr_in){.sin_family = AF_INET,
 					      .sin_port = htons((uint16_t)port),
@@ -264,6 +273,37 @@ static void test_tls_x509_migrates_byte_identical_and_hides_pages(void **state)
 	tls_certs_remove(dir);
 }
 
+/* A bit flipped on the path, in the middle of the page data of a data stream: the record fails
+ * its check, the connection ends, and the altered page never makes a guest run: both sides
+ * fail and the destination never resumes. */
+static void test_tls_bit_flipped_on_the_path_fails_the_migration(void **state)
+{
+	struct rmig_stats st = {.struct_size = sizeof(st)};
+	size_t captured;
+	struct harness h;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	harness_init(&h, harness_transport, RAM_BYTES, 0);
+	mark_pages(&h);
+	h.params.field_mask = RMIG_PARAM_STREAMS;
+	h.params.streams = STREAMS;
+	h.connect_via = relay_start;
+	relay_flip_at = RAM_BYTES / STREAMS / 2; /* well inside the stream's share of pages */
+	harness_sessions(&h);
+	harness_run(&h);
+	relay_flip_at = 0;
+	assert_int_equal(relay_stop_count_marks(&captured), 0);
+	assert_int_not_equal(h.src_ret, 0);
+	assert_int_not_equal(h.dst_ret, 0);
+	print_message("destination: %s\n", rmig_last_error(h.dst));
+	assert_non_null(strstr(rmig_last_error(h.dst), "integrity check"));
+	assert_false(atomic_load(&h.dst_resumed));
+	assert_int_equal(rmig_session_stats(h.dst, &st), 0);
+	assert_int_not_equal(st.status, RMIG_STATUS_COMPLETED);
+	harness_fini(&h);
+}
+
 /* x509 certificates alone are a credential: no key, no rmig_session_set_insecure(). */
 static void test_tls_x509_without_key_migrates(void **state)
 {
@@ -366,5 +406,6 @@ HARNESS_MAIN(cmocka_unit_test(test_tls_psk_by_default_hides_guest_pages_from_the
 	     cmocka_unit_test(test_plaintext_tcp_shows_guest_pages_to_the_path),
 	     cmocka_unit_test(test_tls_x509_migrates_byte_identical_and_hides_pages),
 	     cmocka_unit_test(test_tls_x509_without_key_migrates),
+	     cmocka_unit_test(test_tls_bit_flipped_on_the_path_fails_the_migration),
 	     cmocka_unit_test(test_tls_x509_refuses_untrusted_certificate_and_wrong_name),
 	     cmocka_unit_test(test_tls_destination_refuses_plaintext_source))

@@ -109,12 +109,16 @@ static void tcp_tls_nopipe_end(struct tcp_tls_nopipe *np)
 static int tcp_tls_describe(SSL *ssl, int ssl_error, char *why, size_t why_len)
 {
 	unsigned long code = ERR_peek_last_error();
-	long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 	const char *reason = code ? ERR_reason_error_string(code) : NULL;
 	const struct tcp_tls *tls = ssl ? tcp_tls_of(ssl) : NULL;
+	/* Who the peer is is settled in the handshake: after it, a failure is a record's. */
+	int handshaking = ssl && !SSL_is_init_finished(ssl);
+	long verify = handshaking && tls && tls->mode == TRANSPORT_TLS_X509
+			      ? SSL_get_verify_result(ssl)
+			      : X509_V_OK;
 	int ret = -EPROTO;
 
-	if (tls && tls->mode == TRANSPORT_TLS_PSK && reason &&
+	if (handshaking && tls && tls->mode == TRANSPORT_TLS_PSK && reason &&
 	    (strstr(reason, "binder does not verify") || strstr(reason, "illegal parameter") ||
 	     strstr(reason, "decrypt error") || strstr(reason, "bad record mac") ||
 	     strstr(reason, "decryption failed"))) {
