@@ -212,3 +212,10 @@ RMIG_EXPORT int rmig_session_set_peer_timeout(rmig_session_t *session, uint32_t 
 		return -EINVAL;
 	return session_set_peer_timeout(session, timeout_ms);
 }
+
+RMIG_EXPORT int rmig_session_set_tls(rmig_session_t *session, const struct rmig_tls *tls)
+{
+	if (!session)
+		return -EINVAL;
+	return session_set_tls(session, tls);
+}

@@ -108,6 +108,7 @@ void session_destroy(struct rmig_session *s)
 	free(s->regions);
 	free(s->rounds);
 	free(s->msg_buf);
+	session_tls_clear(s);
 	pthread_cond_destroy(&s->finished_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -342,9 +343,11 @@ int session_region_dirty_source(struct rmig_session *s, uint32_t id)
 	return kind;
 }
 
-static void session_transport_options(struct rmig_session *s, struct transport_options *opts)
+static void session_transport_options(struct rmig_session *s, const char *uri,
+				      struct transport_options *opts)
 {
 	memset(opts, 0, sizeof(*opts));
+	session_tls_options(s, uri, opts);
 	opts->streams = s->params.streams;
 	/* A peer that does not answer the connection is as dead as one that stops answering. */
 	opts->connect_timeout_ms =
@@ -386,13 +389,15 @@ int session_set_peer_timeout(struct rmig_session *s, uint32_t timeout_ms)
  * opted out, which is logged for every session that does. */
 static int session_credentials_check(struct rmig_session *s, const char *what)
 {
-	if (s->params.key_len)
+	/* x509 certificates, verified both ways, are a credential of their own. */
+	if (s->params.key_len || s->tls.mode == TRANSPORT_TLS_X509)
 		return 0;
 	if (!s->insecure)
 		return session_refuse(
 			s, -EPERM,
-			"%s: no key: set one (rmig_params.key, RMIG_PARAM_KEY) or opt "
-			"out of authentication with rmig_session_set_insecure()",
+			"%s: no key: set one (rmig_params.key, RMIG_PARAM_KEY), use x509 "
+			"certificates (rmig_session_set_tls()) or opt out of authentication "
+			"with rmig_session_set_insecure()",
 			what);
 	rmig_log_warn("%s INSECURE: %s without a key (rmig_session_set_insecure): any peer "
 		      "that reaches this one can %s",
@@ -415,11 +420,13 @@ int session_listen(struct rmig_session *s, const char *uri)
 	ret = session_credentials_check(s, "listen");
 	if (ret)
 		return ret;
-	session_transport_options(s, &opts);
+	session_transport_options(s, uri, &opts);
+	rmig_log_last_error_clear();
 	ret = transport_listen(uri, &opts, &s->listener);
 	if (ret)
-		return session_refuse(s, ret, "cannot listen on %s: %s", uri,
-				      session_strerror(ret));
+		return session_refuse(s, ret, "cannot listen on %s: %s%s%s%s", uri,
+				      session_strerror(ret), *rmig_log_last_error() ? " (" : "",
+				      rmig_log_last_error(), *rmig_log_last_error() ? ")" : "");
 	return 0;
 }
 
@@ -449,11 +456,13 @@ int session_connect(struct rmig_session *s, const char *uri)
 	ret = session_credentials_check(s, "connect");
 	if (ret)
 		return ret;
-	session_transport_options(s, &opts);
+	session_transport_options(s, uri, &opts);
+	rmig_log_last_error_clear();
 	ret = transport_connect(uri, &opts, &conn);
 	if (ret)
-		return session_refuse(s, ret, "cannot connect to %s: %s", uri,
-				      session_strerror(ret));
+		return session_refuse(s, ret, "cannot connect to %s: %s%s%s%s", uri,
+				      session_strerror(ret), *rmig_log_last_error() ? " (" : "",
+				      rmig_log_last_error(), *rmig_log_last_error() ? ")" : "");
 	session_conn_set(s, conn);
 	snprintf(s->peer_uri, sizeof(s->peer_uri), "%s", uri);
 	return 0;

@@ -142,6 +142,11 @@ struct rmig_session {
 	int insecure;
 	/* A peer silent for this long is dead, in every phase (rmig_session_set_peer_timeout). */
 	uint32_t peer_timeout_ms;
+	/* TLS on tcp (rmig_session_set_tls, session_tls.c); strings owned, NULL when unset. */
+	struct session_tls {
+		enum transport_tls_mode mode; /* AUTO: psk with a key, none without */
+		char *creds_dir, *ca_file, *cert_file, *key_file, *peer_name;
+	} tls;
 	struct heartbeat *heartbeat; /* while connected (engine/heartbeat.c) */
 	uint64_t heard_us;	     /* the run thread last heard from the peer (heartbeat_recv) */
 };
@@ -171,6 +176,12 @@ int session_set_insecure(struct rmig_session *s, int insecure);
 /* The dead-peer deadline: 0 restores the default; -EINVAL out of range, -EBUSY once started
  * or connected. */
 int session_set_peer_timeout(struct rmig_session *s, uint32_t timeout_ms);
+/* session_tls.c: how tcp protects the connection (NULL: the default); 0 or -errno. */
+int session_set_tls(struct rmig_session *s, const struct rmig_tls *tls);
+/* Fill opts' TLS fields for a connection to or from uri (psk: the session key); warn when a
+ * keyed session on tcp runs without TLS. */
+void session_tls_options(struct rmig_session *s, const char *uri, struct transport_options *opts);
+void session_tls_clear(struct rmig_session *s);
 int session_listen(struct rmig_session *s, const char *uri);
 int session_listen_uri(struct rmig_session *s, char *buf, size_t len);
 int session_connect(struct rmig_session *s, const char *uri);

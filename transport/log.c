@@ -48,6 +48,20 @@ int rmig_log_enabled(int level)
 	return level <= max;
 }
 
+/* The last error this thread logged, for a caller that must say why a call failed (a refused
+ * TLS handshake in connect, say) beyond its errno. */
+static _Thread_local char log_last_error[512];
+
+const char *rmig_log_last_error(void)
+{
+	return log_last_error;
+}
+
+void rmig_log_last_error_clear(void)
+{
+	log_last_error[0] = '\0';
+}
+
 void rmig_log_vwrite(int level, const char *fmt, va_list ap)
 {
 	int saved_errno = errno;
@@ -55,6 +69,13 @@ void rmig_log_vwrite(int level, const char *fmt, va_list ap)
 	rmig_log_handler_fn handler;
 	void *opaque;
 
+	if (level == RMIG_LOG_LEVEL_ERROR) {
+		va_list copy;
+
+		va_copy(copy, ap);
+		vsnprintf(log_last_error, sizeof(log_last_error), fmt, copy);
+		va_end(copy);
+	}
 	if (!rmig_log_enabled(level))
 		goto out;
 	vsnprintf(message, sizeof(message), fmt, ap);

@@ -22,6 +22,9 @@ void rmig_log_handler_set(rmig_log_handler_fn handler, void *opaque, int max_lev
 int rmig_log_enabled(int level);
 void rmig_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rmig_log_vwrite(int level, const char *fmt, va_list ap);
+/* The last error-level message this thread wrote (logged or not), "" after _clear(). */
+const char *rmig_log_last_error(void);
+void rmig_log_last_error_clear(void);
 
 #define rmig_log_error(fmt, ...) rmig_log_write(RMIG_LOG_LEVEL_ERROR, fmt, ##__VA_ARGS__)
 #define rmig_log_warn(fmt, ...) rmig_log_write(RMIG_LOG_LEVEL_WARN, fmt, ##__VA_ARGS__)

@@ -65,6 +65,11 @@ struct transport_options {
 	size_t psk_len;
 	/* x509: ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem, client-key.pem */
 	const char *tls_creds_dir;
+	/* x509: explicit files, each taking the place of its file in tls_creds_dir (which may
+	 * then be NULL when all three are given) */
+	const char *tls_ca_file;
+	const char *tls_cert_file;
+	const char *tls_key_file;
 	/* x509, connecting side: the name the listener's certificate must carry; NULL: the
 	 * URI's host; "": do not check the name (the chain is still verified) */
 	const char *tls_peer_name;

@@ -63,13 +63,13 @@ int cli_credentials_check(const char *command, struct cli_credentials *c)
 		if (ret)
 			return ret;
 	}
-	if (c->key_len)
+	if (c->key_len || c->x509)
 		return 0;
 	if (!c->insecure) {
 		fprintf(stderr,
 			"rmig %s: no credential: pass --key-file FILE (the same secret on both "
-			"hosts; or set RMIG_KEY_FILE), or --insecure to run without "
-			"authentication\n",
+			"hosts; or set RMIG_KEY_FILE), or --tls x509 with certificates, or "
+			"--insecure to run without authentication\n",
 			command);
 		return -EPERM;
 	}
@@ -97,4 +97,115 @@ int cli_credentials_apply(const char *command, rmig_session_t *s, const struct c
 	if (ret)
 		fprintf(stderr, "rmig %s: %s\n", command, rmig_last_error(s));
 	return ret;
+}
+
+int cli_tls_option(const char *command, int which, const char *arg, struct cli_tls *t)
+{
+	static const char *const names[] = {"--tls",	  "--tls-creds", "--tls-ca",
+					    "--tls-cert", "--tls-key",	 "--tls-peer-name"};
+
+	if (which < 0 || which >= (int)(sizeof(names) / sizeof(names[0])))
+		return -EINVAL;
+	if (which == 0) {
+		if (!strcmp(arg, "none")) {
+			t->mode = RMIG_TLS_NONE;
+		} else if (!strcmp(arg, "psk")) {
+			t->mode = RMIG_TLS_PSK;
+		} else if (!strcmp(arg, "x509")) {
+			t->mode = RMIG_TLS_X509;
+		} else {
+			fprintf(stderr, "rmig %s: --tls none, psk or x509\n", command);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	/* Only the peer name may be empty (it then means: do not check the name). */
+	if (which != 5 && !*arg) {
+		fprintf(stderr, "rmig %s: %s: an empty path\n", command, names[which]);
+		return -EINVAL;
+	}
+	if (which != 5 && access(arg, R_OK)) {
+		fprintf(stderr, "rmig %s: %s %s: %s\n", command, names[which], arg,
+			strerror(errno));
+		return -errno;
+	}
+	switch (which) {
+	case 1:
+		t->creds_dir = arg;
+		break;
+	case 2:
+		t->ca_file = arg;
+		break;
+	case 3:
+		t->cert_file = arg;
+		break;
+	case 4:
+		t->key_file = arg;
+		break;
+	default:
+		t->peer_name = arg;
+		break;
+	}
+	return 0;
+}
+
+int cli_tls_check(const char *command, struct cli_tls *t)
+{
+	int creds = t->creds_dir || t->ca_file || t->cert_file || t->key_file || t->peer_name;
+
+	if (t->mode == RMIG_TLS_AUTO && creds)
+		t->mode = RMIG_TLS_X509;
+	if (t->mode != RMIG_TLS_X509 && creds) {
+		fprintf(stderr,
+			"rmig %s: --tls-creds, --tls-ca, --tls-cert, --tls-key and "
+			"--tls-peer-name are for --tls x509\n",
+			command);
+		return -EINVAL;
+	}
+	if (t->mode == RMIG_TLS_X509 && !t->creds_dir &&
+	    !(t->ca_file && t->cert_file && t->key_file)) {
+		fprintf(stderr,
+			"rmig %s: --tls x509 needs --tls-creds DIR, or --tls-ca, --tls-cert and "
+			"--tls-key\n",
+			command);
+		return -EINVAL;
+	}
+	if (t->mode == RMIG_TLS_NONE)
+		fprintf(stderr,
+			"rmig %s: WARNING: --tls none: on tcp, guest RAM and every message after "
+			"the key handshake cross the network in plaintext, unauthenticated\n",
+			command);
+	return 0;
+}
+
+int cli_tls_apply(const char *command, rmig_session_t *s, const struct cli_tls *t)
+{
+	struct rmig_tls tls = {
+		.struct_size = sizeof(tls),
+		.mode = t->mode,
+		.creds_dir = t->creds_dir,
+		.ca_file = t->ca_file,
+		.cert_file = t->cert_file,
+		.key_file = t->key_file,
+		.peer_name = t->peer_name,
+	};
+	int ret = rmig_session_set_tls(s, &tls);
+
+	if (ret)
+		fprintf(stderr, "rmig %s: %s\n", command, rmig_last_error(s));
+	return ret;
+}
+
+const char *cli_tls_name(const struct cli_tls *t, uint32_t key_len)
+{
+	switch (t->mode) {
+	case RMIG_TLS_NONE:
+		return "none";
+	case RMIG_TLS_PSK:
+		return "psk";
+	case RMIG_TLS_X509:
+		return "x509";
+	default:
+		return key_len ? "psk" : "none";
+	}
 }

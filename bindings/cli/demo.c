@@ -75,7 +75,8 @@ static void demo_usage(const char *command)
 		"                        30000; recv 600000, as it waits for a person to start send)\n"
 		"  --seed N              workload seed\n"
 		"  --json                print the report as JSON on stdout\n"
-		"send and recv (demo makes a random key of its own):\n" CLI_CREDENTIALS_USAGE,
+		"send and recv (demo makes a random key of its own):\n" CLI_CREDENTIALS_USAGE
+			CLI_TLS_USAGE,
 		command);
 }
 
@@ -111,7 +112,7 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		{NULL, 0, NULL, 0},
 	};
 	/* demo runs both ends here: no peer to wait for. */
-	const uint32_t take = CLI_TAKE_TUNING | CLI_TAKE_JSON | CLI_TAKE_HELP |
+	const uint32_t take = CLI_TAKE_TUNING | CLI_TAKE_JSON | CLI_TAKE_HELP | CLI_TAKE_TLS |
 			      (strcmp(argv[0], "demo") ? CLI_TAKE_TIMEOUT : 0);
 	struct option longopts[CLI_OPTIONS_MAX];
 	uint64_t value;
@@ -199,7 +200,20 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		fprintf(stderr, "rmig %s: unexpected argument '%s'\n", argv[0], argv[optind]);
 		return -EINVAL;
 	}
+	if (cli_tls_check(argv[0], &o->mig.tls))
+		return -EINVAL;
 	return 0;
+}
+
+/* "tcp://host:port, TLS psk": what the report says of the connection to or from uri. */
+static const char *demo_transport_name(const struct demo_options *o, const char *uri, char *buf,
+				       size_t len)
+{
+	if (!strncmp(uri, "tcp://", 6))
+		snprintf(buf, len, "%s, TLS %s", uri, cli_tls_name(&o->mig.tls, o->cred.key_len));
+	else
+		snprintf(buf, len, "%s", uri);
+	return buf;
 }
 
 static struct workload_params demo_workload_params(const struct demo_options *o)
@@ -305,6 +319,8 @@ static int demo_session(uint32_t role, const struct demo_options *o, struct demo
 	if (!ret)
 		ret = cli_credentials_apply(role == RMIG_ROLE_SOURCE ? "send" : "recv", s,
 					    &o->cred);
+	if (!ret)
+		ret = cli_tls_apply(role == RMIG_ROLE_SOURCE ? "send" : "recv", s, &o->mig.tls);
 	if (!ret)
 		ret = rmig_session_set_callbacks(s, &cb, g);
 	if (!ret)
@@ -559,7 +575,8 @@ int rmig_cli_demo(int argc, char **argv)
 		fprintf(stderr, "rmig demo: listen on %s: %s\n", listen_uri, rmig_last_error(dst));
 		goto out_src_session;
 	}
-	snprintf(transport, sizeof(transport), "%s (%s)", scheme, uri);
+	snprintf(transport, sizeof(transport), "%s (%s)", scheme,
+		 demo_transport_name(&o, uri, listen_uri, sizeof(listen_uri)));
 	ret = rmig_session_start(dst);
 	if (ret)
 		goto out_src_session;
@@ -653,7 +670,7 @@ int rmig_cli_send(int argc, char **argv)
 	struct demo_guest source;
 	rmig_session_t *src = NULL;
 	struct rmig_stats st = {.struct_size = sizeof(st)};
-	char size[32], hash[17];
+	char size[32], hash[17], name[DEMO_URI_MAX + 32];
 	int ret;
 
 	ret = demo_parse(argc, argv, &o);
@@ -663,6 +680,7 @@ int rmig_cli_send(int argc, char **argv)
 		fprintf(stderr, "rmig send: --uri tcp://host:port (where rmig recv listens)\n");
 		return 2;
 	}
+	o.cred.x509 = o.mig.tls.mode == RMIG_TLS_X509;
 	if (cli_credentials_check("send", &o.cred))
 		return 2;
 	ret = demo_guest_init(&source, &o, 1);
@@ -684,7 +702,8 @@ int rmig_cli_send(int argc, char **argv)
 		ret = rmig_session_run(src);
 	guest_stop(&source.guest);
 	rmig_session_stats(src, &st);
-	demo_report("send", &o, o.uri, &st, demo_send_outcome(&st, ret, &source.guest), ret, src,
+	demo_report("send", &o, demo_transport_name(&o, o.uri, name, sizeof(name)), &st,
+		    demo_send_outcome(&st, ret, &source.guest), ret, src,
 		    &(struct demo_extra){.method_reason = rmig_session_method_reason(src)});
 	guest_sent_hash(&source.guest, hash);
 	if (!ret && !o.mig.json)
@@ -702,7 +721,7 @@ int rmig_cli_recv(int argc, char **argv)
 	struct demo_guest dest;
 	rmig_session_t *dst = NULL;
 	struct rmig_stats st = {.struct_size = sizeof(st)};
-	char uri[DEMO_URI_MAX], expected[17] = "", actual[17] = "";
+	char uri[DEMO_URI_MAX], expected[17] = "", actual[17] = "", name[DEMO_URI_MAX + 32];
 	int ret, match = 0;
 
 	ret = demo_parse(argc, argv, &o);
@@ -712,6 +731,7 @@ int rmig_cli_recv(int argc, char **argv)
 		fprintf(stderr, "rmig recv: --listen tcp://0.0.0.0:port\n");
 		return 2;
 	}
+	o.cred.x509 = o.mig.tls.mode == RMIG_TLS_X509;
 	if (cli_credentials_check("recv", &o.cred))
 		return 2;
 	ret = demo_guest_init(&dest, &o, 0);
@@ -736,7 +756,8 @@ int rmig_cli_recv(int argc, char **argv)
 		guest_ram_hash(&dest.guest, actual);
 		match = expected[0] && !strcmp(expected, actual);
 	}
-	demo_report("recv", &o, uri, &st, demo_recv_outcome(&st, ret, &dest.guest, match), ret, dst,
+	demo_report("recv", &o, demo_transport_name(&o, uri, name, sizeof(name)), &st,
+		    demo_recv_outcome(&st, ret, &dest.guest, match), ret, dst,
 		    &(struct demo_extra){.method_reason = ""});
 	if (!ret && !o.mig.json)
 		printf("  %-26s %s (sender %s)\n", "RAM hash", actual, expected);

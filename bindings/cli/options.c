@@ -32,6 +32,12 @@ static const struct {
 	{{"key-file", required_argument, NULL, CLI_OPT_KEY_FILE}, CLI_TAKE_KEY_FILE},
 	{{"json", no_argument, NULL, CLI_OPT_JSON}, CLI_TAKE_JSON},
 	{{"help", no_argument, NULL, CLI_OPT_HELP}, CLI_TAKE_HELP},
+	{{"tls", required_argument, NULL, CLI_OPT_TLS}, CLI_TAKE_TLS},
+	{{"tls-creds", required_argument, NULL, CLI_OPT_TLS_CREDS}, CLI_TAKE_TLS},
+	{{"tls-ca", required_argument, NULL, CLI_OPT_TLS_CA}, CLI_TAKE_TLS},
+	{{"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT}, CLI_TAKE_TLS},
+	{{"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY}, CLI_TAKE_TLS},
+	{{"tls-peer-name", required_argument, NULL, CLI_OPT_TLS_PEER_NAME}, CLI_TAKE_TLS},
 };
 
 /* A shared option's outcome: 1 when its value parsed, else the parser's -errno. */
@@ -151,6 +157,13 @@ int cli_migration_option(const char *command, int id, const char *arg, struct cl
 	case CLI_OPT_HELP:
 		m->help = 1;
 		return 1;
+	case CLI_OPT_TLS:
+	case CLI_OPT_TLS_CREDS:
+	case CLI_OPT_TLS_CA:
+	case CLI_OPT_TLS_CERT:
+	case CLI_OPT_TLS_KEY:
+	case CLI_OPT_TLS_PEER_NAME:
+		return cli_handled(cli_tls_option(command, id - CLI_OPT_TLS, arg, &m->tls));
 	default:
 		return 0;
 	}

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bindings/cli/credentials.h"
 #include "rmig.h"
 
 /* getopt ids of the shared options; a command's own ids stay below CLI_OPT_FIRST. */
@@ -29,6 +30,12 @@ enum cli_option_id {
 	CLI_OPT_KEY_FILE,
 	CLI_OPT_JSON,
 	CLI_OPT_HELP,
+	CLI_OPT_TLS,
+	CLI_OPT_TLS_CREDS,
+	CLI_OPT_TLS_CA,
+	CLI_OPT_TLS_CERT,
+	CLI_OPT_TLS_KEY,
+	CLI_OPT_TLS_PEER_NAME,
 };
 
 /* Which shared options a command takes. */
@@ -44,6 +51,8 @@ enum cli_option_id {
 #define CLI_TAKE_KEY_FILE (1u << 9)   /* --key-file FILE */
 #define CLI_TAKE_JSON (1u << 10)      /* --json */
 #define CLI_TAKE_HELP (1u << 11)      /* --help */
+/* --tls, --tls-creds, --tls-ca, --tls-cert, --tls-key, --tls-peer-name (credentials.h) */
+#define CLI_TAKE_TLS (1u << 12)
 /* What a source-side migration command takes. */
 #define CLI_TAKE_TUNING                                                                \
 	(CLI_TAKE_METHOD | CLI_TAKE_POLICY | CLI_TAKE_DOWNTIME | CLI_TAKE_MAX_ROUNDS | \
@@ -67,6 +76,7 @@ struct cli_migration {
 	uint32_t key_len;
 	int json;
 	int help; /* --help was given: print the usage, exit 0 */
+	struct cli_tls tls;
 };
 
 void cli_migration_defaults(struct cli_migration *m);

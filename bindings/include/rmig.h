@@ -357,7 +357,8 @@ int rmig_region_add(rmig_session_t *session, uint32_t id, void *addr, size_t len
  * @session: a destination session, not yet started.
  * @uri: "rdma://addr:port", "tcp://addr:port" (port 0 picks a free one) or "loop:name".
  *
- * Needs a key (rmig_params.key) unless rmig_session_set_insecure() opted out (1.1).
+ * Needs a key (rmig_params.key) unless x509 certificates are set (rmig_session_set_tls(),
+ * 1.1) or rmig_session_set_insecure() opted out (1.1).
  *
  * Return: 0; -EPERM without a key and without the opt-out (1.1); -EPROTONOSUPPORT for an
  * unknown scheme or one not usable here; -EINVAL for a malformed uri; -EADDRINUSE; -EBUSY.
@@ -379,7 +380,8 @@ int rmig_session_listen_uri(rmig_session_t *session, char *buf, size_t len);
  * @session: a source session, not yet started.
  * @uri: as for rmig_session_listen().
  *
- * Needs a key (rmig_params.key) unless rmig_session_set_insecure() opted out (1.1). Gives up
+ * Needs a key (rmig_params.key) unless x509 certificates are set (rmig_session_set_tls(),
+ * 1.1) or rmig_session_set_insecure() opted out (1.1). Gives up
  * after the shorter of rmig_params.timeout_ms and the dead-peer deadline.
  *
  * Return: 0; -EPERM without a key and without the opt-out (1.1); -ECONNREFUSED, -ETIMEDOUT,
@@ -557,6 +559,59 @@ int rmig_session_set_insecure(rmig_session_t *session, int insecure);
  * connected or started.
  */
 int rmig_session_set_peer_timeout(rmig_session_t *session, uint32_t timeout_ms);
+
+/* TLS on tcp:// (1.1): rmig_session_set_tls(). */
+enum rmig_tls_mode {
+	/* The default: psk on tcp whenever the session has a key, none without one (insecure);
+	 * rdma and loop are never TLS'd. */
+	RMIG_TLS_AUTO = 0,
+	RMIG_TLS_NONE = 1, /* plaintext tcp after the key handshake: logged as a warning */
+	RMIG_TLS_PSK = 2,  /* TLS 1.3, the pre-shared key derived from the session key */
+	RMIG_TLS_X509 =
+		3, /* TLS 1.3 with certificates, verified both ways (QEMU's tls-creds-x509) */
+};
+
+/* The caller sets struct_size = sizeof(struct rmig_tls); strings are copied. */
+struct rmig_tls {
+	uint32_t struct_size;
+	uint32_t mode; /* enum rmig_tls_mode */
+	/* x509: a directory of ca-cert.pem, server-cert.pem, server-key.pem (the listener's),
+	 * client-cert.pem, client-key.pem (the connecting side's), as QEMU's tls-creds-x509 dir */
+	const char *creds_dir;
+	/* x509: explicit files, each in place of its file in creds_dir (creds_dir may be NULL
+	 * when all three are given) */
+	const char *ca_file;
+	const char *cert_file;
+	const char *key_file;
+	/* x509, connecting side: the name (or address) the listener's certificate must carry;
+	 * NULL: the URI's host; "": do not check the name (the chain is still verified) */
+	const char *peer_name;
+};
+
+/**
+ * rmig_session_set_tls() - how the tcp transport protects every frame after connecting (1.1).
+ * @session: not yet started, listening or connected.
+ * @tls: NULL or mode RMIG_TLS_AUTO restores the default.
+ *
+ * TLS 1.3 covers every stream of the connection (the control stream and each data stream):
+ * confidentiality and integrity of the guest's pages, commits and messages. A record that fails
+ * its check ends the connection before its bytes reach guest RAM. The default (RMIG_TLS_AUTO)
+ * is RMIG_TLS_PSK on tcp whenever the session has a key (the PSK is HMAC-SHA256 of the key
+ * with a label, never the key itself): a migration between hosts is encrypted unless the
+ * caller says otherwise. RMIG_TLS_NONE with a key keeps the key handshake and sends the rest in
+ * plaintext, with an RMIG_LOG_WARN line every session. RMIG_TLS_X509 verifies the peer's
+ * certificate against the CA both ways, and the listener's name against @tls->peer_name (or
+ * the URI's host) on the connecting side. Both sides must ask for the same mode: a TLS side
+ * and a plaintext side, a wrong PSK or an untrusted certificate fail connecting with an error
+ * that says so (the listener refuses the peer and goes on waiting for the right one). rdma://
+ * and loop: are not TLS'd: RMIG_TLS_PSK or RMIG_TLS_X509 there makes listen/connect fail with
+ * -EPROTONOSUPPORT.
+ *
+ * Return: 0; -EINVAL for a NULL @session, an unknown mode, a struct_size too small or x509
+ * without credentials; -ENOMEM; -EBUSY once listening, connected or started. A file that
+ * cannot be loaded is reported by rmig_session_listen()/_connect().
+ */
+int rmig_session_set_tls(rmig_session_t *session, const struct rmig_tls *tls);
 
 /**
  * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled",

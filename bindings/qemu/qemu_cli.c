@@ -43,7 +43,7 @@ static void qemu_cli_usage(int source)
 			"                        required unless --insecure (or RMIG_KEY_FILE)\n"
 			"  --insecure            no authentication: any host reaching the port can\n"
 			"                        write (or read) the guest's RAM\n"
-			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n"
+			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n" CLI_TLS_USAGE
 			"  --switchover-hook CMD run CMD (sh -c) when both guests are paused and all\n"
 			"                        RAM is on the destination, before QEMU switches over;\n"
 			"                        a non-zero exit cancels the migration\n"
@@ -64,7 +64,7 @@ static void qemu_cli_usage(int source)
 			"                        required unless --insecure (or RMIG_KEY_FILE)\n"
 			"  --insecure            no authentication: any host reaching the port can\n"
 			"                        write (or read) the guest's RAM\n"
-			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n"
+			"  --peer-timeout SECS   a silent peer is dead after this long (default 10)\n" CLI_TLS_USAGE
 			"  --json                print the report as JSON on stdout\n",
 			QEMU_CLI_DEFAULT_QEMU_PORT);
 }
@@ -72,7 +72,9 @@ static void qemu_cli_usage(int source)
 /* No key, no migration, unless --insecure says so (RMIG_KEY_FILE stands in for --key-file). */
 static int qemu_cli_credentials_check(struct qemu_cli_options *o)
 {
-	struct cli_credentials c = {.key_len = o->mig.key_len, .insecure = o->insecure};
+	struct cli_credentials c = {.key_len = o->mig.key_len,
+				    .insecure = o->insecure,
+				    .x509 = o->mig.tls.mode == RMIG_TLS_X509};
 	int ret;
 
 	memcpy(c.key, o->mig.key, sizeof(c.key));
@@ -88,9 +90,11 @@ int qemu_cli_session_apply(const struct qemu_cli_options *o, rmig_session_t *ses
 
 	if (!ret)
 		ret = rmig_session_set_peer_timeout(session, o->peer_timeout_ms);
-	if (ret)
+	if (ret) {
 		fprintf(stderr, "rmig %s: %s\n", o->command, rmig_last_error(session));
-	return ret;
+		return ret;
+	}
+	return cli_tls_apply(o->command, session, &o->mig.tls);
 }
 
 /* "tcp:HOST:PORT" for QEMU from an rmig uri "scheme://HOST:PORT". */
@@ -179,7 +183,7 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		{NULL, 0, NULL, 0},
 	};
 	const uint32_t take = CLI_TAKE_TIMEOUT | CLI_TAKE_KEY_FILE | CLI_TAKE_JSON | CLI_TAKE_HELP |
-			      (source ? CLI_TAKE_TUNING | CLI_TAKE_STREAMS : 0);
+			      CLI_TAKE_TLS | (source ? CLI_TAKE_TUNING | CLI_TAKE_STREAMS : 0);
 	const char *command = source ? "qemu-send" : "qemu-recv";
 	struct option longopts[CLI_OPTIONS_MAX];
 	int c, ret;
@@ -247,7 +251,7 @@ int qemu_cli_parse(int argc, char **argv, int source, struct qemu_cli_options *o
 		fprintf(stderr, "rmig %s: unexpected argument '%s'\n", command, argv[optind]);
 		return -EINVAL;
 	}
-	if (qemu_cli_check(command, &o->mig))
+	if (qemu_cli_check(command, &o->mig) || cli_tls_check(command, &o->mig.tls))
 		return -EINVAL;
 	if (!o->qmp) {
 		fprintf(stderr, "rmig %s: --qmp PATH: the QMP socket of the %s QEMU\n", command,

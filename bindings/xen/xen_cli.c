@@ -34,7 +34,7 @@ static void xen_cli_usage(int source)
 			"                     required unless --insecure (or RMIG_KEY_FILE)\n"
 			"  --insecure         no authentication: any host reaching the port can\n"
 			"                     write (or read) the domain's stream\n"
-			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
+			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n" CLI_TLS_USAGE,
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 	else
 		fprintf(stderr,
@@ -49,7 +49,7 @@ static void xen_cli_usage(int source)
 			"                     required unless --insecure (or RMIG_KEY_FILE)\n"
 			"  --insecure         no authentication: any host reaching the port can\n"
 			"                     write (or read) the domain's stream\n"
-			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
+			"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n" CLI_TLS_USAGE,
 			XEN_CLI_DEFAULT_TIMEOUT_MS);
 }
 
@@ -79,8 +79,8 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 	cli_migration_defaults(&mig);
 	mig.timeout_ms = XEN_CLI_DEFAULT_TIMEOUT_MS;
 	if (cli_options_table(source ? send_options : recv_options,
-			      CLI_TAKE_TIMEOUT | CLI_TAKE_KEY_FILE | CLI_TAKE_HELP, longopts,
-			      CLI_OPTIONS_MAX))
+			      CLI_TAKE_TIMEOUT | CLI_TAKE_KEY_FILE | CLI_TAKE_HELP | CLI_TAKE_TLS,
+			      longopts, CLI_OPTIONS_MAX))
 		return -EINVAL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -120,11 +120,16 @@ int xen_cli_parse(int argc, char **argv, int source, struct xen_cli_options *o)
 		}
 	}
 	o->timeout_ms = mig.timeout_ms;
+	o->tls = mig.tls;
+	if (cli_tls_check(o->command, &o->tls))
+		return -EINVAL;
 	o->key_len = mig.key_len;
 	memcpy(o->key, mig.key, sizeof(o->key));
 	if (optind == argc && o->uri) {
 		/* No key, no migration, unless --insecure says so. */
-		struct cli_credentials cred = {.key_len = o->key_len, .insecure = o->insecure};
+		struct cli_credentials cred = {.key_len = o->key_len,
+					       .insecure = o->insecure,
+					       .x509 = o->tls.mode == RMIG_TLS_X509};
 
 		memcpy(cred.key, o->key, sizeof(cred.key));
 		ret = cli_credentials_check(o->command, &cred);
@@ -178,6 +183,16 @@ int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
 		ret = rmig_session_set_insecure(session, o->insecure);
 	if (!ret)
 		ret = rmig_session_set_peer_timeout(session, o->peer_timeout_ms);
+	if (!ret)
+		ret = rmig_session_set_tls(session, &(struct rmig_tls){
+							    .struct_size = sizeof(struct rmig_tls),
+							    .mode = o->tls.mode,
+							    .creds_dir = o->tls.creds_dir,
+							    .ca_file = o->tls.ca_file,
+							    .cert_file = o->tls.cert_file,
+							    .key_file = o->tls.key_file,
+							    .peer_name = o->tls.peer_name,
+						    });
 	if (ret)
 		goto err_destroy;
 	ret = rmig_session_set_callbacks(session, callbacks, opaque);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bindings/cli/credentials.h"
 #include "rmig.h"
 
 struct xen_cli_options {
@@ -18,6 +19,7 @@ struct xen_cli_options {
 	int insecure;		  /* --insecure: no key, on purpose */
 	uint32_t peer_timeout_ms; /* --peer-timeout; 0: the library's default */
 	uint32_t timeout_ms;
+	struct cli_tls tls; /* --tls and its credentials */
 };
 
 /* Errno the destination answers resume with when xl could not start the domain there and

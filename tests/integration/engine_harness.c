@@ -253,6 +253,10 @@ void harness_sessions(struct harness *h)
 		h->peer_timeout_ms = HARNESS_PEER_TIMEOUT_MS;
 	assert_int_equal(rmig_session_set_peer_timeout(h->src, h->peer_timeout_ms), 0);
 	assert_int_equal(rmig_session_set_peer_timeout(h->dst, h->peer_timeout_ms), 0);
+	if (h->src_tls.struct_size)
+		assert_int_equal(rmig_session_set_tls(h->src, &h->src_tls), 0);
+	if (h->dst_tls.struct_size)
+		assert_int_equal(rmig_session_set_tls(h->dst, &h->dst_tls), 0);
 	assert_int_equal(rmig_session_set_callbacks(h->src, &src_cb, h), 0);
 	assert_int_equal(rmig_session_set_callbacks(h->dst, &dst_cb, h), 0);
 	assert_int_equal(
@@ -272,7 +276,17 @@ void harness_sessions(struct harness *h)
 	assert_int_equal(rmig_session_listen(h->dst, h->listen_uri), 0);
 	assert_int_equal(rmig_session_listen_uri(h->dst, uri, sizeof(uri)), 0);
 	assert_int_equal(rmig_session_start(h->dst), 0);
-	assert_int_equal(rmig_session_connect(h->src, uri), 0);
+	if (h->connect_via) {
+		char dst_uri[sizeof(uri)];
+
+		snprintf(dst_uri, sizeof(dst_uri), "%s", uri);
+		h->connect_via(h, dst_uri, uri, sizeof(uri));
+	}
+	h->connect_ret = rmig_session_connect(h->src, uri);
+	if (h->connect_ret)
+		print_message("source: connect: %d %s\n", h->connect_ret, rmig_last_error(h->src));
+	if (!h->connect_may_fail)
+		assert_int_equal(h->connect_ret, 0);
 }
 
 void harness_run(struct harness *h)

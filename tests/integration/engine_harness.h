@@ -70,6 +70,16 @@ struct harness {
 	int dst_ret;
 	void *user;
 	uint32_t peer_timeout_ms; /* both sessions; 0: HARNESS_PEER_TIMEOUT_MS */
+	/* rmig_session_set_tls() on each session when struct_size != 0 */
+	struct rmig_tls src_tls;
+	struct rmig_tls dst_tls;
+	/* harness_sessions: when set, the source's connect may fail (connect_ret says how)
+	 * instead of failing the test */
+	int connect_may_fail;
+	int connect_ret;
+	/* when set: given the destination's URI, write the one the source connects to (a relay
+	 * on the path, say) */
+	void (*connect_via)(struct harness *h, const char *dst_uri, char *uri, size_t len);
 };
 
 /* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1

@@ -36,6 +36,10 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The bare transport peers hold the sessions' key: over tcp it keys TLS (psk, the default). */
+static const struct transport_options peer_options = {.psk = (const uint8_t *)HARNESS_KEY,
+						      .psk_len = sizeof(HARNESS_KEY) - 1};
+
 struct silent_peer {
 	struct transport_listener *listener;
 	struct transport_conn *conn;
@@ -76,7 +80,7 @@ static void test_source_declares_silent_destination_dead(void **state)
 	(void)state;
 	HARNESS_SKIP_UNLESS_USABLE();
 	harness_init(&h, harness_transport, 1u << 20, 0);
-	assert_int_equal(transport_listen(h.listen_uri, NULL, &peer.listener), 0);
+	assert_int_equal(transport_listen(h.listen_uri, &peer_options, &peer.listener), 0);
 	assert_int_equal(transport_listener_uri(peer.listener, uri, sizeof(uri)), 0);
 	assert_int_equal(pthread_create(&thread, NULL, silent_peer_main, &peer), 0);
 	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &h.src), 0);
@@ -137,7 +141,7 @@ static void test_destination_declares_silent_source_dead(void **state)
 	assert_int_equal(rmig_session_listen_uri(h.dst, uri, sizeof(uri)), 0);
 	assert_int_equal(rmig_session_start(h.dst), 0);
 	/* a source that connects and then never says a word */
-	assert_int_equal(transport_connect(uri, NULL, &conn), 0);
+	assert_int_equal(transport_connect(uri, &peer_options, &conn), 0);
 	start = now_ms();
 	assert_int_equal(rmig_session_wait_result(h.dst, (int)(STEP_TIMEOUT_MS / 2), &result), 0);
 	took = now_ms() - start;

@@ -136,7 +136,8 @@ static void test_cancel_null_is_harmless_and_streams_zero_refused(void **state)
 
 struct captured_log {
 	int messages;
-	int insecure_warnings; /* warnings naming the opt-out of authentication */
+	int insecure_warnings;	/* warnings naming the opt-out of authentication */
+	int plaintext_warnings; /* warnings that a keyed tcp session runs without TLS */
 };
 
 static void capture_log(void *opaque, int level, const char *message)
@@ -147,6 +148,9 @@ static void capture_log(void *opaque, int level, const char *message)
 	if (level == RMIG_LOG_WARN && strstr(message, "INSECURE") &&
 	    strstr(message, "without a key"))
 		log->insecure_warnings++;
+	if (level == RMIG_LOG_WARN && strstr(message, "without TLS") &&
+	    strstr(message, "plaintext"))
+		log->plaintext_warnings++;
 }
 
 static const struct rmig_params test_key = {
@@ -308,6 +312,70 @@ static void test_listen_and_connect_refuse_without_key(void **state)
 	rmig_session_destroy(dst);
 }
 
+/* rmig_session_set_tls() checks what it is given, only before listen/connect; TLS asked for by
+ * name on a transport without it fails listen, never falls back to plaintext; a keyed tcp
+ * session that turns TLS off says so every time. */
+static void test_set_tls_checks_arguments_and_warns_on_plaintext(void **state)
+{
+	struct rmig_tls tls = {.struct_size = sizeof(tls), .mode = RMIG_TLS_PSK};
+	struct captured_log log = {0};
+	rmig_session_t *dst;
+	char uri[64];
+
+	(void)state;
+	assert_int_equal(rmig_session_set_tls(NULL, &tls), -EINVAL);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
+	tls.struct_size = 8;
+	assert_int_equal(rmig_session_set_tls(dst, &tls), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(dst), "struct_size"));
+	tls.struct_size = sizeof(tls);
+	tls.mode = 9;
+	assert_int_equal(rmig_session_set_tls(dst, &tls), -EINVAL);
+	tls.mode = RMIG_TLS_X509;
+	assert_int_equal(rmig_session_set_tls(dst, &tls), -EINVAL);
+	assert_non_null(strstr(rmig_last_error(dst), "creds_dir"));
+	tls.ca_file = "/nonexistent/ca.pem"; /* files are read by listen/connect */
+	tls.cert_file = "/nonexistent/cert.pem";
+	tls.key_file = "/nonexistent/key.pem";
+	assert_int_equal(rmig_session_set_tls(dst, &tls), 0);
+	tls = (struct rmig_tls){.struct_size = sizeof(tls), .mode = RMIG_TLS_PSK};
+	assert_int_equal(rmig_session_set_tls(dst, &tls), 0);
+	snprintf(uri, sizeof(uri), "loop:tls-%d", (int)getpid());
+	assert_int_equal(rmig_session_listen(dst, uri), -EPROTONOSUPPORT);
+	assert_int_equal(rmig_session_set_tls(dst, NULL), 0); /* the default: fine on loop */
+	assert_int_equal(rmig_session_listen(dst, uri), 0);
+	assert_int_equal(rmig_session_set_tls(dst, &tls), -EBUSY);
+	rmig_session_destroy(dst);
+
+	/* x509 certificates are a credential without a key: listen gets past the key check and
+	 * fails loading the (missing) files instead */
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	tls = (struct rmig_tls){.struct_size = sizeof(tls),
+				.mode = RMIG_TLS_X509,
+				.creds_dir = "/nonexistent-rmig-creds"};
+	assert_int_equal(rmig_session_set_tls(dst, &tls), 0);
+	assert_int_equal(rmig_session_listen(dst, "tcp://127.0.0.1:0"), -ENOENT);
+	assert_non_null(strstr(rmig_last_error(dst), "ca-cert.pem"));
+	rmig_session_destroy(dst);
+
+	rmig_log_handler_install(capture_log, &log, RMIG_LOG_WARN);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
+	tls.mode = RMIG_TLS_NONE;
+	assert_int_equal(rmig_session_set_tls(dst, &tls), 0);
+	assert_int_equal(rmig_session_listen(dst, "tcp://127.0.0.1:0"), 0);
+	assert_int_equal(log.plaintext_warnings, 1);
+	rmig_session_destroy(dst);
+	/* the default with a key: TLS, nothing to warn about */
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &dst), 0);
+	assert_int_equal(rmig_session_set_params(dst, &test_key), 0);
+	assert_int_equal(rmig_session_listen(dst, "tcp://127.0.0.1:0"), 0);
+	assert_int_equal(log.plaintext_warnings, 1);
+	rmig_session_destroy(dst);
+	rmig_log_handler_install(NULL, NULL, -1);
+}
+
 static void test_insecure_opt_out_warns_every_session(void **state)
 {
 	struct captured_log log = {0};
@@ -406,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_session_role_specific_calls_refused),
 		cmocka_unit_test(test_listen_and_connect_refuse_without_key),
 		cmocka_unit_test(test_insecure_opt_out_warns_every_session),
+		cmocka_unit_test(test_set_tls_checks_arguments_and_warns_on_plaintext),
 		cmocka_unit_test(test_peer_timeout_range_and_timing),
 		cmocka_unit_test(test_stats_fill_only_what_fits),
 		cmocka_unit_test(test_version_and_error_strings),

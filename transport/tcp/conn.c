@@ -345,6 +345,17 @@ int tcp_send_failed(struct tcp_conn *tc, int err, const char *what)
 	if (err == -ETIMEDOUT)
 		return tcp_fail(tc, err, "sending %s: the peer acknowledged nothing for %u ms",
 				what, tc->stall_ms);
+	/* Before the listener answered our hello: it refused this connection, most often
+	 * because one side runs TLS and the other does not. */
+	if ((err == -EPIPE || err == -ECONNRESET) &&
+	    __atomic_load_n(&tc->streams[0].awaiting_hello, __ATOMIC_RELAXED))
+		return tcp_fail(tc, -ECONNRESET,
+				"sending %s: the listener closed the connection without answering "
+				"our hello: it refused us (%s)",
+				what,
+				tc->streams[0].ssl ? "see its log"
+						   : "does it run TLS? this side runs without; "
+						     "--tls must match on both sides");
 	if (err == -EPIPE || err == -ECONNRESET)
 		return tcp_fail(tc, -ECONNRESET, "sending %s: the peer disconnected", what);
 	return tcp_fail(tc, err, "sending %s: %s", what, strerror(-err));

@@ -52,6 +52,15 @@ static int tcp_receiver_lost(struct tcp_receiver *rx, int ret, size_t got, const
 		return -ECONNRESET; /* its bytes are all placed; stream 0 says how the peer left */
 	if (stopping)
 		return tcp_fail(tc, -ECONNRESET, "closed");
+	if (ret == -ECONNRESET && rx->stream->awaiting_hello)
+		return tcp_fail(
+			tc, -ECONNRESET,
+			"stream %u: the listener closed the connection without answering our "
+			"hello: it refused us (%s)",
+			rx->stream->index,
+			rx->stream->ssl ? "see its log"
+					: "does it run TLS? this side runs without; --tls "
+					  "must match on both sides");
 	if (ret == -ECONNRESET && got == 0 && !strcmp(what, "header")) {
 		return tcp_fail(tc, -ECONNRESET,
 				"stream 0: the peer disconnected without closing the connection");
@@ -490,7 +499,7 @@ static int tcp_receive_hello(struct tcp_receiver *rx, const struct wire_hdr_host
 	if (hello.session_tag != (tc->session_tag | rx->stream->index))
 		return tcp_fail(tc, -EPROTO,
 				"hello.session_tag: the listener answered for another connection");
-	rx->stream->awaiting_hello = 0;
+	__atomic_store_n(&rx->stream->awaiting_hello, 0, __ATOMIC_RELAXED);
 	tcp_stats_received(tc, sizeof(struct wire_hdr) + hdr->length);
 	return 0;
 }
@@ -507,6 +516,16 @@ static int tcp_receive_frame(struct tcp_receiver *rx)
 	if (ret)
 		return ret;
 	ret = wire_hdr_from_wire(&raw, sizeof(raw), TCP_FRAME_MAX, &hdr, why, sizeof(why));
+	if (ret && rx->stream->awaiting_hello && !rx->stream->ssl) {
+		const unsigned char *b = (const unsigned char *)&raw;
+
+		/* A TLS record (alert 0x15, handshake 0x16) where the hello should be. */
+		if ((b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03)
+			return tcp_fail(tc, -EPROTO,
+					"stream %u: the listener answered with TLS and this side "
+					"runs without it (--tls must match on both sides)",
+					rx->stream->index);
+	}
 	if (ret)
 		return tcp_fail(tc, -EPROTO, "stream %u: %s", rx->stream->index, why);
 	if (rx->stream->awaiting_hello)

@@ -109,10 +109,39 @@ static void tcp_tls_nopipe_end(struct tcp_tls_nopipe *np)
 static int tcp_tls_describe(SSL *ssl, int ssl_error, char *why, size_t why_len)
 {
 	unsigned long code = ERR_peek_last_error();
-	long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 	const char *reason = code ? ERR_reason_error_string(code) : NULL;
+	const struct tcp_tls *tls = ssl ? tcp_tls_of(ssl) : NULL;
+	/* Who the peer is is settled in the handshake: after it, a failure is a record's. */
+	int handshaking = ssl && !SSL_is_init_finished(ssl);
+	long verify = handshaking && tls && tls->mode == TRANSPORT_TLS_X509
+			      ? SSL_get_verify_result(ssl)
+			      : X509_V_OK;
 	int ret = -EPROTO;
 
+	if (handshaking && tls && tls->mode == TRANSPORT_TLS_PSK && reason &&
+	    (strstr(reason, "binder does not verify") || strstr(reason, "illegal parameter") ||
+	     strstr(reason, "decrypt error") || strstr(reason, "bad record mac") ||
+	     strstr(reason, "decryption failed"))) {
+		/* TLS 1.3 names a PSK mismatch only as a failed binder (the listener) or the
+		 * alert it answers with (the connecting side). */
+		snprintf(
+			why, why_len,
+			"the peer does not hold the same key (the TLS pre-shared key, derived from "
+			"the session key, differs: %s)",
+			reason);
+		ERR_clear_error();
+		return -EACCES;
+	}
+	if (reason &&
+	    (strstr(reason, "wrong version number") || strstr(reason, "http request") ||
+	     strstr(reason, "packet length too long") || strstr(reason, "record layer failure"))) {
+		snprintf(why, why_len,
+			 "the peer does not speak TLS: what it sent is no TLS record (%s); --tls "
+			 "must match on both sides",
+			 reason);
+		ERR_clear_error();
+		return -EPROTO;
+	}
 	if (verify != X509_V_OK) {
 		snprintf(why, why_len, "the peer's certificate is not trusted: %s",
 			 X509_verify_cert_error_string(verify));
@@ -165,18 +194,32 @@ static unsigned int tcp_tls_psk_server_cb(SSL *ssl, const char *identity, unsign
 	return TCP_TLS_PSK_LEN;
 }
 
-static int tcp_tls_load_x509(struct tcp_tls *tls, const char *dir, char *why, size_t why_len)
+static int tcp_tls_load_x509(struct tcp_tls *tls, const struct transport_options *opts, char *why,
+			     size_t why_len)
 {
 	const char *role = tls->server ? "server" : "client";
+	const char *dir = opts->tls_creds_dir;
 	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 
-	if (!dir || !*dir) {
-		snprintf(why, why_len, "x509 needs a credentials directory (--tls-creds)");
+	if ((!dir || !*dir) && !(opts->tls_ca_file && opts->tls_cert_file && opts->tls_key_file)) {
+		snprintf(why, why_len,
+			 "x509 needs a credentials directory (--tls-creds) or the CA, certificate "
+			 "and key files (--tls-ca, --tls-cert, --tls-key)");
 		return -EINVAL;
 	}
-	snprintf(ca, sizeof(ca), "%s/ca-cert.pem", dir);
-	snprintf(cert, sizeof(cert), "%s/%s-cert.pem", dir, role);
-	snprintf(key, sizeof(key), "%s/%s-key.pem", dir, role);
+	/* An explicit file takes the place of its file in the directory. */
+	if (opts->tls_ca_file)
+		snprintf(ca, sizeof(ca), "%s", opts->tls_ca_file);
+	else
+		snprintf(ca, sizeof(ca), "%s/ca-cert.pem", dir);
+	if (opts->tls_cert_file)
+		snprintf(cert, sizeof(cert), "%s", opts->tls_cert_file);
+	else
+		snprintf(cert, sizeof(cert), "%s/%s-cert.pem", dir, role);
+	if (opts->tls_key_file)
+		snprintf(key, sizeof(key), "%s", opts->tls_key_file);
+	else
+		snprintf(key, sizeof(key), "%s/%s-key.pem", dir, role);
 	if (SSL_CTX_load_verify_locations(tls->ctx, ca, NULL) != 1) {
 		snprintf(why, why_len, "cannot load the CA certificate %.200s", ca);
 		return -ENOENT;
@@ -255,7 +298,7 @@ int tcp_tls_create(const struct transport_options *opts, int server, struct tcp_
 		/* The PSK is the whole authentication: no certificate is asked for or sent. */
 		SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_NONE, NULL);
 	} else if (mode == TRANSPORT_TLS_X509) {
-		ret = tcp_tls_load_x509(tls, opts->tls_creds_dir, why, sizeof(why));
+		ret = tcp_tls_load_x509(tls, opts, why, sizeof(why));
 		if (ret)
 			goto err_free_ctx;
 		tls->check_name = !opts->tls_peer_name || *opts->tls_peer_name;

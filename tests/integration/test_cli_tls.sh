@@ -1,0 +1,78 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/integration/test_cli_tls.sh RMIG TLS_CREDS_SH - `rmig send` and `rmig recv` over tcp:
+#  - with a key and no --tls, both report TLS psk and the migration completes;
+#  - --tls x509 with credentials made now (scripts/tls-creds.sh; no key is committed) completes
+#    and both report TLS x509;
+#  - a sender with --tls none against the default receiver is refused with an error naming
+#    --tls, and the receiver keeps waiting (it is then stopped).
+# Every wait is on a line the other process writes (through a FIFO) or on its exit.
+set -eu
+rmig=$1
+tls_creds=$2
+tmp=$(mktemp -d)
+pids=""
+cleanup() {
+	for p in $pids; do kill -9 "$p" 2>/dev/null || :; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+head -c 32 /dev/urandom >"$tmp/key"
+export RMIG_KEY_FILE="$tmp/key"
+sh "$tls_creds" "$tmp/creds" localhost 127.0.0.1 2>/dev/null
+
+wait_line() {
+	while IFS= read -r line <&"$1"; do
+		case "$line" in *"$2"*) return 0 ;; esac
+	done
+	return 1
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$tmp"/*.out "$tmp"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; cat "$f" >&2; }; done
+	exit 1
+}
+
+# start_recv NAME ARGS: rmig recv in the background (stderr through a FIFO on fd 4); sets rpid
+# and uri once it listens.
+start_recv() {
+	rm -f "$tmp/recv.err"
+	mkfifo "$tmp/recv.err"
+	"$rmig" recv --listen tcp://127.0.0.1:0 --ram 16M $2 >"$tmp/$1-recv.out" 2>"$tmp/recv.err" &
+	rpid=$!
+	pids="$pids $rpid"
+	exec 4<"$tmp/recv.err"
+	wait_line 4 "waiting for rmig send on " || fail "$1: rmig recv did not listen"
+	uri=$(printf '%s\n' "$line" | sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p')
+	(cat <&4 >"$tmp/$1-recv.log") &
+}
+
+# 1. The default with a key: TLS psk.
+start_recv psk ""
+"$rmig" send --uri "$uri" --ram 16M >"$tmp/psk-send.out" 2>"$tmp/psk-send.log" ||
+	fail "psk: rmig send failed"
+wait "$rpid" || fail "psk: rmig recv failed"
+grep -q "TLS psk" "$tmp/psk-send.out" || fail "psk: send does not report TLS psk"
+grep -q "TLS psk" "$tmp/psk-recv.out" || fail "psk: recv does not report TLS psk"
+grep -q "RAM hash equals" "$tmp/psk-recv.out" || fail "psk: RAM not identical"
+
+# 2. x509 from a credentials directory.
+start_recv x509 "--tls x509 --tls-creds $tmp/creds"
+"$rmig" send --uri "$uri" --ram 16M --tls x509 --tls-creds "$tmp/creds" \
+	>"$tmp/x509-send.out" 2>"$tmp/x509-send.log" || fail "x509: rmig send failed"
+wait "$rpid" || fail "x509: rmig recv failed"
+grep -q "TLS x509" "$tmp/x509-send.out" || fail "x509: send does not report TLS x509"
+grep -q "RAM hash equals" "$tmp/x509-recv.out" || fail "x509: RAM not identical"
+
+# 3. A plaintext sender meets the default receiver: refused, and told why.
+start_recv mismatch ""
+if "$rmig" send --uri "$uri" --ram 16M --tls none >"$tmp/mismatch-send.out" \
+	2>"$tmp/mismatch-send.log"; then
+	fail "mismatch: a plaintext sender got through"
+fi
+grep -q -- "--tls must match" "$tmp/mismatch-send.out" "$tmp/mismatch-send.log" ||
+	fail "mismatch: the sender's error does not name --tls"
+kill -0 "$rpid" 2>/dev/null || fail "mismatch: rmig recv ended"
+kill -9 "$rpid"
+echo "cli tls: psk and x509 migrations completed, a plaintext sender refused"
