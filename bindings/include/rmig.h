@@ -120,6 +120,11 @@ enum rmig_event {
 	/* source: after a live round, the dirty pages were counted and the stop policy decided:
 	 * remaining_bytes, dirty_pages_rate, bandwidth, projected_downtime_ms, stop_reason */
 	RMIG_EVENT_SYNC = 4,
+	/* (1.1) post-copy family, after the resume: the connection was lost; the session waits
+	 * for a new one (status RMIG_STATUS_RECOVERING) */
+	RMIG_EVENT_RECOVERING = 5,
+	/* (1.1) a new connection took over and the post-copy tail goes on (RMIG_STATUS_POSTCOPY) */
+	RMIG_EVENT_RECOVERED = 6,
 };
 
 /* Hypervisor callbacks. Each receives the opaque pointer given with them and runs on the thread
@@ -165,6 +170,11 @@ enum rmig_status {
 	 * cannot take it back and the destination lacks pages; the VM is lost. Distinct from
 	 * RMIG_STATUS_FAILED, after which the source VM runs (again). */
 	RMIG_STATUS_LOST = 8,
+	/* (1.1) post-copy recovery: the VM runs on the destination, the connection was lost
+	 * after its resume, and both ends wait, for the recovery window, for a new one (the same
+	 * path coming back, or one rmig_session_recover() names). The destination's guest waits
+	 * on the pages it lacks; the source keeps the RAM and which pages have crossed. */
+	RMIG_STATUS_RECOVERING = 9,
 };
 
 /* Why pre-copy stopped iterating. */
@@ -242,6 +252,10 @@ struct rmig_stats {
 	/* auto: mean pages per contiguous run of written pages (short runs: the guest writes all
 	 * over its working set, and the model counts rewrites within a round) */
 	double auto_write_run_pages;
+	/* (1.1) post-copy recovery: new connections that took over after a lost one */
+	uint64_t recoveries;
+	/* (1.1) time spent in RMIG_STATUS_RECOVERING, summed (so far, while recovering) */
+	uint64_t recovering_ms;
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup
@@ -433,7 +447,9 @@ int rmig_session_wait(rmig_session_t *session, int timeout_ms);
  * @session: any session, or NULL (nothing happens); safe from any thread and from callbacks.
  *
  * The source VM keeps running (it is resumed if it was paused); the destination is discarded
- * and never resumes. Cancelling after the destination resumed has no effect.
+ * and never resumes. Cancelling after the destination resumed has no effect, except while the
+ * session is in RMIG_STATUS_RECOVERING (1.1): then the recovery stops and the VM is declared
+ * lost (RMIG_STATUS_LOST).
  *
  * Return: 0.
  */
@@ -559,8 +575,49 @@ int rmig_session_set_insecure(rmig_session_t *session, int insecure);
 int rmig_session_set_peer_timeout(rmig_session_t *session, uint32_t timeout_ms);
 
 /**
+ * rmig_session_set_recovery_window() - how long a post-copy migration waits for a new
+ * connection after losing its connection past the resume (1.1).
+ * @session: not yet started.
+ * @window_ms: 1000 to 86400000 (a day); 0 restores the default, 600000 (10 minutes).
+ *
+ * After the destination resumed the VM (post-copy, hybrid, TSMC, auto choosing one of them),
+ * a dead peer (the dead-peer deadline passed, the connection reset) does not end the
+ * migration: both ends enter RMIG_STATUS_RECOVERING (RMIG_EVENT_RECOVERING). The destination
+ * listens again on the URI it listened on first, or on the one rmig_session_recover() gives
+ * it; the source connects again to the URI it connected to first, or to the one
+ * rmig_session_recover() gives it, retrying about every second. The new connection must prove
+ * the same key and name the same migration (an id both ends derived from the first handshake);
+ * others are refused and the wait goes on. Then the destination tells the source which pages it
+ * still lacks and the tail goes on (RMIG_EVENT_RECOVERED). Only when the window passes without
+ * a new connection, or rmig_session_cancel() is called while recovering, is the VM declared
+ * lost (RMIG_STATUS_LOST). Set the same value on both hosts.
+ *
+ * Return: 0; -EINVAL for a NULL @session or a value out of range; -EBUSY once started.
+ */
+int rmig_session_set_recovery_window(rmig_session_t *session, uint32_t window_ms);
+
+/**
+ * rmig_session_recover() - point a post-copy recovery at a new path (1.1).
+ * @session: a started session.
+ * @uri: destination: where to listen for the source's new connection; source: where to
+ *       connect (the destination's new listening URI). As for rmig_session_listen().
+ *
+ * What QEMU's migrate-recover (destination) and migrate -r (source) do. While the session is
+ * in RMIG_STATUS_RECOVERING, the destination starts listening on @uri at once (its earlier
+ * listener closes) and the source's next attempt goes to @uri. Before that (the VM runs on the
+ * destination and the connection still looks alive, or the migration has not reached the
+ * resume yet), @uri is kept for the recovery, should one happen. It takes effect for this
+ * session only, and every later attempt uses it, until another call.
+ *
+ * Return: 0; -EINVAL for a NULL @session or @uri, a malformed or too long @uri, or a session
+ * not started or already ended; -EPROTONOSUPPORT for an unknown scheme; destination while
+ * recovering: what rmig_session_listen() returns for @uri (-EADDRINUSE, ...).
+ */
+int rmig_session_recover(rmig_session_t *session, const char *uri);
+
+/**
  * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled",
- * "postcopy", "lost".
+ * "postcopy", "lost", "recovering".
  * @status: enum rmig_status.
  *
  * Return: a static string, "unknown" for another value.
