@@ -39,8 +39,9 @@
 /* A recovery connection must complete its proofs within this (and the dead-peer deadline). */
 #define RECOVER_HANDSHAKE_MS 10000u
 /* The source's connect attempts give up after this (and the dead-peer deadline), so that a
- * path that stays silent is tried again soon after it comes back. */
-#define RECOVER_CONNECT_MS 3000u
+ * path that stays silent is tried again soon after it comes back (a connect still waiting when
+ * the path returns would wait out its SYN's backoff). */
+#define RECOVER_CONNECT_MS 2000u
 
 struct postcopy_recovery {
 	pthread_mutex_t lock; /* the fields up to `recovering` */
@@ -144,9 +145,8 @@ int postcopy_recover_request(struct rmig_session *s, const char *uri)
 	ret = transport_uri_parse(uri, &parsed);
 	if (ret)
 		return session_refuse(s, ret, "recover: '%s' is not a uri rmig can use", uri);
-	if (!s->started || recover_ended(s))
-		return session_refuse(s, -EINVAL, "recover: the migration is %s",
-				      s->started ? "over" : "not started");
+	if (recover_ended(s))
+		return session_refuse(s, -EINVAL, "recover: the migration is over");
 	pthread_mutex_lock(&rc->lock);
 	if (s->role == RMIG_ROLE_DESTINATION && rc->recovering) {
 		struct transport_options opts;
@@ -469,11 +469,13 @@ static int recover_dest_listener(struct rmig_session *s)
 	struct postcopy_recovery *rc = s->recovery;
 	struct transport_options opts;
 	struct transport_listener *given;
+	char uri[TRANSPORT_URI_MAX];
 	int ret;
 
 	pthread_mutex_lock(&rc->lock);
 	given = rc->listener;
 	rc->listener = NULL;
+	snprintf(uri, sizeof(uri), "%s", rc->uri[0] ? rc->uri : rc->listen_uri);
 	pthread_mutex_unlock(&rc->lock);
 	if (given) {
 		if (s->listener)
@@ -484,10 +486,10 @@ static int recover_dest_listener(struct rmig_session *s)
 	if (s->listener)
 		return 0;
 	session_transport_options(s, &opts);
-	ret = transport_listen(rc->uri[0] ? rc->uri : rc->listen_uri, &opts, &s->listener);
+	ret = transport_listen(uri, &opts, &s->listener);
 	if (ret)
-		rmig_log_warn("destination: post-copy recovery cannot listen on %s yet: %s",
-			      rc->uri[0] ? rc->uri : rc->listen_uri, session_strerror(ret));
+		rmig_log_warn("destination: post-copy recovery cannot listen on %s yet: %s", uri,
+			      session_strerror(ret));
 	return ret;
 }
 
@@ -594,6 +596,7 @@ int postcopy_recover_connect(struct rmig_session *s)
 		struct transport_options opts;
 		struct transport_conn *conn;
 		char uri[TRANSPORT_URI_MAX];
+		uint64_t attempt_us;
 		int ret;
 
 		if (session_cancelled(s))
@@ -606,15 +609,21 @@ int postcopy_recover_connect(struct rmig_session *s)
 		session_transport_options(s, &opts);
 		if (opts.connect_timeout_ms > (int)RECOVER_CONNECT_MS)
 			opts.connect_timeout_ms = (int)RECOVER_CONNECT_MS;
+		attempt_us = session_now_us();
 		ret = transport_connect(uri, &opts, &conn);
 		if (ret) {
+			uint64_t took_ms = (session_now_us() - attempt_us) / 1000u;
+
 			/* Once per kind of failure: the path may stay down for minutes. */
 			if (ret != last_ret)
 				rmig_log_info("source: post-copy recovery: %s does not answer yet "
 					      "(%s); trying again",
 					      uri, session_strerror(ret));
 			last_ret = ret;
-			recover_pause(s, POSTCOPY_RECOVER_RETRY_MS);
+			/* About one attempt per second: a refused one waits, a silent one has
+			 * waited already. */
+			if (took_ms < POSTCOPY_RECOVER_RETRY_MS)
+				recover_pause(s, POSTCOPY_RECOVER_RETRY_MS - (unsigned)took_ms);
 			continue;
 		}
 		last_ret = 0;

@@ -598,7 +598,7 @@ int rmig_session_set_recovery_window(rmig_session_t *session, uint32_t window_ms
 
 /**
  * rmig_session_recover() - point a post-copy recovery at a new path (1.1).
- * @session: a started session.
+ * @session: any session whose migration has not ended; safe from any thread while it runs.
  * @uri: destination: where to listen for the source's new connection; source: where to
  *       connect (the destination's new listening URI). As for rmig_session_listen().
  *
@@ -610,7 +610,7 @@ int rmig_session_set_recovery_window(rmig_session_t *session, uint32_t window_ms
  * session only, and every later attempt uses it, until another call.
  *
  * Return: 0; -EINVAL for a NULL @session or @uri, a malformed or too long @uri, or a session
- * not started or already ended; -EPROTONOSUPPORT for an unknown scheme; destination while
+ * whose migration ended (completed, failed, cancelled, lost); -EPROTONOSUPPORT for an unknown scheme; destination while
  * recovering: what rmig_session_listen() returns for @uri (-EADDRINUSE, ...).
  */
 int rmig_session_recover(rmig_session_t *session, const char *uri);
