@@ -409,9 +409,11 @@ int rmig_session_connect(rmig_session_t *session, const char *uri);
  * verifies, and returns once the destination has resumed the VM. The destination accepts the
  * source, receives, and returns after resume_vm. On any failure before the destination resumed
  * the source VM keeps (or goes back to) running and the destination never resumes. With the
- * post-copy family both ends return only once every page has arrived; a failure after the
- * resume loses the VM (the source cannot take it back, the destination lacks pages), which the
- * error says and the status RMIG_STATUS_LOST (1.1) marks, on both ends.
+ * post-copy family both ends return only once every page has arrived; a lost connection after
+ * the resume is recovered (RMIG_STATUS_RECOVERING, rmig_session_set_recovery_window(), 1.1);
+ * a failure after the resume that cannot be recovered loses the VM (the source cannot take it
+ * back, the destination lacks pages), which the error says and the status RMIG_STATUS_LOST (1.1)
+ * marks, on both ends.
  *
  * Return: 0 when the VM runs on the destination; -ECANCELED after rmig_session_cancel();
  * -EOPNOTSUPP for a method the destination cannot run (post-copy needs userfaultfd on its
@@ -563,8 +565,8 @@ int rmig_session_set_insecure(rmig_session_t *session, int insecure);
  *
  * Both ends send a heartbeat several times per deadline, whatever they are busy with; a side
  * that hears nothing from its peer (no heartbeat, page or message) for @timeout_ms ends the
- * migration with -EHOSTDOWN, in every phase: the source resumes its VM if it had paused it; a
- * destination that had resumed the VM (post-copy family) reports it lost. The transport
+ * migration with -EHOSTDOWN, in every phase: the source resumes its VM if it had paused it;
+ * after a post-copy-family resume both ends recover instead (rmig_session_recover()). The transport
  * enforces the same deadline on data the peer never acknowledges (tcp: TCP_USER_TIMEOUT and
  * keepalive; rdma: the queue pair's ack timeout and retry count). Connecting gives up within
  * it too. Set the same value on both hosts.
