@@ -7,7 +7,10 @@
  * (the destination listening on its first URI again, the source connecting to it again; or both
  * on a new port the operator names with rmig_session_recover(), which the source's new
  * connection then goes to), and the destination's RAM ends
- * identical to the source's. tcp only: the cut is a real one on the sockets. */
+ * identical to the source's. Cut at the resume itself, the destination's acknowledgement of the
+ * resume is lost with the connection: the source, which cannot know whether the VM runs there,
+ * recovers too and learns it from the recovery. tcp only: the cut is a real one on the
+ * sockets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +39,8 @@
 
 struct recovery_test {
 	struct harness *h;
-	int new_path; /* point both ends at another port before the cut */
+	int new_path;	   /* point both ends at another port before the cut */
+	int cut_at_resume; /* cut inside the destination's resume_vm, before it acknowledges */
 	pthread_t cutter;
 	pthread_t reader;
 	int reader_started;
@@ -129,6 +133,10 @@ static void on_dst_resume(struct harness *h)
 	(void)h;
 	assert_int_equal(pthread_create(&t->reader, NULL, reader_main, t), 0);
 	t->reader_started = 1;
+	if (t->cut_at_resume) {
+		assert_true(cut_connections() >= 1);
+		atomic_store(&t->cut, 1);
+	}
 }
 
 static void on_progress(struct harness *h, uint32_t event, const struct rmig_stats *st)
@@ -177,11 +185,11 @@ static void *cutter_main(void *arg)
 	return NULL;
 }
 
-static void migrate_and_cut(int new_path)
+static void migrate_and_cut(int new_path, int cut_at_resume)
 {
 	struct rmig_stats src = {.struct_size = sizeof(src)};
 	struct rmig_stats dst = {.struct_size = sizeof(dst)};
-	struct recovery_test t = {.new_path = new_path};
+	struct recovery_test t = {.new_path = new_path, .cut_at_resume = cut_at_resume};
 	struct harness h;
 
 	harness_init(&h, harness_transport, RAM, 5);
@@ -193,9 +201,11 @@ static void migrate_and_cut(int new_path)
 	h.on_dst_resume = on_dst_resume;
 	h.on_progress = on_progress;
 	harness_sessions(&h);
-	assert_int_equal(pthread_create(&t.cutter, NULL, cutter_main, &t), 0);
+	if (!cut_at_resume)
+		assert_int_equal(pthread_create(&t.cutter, NULL, cutter_main, &t), 0);
 	harness_run(&h);
-	pthread_join(t.cutter, NULL);
+	if (!cut_at_resume)
+		pthread_join(t.cutter, NULL);
 	if (t.reader_started)
 		pthread_join(t.reader, NULL);
 
@@ -229,15 +239,23 @@ static void test_postcopy_recovers_on_the_same_path_after_connection_cut(void **
 {
 	(void)state;
 	HARNESS_SKIP_UNLESS_USABLE();
-	migrate_and_cut(0);
+	migrate_and_cut(0, 0);
 }
 
 static void test_postcopy_recovers_on_a_new_path_the_operator_names(void **state)
 {
 	(void)state;
 	HARNESS_SKIP_UNLESS_USABLE();
-	migrate_and_cut(1);
+	migrate_and_cut(1, 0);
+}
+
+static void test_postcopy_recovers_when_the_resume_acknowledgement_is_lost(void **state)
+{
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	migrate_and_cut(0, 1);
 }
 
 HARNESS_MAIN(cmocka_unit_test(test_postcopy_recovers_on_the_same_path_after_connection_cut),
-	     cmocka_unit_test(test_postcopy_recovers_on_a_new_path_the_operator_names))
+	     cmocka_unit_test(test_postcopy_recovers_on_a_new_path_the_operator_names),
+	     cmocka_unit_test(test_postcopy_recovers_when_the_resume_acknowledgement_is_lost))
