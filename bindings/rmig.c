@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "bindings/rmig_export.h"
+#include "engine/postcopy_recover.h"
 #include "engine/session.h"
 #include "rmig.h"
 #include "transport/log.h"
@@ -218,4 +219,18 @@ RMIG_EXPORT int rmig_session_set_tls(rmig_session_t *session, const struct rmig_
 	if (!session)
 		return -EINVAL;
 	return session_set_tls(session, tls);
+}
+
+RMIG_EXPORT int rmig_session_set_recovery_window(rmig_session_t *session, uint32_t window_ms)
+{
+	if (!session)
+		return -EINVAL;
+	return postcopy_recover_set_window(session, window_ms);
+}
+
+RMIG_EXPORT int rmig_session_recover(rmig_session_t *session, const char *uri)
+{
+	if (!session)
+		return -EINVAL;
+	return postcopy_recover_request(session, uri);
 }

@@ -308,6 +308,15 @@ void batch_pipeline_abandon(struct batch_pipeline *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void batch_pipeline_rebind(struct batch_pipeline *p, struct transport_conn *conn)
+{
+	batch_pipeline_abandon(p);
+	pthread_mutex_lock(&p->lock);
+	p->conn = conn;
+	p->error = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
 void batch_pipeline_pace_reset(struct batch_pipeline *p)
 {
 	pthread_mutex_lock(&p->lock);

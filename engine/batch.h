@@ -63,6 +63,9 @@ void batch_pipeline_release(struct batch_pipeline *pipeline, struct batch *b);
 int batch_pipeline_drain(struct batch_pipeline *pipeline, int timeout_ms);
 /* Drop what is queued and not yet posted. */
 void batch_pipeline_abandon(struct batch_pipeline *pipeline);
+/* Post-copy recovery: drop what is queued, forget the old connection's error, post on conn from
+ * now on. */
+void batch_pipeline_rebind(struct batch_pipeline *pipeline, struct transport_conn *conn);
 /* Restart the bandwidth pacing clock (at the start of a round). */
 void batch_pipeline_pace_reset(struct batch_pipeline *pipeline);
 

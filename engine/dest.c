@@ -14,6 +14,7 @@
 #include "engine/heartbeat.h"
 #include "engine/page_hash.h"
 #include "engine/postcopy.h"
+#include "engine/postcopy_recover.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "transport/log.h"
@@ -175,6 +176,10 @@ static int dest_handshake(struct rmig_session *s)
 		if (ret || !protocol_mac_equal(mac, expected))
 			return dest_refuse(s, -EACCES, "the source does not hold the session key");
 	}
+	/* A post-copy recovery names this migration by the two nonces. */
+	ret = postcopy_recover_bind(s, hello.nonce, ack.nonce);
+	if (ret)
+		return dest_refuse(s, ret, "the destination cannot derive the session id");
 
 	type = session_ctrl_recv(s, "the region table", &payload, &len);
 	if (type < 0)

@@ -70,7 +70,12 @@ void postcopy_dest_destroy(struct rmig_session *s);
  * point the batches at the destination's staging regions. */
 int postcopy_source_announce(struct rmig_session *s);
 /* After the destination resumed: push what it asks for until POSTCOPY_DONE; count the pages
- * it fetched itself. */
+ * it fetched itself. A lost connection is recovered (postcopy_source_recover()). */
 int postcopy_source_tail(struct rmig_session *s, struct batch_pipeline *pipeline);
+/* The run failed with err after RESUME was sent (post-copy family): when the connection was
+ * lost, wait for a new one (engine/postcopy_recover.c), learn what the destination lacks and
+ * point pipeline at it: 0, and the tail goes on. Else, or when the recovery window passes, the
+ * error that loses the VM (err itself when recovery does not apply). */
+int postcopy_source_recover(struct rmig_session *s, struct batch_pipeline *pipeline, int err);
 
 #endif /* RMIG_ENGINE_POSTCOPY_H */

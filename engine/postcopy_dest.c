@@ -38,6 +38,7 @@
 #include "engine/dirty.h"
 #include "engine/heartbeat.h"
 #include "engine/postcopy.h"
+#include "engine/postcopy_recover.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "transport/log.h"
@@ -87,6 +88,8 @@ struct postcopy_dest {
 	size_t nwaiters, waiters_capacity;
 	uint64_t faults, fetched, pushed, stall_us;
 	int error; /* the fault thread's first error */
+	/* a pull failed with this (the connection is lost): faults wait for a recovery */
+	int disconnected;
 
 	uint64_t window_bytes;
 	uint64_t rate_start_us, rate_start_pushed;
@@ -422,6 +425,9 @@ static void postcopy_fault_thread_stop(struct postcopy_dest *pc)
 			rmig_log_warn("post-copy: cannot signal the fault thread");
 		pthread_join(pc->fault_thread, NULL);
 		pc->fault_thread_running = 0;
+		/* Consumed, so that a fault thread started after a recovery runs. */
+		if (read(pc->stop_fd, &one, sizeof(one)) != sizeof(one))
+			rmig_log_warn("post-copy: cannot reset the fault thread's stop signal");
 	}
 }
 
@@ -609,8 +615,9 @@ static int postcopy_waiter_add(struct postcopy_dest *pc, size_t index, size_t pa
 }
 
 /* One fault at addr, read at since: pull the page (and missing neighbours nobody asked for)
- * unless the push already brings it. */
-static int postcopy_fault(struct postcopy_dest *pc, uintptr_t addr, uint64_t since)
+ * unless the push already brings it. waiting: the fault is already a waiter (after a recovery),
+ * counted when its page is installed. */
+static int postcopy_fault(struct postcopy_dest *pc, uintptr_t addr, uint64_t since, int waiting)
 {
 	struct rmig_session *s = pc->s;
 	struct postcopy_region *pr = NULL;
@@ -638,8 +645,11 @@ static int postcopy_fault(struct postcopy_dest *pc, uintptr_t addr, uint64_t sin
 		pthread_mutex_unlock(&pc->lock);
 		return 0;
 	}
-	if (bitmap_test(pr->requested, page) || bitmap_test(pr->claimed, page)) {
-		ret = postcopy_waiter_add(pc, index, page, since);
+	if (bitmap_test(pr->requested, page) || bitmap_test(pr->claimed, page) ||
+	    pc->disconnected) {
+		/* The push brings it, another pull does, or the connection is lost: the guest
+		 * waits (after a recovery, the fault thread pulls what waiters wait for). */
+		ret = waiting ? 0 : postcopy_waiter_add(pc, index, page, since);
 		pthread_mutex_unlock(&pc->lock);
 		return ret ? session_fail(s, ret, "post-copy: out of memory") : 0;
 	}
@@ -656,10 +666,21 @@ static int postcopy_fault(struct postcopy_dest *pc, uintptr_t addr, uint64_t sin
 
 	ret = transport_read(s->conn, pr->r->id, (uint64_t)page << pr->r->page_shift, pc->bounce,
 			     n * page_size, (int)s->params.timeout_ms);
-	if (ret)
-		return session_fail(s, ret,
-				    "post-copy: cannot pull region %u page %zu from the source: %s",
-				    pr->r->id, page, session_strerror(ret));
+	if (ret) {
+		/* Nothing is lost: the pages go back to missing, the guest waits on this one, and
+		 * the run thread decides between a recovery and the end. */
+		rmig_log_warn("destination: post-copy: cannot pull region %u page %zu from the "
+			      "source (%s); the guest waits",
+			      pr->r->id, page, session_strerror(ret));
+		pthread_mutex_lock(&pc->lock);
+		for (size_t p = page; p < page + n; p++)
+			bitmap_clear(pr->claimed, p);
+		if (!pc->disconnected)
+			pc->disconnected = ret;
+		ret = waiting ? 0 : postcopy_waiter_add(pc, index, page, since);
+		pthread_mutex_unlock(&pc->lock);
+		return ret ? session_fail(s, ret, "post-copy: out of memory") : 0;
+	}
 	ret = postcopy_copy(pc->uffd, (char *)pr->r->addr + (page << pr->r->page_shift), pc->bounce,
 			    n * page_size, page_size);
 	if (ret)
@@ -667,16 +688,65 @@ static int postcopy_fault(struct postcopy_dest *pc, uintptr_t addr, uint64_t sin
 				    pr->r->id, page, strerror(-ret));
 	pthread_mutex_lock(&pc->lock);
 	postcopy_installed_locked(pc, index, page, n, 0);
-	pc->faults++;
-	pc->stall_us += session_now_us() - since;
+	if (!waiting) {
+		pc->faults++;
+		pc->stall_us += session_now_us() - since;
+	}
 	pthread_mutex_unlock(&pc->lock);
 	return 0;
+}
+
+/* After a recovery: pull what the guest waits for and nobody brings (the pulls and pushes of the
+ * lost connection are forgotten). Each waiter's wait is counted when its page is in. */
+static int postcopy_waiters_pull(struct postcopy_dest *pc)
+{
+	for (;;) {
+		struct postcopy_waiter waiter;
+		int found = 0, ret;
+
+		pthread_mutex_lock(&pc->lock);
+		for (size_t w = 0; w < pc->nwaiters && !found; w++) {
+			struct postcopy_region *pr = &pc->regions[pc->waiters[w].region];
+			size_t page = pc->waiters[w].page;
+
+			if (bitmap_test(pr->missing, page) && !bitmap_test(pr->requested, page) &&
+			    !bitmap_test(pr->claimed, page)) {
+				waiter = pc->waiters[w];
+				found = 1;
+			}
+		}
+		pthread_mutex_unlock(&pc->lock);
+		if (!found)
+			return 0;
+		/* As a fault of its own: its page is pulled (the waiter is served with it). */
+		ret = postcopy_fault(
+			pc,
+			(uintptr_t)pc->regions[waiter.region].r->addr +
+				(waiter.page << pc->regions[waiter.region].r->page_shift),
+			waiter.since_us, 1);
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&pc->lock);
+		found = pc->disconnected;
+		pthread_mutex_unlock(&pc->lock);
+		if (found)
+			return 0;
+	}
 }
 
 static void *postcopy_fault_main(void *arg)
 {
 	struct postcopy_dest *pc = arg;
 	struct uffd_msg msgs[POSTCOPY_FAULT_BATCH];
+	int first = postcopy_waiters_pull(pc);
+
+	if (first) {
+		pthread_mutex_lock(&pc->lock);
+		if (!pc->error)
+			pc->error = first;
+		pthread_mutex_unlock(&pc->lock);
+		return NULL;
+	}
 
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = pc->uffd, .events = POLLIN},
@@ -704,7 +774,7 @@ static void *postcopy_fault_main(void *arg)
 				if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 					continue;
 				ret = postcopy_fault(pc, (uintptr_t)msgs[i].arg.pagefault.address,
-						     since);
+						     since, 0);
 			}
 		}
 		if (ret) {
@@ -1068,6 +1138,105 @@ static void postcopy_stats_publish(struct postcopy_dest *pc, uint64_t now)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* After a recovery's proofs, over the new connection: the staging regions again (the lost
+ * connection took their registration with it), the pages still missing (RECOVER_PAGES,
+ * RECOVER_READY) and the staging table (POSTCOPY_READY); then the fault thread again. */
+static int postcopy_dest_resync(struct postcopy_dest *pc)
+{
+	struct protocol_staging staging[PROTOCOL_REGIONS_MAX];
+	struct protocol_recover_ready ready;
+	struct rmig_session *s = pc->s;
+	int ret;
+
+	pthread_mutex_lock(&pc->lock);
+	ready.pages_missing = pc->missing;
+	pthread_mutex_unlock(&pc->lock);
+	for (size_t i = 0; i < pc->nregions; i++) {
+		struct postcopy_region *pr = &pc->regions[i];
+		struct session_region *r = pr->r;
+		size_t words = bitmap_words(r->npages);
+
+		ret = transport_region_register(s->conn, pr->staging_id, pr->staging, r->length,
+						TRANSPORT_ACCESS_REMOTE_WRITE);
+		if (ret)
+			return session_fail(s, ret,
+					    "post-copy recovery: cannot register the staging area "
+					    "of region %u: %s",
+					    r->id, session_strerror(ret));
+		pr->staging_registered = 1;
+		staging[i] =
+			(struct protocol_staging){.region_id = r->id, .staging_id = pr->staging_id};
+		/* Only this thread installs pages while the fault thread is stopped: missing holds
+		 * still. */
+		for (size_t w = 0; w < words; w += PROTOCOL_BITMAP_WORDS_MAX) {
+			uint32_t n = (uint32_t)(words - w < PROTOCOL_BITMAP_WORDS_MAX
+							? words - w
+							: PROTOCOL_BITMAP_WORDS_MAX);
+			size_t pages = (size_t)n * 64 < r->npages - w * 64 ? (size_t)n * 64
+									   : r->npages - w * 64;
+
+			if (bitmap_empty(pr->missing + w, pages))
+				continue;
+			ret = session_ctrl_send(
+				s, protocol_page_bitmap_to_wire(PROTOCOL_RECOVER_PAGES, r->id, w,
+								pr->missing + w, n, s->msg_buf));
+			if (ret)
+				return ret;
+		}
+	}
+	ret = session_ctrl_send(s, protocol_recover_ready_to_wire(&ready, s->msg_buf));
+	if (!ret)
+		ret = session_ctrl_send(
+			s, protocol_postcopy_ready_to_wire(staging, pc->nregions, s->msg_buf));
+	return ret;
+}
+
+/* The connection is lost (err) with the VM running here: stop the pulls, forget what the lost
+ * connection was bringing, and wait for the source to come back (postcopy_recover.c). 0 when a
+ * new connection carries the tail on; 1 when end_only and the source did not come back in its
+ * shorter window (every page is here); else the error that loses the VM. */
+static int postcopy_dest_recover(struct postcopy_dest *pc, int err, int end_only)
+{
+	struct rmig_session *s = pc->s;
+	int ret;
+
+	if (!postcopy_recover_possible(s, err))
+		return err;
+	postcopy_fault_thread_stop(pc);
+	pthread_mutex_lock(&pc->lock);
+	for (size_t i = 0; i < pc->nregions; i++) {
+		struct postcopy_region *pr = &pc->regions[i];
+		size_t bytes = bitmap_words(pr->r->npages) * sizeof(uint64_t);
+
+		/* Asked for or being pulled on the lost connection: missing still, asked for
+		 * again after the recovery. The guest waits on them meanwhile. */
+		memset(pr->requested, 0, bytes);
+		memset(pr->claimed, 0, bytes);
+		pr->staging_registered = 0;
+	}
+	pc->outstanding = 0;
+	pc->disconnected = 0;
+	pthread_mutex_unlock(&pc->lock);
+	postcopy_recover_begin(s, err, end_only);
+	for (;;) {
+		ret = postcopy_recover_accept(s);
+		if (ret)
+			return ret;
+		ret = postcopy_dest_resync(pc);
+		if (!ret)
+			break;
+		ret = postcopy_recover_retry(s, ret);
+		if (ret)
+			return ret;
+	}
+	ret = -pthread_create(&pc->fault_thread, NULL, postcopy_fault_main, pc);
+	if (ret)
+		return session_fail(s, ret, "post-copy: cannot start the fault thread again");
+	pc->fault_thread_running = 1;
+	postcopy_recover_end(s);
+	return 0;
+}
+
 int postcopy_dest_run(struct rmig_session *s)
 {
 	struct postcopy_dest *pc = s->postcopy;
@@ -1085,11 +1254,12 @@ int postcopy_dest_run(struct rmig_session *s)
 	for (;;) {
 		struct transport_msg msg;
 		uint64_t missing, now, progress;
-		int error;
+		int error, lost;
 
 		pthread_mutex_lock(&pc->lock);
 		missing = pc->missing;
 		error = pc->error;
+		lost = pc->disconnected;
 		progress = pc->pushed + pc->fetched;
 		pthread_mutex_unlock(&pc->lock);
 		now = session_now_us();
@@ -1098,6 +1268,19 @@ int postcopy_dest_run(struct rmig_session *s)
 					    (unsigned long long)missing);
 		if (!missing)
 			break;
+		if (lost) {
+			/* A pull failed: the connection is gone (or the source no longer serves
+			 * reads, which only a new connection can tell). */
+			ret = postcopy_dest_recover(pc, lost, 0);
+			if (ret)
+				return session_fail(s, ret,
+						    "post-copy: lost the source with %llu pages "
+						    "missing: %s",
+						    (unsigned long long)missing,
+						    session_strerror(ret));
+			last_progress = pc->rate_start_us = session_now_us();
+			continue;
+		}
 		if (progress != before_pushed) {
 			before_pushed = progress;
 			last_progress = now;
@@ -1108,24 +1291,32 @@ int postcopy_dest_run(struct rmig_session *s)
 		}
 		postcopy_window_adapt(pc, now);
 		ret = postcopy_request_more(pc);
-		if (ret)
-			return ret;
-		if (now - s->last_progress_us >= SESSION_PROGRESS_INTERVAL_US) {
-			postcopy_stats_publish(pc, now);
-			session_progress(s, RMIG_EVENT_PROGRESS);
+		if (!ret) {
+			if (now - s->last_progress_us >= SESSION_PROGRESS_INTERVAL_US) {
+				postcopy_stats_publish(pc, now);
+				session_progress(s, RMIG_EVENT_PROGRESS);
+			}
+			ret = heartbeat_recv(s, &msg, 20);
+			if (ret == -ETIMEDOUT)
+				continue;
 		}
-		ret = heartbeat_recv(s, &msg, 20);
-		if (ret == -ETIMEDOUT)
+		if (ret) {
+			int recovered;
+
+			if (ret != -EHOSTDOWN && !postcopy_recover_possible(s, ret))
+				return session_fail(s, ret,
+						    "post-copy: lost the source %s with %llu pages "
+						    "missing: %s%s%s",
+						    s->conn->peer, (unsigned long long)missing,
+						    session_strerror(ret),
+						    transport_error(s->conn)[0] ? ": " : "",
+						    transport_error(s->conn));
+			recovered = postcopy_dest_recover(pc, ret, 0);
+			if (recovered)
+				return recovered;
+			last_progress = pc->rate_start_us = session_now_us();
 			continue;
-		if (ret == -EHOSTDOWN)
-			return ret;
-		if (ret)
-			return session_fail(
-				s, ret,
-				"post-copy: lost the source %s with %llu pages missing: "
-				"%s%s%s",
-				s->conn->peer, (unsigned long long)missing, session_strerror(ret),
-				transport_error(s->conn)[0] ? ": " : "", transport_error(s->conn));
+		}
 		if (msg.type == TRANSPORT_MSG_COMMIT) {
 			ret = postcopy_install(pc, &msg);
 			if (ret)
@@ -1156,15 +1347,27 @@ int postcopy_dest_run(struct rmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	s->stats.pages_received += done.pages_pushed + done.pages_fetched;
 	pthread_mutex_unlock(&s->lock);
-	ret = session_ctrl_send(s, protocol_postcopy_done_to_wire(&done, s->msg_buf));
-	if (ret)
-		return ret;
-	type = session_ctrl_recv(s, "the end of post-copy", &payload, &plen);
-	if (type < 0)
-		return type;
-	if (type != PROTOCOL_POSTCOPY_END)
-		return session_fail(s, -EPROTO, "the source answered post-copy done with %s",
-				    protocol_type_name(type));
+	/* Every page is here. A connection lost before the source acknowledged the end gets a
+	 * shorter recovery: the source comes back to learn the end, or the migration completes
+	 * without its word. */
+	for (;;) {
+		ret = session_ctrl_send(s, protocol_postcopy_done_to_wire(&done, s->msg_buf));
+		if (!ret) {
+			type = session_ctrl_recv(s, "the end of post-copy", &payload, &plen);
+			if (type == PROTOCOL_POSTCOPY_END)
+				break;
+			if (type >= 0)
+				return session_fail(s, -EPROTO,
+						    "the source answered post-copy done with %s",
+						    protocol_type_name(type));
+			ret = type;
+		}
+		ret = postcopy_dest_recover(pc, ret, 1);
+		if (ret == 1)
+			break;
+		if (ret)
+			return ret;
+	}
 	postcopy_dest_destroy(s);
 	return 0;
 }

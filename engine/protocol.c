@@ -29,6 +29,17 @@ struct wire_hello_ack {
 	uint8_t mac[PROTOCOL_MAC_LEN];
 } __attribute__((packed));
 
+struct wire_recover {
+	uint32_t flags;
+	uint32_t reserved;
+	uint8_t session_id[PROTOCOL_MAC_LEN];
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+} __attribute__((packed));
+
+struct wire_recover_ready {
+	uint64_t pages_missing;
+} __attribute__((packed));
+
 struct wire_auth {
 	uint8_t mac[PROTOCOL_MAC_LEN];
 } __attribute__((packed));
@@ -171,6 +182,10 @@ static const char *const protocol_type_names[] = {
 	[PROTOCOL_POSTCOPY_END] = "postcopy-end",
 	[PROTOCOL_PULL_REPORT] = "pull-report",
 	[PROTOCOL_HEARTBEAT] = "heartbeat",
+	[PROTOCOL_RECOVER] = "recover",
+	[PROTOCOL_RECOVER_ACK] = "recover-ack",
+	[PROTOCOL_RECOVER_PAGES] = "recover-pages",
+	[PROTOCOL_RECOVER_READY] = "recover-ready",
 };
 
 const char *protocol_type_name(int type)
@@ -921,6 +936,91 @@ int protocol_postcopy_done_from_wire(const void *payload, size_t len,
 size_t protocol_postcopy_end_to_wire(void *buf)
 {
 	return protocol_finish(buf, PROTOCOL_POSTCOPY_END, 0);
+}
+
+size_t protocol_recover_to_wire(const struct protocol_recover *m, void *buf)
+{
+	struct wire_recover w = {.flags = htole32(m->flags)};
+
+	memcpy(w.session_id, m->session_id, sizeof(w.session_id));
+	memcpy(w.nonce, m->nonce, sizeof(w.nonce));
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_RECOVER, sizeof(w));
+}
+
+int protocol_recover_from_wire(const void *payload, size_t len, struct protocol_recover *m,
+			       char *why, size_t why_len)
+{
+	struct wire_recover w;
+	int ret;
+
+	ret = protocol_expect_len("recover", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->flags = le32toh(w.flags);
+	if ((m->flags & ~PROTOCOL_HELLO_KEY) || w.reserved) {
+		snprintf(why, why_len, "recover: unknown flags 0x%x or reserved %u", m->flags,
+			 le32toh(w.reserved));
+		return -EPROTO;
+	}
+	memcpy(m->session_id, w.session_id, sizeof(m->session_id));
+	memcpy(m->nonce, w.nonce, sizeof(m->nonce));
+	return 0;
+}
+
+/* The hello-ack's layout under its own type. */
+size_t protocol_recover_ack_to_wire(const struct protocol_recover_ack *m, void *buf)
+{
+	struct wire_hello_ack w = {.flags = htole32(m->flags)};
+
+	memcpy(w.nonce, m->nonce, sizeof(w.nonce));
+	memcpy(w.mac, m->mac, sizeof(w.mac));
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_RECOVER_ACK, sizeof(w));
+}
+
+int protocol_recover_ack_from_wire(const void *payload, size_t len, struct protocol_recover_ack *m,
+				   char *why, size_t why_len)
+{
+	struct wire_hello_ack w;
+	int ret;
+
+	ret = protocol_expect_len("recover-ack", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->flags = le32toh(w.flags);
+	if ((m->flags & ~PROTOCOL_HELLO_KEY) || w.reserved) {
+		snprintf(why, why_len, "recover-ack: unknown flags 0x%x or reserved %u", m->flags,
+			 le32toh(w.reserved));
+		return -EPROTO;
+	}
+	memcpy(m->nonce, w.nonce, sizeof(m->nonce));
+	memcpy(m->mac, w.mac, sizeof(m->mac));
+	return 0;
+}
+
+size_t protocol_recover_ready_to_wire(const struct protocol_recover_ready *m, void *buf)
+{
+	struct wire_recover_ready w = {.pages_missing = htole64(m->pages_missing)};
+
+	memcpy(protocol_payload(buf), &w, sizeof(w));
+	return protocol_finish(buf, PROTOCOL_RECOVER_READY, sizeof(w));
+}
+
+int protocol_recover_ready_from_wire(const void *payload, size_t len,
+				     struct protocol_recover_ready *m, char *why, size_t why_len)
+{
+	struct wire_recover_ready w;
+	int ret;
+
+	ret = protocol_expect_len("recover-ready", len, sizeof(w), why, why_len);
+	if (ret)
+		return ret;
+	memcpy(&w, payload, sizeof(w));
+	m->pages_missing = le64toh(w.pages_missing);
+	return 0;
 }
 
 int protocol_nonce(uint8_t nonce[PROTOCOL_NONCE_LEN])

@@ -49,7 +49,16 @@ enum protocol_type {
 	PROTOCOL_PULL_REPORT = 21,    /* destination -> source: pulls timed during the bulk round */
 	/* either way, empty: this side is alive (engine/heartbeat.c); never an answer */
 	PROTOCOL_HEARTBEAT = 22,
-	PROTOCOL_TYPE_MAX = 22,
+	/* Post-copy recovery (engine/postcopy_recover.c): a new connection after the old one died
+	 * with the tail under way. */
+	PROTOCOL_RECOVER = 23, /* source -> destination: session id, nonce */
+	PROTOCOL_RECOVER_ACK =
+		24, /* destination -> source: nonce, proof (then the source's AUTH) */
+	/* destination -> source: pages it still lacks (the page_bitmap layout) */
+	PROTOCOL_RECOVER_PAGES = 25,
+	/* destination -> source: the list is complete (then POSTCOPY_READY: staging regions) */
+	PROTOCOL_RECOVER_READY = 26,
+	PROTOCOL_TYPE_MAX = 26,
 };
 
 struct protocol_hdr {
@@ -169,6 +178,26 @@ struct protocol_postcopy_done {
 	uint64_t stall_us;	/* summed over faults */
 };
 
+/* RECOVER: which migration the new connection resumes (the id both ends derived from the first
+ * handshake) and a fresh nonce; the proofs of the key cover both. */
+struct protocol_recover {
+	uint32_t flags; /* PROTOCOL_HELLO_KEY */
+	uint8_t session_id[PROTOCOL_MAC_LEN];
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+};
+
+/* RECOVER_ACK: the destination's fresh nonce and its proof. */
+struct protocol_recover_ack {
+	uint32_t flags; /* PROTOCOL_HELLO_KEY */
+	uint8_t nonce[PROTOCOL_NONCE_LEN];
+	uint8_t mac[PROTOCOL_MAC_LEN];
+};
+
+/* RECOVER_READY: set bits over every RECOVER_PAGES message. */
+struct protocol_recover_ready {
+	uint64_t pages_missing;
+};
+
 struct protocol_abort {
 	int32_t code;			      /* -errno */
 	char reason[PROTOCOL_REASON_MAX + 1]; /* NUL-terminated */
@@ -210,6 +239,9 @@ size_t protocol_postcopy_ready_to_wire(const struct protocol_staging *staging, s
 				       void *buf);
 size_t protocol_postcopy_done_to_wire(const struct protocol_postcopy_done *m, void *buf);
 size_t protocol_postcopy_end_to_wire(void *buf);
+size_t protocol_recover_to_wire(const struct protocol_recover *m, void *buf);
+size_t protocol_recover_ack_to_wire(const struct protocol_recover_ack *m, void *buf);
+size_t protocol_recover_ready_to_wire(const struct protocol_recover_ready *m, void *buf);
 
 /* Decoders: payload as returned by protocol_parse for the matching type. 0, or -EPROTO with
  * why naming the field. */
@@ -255,6 +287,12 @@ int protocol_resumed_from_wire(const void *payload, size_t len, struct protocol_
 			       char *why, size_t why_len);
 int protocol_abort_from_wire(const void *payload, size_t len, struct protocol_abort *m, char *why,
 			     size_t why_len);
+int protocol_recover_from_wire(const void *payload, size_t len, struct protocol_recover *m,
+			       char *why, size_t why_len);
+int protocol_recover_ack_from_wire(const void *payload, size_t len, struct protocol_recover_ack *m,
+				   char *why, size_t why_len);
+int protocol_recover_ready_from_wire(const void *payload, size_t len,
+				     struct protocol_recover_ready *m, char *why, size_t why_len);
 
 /* Fill nonce with random bytes. 0 or -errno. */
 int protocol_nonce(uint8_t nonce[PROTOCOL_NONCE_LEN]);

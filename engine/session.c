@@ -14,6 +14,7 @@
 #include "engine/dirty.h"
 #include "engine/heartbeat.h"
 #include "engine/postcopy.h"
+#include "engine/postcopy_recover.h"
 #include "engine/predict.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
@@ -74,6 +75,13 @@ int session_create(uint32_t role, struct rmig_session **session_p)
 	pthread_cond_init(&s->finished_cond, &attr);
 	pthread_condattr_destroy(&attr);
 	atomic_init(&s->cancel_requested, 0);
+	if (postcopy_recover_create(s)) {
+		pthread_cond_destroy(&s->finished_cond);
+		pthread_mutex_destroy(&s->lock);
+		free(s->msg_buf);
+		free(s);
+		return -ENOMEM;
+	}
 	*session_p = s;
 	return 0;
 }
@@ -105,6 +113,7 @@ void session_destroy(struct rmig_session *s)
 		free(r->hashed);
 		free(r->hashes);
 	}
+	postcopy_recover_destroy(s);
 	free(s->regions);
 	free(s->rounds);
 	free(s->msg_buf);
@@ -343,8 +352,8 @@ int session_region_dirty_source(struct rmig_session *s, uint32_t id)
 	return kind;
 }
 
-static void session_transport_options(struct rmig_session *s, const char *uri,
-				      struct transport_options *opts)
+void session_transport_options(struct rmig_session *s, const char *uri,
+			       struct transport_options *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	session_tls_options(s, uri, opts);
@@ -427,6 +436,7 @@ int session_listen(struct rmig_session *s, const char *uri)
 		return session_refuse(s, ret, "cannot listen on %s: %s%s%s%s", uri,
 				      session_strerror(ret), *rmig_log_last_error() ? " (" : "",
 				      rmig_log_last_error(), *rmig_log_last_error() ? ")" : "");
+	postcopy_recover_listened(s, uri);
 	return 0;
 }
 
@@ -543,15 +553,43 @@ void session_status_set(struct rmig_session *s, uint32_t status)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static void session_transport_stats_add(struct transport_stats *sum,
+					const struct transport_stats *more)
+{
+	sum->bytes_sent += more->bytes_sent;
+	sum->bytes_received += more->bytes_received;
+	sum->data_bytes_sent += more->data_bytes_sent;
+	sum->data_bytes_received += more->data_bytes_received;
+	sum->batches_sent += more->batches_sent;
+	sum->batches_received += more->batches_received;
+	sum->ctrl_sent += more->ctrl_sent;
+	sum->ctrl_received += more->ctrl_received;
+	sum->reads += more->reads;
+	sum->read_bytes += more->read_bytes;
+}
+
+/* Under s->lock: every connection's counters so far (a post-copy recovery opens more than
+ * one). */
+static void session_transport_totals_locked(struct rmig_session *s, struct transport_stats *ts)
+{
+	*ts = s->final_transport;
+	if (s->conn) {
+		struct transport_stats current;
+
+		transport_stats_get(s->conn, &current);
+		*ts = s->earlier_transport;
+		session_transport_stats_add(ts, &current);
+	}
+}
+
 /* Under s->lock. */
 static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_stats *out)
 {
-	struct transport_stats ts = s->final_transport;
+	struct transport_stats ts;
 	uint64_t now = session_now_us();
 
 	*out = s->stats;
-	if (s->conn)
-		transport_stats_get(s->conn, &ts);
+	session_transport_totals_locked(s, &ts);
 	out->bytes = ts.bytes_sent;
 	out->bytes_received = ts.bytes_received;
 	if (s->start_us && out->status != RMIG_STATUS_COMPLETED &&
@@ -560,6 +598,7 @@ static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_sta
 		out->total_time_ms = (now - s->start_us) / 1000u;
 	if (s->pause_us && out->status == RMIG_STATUS_DEVICE)
 		out->downtime_ms = (now - s->pause_us) / 1000u;
+	postcopy_recover_stats_locked(s, out, now);
 }
 
 void session_progress(struct rmig_session *s, uint32_t event)
@@ -670,10 +709,11 @@ size_t session_last_error_copy(struct rmig_session *s, char *buf, size_t len)
 
 static uint64_t session_bytes_sent(struct rmig_session *s)
 {
-	struct transport_stats ts = s->final_transport;
+	struct transport_stats ts;
 
-	if (s->conn)
-		transport_stats_get(s->conn, &ts);
+	pthread_mutex_lock(&s->lock);
+	session_transport_totals_locked(s, &ts);
+	pthread_mutex_unlock(&s->lock);
 	return ts.bytes_sent;
 }
 
@@ -1037,7 +1077,7 @@ void session_abort_send(struct rmig_session *s, int code, const char *reason)
 	}
 }
 
-void session_disconnect(struct rmig_session *s)
+void session_conn_drop(struct rmig_session *s)
 {
 	struct transport_conn *conn;
 
@@ -1047,12 +1087,21 @@ void session_disconnect(struct rmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	conn = s->conn;
 	if (conn) {
-		transport_stats_get(conn, &s->final_transport);
+		struct transport_stats last;
+
+		transport_stats_get(conn, &last);
+		session_transport_stats_add(&s->earlier_transport, &last);
+		s->final_transport = s->earlier_transport;
 		s->conn = NULL;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (conn)
 		transport_close(conn);
+}
+
+void session_disconnect(struct rmig_session *s)
+{
+	session_conn_drop(s);
 	if (s->listener) {
 		transport_listener_close(s->listener);
 		s->listener = NULL;
@@ -1253,7 +1302,7 @@ const char *session_status_name(uint32_t status)
 		[RMIG_STATUS_ACTIVE] = "active",       [RMIG_STATUS_DEVICE] = "device",
 		[RMIG_STATUS_COMPLETED] = "completed", [RMIG_STATUS_FAILED] = "failed",
 		[RMIG_STATUS_CANCELLED] = "cancelled", [RMIG_STATUS_POSTCOPY] = "postcopy",
-		[RMIG_STATUS_LOST] = "lost",
+		[RMIG_STATUS_LOST] = "lost",	       [RMIG_STATUS_RECOVERING] = "recovering",
 	};
 
 	return status < sizeof(names) / sizeof(names[0]) ? names[status] : "unknown";

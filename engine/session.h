@@ -27,6 +27,7 @@ struct batch_pipeline;
 struct predict;
 struct postcopy_dest;
 struct postcopy_pull_probe;
+struct postcopy_recovery;
 
 struct session_region {
 	uint32_t id;
@@ -149,6 +150,12 @@ struct rmig_session {
 	} tls;
 	struct heartbeat *heartbeat; /* while connected (engine/heartbeat.c) */
 	uint64_t heard_us;	     /* the run thread last heard from the peer (heartbeat_recv) */
+
+	/* Post-copy recovery (engine/postcopy_recover.c): window, session id, operator's path. */
+	struct postcopy_recovery *recovery;
+	/* The counters of connections closed before the current one (under lock): statistics
+	 * add the current connection's to them. */
+	struct transport_stats earlier_transport;
 };
 
 uint64_t session_now_us(void);
@@ -260,6 +267,11 @@ void session_abort_send(struct rmig_session *s, int code, const char *reason);
 void session_conn_set(struct rmig_session *s, struct transport_conn *conn);
 /* Close the connection (keeping its final counters) and the listener. */
 void session_disconnect(struct rmig_session *s);
+/* Close the connection only (its counters added to earlier_transport); the listener stays. */
+void session_conn_drop(struct rmig_session *s);
+/* The transport options of the session's connections (streams, deadlines). */
+void session_transport_options(struct rmig_session *s, const char *uri,
+			       struct transport_options *opts);
 
 int source_run(struct rmig_session *s);
 /* Called by source_send_pages() before each batch is built: 0 to go on, 1 to end the round

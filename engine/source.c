@@ -19,6 +19,7 @@
 #include "engine/dirty.h"
 #include "engine/policy.h"
 #include "engine/postcopy.h"
+#include "engine/postcopy_recover.h"
 #include "engine/predict.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
@@ -125,6 +126,10 @@ static int source_handshake(struct rmig_session *s)
 		if (ret)
 			return ret;
 	}
+	/* A post-copy recovery names this migration by the two nonces. */
+	ret = postcopy_recover_bind(s, hello.nonce, ack.nonce);
+	if (ret)
+		return ret;
 
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
@@ -1476,6 +1481,9 @@ static int source_switchover_postcopy(struct rmig_session *s, struct batch_pipel
 		ret = source_regions_readable(s, 1);
 	if (!ret)
 		ret = source_resume_destination(s);
+	/* RESUME went out and the connection failed: the destination may run the VM already. */
+	if (ret && s->point_of_no_return)
+		ret = postcopy_source_recover(s, pipeline, ret);
 	session_round_end(s);
 	if (ret)
 		return ret;

@@ -7,6 +7,7 @@
 int rmig_cli_demo(int argc, char **argv);
 int rmig_cli_send(int argc, char **argv);
 int rmig_cli_recv(int argc, char **argv);
+int rmig_cli_recover(int argc, char **argv);   /* bindings/cli/control.c */
 int rmig_cli_plan(int argc, char **argv);      /* bindings/cli/plan.c */
 int rmig_cli_qemu_send(int argc, char **argv); /* bindings/qemu/qemu_send.c */
 int rmig_cli_qemu_recv(int argc, char **argv); /* bindings/qemu/qemu_recv.c */

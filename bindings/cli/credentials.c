@@ -53,6 +53,20 @@ int cli_peer_timeout_parse(const char *command, const char *text, struct cli_cre
 	return 0;
 }
 
+int cli_recovery_window_parse(const char *command, const char *text, struct cli_credentials *c)
+{
+	char *end;
+	double seconds = strtod(text, &end);
+
+	if (end == text || *end || !(seconds >= 1.0 && seconds <= 86400.0)) {
+		fprintf(stderr, "rmig %s: --recovery-window %s: seconds, 1 to 86400\n", command,
+			text);
+		return -EINVAL;
+	}
+	c->recovery_window_ms = (uint32_t)(seconds * 1000.0 + 0.5);
+	return 0;
+}
+
 int cli_credentials_check(const char *command, struct cli_credentials *c)
 {
 	const char *env = getenv("RMIG_KEY_FILE");
@@ -94,6 +108,8 @@ int cli_credentials_apply(const char *command, rmig_session_t *s, const struct c
 		ret = rmig_session_set_insecure(s, c->insecure);
 	if (!ret)
 		ret = rmig_session_set_peer_timeout(s, c->peer_timeout_ms);
+	if (!ret && c->recovery_window_ms)
+		ret = rmig_session_set_recovery_window(s, c->recovery_window_ms);
 	if (ret)
 		fprintf(stderr, "rmig %s: %s\n", command, rmig_last_error(s));
 	return ret;

@@ -15,6 +15,8 @@ struct cli_credentials {
 	int insecure;		  /* --insecure */
 	uint32_t peer_timeout_ms; /* --peer-timeout, 0: the library's default (10 s) */
 	int x509;		  /* --tls x509: the certificates are a credential without a key */
+	/* --recovery-window (send, recv), 0: the library's default (600 s) */
+	uint32_t recovery_window_ms;
 };
 
 /* Usage lines for the three options, for each subcommand's help. */
@@ -59,11 +61,14 @@ const char *cli_tls_name(const struct cli_tls *t, uint32_t key_len);
 int cli_key_file_read(const char *command, const char *path, struct cli_credentials *c);
 /* --peer-timeout TEXT (seconds, fractions allowed). 0, or -EINVAL with the reason printed. */
 int cli_peer_timeout_parse(const char *command, const char *text, struct cli_credentials *c);
+/* --recovery-window TEXT (seconds, 1 to 86400). 0, or -EINVAL with the reason printed. */
+int cli_recovery_window_parse(const char *command, const char *text, struct cli_credentials *c);
 /* Before the first networked step: RMIG_KEY_FILE when no --key-file was given; refuse (-EPERM,
  * reason printed) when there is neither a key, nor x509 certificates, nor --insecure; warn on stderr with --insecure.
  * 0 or -errno. */
 int cli_credentials_check(const char *command, struct cli_credentials *c);
-/* Apply c to the session (key, opt-out, deadline): 0 or -errno with the reason printed. */
+/* Apply c to the session (key, opt-out, deadline, recovery window when given): 0 or -errno
+ * with the reason printed. */
 int cli_credentials_apply(const char *command, rmig_session_t *s, const struct cli_credentials *c);
 
 #endif /* RMIG_CLI_CREDENTIALS_H */

@@ -19,6 +19,7 @@
 
 #include "bench/guest/guest.h"
 #include "bindings/cli/cli.h"
+#include "bindings/cli/control.h"
 #include "bindings/cli/options.h"
 #include "bindings/cli/credentials.h"
 #include "rmig.h"
@@ -29,8 +30,9 @@ struct demo_options {
 	size_t ram;
 	const char *workload;
 	const char *transport;
-	const char *uri;    /* send: where the receiver listens */
-	const char *listen; /* recv: where to listen */
+	const char *uri;     /* send: where the receiver listens */
+	const char *listen;  /* recv: where to listen */
+	const char *control; /* send/recv: --control PATH, for `rmig recover` */
 	struct cli_migration
 		mig; /* method, policy, limits, --json: shared with the other commands */
 	double write_rate;
@@ -76,7 +78,12 @@ static void demo_usage(const char *command)
 		"  --seed N              workload seed\n"
 		"  --json                print the report as JSON on stdout\n"
 		"send and recv (demo makes a random key of its own):\n" CLI_CREDENTIALS_USAGE
-			CLI_TLS_USAGE,
+			CLI_TLS_USAGE
+		"  --recovery-window SECS  post-copy family: after the resume, how long to wait for\n"
+		"                        a new connection once the peer is lost before the VM is\n"
+		"                        lost (default 600; see docs/reliability.md)\n"
+		"  --control PATH        a unix socket that `rmig recover` talks to (point a\n"
+		"                        recovering migration at a new path, or cancel it)\n",
 		command);
 }
 
@@ -95,6 +102,8 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		O_KEY_FILE,
 		O_INSECURE,
 		O_PEER_TIMEOUT,
+		O_RECOVERY_WINDOW,
+		O_CONTROL,
 	};
 	static const struct option own[] = {
 		{"ram", required_argument, NULL, O_RAM},
@@ -109,6 +118,8 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		{"key-file", required_argument, NULL, O_KEY_FILE},
 		{"insecure", no_argument, NULL, O_INSECURE},
 		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
+		{"recovery-window", required_argument, NULL, O_RECOVERY_WINDOW},
+		{"control", required_argument, NULL, O_CONTROL},
 		{NULL, 0, NULL, 0},
 	};
 	/* demo runs both ends here: no peer to wait for. */
@@ -181,6 +192,13 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 			if (cli_peer_timeout_parse(argv[0], optarg, &o->cred))
 				return -EINVAL;
 			break;
+		case O_RECOVERY_WINDOW:
+			if (cli_recovery_window_parse(argv[0], optarg, &o->cred))
+				return -EINVAL;
+			break;
+		case O_CONTROL:
+			o->control = optarg;
+			break;
 		default:
 			ret = cli_migration_option(argv[0], c, optarg, &o->mig);
 			if (ret < 0)
@@ -239,6 +257,17 @@ static void demo_progress(void *opaque, uint32_t event, const struct rmig_stats 
 		if (g->progress_open)
 			fputc('\n', stderr);
 		g->progress_open = 0;
+		return;
+	}
+	if (event == RMIG_EVENT_RECOVERING || event == RMIG_EVENT_RECOVERED) {
+		fprintf(stderr, "%s%s\n", g->progress_open ? "\n" : "",
+			event == RMIG_EVENT_RECOVERING
+				? "post-copy paused: the connection is lost; the VM runs on the "
+				  "destination; recovering (rmig recover --control PATH URI points "
+				  "it at a new path)"
+				: "post-copy recovered: the tail goes on over a new connection");
+		g->progress_open = 0;
+		fflush(stderr);
 		return;
 	}
 	if (!g->progress_tty && event != RMIG_EVENT_SYNC && event != RMIG_EVENT_PAUSED)
@@ -442,6 +471,7 @@ static void demo_report(const char *command, const struct demo_options *o, const
 		       ", \"pages_mismatched\": %" PRIu64 ", \"pages_held\": %" PRIu64
 		       ", \"postcopy_pages\": %" PRIu64 ", \"postcopy_pages_fetched\": %" PRIu64
 		       ", \"postcopy_faults\": %" PRIu64 ", \"postcopy_stall_us\": %" PRIu64
+		       ", \"recoveries\": %" PRIu64 ", \"recovering_ms\": %" PRIu64
 		       ", \"guest_reads_after_resume\": %" PRIu64
 		       ", \"guest_errors_after_resume\": %" PRIu64 ", \"ram_check\": \"%s\", "
 		       "\"error\": \"",
@@ -453,8 +483,8 @@ static void demo_report(const char *command, const struct demo_options *o, const
 		       st->pages_sent_histogram[2], st->pages_sent_histogram[3], st->pages_sent_max,
 		       demo_mean_sends(st), st->pages_verified, st->pages_mismatched,
 		       st->pages_held, st->postcopy_pages, st->postcopy_pages_fetched,
-		       st->postcopy_faults, st->postcopy_stall_us, x->guest_reads, x->guest_errors,
-		       ram_check);
+		       st->postcopy_faults, st->postcopy_stall_us, st->recoveries,
+		       st->recovering_ms, x->guest_reads, x->guest_errors, ram_check);
 		demo_json_string(ret ? rmig_last_error(s) : "");
 		printf("\"}\n");
 		return;
@@ -511,6 +541,9 @@ static void demo_report(const char *command, const struct demo_options *o, const
 		       "post-copy", st->postcopy_pages, st->postcopy_pages_fetched,
 		       st->postcopy_faults, (double)st->postcopy_stall_us / 1000.0,
 		       (double)st->postcopy_time_ms / 1000.0);
+	if (st->recoveries || st->recovering_ms)
+		printf("  %-26s %" PRIu64 " new connections, %.1f s recovering\n",
+		       "post-copy recovery", st->recoveries, (double)st->recovering_ms / 1000.0);
 	printf("  %-26s %" PRIu64 " / %" PRIu64 "\n", "verified / mismatched pages",
 	       st->pages_verified, st->pages_mismatched);
 	printf("  %-26s %s\n", "device state",
@@ -669,6 +702,7 @@ int rmig_cli_send(int argc, char **argv)
 	struct demo_options o;
 	struct demo_guest source;
 	rmig_session_t *src = NULL;
+	struct cli_control *control = NULL;
 	struct rmig_stats st = {.struct_size = sizeof(st)};
 	char size[32], hash[17], name[DEMO_URI_MAX + 32];
 	int ret;
@@ -698,8 +732,11 @@ int rmig_cli_send(int argc, char **argv)
 		fprintf(stderr, "rmig send: migrating %s guest (%s) to %s\n",
 			cli_format_bytes(o.ram, size, sizeof(size)), o.workload, o.uri);
 	ret = rmig_session_connect(src, o.uri);
+	if (!ret && o.control)
+		ret = cli_control_start("send", o.control, src, &control);
 	if (!ret)
 		ret = rmig_session_run(src);
+	cli_control_stop(control);
 	guest_stop(&source.guest);
 	rmig_session_stats(src, &st);
 	demo_report("send", &o, demo_transport_name(&o, o.uri, name, sizeof(name)), &st,
@@ -720,6 +757,7 @@ int rmig_cli_recv(int argc, char **argv)
 	struct demo_options o;
 	struct demo_guest dest;
 	rmig_session_t *dst = NULL;
+	struct cli_control *control = NULL;
 	struct rmig_stats st = {.struct_size = sizeof(st)};
 	char uri[DEMO_URI_MAX], expected[17] = "", actual[17] = "", name[DEMO_URI_MAX + 32];
 	int ret, match = 0;
@@ -747,9 +785,14 @@ int rmig_cli_recv(int argc, char **argv)
 		fprintf(stderr, "rmig recv: %s\n", rmig_last_error(dst));
 		goto out_session;
 	}
+	if (o.control && cli_control_start("recv", o.control, dst, &control)) {
+		ret = -EINVAL;
+		goto out_session;
+	}
 	fprintf(stderr, "rmig recv: waiting for rmig send on %s (%zu bytes of guest RAM)\n", uri,
 		o.ram);
 	ret = rmig_session_run(dst);
+	cli_control_stop(control);
 	rmig_session_stats(dst, &st);
 	if (!ret) {
 		guest_sent_hash(&dest.guest, expected);

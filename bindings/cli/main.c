@@ -22,6 +22,8 @@ static const struct cli_command cli_commands[] = {
 	 "live-migrate an in-process guest between two sessions on this machine"},
 	{"send", rmig_cli_send, "migrate a demo guest to `rmig recv` on another host"},
 	{"recv", rmig_cli_recv, "receive a demo guest from `rmig send`"},
+	{"recover", rmig_cli_recover,
+	 "point a recovering post-copy migration at a new path, or cancel it (--control)"},
 	{"plan", rmig_cli_plan,
 	 "which hosts, VMs, destinations and methods to migrate in a cluster (docs/planner.md)"},
 	{"qemu-send", rmig_cli_qemu_send,

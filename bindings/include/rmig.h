@@ -120,6 +120,11 @@ enum rmig_event {
 	/* source: after a live round, the dirty pages were counted and the stop policy decided:
 	 * remaining_bytes, dirty_pages_rate, bandwidth, projected_downtime_ms, stop_reason */
 	RMIG_EVENT_SYNC = 4,
+	/* (1.1) post-copy family, after the resume: the connection was lost; the session waits
+	 * for a new one (status RMIG_STATUS_RECOVERING) */
+	RMIG_EVENT_RECOVERING = 5,
+	/* (1.1) a new connection took over and the post-copy tail goes on (RMIG_STATUS_POSTCOPY) */
+	RMIG_EVENT_RECOVERED = 6,
 };
 
 /* Hypervisor callbacks. Each receives the opaque pointer given with them and runs on the thread
@@ -165,6 +170,11 @@ enum rmig_status {
 	 * cannot take it back and the destination lacks pages; the VM is lost. Distinct from
 	 * RMIG_STATUS_FAILED, after which the source VM runs (again). */
 	RMIG_STATUS_LOST = 8,
+	/* (1.1) post-copy recovery: the VM runs on the destination, the connection was lost
+	 * after its resume, and both ends wait, for the recovery window, for a new one (the same
+	 * path coming back, or one rmig_session_recover() names). The destination's guest waits
+	 * on the pages it lacks; the source keeps the RAM and which pages have crossed. */
+	RMIG_STATUS_RECOVERING = 9,
 };
 
 /* Why pre-copy stopped iterating. */
@@ -242,6 +252,10 @@ struct rmig_stats {
 	/* auto: mean pages per contiguous run of written pages (short runs: the guest writes all
 	 * over its working set, and the model counts rewrites within a round) */
 	double auto_write_run_pages;
+	/* (1.1) post-copy recovery: new connections that took over after a lost one */
+	uint64_t recoveries;
+	/* (1.1) time spent in RMIG_STATUS_RECOVERING, summed (so far, while recovering) */
+	uint64_t recovering_ms;
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup
@@ -397,9 +411,11 @@ int rmig_session_connect(rmig_session_t *session, const char *uri);
  * verifies, and returns once the destination has resumed the VM. The destination accepts the
  * source, receives, and returns after resume_vm. On any failure before the destination resumed
  * the source VM keeps (or goes back to) running and the destination never resumes. With the
- * post-copy family both ends return only once every page has arrived; a failure after the
- * resume loses the VM (the source cannot take it back, the destination lacks pages), which the
- * error says and the status RMIG_STATUS_LOST (1.1) marks, on both ends.
+ * post-copy family both ends return only once every page has arrived; a lost connection after
+ * the resume is recovered (RMIG_STATUS_RECOVERING, rmig_session_set_recovery_window(), 1.1);
+ * a failure after the resume that cannot be recovered loses the VM (the source cannot take it
+ * back, the destination lacks pages), which the error says and the status RMIG_STATUS_LOST (1.1)
+ * marks, on both ends.
  *
  * Return: 0 when the VM runs on the destination; -ECANCELED after rmig_session_cancel();
  * -EOPNOTSUPP for a method the destination cannot run (post-copy needs userfaultfd on its
@@ -435,7 +451,9 @@ int rmig_session_wait(rmig_session_t *session, int timeout_ms);
  * @session: any session, or NULL (nothing happens); safe from any thread and from callbacks.
  *
  * The source VM keeps running (it is resumed if it was paused); the destination is discarded
- * and never resumes. Cancelling after the destination resumed has no effect.
+ * and never resumes. Cancelling after the destination resumed has no effect, except while the
+ * session is in RMIG_STATUS_RECOVERING (1.1): then the recovery stops and the VM is declared
+ * lost (RMIG_STATUS_LOST).
  *
  * Return: 0.
  */
@@ -549,8 +567,8 @@ int rmig_session_set_insecure(rmig_session_t *session, int insecure);
  *
  * Both ends send a heartbeat several times per deadline, whatever they are busy with; a side
  * that hears nothing from its peer (no heartbeat, page or message) for @timeout_ms ends the
- * migration with -EHOSTDOWN, in every phase: the source resumes its VM if it had paused it; a
- * destination that had resumed the VM (post-copy family) reports it lost. The transport
+ * migration with -EHOSTDOWN, in every phase: the source resumes its VM if it had paused it;
+ * after a post-copy-family resume both ends recover instead (rmig_session_recover()). The transport
  * enforces the same deadline on data the peer never acknowledges (tcp: TCP_USER_TIMEOUT and
  * keepalive; rdma: the queue pair's ack timeout and retry count). Connecting gives up within
  * it too. Set the same value on both hosts.
@@ -614,8 +632,49 @@ struct rmig_tls {
 int rmig_session_set_tls(rmig_session_t *session, const struct rmig_tls *tls);
 
 /**
+ * rmig_session_set_recovery_window() - how long a post-copy migration waits for a new
+ * connection after losing its connection past the resume (1.1).
+ * @session: not yet started.
+ * @window_ms: 1000 to 86400000 (a day); 0 restores the default, 600000 (10 minutes).
+ *
+ * After the destination resumed the VM (post-copy, hybrid, TSMC, auto choosing one of them),
+ * a dead peer (the dead-peer deadline passed, the connection reset) does not end the
+ * migration: both ends enter RMIG_STATUS_RECOVERING (RMIG_EVENT_RECOVERING). The destination
+ * listens again on the URI it listened on first, or on the one rmig_session_recover() gives
+ * it; the source connects again to the URI it connected to first, or to the one
+ * rmig_session_recover() gives it, retrying about every second. The new connection must prove
+ * the same key and name the same migration (an id both ends derived from the first handshake);
+ * others are refused and the wait goes on. Then the destination tells the source which pages it
+ * still lacks and the tail goes on (RMIG_EVENT_RECOVERED). Only when the window passes without
+ * a new connection, or rmig_session_cancel() is called while recovering, is the VM declared
+ * lost (RMIG_STATUS_LOST). Set the same value on both hosts.
+ *
+ * Return: 0; -EINVAL for a NULL @session or a value out of range; -EBUSY once started.
+ */
+int rmig_session_set_recovery_window(rmig_session_t *session, uint32_t window_ms);
+
+/**
+ * rmig_session_recover() - point a post-copy recovery at a new path (1.1).
+ * @session: any session whose migration has not ended; safe from any thread while it runs.
+ * @uri: destination: where to listen for the source's new connection; source: where to
+ *       connect (the destination's new listening URI). As for rmig_session_listen().
+ *
+ * What QEMU's migrate-recover (destination) and migrate -r (source) do. While the session is
+ * in RMIG_STATUS_RECOVERING, the destination starts listening on @uri at once (its earlier
+ * listener closes) and the source's next attempt goes to @uri. Before that (the VM runs on the
+ * destination and the connection still looks alive, or the migration has not reached the
+ * resume yet), @uri is kept for the recovery, should one happen. It takes effect for this
+ * session only, and every later attempt uses it, until another call.
+ *
+ * Return: 0; -EINVAL for a NULL @session or @uri, a malformed or too long @uri, or a session
+ * whose migration ended (completed, failed, cancelled, lost); -EPROTONOSUPPORT for an unknown scheme; destination while
+ * recovering: what rmig_session_listen() returns for @uri (-EADDRINUSE, ...).
+ */
+int rmig_session_recover(rmig_session_t *session, const char *uri);
+
+/**
  * rmig_status_name() - "none", "setup", "active", "device", "completed", "failed", "cancelled",
- * "postcopy", "lost".
+ * "postcopy", "lost", "recovering".
  * @status: enum rmig_status.
  *
  * Return: a static string, "unknown" for another value.

@@ -281,6 +281,39 @@ static void fuzz_abort(const void *p, size_t len)
 	FUZZ_CHECK(!memcmp(encoded + FUZZ_HDR_LEN, p, 8)); /* code, reason length */
 }
 
+static void fuzz_recover(const void *p, size_t len)
+{
+	char why[TRANSPORT_ERROR_MAX] = "";
+	struct protocol_recover m;
+
+	if (fuzz_verdict(protocol_recover_from_wire(p, len, &m, why, sizeof(why)), why))
+		return;
+	FUZZ_CHECK(!(m.flags & ~PROTOCOL_HELLO_KEY));
+	fuzz_same_payload(protocol_recover_to_wire(&m, encoded), PROTOCOL_RECOVER, p, len);
+}
+
+static void fuzz_recover_ack(const void *p, size_t len)
+{
+	char why[TRANSPORT_ERROR_MAX] = "";
+	struct protocol_recover_ack m;
+
+	if (fuzz_verdict(protocol_recover_ack_from_wire(p, len, &m, why, sizeof(why)), why))
+		return;
+	FUZZ_CHECK(!(m.flags & ~PROTOCOL_HELLO_KEY));
+	fuzz_same_payload(protocol_recover_ack_to_wire(&m, encoded), PROTOCOL_RECOVER_ACK, p, len);
+}
+
+static void fuzz_recover_ready(const void *p, size_t len)
+{
+	char why[TRANSPORT_ERROR_MAX] = "";
+	struct protocol_recover_ready m;
+
+	if (fuzz_verdict(protocol_recover_ready_from_wire(p, len, &m, why, sizeof(why)), why))
+		return;
+	fuzz_same_payload(protocol_recover_ready_to_wire(&m, encoded), PROTOCOL_RECOVER_READY, p,
+			  len);
+}
+
 /* POSTCOPY_END carries nothing: the header alone is the message. */
 static void fuzz_postcopy_end(const void *p, size_t len)
 {
@@ -336,7 +369,17 @@ static void fuzz_payload(int type, const void *p, size_t len)
 		break;
 	case PROTOCOL_POSTCOPY_PAGES:
 	case PROTOCOL_PUSH_REQ:
+	case PROTOCOL_RECOVER_PAGES:
 		fuzz_page_bitmap(type, p, len);
+		break;
+	case PROTOCOL_RECOVER:
+		fuzz_recover(p, len);
+		break;
+	case PROTOCOL_RECOVER_ACK:
+		fuzz_recover_ack(p, len);
+		break;
+	case PROTOCOL_RECOVER_READY:
+		fuzz_recover_ready(p, len);
 		break;
 	case PROTOCOL_POSTCOPY_BEGIN:
 		fuzz_postcopy_begin(p, len);

@@ -4,7 +4,7 @@
 # from the wire layout of engine/protocol.c, stated here independently of its encoders: every
 # message type once, valid, and the classic mistakes. Run it again when the protocol changes.
 # A seed's first byte is the harness's selector: 0 = a whole message through protocol_parse,
-# 1..21 = that type's payload straight to its decoder.
+# 1..26 = that type's payload straight to its decoder.
 import os
 import struct
 import sys
@@ -12,7 +12,8 @@ import sys
 MAGIC, VERSION = 0x45474D52, 1
 (HELLO, HELLO_ACK, AUTH, REGION_TABLE, REGION_ACK, ROUND, DEVICE_STATE, VERIFY_REQ,
  VERIFY_HASHES, RESUME, RESUMED, ABORT, ROUND_END, ROUND_ACK, POSTCOPY_PAGES, POSTCOPY_BEGIN,
- POSTCOPY_READY, PUSH_REQ, POSTCOPY_DONE, POSTCOPY_END, PULL_REPORT) = range(1, 22)
+ POSTCOPY_READY, PUSH_REQ, POSTCOPY_DONE, POSTCOPY_END, PULL_REPORT, HEARTBEAT, RECOVER,
+ RECOVER_ACK, RECOVER_PAGES, RECOVER_READY) = range(1, 27)
 
 
 def msg(mtype, payload, magic=MAGIC, version=VERSION, length=None, reserved=0):
@@ -71,11 +72,15 @@ seeds = {
                                                                        7, 1007)),
     "msg-postcopy-done": msg(POSTCOPY_DONE, struct.pack("<QQQQ", 4000, 97, 97, 123456)),
     "msg-postcopy-end": msg(POSTCOPY_END, b""),
+    "msg-recover": msg(RECOVER, struct.pack("<II", 1, 0) + bytes(range(32)) + bytes(range(32, 64))),
+    "msg-recover-ack": msg(RECOVER_ACK, struct.pack("<II", 1, 0) + bytes(64)),
+    "msg-recover-pages": msg(RECOVER_PAGES, bitmap(0, 2, [0xF0, 0])),
+    "msg-recover-ready": msg(RECOVER_READY, struct.pack("<Q", 4)),
     # The header's mistakes.
     "msg-bad-magic": msg(HELLO, hello(), magic=0x45474D53),
     "msg-version-2": msg(HELLO, hello(), version=2),
     "msg-length-field-past-the-end": msg(ROUND, struct.pack("<II", 1, 0), length=32),
-    "msg-type-22-unknown": msg(22, b""),
+    "msg-type-27-unknown": msg(27, b""),
     "msg-header-reserved-set": msg(ROUND, struct.pack("<II", 1, 0), reserved=1),
     "msg-postcopy-end-with-payload": msg(POSTCOPY_END, b"\x00"),
     # Payloads straight to their decoder: limits and the mistakes each one names.
@@ -124,6 +129,11 @@ seeds = {
     "payload-round-end-reserved-set": bytes([ROUND_END]) + struct.pack("<IIQ", 1, 1, 0),
     "payload-verify-request-reserved-set": bytes([VERIFY_REQ]) + struct.pack("<IIQQ", 0, 1, 0, 1),
     "payload-postcopy-ready-zero-entries": bytes([POSTCOPY_READY]) + struct.pack("<II", 0, 0),
+    "payload-recover-unknown-flag": bytes([RECOVER]) + struct.pack("<II", 2, 0) + bytes(64),
+    "payload-recover-reserved-set": bytes([RECOVER]) + struct.pack("<II", 0, 1) + bytes(64),
+    "payload-recover-ack-postcopy-flag": bytes([RECOVER_ACK]) + struct.pack("<II", 2, 0) +
+    bytes(64),
+    "payload-recover-ready-short": bytes([RECOVER_READY]) + struct.pack("<I", 4),
 }
 
 out = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "corpus", "protocol")

@@ -3,10 +3,11 @@
 # tests/integration/test_cli_reports_where_the_guest_is.sh RMIG - `rmig send` and `rmig recv`
 # say where the guest is after a run that went wrong, and the receiver names the method that
 # ran:
-#  - post-copy, the source host dies after the destination resumed: recv reports "lost", the
-#    method post-copy (not pre-copy, its own default) and never "discarded (never resumed)";
-#  - post-copy, the destination host dies after it resumed: send reports "lost" and never
-#    "the guest keeps running here";
+#  - post-copy, the source host dies after the destination resumed: recv reports "lost" (once
+#    its recovery window of 2 s passed), the method post-copy (not pre-copy, its own default) and
+#    never "discarded (never resumed)";
+#  - post-copy, the destination host dies after it resumed: send reports "lost" (likewise) and
+#    never "the guest keeps running here";
 #  - pre-copy, the destination host dies while the guest is paused: send resumes the guest,
 #    says so, and reports the time it sat paused as downtime (not 0 ms);
 #  - pre-copy, the source host dies while the guest is paused: recv says the guest was
@@ -67,7 +68,7 @@ drain() {
 }
 
 # 1. Post-copy; the source host dies after the destination resumed.
-start_pair lost-recv "--json" "--method postcopy --bandwidth 4M"
+start_pair lost-recv "--json --recovery-window 2" "--method postcopy --bandwidth 4M"
 wait_line 4 "resume after" || fail "lost-recv: the destination never resumed"
 kill -9 "$spid"
 drain
@@ -81,7 +82,7 @@ grep -q '"ram_check": "LOST' "$out" || fail "lost-recv: not reported lost"
 if grep -q 'never resumed' "$out"; then fail "lost-recv: a resumed guest reported never resumed"; fi
 
 # 2. Post-copy; the destination host dies after it resumed.
-start_pair lost-send "" "--method postcopy --bandwidth 4M"
+start_pair lost-send "" "--method postcopy --bandwidth 4M --recovery-window 2"
 wait_line 4 "resume after" || fail "lost-send: the destination never resumed"
 kill -9 "$rpid"
 drain
