@@ -9,6 +9,7 @@
 
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
+#include "engine/policy.h"
 #include "engine/predict.h"
 #include "engine/session.h"
 #include "engine/source.h"
@@ -161,10 +162,8 @@ int source_sched_hook(struct rmig_session *s, void *arg)
 		probe->samples++;
 		probe->pages_sum += (uint64_t)found;
 		probe->interval_sum += now - last;
-		if (probe->samples >= SOURCE_PROBE_SAMPLES ||
-		    (probe->samples >= 2 && source_dirty_bytes(s) * 2 < s->stats.ram_bytes)) {
+		if (policy_probe_enough(probe->samples, source_dirty_bytes(s), s->stats.ram_bytes))
 			return sched->probe_done(s, sched);
-		}
 	}
 	return 0;
 }

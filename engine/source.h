@@ -8,12 +8,13 @@
 
 #include <stdint.h>
 
+#include "engine/policy.h"
 #include "engine/session.h"
 
 struct batch_pipeline;
 
-/* auto: samples of the probe before it decides (or half of RAM sent with two of them). */
-#define SOURCE_PROBE_SAMPLES 4u
+/* auto: samples of the probe before it decides (engine/policy.c: policy_probe_enough). */
+#define SOURCE_PROBE_SAMPLES POLICY_PROBE_SAMPLES
 
 /* What auto's probe measured over the bulk round's samples. */
 struct source_probe {
@@ -72,16 +73,30 @@ uint64_t source_measure(struct rmig_session *s, uint64_t dirty_pages, uint64_t s
 			struct rmig_round_stats *last_p);
 /* What the pause will cost besides the pages and the device state, microseconds. */
 uint64_t source_pause_cost_us(struct rmig_session *s);
-/* Measurements after a live round and the stop policy over the pages that would be sent next;
- * returns 1 to stop iterating, 0 to go on, -errno. */
-int source_decide(struct rmig_session *s, uint32_t round, uint64_t dirty_pages,
-		  uint64_t since_sync_us);
 /* Ask the hypervisor to stop the vCPUs: the downtime starts. */
 int source_pause(struct rmig_session *s);
 /* Send the device state in chunks from the device_state_read callback. */
 int source_device_state(struct rmig_session *s);
 /* Tell the destination to resume the VM and wait for its answer (the point of no return). */
 int source_resume_destination(struct rmig_session *s);
+
+/* ---- stop.c: every stop rule of the live phase (the rules themselves: engine/policy.c) ---- */
+
+/* What a live round left, for the stop decision. */
+struct stop_round {
+	uint32_t round;		/* rounds completed while the VM ran (1 = the bulk round) */
+	uint64_t dirty_pages;	/* what the next round would send (predict: what it plans) */
+	uint64_t since_sync_us; /* since the previous sync: the dirty rate's interval */
+	/* prediction pre-copy: also stop once rounds no longer shrink (previous_pages is what
+	 * the round before planned, UINT64_MAX when none) */
+	int settle;
+	uint64_t previous_pages;
+};
+
+/* After a live round: measure it (bandwidth, dirty rate), apply the stop policy, the throttle
+ * and, with settle, prediction pre-copy's settling; the stats get the projection and the stop
+ * reason. 1 to stop iterating, 0 to go on, -errno (the throttle callback failed). */
+int stop_decide(struct rmig_session *s, const struct stop_round *round);
 
 /* ---- sampler.c ---- */
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/source_rounds.c - what every method's source side is made of: a round (its record,
  * the ROUND message, its pages through the page sender, the barrier), the dirty log's full sync,
- * the round's measurements and the stop decision, the pause, the device state and the resume.
+ * the round's measurements, the pause, the device state and the resume.
  * Nothing here knows which method runs. */
 #include <errno.h>
 #include <stdlib.h>
@@ -349,59 +349,6 @@ uint64_t source_measure(struct rmig_session *s, uint64_t dirty_pages, uint64_t s
 uint64_t source_pause_cost_us(struct rmig_session *s)
 {
 	return s->sync_cost_us + verify_source_cost_us(s);
-}
-
-/* Measurements after a live round and the stop policy over the pages that would be sent next
- * (held-back pages count towards what the pause will carry, not towards "dirty"); returns 1 to
- * stop iterating. */
-int source_decide(struct rmig_session *s, uint32_t round, uint64_t dirty_pages,
-		  uint64_t since_sync_us)
-{
-	struct rmig_round_stats last;
-	struct policy_decision decision;
-	struct policy_input in = {
-		.policy = s->policy,
-		.round = round,
-		.max_rounds = s->params.max_rounds,
-		.downtime_ms = s->params.downtime_ms,
-		.dirty_pages = dirty_pages,
-		.pause_cost_us = source_pause_cost_us(s),
-	};
-	uint64_t held = 0;
-
-	for (size_t i = 0; i < s->nregions; i++)
-		held += source_count(s->regions[i].held, &s->regions[i]);
-	in.bandwidth = source_measure(s, dirty_pages, since_sync_us, &last);
-	pthread_mutex_lock(&s->lock);
-	in.bytes_sent = s->stats.data_bytes;
-	in.ram_bytes = s->stats.ram_bytes;
-	pthread_mutex_unlock(&s->lock);
-
-	in.remaining_bytes = source_dirty_bytes(s);
-	policy_decide(&in, &decision);
-
-	pthread_mutex_lock(&s->lock);
-	s->stats.remaining_bytes = in.remaining_bytes;
-	s->stats.projected_downtime_ms = decision.projected_downtime_ms;
-	s->stats.pages_held = held;
-	if (decision.stop)
-		s->stats.stop_reason = decision.reason;
-	pthread_mutex_unlock(&s->lock);
-
-	if (!decision.stop && (s->callbacks.field_mask & RMIG_CB_THROTTLE)) {
-		uint32_t next = policy_throttle(in.remaining_bytes, last.data_bytes,
-						s->throttle_percent, &s->throttle_strikes);
-
-		if (next != s->throttle_percent) {
-			int ret = s->callbacks.throttle(s->opaque, next);
-
-			if (ret < 0)
-				return session_fail(s, ret, "the throttle callback returned %d",
-						    ret);
-			s->throttle_percent = next;
-		}
-	}
-	return decision.stop;
 }
 
 int source_pause(struct rmig_session *s)

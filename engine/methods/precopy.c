@@ -32,7 +32,9 @@ int method_precopy_after(struct rmig_session *s, struct batch_pipeline *pipeline
 		if (dirty < 0)
 			return (int)dirty;
 		now = session_now_us();
-		ret = source_decide(s, round, (uint64_t)dirty, now - last_sync_us);
+		ret = stop_decide(s, &(struct stop_round){.round = round,
+							  .dirty_pages = (uint64_t)dirty,
+							  .since_sync_us = now - last_sync_us});
 		last_sync_us = now;
 		if (ret < 0)
 			return ret;

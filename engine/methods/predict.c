@@ -2,7 +2,7 @@
 /* engine/methods/predict.c - prediction pre-copy: pre-copy rounds whose sampler
  * (engine/sampler.c) feeds a per-page write history (engine/predict.c); pages predicted to be
  * written again before the end are held back to the final round instead of being sent now. It
- * stops by the policy or once a round no longer shrinks (engine/policy.c), flushes the held pages
+ * stops by the policy or once a round no longer shrinks (engine/stop.c), flushes the held pages
  * in one short round when they would lengthen the pause, and switches over as pre-copy. */
 #include "engine/batch.h"
 #include "engine/bitmap.h"
@@ -12,23 +12,6 @@
 #include "engine/session.h"
 #include "engine/source.h"
 #include "transport/transport.h"
-
-/* Prediction pre-copy's own stop, on top of the policy's: once a round no longer shrinks what
- * the next must send (the guest dirties as fast as the link drains; what keeps coming back is
- * what will be rewritten before the end anyway), more rounds only resend it. Stop when what the
- * pause would carry then fits the downtime target. */
-static int predict_settled(struct rmig_session *s, uint32_t round, uint64_t planned,
-			   uint64_t previous)
-{
-	uint64_t projected;
-
-	if (round < 2 || previous == UINT64_MAX || planned * 5 < previous * 4)
-		return 0;
-	pthread_mutex_lock(&s->lock);
-	projected = s->stats.projected_downtime_ms;
-	pthread_mutex_unlock(&s->lock);
-	return projected <= s->params.downtime_ms;
-}
 
 /* Held pages would cross with the VM paused. When they would add more than this to the
  * downtime, one last short live round sends them, and the pause carries only what that round
@@ -101,16 +84,15 @@ static int predict_after(struct rmig_session *s, struct batch_pipeline *pipeline
 			planned += predict_plan_round(r->predict, r->pending, r->held, r->dirty,
 						      horizon);
 		}
-		ret = source_decide(s, round, planned, now - last_sync_us);
+		/* The policy's stop, and predict's own once rounds no longer shrink. */
+		ret = stop_decide(s, &(struct stop_round){.round = round,
+							  .dirty_pages = planned,
+							  .since_sync_us = now - last_sync_us,
+							  .settle = 1,
+							  .previous_pages = previous});
 		last_sync_us = now;
 		if (ret < 0)
 			return ret;
-		if (!ret && predict_settled(s, round, planned, previous)) {
-			ret = 1;
-			pthread_mutex_lock(&s->lock);
-			s->stats.stop_reason = RMIG_STOP_DOWNTIME;
-			pthread_mutex_unlock(&s->lock);
-		}
 		previous = planned;
 		{
 			struct predict_counters c = {0}, sum = {0};
