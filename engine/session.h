@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/session.h - one migration on one host: role, regions, parameters, callbacks, the
  * connection, the state machine and the statistics. The public ABI (bindings/) is a thin layer
- * over these functions; source.c and dest.c run the two roles. */
+ * over these functions (session.c, session_conn.c, session_run.c); source.c and dest.c run the
+ * two roles. */
 #ifndef RMIG_ENGINE_SESSION_H
 #define RMIG_ENGINE_SESSION_H
 
@@ -194,6 +195,10 @@ void session_method_set(struct rmig_session *s, uint32_t method, uint32_t policy
 /* 1 for the methods that resume on the destination before all RAM has arrived. */
 int session_method_is_postcopy(uint32_t method);
 
+/* "source:" or "destination:", to begin a log line. */
+const char *session_role_prefix(const struct rmig_session *s);
+/* 0 while the migration has not started; else refuses `what` with -EBUSY. */
+int session_check_idle(struct rmig_session *s, const char *what);
 /* Refuse a call into the session: record why as the last error (replacing the one before),
  * log it at info level (the caller gets it back; the default log prints nothing), return err. */
 int session_refuse(struct rmig_session *s, int err, const char *fmt, ...)
@@ -254,7 +259,7 @@ int source_run(struct rmig_session *s);
 /* Called by source_send_pages() before each batch is built: 0 to go on, 1 to end the round
  * early (the pages still marked stay marked), -errno to fail. */
 typedef int (*source_batch_hook_fn)(struct rmig_session *s, void *arg);
-/* Source: send every page marked in the regions' dirty bitmaps (clearing them) and wait until
+/* Source (sender.c): send every page marked in the regions' dirty bitmaps (clearing them) and wait until
  * the transport has taken all of it. hook may be NULL. Returns 0, 1 when the hook ended the
  * round early, or -errno. */
 int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* engine/source.h - the source side's parts the methods (engine/methods/) are built from: rounds
- * and their barrier (source_rounds.c), the sampler that reads the dirty log between batches
- * (sampler.c), measurements, the pause, the device state and the resume. None of these calls a
- * method: a method calls them, and source.c calls the method through its ops. */
+/* engine/source.h - the source side's parts the methods (engine/methods/) are built from: the
+ * page sender (sender.c), rounds and their barrier, measurements, the pause, the device state and
+ * the resume (source_rounds.c), the stop decision (stop.c), the sampler that reads the dirty log
+ * between batches (sampler.c). None of these calls a method: a method calls them, and source.c
+ * calls the method through its ops. */
 #ifndef RMIG_ENGINE_SOURCE_H
 #define RMIG_ENGINE_SOURCE_H
 
@@ -41,7 +42,7 @@ struct source_sched {
 	source_probe_done_fn probe_done; /* with probe */
 };
 
-/* ---- source_rounds.c ---- */
+/* ---- sender.c (source_send_pages() itself: session.h) ---- */
 
 uint64_t source_count(const uint64_t *bm, const struct session_region *r);
 /* What the pages not yet delivered will cost to send: marked for this round, pending, held
@@ -51,6 +52,9 @@ uint64_t source_dirty_bytes(struct rmig_session *s);
 uint64_t source_held_pages(struct rmig_session *s);
 /* Mark every page of every region for the next round. */
 void source_mark_all_regions(struct rmig_session *s);
+
+/* ---- source_rounds.c ---- */
+
 /* Stop tracking and free the trackers. At the switchover this comes after the verification,
  * which reuses the hashes a hash tracker's last sync holds. */
 void source_trackers_stop(struct rmig_session *s);
@@ -71,8 +75,6 @@ int source_round_done(struct rmig_session *s, uint32_t round);
 /* Bandwidth and dirty rate of the round just ended. */
 uint64_t source_measure(struct rmig_session *s, uint64_t dirty_pages, uint64_t since_sync_us,
 			struct rmig_round_stats *last_p);
-/* What the pause will cost besides the pages and the device state, microseconds. */
-uint64_t source_pause_cost_us(struct rmig_session *s);
 /* Ask the hypervisor to stop the vCPUs: the downtime starts. */
 int source_pause(struct rmig_session *s);
 /* Send the device state in chunks from the device_state_read callback. */
@@ -97,6 +99,9 @@ struct stop_round {
  * and, with settle, prediction pre-copy's settling; the stats get the projection and the stop
  * reason. 1 to stop iterating, 0 to go on, -errno (the throttle callback failed). */
 int stop_decide(struct rmig_session *s, const struct stop_round *round);
+/* What the pause will cost besides the pages and the device state, microseconds: the final pass
+ * over the dirty log and the verification's hashing. */
+uint64_t source_pause_cost_us(struct rmig_session *s);
 
 /* ---- sampler.c ---- */
 

@@ -16,6 +16,14 @@
 #include "engine/session.h"
 #include "engine/source.h"
 
+/* What the pause will cost besides the pages and the device state: one more pass over the
+ * dirty log (a hash tracker rereads all RAM, however little is dirty), and the verification's
+ * hashing of the pages no tracker keeps hashes of. */
+uint64_t source_pause_cost_us(struct rmig_session *s)
+{
+	return s->sync_cost_us + verify_source_cost_us(s);
+}
+
 int stop_decide(struct rmig_session *s, const struct stop_round *round)
 {
 	struct rmig_round_stats last;
