@@ -305,6 +305,33 @@ int session_region_dirty_source(struct rmig_session *s, uint32_t id)
 	return kind;
 }
 
+int session_region_send_counts(struct rmig_session *s, uint32_t id, uint8_t *counts, size_t npages)
+{
+	const struct session_region *r = session_region_find(s, id);
+	size_t n;
+	int running;
+
+	if (s->role != RMIG_ROLE_SOURCE)
+		return session_refuse(s, -EINVAL, "region %u: only a source sends pages", id);
+	if (!r)
+		return session_refuse(s, -ENOENT, "region %u: no such region", id);
+	if (!counts && npages)
+		return session_refuse(s, -EINVAL, "region %u: send counts: no buffer", id);
+	pthread_mutex_lock(&s->lock);
+	running = s->thread_started && !s->finished;
+	pthread_mutex_unlock(&s->lock);
+	/* The run thread counts without a lock (batch_build): read once it has ended. */
+	if (running)
+		return session_refuse(s, -EBUSY, "region %u: send counts: the migration still runs",
+				      id);
+	n = npages < r->npages ? npages : r->npages;
+	if (n > INT32_MAX)
+		n = INT32_MAX;
+	if (n)
+		memcpy(counts, r->send_count, n);
+	return (int)n;
+}
+
 int session_set_insecure(struct rmig_session *s, int insecure)
 {
 	int ret = session_check_idle(s, "set insecure");

@@ -167,6 +167,10 @@ struct session_region *session_region_find(struct rmig_session *s, uint32_t id);
 /* Source: how region id is tracked (enum rmig_dirty_source; AUTO until tracking started),
  * -ENOENT for an unknown id, -EINVAL on a destination. */
 int session_region_dirty_source(struct rmig_session *s, uint32_t id);
+/* Source: how many times each of region id's first npages pages crossed (saturating at 255),
+ * into counts. The number of pages copied, -ENOENT for an unknown id, -EINVAL on a destination
+ * or without counts, -EBUSY while a started run goes on. */
+int session_region_send_counts(struct rmig_session *s, uint32_t id, uint8_t *counts, size_t npages);
 /* Opt out of (insecure != 0) or back into the key requirement. 0 or -EBUSY once started. */
 int session_set_insecure(struct rmig_session *s, int insecure);
 /* The dead-peer deadline: 0 restores the default; -EINVAL out of range, -EBUSY once started
