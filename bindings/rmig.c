@@ -176,6 +176,14 @@ RMIG_EXPORT int rmig_region_dirty_source(rmig_session_t *session, uint32_t id)
 	return session_region_dirty_source(session, id);
 }
 
+RMIG_EXPORT int rmig_region_send_counts(rmig_session_t *session, uint32_t id, uint8_t *counts,
+					size_t npages)
+{
+	if (!session)
+		return -EINVAL;
+	return session_region_send_counts(session, id, counts, npages);
+}
+
 RMIG_EXPORT const char *rmig_session_method_reason(rmig_session_t *session)
 {
 	if (!session)

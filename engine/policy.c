@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* engine/policy.c - stop policies and the rate arithmetic behind them. */
+/* engine/policy.c - every rule that ends a live phase (engine/policy.h), and the rate
+ * arithmetic behind them. Where the session's numbers come from: engine/stop.c. */
 #include "engine/policy.h"
 #include "rmig.h"
 
@@ -70,4 +71,17 @@ uint32_t policy_throttle(uint64_t dirty_bytes, uint64_t bytes_sent, uint32_t cur
 	*strikes_p = 0;
 	current += current ? 10u : 20u;
 	return current > 99u ? 99u : current;
+}
+
+int policy_predict_settled(uint32_t round, uint64_t planned_pages, uint64_t previous_pages,
+			   uint64_t projected_downtime_ms, uint32_t downtime_ms)
+{
+	if (round < 2 || previous_pages == UINT64_MAX || planned_pages * 5 < previous_pages * 4)
+		return 0;
+	return projected_downtime_ms <= downtime_ms;
+}
+
+int policy_probe_enough(uint32_t samples, uint64_t left_bytes, uint64_t ram_bytes)
+{
+	return samples >= POLICY_PROBE_SAMPLES || (samples >= 2 && left_bytes * 2 < ram_bytes);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* engine/policy.h - when pre-copy stops iterating: pluggable stop policies (QEMU-style downtime
- * projection, Xen-style limits) over the measurements each round takes (bandwidth, dirty rate).
- * Pure functions: the source feeds them numbers, tests can too. */
+/* engine/policy.h - every rule that ends a live phase, as pure functions of numbers: the stop
+ * policies (QEMU-style downtime projection, Xen-style limits), prediction pre-copy's settling,
+ * the throttle, and when auto's probe has seen enough to choose. engine/stop.c feeds them the
+ * session's measurements; tests feed them numbers. */
 #ifndef RMIG_ENGINE_POLICY_H
 #define RMIG_ENGINE_POLICY_H
 
@@ -46,5 +47,20 @@ uint64_t policy_rate(uint64_t amount, uint64_t duration_us);
  * row (*strikes_p counts them), raise the throttle by 20 points, then 10, up to 99. */
 uint32_t policy_throttle(uint64_t dirty_bytes, uint64_t bytes_sent, uint32_t current,
 			 uint32_t *strikes_p);
+
+/* Prediction pre-copy's own stop, on top of the policy's: once a round no longer shrinks what
+ * the next must send (planned >= 4/5 of the previous round's plan; the guest dirties as fast as
+ * the link drains, and what keeps coming back will be rewritten before the end anyway), more
+ * rounds only resend it. 1 to stop when the projected downtime then fits the target. Never
+ * before round 2 or without a previous plan (previous_pages == UINT64_MAX). */
+int policy_predict_settled(uint32_t round, uint64_t planned_pages, uint64_t previous_pages,
+			   uint64_t projected_downtime_ms, uint32_t downtime_ms);
+
+/* auto: samples of the bulk round's dirty log it wants before it chooses. */
+#define POLICY_PROBE_SAMPLES 4u
+
+/* auto's probe has seen enough to choose (1): POLICY_PROBE_SAMPLES samples, or two once less
+ * than half of RAM is left to send (the round ends before more could come). */
+int policy_probe_enough(uint32_t samples, uint64_t left_bytes, uint64_t ram_bytes);
 
 #endif /* RMIG_ENGINE_POLICY_H */

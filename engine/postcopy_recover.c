@@ -27,6 +27,7 @@
 #include "engine/bitmap.h"
 #include "engine/heartbeat.h"
 #include "engine/postcopy_recover.h"
+#include "engine/postcopy_recover_state.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "transport/deadline.h"
@@ -43,64 +44,9 @@
  * the path returns would wait out its SYN's backoff). */
 #define RECOVER_CONNECT_MS 2000u
 
-struct postcopy_recovery {
-	pthread_mutex_t lock; /* the fields up to `recovering` */
-	pthread_cond_t changed;
-	uint32_t window_ms;
-	char uri[TRANSPORT_URI_MAX]; /* the operator's path ("": the first one) */
-	/* destination: a listener rmig_session_recover() opened while recovering */
-	struct transport_listener *listener;
-	int recovering;
-	uint64_t since_us;     /* when the current recovery began */
-	uint64_t recovered_ms; /* earlier recoveries, summed */
-	uint64_t recoveries;   /* new connections that took over */
-
-	/* the run thread's own */
-	uint8_t session_id[PROTOCOL_MAC_LEN];
-	int bound;
-	char listen_uri[TRANSPORT_URI_MAX]; /* destination: where it listened first */
-	uint64_t deadline_us;		    /* the current recovery's window ends */
-	int end_only;
-	int cause;			    /* the error that lost the connection */
-	char cause_text[SESSION_ERROR_MAX]; /* and what the session said of it */
-	uint64_t **announced;		    /* source: per region, the tail's pages */
-	size_t nannounced;
-	uint64_t fetched, fetched_bytes; /* source: pulled over lost connections */
-};
-
 static const char *recover_role(const struct rmig_session *s)
 {
 	return s->role == RMIG_ROLE_SOURCE ? "source" : "destination";
-}
-
-int postcopy_recover_create(struct rmig_session *s)
-{
-	struct postcopy_recovery *rc = calloc(1, sizeof(*rc));
-
-	if (!rc)
-		return -ENOMEM;
-	pthread_mutex_init(&rc->lock, NULL);
-	transport_cond_init(&rc->changed);
-	rc->window_ms = POSTCOPY_RECOVER_DEFAULT_WINDOW_MS;
-	s->recovery = rc;
-	return 0;
-}
-
-void postcopy_recover_destroy(struct rmig_session *s)
-{
-	struct postcopy_recovery *rc = s->recovery;
-
-	if (!rc)
-		return;
-	if (rc->listener)
-		transport_listener_close(rc->listener);
-	for (size_t i = 0; i < rc->nannounced; i++)
-		free(rc->announced[i]);
-	free(rc->announced);
-	pthread_cond_destroy(&rc->changed);
-	pthread_mutex_destroy(&rc->lock);
-	free(rc);
-	s->recovery = NULL;
 }
 
 int postcopy_recover_set_window(struct rmig_session *s, uint32_t window_ms)
@@ -171,29 +117,6 @@ int postcopy_recover_request(struct rmig_session *s, const char *uri)
 	return 0;
 }
 
-void postcopy_recover_listened(struct rmig_session *s, const char *uri)
-{
-	struct postcopy_recovery *rc = s->recovery;
-	struct transport_uri parsed, bound;
-	char actual[TRANSPORT_URI_MAX];
-
-	snprintf(rc->listen_uri, sizeof(rc->listen_uri), "%s", uri);
-	/* Port 0 picked a free port: listen on that one again, on the address asked for. */
-	if (transport_uri_parse(uri, &parsed) || parsed.port || !strcmp(parsed.scheme, "loop") ||
-	    transport_listener_uri(s->listener, actual, sizeof(actual)) ||
-	    transport_uri_parse(actual, &bound))
-		return;
-	{
-		char resolved[2 * TRANSPORT_URI_MAX];
-		int n = snprintf(resolved, sizeof(resolved),
-				 strchr(parsed.host, ':') ? "%s://[%s]:%u" : "%s://%s:%u",
-				 parsed.scheme, parsed.host, bound.port);
-
-		if (n > 0 && (size_t)n < sizeof(rc->listen_uri))
-			memcpy(rc->listen_uri, resolved, (size_t)n + 1);
-	}
-}
-
 int postcopy_recover_bind(struct rmig_session *s, const uint8_t source_nonce[PROTOCOL_NONCE_LEN],
 			  const uint8_t dest_nonce[PROTOCOL_NONCE_LEN])
 {
@@ -206,18 +129,6 @@ int postcopy_recover_bind(struct rmig_session *s, const uint8_t source_nonce[PRO
 		return session_fail(s, ret, "cannot derive the session id");
 	rc->bound = 1;
 	return 0;
-}
-
-void postcopy_recover_stats_locked(struct rmig_session *s, struct rmig_stats *out, uint64_t now)
-{
-	struct postcopy_recovery *rc = s->recovery;
-
-	pthread_mutex_lock(&rc->lock);
-	out->recoveries = rc->recoveries;
-	out->recovering_ms = rc->recovered_ms;
-	if (rc->recovering)
-		out->recovering_ms += (now - rc->since_us) / 1000u;
-	pthread_mutex_unlock(&rc->lock);
 }
 
 int postcopy_recover_possible(struct rmig_session *s, int err)

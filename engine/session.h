@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/session.h - one migration on one host: role, regions, parameters, callbacks, the
  * connection, the state machine and the statistics. The public ABI (bindings/) is a thin layer
- * over these functions; source.c and dest.c run the two roles. */
+ * over these functions (session.c, session_conn.c, session_run.c); source.c and dest.c run the
+ * two roles. */
 #ifndef RMIG_ENGINE_SESSION_H
 #define RMIG_ENGINE_SESSION_H
 
@@ -178,6 +179,10 @@ struct session_region *session_region_find(struct rmig_session *s, uint32_t id);
 /* Source: how region id is tracked (enum rmig_dirty_source; AUTO until tracking started),
  * -ENOENT for an unknown id, -EINVAL on a destination. */
 int session_region_dirty_source(struct rmig_session *s, uint32_t id);
+/* Source: how many times each of region id's first npages pages crossed (saturating at 255),
+ * into counts. The number of pages copied, -ENOENT for an unknown id, -EINVAL on a destination
+ * or without counts, -EBUSY while a started run goes on. */
+int session_region_send_counts(struct rmig_session *s, uint32_t id, uint8_t *counts, size_t npages);
 /* Opt out of (insecure != 0) or back into the key requirement. 0 or -EBUSY once started. */
 int session_set_insecure(struct rmig_session *s, int insecure);
 /* The dead-peer deadline: 0 restores the default; -EINVAL out of range, -EBUSY once started
@@ -212,6 +217,10 @@ void session_method_set(struct rmig_session *s, uint32_t method, uint32_t policy
 /* 1 for the methods that resume on the destination before all RAM has arrived. */
 int session_method_is_postcopy(uint32_t method);
 
+/* "source:" or "destination:", to begin a log line. */
+const char *session_role_prefix(const struct rmig_session *s);
+/* 0 while the migration has not started; else refuses `what` with -EBUSY. */
+int session_check_idle(struct rmig_session *s, const char *what);
 /* Refuse a call into the session: record why as the last error (replacing the one before),
  * log it at info level (the caller gets it back; the default log prints nothing), return err. */
 int session_refuse(struct rmig_session *s, int err, const char *fmt, ...)
@@ -270,6 +279,8 @@ void session_disconnect(struct rmig_session *s);
 /* Close the connection only (its counters added to earlier_transport); the listener stays. */
 void session_conn_drop(struct rmig_session *s);
 /* The transport options of the session's connections (streams, deadlines). */
+/* sum += more, counter by counter (a recovered session has had more than one connection). */
+void session_transport_stats_add(struct transport_stats *sum, const struct transport_stats *more);
 void session_transport_options(struct rmig_session *s, const char *uri,
 			       struct transport_options *opts);
 
@@ -277,7 +288,7 @@ int source_run(struct rmig_session *s);
 /* Called by source_send_pages() before each batch is built: 0 to go on, 1 to end the round
  * early (the pages still marked stay marked), -errno to fail. */
 typedef int (*source_batch_hook_fn)(struct rmig_session *s, void *arg);
-/* Source: send every page marked in the regions' dirty bitmaps (clearing them) and wait until
+/* Source (sender.c): send every page marked in the regions' dirty bitmaps (clearing them) and wait until
  * the transport has taken all of it. hook may be NULL. Returns 0, 1 when the hook ended the
  * round early, or -errno. */
 int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,

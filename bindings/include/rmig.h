@@ -535,6 +535,24 @@ int rmig_session_wait_result(rmig_session_t *session, int timeout_ms, int *resul
 int rmig_region_dirty_source(rmig_session_t *session, uint32_t id);
 
 /**
+ * rmig_region_send_counts() - how many times the source sent each page of one region (1.1).
+ * @session: a source session whose migration has ended (or not started: all zero).
+ * @id: a region added with rmig_region_add().
+ * @counts: receives one count per page, from the region's first page on; a page sent 255
+ *          times or more reads 255. Zero-page markers and verification resends count.
+ * @npages: room in @counts, in pages; more than the region has is fine.
+ *
+ * What a method's guarantee is checked by (pre-copy resends a page written during a round,
+ * TSMC sends none more than twice): rmig_stats.pages_sent_histogram has the totals.
+ *
+ * Return: the number of pages copied (the lesser of @npages and the region's pages, at most
+ * INT32_MAX); -ENOENT for an unknown @id; -EINVAL on a destination, for a NULL @session, or a
+ * NULL @counts with a nonzero @npages; -EBUSY while a migration started with
+ * rmig_session_start() still runs.
+ */
+int rmig_region_send_counts(rmig_session_t *session, uint32_t id, uint8_t *counts, size_t npages);
+
+/**
  * rmig_session_method_reason() - why the session runs the method it runs.
  * @session: a source session.
  *

@@ -18,9 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine/session.h"
 #include "integration/engine_harness.h"
-#include "transport/transport.h"
 
 const char *harness_transport = "loop";
 int harness_usable;
@@ -74,7 +72,7 @@ int harness_transport_usable(int argc, char **argv, const char **transport_p)
 				harness_dirty_source = (uint32_t)i;
 		}
 	}
-	return transport_available(transport);
+	return rmig_transport_available(transport);
 }
 
 size_t harness_pages(const struct harness *h)
@@ -312,13 +310,15 @@ static int harness_dirty_log_sync(struct harness *h, uint32_t region_id, uint64_
 				  size_t npages)
 {
 	struct harness_dirty_log *log = h->user;
-	struct transport_stats ts;
+	struct rmig_stats st = {.struct_size = sizeof(st)};
 	uint64_t pages;
 
 	(void)region_id;
-	transport_stats_get(h->src->conn, &ts);
-	pages = (ts.data_bytes_sent - log->sent_at_sync) / HARNESS_PAGE * log->per_page_sent;
-	log->sent_at_sync = ts.data_bytes_sent;
+	/* Page data the source has handed to the wire so far. */
+	if (rmig_session_stats(h->src, &st))
+		return -EIO;
+	pages = (st.data_bytes - log->sent_at_sync) / HARNESS_PAGE * log->per_page_sent;
+	log->sent_at_sync = st.data_bytes;
 	for (uint64_t i = 0; !atomic_load(&h->src_paused) && i < pages; i++) {
 		size_t page = (size_t)(harness_next_random(&log->rng) % npages);
 
@@ -351,8 +351,22 @@ void harness_dirty_log_free(struct harness_dirty_log *log)
 	log->bits = NULL;
 }
 
+uint8_t *harness_send_counts(struct harness *h)
+{
+	size_t npages = harness_pages(h);
+
+	free(h->send_counts);
+	h->send_counts = calloc(npages, 1);
+	assert_non_null(h->send_counts);
+	assert_int_equal(rmig_region_send_counts(h->src, h->src_region_id, h->send_counts, npages),
+			 (int)npages);
+	return h->send_counts;
+}
+
 void harness_fini(struct harness *h)
 {
+	free(h->send_counts);
+	h->send_counts = NULL;
 	harness_writer_stop(h);
 	rmig_session_destroy(h->src);
 	rmig_session_destroy(h->dst);

@@ -80,6 +80,7 @@ struct harness {
 	/* when set: given the destination's URI, write the one the source connects to (a relay
 	 * on the path, say) */
 	void (*connect_via)(struct harness *h, const char *dst_uri, char *uri, size_t len);
+	uint8_t *send_counts;	  /* harness_send_counts(); freed by harness_fini() */
 };
 
 /* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1
@@ -96,6 +97,9 @@ void harness_sessions(struct harness *h);
 void harness_writer_start(struct harness *h);
 /* Run the source on this thread, then wait for the destination: fills src_ret, dst_ret. */
 void harness_run(struct harness *h);
+/* After the run: how many times the source sent each page of its first region
+ * (rmig_region_send_counts), one byte per page; valid until the next call or harness_fini(). */
+uint8_t *harness_send_counts(struct harness *h);
 void harness_fini(struct harness *h);
 
 /* A hypervisor dirty log whose guest writes, before every sync, `per_page_sent` times as many

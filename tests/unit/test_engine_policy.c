@@ -144,6 +144,31 @@ static void test_policy_throttle_after_two_rounds_of_fast_dirtying(void **state)
 	assert_int_equal(percent, 99);
 }
 
+/* Predict stops on its own once a round plans at least 4/5 of what the one before planned, and
+ * only if the downtime then fits the target; never after the bulk round alone. */
+static void test_policy_predict_settles_when_rounds_stop_shrinking(void **state)
+{
+	(void)state;
+	assert_false(policy_predict_settled(1, 900, 1000, 100, 300));	    /* bulk round only */
+	assert_false(policy_predict_settled(2, 900, UINT64_MAX, 100, 300)); /* no previous plan */
+	assert_false(policy_predict_settled(2, 799, 1000, 100, 300));	    /* still shrinking */
+	assert_true(policy_predict_settled(2, 800, 1000, 100, 300));
+	assert_true(policy_predict_settled(3, 1200, 1000, 300, 300));  /* growing, fits */
+	assert_false(policy_predict_settled(3, 1200, 1000, 301, 300)); /* does not fit */
+}
+
+/* auto chooses after POLICY_PROBE_SAMPLES samples, or after two when less than half of RAM is
+ * left to send. */
+static void test_policy_probe_enough_samples_or_half_of_ram_sent(void **state)
+{
+	(void)state;
+	assert_false(policy_probe_enough(1, 0, 1000));
+	assert_false(policy_probe_enough(2, 500, 1000));
+	assert_true(policy_probe_enough(2, 499, 1000));
+	assert_false(policy_probe_enough(POLICY_PROBE_SAMPLES - 1, 1000, 1000));
+	assert_true(policy_probe_enough(POLICY_PROBE_SAMPLES, 1000, 1000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +177,8 @@ int main(void)
 		cmocka_unit_test(test_policy_qemu_stops_at_round_limit),
 		cmocka_unit_test(test_policy_xen_limits),
 		cmocka_unit_test(test_policy_throttle_after_two_rounds_of_fast_dirtying),
+		cmocka_unit_test(test_policy_predict_settles_when_rounds_stop_shrinking),
+		cmocka_unit_test(test_policy_probe_enough_samples_or_half_of_ram_sent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

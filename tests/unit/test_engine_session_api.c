@@ -89,6 +89,37 @@ static void test_region_add_rejects_misaligned_and_duplicate(void **state)
 	free(ram);
 }
 
+/* Per-page send counts are a source's, per region, and never more than the caller's buffer
+ * holds; before any run every page reads 0. */
+static void test_region_send_counts_checks_role_region_and_buffer(void **state)
+{
+	static unsigned char ram[4 * 4096] __attribute__((aligned(4096)));
+	uint8_t counts[8];
+	rmig_session_t *s, *d;
+
+	(void)state;
+	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &s), 0);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &d), 0);
+	assert_int_equal(rmig_region_add(s, 1, ram, sizeof(ram), 4096), 0);
+	assert_int_equal(rmig_region_add(d, 1, ram, sizeof(ram), 4096), 0);
+	assert_int_equal(rmig_region_send_counts(NULL, 1, counts, 4), -EINVAL);
+	assert_int_equal(rmig_region_send_counts(d, 1, counts, 4), -EINVAL);
+	assert_int_equal(rmig_region_send_counts(s, 2, counts, 4), -ENOENT);
+	assert_int_equal(rmig_region_send_counts(s, 1, NULL, 4), -EINVAL);
+	assert_int_equal(rmig_region_send_counts(s, 1, NULL, 0), 0);
+	memset(counts, 0xff, sizeof(counts));
+	assert_int_equal(rmig_region_send_counts(s, 1, counts, 2), 2);
+	assert_int_equal(counts[0], 0);
+	assert_int_equal(counts[1], 0);
+	assert_int_equal(counts[2], 0xff); /* past what was asked for: untouched */
+	memset(counts, 0xff, sizeof(counts));
+	assert_int_equal(rmig_region_send_counts(s, 1, counts, sizeof(counts)), 4);
+	assert_int_equal(counts[3], 0);
+	assert_int_equal(counts[4], 0xff);
+	rmig_session_destroy(d);
+	rmig_session_destroy(s);
+}
+
 static void test_region_add_refuses_overlap_and_wrap(void **state)
 {
 	rmig_session_t *s;
@@ -478,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_peer_timeout_range_and_timing),
 		cmocka_unit_test(test_stats_fill_only_what_fits),
 		cmocka_unit_test(test_version_and_error_strings),
+		cmocka_unit_test(test_region_send_counts_checks_role_region_and_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
