@@ -80,7 +80,7 @@ struct harness {
 	/* when set: given the destination's URI, write the one the source connects to (a relay
 	 * on the path, say) */
 	void (*connect_via)(struct harness *h, const char *dst_uri, char *uri, size_t len);
-	uint8_t *send_counts;	  /* harness_send_counts(); freed by harness_fini() */
+	uint8_t *send_counts; /* harness_send_counts(); freed by harness_fini() */
 };
 
 /* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1
