@@ -227,9 +227,12 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 static const char *demo_transport_name(const struct demo_options *o, const char *uri, char *buf,
 				       size_t len)
 {
+	int n = -1;
+
 	if (!strncmp(uri, "tcp://", 6))
-		snprintf(buf, len, "%s, TLS %s", uri, cli_tls_name(&o->mig.tls, o->cred.key_len));
-	else
+		n = snprintf(buf, len, "%s, TLS %s", uri,
+			     cli_tls_name(&o->mig.tls, o->cred.key_len));
+	if (n < 0 || (size_t)n >= len) /* not tcp, or no room for the TLS mode: the URI alone */
 		snprintf(buf, len, "%s", uri);
 	return buf;
 }
