@@ -290,7 +290,9 @@ static void tcp_pending_add(struct tcp_listener *l, int fd, const struct sockadd
 		.events = POLLIN,
 		.handshaken = !l->tls,
 	};
-	snprintf(p->peer, sizeof(p->peer), "%s", peer);
+	/* Shown in logs, never parsed: a long one is cut visibly. */
+	if (snprintf(p->peer, sizeof(p->peer), "%s", peer) >= (int)sizeof(p->peer))
+		memcpy(p->peer + sizeof(p->peer) - 4, "...", 4);
 	tcp_socket_tune(fd);
 	if (l->tls) {
 		ret = tcp_tls_session_new(l->tls, fd, NULL, &p->ssl);
@@ -682,12 +684,13 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 				ret = tcp_tls_handshake(ssls[nfds - 1], fds[nfds - 1], deadline,
 							tls_why, sizeof(tls_why));
 			if (ret) {
-				snprintf(why, sizeof(why), "stream %u: TLS (%s): %s%s", nfds - 1,
-					 tcp_tls_mode_name(tls), tls_why,
-					 ret == -ECONNRESET || ret == -EPROTO
-						 ? " (does the listener run TLS? --tls must "
-						   "match on both sides)"
-						 : "");
+				if (snprintf(why, sizeof(why), "stream %u: TLS (%s): %s%s",
+					     nfds - 1, tcp_tls_mode_name(tls), tls_why,
+					     ret == -ECONNRESET || ret == -EPROTO
+						     ? " (does the listener run TLS? --tls must "
+						       "match on both sides)"
+						     : "") >= (int)sizeof(why))
+					memcpy(why + sizeof(why) - 4, "...", 4);
 				goto err_close;
 			}
 		}
