@@ -701,11 +701,10 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 			goto err_close;
 		}
 	}
-	tcp_tls_free(tls); /* each SSL keeps a reference to the context */
-	tls = NULL;
 	/* The listener's answers are checked by the receivers: the listener's side may not have
 	 * accepted yet, and connect does not wait for it. */
 	ret = tcp_conn_create(fds, ssls[0] ? ssls : NULL, nfds, session_tag, 1, &tc);
+	tcp_tls_free(tls); /* each SSL keeps a reference to the context */
 	if (ret)
 		return ret;
 	pthread_mutex_lock(tc->base.region_lock);

@@ -326,6 +326,9 @@ void tcp_tls_free(struct tcp_tls *tls)
 {
 	if (!tls)
 		return;
+	/* The context lives on while a connection's SSL holds it: what it says of this struct
+	 * (tcp_tls_of()) must read NULL from here on, not freed memory. */
+	SSL_CTX_set_ex_data(tls->ctx, tcp_tls_ex_index, NULL);
 	SSL_CTX_free(tls->ctx);
 	OPENSSL_cleanse(tls->psk, sizeof(tls->psk));
 	free(tls);
