@@ -123,7 +123,8 @@ static void xen_save_usage(void)
 		"  --key-file FILE    shared secret (1 to 64 bytes), same on both hosts;\n"
 		"                     required unless --insecure (or RMIG_KEY_FILE)\n"
 		"  --insecure         no authentication\n"
-		"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n",
+		"  --peer-timeout S   a silent peer is dead after S seconds (default 10)\n"
+		"  --tls none|psk|x509 as for xen-send (docs/reliability.md)\n",
 		XEN_SAVE_DEFAULT_TIMEOUT_MS);
 }
 
@@ -149,7 +150,7 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 	mig.timeout_ms = XEN_SAVE_DEFAULT_TIMEOUT_MS;
 	if (cli_options_table(own,
 			      CLI_TAKE_DOWNTIME | CLI_TAKE_MAX_ROUNDS | CLI_TAKE_TIMEOUT |
-				      CLI_TAKE_KEY_FILE | CLI_TAKE_HELP,
+				      CLI_TAKE_KEY_FILE | CLI_TAKE_HELP | CLI_TAKE_TLS,
 			      longopts, CLI_OPTIONS_MAX))
 		return -EINVAL;
 	x->rule.policy = RMIG_POLICY_QEMU;
@@ -203,6 +204,9 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 	if (optind != argc || !o->uri || !x->domain)
 		goto usage;
 	o->timeout_ms = mig.timeout_ms;
+	o->tls = mig.tls;
+	if (cli_tls_check(o->command, &o->tls))
+		return -EINVAL;
 	x->rule.downtime_ms = mig.downtime_ms;
 	x->rule.max_rounds = mig.max_rounds;
 	cred.key_len = mig.key_len;
