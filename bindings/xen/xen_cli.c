@@ -13,6 +13,7 @@
 #include "bindings/cli/options.h"
 #include "bindings/cli/credentials.h"
 #include "bindings/xen/xen_cli.h"
+#include "bindings/xen/xen_stream.h"
 
 #define XEN_CLI_PAGE 4096u
 #define XEN_CLI_DEFAULT_TIMEOUT_MS 120000u
@@ -281,16 +282,18 @@ int xen_cli_expect(int fd, const char *message, size_t len)
 	return memcmp(buf, message, len) ? -EPROTO : 0;
 }
 
-void xen_cli_report(const struct xen_cli_options *o, rmig_session_t *session)
+void xen_cli_report(const struct xen_cli_options *o, rmig_session_t *session,
+		    const struct xen_stream *stream)
 {
 	struct rmig_stats st = {.struct_size = sizeof(st)};
 
 	if (rmig_session_stats(session, &st))
 		return;
 	xen_cli_say(o,
-		    "Xen's stream %llu bytes, bytes on the wire %llu (received %llu), "
-		    "total time %llu ms, %s",
-		    (unsigned long long)st.device_state_bytes, (unsigned long long)st.bytes,
+		    "Xen's stream %llu bytes (xxh64 %016llx), bytes on the wire %llu "
+		    "(received %llu), total time %llu ms, %s",
+		    (unsigned long long)st.device_state_bytes,
+		    (unsigned long long)xen_stream_digest(stream), (unsigned long long)st.bytes,
 		    (unsigned long long)st.bytes_received, (unsigned long long)st.total_time_ms,
 		    rmig_status_name(st.status));
 }

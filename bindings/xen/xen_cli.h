@@ -55,8 +55,12 @@ int xen_cli_expect(int fd, const char *message, size_t len);
 void xen_cli_say(const struct xen_cli_options *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* The report on stderr: Xen's stream, bytes on the wire, times. */
-void xen_cli_report(const struct xen_cli_options *o, rmig_session_t *session);
+struct xen_stream;
+
+/* The report on stderr: Xen's stream (its length and the XXH64 of the bytes @stream walked:
+ * the two ends must print the same), bytes on the wire, times. */
+void xen_cli_report(const struct xen_cli_options *o, rmig_session_t *session,
+		    const struct xen_stream *stream);
 
 /* Page the placeholder region occupies, freed with the session. */
 void xen_cli_session_destroy(rmig_session_t *session);

@@ -21,8 +21,9 @@
 struct xen_recv {
 	struct xen_cli_options options;
 	pid_t xl;
-	int to_xl;   /* xl migrate-receive's stdin */
-	int from_xl; /* its stdout */
+	int to_xl;		  /* xl migrate-receive's stdin */
+	int from_xl;		  /* its stdout */
+	struct xen_stream stream; /* what went to xl: walked, so garbage never reaches it */
 };
 
 static int xen_recv_spawn(struct xen_recv *x)
@@ -53,8 +54,13 @@ static int xen_recv_spawn(struct xen_recv *x)
 static int xen_recv_device_state_write(void *opaque, const void *buf, size_t len)
 {
 	struct xen_recv *x = opaque;
-	int ret = xen_cli_write_all(x->to_xl, buf, len);
+	int ret = xen_stream_feed_all(&x->stream, buf, len);
 
+	if (ret) {
+		xen_cli_say(&x->options, "refusing what arrived: %s", x->stream.error);
+		return ret;
+	}
+	ret = xen_cli_write_all(x->to_xl, buf, len);
 	if (ret)
 		xen_cli_say(&x->options, "xl migrate-receive stopped reading the stream: %s",
 			    strerror(-ret));
@@ -106,6 +112,7 @@ int rmig_cli_xen_recv(int argc, char **argv)
 	ret = xen_cli_parse(argc, argv, 0, &x.options);
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	xen_stream_init(&x.stream);
 	signal(SIGPIPE, SIG_IGN);
 	ret = xen_recv_spawn(&x);
 	if (ret) {
@@ -130,7 +137,7 @@ int rmig_cli_xen_recv(int argc, char **argv)
 		snprintf(uri, sizeof(uri), "%s", x.options.uri);
 	xen_cli_say(&x.options, "listening on %s", uri);
 	ret = rmig_session_run(session);
-	xen_cli_report(&x.options, session);
+	xen_cli_report(&x.options, session, &x.stream);
 	if (ret)
 		xen_cli_say(&x.options, "migration failed: %s", rmig_last_error(session));
 out:

@@ -602,12 +602,13 @@ static void xen_save_report(struct xen_save *x, rmig_session_t *session, uint64_
 	else
 		snprintf(when, sizeof(when), "after iteration %u (%s)", x->stop_iteration, stopped);
 	xen_cli_say(&x->options,
-		    "policy %s, stopped %s, Xen's stream %llu bytes, bytes "
+		    "policy %s, stopped %s, Xen's stream %llu bytes (xxh64 %016llx), bytes "
 		    "on the wire %llu, total time %llu ms, %s",
 		    x->libxc_policy			? "libxc"
 		    : x->rule.policy == RMIG_POLICY_XEN ? "xen"
 							: "qemu",
-		    when, (unsigned long long)st.device_state_bytes, (unsigned long long)st.bytes,
+		    when, (unsigned long long)st.device_state_bytes,
+		    (unsigned long long)xen_stream_digest(&x->stream), (unsigned long long)st.bytes,
 		    (unsigned long long)((xen_save_now_us() - start_us) / 1000u),
 		    rmig_status_name(st.status));
 }

@@ -122,7 +122,7 @@ int rmig_cli_xen_send(int argc, char **argv)
 	if (ret)
 		goto out;
 	ret = rmig_session_run(session);
-	xen_cli_report(&x.options, session);
+	xen_cli_report(&x.options, session, &x.stream);
 	if (!ret) {
 		status = 0;
 		ret = xen_cli_write_all(STDOUT_FILENO, XEN_XL_REPORT, sizeof(XEN_XL_REPORT));

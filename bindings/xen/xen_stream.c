@@ -25,6 +25,8 @@
 #define LIBXC_IDENT 0x58454e46u
 #define RECORD_END XEN_STREAM_RECORD_END
 #define LIBXL_RECORD_LIBXC_CONTEXT XEN_STREAM_RECORD_LIBXC_CONTEXT
+#define RECORD_OPTIONAL 0x80000000u /* libxc: a record the receiver may skip */
+#define RECORD_TYPE_MAX 0x3fu
 /* xl's mandatory flags (tools/xl/xl.h): the optional data holds JSON; libxl stream v2 */
 #define XL_MANDATORY_FLAG_JSON (1u << 0)
 #define XL_MANDATORY_FLAG_STREAMV2 (1u << 1)
@@ -123,6 +125,12 @@ static int xen_stream_header_done(struct xen_stream *stream)
 		type = get_le32(h);
 		length = get_le32(h + 4);
 		stream->record_type = type;
+		/* Xen 4.17 defines libxl types 0..5 and libxc types 0..0x12 (optional ones with
+		 * the top bit); a bound with room for later versions still catches a header read
+		 * from the wrong place, which is what a lost or doubled byte turns it into. */
+		if ((stream->phase == XEN_STREAM_LIBXC_RECORD ? type & ~RECORD_OPTIONAL : type) >
+		    RECORD_TYPE_MAX)
+			return xen_stream_refuse(stream, "a record type no Xen defines");
 		if (stream->phase == XEN_STREAM_LIBXC_RECORD) {
 			stream->libxc_records++;
 			xen_stream_body(stream, XEN_STREAM_LIBXC_BODY,
@@ -148,6 +156,7 @@ static int xen_stream_header_done(struct xen_stream *stream)
 void xen_stream_init(struct xen_stream *stream)
 {
 	memset(stream, 0, sizeof(*stream));
+	XXH64_reset(&stream->digest, 0);
 	xen_stream_enter(stream, XEN_STREAM_XL_HEADER);
 }
 
@@ -160,6 +169,7 @@ int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len)
 {
 	if (len > stream->remaining)
 		return -EINVAL;
+	XXH64_update(&stream->digest, data, len);
 	stream->bytes += len;
 	stream->remaining -= len;
 	if (xen_stream_is_body(stream->phase)) {
@@ -170,6 +180,32 @@ int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len)
 	memcpy(stream->header + stream->have, data, len);
 	stream->have += len;
 	return stream->remaining ? 0 : xen_stream_header_done(stream);
+}
+
+int xen_stream_feed_all(struct xen_stream *stream, const uint8_t *data, size_t len)
+{
+	while (len) {
+		size_t n = xen_stream_want(stream, len);
+		int ret;
+
+		if (!n) {
+			snprintf(stream->error, sizeof(stream->error),
+				 "%zu bytes after the end record of Xen's stream (%llu bytes)", len,
+				 (unsigned long long)stream->bytes);
+			return -EPROTO;
+		}
+		ret = xen_stream_feed(stream, data, n);
+		if (ret)
+			return ret;
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
+uint64_t xen_stream_digest(const struct xen_stream *stream)
+{
+	return XXH64_digest(&stream->digest);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH64_state_t inside struct xen_stream */
+#include <xxhash.h>
+
 /* xl's messages around the stream (tools/xl/xl.h). The banner is sent without its NUL; the
  * other three with it. After the report comes one status byte: 0 = the domain runs there. */
 #define XEN_XL_BANNER "xl migration receiver ready, send binary domain data.\n"
@@ -39,6 +42,7 @@ struct xen_stream {
 	uint8_t header[48];
 	uint64_t bytes;		/* walked so far */
 	uint64_t libxc_records; /* libxc records seen (page data, vCPU state, ...) */
+	XXH64_state_t digest;	/* of every byte walked: both ends print it */
 	char error[160];
 };
 
@@ -55,6 +59,18 @@ size_t xen_stream_want(const struct xen_stream *stream, size_t room);
  * -EINVAL when @len exceeds what was allowed.
  */
 int xen_stream_feed(struct xen_stream *stream, const uint8_t *data, size_t len);
+
+/**
+ * xen_stream_feed_all() - walk over @len bytes as they arrived (any size): the receiving end's
+ * check that what it hands xl is Xen's stream, whole.
+ *
+ * Return: 0; -EPROTO when the bytes are not Xen's stream or go on past its end (stream->error
+ * says at which byte and why).
+ */
+int xen_stream_feed_all(struct xen_stream *stream, const uint8_t *data, size_t len);
+
+/* XXH64 of the bytes walked so far: the two ends of a migration print it, and must agree. */
+uint64_t xen_stream_digest(const struct xen_stream *stream);
 
 /* Writing the framing around libxc's stream, as xl and libxl write it, for a sender that calls
  * xc_domain_save itself (rmig-xen-save): xl's header (48 bytes) announcing @config_len bytes of

@@ -212,6 +212,20 @@ static int harness_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap
 	return h->on_dirty_sync(h, region_id, bitmap, npages);
 }
 
+static int harness_device_state_read(void *opaque, void *buf, size_t len)
+{
+	struct harness *h = opaque;
+
+	return h->on_device_state_read(h, buf, len);
+}
+
+static int harness_device_state_write(void *opaque, const void *buf, size_t len)
+{
+	struct harness *h = opaque;
+
+	return h->on_device_state_write(h, buf, len);
+}
+
 void harness_sessions(struct harness *h)
 {
 	struct rmig_callbacks src_cb = {
@@ -229,6 +243,14 @@ void harness_sessions(struct harness *h)
 	if (h->on_dirty_sync) {
 		src_cb.field_mask |= RMIG_CB_DIRTY_SYNC;
 		src_cb.dirty_sync = harness_dirty_sync;
+	}
+	if (h->on_device_state_read) {
+		src_cb.field_mask |= RMIG_CB_DEVICE_STATE_READ;
+		src_cb.device_state_read = harness_device_state_read;
+	}
+	if (h->on_device_state_write) {
+		dst_cb.field_mask |= RMIG_CB_DEVICE_STATE_WRITE;
+		dst_cb.device_state_write = harness_device_state_write;
 	}
 	h->params.field_mask |= RMIG_PARAM_TIMEOUT_MS | RMIG_PARAM_DIRTY_SOURCE;
 	h->params.dirty_source = harness_dirty_source;

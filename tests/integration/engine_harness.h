@@ -81,6 +81,10 @@ struct harness {
 	 * on the path, say) */
 	void (*connect_via)(struct harness *h, const char *dst_uri, char *uri, size_t len);
 	uint8_t *send_counts; /* harness_send_counts(); freed by harness_fini() */
+	/* when set: the source's device_state_read and the destination's device_state_write,
+	 * each on its session's migration thread */
+	int (*on_device_state_read)(struct harness *h, void *buf, size_t len);
+	int (*on_device_state_write)(struct harness *h, const void *buf, size_t len);
 };
 
 /* The transport from argv[1] ("loop" when absent) and the dirty source from argv[2]. Returns 1

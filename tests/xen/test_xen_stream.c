@@ -229,6 +229,44 @@ static void test_xen_stream_writer_frames_as_xl_and_libxl_do(void **state)
 	free(got.data);
 }
 
+/* The receiving end: chunks of any size, as they came off the wire. The digest is of every byte
+ * (both ends print it); a byte lost in page data misaligns the records after it and is refused
+ * there, before xl would read garbage; bytes past the end are refused. */
+static void test_xen_stream_receiving_end_walks_any_chunks_and_refuses_a_lost_byte(void **state)
+{
+	struct builder b = build_stream(6);
+	struct builder lost = {0};
+	size_t at = 0, chunk = 1;
+	struct xen_stream st;
+	int ret = 0;
+
+	(void)state;
+	xen_stream_init(&st);
+	while (at < b.len) {
+		size_t n = chunk < b.len - at ? chunk : b.len - at;
+
+		assert_int_equal(xen_stream_feed_all(&st, b.data + at, n), 0);
+		at += n;
+		chunk = chunk * 7 % 9973 + 1;
+	}
+	assert_int_equal(st.phase, XEN_STREAM_END);
+	assert_int_equal(xen_stream_digest(&st), XXH64(b.data, b.len, 0));
+	assert_int_equal(xen_stream_feed_all(&st, (const uint8_t *)"go", 2), -EPROTO);
+	assert_non_null(strstr(st.error, "after the end record"));
+
+	/* One byte of the third page record's data gone. */
+	put(&lost, b.data, b.len / 2);
+	put(&lost, b.data + b.len / 2 + 1, b.len - b.len / 2 - 1);
+	xen_stream_init(&st);
+	for (at = 0; at < lost.len && !ret; at += 4096)
+		ret = xen_stream_feed_all(&st, lost.data + at,
+					  lost.len - at < 4096 ? lost.len - at : 4096);
+	assert_int_equal(ret, -EPROTO);
+	assert_non_null(strstr(st.error, "not Xen's migration stream at byte"));
+	free(lost.data);
+	free(b.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +276,8 @@ int main(void)
 		cmocka_unit_test(test_xen_stream_refuses_a_broken_libxc_header),
 		cmocka_unit_test(test_xen_stream_refuses_more_than_it_asked_for),
 		cmocka_unit_test(test_xen_stream_writer_frames_as_xl_and_libxl_do),
+		cmocka_unit_test(
+			test_xen_stream_receiving_end_walks_any_chunks_and_refuses_a_lost_byte),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
