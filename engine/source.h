@@ -67,6 +67,10 @@ int64_t source_sync(struct rmig_session *s);
  * ended it early (the barrier still ran), or -errno. */
 int source_round(struct rmig_session *s, struct batch_pipeline *pipeline, uint32_t round,
 		 uint32_t paused, uint64_t dirty_pages, source_batch_hook_fn hook, void *arg);
+/* The bulk round every method starts with: all RAM marked, sent as round 1 with hook between
+ * batches, its record closed. Returns what source_round() returns. */
+int source_bulk_round(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *arg);
 /* Wait until the destination has applied every commit of the round, and check that both
  * sides counted the same pages. */
 int source_round_barrier(struct rmig_session *s, uint32_t round);

@@ -122,6 +122,18 @@ int source_round(struct rmig_session *s, struct batch_pipeline *pipeline, uint32
 	return ret ? ret : ended;
 }
 
+int source_bulk_round(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *arg)
+{
+	int ret;
+
+	source_mark_all_regions(s);
+	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions), hook,
+			   arg);
+	session_round_end(s);
+	return ret;
+}
+
 int source_device_state(struct rmig_session *s)
 {
 	struct protocol_device_state msg = {0};

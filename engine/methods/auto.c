@@ -223,10 +223,7 @@ static int auto_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 			goto out_free;
 		}
 	}
-	source_mark_all_regions(s);
-	ended = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
-			     source_sched_hook, &sched);
-	session_round_end(s);
+	ended = source_bulk_round(s, pipeline, source_sched_hook, &sched);
 	if (ended < 0) {
 		ret = ended;
 		goto out_free;

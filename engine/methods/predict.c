@@ -127,10 +127,7 @@ static int predict_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 	uint64_t start = session_now_us();
 	int ret;
 
-	source_mark_all_regions(s);
-	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
-			   source_sched_hook, &sched);
-	session_round_end(s);
+	ret = source_bulk_round(s, pipeline, source_sched_hook, &sched);
 	if (ret < 0)
 		return ret;
 	return predict_after(s, pipeline, &sched, 1, start);

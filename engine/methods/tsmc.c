@@ -97,10 +97,7 @@ static int tsmc_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 	uint64_t start = session_now_us();
 	int ret;
 
-	source_mark_all_regions(s);
-	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
-			   source_sched_hook, &sched);
-	session_round_end(s);
+	ret = source_bulk_round(s, pipeline, source_sched_hook, &sched);
 	if (ret < 0)
 		return ret;
 	return tsmc_after(s, pipeline, start);
