@@ -466,6 +466,7 @@ static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_sta
 	session_transport_totals_locked(s, &ts);
 	out->bytes = ts.bytes_sent;
 	out->bytes_received = ts.bytes_received;
+	out->verify_answer_us = s->verify_answer_us;
 	if (s->start_us && out->status != RMIG_STATUS_COMPLETED &&
 	    out->status != RMIG_STATUS_FAILED && out->status != RMIG_STATUS_CANCELLED &&
 	    out->status != RMIG_STATUS_LOST)
@@ -502,6 +503,38 @@ int session_stats_get(struct rmig_session *s, struct rmig_stats *stats)
 	session_stats_refresh_locked(s, &snapshot);
 	pthread_mutex_unlock(&s->lock);
 	snapshot.struct_size = size;
+	memcpy(stats, &snapshot, size);
+	return 0;
+}
+
+int session_transport_stats_get(struct rmig_session *s, struct rmig_transport_stats *stats)
+{
+	struct rmig_transport_stats snapshot = {0};
+	struct transport_stats ts;
+	uint32_t size;
+
+	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
+		return session_refuse(
+			s, -EINVAL,
+			"transport stats: stats is NULL or its struct_size %u is below %zu",
+			stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
+	size = stats->struct_size < sizeof(snapshot) ? stats->struct_size : sizeof(snapshot);
+	pthread_mutex_lock(&s->lock);
+	session_transport_totals_locked(s, &ts);
+	pthread_mutex_unlock(&s->lock);
+	snapshot = (struct rmig_transport_stats){
+		.struct_size = size,
+		.bytes_sent = ts.bytes_sent,
+		.bytes_received = ts.bytes_received,
+		.data_bytes_sent = ts.data_bytes_sent,
+		.data_bytes_received = ts.data_bytes_received,
+		.batches_sent = ts.batches_sent,
+		.batches_received = ts.batches_received,
+		.ctrl_sent = ts.ctrl_sent,
+		.ctrl_received = ts.ctrl_received,
+		.reads = ts.reads,
+		.read_bytes = ts.read_bytes,
+	};
 	memcpy(stats, &snapshot, size);
 	return 0;
 }

@@ -202,6 +202,8 @@ int session_start(struct rmig_session *s);
 int session_wait(struct rmig_session *s, int timeout_ms);
 int session_cancel(struct rmig_session *s);
 int session_stats_get(struct rmig_session *s, struct rmig_stats *stats);
+/* rmig_session_transport_stats(): every connection's transport counters so far. */
+int session_transport_stats_get(struct rmig_session *s, struct rmig_transport_stats *stats);
 int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats);
 const char *session_last_error(struct rmig_session *s);
 /* Copy the last failing call's reason into buf (NUL-terminated, truncated to len): returns
