@@ -338,7 +338,7 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 	rmig_log_info("destination: resume after %.1f ms paused, %.1f ms of it answering "
 		      "verification",
 		      s->pause_us ? (double)(session_now_us() - s->pause_us) / 1000.0 : 0.0,
-		      (double)s->verify_answer_us / 1000.0);
+		      (double)s->stats.verify_answer_us / 1000.0);
 	ret = dest_revoke_writes(s);
 	if (ret)
 		return dest_refuse(s, ret,

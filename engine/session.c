@@ -62,7 +62,6 @@ int session_create(uint32_t role, struct rmig_session **session_p)
 	s->params.streams = 1;
 	s->params.timeout_ms = SESSION_DEFAULT_TIMEOUT_MS;
 	s->peer_timeout_ms = HEARTBEAT_DEFAULT_DEADLINE_MS;
-	s->stats.struct_size = sizeof(s->stats);
 	s->stats.status = RMIG_STATUS_NONE;
 	s->stats.method = RMIG_METHOD_PRECOPY;
 	s->stats.method_used = RMIG_METHOD_PRECOPY;
@@ -456,17 +455,74 @@ static void session_transport_totals_locked(struct rmig_session *s, struct trans
 	}
 }
 
+void session_stats_export(const struct session_stats *in, struct rmig_stats *out)
+{
+	*out = (struct rmig_stats){
+		.struct_size = sizeof(*out),
+		.status = in->status,
+		.method = in->method,
+		.stop_reason = in->stop_reason,
+		.round = in->round,
+		.rounds = in->rounds,
+		.ram_bytes = in->ram_bytes,
+		.remaining_bytes = in->remaining_bytes,
+		.dirty_pages_rate = in->dirty_pages_rate,
+		.bandwidth = in->bandwidth,
+		.projected_downtime_ms = in->projected_downtime_ms,
+		.downtime_ms = in->downtime_ms,
+		.total_time_ms = in->total_time_ms,
+		.setup_time_ms = in->setup_time_ms,
+		.bytes = in->bytes,
+		.data_bytes = in->data_bytes,
+		.pages_sent = in->pages_sent,
+		.zero_pages = in->zero_pages,
+		.pages_sent_multiple = in->pages_sent_multiple,
+		.pages_verified = in->pages_verified,
+		.pages_mismatched = in->pages_mismatched,
+		.device_state_bytes = in->device_state_bytes,
+		.pages_received = in->pages_received,
+		.bytes_received = in->bytes_received,
+		.dirty_source = in->dirty_source,
+		.method_used = in->method_used,
+		.policy_used = in->policy_used,
+		.pages_sent_max = in->pages_sent_max,
+		.predict_threshold = in->predict_threshold,
+		.pages_held = in->pages_held,
+		.predict_hits = in->predict_hits,
+		.predict_hold_misses = in->predict_hold_misses,
+		.predict_send_misses = in->predict_send_misses,
+		.postcopy_pages = in->postcopy_pages,
+		.postcopy_pages_fetched = in->postcopy_pages_fetched,
+		.postcopy_faults = in->postcopy_faults,
+		.postcopy_stall_us = in->postcopy_stall_us,
+		.postcopy_time_ms = in->postcopy_time_ms,
+		.auto_dirty_pages_rate = in->auto_dirty_pages_rate,
+		.auto_bandwidth = in->auto_bandwidth,
+		.auto_working_set_bytes = in->auto_working_set_bytes,
+		.auto_projected_total_ms = in->auto_projected_total_ms,
+		.auto_projected_downtime_ms = in->auto_projected_downtime_ms,
+		.auto_fault_latency_us = in->auto_fault_latency_us,
+		.auto_projected_stall_ms = in->auto_projected_stall_ms,
+		.auto_pause_cost_us = in->auto_pause_cost_us,
+		.auto_write_run_pages = in->auto_write_run_pages,
+		.recoveries = in->recoveries,
+		.recovering_ms = in->recovering_ms,
+		.verify_answer_us = in->verify_answer_us,
+	};
+	memcpy(out->pages_sent_histogram, in->pages_sent_histogram,
+	       sizeof(out->pages_sent_histogram));
+}
+
 /* Under s->lock. */
 static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_stats *out)
 {
 	struct transport_stats ts;
 	uint64_t now = session_now_us();
 
-	*out = s->stats;
+	session_stats_export(&s->stats, out);
 	session_transport_totals_locked(s, &ts);
 	out->bytes = ts.bytes_sent;
 	out->bytes_received = ts.bytes_received;
-	out->verify_answer_us = s->verify_answer_us;
 	if (s->start_us && out->status != RMIG_STATUS_COMPLETED &&
 	    out->status != RMIG_STATUS_FAILED && out->status != RMIG_STATUS_CANCELLED &&
 	    out->status != RMIG_STATUS_LOST)

@@ -67,6 +67,63 @@ struct session_region {
 	uint64_t *hashed;
 };
 
+/* The engine's counters and state of a migration as it runs. Each field means what the field of
+ * the same name in struct rmig_stats (rmig.h) says; that struct is filled from this one only at
+ * the ABI's edge (session_stats_export(): rmig_session_stats() and the progress callback), so a
+ * counter the engine keeps for itself goes here without becoming ABI. */
+struct session_stats {
+	uint32_t status;
+	uint32_t method;
+	uint32_t stop_reason;
+	uint32_t round;
+	uint32_t rounds;
+	uint64_t ram_bytes;
+	uint64_t remaining_bytes;
+	uint64_t dirty_pages_rate;
+	uint64_t bandwidth;
+	uint64_t projected_downtime_ms;
+	uint64_t downtime_ms;
+	uint64_t total_time_ms;
+	uint64_t setup_time_ms;
+	uint64_t bytes;
+	uint64_t data_bytes;
+	uint64_t pages_sent;
+	uint64_t zero_pages;
+	uint64_t pages_sent_multiple;
+	uint64_t pages_sent_histogram[4];
+	uint64_t pages_verified;
+	uint64_t pages_mismatched;
+	uint64_t device_state_bytes;
+	uint64_t pages_received;
+	uint64_t bytes_received;
+	uint32_t dirty_source;
+	uint32_t method_used;
+	uint32_t policy_used;
+	uint32_t pages_sent_max;
+	uint32_t predict_threshold;
+	uint64_t pages_held;
+	uint64_t predict_hits;
+	uint64_t predict_hold_misses;
+	uint64_t predict_send_misses;
+	uint64_t postcopy_pages;
+	uint64_t postcopy_pages_fetched;
+	uint64_t postcopy_faults;
+	uint64_t postcopy_stall_us;
+	uint64_t postcopy_time_ms;
+	uint64_t auto_dirty_pages_rate;
+	uint64_t auto_bandwidth;
+	uint64_t auto_working_set_bytes;
+	uint64_t auto_projected_total_ms;
+	uint64_t auto_projected_downtime_ms;
+	uint64_t auto_fault_latency_us;
+	uint64_t auto_projected_stall_ms;
+	uint64_t auto_pause_cost_us;
+	double auto_write_run_pages;
+	uint64_t recoveries;
+	uint64_t recovering_ms;
+	uint64_t verify_answer_us;
+};
+
 /* The opaque rmig_session_t of the public ABI. */
 struct rmig_session {
 	uint32_t role; /* enum rmig_role */
@@ -84,7 +141,7 @@ struct rmig_session {
 
 	/* Guards stats, rounds, last_error and the fields below it. */
 	pthread_mutex_t lock;
-	struct rmig_stats stats;
+	struct session_stats stats;
 	struct rmig_round_stats *rounds;
 	size_t nrounds;
 	size_t rounds_capacity;
@@ -135,7 +192,6 @@ struct rmig_session {
 	uint64_t sync_cost_us;			/* source: what the last full dirty-log pass took */
 	uint64_t verify_ns_per_page;	/* source: hashing one page, timed once; 0 until then */
 	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
-	uint64_t verify_answer_us;	/* destination: time spent answering verification */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
 
@@ -201,6 +257,8 @@ int session_run(struct rmig_session *s);
 int session_start(struct rmig_session *s);
 int session_wait(struct rmig_session *s, int timeout_ms);
 int session_cancel(struct rmig_session *s);
+/* The ABI's view of the engine's counters: every field of out but struct_size. */
+void session_stats_export(const struct session_stats *in, struct rmig_stats *out);
 int session_stats_get(struct rmig_session *s, struct rmig_stats *stats);
 /* rmig_session_transport_stats(): every connection's transport counters so far. */
 int session_transport_stats_get(struct rmig_session *s, struct rmig_transport_stats *stats);

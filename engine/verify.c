@@ -388,7 +388,7 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 	}
 	free(hashes);
 	pthread_mutex_lock(&s->lock);
-	s->verify_answer_us += session_now_us() - start_us;
+	s->stats.verify_answer_us += session_now_us() - start_us;
 	if (!ret)
 		s->stats.pages_verified += req.npages;
 	pthread_mutex_unlock(&s->lock);
