@@ -306,7 +306,7 @@ static int postcopy_dest_recover(struct postcopy_dest *pc, int err, int end_only
 
 int postcopy_dest_run(struct rmig_session *s)
 {
-	struct postcopy_dest *pc = s->postcopy;
+	struct postcopy_dest *pc = s->dst.postcopy;
 	struct protocol_postcopy_done done;
 	uint64_t last_progress, before_pushed = 0;
 	char why[TRANSPORT_ERROR_MAX];

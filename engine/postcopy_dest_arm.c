@@ -167,8 +167,8 @@ int postcopy_dest_pages(struct rmig_session *s, const void *payload, size_t len)
 
 void postcopy_dest_halt(struct rmig_session *s)
 {
-	if (s->postcopy)
-		postcopy_fault_thread_stop(s->postcopy);
+	if (s->dst.postcopy)
+		postcopy_fault_thread_stop(s->dst.postcopy);
 }
 
 static void postcopy_dest_free(struct postcopy_dest *pc)
@@ -207,7 +207,7 @@ static void postcopy_dest_free(struct postcopy_dest *pc)
 
 void postcopy_dest_destroy(struct rmig_session *s)
 {
-	struct postcopy_dest *pc = s->postcopy;
+	struct postcopy_dest *pc = s->dst.postcopy;
 
 	if (!pc)
 		return;
@@ -230,7 +230,7 @@ void postcopy_dest_destroy(struct rmig_session *s)
 			       (unsigned long long)pc->missing);
 	}
 	postcopy_dest_free(pc);
-	s->postcopy = NULL;
+	s->dst.postcopy = NULL;
 }
 
 static int postcopy_discard(struct postcopy_region *pr)
@@ -319,7 +319,7 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 		ret = session_fail(s, -ENOMEM, "post-copy: out of memory");
 		goto err_free;
 	}
-	s->postcopy = pc;
+	s->dst.postcopy = pc;
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct dirty_memory_info info;
 
@@ -415,7 +415,7 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 err_free:
 	/* Not resumed: nothing is lost, the source keeps the VM. */
 	pc->missing = 0;
-	s->postcopy = NULL;
+	s->dst.postcopy = NULL;
 	postcopy_dest_free(pc);
 	return ret;
 }

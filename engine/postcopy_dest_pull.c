@@ -151,7 +151,7 @@ int postcopy_dest_pull_probe_start(struct rmig_session *s)
 	struct postcopy_pull_probe *probe;
 	int ret;
 
-	if (s->pull_probe || !s->pull_idle_us)
+	if (s->dst.pull_probe || !s->pull_idle_us)
 		return 0;
 	probe = calloc(1, sizeof(*probe));
 	if (!probe)
@@ -169,7 +169,7 @@ int postcopy_dest_pull_probe_start(struct rmig_session *s)
 				   strerror(-ret));
 		goto err_free;
 	}
-	s->pull_probe = probe;
+	s->dst.pull_probe = probe;
 	return 0;
 
 err_free:
@@ -181,7 +181,7 @@ err_free:
 
 void postcopy_dest_pull_probe_stop(struct rmig_session *s)
 {
-	struct postcopy_pull_probe *probe = s->pull_probe;
+	struct postcopy_pull_probe *probe = s->dst.pull_probe;
 
 	if (!probe)
 		return;
@@ -189,5 +189,5 @@ void postcopy_dest_pull_probe_stop(struct rmig_session *s)
 	free(probe->msg);
 	free(probe->buf);
 	free(probe);
-	s->pull_probe = NULL;
+	s->dst.pull_probe = NULL;
 }

@@ -50,11 +50,11 @@ int source_sched_alloc(struct rmig_session *s, int with_predictor)
 
 int source_sample_due(const struct rmig_session *s)
 {
-	uint64_t gap = s->sample_cost_us * 8u;
+	uint64_t gap = s->src.sample_cost_us * 8u;
 
 	if (gap < SOURCE_SAMPLE_MIN_US)
 		gap = SOURCE_SAMPLE_MIN_US;
-	return session_now_us() - s->last_sample_us >= gap;
+	return session_now_us() - s->src.last_sample_us >= gap;
 }
 
 /* Every region's pages written since the previous sample, into r->fresh. Returns the count. */
@@ -74,9 +74,9 @@ int64_t source_sample(struct rmig_session *s)
 					    session_strerror(ret));
 		total += ret;
 	}
-	s->last_sample_us = session_now_us();
-	s->sample_cost_us = s->last_sample_us - start;
-	s->sync_cost_us = s->sample_cost_us;
+	s->src.last_sample_us = session_now_us();
+	s->src.sample_cost_us = s->src.last_sample_us - start;
+	s->src.sync_cost_us = s->src.sample_cost_us;
 	return total;
 }
 
@@ -132,7 +132,7 @@ static uint64_t source_runs(const uint64_t *bm, size_t words)
 int source_sched_hook(struct rmig_session *s, void *arg)
 {
 	struct source_sched *sched = arg;
-	uint64_t last = s->last_sample_us, horizon, now;
+	uint64_t last = s->src.last_sample_us, horizon, now;
 	int64_t found;
 
 	if (sched->quiet || (!sched->force && !source_sample_due(s)))
@@ -141,7 +141,7 @@ int source_sched_hook(struct rmig_session *s, void *arg)
 	found = source_sample(s);
 	if (found < 0)
 		return (int)found;
-	now = s->last_sample_us;
+	now = s->src.last_sample_us;
 	horizon = sched->hold ? source_horizon_us(s) : 0;
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];

@@ -124,6 +124,28 @@ struct session_stats {
 	uint64_t verify_answer_us;
 };
 
+/* What only a source keeps of a migration (s->src). */
+struct session_source {
+	int vm_paused;		   /* pause_vm succeeded and the VM has not run again */
+	uint32_t throttle_percent; /* what the throttle callback was last asked for */
+	uint32_t throttle_strikes; /* rounds in a row the guest outran the link (policy_throttle) */
+	uint32_t peer_flags;	   /* the destination's hello-ack flags */
+	uint32_t pull_loaded_us;   /* auto: the destination's pulls while the bulk round flowed */
+	uint32_t pull_loaded_pulls;  /* pulls behind pull_loaded_us */
+	uint64_t last_sample_us;     /* the last sample of the dirty log */
+	uint64_t sample_cost_us;     /* what that sample took */
+	uint64_t sync_cost_us;	     /* what the last full dirty-log pass took */
+	uint64_t verify_ns_per_page; /* hashing one page, timed once; 0 until then */
+};
+
+/* What only a destination keeps of a migration (s->dst). */
+struct session_dest {
+	uint32_t peer_method;			/* the method the source announced */
+	int pull_probe_started;			/* the bulk round's test pulls began */
+	struct postcopy_pull_probe *pull_probe; /* the bulk round's test pulls */
+	struct postcopy_dest *postcopy;		/* the post-copy machinery, once armed */
+};
+
 /* The opaque rmig_session_t of the public ABI. */
 struct rmig_session {
 	uint32_t role; /* enum rmig_role */
@@ -164,11 +186,9 @@ struct rmig_session {
 	uint64_t start_us;
 	uint64_t pause_us;
 	uint64_t last_progress_us;
-	int vm_paused;		/* source: pause_vm succeeded and the VM has not run again */
-	int point_of_no_return; /* source: RESUME sent; cancelling no longer helps */
-	int peer_aborted;	/* the peer's ABORT arrived: it has gone, no abort goes back */
-	uint32_t throttle_percent;
-	uint32_t throttle_strikes;
+	/* source: RESUME sent; destination: about to resume the VM. Cancelling no longer helps. */
+	int point_of_no_return;
+	int peer_aborted; /* the peer's ABORT arrived: it has gone, no abort goes back */
 
 	/* What runs: params.method, or what auto chose; the stop policy of pre-copy and predict. */
 	uint32_t method;
@@ -176,22 +196,11 @@ struct rmig_session {
 	char method_reason[SESSION_REASON_MAX]; /* under lock */
 	char method_reason_copy
 		[SESSION_REASON_MAX]; /* what rmig_session_method_reason() hands out */
-	uint32_t peer_flags;	      /* source: the destination's hello-ack flags */
 	/* auto's test pulls of a fault's worth of pages (destination: what it timed; source: what
 	 * the destination reported), microseconds, 0 when none */
-	uint32_t pull_idle_us;			/* before any page data flowed */
-	uint32_t pull_loaded_us;		/* while the bulk round flowed */
-	uint32_t pull_bytes;			/* per pull */
-	uint32_t pull_loaded_pulls;		/* source: pulls behind pull_loaded_us */
-	int pull_probe_started;			/* destination: the bulk round's pulls began */
-	struct postcopy_pull_probe *pull_probe; /* destination: the bulk round's pulls */
-	uint32_t peer_method;			/* destination: the method the source announced */
-	int round_open;				/* a round record is being filled */
-	uint64_t last_sample_us;		/* source: the last sample of the dirty log */
-	uint64_t sample_cost_us;		/* source: what that sample took */
-	uint64_t sync_cost_us;			/* source: what the last full dirty-log pass took */
-	uint64_t verify_ns_per_page;	/* source: hashing one page, timed once; 0 until then */
-	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
+	uint32_t pull_idle_us; /* before any page data flowed */
+	uint32_t pull_bytes;   /* per pull */
+	int round_open;	       /* a round record is being filled */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
 
@@ -207,6 +216,9 @@ struct rmig_session {
 	} tls;
 	struct heartbeat *heartbeat; /* while connected (engine/heartbeat.c) */
 	uint64_t heard_us;	     /* the run thread last heard from the peer (heartbeat_recv) */
+
+	struct session_source src; /* role RMIG_ROLE_SOURCE only */
+	struct session_dest dst;   /* role RMIG_ROLE_DESTINATION only */
 
 	/* Post-copy recovery (engine/postcopy_recover.c): window, session id, operator's path. */
 	struct postcopy_recovery *recovery;

@@ -54,8 +54,8 @@ int64_t source_sync(struct rmig_session *s)
 			bitmap_zero(r->pending, r->npages);
 		}
 	}
-	s->last_sample_us = session_now_us();
-	s->sync_cost_us = s->last_sample_us - start;
+	s->src.last_sample_us = session_now_us();
+	s->src.sync_cost_us = s->src.last_sample_us - start;
 	return (int64_t)batch_dirty_pages(s->regions, s->nregions);
 }
 
@@ -235,7 +235,7 @@ int source_pause(struct rmig_session *s)
 	if (ret < 0)
 		return session_fail(s, ret, "the pause_vm callback returned %d (%s)", ret,
 				    session_strerror(ret));
-	s->vm_paused = 1;
+	s->src.vm_paused = 1;
 	s->pause_us = pause_us;
 	session_status_set(s, RMIG_STATUS_DEVICE);
 	session_progress(s, RMIG_EVENT_PAUSED);

@@ -79,7 +79,7 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 	}
 	if (!pages)
 		return 0;
-	if (!s->verify_ns_per_page) {
+	if (!s->src.verify_ns_per_page) {
 		uint64_t n = VERIFY_COST_SAMPLE_BYTES / sample->page_size, run, stride, hashed = 0;
 		uint64_t sink = 0;
 		struct timespec t0, t1;
@@ -102,9 +102,10 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 		__asm__ volatile("" : : "r"(sink) : "memory");
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
-		s->verify_ns_per_page = hashed && ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
+		s->src.verify_ns_per_page =
+			hashed && ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
 	}
-	return pages * s->verify_ns_per_page / session_pause_threads() / 1000u;
+	return pages * s->src.verify_ns_per_page / session_pause_threads() / 1000u;
 }
 
 /* The source's own hashes of a region with no tracker hashes, taken with the VM paused (so

@@ -68,7 +68,7 @@ static int predict_after(struct rmig_session *s, struct batch_pipeline *pipeline
 		found = source_sample(s);
 		if (found < 0)
 			return (int)found;
-		now = s->last_sample_us;
+		now = s->src.last_sample_us;
 		horizon = source_horizon_us(s);
 		for (size_t i = 0; i < s->nregions; i++) {
 			struct session_region *r = &s->regions[i];

@@ -30,7 +30,7 @@ static int tsmc_hook(struct rmig_session *s, void *arg)
 		struct session_region *r = &s->regions[i];
 		size_t words = bitmap_words(r->npages);
 
-		predict_record(r->predict, s->last_sample_us, r->fresh);
+		predict_record(r->predict, s->src.last_sample_us, r->fresh);
 		for (size_t w = 0; w < words; w++) {
 			r->dirty[w] &= ~r->fresh[w];
 			r->postcopy[w] |= r->fresh[w];
@@ -54,7 +54,7 @@ static int tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 	found = source_sample(s);
 	if (found < 0)
 		return (int)found;
-	now = s->last_sample_us;
+	now = s->src.last_sample_us;
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
