@@ -256,9 +256,9 @@ static void dest_hash_run(struct session_region *r, uint64_t first, uint64_t n, 
 	if (zero && n)
 		zero_hash = page_hash(addr + (first << r->page_shift), r->page_size);
 	for (uint64_t p = first; p < first + n; p++) {
-		r->hashes[p] =
+		r->dst.hashes[p] =
 			zero ? zero_hash : page_hash(addr + (p << r->page_shift), r->page_size);
-		bitmap_set(r->hashed, p);
+		bitmap_set(r->dst.hashed, p);
 	}
 }
 
@@ -290,7 +290,7 @@ static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
 		n = run->length >> r->page_shift;
 		dest_hash_run(r, first, n, run->flags & TRANSPORT_RUN_ZERO);
 		for (uint64_t p = first; p < first + n; p++)
-			bitmap_set(r->arrived, p);
+			bitmap_set(r->dst.arrived, p);
 		pages += n;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -322,7 +322,7 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 	}
 	for (size_t i = 0; !s->dst.postcopy && i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
-		size_t arrived = bitmap_count(r->arrived, r->npages);
+		size_t arrived = bitmap_count(r->dst.arrived, r->npages);
 
 		if (arrived != r->npages)
 			return dest_refuse(

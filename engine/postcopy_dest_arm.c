@@ -245,7 +245,7 @@ static int postcopy_discard(struct postcopy_region *pr)
 			return -errno;
 		/* Discarded: a hash taken at a commit no longer says what the page holds. */
 		for (size_t p = start; p < start + len; p++)
-			bitmap_clear(r->hashed, p);
+			bitmap_clear(r->dst.hashed, p);
 		from = start + len;
 	}
 	return 0;
@@ -283,7 +283,7 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 		}
 		announced += bitmap_count(r->postcopy, r->npages);
 		for (size_t w = 0; w < bitmap_words(r->npages); w++) {
-			uint64_t never = ~(r->arrived[w] | r->postcopy[w]);
+			uint64_t never = ~(r->dst.arrived[w] | r->postcopy[w]);
 
 			if (w == bitmap_words(r->npages) - 1 && r->npages % 64)
 				never &= (1ull << (r->npages % 64)) - 1;

@@ -90,7 +90,7 @@ void postcopy_installed_locked(struct postcopy_dest *pc, size_t index, size_t fi
 		bitmap_clear(pr->missing, p);
 		bitmap_clear(pr->requested, p);
 		bitmap_clear(pr->claimed, p);
-		bitmap_set(pr->r->arrived, p);
+		bitmap_set(pr->r->dst.arrived, p);
 	}
 	pc->missing -= n;
 	if (pushed) {

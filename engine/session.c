@@ -265,20 +265,21 @@ int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t l
 	r->page_size = page_size;
 	r->page_shift = (unsigned)__builtin_ctzl(page_size);
 	r->npages = length / page_size;
-	r->dirty = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-	if (s->role == RMIG_ROLE_SOURCE)
-		r->send_count = calloc(r->npages, 1);
-	else {
-		r->arrived = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-		r->hashed = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-		r->hashes = malloc(r->npages * sizeof(uint64_t));
+	if (s->role == RMIG_ROLE_SOURCE) {
+		r->src.dirty = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->src.send_count = calloc(r->npages, 1);
+	} else {
+		r->dst.arrived = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->dst.hashed = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->dst.hashes = malloc(r->npages * sizeof(uint64_t));
 	}
-	if (!r->dirty || (!r->send_count && (!r->arrived || !r->hashed || !r->hashes))) {
-		free(r->dirty);
-		free(r->send_count);
-		free(r->arrived);
-		free(r->hashed);
-		free(r->hashes);
+	if (s->role == RMIG_ROLE_SOURCE ? !r->src.dirty || !r->src.send_count
+					: !r->dst.arrived || !r->dst.hashed || !r->dst.hashes) {
+		free(r->src.dirty);
+		free(r->src.send_count);
+		free(r->dst.arrived);
+		free(r->dst.hashed);
+		free(r->dst.hashes);
 		return session_refuse(s, -ENOMEM, "region %u: out of memory for its %zu pages", id,
 				      r->npages);
 	}
@@ -307,7 +308,7 @@ int session_region_dirty_source(struct rmig_session *s, uint32_t id)
 	if (!r)
 		return session_refuse(s, -ENOENT, "region %u: no such region", id);
 	pthread_mutex_lock(&s->lock);
-	kind = (int)r->dirty_kind;
+	kind = (int)r->src.dirty_kind;
 	pthread_mutex_unlock(&s->lock);
 	return kind;
 }
@@ -335,7 +336,7 @@ int session_region_send_counts(struct rmig_session *s, uint32_t id, uint8_t *cou
 	if (n > INT32_MAX)
 		n = INT32_MAX;
 	if (n)
-		memcpy(counts, r->send_count, n);
+		memcpy(counts, r->src.send_count, n);
 	return (int)n;
 }
 

@@ -30,6 +30,39 @@ struct postcopy_dest;
 struct postcopy_pull_probe;
 struct postcopy_recovery;
 
+/* What only a source keeps of a region (r->src). */
+struct session_region_source {
+	/* pages to send in the current round; after the verification, mismatches */
+	uint64_t *dirty;
+	/* how many times each page crossed (saturating); later methods read it */
+	uint8_t *send_count;
+	struct dirty_source *tracker;
+	/* enum rmig_dirty_source tracking this region once started (kept after the tracker
+	 * goes), RMIG_DIRTY_AUTO before */
+	uint32_t dirty_kind;
+	/* post-copy tail: batches name the destination's staging region staging_id instead of
+	 * id */
+	int to_staging;
+	uint32_t staging_id;
+	/* predict and TSMC: pages written since they were sent, not yet planned */
+	uint64_t *pending;
+	uint64_t *held;	 /* predict: held back to the final round */
+	uint64_t *fresh; /* one sample of the dirty log (scratch) */
+	struct predict *predict;
+};
+
+/* What only a destination keeps of a region (r->dst). */
+struct session_region_dest {
+	/* pages whose data (or zero marker) landed at least once */
+	uint64_t *arrived;
+	/* per page, the hash of what its last batch left there, taken when that batch
+	 * committed; valid where `hashed` is set. Before the resume only rmig writes the guest
+	 * RAM here, and each write is a batch whose commit rehashes its pages, so these stay the
+	 * pages' current hashes and verification need not reread all RAM. */
+	uint64_t *hashes;
+	uint64_t *hashed;
+};
+
 struct session_region {
 	uint32_t id;
 	void *addr;
@@ -37,34 +70,11 @@ struct session_region {
 	size_t page_size;
 	unsigned page_shift;
 	size_t npages;
-	/* source: pages to send in the current round; after the verification, mismatches */
-	uint64_t *dirty;
-	/* source: how many times each page crossed (saturating); later methods read it */
-	uint8_t *send_count;
-	struct dirty_source *tracker; /* source */
-	/* source: enum rmig_dirty_source tracking this region once started (kept after the
-	 * tracker goes), RMIG_DIRTY_AUTO before */
-	uint32_t dirty_kind;
-	/* source, post-copy tail: batches name the destination's staging region staging_id
-	 * instead of id */
-	int to_staging;
-	uint32_t staging_id;
-	/* source, predict and TSMC: pages written since they were sent, not yet planned */
-	uint64_t *pending;
-	uint64_t *held;	 /* source, predict: held back to the final round */
-	uint64_t *fresh; /* source: one sample of the dirty log (scratch) */
-	struct predict *predict;
 	/* source: pages to deliver after resume, not yet pushed; destination: pages announced
 	 * to come after resume */
 	uint64_t *postcopy;
-	/* destination: pages whose data (or zero marker) landed at least once */
-	uint64_t *arrived;
-	/* destination: per page, the hash of what its last batch left there, taken when that
-	 * batch committed; valid where `hashed` is set. Before the resume only rmig writes the
-	 * guest RAM here, and each write is a batch whose commit rehashes its pages, so these
-	 * stay the pages' current hashes and verification need not reread all RAM. */
-	uint64_t *hashes;
-	uint64_t *hashed;
+	struct session_region_source src; /* role RMIG_ROLE_SOURCE only */
+	struct session_region_dest dst;	  /* role RMIG_ROLE_DESTINATION only */
 };
 
 /* The engine's counters and state of a migration as it runs. Each field means what the field of

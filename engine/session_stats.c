@@ -332,7 +332,7 @@ void session_histogram_update(struct rmig_session *s)
 	uint32_t most = 0;
 
 	for (size_t i = 0; i < s->nregions; i++) {
-		const uint8_t *count = s->regions[i].send_count;
+		const uint8_t *count = s->regions[i].src.send_count;
 
 		if (!count)
 			continue;

@@ -184,25 +184,25 @@ static int source_trackers_start(struct rmig_session *s)
 			config.hypervisor_sync = s->callbacks.dirty_sync;
 			config.hypervisor_opaque = s->opaque;
 		}
-		ret = dirty_source_create(&config, &r->tracker);
+		ret = dirty_source_create(&config, &r->src.tracker);
 		if (ret)
 			return session_fail(s, ret, "region %u: cannot track dirty pages (%s): %s",
 					    r->id, dirty_kind_name(config.kind),
 					    session_strerror(ret));
-		ret = dirty_source_start(r->tracker);
+		ret = dirty_source_start(r->src.tracker);
 		if (ret)
-			return session_fail(s, ret,
-					    "region %u: cannot start dirty tracking (%s): %s",
-					    r->id, dirty_kind_name(dirty_source_kind(r->tracker)),
-					    session_strerror(ret));
+			return session_fail(
+				s, ret, "region %u: cannot start dirty tracking (%s): %s", r->id,
+				dirty_kind_name(dirty_source_kind(r->src.tracker)),
+				session_strerror(ret));
 		rmig_log_info("source: region %u: dirty tracking by %s", r->id,
-			      dirty_kind_name(dirty_source_kind(r->tracker)));
+			      dirty_kind_name(dirty_source_kind(r->src.tracker)));
 		/* enum dirty_kind and enum rmig_dirty_source number the kinds alike. The
 		 * stats carry the first region's; each region's is asked for by id. */
 		pthread_mutex_lock(&s->lock);
-		r->dirty_kind = (uint32_t)dirty_source_kind(r->tracker);
+		r->src.dirty_kind = (uint32_t)dirty_source_kind(r->src.tracker);
 		if (i == 0)
-			s->stats.dirty_source = r->dirty_kind;
+			s->stats.dirty_source = r->src.dirty_kind;
 		pthread_mutex_unlock(&s->lock);
 	}
 	s->src.last_sample_us = session_now_us();

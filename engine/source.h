@@ -117,7 +117,7 @@ uint64_t source_pause_cost_us(struct rmig_session *s);
 int source_sched_alloc(struct rmig_session *s, int with_predictor);
 /* 1 when the next sample of the dirty log is due. */
 int source_sample_due(const struct rmig_session *s);
-/* Every region's pages written since the previous sample, into r->fresh. Returns the count. */
+/* Every region's pages written since the previous sample, into r->src.fresh. Returns the count. */
 int64_t source_sample(struct rmig_session *s);
 /* How long until the final round, as far as holding a page back is concerned. */
 uint64_t source_horizon_us(struct rmig_session *s);

@@ -35,7 +35,7 @@ static uint64_t verify_page_hash(const struct session_region *r, uint64_t page)
 /* Source: the tracker's hashes of the final sync, or NULL when the pages must be hashed. */
 static const uint64_t *verify_source_hashes(const struct session_region *r)
 {
-	return r->tracker ? dirty_source_page_hashes(r->tracker) : NULL;
+	return r->src.tracker ? dirty_source_page_hashes(r->src.tracker) : NULL;
 }
 
 /* What the destination answers for a page no batch ever wrote: what such a page holds is not
@@ -50,9 +50,9 @@ static const uint64_t *verify_source_hashes(const struct session_region *r)
  * VERIFY_HASH_NEVER_RECEIVED. */
 static uint64_t verify_dest_hash(const struct session_region *r, uint64_t page)
 {
-	if (r->hashed && bitmap_test(r->hashed, page))
-		return r->hashes[page];
-	if (r->arrived && !bitmap_test(r->arrived, page))
+	if (r->dst.hashed && bitmap_test(r->dst.hashed, page))
+		return r->dst.hashes[page];
+	if (r->dst.arrived && !bitmap_test(r->dst.arrived, page))
 		return VERIFY_HASH_NEVER_RECEIVED;
 	return verify_page_hash(r, page);
 }
@@ -311,7 +311,8 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 		for (size_t i = 0; i < s->nregions; i++) {
 			struct session_region *r = &s->regions[i];
 
-			memcpy(r->dirty, mismatch[i], bitmap_words(r->npages) * sizeof(uint64_t));
+			memcpy(r->src.dirty, mismatch[i],
+			       bitmap_words(r->npages) * sizeof(uint64_t));
 		}
 		ret = source_send_pages(s, pipeline, NULL, NULL);
 		if (ret)

@@ -79,11 +79,11 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		if (r->held) {
-			bitmap_or(r->dirty, r->held, r->npages);
-			if (r->predict)
-				predict_finish(r->predict, r->held);
-			bitmap_zero(r->held, r->npages);
+		if (r->src.held) {
+			bitmap_or(r->src.dirty, r->src.held, r->npages);
+			if (r->src.predict)
+				predict_finish(r->src.predict, r->src.held);
+			bitmap_zero(r->src.held, r->npages);
 		}
 	}
 	source_trackers_pause_threads(s);

@@ -30,10 +30,10 @@ static int tsmc_hook(struct rmig_session *s, void *arg)
 		struct session_region *r = &s->regions[i];
 		size_t words = bitmap_words(r->npages);
 
-		predict_record(r->predict, s->src.last_sample_us, r->fresh);
+		predict_record(r->src.predict, s->src.last_sample_us, r->src.fresh);
 		for (size_t w = 0; w < words; w++) {
-			r->dirty[w] &= ~r->fresh[w];
-			r->postcopy[w] |= r->fresh[w];
+			r->src.dirty[w] &= ~r->src.fresh[w];
+			r->postcopy[w] |= r->src.fresh[w];
 		}
 	}
 	return 0;
@@ -58,7 +58,8 @@ static int tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held, 0);
+		predict_sample(r->src.predict, now, r->src.fresh, r->src.dirty, r->src.pending,
+			       r->src.held, 0);
 	}
 	/* A page written in two samples or more is likely to be written again before the pause:
 	 * sending it in stage 2 would risk a third crossing, so it waits for stage 3. */
@@ -66,17 +67,17 @@ static int tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 		struct session_region *r = &s->regions[i];
 		size_t page;
 
-		bitmap_for_each(page, r->pending, r->npages)
+		bitmap_for_each(page, r->src.pending, r->npages)
 		{
-			if (predict_score(r->predict, page) >= PREDICT_THRESHOLD_MIN) {
+			if (predict_score(r->src.predict, page) >= PREDICT_THRESHOLD_MIN) {
 				bitmap_set(r->postcopy, page);
 				deferred++;
 			} else {
-				bitmap_set(r->dirty, page);
+				bitmap_set(r->src.dirty, page);
 				planned++;
 			}
 		}
-		bitmap_zero(r->pending, r->npages);
+		bitmap_zero(r->src.pending, r->npages);
 	}
 	source_measure(s, planned + deferred, now - last_sync_us, NULL);
 	pthread_mutex_lock(&s->lock);
