@@ -135,6 +135,14 @@ RMIG_EXPORT int rmig_session_stats(rmig_session_t *session, struct rmig_stats *s
 	return session_stats_get(session, stats);
 }
 
+RMIG_EXPORT int rmig_session_transport_stats(rmig_session_t *session,
+					     struct rmig_transport_stats *stats)
+{
+	if (!session)
+		return -EINVAL;
+	return session_transport_stats_get(session, stats);
+}
+
 RMIG_EXPORT int rmig_session_round_stats(rmig_session_t *session, uint32_t round,
 					 struct rmig_round_stats *stats)
 {

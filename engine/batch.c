@@ -19,7 +19,7 @@ uint64_t batch_dirty_pages(const struct session_region *regions, size_t nregions
 	uint64_t n = 0;
 
 	for (size_t i = 0; i < nregions; i++)
-		n += bitmap_count(regions[i].dirty, regions[i].npages);
+		n += bitmap_count(regions[i].src.dirty, regions[i].npages);
 	return n;
 }
 
@@ -27,7 +27,7 @@ uint64_t batch_dirty_pages(const struct session_region *regions, size_t nregions
  * the post-copy tail. */
 static uint32_t batch_wire_id(const struct session_region *r)
 {
-	return r->to_staging ? r->staging_id : r->id;
+	return r->src.to_staging ? r->src.staging_id : r->id;
 }
 
 /* Append page (of kind zero or data) to b, extending the last run when it continues it.
@@ -76,7 +76,7 @@ int batch_build_limited(struct session_region *regions, size_t nregions,
 		struct session_region *r = &regions[cursor->region];
 		size_t start, len, page;
 
-		if (!dirty_bitmap_next_run(r->dirty, r->npages, cursor->page, &start, &len)) {
+		if (!dirty_bitmap_next_run(r->src.dirty, r->npages, cursor->page, &start, &len)) {
 			cursor->region++;
 			cursor->page = 0;
 			continue;
@@ -89,9 +89,9 @@ int batch_build_limited(struct session_region *regions, size_t nregions,
 				break;
 			if (batch_add_page(b, r, page, zero))
 				break;
-			bitmap_clear(r->dirty, page);
-			if (r->send_count[page] < UINT8_MAX)
-				r->send_count[page]++;
+			bitmap_clear(r->src.dirty, page);
+			if (r->src.send_count[page] < UINT8_MAX)
+				r->src.send_count[page]++;
 			b->pages++;
 			if (zero)
 				b->zero_pages++;

@@ -110,7 +110,7 @@ static int dest_handshake(struct rmig_session *s)
 	if (hello.method > RMIG_METHOD_AUTO)
 		return dest_refuse(s, -EOPNOTSUPP, "method %u is unknown to this version of rmig",
 				   hello.method);
-	s->peer_method = hello.method;
+	s->dst.peer_method = hello.method;
 	/* The destination runs the method the source asked for: its statistics say so. */
 	pthread_mutex_lock(&s->lock);
 	s->stats.method = hello.method;
@@ -256,9 +256,9 @@ static void dest_hash_run(struct session_region *r, uint64_t first, uint64_t n, 
 	if (zero && n)
 		zero_hash = page_hash(addr + (first << r->page_shift), r->page_size);
 	for (uint64_t p = first; p < first + n; p++) {
-		r->hashes[p] =
+		r->dst.hashes[p] =
 			zero ? zero_hash : page_hash(addr + (p << r->page_shift), r->page_size);
-		bitmap_set(r->hashed, p);
+		bitmap_set(r->dst.hashed, p);
 	}
 }
 
@@ -266,7 +266,7 @@ static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
 {
 	uint64_t pages = 0;
 
-	if (s->postcopy)
+	if (s->dst.postcopy)
 		return dest_refuse(s, -EPROTO, "the source pushed batch %llu before the resume",
 				   (unsigned long long)msg->batch_id);
 	for (size_t i = 0; i < msg->nruns; i++) {
@@ -290,7 +290,7 @@ static int dest_commit(struct rmig_session *s, const struct transport_msg *msg)
 		n = run->length >> r->page_shift;
 		dest_hash_run(r, first, n, run->flags & TRANSPORT_RUN_ZERO);
 		for (uint64_t p = first; p < first + n; p++)
-			bitmap_set(r->arrived, p);
+			bitmap_set(r->dst.arrived, p);
 		pages += n;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -312,16 +312,17 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 		return dest_refuse(s, ret, "the source broke the protocol: %s", why);
 	if (!device_state_complete)
 		return dest_refuse(s, -EPROTO, "resume before the end of the device state");
-	if (session_method_is_postcopy(s->peer_method) || s->peer_method == RMIG_METHOD_AUTO) {
+	if (session_method_is_postcopy(s->dst.peer_method) ||
+	    s->dst.peer_method == RMIG_METHOD_AUTO) {
 		/* The page list and arming already checked arrived + announced = all. */
-		if (!s->postcopy && session_method_is_postcopy(s->peer_method))
+		if (!s->dst.postcopy && session_method_is_postcopy(s->dst.peer_method))
 			return dest_refuse(s, -EPROTO,
 					   "resume before the post-copy page list (method %s)",
-					   session_method_name(s->peer_method));
+					   session_method_name(s->dst.peer_method));
 	}
-	for (size_t i = 0; !s->postcopy && i < s->nregions; i++) {
+	for (size_t i = 0; !s->dst.postcopy && i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
-		size_t arrived = bitmap_count(r->arrived, r->npages);
+		size_t arrived = bitmap_count(r->dst.arrived, r->npages);
 
 		if (arrived != r->npages)
 			return dest_refuse(
@@ -338,14 +339,14 @@ static int dest_resume(struct rmig_session *s, const void *payload, size_t len,
 	rmig_log_info("destination: resume after %.1f ms paused, %.1f ms of it answering "
 		      "verification",
 		      s->pause_us ? (double)(session_now_us() - s->pause_us) / 1000.0 : 0.0,
-		      (double)s->verify_answer_us / 1000.0);
+		      (double)s->stats.verify_answer_us / 1000.0);
 	ret = dest_revoke_writes(s);
 	if (ret)
 		return dest_refuse(s, ret,
 				   "the destination cannot revoke the source's write access "
 				   "before the resume: %s",
 				   session_strerror(ret));
-	if (s->postcopy)
+	if (s->dst.postcopy)
 		s->point_of_no_return = 1; /* from here cancelling cannot bring the VM back */
 	if (s->callbacks.field_mask & RMIG_CB_RESUME_VM)
 		ret = s->callbacks.resume_vm(s->opaque);
@@ -393,9 +394,9 @@ static int dest_receive(struct rmig_session *s)
 				return ret;
 			/* auto decides early in the bulk round: once its pages flow, time pulls
 			 * under their load. */
-			if (s->peer_method == RMIG_METHOD_AUTO && s->stats.round == 1 &&
-			    !s->pull_probe_started) {
-				s->pull_probe_started = 1;
+			if (s->dst.peer_method == RMIG_METHOD_AUTO && s->stats.round == 1 &&
+			    !s->dst.pull_probe_started) {
+				s->dst.pull_probe_started = 1;
 				ret = postcopy_dest_pull_probe_start(s);
 				if (ret) {
 					session_abort_send(s, ret, s->last_error);
@@ -492,19 +493,19 @@ static int dest_receive(struct rmig_session *s)
 			break;
 		case PROTOCOL_RESUME:
 			ret = dest_resume(s, payload, len, device_state_complete);
-			if (!ret && s->postcopy)
+			if (!ret && s->dst.postcopy)
 				ret = postcopy_dest_run(s);
 			return ret;
 		case PROTOCOL_POSTCOPY_PAGES:
 		case PROTOCOL_POSTCOPY_BEGIN:
-			if ((!session_method_is_postcopy(s->peer_method) &&
-			     s->peer_method != RMIG_METHOD_AUTO) ||
-			    s->stats.status != RMIG_STATUS_DEVICE || s->postcopy)
+			if ((!session_method_is_postcopy(s->dst.peer_method) &&
+			     s->dst.peer_method != RMIG_METHOD_AUTO) ||
+			    s->stats.status != RMIG_STATUS_DEVICE || s->dst.postcopy)
 				return dest_refuse(s, -EPROTO,
 						   "the source sent %s outside a post-copy "
 						   "switchover (method %s)",
 						   protocol_type_name(type),
-						   session_method_name(s->peer_method));
+						   session_method_name(s->dst.peer_method));
 			ret = type == PROTOCOL_POSTCOPY_PAGES ? postcopy_dest_pages(s, payload, len)
 							      : postcopy_dest_arm(s, payload, len);
 			if (ret) {

@@ -137,7 +137,7 @@ int postcopy_recover_possible(struct rmig_session *s, int err)
 
 	if (!err || !s->recovery->bound || !s->point_of_no_return || s->peer_aborted)
 		return 0;
-	if (s->role == RMIG_ROLE_SOURCE ? !session_method_is_postcopy(s->method) : !s->postcopy)
+	if (s->role == RMIG_ROLE_SOURCE ? !session_method_is_postcopy(s->method) : !s->dst.postcopy)
 		return 0;
 	/* The connection itself failed (reset, dead peer, unacknowledged data): a live peer
 	 * that answers wrongly or too late is not helped by another connection. */

@@ -36,8 +36,8 @@ static int postcopy_source_staging(struct rmig_session *s, const void *payload, 
 		struct session_region *r = session_region_find(s, staging[i].region_id);
 
 		if (!r || session_region_find(s, staging[i].staging_id) ||
-		    (again ? !r->to_staging || r->staging_id != staging[i].staging_id
-			   : r->to_staging))
+		    (again ? !r->src.to_staging || r->src.staging_id != staging[i].staging_id
+			   : r->src.to_staging))
 			return session_fail(s, -EPROTO,
 					    "%s named staging region %u for region %u: not one "
 					    "staging region per region here",
@@ -49,8 +49,8 @@ static int postcopy_source_staging(struct rmig_session *s, const void *payload, 
 		if (ret)
 			return session_fail(s, ret, "cannot register region %u for the push: %s",
 					    r->id, session_strerror(ret));
-		r->staging_id = staging[i].staging_id;
-		r->to_staging = 1;
+		r->src.staging_id = staging[i].staging_id;
+		r->src.to_staging = 1;
 	}
 	return 0;
 }
@@ -134,7 +134,7 @@ static int postcopy_source_request(struct rmig_session *s, const void *payload, 
 				"be delivered",
 				s->conn->peer, r->id, bitmap_word_first(w, word & ~r->postcopy[w]));
 		r->postcopy[w] &= ~word;
-		r->dirty[w] |= word;
+		r->src.dirty[w] |= word;
 	}
 	return 0;
 }
@@ -252,13 +252,13 @@ static int postcopy_source_resync(struct rmig_session *s)
 			for (uint64_t bits = pulled; bits; bits &= bits - 1) {
 				size_t p = bitmap_word_first(w, bits);
 
-				if (r->send_count[p] < UINT8_MAX)
-					r->send_count[p]++;
+				if (r->src.send_count[p] < UINT8_MAX)
+					r->src.send_count[p]++;
 			}
 			fetched += (uint64_t)__builtin_popcountll(pulled);
 			fetched_bytes += (uint64_t)__builtin_popcountll(pulled) * r->page_size;
 			r->postcopy[w] = lacking[i][w];
-			r->dirty[w] = 0;
+			r->src.dirty[w] = 0;
 		}
 	}
 	postcopy_recover_fetched_add(s, fetched, fetched_bytes);
@@ -342,8 +342,8 @@ int postcopy_source_tail(struct rmig_session *s, struct batch_pipeline *pipeline
 
 		while (dirty_bitmap_next_run(r->postcopy, r->npages, from, &start, &n)) {
 			for (size_t p = start; p < start + n; p++) {
-				if (r->send_count[p] < UINT8_MAX)
-					r->send_count[p]++;
+				if (r->src.send_count[p] < UINT8_MAX)
+					r->src.send_count[p]++;
 				bitmap_clear(r->postcopy, p);
 			}
 			fetched += n;

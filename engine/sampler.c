@@ -25,19 +25,19 @@ int source_sched_alloc(struct rmig_session *s, int with_predictor)
 		size_t words = bitmap_words(r->npages);
 		int ret;
 
-		if (!r->pending)
-			r->pending = calloc(words, sizeof(uint64_t));
-		if (!r->held)
-			r->held = calloc(words, sizeof(uint64_t));
-		if (!r->fresh)
-			r->fresh = calloc(words, sizeof(uint64_t));
+		if (!r->src.pending)
+			r->src.pending = calloc(words, sizeof(uint64_t));
+		if (!r->src.held)
+			r->src.held = calloc(words, sizeof(uint64_t));
+		if (!r->src.fresh)
+			r->src.fresh = calloc(words, sizeof(uint64_t));
 		if (!r->postcopy)
 			r->postcopy = calloc(words, sizeof(uint64_t));
-		if (!r->pending || !r->held || !r->fresh || !r->postcopy)
+		if (!r->src.pending || !r->src.held || !r->src.fresh || !r->postcopy)
 			return session_fail(s, -ENOMEM,
 					    "region %u: out of memory for the scheduler", r->id);
-		if (with_predictor && !r->predict) {
-			ret = predict_create(r->npages, &r->predict);
+		if (with_predictor && !r->src.predict) {
+			ret = predict_create(r->npages, &r->src.predict);
 			if (ret)
 				return session_fail(s, ret,
 						    "region %u: out of memory for the "
@@ -50,14 +50,14 @@ int source_sched_alloc(struct rmig_session *s, int with_predictor)
 
 int source_sample_due(const struct rmig_session *s)
 {
-	uint64_t gap = s->sample_cost_us * 8u;
+	uint64_t gap = s->src.sample_cost_us * 8u;
 
 	if (gap < SOURCE_SAMPLE_MIN_US)
 		gap = SOURCE_SAMPLE_MIN_US;
-	return session_now_us() - s->last_sample_us >= gap;
+	return session_now_us() - s->src.last_sample_us >= gap;
 }
 
-/* Every region's pages written since the previous sample, into r->fresh. Returns the count. */
+/* Every region's pages written since the previous sample, into r->src.fresh. Returns the count. */
 int64_t source_sample(struct rmig_session *s)
 {
 	uint64_t start = session_now_us();
@@ -67,16 +67,16 @@ int64_t source_sample(struct rmig_session *s)
 		struct session_region *r = &s->regions[i];
 		int ret;
 
-		bitmap_zero(r->fresh, r->npages);
-		ret = dirty_source_sync(r->tracker, r->fresh);
+		bitmap_zero(r->src.fresh, r->npages);
+		ret = dirty_source_sync(r->src.tracker, r->src.fresh);
 		if (ret < 0)
 			return session_fail(s, ret, "region %u: dirty sync failed: %s", r->id,
 					    session_strerror(ret));
 		total += ret;
 	}
-	s->last_sample_us = session_now_us();
-	s->sample_cost_us = s->last_sample_us - start;
-	s->sync_cost_us = s->sample_cost_us;
+	s->src.last_sample_us = session_now_us();
+	s->src.sample_cost_us = s->src.last_sample_us - start;
+	s->src.sync_cost_us = s->src.sample_cost_us;
 	return total;
 }
 
@@ -92,9 +92,9 @@ uint64_t source_horizon_us(struct rmig_session *s)
 	struct predict_counters c;
 
 	for (size_t i = 0; i < s->nregions; i++) {
-		if (!s->regions[i].predict)
+		if (!s->regions[i].src.predict)
 			continue;
-		predict_counters_get(s->regions[i].predict, &c);
+		predict_counters_get(s->regions[i].src.predict, &c);
 		if (c.mean_interval_us > sample_us)
 			sample_us = c.mean_interval_us;
 	}
@@ -105,8 +105,8 @@ uint64_t source_horizon_us(struct rmig_session *s)
 	if (!bandwidth)
 		bandwidth = session_round_rate(s);
 	for (size_t i = 0; i < s->nregions; i++)
-		left += (source_count(s->regions[i].dirty, &s->regions[i]) +
-			 source_count(s->regions[i].pending, &s->regions[i])) *
+		left += (source_count(s->regions[i].src.dirty, &s->regions[i]) +
+			 source_count(s->regions[i].src.pending, &s->regions[i])) *
 			s->regions[i].page_size;
 	if (!bandwidth)
 		return UINT64_MAX / 4;
@@ -132,7 +132,7 @@ static uint64_t source_runs(const uint64_t *bm, size_t words)
 int source_sched_hook(struct rmig_session *s, void *arg)
 {
 	struct source_sched *sched = arg;
-	uint64_t last = s->last_sample_us, horizon, now;
+	uint64_t last = s->src.last_sample_us, horizon, now;
 	int64_t found;
 
 	if (sched->quiet || (!sched->force && !source_sample_due(s)))
@@ -141,12 +141,13 @@ int source_sched_hook(struct rmig_session *s, void *arg)
 	found = source_sample(s);
 	if (found < 0)
 		return (int)found;
-	now = s->last_sample_us;
+	now = s->src.last_sample_us;
 	horizon = sched->hold ? source_horizon_us(s) : 0;
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held, horizon);
+		predict_sample(r->src.predict, now, r->src.fresh, r->src.dirty, r->src.pending,
+			       r->src.held, horizon);
 	}
 	if (sched->probe && !sched->probe->decided) {
 		struct source_probe *probe = sched->probe;
@@ -154,10 +155,10 @@ int source_sched_hook(struct rmig_session *s, void *arg)
 		for (size_t i = 0; i < s->nregions; i++) {
 			size_t words = bitmap_words(s->regions[i].npages);
 
-			probe->runs_sum += source_runs(s->regions[i].fresh, words);
+			probe->runs_sum += source_runs(s->regions[i].src.fresh, words);
 			if (probe->samples < SOURCE_PROBE_SAMPLES)
 				memcpy(probe->taken[i] + (size_t)probe->samples * words,
-				       s->regions[i].fresh, words * sizeof(uint64_t));
+				       s->regions[i].src.fresh, words * sizeof(uint64_t));
 		}
 		probe->samples++;
 		probe->pages_sum += (uint64_t)found;

@@ -27,8 +27,8 @@ uint64_t source_dirty_bytes(struct rmig_session *s)
 	for (size_t i = 0; i < s->nregions; i++) {
 		const struct session_region *r = &s->regions[i];
 
-		bytes += (source_count(r->dirty, r) + source_count(r->pending, r) +
-			  source_count(r->held, r) + source_count(r->postcopy, r)) *
+		bytes += (source_count(r->src.dirty, r) + source_count(r->src.pending, r) +
+			  source_count(r->src.held, r) + source_count(r->postcopy, r)) *
 			 r->page_size;
 	}
 	return bytes;
@@ -39,14 +39,14 @@ uint64_t source_held_pages(struct rmig_session *s)
 	uint64_t held = 0;
 
 	for (size_t i = 0; i < s->nregions; i++)
-		held += source_count(s->regions[i].held, &s->regions[i]);
+		held += source_count(s->regions[i].src.held, &s->regions[i]);
 	return held;
 }
 
 void source_mark_all_regions(struct rmig_session *s)
 {
 	for (size_t i = 0; i < s->nregions; i++)
-		bitmap_set_range(s->regions[i].dirty, 0, s->regions[i].npages);
+		bitmap_set_range(s->regions[i].src.dirty, 0, s->regions[i].npages);
 }
 
 /* A failed post leaves its reason in the transport; the peer may also have said why, in an

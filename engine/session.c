@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* engine/session.c - the session object both roles share: parameters, regions, last error and
- * statistics (totals and one record per round, which add up to the totals). The connection and
- * the control messages: session_conn.c; run/start/wait/destroy: session_run.c. */
+/* engine/session.c - the session object both roles share: parameters, regions, the last error
+ * and what runs. Statistics and round records: session_stats.c; the connection and the control
+ * messages: session_conn.c; run/start/wait/destroy: session_run.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,7 +62,6 @@ int session_create(uint32_t role, struct rmig_session **session_p)
 	s->params.streams = 1;
 	s->params.timeout_ms = SESSION_DEFAULT_TIMEOUT_MS;
 	s->peer_timeout_ms = HEARTBEAT_DEFAULT_DEADLINE_MS;
-	s->stats.struct_size = sizeof(s->stats);
 	s->stats.status = RMIG_STATUS_NONE;
 	s->stats.method = RMIG_METHOD_PRECOPY;
 	s->stats.method_used = RMIG_METHOD_PRECOPY;
@@ -266,20 +265,21 @@ int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t l
 	r->page_size = page_size;
 	r->page_shift = (unsigned)__builtin_ctzl(page_size);
 	r->npages = length / page_size;
-	r->dirty = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-	if (s->role == RMIG_ROLE_SOURCE)
-		r->send_count = calloc(r->npages, 1);
-	else {
-		r->arrived = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-		r->hashed = calloc(bitmap_words(r->npages), sizeof(uint64_t));
-		r->hashes = malloc(r->npages * sizeof(uint64_t));
+	if (s->role == RMIG_ROLE_SOURCE) {
+		r->src.dirty = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->src.send_count = calloc(r->npages, 1);
+	} else {
+		r->dst.arrived = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->dst.hashed = calloc(bitmap_words(r->npages), sizeof(uint64_t));
+		r->dst.hashes = malloc(r->npages * sizeof(uint64_t));
 	}
-	if (!r->dirty || (!r->send_count && (!r->arrived || !r->hashed || !r->hashes))) {
-		free(r->dirty);
-		free(r->send_count);
-		free(r->arrived);
-		free(r->hashed);
-		free(r->hashes);
+	if (s->role == RMIG_ROLE_SOURCE ? !r->src.dirty || !r->src.send_count
+					: !r->dst.arrived || !r->dst.hashed || !r->dst.hashes) {
+		free(r->src.dirty);
+		free(r->src.send_count);
+		free(r->dst.arrived);
+		free(r->dst.hashed);
+		free(r->dst.hashes);
 		return session_refuse(s, -ENOMEM, "region %u: out of memory for its %zu pages", id,
 				      r->npages);
 	}
@@ -308,7 +308,7 @@ int session_region_dirty_source(struct rmig_session *s, uint32_t id)
 	if (!r)
 		return session_refuse(s, -ENOENT, "region %u: no such region", id);
 	pthread_mutex_lock(&s->lock);
-	kind = (int)r->dirty_kind;
+	kind = (int)r->src.dirty_kind;
 	pthread_mutex_unlock(&s->lock);
 	return kind;
 }
@@ -336,7 +336,7 @@ int session_region_send_counts(struct rmig_session *s, uint32_t id, uint8_t *cou
 	if (n > INT32_MAX)
 		n = INT32_MAX;
 	if (n)
-		memcpy(counts, r->send_count, n);
+		memcpy(counts, r->src.send_count, n);
 	return (int)n;
 }
 
@@ -428,109 +428,6 @@ void session_status_set(struct rmig_session *s, uint32_t status)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void session_transport_stats_add(struct transport_stats *sum, const struct transport_stats *more)
-{
-	sum->bytes_sent += more->bytes_sent;
-	sum->bytes_received += more->bytes_received;
-	sum->data_bytes_sent += more->data_bytes_sent;
-	sum->data_bytes_received += more->data_bytes_received;
-	sum->batches_sent += more->batches_sent;
-	sum->batches_received += more->batches_received;
-	sum->ctrl_sent += more->ctrl_sent;
-	sum->ctrl_received += more->ctrl_received;
-	sum->reads += more->reads;
-	sum->read_bytes += more->read_bytes;
-}
-
-/* Under s->lock: every connection's counters so far (a post-copy recovery opens more than
- * one). */
-static void session_transport_totals_locked(struct rmig_session *s, struct transport_stats *ts)
-{
-	*ts = s->final_transport;
-	if (s->conn) {
-		struct transport_stats current;
-
-		transport_stats_get(s->conn, &current);
-		*ts = s->earlier_transport;
-		session_transport_stats_add(ts, &current);
-	}
-}
-
-/* Under s->lock. */
-static void session_stats_refresh_locked(struct rmig_session *s, struct rmig_stats *out)
-{
-	struct transport_stats ts;
-	uint64_t now = session_now_us();
-
-	*out = s->stats;
-	session_transport_totals_locked(s, &ts);
-	out->bytes = ts.bytes_sent;
-	out->bytes_received = ts.bytes_received;
-	if (s->start_us && out->status != RMIG_STATUS_COMPLETED &&
-	    out->status != RMIG_STATUS_FAILED && out->status != RMIG_STATUS_CANCELLED &&
-	    out->status != RMIG_STATUS_LOST)
-		out->total_time_ms = (now - s->start_us) / 1000u;
-	if (s->pause_us && out->status == RMIG_STATUS_DEVICE)
-		out->downtime_ms = (now - s->pause_us) / 1000u;
-	postcopy_recover_stats_locked(s, out, now);
-}
-
-void session_progress(struct rmig_session *s, uint32_t event)
-{
-	struct rmig_stats snapshot;
-
-	s->last_progress_us = session_now_us();
-	if (!(s->callbacks.field_mask & RMIG_CB_PROGRESS))
-		return;
-	pthread_mutex_lock(&s->lock);
-	session_stats_refresh_locked(s, &snapshot);
-	pthread_mutex_unlock(&s->lock);
-	s->callbacks.progress(s->opaque, event, &snapshot);
-}
-
-int session_stats_get(struct rmig_session *s, struct rmig_stats *stats)
-{
-	struct rmig_stats snapshot;
-	uint32_t size;
-
-	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
-		return session_refuse(s, -EINVAL,
-				      "stats: stats is NULL or its struct_size %u is below %zu",
-				      stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
-	size = stats->struct_size < sizeof(snapshot) ? stats->struct_size : sizeof(snapshot);
-	pthread_mutex_lock(&s->lock);
-	session_stats_refresh_locked(s, &snapshot);
-	pthread_mutex_unlock(&s->lock);
-	snapshot.struct_size = size;
-	memcpy(stats, &snapshot, size);
-	return 0;
-}
-
-int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats)
-{
-	uint32_t size;
-	int ret = -ENOENT;
-
-	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
-		return session_refuse(
-			s, -EINVAL, "round stats: stats is NULL or its struct_size %u is below %zu",
-			stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
-	size = stats->struct_size < sizeof(*stats) ? stats->struct_size : sizeof(*stats);
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->nrounds; i++) {
-		if (s->rounds[i].round == round) {
-			memcpy(stats, &s->rounds[i], size);
-			stats->struct_size = size;
-			ret = 0;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (ret)
-		return session_refuse(s, ret, "round stats: round %u is not recorded", round);
-	return ret;
-}
-
 const char *session_method_reason(struct rmig_session *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -581,110 +478,6 @@ size_t session_last_error_copy(struct rmig_session *s, char *buf, size_t len)
 	return full;
 }
 
-static uint64_t session_bytes_sent(struct rmig_session *s)
-{
-	struct transport_stats ts;
-
-	pthread_mutex_lock(&s->lock);
-	session_transport_totals_locked(s, &ts);
-	pthread_mutex_unlock(&s->lock);
-	return ts.bytes_sent;
-}
-
-/* Bytes already attributed to earlier rounds: the next round starts where they end. */
-static uint64_t session_bytes_recorded_locked(struct rmig_session *s)
-{
-	uint64_t sum = 0;
-
-	for (size_t i = 0; i < s->nrounds; i++)
-		sum += s->rounds[i].bytes;
-	return sum;
-}
-
-int session_round_begin(struct rmig_session *s, uint32_t round, uint32_t paused,
-			uint64_t dirty_pages)
-{
-	struct rmig_round_stats *r;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->nrounds == s->rounds_capacity) {
-		size_t capacity = s->rounds_capacity ? s->rounds_capacity * 2 : 16;
-		struct rmig_round_stats *grown = realloc(s->rounds, capacity * sizeof(*grown));
-
-		if (!grown) {
-			pthread_mutex_unlock(&s->lock);
-			return -ENOMEM;
-		}
-		s->rounds = grown;
-		s->rounds_capacity = capacity;
-	}
-	r = &s->rounds[s->nrounds++];
-	memset(r, 0, sizeof(*r));
-	r->struct_size = sizeof(*r);
-	r->round = round;
-	r->paused = paused;
-	r->dirty_pages = dirty_pages;
-	/* duration_us holds the start time until the round ends. */
-	r->duration_us = session_now_us();
-	s->stats.round = round;
-	s->round_open = 1;
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-void session_round_end(struct rmig_session *s)
-{
-	uint64_t sent = session_bytes_sent(s);
-	struct rmig_round_stats *r;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->nrounds) {
-		r = &s->rounds[s->nrounds - 1];
-		r->bytes = 0;
-		r->bytes = sent - session_bytes_recorded_locked(s);
-		r->duration_us = session_now_us() - r->duration_us;
-		if (r->round > 0 && !r->paused && !r->postcopy)
-			s->stats.rounds = r->round;
-		s->round_open = 0;
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-void session_round_mark(struct rmig_session *s, uint32_t postcopy, uint64_t held_pages)
-{
-	pthread_mutex_lock(&s->lock);
-	if (s->nrounds) {
-		s->rounds[s->nrounds - 1].postcopy = postcopy;
-		s->rounds[s->nrounds - 1].held_pages = held_pages;
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-uint64_t session_round_rate(struct rmig_session *s)
-{
-	uint64_t sent = session_bytes_sent(s), now = session_now_us(), bytes, start;
-
-	pthread_mutex_lock(&s->lock);
-	if (!s->nrounds) {
-		pthread_mutex_unlock(&s->lock);
-		return 0;
-	}
-	if (!s->round_open) {
-		const struct rmig_round_stats *last = &s->rounds[s->nrounds - 1];
-		uint64_t rate =
-			last->duration_us
-				? (uint64_t)((double)last->bytes * 1e6 / (double)last->duration_us)
-				: 0;
-
-		pthread_mutex_unlock(&s->lock);
-		return rate;
-	}
-	start = s->rounds[s->nrounds - 1].duration_us;
-	bytes = sent - session_bytes_recorded_locked(s);
-	pthread_mutex_unlock(&s->lock);
-	return now > start ? (uint64_t)((double)bytes * 1e6 / (double)(now - start)) : 0;
-}
-
 void session_error_append(struct rmig_session *s, const char *text)
 {
 	size_t used;
@@ -693,50 +486,6 @@ void session_error_append(struct rmig_session *s, const char *text)
 	used = strlen(s->last_error);
 	snprintf(s->last_error + used, sizeof(s->last_error) - used, "%s", text);
 	memcpy(s->call_error, s->last_error, sizeof(s->call_error));
-	pthread_mutex_unlock(&s->lock);
-}
-
-void session_count_pages(struct rmig_session *s, uint64_t pages, uint64_t zero_pages,
-			 uint64_t data_bytes)
-{
-	pthread_mutex_lock(&s->lock);
-	s->stats.pages_sent += pages;
-	s->stats.zero_pages += zero_pages;
-	s->stats.data_bytes += data_bytes;
-	if (s->nrounds) {
-		struct rmig_round_stats *r = &s->rounds[s->nrounds - 1];
-
-		r->pages += pages;
-		r->zero_pages += zero_pages;
-		r->data_bytes += data_bytes;
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-void session_histogram_update(struct rmig_session *s)
-{
-	uint64_t histogram[4] = {0};
-	uint64_t multiple = 0;
-	uint32_t most = 0;
-
-	for (size_t i = 0; i < s->nregions; i++) {
-		const uint8_t *count = s->regions[i].send_count;
-
-		if (!count)
-			continue;
-		for (size_t p = 0; p < s->regions[i].npages; p++) {
-			if (!count[p])
-				continue;
-			histogram[count[p] >= 4 ? 3 : count[p] - 1]++;
-			multiple += count[p] > 1;
-			if (count[p] > most)
-				most = count[p];
-		}
-	}
-	pthread_mutex_lock(&s->lock);
-	memcpy(s->stats.pages_sent_histogram, histogram, sizeof(histogram));
-	s->stats.pages_sent_multiple = multiple;
-	s->stats.pages_sent_max = most;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -30,6 +30,39 @@ struct postcopy_dest;
 struct postcopy_pull_probe;
 struct postcopy_recovery;
 
+/* What only a source keeps of a region (r->src). */
+struct session_region_source {
+	/* pages to send in the current round; after the verification, mismatches */
+	uint64_t *dirty;
+	/* how many times each page crossed (saturating); later methods read it */
+	uint8_t *send_count;
+	struct dirty_source *tracker;
+	/* enum rmig_dirty_source tracking this region once started (kept after the tracker
+	 * goes), RMIG_DIRTY_AUTO before */
+	uint32_t dirty_kind;
+	/* post-copy tail: batches name the destination's staging region staging_id instead of
+	 * id */
+	int to_staging;
+	uint32_t staging_id;
+	/* predict and TSMC: pages written since they were sent, not yet planned */
+	uint64_t *pending;
+	uint64_t *held;	 /* predict: held back to the final round */
+	uint64_t *fresh; /* one sample of the dirty log (scratch) */
+	struct predict *predict;
+};
+
+/* What only a destination keeps of a region (r->dst). */
+struct session_region_dest {
+	/* pages whose data (or zero marker) landed at least once */
+	uint64_t *arrived;
+	/* per page, the hash of what its last batch left there, taken when that batch
+	 * committed; valid where `hashed` is set. Before the resume only rmig writes the guest
+	 * RAM here, and each write is a batch whose commit rehashes its pages, so these stay the
+	 * pages' current hashes and verification need not reread all RAM. */
+	uint64_t *hashes;
+	uint64_t *hashed;
+};
+
 struct session_region {
 	uint32_t id;
 	void *addr;
@@ -37,34 +70,90 @@ struct session_region {
 	size_t page_size;
 	unsigned page_shift;
 	size_t npages;
-	/* source: pages to send in the current round; after the verification, mismatches */
-	uint64_t *dirty;
-	/* source: how many times each page crossed (saturating); later methods read it */
-	uint8_t *send_count;
-	struct dirty_source *tracker; /* source */
-	/* source: enum rmig_dirty_source tracking this region once started (kept after the
-	 * tracker goes), RMIG_DIRTY_AUTO before */
-	uint32_t dirty_kind;
-	/* source, post-copy tail: batches name the destination's staging region staging_id
-	 * instead of id */
-	int to_staging;
-	uint32_t staging_id;
-	/* source, predict and TSMC: pages written since they were sent, not yet planned */
-	uint64_t *pending;
-	uint64_t *held;	 /* source, predict: held back to the final round */
-	uint64_t *fresh; /* source: one sample of the dirty log (scratch) */
-	struct predict *predict;
 	/* source: pages to deliver after resume, not yet pushed; destination: pages announced
 	 * to come after resume */
 	uint64_t *postcopy;
-	/* destination: pages whose data (or zero marker) landed at least once */
-	uint64_t *arrived;
-	/* destination: per page, the hash of what its last batch left there, taken when that
-	 * batch committed; valid where `hashed` is set. Before the resume only rmig writes the
-	 * guest RAM here, and each write is a batch whose commit rehashes its pages, so these
-	 * stay the pages' current hashes and verification need not reread all RAM. */
-	uint64_t *hashes;
-	uint64_t *hashed;
+	struct session_region_source src; /* role RMIG_ROLE_SOURCE only */
+	struct session_region_dest dst;	  /* role RMIG_ROLE_DESTINATION only */
+};
+
+/* The engine's counters and state of a migration as it runs. Each field means what the field of
+ * the same name in struct rmig_stats (rmig.h) says; that struct is filled from this one only at
+ * the ABI's edge (session_stats_export(): rmig_session_stats() and the progress callback), so a
+ * counter the engine keeps for itself goes here without becoming ABI. */
+struct session_stats {
+	uint32_t status;
+	uint32_t method;
+	uint32_t stop_reason;
+	uint32_t round;
+	uint32_t rounds;
+	uint64_t ram_bytes;
+	uint64_t remaining_bytes;
+	uint64_t dirty_pages_rate;
+	uint64_t bandwidth;
+	uint64_t projected_downtime_ms;
+	uint64_t downtime_ms;
+	uint64_t total_time_ms;
+	uint64_t setup_time_ms;
+	uint64_t bytes;
+	uint64_t data_bytes;
+	uint64_t pages_sent;
+	uint64_t zero_pages;
+	uint64_t pages_sent_multiple;
+	uint64_t pages_sent_histogram[4];
+	uint64_t pages_verified;
+	uint64_t pages_mismatched;
+	uint64_t device_state_bytes;
+	uint64_t pages_received;
+	uint64_t bytes_received;
+	uint32_t dirty_source;
+	uint32_t method_used;
+	uint32_t policy_used;
+	uint32_t pages_sent_max;
+	uint32_t predict_threshold;
+	uint64_t pages_held;
+	uint64_t predict_hits;
+	uint64_t predict_hold_misses;
+	uint64_t predict_send_misses;
+	uint64_t postcopy_pages;
+	uint64_t postcopy_pages_fetched;
+	uint64_t postcopy_faults;
+	uint64_t postcopy_stall_us;
+	uint64_t postcopy_time_ms;
+	uint64_t auto_dirty_pages_rate;
+	uint64_t auto_bandwidth;
+	uint64_t auto_working_set_bytes;
+	uint64_t auto_projected_total_ms;
+	uint64_t auto_projected_downtime_ms;
+	uint64_t auto_fault_latency_us;
+	uint64_t auto_projected_stall_ms;
+	uint64_t auto_pause_cost_us;
+	double auto_write_run_pages;
+	uint64_t recoveries;
+	uint64_t recovering_ms;
+	uint64_t verify_answer_us;
+};
+
+/* What only a source keeps of a migration (s->src). */
+struct session_source {
+	int vm_paused;		   /* pause_vm succeeded and the VM has not run again */
+	uint32_t throttle_percent; /* what the throttle callback was last asked for */
+	uint32_t throttle_strikes; /* rounds in a row the guest outran the link (policy_throttle) */
+	uint32_t peer_flags;	   /* the destination's hello-ack flags */
+	uint32_t pull_loaded_us;   /* auto: the destination's pulls while the bulk round flowed */
+	uint32_t pull_loaded_pulls;  /* pulls behind pull_loaded_us */
+	uint64_t last_sample_us;     /* the last sample of the dirty log */
+	uint64_t sample_cost_us;     /* what that sample took */
+	uint64_t sync_cost_us;	     /* what the last full dirty-log pass took */
+	uint64_t verify_ns_per_page; /* hashing one page, timed once; 0 until then */
+};
+
+/* What only a destination keeps of a migration (s->dst). */
+struct session_dest {
+	uint32_t peer_method;			/* the method the source announced */
+	int pull_probe_started;			/* the bulk round's test pulls began */
+	struct postcopy_pull_probe *pull_probe; /* the bulk round's test pulls */
+	struct postcopy_dest *postcopy;		/* the post-copy machinery, once armed */
 };
 
 /* The opaque rmig_session_t of the public ABI. */
@@ -84,7 +173,7 @@ struct rmig_session {
 
 	/* Guards stats, rounds, last_error and the fields below it. */
 	pthread_mutex_t lock;
-	struct rmig_stats stats;
+	struct session_stats stats;
 	struct rmig_round_stats *rounds;
 	size_t nrounds;
 	size_t rounds_capacity;
@@ -107,11 +196,9 @@ struct rmig_session {
 	uint64_t start_us;
 	uint64_t pause_us;
 	uint64_t last_progress_us;
-	int vm_paused;		/* source: pause_vm succeeded and the VM has not run again */
-	int point_of_no_return; /* source: RESUME sent; cancelling no longer helps */
-	int peer_aborted;	/* the peer's ABORT arrived: it has gone, no abort goes back */
-	uint32_t throttle_percent;
-	uint32_t throttle_strikes;
+	/* source: RESUME sent; destination: about to resume the VM. Cancelling no longer helps. */
+	int point_of_no_return;
+	int peer_aborted; /* the peer's ABORT arrived: it has gone, no abort goes back */
 
 	/* What runs: params.method, or what auto chose; the stop policy of pre-copy and predict. */
 	uint32_t method;
@@ -119,23 +206,11 @@ struct rmig_session {
 	char method_reason[SESSION_REASON_MAX]; /* under lock */
 	char method_reason_copy
 		[SESSION_REASON_MAX]; /* what rmig_session_method_reason() hands out */
-	uint32_t peer_flags;	      /* source: the destination's hello-ack flags */
 	/* auto's test pulls of a fault's worth of pages (destination: what it timed; source: what
 	 * the destination reported), microseconds, 0 when none */
-	uint32_t pull_idle_us;			/* before any page data flowed */
-	uint32_t pull_loaded_us;		/* while the bulk round flowed */
-	uint32_t pull_bytes;			/* per pull */
-	uint32_t pull_loaded_pulls;		/* source: pulls behind pull_loaded_us */
-	int pull_probe_started;			/* destination: the bulk round's pulls began */
-	struct postcopy_pull_probe *pull_probe; /* destination: the bulk round's pulls */
-	uint32_t peer_method;			/* destination: the method the source announced */
-	int round_open;				/* a round record is being filled */
-	uint64_t last_sample_us;		/* source: the last sample of the dirty log */
-	uint64_t sample_cost_us;		/* source: what that sample took */
-	uint64_t sync_cost_us;			/* source: what the last full dirty-log pass took */
-	uint64_t verify_ns_per_page;	/* source: hashing one page, timed once; 0 until then */
-	struct postcopy_dest *postcopy; /* destination: the post-copy machinery, once armed */
-	uint64_t verify_answer_us;	/* destination: time spent answering verification */
+	uint32_t pull_idle_us; /* before any page data flowed */
+	uint32_t pull_bytes;   /* per pull */
+	int round_open;	       /* a round record is being filled */
 
 	void *msg_buf; /* TRANSPORT_CTRL_MAX bytes to encode control messages */
 
@@ -151,6 +226,9 @@ struct rmig_session {
 	} tls;
 	struct heartbeat *heartbeat; /* while connected (engine/heartbeat.c) */
 	uint64_t heard_us;	     /* the run thread last heard from the peer (heartbeat_recv) */
+
+	struct session_source src; /* role RMIG_ROLE_SOURCE only */
+	struct session_dest dst;   /* role RMIG_ROLE_DESTINATION only */
 
 	/* Post-copy recovery (engine/postcopy_recover.c): window, session id, operator's path. */
 	struct postcopy_recovery *recovery;
@@ -201,7 +279,11 @@ int session_run(struct rmig_session *s);
 int session_start(struct rmig_session *s);
 int session_wait(struct rmig_session *s, int timeout_ms);
 int session_cancel(struct rmig_session *s);
+/* The ABI's view of the engine's counters: every field of out but struct_size. */
+void session_stats_export(const struct session_stats *in, struct rmig_stats *out);
 int session_stats_get(struct rmig_session *s, struct rmig_stats *stats);
+/* rmig_session_transport_stats(): every connection's transport counters so far. */
+int session_transport_stats_get(struct rmig_session *s, struct rmig_transport_stats *stats);
 int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats);
 const char *session_last_error(struct rmig_session *s);
 /* Copy the last failing call's reason into buf (NUL-terminated, truncated to len): returns

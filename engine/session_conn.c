@@ -255,8 +255,8 @@ int session_pull_report(struct rmig_session *s, const void *payload, size_t len)
 			s, -EPROTO,
 			"%s reported test pulls the source did not ask for (flags 0x%x)",
 			s->conn->peer, m.flags);
-	s->pull_loaded_us = m.pull_us;
-	s->pull_loaded_pulls = m.pulls;
+	s->src.pull_loaded_us = m.pull_us;
+	s->src.pull_loaded_pulls = m.pulls;
 	return 0;
 }
 

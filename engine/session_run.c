@@ -34,18 +34,18 @@ void session_destroy(struct rmig_session *s)
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		if (r->tracker)
-			dirty_source_destroy(r->tracker);
-		predict_destroy(r->predict);
-		free(r->dirty);
-		free(r->send_count);
-		free(r->pending);
-		free(r->held);
-		free(r->fresh);
+		if (r->src.tracker)
+			dirty_source_destroy(r->src.tracker);
+		predict_destroy(r->src.predict);
+		free(r->src.dirty);
+		free(r->src.send_count);
+		free(r->src.pending);
+		free(r->src.held);
+		free(r->src.fresh);
 		free(r->postcopy);
-		free(r->arrived);
-		free(r->hashed);
-		free(r->hashes);
+		free(r->dst.arrived);
+		free(r->dst.hashed);
+		free(r->dst.hashes);
 	}
 	postcopy_recover_destroy(s);
 	free(s->regions);

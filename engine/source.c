@@ -91,7 +91,7 @@ static int source_handshake(struct rmig_session *s)
 	ret = protocol_hello_ack_from_wire(payload, len, &ack, why, sizeof(why));
 	if (ret)
 		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
-	s->peer_flags = ack.flags;
+	s->src.peer_flags = ack.flags;
 	if (s->params.key_len) {
 		uint8_t expected[PROTOCOL_MAC_LEN], mine[PROTOCOL_MAC_LEN];
 
@@ -150,7 +150,7 @@ static int source_handshake(struct rmig_session *s)
 		rmig_log_warn("source: %s could not pull a page from here; auto will not choose "
 			      "the post-copy family",
 			      s->conn->peer);
-		s->peer_flags &= ~PROTOCOL_HELLO_POSTCOPY;
+		s->src.peer_flags &= ~PROTOCOL_HELLO_POSTCOPY;
 	}
 	if (region_ack.flags & PROTOCOL_PULL_MEASURED) {
 		s->pull_idle_us = region_ack.pull_us;
@@ -184,28 +184,28 @@ static int source_trackers_start(struct rmig_session *s)
 			config.hypervisor_sync = s->callbacks.dirty_sync;
 			config.hypervisor_opaque = s->opaque;
 		}
-		ret = dirty_source_create(&config, &r->tracker);
+		ret = dirty_source_create(&config, &r->src.tracker);
 		if (ret)
 			return session_fail(s, ret, "region %u: cannot track dirty pages (%s): %s",
 					    r->id, dirty_kind_name(config.kind),
 					    session_strerror(ret));
-		ret = dirty_source_start(r->tracker);
+		ret = dirty_source_start(r->src.tracker);
 		if (ret)
-			return session_fail(s, ret,
-					    "region %u: cannot start dirty tracking (%s): %s",
-					    r->id, dirty_kind_name(dirty_source_kind(r->tracker)),
-					    session_strerror(ret));
+			return session_fail(
+				s, ret, "region %u: cannot start dirty tracking (%s): %s", r->id,
+				dirty_kind_name(dirty_source_kind(r->src.tracker)),
+				session_strerror(ret));
 		rmig_log_info("source: region %u: dirty tracking by %s", r->id,
-			      dirty_kind_name(dirty_source_kind(r->tracker)));
+			      dirty_kind_name(dirty_source_kind(r->src.tracker)));
 		/* enum dirty_kind and enum rmig_dirty_source number the kinds alike. The
 		 * stats carry the first region's; each region's is asked for by id. */
 		pthread_mutex_lock(&s->lock);
-		r->dirty_kind = (uint32_t)dirty_source_kind(r->tracker);
+		r->src.dirty_kind = (uint32_t)dirty_source_kind(r->src.tracker);
 		if (i == 0)
-			s->stats.dirty_source = r->dirty_kind;
+			s->stats.dirty_source = r->src.dirty_kind;
 		pthread_mutex_unlock(&s->lock);
 	}
-	s->last_sample_us = session_now_us();
+	s->src.last_sample_us = session_now_us();
 	return 0;
 }
 
@@ -215,7 +215,7 @@ static int source_method_setup(struct rmig_session *s, const struct method_ops *
 	uint32_t method = s->params.method;
 	int ret = 0;
 
-	if (ops->postcopy && !(s->peer_flags & PROTOCOL_HELLO_POSTCOPY))
+	if (ops->postcopy && !(s->src.peer_flags & PROTOCOL_HELLO_POSTCOPY))
 		return session_fail(s, -EOPNOTSUPP,
 				    "method %s needs the destination to fill its RAM after resume "
 				    "(userfaultfd), which %s cannot",
@@ -315,9 +315,9 @@ err_abort:
 			      "the VM is lost (it cannot run here again and lacks pages there)");
 	}
 	/* Whatever went wrong before the resume, the VM runs here again. */
-	if (s->throttle_percent && (s->callbacks.field_mask & RMIG_CB_THROTTLE))
+	if (s->src.throttle_percent && (s->callbacks.field_mask & RMIG_CB_THROTTLE))
 		s->callbacks.throttle(s->opaque, 0);
-	if (s->vm_paused && !s->point_of_no_return &&
+	if (s->src.vm_paused && !s->point_of_no_return &&
 	    (s->callbacks.field_mask & RMIG_CB_RESUME_VM)) {
 		int resume = s->callbacks.resume_vm(s->opaque);
 
@@ -326,7 +326,7 @@ err_abort:
 				       "migration failed: the VM may still be paused",
 				       resume);
 		else
-			s->vm_paused = 0;
+			s->src.vm_paused = 0;
 	}
 	session_histogram_update(s);
 	session_disconnect(s);

@@ -67,6 +67,10 @@ int64_t source_sync(struct rmig_session *s);
  * ended it early (the barrier still ran), or -errno. */
 int source_round(struct rmig_session *s, struct batch_pipeline *pipeline, uint32_t round,
 		 uint32_t paused, uint64_t dirty_pages, source_batch_hook_fn hook, void *arg);
+/* The bulk round every method starts with: all RAM marked, sent as round 1 with hook between
+ * batches, its record closed. Returns what source_round() returns. */
+int source_bulk_round(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *arg);
 /* Wait until the destination has applied every commit of the round, and check that both
  * sides counted the same pages. */
 int source_round_barrier(struct rmig_session *s, uint32_t round);
@@ -113,7 +117,7 @@ uint64_t source_pause_cost_us(struct rmig_session *s);
 int source_sched_alloc(struct rmig_session *s, int with_predictor);
 /* 1 when the next sample of the dirty log is due. */
 int source_sample_due(const struct rmig_session *s);
-/* Every region's pages written since the previous sample, into r->fresh. Returns the count. */
+/* Every region's pages written since the previous sample, into r->src.fresh. Returns the count. */
 int64_t source_sample(struct rmig_session *s);
 /* How long until the final round, as far as holding a page back is concerned. */
 uint64_t source_horizon_us(struct rmig_session *s);

@@ -21,10 +21,10 @@
 void source_trackers_stop(struct rmig_session *s)
 {
 	for (size_t i = 0; i < s->nregions; i++) {
-		if (s->regions[i].tracker) {
-			dirty_source_stop(s->regions[i].tracker);
-			dirty_source_destroy(s->regions[i].tracker);
-			s->regions[i].tracker = NULL;
+		if (s->regions[i].src.tracker) {
+			dirty_source_stop(s->regions[i].src.tracker);
+			dirty_source_destroy(s->regions[i].src.tracker);
+			s->regions[i].src.tracker = NULL;
 		}
 	}
 }
@@ -32,8 +32,9 @@ void source_trackers_stop(struct rmig_session *s)
 void source_trackers_pause_threads(struct rmig_session *s)
 {
 	for (size_t i = 0; i < s->nregions; i++)
-		if (s->regions[i].tracker)
-			dirty_source_set_threads(s->regions[i].tracker, session_pause_threads());
+		if (s->regions[i].src.tracker)
+			dirty_source_set_threads(s->regions[i].src.tracker,
+						 session_pause_threads());
 }
 
 /* OR every page written since the previous sync (and any written after its send that a sample
@@ -44,18 +45,18 @@ int64_t source_sync(struct rmig_session *s)
 
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
-		int ret = r->tracker ? dirty_source_sync(r->tracker, r->dirty) : 0;
+		int ret = r->src.tracker ? dirty_source_sync(r->src.tracker, r->src.dirty) : 0;
 
 		if (ret < 0)
 			return session_fail(s, ret, "region %u: dirty sync failed: %s", r->id,
 					    session_strerror(ret));
-		if (r->pending) {
-			bitmap_or(r->dirty, r->pending, r->npages);
-			bitmap_zero(r->pending, r->npages);
+		if (r->src.pending) {
+			bitmap_or(r->src.dirty, r->src.pending, r->npages);
+			bitmap_zero(r->src.pending, r->npages);
 		}
 	}
-	s->last_sample_us = session_now_us();
-	s->sync_cost_us = s->last_sample_us - start;
+	s->src.last_sample_us = session_now_us();
+	s->src.sync_cost_us = s->src.last_sample_us - start;
 	return (int64_t)batch_dirty_pages(s->regions, s->nregions);
 }
 
@@ -109,7 +110,7 @@ int source_round(struct rmig_session *s, struct batch_pipeline *pipeline, uint32
 	if (ret)
 		return session_fail(s, ret, "round %u: out of memory", round);
 	for (size_t i = 0; i < s->nregions; i++)
-		held += source_count(s->regions[i].held, &s->regions[i]);
+		held += source_count(s->regions[i].src.held, &s->regions[i]);
 	session_round_mark(s, 0, held);
 	batch_pipeline_pace_reset(pipeline);
 	ret = session_ctrl_send(s, protocol_round_to_wire(&msg, s->msg_buf));
@@ -120,6 +121,18 @@ int source_round(struct rmig_session *s, struct batch_pipeline *pipeline, uint32
 		return ended;
 	ret = source_round_barrier(s, round);
 	return ret ? ret : ended;
+}
+
+int source_bulk_round(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *arg)
+{
+	int ret;
+
+	source_mark_all_regions(s);
+	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions), hook,
+			   arg);
+	session_round_end(s);
+	return ret;
 }
 
 int source_device_state(struct rmig_session *s)
@@ -223,7 +236,7 @@ int source_pause(struct rmig_session *s)
 	if (ret < 0)
 		return session_fail(s, ret, "the pause_vm callback returned %d (%s)", ret,
 				    session_strerror(ret));
-	s->vm_paused = 1;
+	s->src.vm_paused = 1;
 	s->pause_us = pause_us;
 	session_status_set(s, RMIG_STATUS_DEVICE);
 	session_progress(s, RMIG_EVENT_PAUSED);

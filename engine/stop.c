@@ -21,7 +21,7 @@
  * hashing of the pages no tracker keeps hashes of. */
 uint64_t source_pause_cost_us(struct rmig_session *s)
 {
-	return s->sync_cost_us + verify_source_cost_us(s);
+	return s->src.sync_cost_us + verify_source_cost_us(s);
 }
 
 int stop_decide(struct rmig_session *s, const struct stop_round *round)
@@ -58,15 +58,15 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 
 	if (!decision.stop && (s->callbacks.field_mask & RMIG_CB_THROTTLE)) {
 		uint32_t next = policy_throttle(in.remaining_bytes, last.data_bytes,
-						s->throttle_percent, &s->throttle_strikes);
+						s->src.throttle_percent, &s->src.throttle_strikes);
 
-		if (next != s->throttle_percent) {
+		if (next != s->src.throttle_percent) {
 			int ret = s->callbacks.throttle(s->opaque, next);
 
 			if (ret < 0)
 				return session_fail(s, ret, "the throttle callback returned %d",
 						    ret);
-			s->throttle_percent = next;
+			s->src.throttle_percent = next;
 		}
 	}
 	if (!decision.stop && round->settle &&

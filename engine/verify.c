@@ -35,7 +35,7 @@ static uint64_t verify_page_hash(const struct session_region *r, uint64_t page)
 /* Source: the tracker's hashes of the final sync, or NULL when the pages must be hashed. */
 static const uint64_t *verify_source_hashes(const struct session_region *r)
 {
-	return r->tracker ? dirty_source_page_hashes(r->tracker) : NULL;
+	return r->src.tracker ? dirty_source_page_hashes(r->src.tracker) : NULL;
 }
 
 /* What the destination answers for a page no batch ever wrote: what such a page holds is not
@@ -50,9 +50,9 @@ static const uint64_t *verify_source_hashes(const struct session_region *r)
  * VERIFY_HASH_NEVER_RECEIVED. */
 static uint64_t verify_dest_hash(const struct session_region *r, uint64_t page)
 {
-	if (r->hashed && bitmap_test(r->hashed, page))
-		return r->hashes[page];
-	if (r->arrived && !bitmap_test(r->arrived, page))
+	if (r->dst.hashed && bitmap_test(r->dst.hashed, page))
+		return r->dst.hashes[page];
+	if (r->dst.arrived && !bitmap_test(r->dst.arrived, page))
 		return VERIFY_HASH_NEVER_RECEIVED;
 	return verify_page_hash(r, page);
 }
@@ -79,7 +79,7 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 	}
 	if (!pages)
 		return 0;
-	if (!s->verify_ns_per_page) {
+	if (!s->src.verify_ns_per_page) {
 		uint64_t n = VERIFY_COST_SAMPLE_BYTES / sample->page_size, run, stride, hashed = 0;
 		uint64_t sink = 0;
 		struct timespec t0, t1;
@@ -102,9 +102,10 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 		__asm__ volatile("" : : "r"(sink) : "memory");
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
-		s->verify_ns_per_page = hashed && ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
+		s->src.verify_ns_per_page =
+			hashed && ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
 	}
-	return pages * s->verify_ns_per_page / session_pause_threads() / 1000u;
+	return pages * s->src.verify_ns_per_page / session_pause_threads() / 1000u;
 }
 
 /* The source's own hashes of a region with no tracker hashes, taken with the VM paused (so
@@ -310,7 +311,8 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 		for (size_t i = 0; i < s->nregions; i++) {
 			struct session_region *r = &s->regions[i];
 
-			memcpy(r->dirty, mismatch[i], bitmap_words(r->npages) * sizeof(uint64_t));
+			memcpy(r->src.dirty, mismatch[i],
+			       bitmap_words(r->npages) * sizeof(uint64_t));
 		}
 		ret = source_send_pages(s, pipeline, NULL, NULL);
 		if (ret)
@@ -387,12 +389,11 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 		done += count;
 	}
 	free(hashes);
-	s->verify_answer_us += session_now_us() - start_us;
-	if (!ret) {
-		pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
+	s->stats.verify_answer_us += session_now_us() - start_us;
+	if (!ret)
 		s->stats.pages_verified += req.npages;
-		pthread_mutex_unlock(&s->lock);
-	}
+	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 

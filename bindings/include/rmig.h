@@ -256,6 +256,28 @@ struct rmig_stats {
 	uint64_t recoveries;
 	/* (1.1) time spent in RMIG_STATUS_RECOVERING, summed (so far, while recovering) */
 	uint64_t recovering_ms;
+	/* (1.1) destination: time spent answering the source's verification with the VM paused
+	 * (hashes of what arrived), microseconds: part of the downtime */
+	uint64_t verify_answer_us;
+};
+
+/* (1.1) What the transport itself counted for a session, over every connection it had (a
+ * post-copy recovery opens more than one): independent of the engine's own counts in struct
+ * rmig_stats, which it should match. The caller sets struct_size = sizeof(struct
+ * rmig_transport_stats); rmig fills only what fits. */
+struct rmig_transport_stats {
+	uint32_t struct_size;
+	uint32_t reserved;
+	uint64_t bytes_sent; /* on the wire, headers included */
+	uint64_t bytes_received;
+	uint64_t data_bytes_sent; /* page payload only */
+	uint64_t data_bytes_received;
+	uint64_t batches_sent;
+	uint64_t batches_received;
+	uint64_t ctrl_sent; /* control messages */
+	uint64_t ctrl_received;
+	uint64_t reads; /* reads of the peer's RAM this end made (post-copy pulls) */
+	uint64_t read_bytes;
 };
 
 /* One round's record: the rounds add up to the session's totals. Round 0 is the setup
@@ -551,6 +573,19 @@ int rmig_region_dirty_source(rmig_session_t *session, uint32_t id);
  * rmig_session_start() still runs.
  */
 int rmig_region_send_counts(rmig_session_t *session, uint32_t id, uint8_t *counts, size_t npages);
+
+/**
+ * rmig_session_transport_stats() - what the transport counted for a session (1.1).
+ * @session: a session, source or destination, at any time (all zero before it connected).
+ * @stats: its struct_size set by the caller; receives the counters of every connection the
+ *         session had, the current one included.
+ *
+ * The transport counts bytes as it moves them, apart from the engine: a test or a monitor
+ * checks the engine's rmig_stats.bytes and data_bytes against it.
+ *
+ * Return: 0; -EINVAL for a NULL @session or @stats, or a struct_size below 8.
+ */
+int rmig_session_transport_stats(rmig_session_t *session, struct rmig_transport_stats *stats);
 
 /**
  * rmig_session_method_reason() - why the session runs the method it runs.

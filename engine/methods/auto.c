@@ -37,10 +37,11 @@ static double auto_fault_latency_us(const struct rmig_session *s, double bandwid
 	if (bandwidth > 0.0 && (double)POSTCOPY_WINDOW_MIN * 1e6 / bandwidth > window_us)
 		window_us = (double)POSTCOPY_WINDOW_MIN * 1e6 / bandwidth;
 	ahead_us = window_us;
-	if (s->pull_loaded_us)
-		ahead_us = s->pull_loaded_us > s->pull_idle_us
-				   ? fmin((double)(s->pull_loaded_us - s->pull_idle_us), window_us)
-				   : 0.0;
+	if (s->src.pull_loaded_us)
+		ahead_us =
+			s->src.pull_loaded_us > s->pull_idle_us
+				? fmin((double)(s->src.pull_loaded_us - s->pull_idle_us), window_us)
+				: 0.0;
 	return (double)s->pull_idle_us + ahead_us / 2.0;
 }
 
@@ -65,7 +66,7 @@ static int auto_decide(struct rmig_session *s, struct source_probe *probe)
 	/* The destination's test pulls under load: all of them when they come soon enough. */
 	ret = session_ctrl_poll(s, 0);
 	for (uint64_t until = session_now_us() + AUTO_LOADED_PULL_WAIT_MS * 1000u;
-	     !ret && s->pull_idle_us && s->pull_loaded_pulls < POSTCOPY_PROBE_LOADED_PULLS &&
+	     !ret && s->pull_idle_us && s->src.pull_loaded_pulls < POSTCOPY_PROBE_LOADED_PULLS &&
 	     session_now_us() < until;)
 		ret = session_ctrl_poll(s, (int)((until - session_now_us()) / 1000u) + 1);
 	if (ret)
@@ -126,7 +127,7 @@ static int auto_decide(struct rmig_session *s, struct source_probe *probe)
 		.access_run_pages = run_pages,
 		.pause_seconds = (double)source_pause_cost_us(s) / 1e6,
 	};
-	if (!(s->peer_flags & PROTOCOL_HELLO_POSTCOPY))
+	if (!(s->src.peer_flags & PROTOCOL_HELLO_POSTCOPY))
 		allowed &= ~((1u << COST_METHOD_TSMC) | (1u << COST_METHOD_POSTCOPY) |
 			     (1u << COST_METHOD_HYBRID));
 	ret = cost_model_choose_among(&in, allowed, all, &choice);
@@ -150,12 +151,12 @@ static int auto_decide(struct rmig_session *s, struct source_probe *probe)
 		if (n > 0)
 			used += (size_t)n;
 	}
-	if (fault_us > 0.0 && s->pull_loaded_us)
+	if (fault_us > 0.0 && s->src.pull_loaded_us)
 		snprintf(
 			fault, sizeof(fault),
 			", post-copy fault %.2f ms (pulls timed at %u us idle, %u us under load x%u)",
-			fault_us / 1000.0, s->pull_idle_us, s->pull_loaded_us,
-			s->pull_loaded_pulls);
+			fault_us / 1000.0, s->pull_idle_us, s->src.pull_loaded_us,
+			s->src.pull_loaded_pulls);
 	else if (fault_us > 0.0)
 		snprintf(fault, sizeof(fault),
 			 ", post-copy fault %.2f ms (a pull timed at %u us idle + half the push "
@@ -223,10 +224,7 @@ static int auto_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 			goto out_free;
 		}
 	}
-	source_mark_all_regions(s);
-	ended = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
-			     source_sched_hook, &sched);
-	session_round_end(s);
+	ended = source_bulk_round(s, pipeline, source_sched_hook, &sched);
 	if (ended < 0) {
 		ret = ended;
 		goto out_free;

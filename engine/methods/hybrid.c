@@ -12,10 +12,7 @@ static int hybrid_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 	uint64_t start = session_now_us();
 	int ret;
 
-	source_mark_all_regions(s);
-	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions), NULL,
-			   NULL);
-	session_round_end(s);
+	ret = source_bulk_round(s, pipeline, NULL, NULL);
 	if (ret < 0)
 		return ret;
 	return method_postcopy_after_bulk(s, pipeline, NULL, start);

@@ -54,11 +54,11 @@ int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pi
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		bitmap_or(r->postcopy, r->dirty, r->npages);
-		bitmap_zero(r->dirty, r->npages);
-		if (r->held) {
-			bitmap_or(r->postcopy, r->held, r->npages);
-			bitmap_zero(r->held, r->npages);
+		bitmap_or(r->postcopy, r->src.dirty, r->npages);
+		bitmap_zero(r->src.dirty, r->npages);
+		if (r->src.held) {
+			bitmap_or(r->postcopy, r->src.held, r->npages);
+			bitmap_zero(r->src.held, r->npages);
 		}
 		later += bitmap_count(r->postcopy, r->npages);
 	}

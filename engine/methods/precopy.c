@@ -54,10 +54,7 @@ static int precopy_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 	uint64_t start = session_now_us();
 	int ret;
 
-	source_mark_all_regions(s);
-	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions), NULL,
-			   NULL);
-	session_round_end(s);
+	ret = source_bulk_round(s, pipeline, NULL, NULL);
 	if (ret < 0)
 		return ret;
 	return method_precopy_after(s, pipeline, 1, start);
@@ -82,11 +79,11 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		if (r->held) {
-			bitmap_or(r->dirty, r->held, r->npages);
-			if (r->predict)
-				predict_finish(r->predict, r->held);
-			bitmap_zero(r->held, r->npages);
+		if (r->src.held) {
+			bitmap_or(r->src.dirty, r->src.held, r->npages);
+			if (r->src.predict)
+				predict_finish(r->src.predict, r->src.held);
+			bitmap_zero(r->src.held, r->npages);
 		}
 	}
 	source_trackers_pause_threads(s);

@@ -25,7 +25,7 @@ static int predict_flush(struct rmig_session *s, struct batch_pipeline *pipeline
 	int ret;
 
 	for (size_t i = 0; i < s->nregions; i++) {
-		uint64_t n = source_count(s->regions[i].held, &s->regions[i]);
+		uint64_t n = source_count(s->regions[i].src.held, &s->regions[i]);
 
 		held += n;
 		bytes += n * s->regions[i].page_size;
@@ -38,8 +38,8 @@ static int predict_flush(struct rmig_session *s, struct batch_pipeline *pipeline
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		bitmap_or(r->dirty, r->held, r->npages);
-		predict_finish(r->predict, r->held);
+		bitmap_or(r->src.dirty, r->src.held, r->npages);
+		predict_finish(r->src.predict, r->src.held);
 	}
 	sched->hold = 0;
 	ret = source_round(s, pipeline, round + 1, 0, batch_dirty_pages(s->regions, s->nregions),
@@ -68,21 +68,21 @@ static int predict_after(struct rmig_session *s, struct batch_pipeline *pipeline
 		found = source_sample(s);
 		if (found < 0)
 			return (int)found;
-		now = s->last_sample_us;
+		now = s->src.last_sample_us;
 		horizon = source_horizon_us(s);
 		for (size_t i = 0; i < s->nregions; i++) {
 			struct session_region *r = &s->regions[i];
 
-			predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held,
-				       horizon);
+			predict_sample(r->src.predict, now, r->src.fresh, r->src.dirty,
+				       r->src.pending, r->src.held, horizon);
 		}
 		/* The next round's length, and so the horizon, follows from what it will send. */
 		horizon = source_horizon_us(s);
 		for (size_t i = 0; i < s->nregions; i++) {
 			struct session_region *r = &s->regions[i];
 
-			planned += predict_plan_round(r->predict, r->pending, r->held, r->dirty,
-						      horizon);
+			planned += predict_plan_round(r->src.predict, r->src.pending, r->src.held,
+						      r->src.dirty, horizon);
 		}
 		/* The policy's stop, and predict's own once rounds no longer shrink. */
 		ret = stop_decide(s, &(struct stop_round){.round = round,
@@ -98,7 +98,7 @@ static int predict_after(struct rmig_session *s, struct batch_pipeline *pipeline
 			struct predict_counters c = {0}, sum = {0};
 
 			for (size_t i = 0; i < s->nregions; i++) {
-				predict_counters_get(s->regions[i].predict, &c);
+				predict_counters_get(s->regions[i].src.predict, &c);
 				sum.hold_hits += c.hold_hits;
 				sum.hold_misses += c.hold_misses;
 				sum.send_misses += c.send_misses;
@@ -127,10 +127,7 @@ static int predict_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 	uint64_t start = session_now_us();
 	int ret;
 
-	source_mark_all_regions(s);
-	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
-			   source_sched_hook, &sched);
-	session_round_end(s);
+	ret = source_bulk_round(s, pipeline, source_sched_hook, &sched);
 	if (ret < 0)
 		return ret;
 	return predict_after(s, pipeline, &sched, 1, start);

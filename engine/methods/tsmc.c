@@ -30,10 +30,10 @@ static int tsmc_hook(struct rmig_session *s, void *arg)
 		struct session_region *r = &s->regions[i];
 		size_t words = bitmap_words(r->npages);
 
-		predict_record(r->predict, s->last_sample_us, r->fresh);
+		predict_record(r->src.predict, s->src.last_sample_us, r->src.fresh);
 		for (size_t w = 0; w < words; w++) {
-			r->dirty[w] &= ~r->fresh[w];
-			r->postcopy[w] |= r->fresh[w];
+			r->src.dirty[w] &= ~r->src.fresh[w];
+			r->postcopy[w] |= r->src.fresh[w];
 		}
 	}
 	return 0;
@@ -54,11 +54,12 @@ static int tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 	found = source_sample(s);
 	if (found < 0)
 		return (int)found;
-	now = s->last_sample_us;
+	now = s->src.last_sample_us;
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
-		predict_sample(r->predict, now, r->fresh, r->dirty, r->pending, r->held, 0);
+		predict_sample(r->src.predict, now, r->src.fresh, r->src.dirty, r->src.pending,
+			       r->src.held, 0);
 	}
 	/* A page written in two samples or more is likely to be written again before the pause:
 	 * sending it in stage 2 would risk a third crossing, so it waits for stage 3. */
@@ -66,17 +67,17 @@ static int tsmc_after(struct rmig_session *s, struct batch_pipeline *pipeline,
 		struct session_region *r = &s->regions[i];
 		size_t page;
 
-		bitmap_for_each(page, r->pending, r->npages)
+		bitmap_for_each(page, r->src.pending, r->npages)
 		{
-			if (predict_score(r->predict, page) >= PREDICT_THRESHOLD_MIN) {
+			if (predict_score(r->src.predict, page) >= PREDICT_THRESHOLD_MIN) {
 				bitmap_set(r->postcopy, page);
 				deferred++;
 			} else {
-				bitmap_set(r->dirty, page);
+				bitmap_set(r->src.dirty, page);
 				planned++;
 			}
 		}
-		bitmap_zero(r->pending, r->npages);
+		bitmap_zero(r->src.pending, r->npages);
 	}
 	source_measure(s, planned + deferred, now - last_sync_us, NULL);
 	pthread_mutex_lock(&s->lock);
@@ -97,10 +98,7 @@ static int tsmc_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 	uint64_t start = session_now_us();
 	int ret;
 
-	source_mark_all_regions(s);
-	ret = source_round(s, pipeline, 1, 0, batch_dirty_pages(s->regions, s->nregions),
-			   source_sched_hook, &sched);
-	session_round_end(s);
+	ret = source_bulk_round(s, pipeline, source_sched_hook, &sched);
 	if (ret < 0)
 		return ret;
 	return tsmc_after(s, pipeline, start);

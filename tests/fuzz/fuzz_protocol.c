@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/fuzz/fuzz_protocol.c - arbitrary bytes into every parser of the engine protocol
- * (engine/protocol.c): the header check and the 17 payload decoders. One target for all of
- * them: they share one header and one dispatch on its type, which is how a receiver meets them,
- * and a decoder reached through the header gets the inputs a peer can really send.
+ * (engine/protocol.c, protocol_pages.c): the header check and the 17 payload decoders. One
+ * target for all of them: they share one header and one dispatch on its type, which is how a
+ * receiver meets them, and a decoder reached through the header gets the inputs a peer can
+ * really send.
  *
  * The first input byte picks the entry: 1..PROTOCOL_TYPE_MAX hand the rest straight to that
  * type's decoder (so the fuzzer works on fields, not on the header's magic); anything else hands

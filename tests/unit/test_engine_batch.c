@@ -26,8 +26,8 @@ static struct session_region make_region(uint32_t id, size_t npages)
 				   .length = npages * PAGE};
 
 	r.addr = calloc(npages, PAGE);
-	r.dirty = calloc(bitmap_words(npages), sizeof(uint64_t));
-	r.send_count = calloc(npages, 1);
+	r.src.dirty = calloc(bitmap_words(npages), sizeof(uint64_t));
+	r.src.send_count = calloc(npages, 1);
 	assert_non_null(r.addr);
 	return r;
 }
@@ -35,8 +35,8 @@ static struct session_region make_region(uint32_t id, size_t npages)
 static void free_region(struct session_region *r)
 {
 	free(r->addr);
-	free(r->dirty);
-	free(r->send_count);
+	free(r->src.dirty);
+	free(r->src.send_count);
 }
 
 static void fill_page(struct session_region *r, size_t page)
@@ -53,8 +53,8 @@ static void test_batch_coalesces_dirty_pages_and_marks_zero_runs(void **state)
 	(void)state;
 	/* pages 2..5 data, 6..7 zero, 8 data; 20 data; 30 not dirty */
 	for (size_t p = 2; p <= 8; p++)
-		bitmap_set(r.dirty, p);
-	bitmap_set(r.dirty, 20);
+		bitmap_set(r.src.dirty, p);
+	bitmap_set(r.src.dirty, 20);
 	for (size_t p = 2; p <= 5; p++)
 		fill_page(&r, p);
 	fill_page(&r, 8);
@@ -75,9 +75,9 @@ static void test_batch_coalesces_dirty_pages_and_marks_zero_runs(void **state)
 	assert_int_equal(b->pages, 8);
 	assert_int_equal(b->zero_pages, 2);
 	assert_int_equal(b->data_bytes, 6 * PAGE);
-	assert_int_equal(bitmap_count(r.dirty, r.npages), 0);
-	assert_int_equal(r.send_count[2], 1);
-	assert_int_equal(r.send_count[30], 0);
+	assert_int_equal(bitmap_count(r.src.dirty, r.npages), 0);
+	assert_int_equal(r.src.send_count[2], 1);
+	assert_int_equal(r.src.send_count[30], 0);
 	assert_int_equal(batch_build(&r, 1, &cursor, b), 0);
 	free(b);
 	free_region(&r);
@@ -95,7 +95,7 @@ static void test_batch_caps_run_length_and_batch_bytes(void **state)
 	(void)state;
 	for (size_t p = 0; p < npages; p++) {
 		fill_page(&r, p);
-		bitmap_set(r.dirty, p);
+		bitmap_set(r.src.dirty, p);
 	}
 	while (batch_build(&r, 1, &cursor, b)) {
 		assert_true(b->data_bytes <= BATCH_MAX_BYTES);
@@ -124,9 +124,9 @@ static void test_batch_stops_at_max_runs_and_continues_across_regions(void **sta
 	for (size_t p = 0; p < npages; p++) {
 		if (p % 2)
 			fill_page(&r[0], p);
-		bitmap_set(r[0].dirty, p);
+		bitmap_set(r[0].src.dirty, p);
 	}
-	bitmap_set(r[1].dirty, 1);
+	bitmap_set(r[1].src.dirty, 1);
 	while (batch_build(r, 2, &cursor, b)) {
 		assert_true(b->nruns <= TRANSPORT_BATCH_MAX_RUNS);
 		pages += b->pages;
@@ -134,7 +134,7 @@ static void test_batch_stops_at_max_runs_and_continues_across_regions(void **sta
 	}
 	assert_int_equal(batches, 4); /* three full batches of region 1, then region 2 */
 	assert_int_equal(pages, npages + 1);
-	assert_int_equal(r[1].send_count[1], 1);
+	assert_int_equal(r[1].src.send_count[1], 1);
 	free(b);
 	free_region(&r[0]);
 	free_region(&r[1]);

@@ -120,6 +120,38 @@ static void test_region_send_counts_checks_role_region_and_buffer(void **state)
 	rmig_session_destroy(s);
 }
 
+/* The transport's own counters: both roles, all zero before a connection, and never more of
+ * the struct written than the caller says it has. */
+static void test_transport_stats_check_size_and_fill_only_what_fits(void **state)
+{
+	struct rmig_transport_stats ts;
+	rmig_session_t *s, *d;
+
+	(void)state;
+	assert_int_equal(rmig_session_create(RMIG_ROLE_SOURCE, &s), 0);
+	assert_int_equal(rmig_session_create(RMIG_ROLE_DESTINATION, &d), 0);
+	ts = (struct rmig_transport_stats){.struct_size = sizeof(ts)};
+	assert_int_equal(rmig_session_transport_stats(NULL, &ts), -EINVAL);
+	assert_int_equal(rmig_session_transport_stats(s, NULL), -EINVAL);
+	ts.struct_size = 4;
+	assert_int_equal(rmig_session_transport_stats(s, &ts), -EINVAL);
+	memset(&ts, 0xff, sizeof(ts));
+	ts.struct_size = sizeof(ts);
+	assert_int_equal(rmig_session_transport_stats(d, &ts), 0);
+	assert_int_equal(ts.struct_size, sizeof(ts));
+	assert_int_equal(ts.bytes_sent, 0);
+	assert_int_equal(ts.read_bytes, 0);
+	/* An older caller's smaller struct: what lies past it stays untouched. */
+	memset(&ts, 0xff, sizeof(ts));
+	ts.struct_size = offsetof(struct rmig_transport_stats, data_bytes_sent);
+	assert_int_equal(rmig_session_transport_stats(s, &ts), 0);
+	assert_int_equal(ts.struct_size, offsetof(struct rmig_transport_stats, data_bytes_sent));
+	assert_int_equal(ts.bytes_received, 0);
+	assert_true(ts.data_bytes_sent == UINT64_MAX);
+	rmig_session_destroy(d);
+	rmig_session_destroy(s);
+}
+
 static void test_region_add_refuses_overlap_and_wrap(void **state)
 {
 	rmig_session_t *s;
@@ -510,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_stats_fill_only_what_fits),
 		cmocka_unit_test(test_version_and_error_strings),
 		cmocka_unit_test(test_region_send_counts_checks_role_region_and_buffer),
+		cmocka_unit_test(test_transport_stats_check_size_and_fill_only_what_fits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
