@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
+#include <xxhash.h>
+
 #include "engine/bitmap.h"
 #include "engine/heartbeat.h"
 #include "engine/page_hash.h"
@@ -365,9 +368,11 @@ static int dest_receive(struct rmig_session *s)
 {
 	uint64_t device_offset = 0;
 	int device_state_complete = 0;
+	XXH64_state_t device_digest;
 	char why[TRANSPORT_ERROR_MAX];
 	int ret;
 
+	XXH64_reset(&device_digest, 0);
 	for (;;) {
 		struct transport_msg msg;
 		const void *payload;
@@ -477,6 +482,16 @@ static int dest_receive(struct rmig_session *s)
 						s, ret,
 						"the device_state_write callback returned %d", ret);
 			}
+			if (chunk.length)
+				XXH64_update(&device_digest, chunk.data, chunk.length);
+			if (chunk.last && chunk.digest != XXH64_digest(&device_digest))
+				return dest_refuse(
+					s, -EBADMSG,
+					"device state damaged on the way: XXH64 %016llx of the %llu "
+					"bytes received, %016llx of those the source sent",
+					(unsigned long long)XXH64_digest(&device_digest),
+					(unsigned long long)device_offset,
+					(unsigned long long)chunk.digest);
 			device_offset += chunk.length;
 			device_state_complete = chunk.last;
 			pthread_mutex_lock(&s->lock);

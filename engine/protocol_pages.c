@@ -152,17 +152,21 @@ int protocol_round_end_from_wire(const void *payload, size_t len, struct protoco
 
 size_t protocol_device_state_to_wire(const struct protocol_device_state *m, void *buf)
 {
+	uint64_t digest = htole64(m->digest);
+	uint32_t length = m->last ? (uint32_t)sizeof(digest) : m->length;
 	struct wire_device_state w = {
 		.offset = htole64(m->offset),
-		.length = htole32(m->length),
+		.length = htole32(length),
 		.last = htole32(m->last),
 	};
 	char *p = protocol_payload(buf);
 
 	memcpy(p, &w, sizeof(w));
-	if (m->length)
-		memcpy(p + sizeof(w), m->data, m->length);
-	return protocol_finish(buf, PROTOCOL_DEVICE_STATE, sizeof(w) + m->length);
+	if (m->last)
+		memcpy(p + sizeof(w), &digest, sizeof(digest));
+	else if (length)
+		memcpy(p + sizeof(w), m->data, length);
+	return protocol_finish(buf, PROTOCOL_DEVICE_STATE, sizeof(w) + length);
 }
 
 int protocol_device_state_from_wire(const void *payload, size_t len,
@@ -188,6 +192,22 @@ int protocol_device_state_from_wire(const void *payload, size_t len,
 		return -EPROTO;
 	}
 	m->data = (const char *)payload + sizeof(w);
+	m->digest = 0;
+	if (m->last) {
+		uint64_t digest;
+
+		if (m->length != sizeof(digest)) {
+			snprintf(
+				why, why_len,
+				"device-state: the last message carries %u bytes, not the 8 of its "
+				"digest",
+				m->length);
+			return -EPROTO;
+		}
+		memcpy(&digest, m->data, sizeof(digest));
+		m->digest = le64toh(digest);
+		m->length = 0;
+	}
 	return 0;
 }
 

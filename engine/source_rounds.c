@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
+#include <xxhash.h>
+
 #include "engine/batch.h"
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
@@ -138,12 +141,14 @@ int source_bulk_round(struct rmig_session *s, struct batch_pipeline *pipeline,
 int source_device_state(struct rmig_session *s)
 {
 	struct protocol_device_state msg = {0};
+	XXH64_state_t digest;
 	void *chunk;
 	int ret;
 
 	chunk = malloc(PROTOCOL_DEVICE_CHUNK);
 	if (!chunk)
 		return session_fail(s, -ENOMEM, "device state: out of memory");
+	XXH64_reset(&digest, 0);
 	for (;;) {
 		int n = 0;
 
@@ -155,9 +160,12 @@ int source_device_state(struct rmig_session *s)
 				goto out_free;
 			}
 		}
+		if (n > 0)
+			XXH64_update(&digest, chunk, (size_t)n);
 		msg.length = (uint32_t)n;
 		msg.last = n == 0;
 		msg.data = chunk;
+		msg.digest = n == 0 ? XXH64_digest(&digest) : 0;
 		ret = session_ctrl_send(s, protocol_device_state_to_wire(&msg, s->msg_buf));
 		if (ret)
 			goto out_free;

@@ -57,8 +57,11 @@ seeds = {
     "msg-round-paused": msg(ROUND, struct.pack("<II", 9, 1)),
     "msg-round-end": msg(ROUND_END, struct.pack("<IIQ", 3, 0, 262144)),
     "msg-round-ack": msg(ROUND_ACK, struct.pack("<IIQ", 3, 0, 262144)),
-    "msg-device-state-last-chunk": msg(DEVICE_STATE, struct.pack("<QII", 4096, 40, 1) +
-                                       b"QEVM\x00\x00\x00\x03" + bytes(32)),
+    "msg-device-state-chunk": msg(DEVICE_STATE, struct.pack("<QII", 4096, 40, 0) +
+                                  b"QEVM\x00\x00\x00\x03" + bytes(32)),
+    # the last message: no state, the XXH64 of all of it
+    "msg-device-state-last": msg(DEVICE_STATE, struct.pack("<QIIQ", 4136, 8, 1,
+                                                           0x0123456789ABCDEF)),
     "msg-verify-request": msg(VERIFY_REQ, struct.pack("<IIQQ", 0, 0, 1024, 8192)),
     "msg-verify-hashes-three": msg(VERIFY_HASHES, struct.pack("<IIQQQQ", 0, 3, 1024, 1,
                                                               0xFFFFFFFFFFFFFFFF, 42)),
@@ -95,6 +98,8 @@ seeds = {
     "payload-pull-measured-and-failed": bytes([REGION_ACK]) + pull(3),
     "payload-pull-measured-zero-pulls": bytes([PULL_REPORT]) + pull(1, pulls=0),
     "payload-round-paused-2": bytes([ROUND]) + struct.pack("<II", 1, 2),
+    "payload-device-state-last-without-digest": bytes([DEVICE_STATE]) +
+    struct.pack("<QII", 4096, 0, 1),
     "payload-device-state-empty-chunk": bytes([DEVICE_STATE]) + struct.pack("<QII", 0, 0, 0),
     "payload-device-state-length-past-end": bytes([DEVICE_STATE]) +
     struct.pack("<QII", 0, 100, 0) + bytes(10),

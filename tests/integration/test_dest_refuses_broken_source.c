@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A destination facing a source that breaks the rules (a bare transport peer speaking the
  * engine protocol by hand) refuses, says why, and never resumes the VM: a run that is not whole
- * pages, a resume before every page arrived, and a message out of place. */
+ * pages, a resume before every page arrived, device state damaged on the way, and a message out
+ * of place. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "engine/protocol.h"
 #include "integration/engine_harness.h"
@@ -95,7 +99,7 @@ static void test_dest_refuses_resume_before_every_page_arrived(void **state)
 {
 	const struct transport_run run = {
 		.region_id = HARNESS_REGION_ID, .offset = 0, .length = HARNESS_PAGE};
-	struct protocol_device_state device = {.last = 1, .data = ""};
+	struct protocol_device_state device = {.last = 1};
 	struct protocol_resume resume = {0};
 	struct rmig_stats st = {.struct_size = sizeof(st)};
 	struct transport_conn *conn;
@@ -105,6 +109,7 @@ static void test_dest_refuses_resume_before_every_page_arrived(void **state)
 	HARNESS_SKIP_UNLESS_USABLE();
 	broken_source_setup(&h);
 	conn = broken_source_connect(&h);
+	device.digest = XXH64(NULL, 0, 0); /* no device state: the digest of nothing */
 	assert_int_equal(transport_batch_post(conn, 1, &run, 1), 0);
 	assert_int_equal(
 		transport_ctrl_send(conn, msg, protocol_device_state_to_wire(&device, msg)), 0);
@@ -113,6 +118,39 @@ static void test_dest_refuses_resume_before_every_page_arrived(void **state)
 	assert_non_null(strstr(rmig_last_error(h.dst), "255 of 256 pages"));
 	assert_int_equal(rmig_session_stats(h.dst, &st), 0);
 	assert_int_equal(st.pages_received, 1);
+	assert_int_equal(st.status, RMIG_STATUS_FAILED);
+	transport_close(conn);
+	harness_fini(&h);
+}
+
+/* Device state whose digest does not match what arrived (a byte changed after the source read
+ * it, by anything on the way) is refused at its last message, before a resume could be asked
+ * for, and the error names the source's digest. */
+static void test_dest_refuses_device_state_damaged_on_the_way(void **state)
+{
+	static const char sent[] = "device state as the source read it";
+	static const char arrived[] = "device state as the sourcE read it";
+	struct protocol_device_state chunk = {.length = sizeof(arrived), .data = arrived};
+	struct protocol_device_state last = {
+		.offset = sizeof(arrived), .last = 1, .digest = XXH64(sent, sizeof(sent), 0)};
+	struct rmig_stats st = {.struct_size = sizeof(st)};
+	struct transport_conn *conn;
+	struct harness h;
+	char hex[17];
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	broken_source_setup(&h);
+	conn = broken_source_connect(&h);
+	assert_int_equal(transport_ctrl_send(conn, msg, protocol_device_state_to_wire(&chunk, msg)),
+			 0);
+	assert_int_equal(transport_ctrl_send(conn, msg, protocol_device_state_to_wire(&last, msg)),
+			 0);
+	assert_int_equal(rmig_session_wait(h.dst, 20000), -EBADMSG);
+	assert_non_null(strstr(rmig_last_error(h.dst), "device state damaged on the way"));
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)last.digest);
+	assert_non_null(strstr(rmig_last_error(h.dst), hex));
+	assert_int_equal(rmig_session_stats(h.dst, &st), 0);
 	assert_int_equal(st.status, RMIG_STATUS_FAILED);
 	transport_close(conn);
 	harness_fini(&h);
@@ -138,4 +176,5 @@ static void test_dest_refuses_message_out_of_place(void **state)
 
 HARNESS_MAIN(cmocka_unit_test(test_dest_refuses_run_that_is_not_whole_pages),
 	     cmocka_unit_test(test_dest_refuses_resume_before_every_page_arrived),
+	     cmocka_unit_test(test_dest_refuses_device_state_damaged_on_the_way),
 	     cmocka_unit_test(test_dest_refuses_message_out_of_place))

@@ -182,6 +182,7 @@ static void test_protocol_decoders_reject_inconsistent_fields(void **state)
 	const uint64_t hashes[2] = {1, 2};
 	struct protocol_verify_hashes vh;
 	struct protocol_device_state got_ds;
+	unsigned char patched[64];
 	struct protocol_resume got_resume;
 	struct protocol_resumed got_resumed;
 	struct protocol_abort abort_msg;
@@ -197,6 +198,25 @@ static void test_protocol_decoders_reject_inconsistent_fields(void **state)
 	assert_int_equal(protocol_device_state_from_wire(payload, plen, &got_ds, why, sizeof(why)),
 			 0);
 	assert_memory_equal(got_ds.data, "0123456789", 10);
+	assert_int_equal(got_ds.last, 0);
+
+	/* The last message carries the digest, and nothing but it. */
+	ds = (struct protocol_device_state){
+		.offset = 10, .last = 1, .digest = 0x0123456789abcdefull};
+	len = protocol_device_state_to_wire(&ds, buf);
+	payload = parse_as(len, PROTOCOL_DEVICE_STATE, &plen);
+	assert_int_equal(protocol_device_state_from_wire(payload, plen, &got_ds, why, sizeof(why)),
+			 0);
+	assert_int_equal(got_ds.last, 1);
+	assert_int_equal(got_ds.length, 0);
+	assert_int_equal(got_ds.offset, 10);
+	assert_int_equal(got_ds.digest, 0x0123456789abcdefull);
+	memcpy(patched, payload, plen);
+	patched[8] = 0; /* its length field says 0: no digest */
+	assert_int_equal(
+		protocol_device_state_from_wire(patched, plen - 8, &got_ds, why, sizeof(why)),
+		-EPROTO);
+	assert_non_null(strstr(why, "digest"));
 
 	len = protocol_verify_hashes_to_wire(1, 0, hashes, 2, buf);
 	payload = parse_as(len, PROTOCOL_VERIFY_HASHES, &plen);
