@@ -357,11 +357,19 @@ int rmig_cli_qemu_recv(int argc, char **argv)
 	if (!ok && rmig_last_error(r.session)[0])
 		qemu_cli_note(&r.progress, "%s", rmig_last_error(r.session));
 	if (!ok && r.incoming_started && !r.qemu_gone) {
-		/* QEMU cannot take another incoming migration: discard it. */
-		if (qemu_vm_command(r.vm, "quit", NULL, NULL) == 0)
+		/* QEMU cannot take another incoming migration: discard it. QEMU may close the
+		 * monitor on its way out before its answer is read: that is the quit done. */
+		int quit = qemu_vm_command(r.vm, "quit", NULL, NULL);
+
+		if (quit == 0 || quit == -ECONNRESET)
 			qemu_cli_note(&r.progress,
 				      "migration failed; the destination QEMU was told "
 				      "to quit (the guest stays on the source)");
+		else
+			qemu_cli_note(&r.progress,
+				      "migration failed (the guest stays on the source); the "
+				      "destination QEMU did not take quit: %s; stop it yourself",
+				      r.vm->error);
 	} else if (!ok) {
 		qemu_cli_note(&r.progress, "migration failed; the guest stays on the source");
 	} else {
