@@ -6,8 +6,9 @@
 #  - --status answers the session's status; a malformed URI is refused with the reason (exit 1);
 #    a good one is taken ("ok") and --cancel stops a receiver still waiting for its source;
 #  - post-copy, the source host dies after the destination resumed: the receiver waits in
-#    "recovering" (its window is long), --status says so, and --cancel declares the VM lost at
-#    once (status "lost", the error says the recovery was cancelled).
+#    "recovering" (its window, 500 s: long, and not the default), --status says so, and
+#    --cancel declares the VM lost at once (status "lost", the error says the recovery was
+#    cancelled).
 # Every wait is on a line the other process writes (through a FIFO) or on its exit.
 set -eu
 rmig=$1
@@ -39,6 +40,13 @@ if "$rmig" recover --control "$tmp/nobody" --status >"$tmp/none.out" 2>&1; then
 	fail "recover without a running rmig succeeded"
 fi
 
+# A recovery window out of range is refused with the reason, before anything listens.
+if "$rmig" recv --listen tcp://127.0.0.1:0 --ram 8M --recovery-window 0 >"$tmp/window.out" 2>&1; then
+	fail "--recovery-window 0 was taken"
+fi
+grep -q -- '--recovery-window 0: seconds, 1 to 86400' "$tmp/window.out" ||
+	fail "--recovery-window 0: $(cat "$tmp/window.out")"
+
 # 2. A receiver waiting for its source.
 mkfifo "$tmp/r1.err"
 RMIG_LOG=info "$rmig" recv --listen tcp://127.0.0.1:0 --ram 8M --control "$tmp/ctl1" --json \
@@ -64,7 +72,7 @@ grep -q '"status": "cancelled"' "$tmp/r1.out" || fail "the receiver was not canc
 # 3. Post-copy; the source host dies after the destination resumed.
 mkfifo "$tmp/r2.err"
 RMIG_LOG=info "$rmig" recv --listen tcp://127.0.0.1:0 --ram 32M --control "$tmp/ctl2" --json \
-	--recovery-window 600 >"$tmp/r2.out" 2>"$tmp/r2.err" &
+	--recovery-window 500 >"$tmp/r2.out" 2>"$tmp/r2.err" &
 rpid=$!
 pids="$pids $rpid"
 exec 5<"$tmp/r2.err"
@@ -77,6 +85,8 @@ wait_line 5 "resume after" || fail "the destination never resumed"
 kill -9 "$spid"
 wait "$spid" 2>/dev/null || :
 wait_line 5 "post-copy paused" || fail "the destination did not start recovering"
+# --recovery-window reached the session: the wait it announces is the one given.
+case "$line" in *"waiting up to 500 s"*) ;; *) fail "recovery window not applied: $line" ;; esac
 cat <&5 >/dev/null &
 "$rmig" recover --control "$tmp/ctl2" --status >"$tmp/status2.out" || fail "--status failed"
 grep -q '^recovering recoveries=0 ' "$tmp/status2.out" || fail "--status: $(cat "$tmp/status2.out")"
