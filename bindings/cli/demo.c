@@ -30,9 +30,8 @@ struct demo_options {
 	size_t ram;
 	const char *workload;
 	const char *transport;
-	const char *uri;     /* send: where the receiver listens */
-	const char *listen;  /* recv: where to listen */
-	const char *control; /* send/recv: --control PATH, for `rmig recover` */
+	const char *uri;    /* send: where the receiver listens */
+	const char *listen; /* recv: where to listen */
 	struct cli_migration
 		mig; /* method, policy, limits, --json: shared with the other commands */
 	double write_rate;
@@ -78,12 +77,7 @@ static void demo_usage(const char *command)
 		"  --seed N              workload seed\n"
 		"  --json                print the report as JSON on stdout\n"
 		"send and recv (demo makes a random key of its own):\n" CLI_CREDENTIALS_USAGE
-			CLI_TLS_USAGE
-		"  --recovery-window SECS  post-copy family: after the resume, how long to wait for\n"
-		"                        a new connection once the peer is lost before the VM is\n"
-		"                        lost (default 600; see docs/reliability.md)\n"
-		"  --control PATH        a unix socket that `rmig recover` talks to (point a\n"
-		"                        recovering migration at a new path, or cancel it)\n",
+			CLI_TLS_USAGE CLI_RECOVERY_USAGE,
 		command);
 }
 
@@ -102,8 +96,6 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		O_KEY_FILE,
 		O_INSECURE,
 		O_PEER_TIMEOUT,
-		O_RECOVERY_WINDOW,
-		O_CONTROL,
 	};
 	static const struct option own[] = {
 		{"ram", required_argument, NULL, O_RAM},
@@ -118,13 +110,11 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 		{"key-file", required_argument, NULL, O_KEY_FILE},
 		{"insecure", no_argument, NULL, O_INSECURE},
 		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
-		{"recovery-window", required_argument, NULL, O_RECOVERY_WINDOW},
-		{"control", required_argument, NULL, O_CONTROL},
 		{NULL, 0, NULL, 0},
 	};
 	/* demo runs both ends here: no peer to wait for. */
 	const uint32_t take = CLI_TAKE_TUNING | CLI_TAKE_JSON | CLI_TAKE_HELP | CLI_TAKE_TLS |
-			      (strcmp(argv[0], "demo") ? CLI_TAKE_TIMEOUT : 0);
+			      (strcmp(argv[0], "demo") ? CLI_TAKE_TIMEOUT | CLI_TAKE_RECOVERY : 0);
 	struct option longopts[CLI_OPTIONS_MAX];
 	uint64_t value;
 	int c, ret;
@@ -192,13 +182,6 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 			if (cli_peer_timeout_parse(argv[0], optarg, &o->cred))
 				return -EINVAL;
 			break;
-		case O_RECOVERY_WINDOW:
-			if (cli_recovery_window_parse(argv[0], optarg, &o->cred))
-				return -EINVAL;
-			break;
-		case O_CONTROL:
-			o->control = optarg;
-			break;
 		default:
 			ret = cli_migration_option(argv[0], c, optarg, &o->mig);
 			if (ret < 0)
@@ -220,6 +203,8 @@ static int demo_parse(int argc, char **argv, struct demo_options *o)
 	}
 	if (cli_tls_check(argv[0], &o->mig.tls))
 		return -EINVAL;
+	/* Applied with the credentials (cli_credentials_apply). */
+	o->cred.recovery_window_ms = o->mig.recovery_window_ms;
 	return 0;
 }
 
@@ -735,8 +720,8 @@ int rmig_cli_send(int argc, char **argv)
 		fprintf(stderr, "rmig send: migrating %s guest (%s) to %s\n",
 			cli_format_bytes(o.ram, size, sizeof(size)), o.workload, o.uri);
 	ret = rmig_session_connect(src, o.uri);
-	if (!ret && o.control)
-		ret = cli_control_start("send", o.control, src, &control);
+	if (!ret && o.mig.control)
+		ret = cli_control_start("send", o.mig.control, src, &control);
 	if (!ret)
 		ret = rmig_session_run(src);
 	cli_control_stop(control);
@@ -788,7 +773,7 @@ int rmig_cli_recv(int argc, char **argv)
 		fprintf(stderr, "rmig recv: %s\n", rmig_last_error(dst));
 		goto out_session;
 	}
-	if (o.control && cli_control_start("recv", o.control, dst, &control)) {
+	if (o.mig.control && cli_control_start("recv", o.mig.control, dst, &control)) {
 		ret = -EINVAL;
 		goto out_session;
 	}

@@ -38,6 +38,8 @@ static const struct {
 	{{"tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT}, CLI_TAKE_TLS},
 	{{"tls-key", required_argument, NULL, CLI_OPT_TLS_KEY}, CLI_TAKE_TLS},
 	{{"tls-peer-name", required_argument, NULL, CLI_OPT_TLS_PEER_NAME}, CLI_TAKE_TLS},
+	{{"recovery-window", required_argument, NULL, CLI_OPT_RECOVERY_WINDOW}, CLI_TAKE_RECOVERY},
+	{{"control", required_argument, NULL, CLI_OPT_CONTROL}, CLI_TAKE_RECOVERY},
 };
 
 /* A shared option's outcome: 1 when its value parsed, else the parser's -errno. */
@@ -164,6 +166,22 @@ int cli_migration_option(const char *command, int id, const char *arg, struct cl
 	case CLI_OPT_TLS_KEY:
 	case CLI_OPT_TLS_PEER_NAME:
 		return cli_handled(cli_tls_option(command, id - CLI_OPT_TLS, arg, &m->tls));
+	case CLI_OPT_RECOVERY_WINDOW: {
+		struct cli_credentials c = {0};
+		int ret = cli_recovery_window_parse(command, arg, &c);
+
+		if (!ret)
+			m->recovery_window_ms = c.recovery_window_ms;
+		return cli_handled(ret);
+	}
+	case CLI_OPT_CONTROL:
+		if (!*arg) {
+			fprintf(stderr, "rmig %s: --control: a path for the unix socket\n",
+				command);
+			return -EINVAL;
+		}
+		m->control = arg;
+		return 1;
 	default:
 		return 0;
 	}

@@ -36,6 +36,8 @@ enum cli_option_id {
 	CLI_OPT_TLS_CERT,
 	CLI_OPT_TLS_KEY,
 	CLI_OPT_TLS_PEER_NAME,
+	CLI_OPT_RECOVERY_WINDOW,
+	CLI_OPT_CONTROL,
 };
 
 /* Which shared options a command takes. */
@@ -53,6 +55,9 @@ enum cli_option_id {
 #define CLI_TAKE_HELP (1u << 11)      /* --help */
 /* --tls, --tls-creds, --tls-ca, --tls-cert, --tls-key, --tls-peer-name (credentials.h) */
 #define CLI_TAKE_TLS (1u << 12)
+/* --recovery-window SECS, --control PATH: commands whose sessions may run the post-copy family
+ * (post-copy recovery, docs/reliability.md) */
+#define CLI_TAKE_RECOVERY (1u << 13)
 /* What a source-side migration command takes. */
 #define CLI_TAKE_TUNING                                                                \
 	(CLI_TAKE_METHOD | CLI_TAKE_POLICY | CLI_TAKE_DOWNTIME | CLI_TAKE_MAX_ROUNDS | \
@@ -77,7 +82,17 @@ struct cli_migration {
 	int json;
 	int help; /* --help was given: print the usage, exit 0 */
 	struct cli_tls tls;
+	uint32_t recovery_window_ms; /* --recovery-window; 0: the library's default (600 s) */
+	const char *control;	     /* --control PATH (argv's), for `rmig recover`; NULL: none */
 };
+
+/* Usage lines for CLI_TAKE_RECOVERY, for each subcommand's help. */
+#define CLI_RECOVERY_USAGE                                                                     \
+	"  --recovery-window SECS  post-copy family: after the resume, how long to wait for\n" \
+	"                        a new connection once the peer is lost before the VM is\n"    \
+	"                        lost (default 600; see docs/reliability.md)\n"                \
+	"  --control PATH        a unix socket that `rmig recover` talks to (point a\n"        \
+	"                        recovering migration at a new path, or cancel it)\n"
 
 void cli_migration_defaults(struct cli_migration *m);
 

@@ -15,30 +15,8 @@
 # Every wait is on a line the other process writes (through a FIFO) or on its exit.
 set -eu
 rmig=$1
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null || :; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 # Both ends authenticate with a key both read from RMIG_KEY_FILE.
-head -c 32 /dev/urandom >"$tmp/key"
-export RMIG_KEY_FILE="$tmp/key"
-
-# wait_line FD TEXT: read lines from FD until one contains TEXT (1 at end of file).
-wait_line() {
-	while IFS= read -r line <&"$1"; do
-		case "$line" in *"$2"*) return 0 ;; esac
-	done
-	return 1
-}
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$tmp"/*.out; do echo "== $f" >&2; cat "$f" >&2; done
-	exit 1
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # start_pair NAME RECV_ARGS -- SEND_ARGS: rmig recv (stderr on fd 4), then rmig send to it
 # (stderr on fd 5); sets rpid and spid.
@@ -46,25 +24,19 @@ start_pair() {
 	name=$1
 	recv_args=$2
 	send_args=$3
-	rm -f "$tmp/recv.err" "$tmp/send.err"
-	mkfifo "$tmp/recv.err" "$tmp/send.err"
-	RMIG_LOG=info "$rmig" recv --listen tcp://127.0.0.1:0 --ram 32M $recv_args \
-		>"$tmp/$name-recv.out" 2>"$tmp/recv.err" &
-	rpid=$!
-	pids="$pids $rpid"
-	exec 4<"$tmp/recv.err"
-	wait_line 4 "waiting for rmig send on " || fail "$name: rmig recv did not listen"
-	uri=$(printf '%s\n' "$line" | sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p')
+	cli_recv_start "$name" 4 --ram 32M $recv_args
+	rm -f "$tmp/send.err"
+	mkfifo "$tmp/send.err"
 	"$rmig" send --uri "$uri" --ram 32M $send_args >"$tmp/$name-send.out" 2>"$tmp/send.err" &
 	spid=$!
-	pids="$pids $spid"
+	cli_track "$spid"
 	exec 5<"$tmp/send.err"
 }
 
 # drain: keep reading both stderr FIFOs so that neither process blocks on them.
 drain() {
-	cat <&4 >/dev/null &
-	cat <&5 >/dev/null &
+	cli_drain 4
+	cli_drain 5
 }
 
 # 1. Post-copy; the source host dies after the destination resumed.

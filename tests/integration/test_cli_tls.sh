@@ -10,42 +10,14 @@
 set -eu
 rmig=$1
 tls_creds=$2
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null || :; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-head -c 32 /dev/urandom >"$tmp/key"
-export RMIG_KEY_FILE="$tmp/key"
+. "$(dirname "$0")/cli_lib.sh"
 sh "$tls_creds" "$tmp/creds" localhost 127.0.0.1 2>/dev/null
 
-wait_line() {
-	while IFS= read -r line <&"$1"; do
-		case "$line" in *"$2"*) return 0 ;; esac
-	done
-	return 1
-}
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$tmp"/*.out "$tmp"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; cat "$f" >&2; }; done
-	exit 1
-}
-
-# start_recv NAME ARGS: rmig recv in the background (stderr through a FIFO on fd 4); sets rpid
-# and uri once it listens.
+# start_recv NAME ARGS: rmig recv in the background once it listens (rpid, uri), its stderr
+# kept in $tmp/NAME-recv.log.
 start_recv() {
-	rm -f "$tmp/recv.err"
-	mkfifo "$tmp/recv.err"
-	"$rmig" recv --listen tcp://127.0.0.1:0 --ram 16M $2 >"$tmp/$1-recv.out" 2>"$tmp/recv.err" &
-	rpid=$!
-	pids="$pids $rpid"
-	exec 4<"$tmp/recv.err"
-	wait_line 4 "waiting for rmig send on " || fail "$1: rmig recv did not listen"
-	uri=$(printf '%s\n' "$line" | sed -n 's/.*waiting for rmig send on \([^ ]*\).*/\1/p')
-	(cat <&4 >"$tmp/$1-recv.log") &
+	cli_recv_start "$1" 4 --ram 16M $2
+	cli_drain 4 "$tmp/$1-recv.log"
 }
 
 # 1. The default with a key: TLS psk.

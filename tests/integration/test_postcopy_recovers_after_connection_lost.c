@@ -48,6 +48,13 @@ struct recovery_test {
 	atomic_int recovered_events;
 	atomic_int cut;
 	atomic_ullong reader_pages;
+	/* Signalled whenever the guest on the destination read a page after the resume (every
+	 * page comes with the tail: post-copy sends nothing before it) and when the migration
+	 * ended: what the cutter waits on. */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	int page_read;
+	int ended;
 	char new_uri[64];
 	char recovered_over[TRANSPORT_URI_MAX]; /* the source's peer once recovered */
 };
@@ -61,11 +68,12 @@ static uint32_t status_of(rmig_session_t *s, struct rmig_stats *st)
 	return st->status;
 }
 
-static void tick(void)
+static void signal_change(struct recovery_test *t, int *flag)
 {
-	struct timespec ts = {.tv_nsec = 1000000};
-
-	nanosleep(&ts, NULL);
+	pthread_mutex_lock(&t->lock);
+	*flag = 1;
+	pthread_cond_broadcast(&t->changed);
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* The migration's tcp connections are the only connected sockets of this process. */
@@ -121,6 +129,7 @@ static void *reader_main(void *arg)
 	for (size_t p = harness_pages(h); p-- > 0;) {
 		sink ^= h->dst_ram[p * HARNESS_PAGE + 8];
 		atomic_fetch_add(&t->reader_pages, 1);
+		signal_change(t, &t->page_read);
 	}
 	(void)sink;
 	return NULL;
@@ -141,6 +150,8 @@ static void on_dst_resume(struct harness *h)
 
 static void on_progress(struct harness *h, uint32_t event, const struct rmig_stats *st)
 {
+	if (event == RMIG_EVENT_DONE)
+		signal_change(current, &current->ended);
 	if (event == RMIG_EVENT_RECOVERING) {
 		assert_int_equal(st->status, RMIG_STATUS_RECOVERING);
 		atomic_fetch_add(&current->recovering_events, 1);
@@ -154,19 +165,27 @@ static void on_progress(struct harness *h, uint32_t event, const struct rmig_sta
 	}
 }
 
-/* Once the tail runs and some pages arrived (not all), cut the connection. */
+/* Once the tail runs and some pages arrived (not all), cut the connection: woken by each page
+ * the destination's guest reads after the resume, or by the end of the migration (then it is
+ * too late). The deadline only bounds a failing run. */
 static void *cutter_main(void *arg)
 {
 	struct recovery_test *t = arg;
 	struct harness *h = t->h;
-	time_t deadline = time(NULL) + 120;
+	struct timespec deadline;
 	struct rmig_stats st;
 
-	while (time(NULL) < deadline) {
-		if (status_of(h->dst, &st) == RMIG_STATUS_POSTCOPY && st.postcopy_pages > 0)
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 120;
+	pthread_mutex_lock(&t->lock);
+	while (!t->ended) {
+		if (t->page_read && status_of(h->dst, &st) == RMIG_STATUS_POSTCOPY)
 			break;
-		tick();
+		t->page_read = 0;
+		if (pthread_cond_timedwait(&t->changed, &t->lock, &deadline))
+			break;
 	}
+	pthread_mutex_unlock(&t->lock);
 	if (status_of(h->dst, &st) != RMIG_STATUS_POSTCOPY ||
 	    st.postcopy_pages * HARNESS_PAGE >= RAM)
 		return NULL; /* too late: the test fails on cut == 0 */
@@ -192,6 +211,8 @@ static void migrate_and_cut(int new_path, int cut_at_resume)
 	struct recovery_test t = {.new_path = new_path, .cut_at_resume = cut_at_resume};
 	struct harness h;
 
+	pthread_mutex_init(&t.lock, NULL);
+	pthread_cond_init(&t.changed, NULL);
 	harness_init(&h, harness_transport, RAM, 5);
 	t.h = &h;
 	current = &t;
@@ -233,6 +254,8 @@ static void migrate_and_cut(int new_path, int cut_at_resume)
 	else
 		assert_string_equal(t.recovered_over, h.src->peer_uri);
 	harness_fini(&h);
+	pthread_cond_destroy(&t.changed);
+	pthread_mutex_destroy(&t.lock);
 }
 
 static void test_postcopy_recovers_on_the_same_path_after_connection_cut(void **state)
