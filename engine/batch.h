@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/session.h"
+#include "engine/region.h"
 #include "transport/transport.h"
 
 /* A run carries at most this much data; longer dirty stretches become several runs. */

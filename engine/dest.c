@@ -14,12 +14,14 @@
 #include <xxhash.h>
 
 #include "engine/bitmap.h"
+#include "engine/dest.h"
 #include "engine/heartbeat.h"
 #include "engine/page_hash.h"
 #include "engine/postcopy.h"
 #include "engine/postcopy_recover.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
+#include "engine/verify.h"
 #include "transport/log.h"
 
 #define SOURCE_LABEL "rmig-source"

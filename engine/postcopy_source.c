@@ -14,6 +14,7 @@
 #include "engine/postcopy_recover.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
+#include "engine/source.h"
 #include "transport/log.h"
 
 /* POSTCOPY_READY: the destination's staging regions, one per region; batches of the tail

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/region.h"
 #include "rmig.h"
 #include "transport/transport.h"
 
@@ -23,59 +24,10 @@
 #define SESSION_STREAMS_MAX 64u
 #define SESSION_PROGRESS_INTERVAL_US 100000u
 
-struct dirty_source;
 struct batch_pipeline;
-struct predict;
 struct postcopy_dest;
 struct postcopy_pull_probe;
 struct postcopy_recovery;
-
-/* What only a source keeps of a region (r->src). */
-struct session_region_source {
-	/* pages to send in the current round; after the verification, mismatches */
-	uint64_t *dirty;
-	/* how many times each page crossed (saturating); later methods read it */
-	uint8_t *send_count;
-	struct dirty_source *tracker;
-	/* enum rmig_dirty_source tracking this region once started (kept after the tracker
-	 * goes), RMIG_DIRTY_AUTO before */
-	uint32_t dirty_kind;
-	/* post-copy tail: batches name the destination's staging region staging_id instead of
-	 * id */
-	int to_staging;
-	uint32_t staging_id;
-	/* predict and TSMC: pages written since they were sent, not yet planned */
-	uint64_t *pending;
-	uint64_t *held;	 /* predict: held back to the final round */
-	uint64_t *fresh; /* one sample of the dirty log (scratch) */
-	struct predict *predict;
-};
-
-/* What only a destination keeps of a region (r->dst). */
-struct session_region_dest {
-	/* pages whose data (or zero marker) landed at least once */
-	uint64_t *arrived;
-	/* per page, the hash of what its last batch left there, taken when that batch
-	 * committed; valid where `hashed` is set. Before the resume only rmig writes the guest
-	 * RAM here, and each write is a batch whose commit rehashes its pages, so these stay the
-	 * pages' current hashes and verification need not reread all RAM. */
-	uint64_t *hashes;
-	uint64_t *hashed;
-};
-
-struct session_region {
-	uint32_t id;
-	void *addr;
-	size_t length;
-	size_t page_size;
-	unsigned page_shift;
-	size_t npages;
-	/* source: pages to deliver after resume, not yet pushed; destination: pages announced
-	 * to come after resume */
-	uint64_t *postcopy;
-	struct session_region_source src; /* role RMIG_ROLE_SOURCE only */
-	struct session_region_dest dst;	  /* role RMIG_ROLE_DESTINATION only */
-};
 
 /* The engine's counters and state of a migration as it runs. Each field means what the field of
  * the same name in struct rmig_stats (rmig.h) says; that struct is filled from this one only at
@@ -365,29 +317,5 @@ void session_conn_drop(struct rmig_session *s);
 void session_transport_stats_add(struct transport_stats *sum, const struct transport_stats *more);
 void session_transport_options(struct rmig_session *s, const char *uri,
 			       struct transport_options *opts);
-
-int source_run(struct rmig_session *s);
-/* Called by source_send_pages() before each batch is built: 0 to go on, 1 to end the round
- * early (the pages still marked stay marked), -errno to fail. */
-typedef int (*source_batch_hook_fn)(struct rmig_session *s, void *arg);
-/* Source (sender.c): send every page marked in the regions' dirty bitmaps (clearing them) and wait until
- * the transport has taken all of it. hook may be NULL. Returns 0, 1 when the hook ended the
- * round early, or -errno. */
-int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
-		      source_batch_hook_fn hook, void *hook_arg);
-int dest_run(struct rmig_session *s);
-/* Source, VM paused: compare every page with the destination's hash, resend mismatches until
- * they match. Counts pages verified and mismatched in the stats. */
-int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline);
-/* Source: what verify_source_run() will cost with the VM paused, microseconds: hashing every
- * page whose tracker keeps no hashes of its own, at a rate timed on a sample of guest RAM
- * (once per session). 0 when verification is off. */
-uint64_t verify_source_cost_us(struct rmig_session *s);
-/* Source, VM paused, post-copy family: compare the pages the destination holds and will keep
- * (not in the regions' postcopy bitmaps) with its hashes; a page that differs is not resent but
- * added to the postcopy bitmap, to be delivered after resume like the others. */
-int verify_source_postcopy(struct rmig_session *s);
-/* Destination: answer one VERIFY_REQ. */
-int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len);
 
 #endif /* RMIG_ENGINE_SESSION_H */

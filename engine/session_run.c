@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/bitmap.h"
+#include "engine/dest.h"
 #include "engine/dirty.h"
 #include "engine/heartbeat.h"
 #include "engine/postcopy.h"
@@ -18,6 +19,7 @@
 #include "engine/protocol.h"
 #include "engine/postcopy_recover.h"
 #include "engine/session.h"
+#include "engine/source.h"
 #include "transport/log.h"
 
 void session_destroy(struct rmig_session *s)

@@ -42,8 +42,22 @@ struct source_sched {
 	source_probe_done_fn probe_done; /* with probe */
 };
 
-/* ---- sender.c (source_send_pages() itself: session.h) ---- */
+/* ---- source.c ---- */
 
+/* Run the source's side of the session on the calling thread: 0 once the destination resumed
+ * the VM and took every page, -errno (a failure before the resume leaves the VM running here). */
+int source_run(struct rmig_session *s);
+
+/* ---- sender.c ---- */
+
+/* Called by source_send_pages() before each batch is built: 0 to go on, 1 to end the round
+ * early (the pages still marked stay marked), -errno to fail. */
+typedef int (*source_batch_hook_fn)(struct rmig_session *s, void *arg);
+/* Send every page marked in the regions' dirty bitmaps (clearing them) and wait until the
+ * transport has taken all of it. hook may be NULL. Returns 0, 1 when the hook ended the round
+ * early, or -errno. */
+int source_send_pages(struct rmig_session *s, struct batch_pipeline *pipeline,
+		      source_batch_hook_fn hook, void *hook_arg);
 uint64_t source_count(const uint64_t *bm, const struct session_region *r);
 /* What the pages not yet delivered will cost to send: marked for this round, pending, held
  * back, or to come after resume. */

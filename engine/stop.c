@@ -15,6 +15,7 @@
 #include "engine/policy.h"
 #include "engine/session.h"
 #include "engine/source.h"
+#include "engine/verify.h"
 
 /* What the pause will cost besides the pages and the device state: one more pass over the
  * dirty log (a hash tracker rereads all RAM, however little is dirty), and the verification's

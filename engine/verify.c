@@ -22,6 +22,8 @@
 #include "engine/page_hash.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
+#include "engine/source.h"
+#include "engine/verify.h"
 #include "transport/log.h"
 
 /* Passes after the first before a page that keeps differing fails the migration. */

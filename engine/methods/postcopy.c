@@ -11,6 +11,7 @@
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "engine/source.h"
+#include "engine/verify.h"
 #include "transport/transport.h"
 
 /* Nothing moves while the VM runs here: every page comes after resume. */

@@ -12,6 +12,7 @@
 #include "engine/protocol.h"
 #include "engine/session.h"
 #include "engine/source.h"
+#include "engine/verify.h"
 #include "transport/log.h"
 #include "transport/transport.h"
 

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* engine/region.h - one guest RAM region as the engine keeps it: where it is, its page size, and
+ * the per-page state each role keeps of it (r->src on a source, r->dst on a destination). The
+ * batch builder and the methods read regions without the rest of the session (session.h). */
+#ifndef RMIG_ENGINE_REGION_H
+#define RMIG_ENGINE_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dirty_source;
+struct predict;
+
+/* What only a source keeps of a region (r->src). */
+struct session_region_source {
+	/* pages to send in the current round; after the verification, mismatches */
+	uint64_t *dirty;
+	/* how many times each page crossed (saturating); later methods read it */
+	uint8_t *send_count;
+	struct dirty_source *tracker;
+	/* enum rmig_dirty_source tracking this region once started (kept after the tracker
+	 * goes), RMIG_DIRTY_AUTO before */
+	uint32_t dirty_kind;
+	/* post-copy tail: batches name the destination's staging region staging_id instead of
+	 * id */
+	int to_staging;
+	uint32_t staging_id;
+	/* predict and TSMC: pages written since they were sent, not yet planned */
+	uint64_t *pending;
+	uint64_t *held;	 /* predict: held back to the final round */
+	uint64_t *fresh; /* one sample of the dirty log (scratch) */
+	struct predict *predict;
+};
+
+/* What only a destination keeps of a region (r->dst). */
+struct session_region_dest {
+	/* pages whose data (or zero marker) landed at least once */
+	uint64_t *arrived;
+	/* per page, the hash of what its last batch left there, taken when that batch
+	 * committed; valid where `hashed` is set. Before the resume only rmig writes the guest
+	 * RAM here, and each write is a batch whose commit rehashes its pages, so these stay the
+	 * pages' current hashes and verification need not reread all RAM. */
+	uint64_t *hashes;
+	uint64_t *hashed;
+};
+
+struct session_region {
+	uint32_t id;
+	void *addr;
+	size_t length;
+	size_t page_size;
+	unsigned page_shift;
+	size_t npages;
+	/* source: pages to deliver after resume, not yet pushed; destination: pages announced
+	 * to come after resume */
+	uint64_t *postcopy;
+	struct session_region_source src; /* role RMIG_ROLE_SOURCE only */
+	struct session_region_dest dst;	  /* role RMIG_ROLE_DESTINATION only */
+};
+
+#endif /* RMIG_ENGINE_REGION_H */

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* engine/verify.h - verification of the destination's pages against the source's (verify.c),
+ * with the VM paused: the source's comparisons and resends, the destination's answers. */
+#ifndef RMIG_ENGINE_VERIFY_H
+#define RMIG_ENGINE_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rmig_session;
+struct batch_pipeline;
+
+/* Source, VM paused: compare every page with the destination's hash, resend mismatches until
+ * they match. Counts pages verified and mismatched in the stats. */
+int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline);
+/* Source: what verify_source_run() will cost with the VM paused, microseconds: hashing every
+ * page whose tracker keeps no hashes of its own, at a rate timed on a sample of guest RAM
+ * (once per session). 0 when verification is off. */
+uint64_t verify_source_cost_us(struct rmig_session *s);
+/* Source, VM paused, post-copy family: compare the pages the destination holds and will keep
+ * (not in the regions' postcopy bitmaps) with its hashes; a page that differs is not resent but
+ * added to the postcopy bitmap, to be delivered after resume like the others. */
+int verify_source_postcopy(struct rmig_session *s);
+/* Destination: answer one VERIFY_REQ. */
+int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len);
+
+#endif /* RMIG_ENGINE_VERIFY_H */
