@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bindings/cli/options.h"
 #include "transport/log.h"
 #include "transport/memory.h"
 #include "transport/transport.h"
@@ -680,40 +681,10 @@ err_free:
 
 /* ---- options ---- */
 
+/* A size as every rmig command takes it (cli_parse_size(): 4K, 64M, 1GiB); 0 is no size. */
 static int bw_parse_size(const char *text, uint64_t *value_p)
 {
-	char *end;
-	unsigned long long v = strtoull(text, &end, 10);
-	unsigned shift = 0;
-
-	if (end == text)
-		return -EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	case '\0':
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (shift && *++end == 'i')
-		end++;
-	if (shift && (*end == 'B' || *end == 'b'))
-		end++;
-	if (*end || v == 0 || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*value_p = (uint64_t)v << shift;
-	return 0;
+	return cli_parse_size(text, value_p) || *value_p == 0 ? -EINVAL : 0;
 }
 
 static int bw_parse_sizes(char *list, struct bw_options *o)
