@@ -273,6 +273,12 @@ void harness_sessions(struct harness *h)
 		h->peer_timeout_ms = HARNESS_PEER_TIMEOUT_MS;
 	assert_int_equal(rmig_session_set_peer_timeout(h->src, h->peer_timeout_ms), 0);
 	assert_int_equal(rmig_session_set_peer_timeout(h->dst, h->peer_timeout_ms), 0);
+	if (h->recovery_window_ms) {
+		assert_int_equal(rmig_session_set_recovery_window(h->src, h->recovery_window_ms),
+				 0);
+		assert_int_equal(rmig_session_set_recovery_window(h->dst, h->recovery_window_ms),
+				 0);
+	}
 	if (h->src_tls.struct_size)
 		assert_int_equal(rmig_session_set_tls(h->src, &h->src_tls), 0);
 	if (h->dst_tls.struct_size)

@@ -69,7 +69,8 @@ struct harness {
 	int src_ret;
 	int dst_ret;
 	void *user;
-	uint32_t peer_timeout_ms; /* both sessions; 0: HARNESS_PEER_TIMEOUT_MS */
+	uint32_t peer_timeout_ms;    /* both sessions; 0: HARNESS_PEER_TIMEOUT_MS */
+	uint32_t recovery_window_ms; /* both sessions; 0: the library's default */
 	/* rmig_session_set_tls() on each session when struct_size != 0 */
 	struct rmig_tls src_tls;
 	struct rmig_tls dst_tls;
