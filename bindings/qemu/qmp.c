@@ -304,7 +304,8 @@ int qmp_execute(struct qmp *q, const char *command, json_t *arguments, json_t **
 	return ret;
 }
 
-int qmp_poll(struct qmp *q)
+/* Queue what QEMU sent, the first message waited for up to wait_ms (0: none). */
+static int qmp_poll_wait(struct qmp *q, int wait_ms)
 {
 	int ret;
 
@@ -312,7 +313,8 @@ int qmp_poll(struct qmp *q)
 	for (;;) {
 		json_t *msg;
 
-		ret = qmp_read_message(q, 0, &msg);
+		ret = qmp_read_message(q, wait_ms, &msg);
+		wait_ms = 0;
 		if (ret <= 0)
 			break;
 		if (!qmp_is_event(msg)) {
@@ -326,6 +328,16 @@ int qmp_poll(struct qmp *q)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return ret;
+}
+
+int qmp_poll(struct qmp *q)
+{
+	return qmp_poll_wait(q, 0);
+}
+
+int qmp_wait(struct qmp *q, int timeout_ms)
+{
+	return qmp_poll_wait(q, timeout_ms > 0 ? timeout_ms : 1);
 }
 
 int qmp_event_pop(struct qmp *q, json_t **event_p)

@@ -56,6 +56,15 @@ int qmp_execute(struct qmp *q, const char *command, json_t *arguments, json_t **
 int qmp_poll(struct qmp *q);
 
 /**
+ * qmp_wait() - qmp_poll(), having waited up to timeout_ms for QEMU to send something.
+ * @q: an open connection.
+ * @timeout_ms: longest wait for the first message, > 0.
+ *
+ * Return: as qmp_poll(), and -ETIMEDOUT when nothing came within timeout_ms.
+ */
+int qmp_wait(struct qmp *q, int timeout_ms);
+
+/**
  * qmp_event_pop() - the oldest queued event.
  * @q: an open connection.
  * @event_p: set to the event object ("event", "data", "timestamp"; a new reference).

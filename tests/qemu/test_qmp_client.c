@@ -3,6 +3,7 @@
  * (`-machine none`, no guest: it starts in a fraction of a second) and against peers that break
  * the protocol in one way each. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,24 +45,56 @@ static int qemu_available(void)
 	return system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0;
 }
 
+/* QEMU serves QMP on a socket bound here and put to listen by the child just before it becomes
+ * QEMU (so SO_PEERCRED names QEMU's pid); the exec closing a close-on-exec pipe tells this
+ * process the socket listens: a client connects at once and its greeting comes when QEMU is up,
+ * with no wait for a socket file. */
 static void qemu_proc_start(struct qemu_proc *q)
 {
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd, ready[2], err = 0;
 	char arg[160];
-	struct stat st;
 
 	test_path(q->socket, sizeof(q->socket), "qemu.qmp");
 	unlink(q->socket);
-	snprintf(arg, sizeof(arg), "unix:%s,server=on,wait=off", q->socket);
+	memcpy(addr.sun_path, q->socket, strlen(q->socket) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	snprintf(arg, sizeof(arg), "socket,id=qmp,fd=%d,server=on,wait=off", fd);
 	q->pid = fork();
 	assert_true(q->pid >= 0);
 	if (q->pid == 0) {
-		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-machine", "none",
-		       "-nodefaults", "-display", "none", "-qmp", arg, (char *)NULL);
+		close(ready[0]);
+		/* A test that fails before it stops its QEMU must not leave it holding ctest's
+		 * output open. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!listen(fd, 4))
+			execlp("qemu-system-x86_64", "qemu-system-x86_64", "-machine", "none",
+			       "-nodefaults", "-display", "none", "-chardev", arg, "-mon",
+			       "chardev=qmp,mode=control", (char *)NULL);
+		err = errno;
+		if (write(ready[1], &err, sizeof(err)) < 0)
+			_exit(126);
 		_exit(127);
 	}
-	for (int i = 0; i < 200 && stat(q->socket, &st); i++)
-		usleep(20000);
-	assert_int_equal(stat(q->socket, &st), 0);
+	close(ready[1]);
+	close(fd);
+	/* 0 bytes: the exec happened; an errno: it did not. */
+	assert_int_equal(read(ready[0], &err, sizeof(err)), 0);
+	close(ready[0]);
+}
+
+/* The QMP connection to the QEMU of q; a failure names what qmp_open() said. */
+static struct qmp *qemu_proc_open(struct qemu_proc *q, char error[QMP_ERROR_MAX])
+{
+	struct qmp *qmp = NULL;
+	int ret = qmp_open(q->socket, "test QEMU", QMP_TEST_TIMEOUT_MS, &qmp, error);
+
+	if (ret)
+		fail_msg("qmp_open: %d (%s): %s", ret, strerror(-ret), error);
+	return qmp;
 }
 
 static void qemu_proc_stop(struct qemu_proc *q)
@@ -84,7 +118,7 @@ static void test_qmp_greeting_and_command_with_real_qemu(void **state)
 	if (!qemu_available())
 		skip();
 	qemu_proc_start(&qemu);
-	assert_int_equal(qmp_open(qemu.socket, "test QEMU", QMP_TEST_TIMEOUT_MS, &q, error), 0);
+	q = qemu_proc_open(&qemu, error);
 	assert_int_equal(sscanf(qmp_qemu_version(q), "%u.%u.%u", &major, &minor, &micro), 3);
 	assert_true(major >= 4);
 	assert_int_equal(qmp_peer_pid(q), qemu.pid);
@@ -107,7 +141,7 @@ static void test_qmp_error_reply_carries_class_and_description(void **state)
 	if (!qemu_available())
 		skip();
 	qemu_proc_start(&qemu);
-	assert_int_equal(qmp_open(qemu.socket, "test QEMU", QMP_TEST_TIMEOUT_MS, &q, error), 0);
+	q = qemu_proc_open(&qemu, error);
 	assert_int_equal(qmp_execute(q, "no-such-command", NULL, &reply), -EREMOTEIO);
 	assert_null(reply);
 	assert_string_equal(qmp_error_class(q), "CommandNotFound");
@@ -118,6 +152,16 @@ static void test_qmp_error_reply_carries_class_and_description(void **state)
 	assert_string_equal(qmp_error_class(q), "");
 	qmp_close(q);
 	qemu_proc_stop(&qemu);
+}
+
+/* The oldest queued event, waiting for QEMU to send one when none is queued. */
+static json_t *next_event(struct qmp *q)
+{
+	json_t *event;
+
+	while (!qmp_event_pop(q, &event))
+		assert_int_equal(qmp_wait(q, QMP_TEST_TIMEOUT_MS), 0);
+	return event;
 }
 
 static void test_qmp_events_are_queued_in_order(void **state)
@@ -132,20 +176,16 @@ static void test_qmp_events_are_queued_in_order(void **state)
 	if (!qemu_available())
 		skip();
 	qemu_proc_start(&qemu);
-	assert_int_equal(qmp_open(qemu.socket, "test QEMU", QMP_TEST_TIMEOUT_MS, &q, error), 0);
+	q = qemu_proc_open(&qemu, error);
 	assert_int_equal(qmp_event_pop(q, &event), 0);
 	assert_int_equal(qmp_execute(q, "stop", NULL, NULL), 0);
 	assert_int_equal(qmp_execute(q, "cont", NULL, NULL), 0);
-	/* Events may trail their command's reply. */
-	for (int i = 0; i < 50; i++) {
-		assert_int_equal(qmp_poll(q), 0);
-		usleep(10000);
-	}
-	assert_int_equal(qmp_event_pop(q, &event), 1);
+	/* Events may trail their command's reply: wait for QEMU to send them. */
+	event = next_event(q);
 	assert_string_equal(json_string_value(json_object_get(event, "event")), "STOP");
 	stop_us = qmp_event_timestamp_us(event);
 	json_decref(event);
-	assert_int_equal(qmp_event_pop(q, &event), 1);
+	event = next_event(q);
 	assert_string_equal(json_string_value(json_object_get(event, "event")), "RESUME");
 	resume_us = qmp_event_timestamp_us(event);
 	json_decref(event);
@@ -167,7 +207,7 @@ static void test_qmp_qemu_exit_reports_connection_reset(void **state)
 	if (!qemu_available())
 		skip();
 	qemu_proc_start(&qemu);
-	assert_int_equal(qmp_open(qemu.socket, "test QEMU", QMP_TEST_TIMEOUT_MS, &q, error), 0);
+	q = qemu_proc_open(&qemu, error);
 	kill(qemu.pid, SIGKILL);
 	waitpid(qemu.pid, NULL, 0);
 	qemu.pid = 0;
