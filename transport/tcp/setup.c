@@ -168,12 +168,12 @@ static int tcp_hello_header_check(const unsigned char *raw, int keyed, int tls, 
 		snprintf(why, why_len,
 			 "hello: %s without the key proof this side asks for (it holds a key and "
 			 "runs without TLS): the peer has no key, or runs an rmig whose hello has "
-			 "none; the key and --tls must be the same on both sides",
+			 "none; --tls must match on both sides, and the key",
 			 peer);
 	else if (hdr.length == tcp_hello_payload_len(1))
 		snprintf(why, why_len,
-			 "hello: %s with a key proof, and this side %s; the key and --tls must be "
-			 "the same on both sides",
+			 "hello: %s with a key proof, and this side %s; --tls must match on both "
+			 "sides, and the key",
 			 peer, tls ? "runs TLS, which proves the key instead" : "has no key");
 	else
 		snprintf(why, why_len, "header.length: hello of %u bytes, expected %u", hdr.length,
@@ -248,8 +248,8 @@ static int tcp_hello_prove(int fd, const uint8_t key[TCP_HELLO_KEY_LEN], uint32_
 	if (ret == -ECONNRESET) {
 		snprintf(why, why_len,
 			 "the listener closed the connection without answering our hello: it "
-			 "refused us (see its log: does it hold the same key, and run without "
-			 "TLS? the key and --tls must be the same on both sides)");
+			 "refused us (see its log: does it run TLS, or have no key? --tls must "
+			 "match on both sides, and the key)");
 		return ret;
 	}
 	if (ret) {
