@@ -120,6 +120,42 @@ int wire_hello_from_wire(const void *buf, size_t len, struct wire_hello *out, ch
 	return 0;
 }
 
+void wire_hello_key_to_wire(struct wire_hello_key *out, enum wire_hello_key_step step,
+			    const uint8_t *nonce, const uint8_t *mac)
+{
+	struct wire_hello_key key = {
+		.step = htole32((uint32_t)step),
+		.algorithm = htole32(WIRE_HELLO_KEY_HMAC_SHA256),
+	};
+
+	if (nonce)
+		memcpy(key.nonce, nonce, sizeof(key.nonce));
+	if (mac)
+		memcpy(key.mac, mac, sizeof(key.mac));
+	memcpy(out, &key, sizeof(key));
+}
+
+int wire_hello_key_from_wire(const void *buf, size_t len, struct wire_hello_key *out, char *why,
+			     size_t why_len)
+{
+	struct wire_hello_key key;
+
+	if (len != sizeof(key))
+		return wire_reject(why, why_len, "hello.key: %zu bytes, expected %zu", len,
+				   sizeof(key));
+	memcpy(&key, buf, sizeof(key));
+	key.step = le32toh(key.step);
+	key.algorithm = le32toh(key.algorithm);
+	if (key.algorithm != WIRE_HELLO_KEY_HMAC_SHA256)
+		return wire_reject(why, why_len,
+				   "hello.key.algorithm: %u, this side knows only %u (HMAC-SHA256)",
+				   key.algorithm, WIRE_HELLO_KEY_HMAC_SHA256);
+	if (key.step < WIRE_HELLO_KEY_CHALLENGE || key.step > WIRE_HELLO_KEY_PROOF)
+		return wire_reject(why, why_len, "hello.key.step: unknown step %u", key.step);
+	*out = key;
+	return 0;
+}
+
 int wire_commit_to_wire(void *buf, size_t buf_len, const struct wire_commit_host *commit,
 			const struct transport_run *runs)
 {

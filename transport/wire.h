@@ -48,6 +48,31 @@ struct wire_hello {
 	uint64_t session_tag; /* ties extra streams to their first connection */
 } __attribute__((packed));
 
+/* The key proof of a tcp hello: on a connection whose two sides hold a key and run without TLS
+ * (transport_options.psk set, TLS none), each stream's hello frame carries this after its
+ * struct wire_hello, and header.length says so (sizeof(struct wire_hello) alone, or with this
+ * appended): the listener knows at the header whether the peer offers the proof it asks for.
+ * Three hello frames per stream, each with the same struct wire_hello: the connecting side's
+ * CHALLENGE (its nonce), the listener's ANSWER (its nonce and its proof), the connecting side's
+ * PROOF. The proofs are HMAC-SHA256 over everything both sides said (tcp/setup.c), so neither
+ * can be replayed, reflected or made without the key; only a stream whose proof checked out
+ * leaves the listener. */
+enum wire_hello_key_step {
+	WIRE_HELLO_KEY_CHALLENGE = 1,
+	WIRE_HELLO_KEY_ANSWER = 2,
+	WIRE_HELLO_KEY_PROOF = 3,
+};
+#define WIRE_HELLO_KEY_HMAC_SHA256 1u /* the one algorithm so far */
+#define WIRE_HELLO_KEY_NONCE_LEN 32u
+#define WIRE_HELLO_KEY_MAC_LEN 32u
+
+struct wire_hello_key {
+	uint32_t step;				 /* enum wire_hello_key_step */
+	uint32_t algorithm;			 /* WIRE_HELLO_KEY_HMAC_SHA256 */
+	uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN]; /* CHALLENGE, ANSWER: the sender's; PROOF: zero */
+	uint8_t mac[WIRE_HELLO_KEY_MAC_LEN];	 /* ANSWER, PROOF: the sender's proof; else zero */
+} __attribute__((packed));
+
 struct wire_run {
 	uint32_t region_id;
 	uint32_t flags;
@@ -103,6 +128,7 @@ struct wire_credit {
 
 _Static_assert(sizeof(struct wire_hdr) == 16, "wire_hdr layout");
 _Static_assert(sizeof(struct wire_hello) == 24, "wire_hello layout");
+_Static_assert(sizeof(struct wire_hello_key) == 72, "wire_hello_key layout");
 _Static_assert(sizeof(struct wire_run) == 24, "wire_run layout");
 _Static_assert(sizeof(struct wire_commit) == 80, "wire_commit layout");
 _Static_assert(sizeof(struct wire_data) == 16, "wire_data layout");
@@ -134,6 +160,14 @@ void wire_hello_to_wire(struct wire_hello *out, uint32_t streams, uint32_t max_c
 			uint32_t recv_depth, uint64_t session_tag);
 int wire_hello_from_wire(const void *buf, size_t len, struct wire_hello *out, char *why,
 			 size_t why_len);
+
+/* The key proof after a hello (struct wire_hello_key); nonce and mac may be NULL (zeroes).
+ * from_wire checks the length, the algorithm and the step (1..3; the caller checks it is the
+ * one it expects) and hands back step and algorithm in host order. */
+void wire_hello_key_to_wire(struct wire_hello_key *out, enum wire_hello_key_step step,
+			    const uint8_t *nonce, const uint8_t *mac);
+int wire_hello_key_from_wire(const void *buf, size_t len, struct wire_hello_key *out, char *why,
+			     size_t why_len);
 
 /* Commit: writes sizeof(struct wire_commit) + nruns * sizeof(struct wire_run) bytes into buf
  * (capacity buf_len). Returns the byte count or -ENOSPC / -EINVAL. */

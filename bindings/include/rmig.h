@@ -669,8 +669,10 @@ struct rmig_tls {
  * its check ends the connection before its bytes reach guest RAM. The default (RMIG_TLS_AUTO)
  * is RMIG_TLS_PSK on tcp whenever the session has a key (the PSK is HMAC-SHA256 of the key
  * with a label, never the key itself): a migration between hosts is encrypted unless the
- * caller says otherwise. RMIG_TLS_NONE with a key keeps the key handshake and sends the rest in
- * plaintext, with an RMIG_LOG_WARN line every session. RMIG_TLS_X509 verifies the peer's
+ * caller says otherwise. RMIG_TLS_NONE with a key keeps the key handshake (on tcp the listener
+ * also takes a key proof in each stream's transport hello, so no peer without the key reaches
+ * the destination's session) and sends the rest in plaintext, with an RMIG_LOG_WARN line every
+ * session. RMIG_TLS_X509 verifies the peer's
  * certificate against the CA both ways, and the listener's name against @tls->peer_name (or
  * the URI's host) on the connecting side. Both sides must ask for the same mode: a TLS side
  * and a plaintext side, a wrong PSK or an untrusted certificate fail connecting with an error

@@ -56,6 +56,22 @@ static void fuzz_hello(const uint8_t *data, size_t size)
 	FUZZ_CHECK(!memcmp(&again, data, sizeof(again)));
 }
 
+static void fuzz_hello_key(const uint8_t *data, size_t size)
+{
+	struct wire_hello_key key, again;
+	char why[TRANSPORT_ERROR_MAX] = "";
+	int ret = wire_hello_key_from_wire(data, size, &key, why, sizeof(why));
+
+	fuzz_check_verdict(ret, why);
+	if (ret)
+		return;
+	FUZZ_CHECK(size == sizeof(struct wire_hello_key));
+	FUZZ_CHECK(key.algorithm == WIRE_HELLO_KEY_HMAC_SHA256);
+	FUZZ_CHECK(key.step >= WIRE_HELLO_KEY_CHALLENGE && key.step <= WIRE_HELLO_KEY_PROOF);
+	wire_hello_key_to_wire(&again, (enum wire_hello_key_step)key.step, key.nonce, key.mac);
+	FUZZ_CHECK(!memcmp(&again, data, sizeof(again)));
+}
+
 static void fuzz_commit(const uint8_t *data, size_t size, size_t max_runs)
 {
 	static struct transport_run runs[TRANSPORT_BATCH_MAX_RUNS],
@@ -183,8 +199,14 @@ static void fuzz_stream(const uint8_t *data, size_t size)
 		if (hdr.length > size)
 			return;
 		switch (hdr.type) {
-		case WIRE_HELLO:
-			fuzz_hello(data, hdr.length);
+		case WIRE_HELLO: /* the plain hello, or a keyed one: hello then key proof */
+			if (hdr.length > sizeof(struct wire_hello)) {
+				fuzz_hello(data, sizeof(struct wire_hello));
+				fuzz_hello_key(data + sizeof(struct wire_hello),
+					       hdr.length - sizeof(struct wire_hello));
+			} else {
+				fuzz_hello(data, hdr.length);
+			}
 			break;
 		case WIRE_COMMIT:
 			fuzz_commit(data, hdr.length, TRANSPORT_BATCH_MAX_RUNS);
@@ -230,8 +252,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0:
 		fuzz_hdr(copy, size, (uint32_t)selector << 8);
 		break;
-	case 1:
+	case 1: /* a hello, or a hello's key proof */
 		fuzz_hello(copy, size);
+		fuzz_hello_key(copy, size);
 		break;
 	case 2:
 		fuzz_commit(copy, size, TRANSPORT_BATCH_MAX_RUNS);

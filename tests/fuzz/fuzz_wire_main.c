@@ -115,13 +115,22 @@ static size_t seed_frame(unsigned kind, uint8_t *buf, size_t cap)
 		len = sizeof(struct wire_credit);
 		break;
 	default: {
-		/* A stream: hello, region-add, read-req. */
+		/* A stream: hello, keyed hello, region-add, read-req. */
 		struct transport_region region = {
 			.id = 1, .access = TRANSPORT_ACCESS_REMOTE_WRITE, .length = 4096};
 
 		wire_hdr_to_wire((struct wire_hdr *)p, WIRE_HELLO, sizeof(struct wire_hello), 0);
 		wire_hello_to_wire((struct wire_hello *)(p + 16), 1, TRANSPORT_CTRL_MAX, 0, 1);
 		len = 16 + sizeof(struct wire_hello);
+		/* a keyed hello: hello, then its key proof */
+		wire_hdr_to_wire((struct wire_hdr *)(p + len), WIRE_HELLO,
+				 sizeof(struct wire_hello) + sizeof(struct wire_hello_key), 0);
+		wire_hello_to_wire((struct wire_hello *)(p + len + 16), 1, TRANSPORT_CTRL_MAX, 0,
+				   1);
+		wire_hello_key_to_wire(
+			(struct wire_hello_key *)(p + len + 16 + sizeof(struct wire_hello)),
+			WIRE_HELLO_KEY_CHALLENGE, NULL, NULL);
+		len += 16 + sizeof(struct wire_hello) + sizeof(struct wire_hello_key);
 		wire_hdr_to_wire((struct wire_hdr *)(p + len), WIRE_REGION_ADD,
 				 sizeof(struct wire_region), 0);
 		wire_region_to_wire((struct wire_region *)(p + len + 16), &region);

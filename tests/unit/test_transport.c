@@ -2152,6 +2152,181 @@ static void test_tcp_tls_psk_refuses_wrong_key_and_plaintext(void **state)
 	transport_listener_close(listener);
 }
 
+/* A key and TLS off: the listener asks every stream for the key proof in its hello (a
+ * challenge, its answer and proof, then the peer's proof) before it hands the connection on.
+ * A plain hello, a proof that is not one and a peer with another key are refused, each while
+ * the listener goes on, and then the real peer (two streams, each proving the key) is served. */
+struct keyed_peers {
+	const char *uri;
+	struct transport_options options; /* the real peer's */
+	const uint8_t *other_key;
+	size_t other_key_len;
+	ssize_t plain_end, answer_len, wrong_proof_end; /* what the raw peers read */
+	char plain_refused[sizeof(captured)], wrong_proof_refused[sizeof(captured)];
+	int other_key_ret, ret;
+	struct transport_conn *other_conn, *conn;
+};
+
+static void raw_keyed_hello(int fd, enum wire_hello_key_step step, const uint8_t *mac)
+{
+	struct {
+		struct wire_hdr hdr;
+		struct wire_hello hello;
+		struct wire_hello_key key;
+	} __attribute__((packed)) msg;
+	uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN];
+
+	memset(nonce, 0x5a, sizeof(nonce));
+	wire_hdr_to_wire(&msg.hdr, WIRE_HELLO, sizeof(msg.hello) + sizeof(msg.key), 0);
+	wire_hello_to_wire(&msg.hello, 1, TRANSPORT_CTRL_MAX, 0, 0x6600);
+	wire_hello_key_to_wire(&msg.key, step, step == WIRE_HELLO_KEY_CHALLENGE ? nonce : NULL,
+			       mac);
+	send(fd, &msg, sizeof(msg), MSG_NOSIGNAL);
+}
+
+/* Read to the end of the stream: 0 when the listener closed it (a reset counts: it closed
+ * with our bytes unread), else what recv said. */
+static ssize_t raw_read_end(int fd)
+{
+	char byte;
+	ssize_t r = recv(fd, &byte, 1, 0);
+
+	return r < 0 && errno == ECONNRESET ? 0 : r;
+}
+
+static void captured_copy(char *buf, size_t len)
+{
+	pthread_mutex_lock(&captured_lock);
+	snprintf(buf, len, "%s", captured);
+	pthread_mutex_unlock(&captured_lock);
+}
+
+/* One after the other, each only once the one before was dealt with (no asserts off the
+ * test's thread: results are kept for it). */
+static void *keyed_peers_main(void *arg)
+{
+	struct keyed_peers *k = arg;
+	struct transport_options other = k->options;
+	unsigned char answer[sizeof(struct wire_hdr) + sizeof(struct wire_hello) +
+			     sizeof(struct wire_hello_key)];
+	uint8_t not_a_proof[WIRE_HELLO_KEY_MAC_LEN];
+	int fd;
+
+	/* A plain hello: no key proof. */
+	fd = raw_connect(k->uri);
+	raw_hello(fd, 1, 0x6500);
+	k->plain_end = raw_read_end(fd);
+	captured_copy(k->plain_refused, sizeof(k->plain_refused));
+	close(fd);
+	/* A keyed challenge, then a proof made without the key. */
+	memset(not_a_proof, 0xa5, sizeof(not_a_proof));
+	fd = raw_connect(k->uri);
+	raw_keyed_hello(fd, WIRE_HELLO_KEY_CHALLENGE, NULL);
+	k->answer_len = recv(fd, answer, sizeof(answer), MSG_WAITALL);
+	raw_keyed_hello(fd, WIRE_HELLO_KEY_PROOF, not_a_proof);
+	k->wrong_proof_end = raw_read_end(fd);
+	captured_copy(k->wrong_proof_refused, sizeof(k->wrong_proof_refused));
+	close(fd);
+	/* Another key: this side refuses the listener's proof and gives none. */
+	other.psk = k->other_key;
+	other.psk_len = k->other_key_len;
+	k->other_key_ret = transport_connect(k->uri, &other, &k->other_conn);
+	/* The real peer. */
+	k->ret = transport_connect(k->uri, &k->options, &k->conn);
+	return NULL;
+}
+
+static void test_tcp_keyed_hello_serves_key_holder_and_refuses_others(void **state)
+{
+	static const uint8_t key[] = "correct horse battery staple";
+	static const uint8_t other[] = "correct horse battery stapler";
+	struct keyed_peers k = {.options = {.tls = TRANSPORT_TLS_NONE,
+					    .psk = key,
+					    .psk_len = sizeof(key),
+					    .streams = 2},
+				.other_key = other,
+				.other_key_len = sizeof(other)};
+	struct transport_listener *listener;
+	struct transport_conn *conn;
+	char uri[TRANSPORT_URI_MAX];
+	pthread_t thread;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	assert_int_equal(transport_listen("tcp://127.0.0.1:0", &k.options, &listener), 0);
+	assert_int_equal(transport_listener_uri(listener, uri, sizeof(uri)), 0);
+	k.uri = uri;
+	captured_clear();
+	assert_int_equal(pthread_create(&thread, NULL, keyed_peers_main, &k), 0);
+	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(k.plain_end, 0);
+	assert_non_null(strstr(k.plain_refused, "without the key proof"));
+	assert_int_equal(k.answer_len, (ssize_t)sizeof(struct wire_hdr) +
+					       sizeof(struct wire_hello) +
+					       sizeof(struct wire_hello_key));
+	assert_int_equal(k.wrong_proof_end, 0);
+	assert_non_null(strstr(k.wrong_proof_refused, "hello.key.mac"));
+	assert_int_equal(k.other_key_ret, -EACCES);
+	assert_int_equal(k.ret, 0);
+	assert_int_equal(transport_ctrl_send(k.conn, "keyed", 5), 0);
+	expect_ctrl(conn, "keyed");
+	assert_int_equal(transport_ctrl_send(conn, "and back", 8), 0);
+	expect_ctrl(k.conn, "and back");
+	transport_close(k.conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+}
+
+/* The other way round: a listener without a key (an explicit opt-out) refuses a peer that
+ * offers a key proof, says why, and serves a plain peer after it. */
+struct keyed_against_plain {
+	const char *uri;
+	struct transport_options keyed;
+	int keyed_ret, plain_ret;
+	char keyed_error[sizeof(captured)];
+	struct transport_conn *keyed_conn, *plain_conn;
+};
+
+static void *keyed_against_plain_main(void *arg)
+{
+	struct keyed_against_plain *k = arg;
+
+	k->keyed_ret = transport_connect(k->uri, &k->keyed, &k->keyed_conn);
+	captured_copy(k->keyed_error, sizeof(k->keyed_error));
+	k->plain_ret = transport_connect(k->uri, NULL, &k->plain_conn);
+	return NULL;
+}
+
+static void test_tcp_listener_without_key_refuses_keyed_hello(void **state)
+{
+	static const uint8_t key[] = "correct horse battery staple";
+	struct keyed_against_plain k = {
+		.keyed = {.tls = TRANSPORT_TLS_NONE, .psk = key, .psk_len = sizeof(key)}};
+	struct transport_listener *listener;
+	struct transport_conn *conn;
+	char uri[TRANSPORT_URI_MAX];
+	pthread_t thread;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	assert_int_equal(transport_listen("tcp://127.0.0.1:0", NULL, &listener), 0);
+	assert_int_equal(transport_listener_uri(listener, uri, sizeof(uri)), 0);
+	k.uri = uri;
+	captured_clear();
+	assert_int_equal(pthread_create(&thread, NULL, keyed_against_plain_main, &k), 0);
+	assert_int_equal(transport_accept(listener, TEST_TIMEOUT_MS, &conn), 0);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(k.keyed_ret, -ECONNRESET);
+	assert_non_null(strstr(k.keyed_error, "--tls must match on both sides, and the key"));
+	assert_int_equal(k.plain_ret, 0);
+	assert_int_equal(transport_ctrl_send(k.plain_conn, "plain", 5), 0);
+	expect_ctrl(conn, "plain");
+	transport_close(k.plain_conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+}
+
 static void test_tcp_wildcard_listener_reports_connectable_address(void **state)
 {
 	struct transport_listener *listener;
@@ -2276,6 +2451,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tcp_refuses_bad_hello),
 		cmocka_unit_test(test_tcp_listener_serves_real_peer_among_garbage_and_idle),
 		cmocka_unit_test(test_tcp_tls_psk_refuses_wrong_key_and_plaintext),
+		cmocka_unit_test(test_tcp_keyed_hello_serves_key_holder_and_refuses_others),
+		cmocka_unit_test(test_tcp_listener_without_key_refuses_keyed_hello),
 		cmocka_unit_test(test_tcp_wildcard_listener_reports_connectable_address),
 		cmocka_unit_test(test_tcp_accept_times_out_without_peer),
 		cmocka_unit_test(test_tcp_connect_fails_cleanly_without_listener),

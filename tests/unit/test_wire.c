@@ -148,6 +148,51 @@ static void test_wire_hello_rejects_each_bad_field(void **state)
 			"hello.max_ctrl");
 }
 
+static void test_wire_hello_key_round_trips(void **state)
+{
+	struct wire_hello_key raw, key;
+	uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN], mac[WIRE_HELLO_KEY_MAC_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(nonce); i++) {
+		nonce[i] = (uint8_t)(i + 1);
+		mac[i] = (uint8_t)(0xf0 ^ i);
+	}
+	wire_hello_key_to_wire(&raw, WIRE_HELLO_KEY_ANSWER, nonce, mac);
+	assert_int_equal(wire_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)), 0);
+	assert_int_equal(key.step, WIRE_HELLO_KEY_ANSWER);
+	assert_int_equal(key.algorithm, WIRE_HELLO_KEY_HMAC_SHA256);
+	assert_memory_equal(key.nonce, nonce, sizeof(nonce));
+	assert_memory_equal(key.mac, mac, sizeof(mac));
+	/* NULL nonce and mac go out as zeroes */
+	wire_hello_key_to_wire(&raw, WIRE_HELLO_KEY_CHALLENGE, NULL, NULL);
+	assert_int_equal(wire_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)), 0);
+	assert_int_equal(key.step, WIRE_HELLO_KEY_CHALLENGE);
+	memset(nonce, 0, sizeof(nonce));
+	assert_memory_equal(key.nonce, nonce, sizeof(nonce));
+	assert_memory_equal(key.mac, nonce, sizeof(nonce));
+}
+
+static void test_wire_hello_key_rejects_each_bad_field(void **state)
+{
+	struct wire_hello_key raw, key;
+
+	(void)state;
+	wire_hello_key_to_wire(&raw, WIRE_HELLO_KEY_PROOF, NULL, NULL);
+	assert_rejected(wire_hello_key_from_wire(&raw, sizeof(raw) - 1, &key, why, sizeof(why)),
+			"hello.key");
+	raw.algorithm = htole32(WIRE_HELLO_KEY_HMAC_SHA256 + 1);
+	assert_rejected(wire_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			"hello.key.algorithm");
+	wire_hello_key_to_wire(&raw, 0, NULL, NULL);
+	assert_rejected(wire_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			"hello.key.step");
+	wire_hello_key_to_wire(&raw, (enum wire_hello_key_step)(WIRE_HELLO_KEY_PROOF + 1), NULL,
+			       NULL);
+	assert_rejected(wire_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			"hello.key.step");
+}
+
 /* ---- commit ---- */
 
 static const struct transport_run sample_runs[] = {
@@ -434,6 +479,8 @@ int main(void)
 		cmocka_unit_test(test_wire_hdr_rejects_length_above_limit),
 		cmocka_unit_test(test_wire_hello_round_trips),
 		cmocka_unit_test(test_wire_hello_rejects_each_bad_field),
+		cmocka_unit_test(test_wire_hello_key_round_trips),
+		cmocka_unit_test(test_wire_hello_key_rejects_each_bad_field),
 		cmocka_unit_test(test_wire_commit_round_trips),
 		cmocka_unit_test(test_wire_commit_encoder_refuses_small_buffer_and_too_many_runs),
 		cmocka_unit_test(test_wire_commit_rejects_short_payload),

@@ -113,10 +113,12 @@ int tcp_recv_full(int fd, void *buf, size_t len, size_t *got_p)
 	return ret;
 }
 
-/* As tcp_recv_full, for the handshake: gives up at deadline_ms with -ETIMEDOUT. */
-int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms)
+/* As tcp_recv_full, for the handshake: gives up at deadline_ms with -ETIMEDOUT; *got_p (when
+ * not NULL) says how much came, also on failure. */
+int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms, size_t *got_p)
 {
 	size_t got = 0;
+	int ret = 0;
 
 	while (got < len) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -126,19 +128,27 @@ int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms)
 		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			ret = -errno;
+			break;
 		}
-		if (ready == 0)
-			return -ETIMEDOUT;
+		if (ready == 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
 		n = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
-		if (n > 0)
+		if (n > 0) {
 			got += (size_t)n;
-		else if (n == 0)
-			return -ECONNRESET;
-		else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
+		} else if (n == 0) {
+			ret = -ECONNRESET;
+			break;
+		} else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+			ret = -errno;
+			break;
+		}
 	}
-	return 0;
+	if (got_p)
+		*got_p = got;
+	return ret;
 }
 
 /* See tcp.h. */
@@ -353,9 +363,11 @@ int tcp_send_failed(struct tcp_conn *tc, int err, const char *what)
 				"sending %s: the listener closed the connection without answering "
 				"our hello: it refused us (%s)",
 				what,
-				tc->streams[0].ssl ? "see its log"
-						   : "does it run TLS? this side runs without; "
-						     "--tls must match on both sides");
+				tc->streams[0].ssl
+					? "see its log"
+					: "does it run TLS, or ask for a key? this side has "
+					  "neither; --tls must match on both sides, and the "
+					  "key");
 	if (err == -EPIPE || err == -ECONNRESET)
 		return tcp_fail(tc, -ECONNRESET, "sending %s: the peer disconnected", what);
 	return tcp_fail(tc, err, "sending %s: %s", what, strerror(-err));

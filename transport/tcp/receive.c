@@ -59,8 +59,9 @@ static int tcp_receiver_lost(struct tcp_receiver *rx, int ret, size_t got, const
 			"hello: it refused us (%s)",
 			rx->stream->index,
 			rx->stream->ssl ? "see its log"
-					: "does it run TLS? this side runs without; --tls "
-					  "must match on both sides");
+					: "does it run TLS, or ask for a key? this side has "
+					  "neither; --tls must match on both sides, and the "
+					  "key");
 	if (ret == -ECONNRESET && got == 0 && !strcmp(what, "header")) {
 		return tcp_fail(tc, -ECONNRESET,
 				"stream 0: the peer disconnected without closing the connection");

@@ -7,11 +7,25 @@
  * The listener cannot be stopped or blocked by what connects to it. accept() runs every
  * handshake side by side in one poll loop (TLS, when set, then the hello), each with its own
  * deadline (TCP_HELLO_TIMEOUT_MS from its accept), and keeps them across calls. A peer that
- * sends garbage, stays silent, fails TLS or sends a bad hello is dropped, logged, and nothing
- * else changes: the listener and the other handshakes go on. At most TCP_PENDING_MAX run at
- * once; beyond that the one that made the least progress (the oldest of those) is dropped.
- * Only a connection whose every stream finished its handshake leaves accept(), so with TLS
- * (psk or x509) nothing reaches the engine before the peer is authenticated. */
+ * sends garbage, stays silent, fails TLS, sends a bad hello or fails the key proof is dropped,
+ * logged, and nothing else changes: the listener and the other handshakes go on. At most
+ * TCP_PENDING_MAX run at once; beyond that the one that made the least progress (the oldest of
+ * those) is dropped. Only a connection whose every stream finished its handshake leaves
+ * accept(), so with a key nothing reaches the engine before the peer proved it: with TLS
+ * (psk, or x509) in the TLS handshake; without TLS in the hello itself.
+ *
+ * The keyed hello (a key, TLS none; struct wire_hello_key). Per stream, three hello frames,
+ * each carrying the same struct wire_hello:
+ *   connecting side -> listener   CHALLENGE  its nonce Nc
+ *   listener -> connecting side   ANSWER     its nonce Nl, proof HMAC(K, "... listener" || T)
+ *   connecting side -> listener   PROOF      HMAC(K, "... connector" || T)
+ * where K = HMAC-SHA256(session key, TCP_HELLO_KEY_LABEL) and T is the challenge frame as sent
+ * (header, hello, Nc), the answer's hello and Nl. The connecting side checks the listener's
+ * proof before it gives its own, and the listener hands the stream on only once that checked
+ * out (CRYPTO_memcmp). Fresh nonces on both sides: nothing recorded can be replayed; distinct
+ * labels: neither proof can be reflected as the other. Without a key (an explicit --insecure)
+ * the hello is the plain one; a side that asks for the proof refuses one that does not give
+ * it, and says so. */
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <sys/random.h>
@@ -28,51 +42,258 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "transport/log.h"
 #include "transport/tcp/tcp.h"
 
+#define TCP_HELLO_KEY_LABEL "rmig tcp hello key v1"
+#define TCP_HELLO_LISTENER_LABEL "rmig tcp hello listener"
+#define TCP_HELLO_CONNECTOR_LABEL "rmig tcp hello connector"
+#define TCP_HELLO_LABEL_MAX 32u
+
 /* ---- handshake ---- */
 
-static int tcp_hello_send(int fd, SSL *ssl, uint32_t streams, uint64_t session_tag)
+struct tcp_hello_frame {
+	struct wire_hdr hdr;
+	struct wire_hello hello;
+	struct wire_hello_key key; /* keyed hellos only */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct tcp_hello_frame) == TCP_HELLO_FRAME_MAX, "hello frame layout");
+
+/* Bytes after the header of a hello: the plain one, or the keyed one. */
+static uint32_t tcp_hello_payload_len(int keyed)
 {
-	struct {
-		struct wire_hdr hdr;
-		struct wire_hello hello;
-	} __attribute__((packed)) msg;
-	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
+	return (uint32_t)(sizeof(struct wire_hello) + (keyed ? sizeof(struct wire_hello_key) : 0));
+}
+
+/* Encode one hello frame (step 0: the plain hello); returns its length. The key part's nonce
+ * and mac may be NULL (zeroes). */
+static size_t tcp_hello_encode(struct tcp_hello_frame *f, uint32_t streams, uint64_t session_tag,
+			       enum wire_hello_key_step step, const uint8_t *nonce,
+			       const uint8_t *mac)
+{
+	uint32_t len = tcp_hello_payload_len(step != 0);
+
+	wire_hdr_to_wire(&f->hdr, WIRE_HELLO, len, 0);
+	wire_hello_to_wire(&f->hello, streams, TRANSPORT_CTRL_MAX, 0, session_tag);
+	if (step)
+		wire_hello_key_to_wire(&f->key, step, nonce, mac);
+	return sizeof(struct wire_hdr) + len;
+}
+
+static int tcp_hello_send(int fd, SSL *ssl, const struct tcp_hello_frame *f, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)f, .iov_len = len};
 	char why[TCP_TLS_WHY_MAX];
 
-	wire_hdr_to_wire(&msg.hdr, WIRE_HELLO, sizeof(msg.hello), 0);
-	wire_hello_to_wire(&msg.hello, streams, TRANSPORT_CTRL_MAX, 0, session_tag);
 	if (ssl)
 		return tcp_tls_send(ssl, fd, NULL, &iov, 1, why, sizeof(why));
 	return tcp_send_iov(fd, &iov, 1);
 }
 
-/* Check a hello frame received whole (raw: header then hello). On -EPROTO, why names the
- * field. */
-static int tcp_hello_parse(const unsigned char *raw, struct wire_hello *hello, char *why,
-			   size_t why_len)
+/* Does this side prove the key in its hellos? Only with a key and without TLS (TLS proves it
+ * otherwise). 1 and key set, 0, or -errno. */
+static int tcp_hello_key_derive(const struct transport_options *opts,
+				uint8_t key[TCP_HELLO_KEY_LEN])
+{
+	unsigned int len = TCP_HELLO_KEY_LEN;
+
+	if (!opts || !opts->psk || !opts->psk_len || transport_tls_mode(opts) != TRANSPORT_TLS_NONE)
+		return 0;
+	if (opts->psk_len > INT_MAX || !HMAC(EVP_sha256(), opts->psk, (int)opts->psk_len,
+					     (const unsigned char *)TCP_HELLO_KEY_LABEL,
+					     strlen(TCP_HELLO_KEY_LABEL), key, &len)) {
+		rmig_log_error("tcp: cannot derive the key of the hello's key proof");
+		return -EIO;
+	}
+	return 1;
+}
+
+/* One side's proof: HMAC-SHA256(key, label || challenge frame || answer's hello || Nl). */
+static int tcp_hello_key_mac(const uint8_t key[TCP_HELLO_KEY_LEN], const char *label,
+			     const void *challenge, const struct wire_hello *answer,
+			     const uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN],
+			     uint8_t mac[WIRE_HELLO_KEY_MAC_LEN])
+{
+	unsigned char input[TCP_HELLO_LABEL_MAX + TCP_HELLO_FRAME_MAX + sizeof(struct wire_hello) +
+			    WIRE_HELLO_KEY_NONCE_LEN];
+	unsigned int len = WIRE_HELLO_KEY_MAC_LEN;
+	size_t at = 0;
+
+	/* Fixed-size fields: the label is padded with zeroes to its slot. */
+	memset(input, 0, TCP_HELLO_LABEL_MAX);
+	memcpy(input, label, strnlen(label, TCP_HELLO_LABEL_MAX - 1));
+	at += TCP_HELLO_LABEL_MAX;
+	memcpy(input + at, challenge, TCP_HELLO_FRAME_MAX);
+	at += TCP_HELLO_FRAME_MAX;
+	memcpy(input + at, answer, sizeof(*answer));
+	at += sizeof(*answer);
+	memcpy(input + at, nonce, WIRE_HELLO_KEY_NONCE_LEN);
+	at += WIRE_HELLO_KEY_NONCE_LEN;
+	if (!HMAC(EVP_sha256(), key, TCP_HELLO_KEY_LEN, input, at, mac, &len))
+		return -EIO;
+	return 0;
+}
+
+/* Check a hello frame's header (raw: its first sizeof(struct wire_hdr) bytes) against the one
+ * this side expects, keyed or plain; on -EPROTO, why says what differs and what to change. */
+static int tcp_hello_header_check(const unsigned char *raw, int keyed, int tls, const char *peer,
+				  char *why, size_t why_len)
 {
 	struct wire_hdr_host hdr;
 	int ret;
 
-	ret = wire_hdr_from_wire(raw, sizeof(struct wire_hdr), sizeof(struct wire_hello), &hdr, why,
+	ret = wire_hdr_from_wire(raw, sizeof(struct wire_hdr), tcp_hello_payload_len(1), &hdr, why,
 				 why_len);
-	if (ret)
-		return ret;
-	if (hdr.type != WIRE_HELLO) {
+	if (!ret && hdr.type != WIRE_HELLO) {
 		snprintf(why, why_len, "header.type: expected hello, got %s",
 			 wire_type_name(hdr.type));
+		ret = -EPROTO;
+	}
+	if (ret) {
+		if (!tls && (raw[0] == 0x15 || raw[0] == 0x16) && raw[1] == 0x03)
+			snprintf(why, why_len,
+				 "%s with TLS, and this side runs without it (--tls differs on the "
+				 "two sides)",
+				 peer);
+		return ret;
+	}
+	if (hdr.length == tcp_hello_payload_len(keyed))
+		return 0;
+	if (hdr.length == tcp_hello_payload_len(0))
+		snprintf(why, why_len,
+			 "hello: %s without the key proof this side asks for (it holds a key and "
+			 "runs without TLS): the peer has no key, or runs an rmig whose hello has "
+			 "none; --tls must match on both sides, and the key",
+			 peer);
+	else if (hdr.length == tcp_hello_payload_len(1))
+		snprintf(why, why_len,
+			 "hello: %s with a key proof, and this side %s; --tls must match on both "
+			 "sides, and the key",
+			 peer, tls ? "runs TLS, which proves the key instead" : "has no key");
+	else
+		snprintf(why, why_len, "header.length: hello of %u bytes, expected %u", hdr.length,
+			 tcp_hello_payload_len(keyed));
+	return -EPROTO;
+}
+
+/* Check a hello frame received whole and its header checked (raw: header, hello, then the key
+ * proof when keyed, which must be at step). On -EPROTO, why names the field. */
+static int tcp_hello_parse(const unsigned char *raw, int keyed, enum wire_hello_key_step step,
+			   struct wire_hello *hello, struct wire_hello_key *key, char *why,
+			   size_t why_len)
+{
+	const unsigned char *body = raw + sizeof(struct wire_hdr);
+	int ret;
+
+	ret = wire_hello_from_wire(body, sizeof(struct wire_hello), hello, why, why_len);
+	if (ret || !keyed)
+		return ret;
+	ret = wire_hello_key_from_wire(body + sizeof(struct wire_hello),
+				       sizeof(struct wire_hello_key), key, why, why_len);
+	if (!ret && key->step != step) {
+		snprintf(why, why_len, "hello.key.step: %u, expected %u here", key->step, step);
+		ret = -EPROTO;
+	}
+	return ret;
+}
+
+/* The connecting side's part of the keyed hello on one stream (blocking fd): challenge, the
+ * listener's answer checked, proof. On failure why says what happened. */
+static int tcp_hello_prove(int fd, const uint8_t key[TCP_HELLO_KEY_LEN], uint32_t streams,
+			   uint64_t session_tag, int64_t deadline_ms, char *why, size_t why_len)
+{
+	uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN], mac[WIRE_HELLO_KEY_MAC_LEN];
+	struct tcp_hello_frame challenge, answer, proof;
+	struct wire_hello_key answer_key;
+	struct wire_hello hello;
+	size_t len;
+	int ret;
+
+	if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
+		snprintf(why, why_len, "hello: cannot draw a nonce: %s", strerror(errno));
+		return -EIO;
+	}
+	len = tcp_hello_encode(&challenge, streams, session_tag, WIRE_HELLO_KEY_CHALLENGE, nonce,
+			       NULL);
+	ret = tcp_hello_send(fd, NULL, &challenge, len);
+	if (ret) {
+		snprintf(why, why_len, "hello: %s", strerror(-ret));
+		return ret;
+	}
+	ret = tcp_recv_deadline(fd, &answer.hdr, sizeof(answer.hdr), deadline_ms, &len);
+	if (ret == -ECONNRESET && len >= 2) {
+		const unsigned char *b = (const unsigned char *)&answer;
+
+		/* A TLS listener answers a plaintext hello with an alert record and closes. */
+		if ((b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03) {
+			snprintf(why, why_len,
+				 "the listener answered with TLS, and this side runs without it "
+				 "(--tls must match on both sides)");
+			return -EPROTO;
+		}
+	}
+	if (!ret) {
+		ret = tcp_hello_header_check((const unsigned char *)&answer, 1, 0,
+					     "the listener answered", why, why_len);
+		if (ret)
+			return ret;
+		ret = tcp_recv_deadline(fd, &answer.hello, tcp_hello_payload_len(1), deadline_ms,
+					NULL);
+	}
+	if (ret == -ECONNRESET) {
+		snprintf(why, why_len,
+			 "the listener closed the connection without answering our hello: it "
+			 "refused us (see its log: does it run TLS, or have no key? --tls must "
+			 "match on both sides, and the key)");
+		return ret;
+	}
+	if (ret) {
+		snprintf(why, why_len, "waiting for the listener's answer to our hello: %s",
+			 ret == -ETIMEDOUT ? "timed out" : strerror(-ret));
+		return ret;
+	}
+	ret = tcp_hello_parse((const unsigned char *)&answer, 1, WIRE_HELLO_KEY_ANSWER, &hello,
+			      &answer_key, why, why_len);
+	if (ret)
+		return ret;
+	if (hello.streams != streams) {
+		snprintf(why, why_len, "hello.streams: the listener answered %u, we opened %u",
+			 hello.streams, streams);
 		return -EPROTO;
 	}
-	if (hdr.length != sizeof(struct wire_hello)) {
-		snprintf(why, why_len, "header.length: hello of %u bytes, expected %zu", hdr.length,
-			 sizeof(struct wire_hello));
+	if (hello.session_tag != session_tag) {
+		snprintf(why, why_len,
+			 "hello.session_tag: the listener answered for another connection");
 		return -EPROTO;
 	}
-	return wire_hello_from_wire(raw + sizeof(struct wire_hdr), sizeof(struct wire_hello), hello,
-				    why, why_len);
+	ret = tcp_hello_key_mac(key, TCP_HELLO_LISTENER_LABEL, &challenge, &answer.hello,
+				answer_key.nonce, mac);
+	if (ret) {
+		snprintf(why, why_len, "hello: cannot compute the key proof");
+		return ret;
+	}
+	if (CRYPTO_memcmp(mac, answer_key.mac, sizeof(mac))) {
+		snprintf(why, why_len,
+			 "hello.key.mac: the listener does not hold the same key (its proof "
+			 "differs)");
+		return -EACCES;
+	}
+	ret = tcp_hello_key_mac(key, TCP_HELLO_CONNECTOR_LABEL, &challenge, &answer.hello,
+				answer_key.nonce, mac);
+	if (ret) {
+		snprintf(why, why_len, "hello: cannot compute the key proof");
+		return ret;
+	}
+	len = tcp_hello_encode(&proof, streams, session_tag, WIRE_HELLO_KEY_PROOF, NULL, mac);
+	ret = tcp_hello_send(fd, NULL, &proof, len);
+	if (ret)
+		snprintf(why, why_len, "hello: sending our key proof: %s", strerror(-ret));
+	return ret;
 }
 
 /* ---- listening ---- */
@@ -97,17 +318,21 @@ int tcp_listen(const char *uri, const struct transport_options *opts,
 	       struct transport_listener **listener_p)
 {
 	struct transport_uri parsed;
+	uint8_t hello_key[TCP_HELLO_KEY_LEN];
 	struct addrinfo *res, *ai;
 	struct tcp_listener *l;
 	struct tcp_tls *tls;
-	int fd = -1, ret, one = 1;
+	int fd = -1, ret, one = 1, keyed;
 
 	ret = transport_uri_parse(uri, &parsed);
 	if (ret)
 		return ret;
+	keyed = tcp_hello_key_derive(opts, hello_key);
+	if (keyed < 0)
+		return keyed;
 	ret = tcp_tls_create(opts, 1, &tls);
 	if (ret)
-		return ret;
+		goto err_cleanse;
 	ret = tcp_resolve(&parsed, 1, &res);
 	if (ret)
 		goto err_free_tls;
@@ -140,6 +365,10 @@ int tcp_listen(const char *uri, const struct transport_options *opts,
 	l->base.ops = &tcp_transport_ops;
 	l->fd = fd;
 	l->tls = tls;
+	l->keyed = keyed;
+	if (keyed)
+		memcpy(l->hello_key, hello_key, sizeof(hello_key));
+	OPENSSL_cleanse(hello_key, sizeof(hello_key));
 	*listener_p = &l->base;
 	return 0;
 
@@ -147,6 +376,8 @@ err_close:
 	close(fd);
 err_free_tls:
 	tcp_tls_free(tls);
+err_cleanse:
+	OPENSSL_cleanse(hello_key, sizeof(hello_key));
 	return ret;
 }
 
@@ -249,8 +480,8 @@ static void tcp_pending_evict(struct tcp_listener *l)
 
 	for (unsigned i = 1; i < l->npending; i++) {
 		const struct tcp_pending *p = &l->pending[i], *v = &l->pending[victim];
-		int p_rank = p->ready * 4 + p->handshaken * 2 + (p->got > 0);
-		int v_rank = v->ready * 4 + v->handshaken * 2 + (v->got > 0);
+		int p_rank = p->ready * 8 + p->answered * 4 + p->handshaken * 2 + (p->got > 0);
+		int v_rank = v->ready * 8 + v->answered * 4 + v->handshaken * 2 + (v->got > 0);
 
 		if (p_rank < v_rank || (p_rank == v_rank && p->order < v->order))
 			victim = i;
@@ -368,11 +599,146 @@ static int tcp_pending_fits(struct tcp_listener *l, unsigned i, char *why, size_
 	return 0;
 }
 
+/* Receive the hello frame a handshake is at, as far as its socket allows: 0 once it is whole
+ * (header checked), 1 to wait for more, -1 when it was refused (and dropped). */
+static int tcp_pending_receive(struct tcp_listener *l, unsigned i)
+{
+	struct tcp_pending *p = &l->pending[i];
+	size_t frame = sizeof(struct wire_hdr) + tcp_hello_payload_len(l->keyed);
+	char why[TRANSPORT_ERROR_MAX] = "";
+	int ret;
+
+	while (p->got < frame) {
+		/* The header alone first, so a frame that is not the hello expected is refused
+		 * at once. */
+		size_t end = p->got < sizeof(struct wire_hdr) ? sizeof(struct wire_hdr) : frame;
+		size_t want = end - p->got;
+		ssize_t n;
+
+		if (p->ssl) {
+			size_t got = 0;
+
+			ret = tcp_tls_recv(p->ssl, p->fd, NULL, p->raw + p->got, want,
+					   TCP_TLS_SOME | TCP_TLS_NOWAIT, &got, why, sizeof(why));
+			if (!got && ret == -EAGAIN)
+				return 1; /* a record not yet whole: poll again */
+			n = got ? (ssize_t)got : ret == -ECONNRESET ? 0 : -1;
+			if (n < 0) {
+				tcp_pending_refuse(l, i, 0, "hello over TLS: %s",
+						   ret == -EBADMSG ? why : strerror(-ret));
+				return -1;
+			}
+		} else {
+			n = recv(p->fd, p->raw + p->got, want, MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				return 1;
+			if (n < 0) {
+				tcp_pending_refuse(l, i, 0, "hello: %s", strerror(errno));
+				return -1;
+			}
+		}
+		if (n == 0) {
+			/* A peer that does not hold our key leaves once it checked our answer. */
+			if (p->answered)
+				tcp_pending_refuse(
+					l, i, 0,
+					"it left after our answer, without its key proof "
+					"(a peer with another key does so)");
+			else
+				tcp_pending_refuse(
+					l, i, 1, "it closed after %zu bytes of its hello", p->got);
+			return -1;
+		}
+		p->got += (size_t)n;
+		if (p->got == sizeof(struct wire_hdr)) {
+			ret = tcp_hello_header_check(p->raw, l->keyed, l->tls != NULL, "it opened",
+						     why, sizeof(why));
+			if (ret) {
+				tcp_pending_refuse(l, i, 0, "%s", why);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Keyed: answer the challenge in p->raw with our nonce and proof, and keep the proof the peer
+ * must send. 0, or -1 when it was refused (and dropped). */
+static int tcp_pending_answer_keyed(struct tcp_listener *l, unsigned i,
+				    const struct tcp_hello_frame *challenge)
+{
+	struct tcp_pending *p = &l->pending[i];
+	uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN], mac[WIRE_HELLO_KEY_MAC_LEN];
+	struct tcp_hello_frame answer;
+	size_t len;
+	int ret;
+
+	if (getrandom(nonce, sizeof(nonce), GRND_NONBLOCK) != (ssize_t)sizeof(nonce)) {
+		tcp_pending_refuse(l, i, 0, "hello: cannot draw a nonce: %s", strerror(errno));
+		return -1;
+	}
+	len = tcp_hello_encode(&answer, p->hello.streams, p->hello.session_tag,
+			       WIRE_HELLO_KEY_ANSWER, nonce, NULL);
+	ret = tcp_hello_key_mac(l->hello_key, TCP_HELLO_LISTENER_LABEL, challenge, &answer.hello,
+				nonce, mac);
+	if (!ret)
+		ret = tcp_hello_key_mac(l->hello_key, TCP_HELLO_CONNECTOR_LABEL, challenge,
+					&answer.hello, nonce, p->proof);
+	if (ret) {
+		tcp_pending_refuse(l, i, 0, "hello: cannot compute the key proof");
+		return -1;
+	}
+	memcpy(answer.key.mac, mac, sizeof(mac));
+	ret = tcp_hello_send(p->fd, p->ssl, &answer, len);
+	if (ret) {
+		tcp_pending_refuse(l, i, 0, "hello: sending our answer: %s", strerror(-ret));
+		return -1;
+	}
+	p->answered = 1;
+	p->got = 0; /* the proof comes in a frame of its own */
+	return 0;
+}
+
+/* Keyed: the proof frame in p->raw, for the challenge answered. 0, or -1 when it was refused
+ * (and dropped). */
+static int tcp_pending_check_proof(struct tcp_listener *l, unsigned i)
+{
+	struct tcp_pending *p = &l->pending[i];
+	char why[TRANSPORT_ERROR_MAX] = "";
+	struct wire_hello_key key;
+	struct wire_hello hello;
+	int ret;
+
+	ret = tcp_hello_parse(p->raw, 1, WIRE_HELLO_KEY_PROOF, &hello, &key, why, sizeof(why));
+	if (!ret &&
+	    (hello.streams != p->hello.streams || hello.session_tag != p->hello.session_tag ||
+	     hello.max_ctrl != p->hello.max_ctrl || hello.recv_depth != p->hello.recv_depth)) {
+		snprintf(why, sizeof(why),
+			 "hello: its proof carries another hello than its "
+			 "challenge");
+		ret = -EPROTO;
+	}
+	if (ret) {
+		tcp_pending_refuse(l, i, 0, "%s", why);
+		return -1;
+	}
+	if (CRYPTO_memcmp(key.mac, p->proof, sizeof(p->proof))) {
+		tcp_pending_refuse(l, i, 0,
+				   "hello.key.mac: the peer does not hold the session key (its "
+				   "proof differs)");
+		return -1;
+	}
+	return 0;
+}
+
 /* Move one handshake on as far as its socket allows. */
 static void tcp_pending_advance(struct tcp_listener *l, unsigned i)
 {
 	struct tcp_pending *p = &l->pending[i];
 	char why[TRANSPORT_ERROR_MAX] = "";
+	struct tcp_hello_frame frame;
+	struct wire_hello_key key;
+	size_t len;
 	int ret;
 
 	if (!p->handshaken) {
@@ -386,74 +752,36 @@ static void tcp_pending_advance(struct tcp_listener *l, unsigned i)
 		p->handshaken = 1;
 		p->events = POLLIN;
 	}
-	while (p->got < sizeof(p->raw)) {
-		/* The header alone first, so a frame that is not a hello is refused at once. */
-		size_t end =
-			p->got < sizeof(struct wire_hdr) ? sizeof(struct wire_hdr) : sizeof(p->raw);
-		size_t want = end - p->got;
-		ssize_t n;
-
-		if (p->ssl) {
-			size_t got = 0;
-
-			ret = tcp_tls_recv(p->ssl, p->fd, NULL, p->raw + p->got, want,
-					   TCP_TLS_SOME | TCP_TLS_NOWAIT, &got, why, sizeof(why));
-			if (!got && ret == -EAGAIN)
-				return; /* a record not yet whole: poll again */
-			n = got ? (ssize_t)got : ret == -ECONNRESET ? 0 : -1;
-			if (n < 0) {
-				tcp_pending_refuse(l, i, 0, "hello over TLS: %s",
-						   ret == -EBADMSG ? why : strerror(-ret));
-				return;
-			}
-		} else {
-			n = recv(p->fd, p->raw + p->got, want, MSG_DONTWAIT);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-				return;
-			if (n < 0) {
-				tcp_pending_refuse(l, i, 0, "hello: %s", strerror(errno));
-				return;
-			}
-		}
-		if (n == 0) {
-			tcp_pending_refuse(l, i, 1, "it closed after %zu bytes of its hello",
-					   p->got);
+	if (tcp_pending_receive(l, i))
+		return;
+	if (p->answered) {
+		/* Keyed, and the proof is in: only now may the stream be grouped. */
+		if (tcp_pending_check_proof(l, i))
+			return;
+		ret = tcp_pending_fits(l, i, why, sizeof(why));
+		if (ret) {
+			tcp_pending_refuse(l, i, 0, "%s", why);
 			return;
 		}
-		p->got += (size_t)n;
-		if (p->got == sizeof(struct wire_hdr)) {
-			struct wire_hdr_host hdr;
-
-			ret = wire_hdr_from_wire(p->raw, sizeof(struct wire_hdr),
-						 sizeof(struct wire_hello), &hdr, why, sizeof(why));
-			if (!ret && hdr.type != WIRE_HELLO) {
-				snprintf(why, sizeof(why), "header.type: expected hello, got %s",
-					 wire_type_name(hdr.type));
-				ret = -EPROTO;
-			}
-			if (ret) {
-				if (!l->tls && p->raw[0] == 0x16 && p->raw[1] == 0x03)
-					snprintf(
-						why, sizeof(why),
-						"it opened with a TLS handshake, and this listener "
-						"runs without TLS (--tls differs on the two sides)");
-				tcp_pending_refuse(l, i, 0, "%s", why);
-				return;
-			}
-		}
+		p->ready = 1;
+		p->events = 0;
+		return;
 	}
-	ret = tcp_hello_parse(p->raw, &p->hello, why, sizeof(why));
+	ret = tcp_hello_parse(p->raw, l->keyed, WIRE_HELLO_KEY_CHALLENGE, &p->hello, &key, why,
+			      sizeof(why));
 	if (!ret)
 		ret = tcp_pending_fits(l, i, why, sizeof(why));
 	if (ret) {
-		if (!l->tls && p->raw[0] == 0x16 && p->raw[1] == 0x03)
-			snprintf(why, sizeof(why),
-				 "it opened with a TLS handshake, and this listener runs without "
-				 "TLS (--tls differs on the two sides)");
 		tcp_pending_refuse(l, i, 0, "%s", why);
 		return;
 	}
-	ret = tcp_hello_send(p->fd, p->ssl, p->hello.streams, p->hello.session_tag);
+	if (l->keyed) {
+		memcpy(&frame, p->raw, sizeof(frame));
+		tcp_pending_answer_keyed(l, i, &frame);
+		return;
+	}
+	len = tcp_hello_encode(&frame, p->hello.streams, p->hello.session_tag, 0, NULL, NULL);
+	ret = tcp_hello_send(p->fd, p->ssl, &frame, len);
 	if (ret) {
 		tcp_pending_refuse(l, i, 0, "hello: sending ours: %s", strerror(-ret));
 		return;
@@ -500,9 +828,10 @@ static int tcp_group_take(struct tcp_listener *l, struct transport_conn **conn_p
 			return ret;
 		pthread_mutex_lock(tc->base.region_lock);
 		tc->base.stats.bytes_sent +=
-			streams * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
+			streams * (sizeof(struct wire_hdr) + tcp_hello_payload_len(l->keyed));
 		tc->base.stats.bytes_received +=
-			streams * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
+			(l->keyed ? 2u : 1u) * streams *
+			(sizeof(struct wire_hdr) + tcp_hello_payload_len(l->keyed));
 		pthread_mutex_unlock(tc->base.region_lock);
 		*conn_p = &tc->base;
 		return 1;
@@ -528,6 +857,7 @@ int tcp_accept(struct transport_listener *listener, int timeout_ms, struct trans
 				tcp_pending_refuse(l, i, 1, "%s within %d s",
 						   l->pending[i].ready
 							   ? "its other streams did not come"
+						   : l->pending[i].answered   ? "no key proof"
 						   : l->pending[i].handshaken ? "no hello"
 									      : "no TLS handshake",
 						   TCP_HELLO_TIMEOUT_MS / 1000);
@@ -576,6 +906,7 @@ void tcp_listener_close(struct transport_listener *listener)
 		tcp_pending_drop(l, l->npending - 1);
 	close(l->fd);
 	tcp_tls_free(l->tls);
+	OPENSSL_cleanse(l->hello_key, sizeof(l->hello_key));
 	free(l);
 }
 
@@ -646,14 +977,16 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 							  : TCP_DEFAULT_CONNECT_TIMEOUT_MS;
 	char why[TRANSPORT_ERROR_MAX] = "", tls_why[TRANSPORT_ERROR_MAX] = "";
 	int64_t deadline = transport_deadline_ms(timeout_ms);
+	uint8_t hello_key[TCP_HELLO_KEY_LEN];
 	struct transport_uri parsed;
 	SSL *ssls[WIRE_STREAMS_MAX] = {0};
 	int fds[WIRE_STREAMS_MAX];
+	struct tcp_hello_frame hello;
 	struct tcp_tls *tls;
 	struct tcp_conn *tc;
 	uint64_t session_tag;
 	unsigned nfds = 0;
-	int ret;
+	int ret, keyed;
 
 	ret = transport_uri_parse(uri, &parsed);
 	if (ret)
@@ -663,9 +996,14 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 			       WIRE_STREAMS_MAX);
 		return -EINVAL;
 	}
+	keyed = tcp_hello_key_derive(opts, hello_key);
+	if (keyed < 0)
+		return keyed;
 	ret = tcp_tls_create(opts, 0, &tls);
-	if (ret)
+	if (ret) {
+		OPENSSL_cleanse(hello_key, sizeof(hello_key));
 		return ret;
+	}
 	if (getrandom(&session_tag, sizeof(session_tag), 0) != sizeof(session_tag))
 		session_tag = (uint64_t)transport_now_ms() ^ ((uint64_t)getpid() << 32);
 	session_tag &= ~TCP_TAG_INDEX_MASK;
@@ -694,21 +1032,42 @@ int tcp_connect(const char *uri, const struct transport_options *opts,
 				goto err_close;
 			}
 		}
-		ret = tcp_hello_send(fds[nfds - 1], ssls[nfds - 1], streams,
-				     session_tag | (nfds - 1));
+		if (keyed) {
+			char hello_why[TRANSPORT_ERROR_MAX];
+
+			ret = tcp_hello_prove(fds[nfds - 1], hello_key, streams,
+					      session_tag | (nfds - 1), deadline, hello_why,
+					      sizeof(hello_why));
+			if (ret) {
+				if (snprintf(why, sizeof(why), "stream %u: %s", nfds - 1,
+					     hello_why) >= (int)sizeof(why))
+					memcpy(why + sizeof(why) - 4, "...", 4);
+				goto err_close;
+			}
+			continue;
+		}
+		ret = tcp_hello_send(
+			fds[nfds - 1], ssls[nfds - 1], &hello,
+			tcp_hello_encode(&hello, streams, session_tag | (nfds - 1), 0, NULL, NULL));
 		if (ret) {
 			snprintf(why, sizeof(why), "hello: %s", strerror(-ret));
 			goto err_close;
 		}
 	}
-	/* The listener's answers are checked by the receivers: the listener's side may not have
-	 * accepted yet, and connect does not wait for it. */
-	ret = tcp_conn_create(fds, ssls[0] ? ssls : NULL, nfds, session_tag, 1, &tc);
+	OPENSSL_cleanse(hello_key, sizeof(hello_key));
+	/* Plain hellos: the listener's answers are checked by the receivers (the listener's side
+	 * may not have accepted yet, and connect does not wait for it). Keyed ones were checked
+	 * here, each before our proof went. */
+	ret = tcp_conn_create(fds, ssls[0] ? ssls : NULL, nfds, session_tag, !keyed, &tc);
 	tcp_tls_free(tls); /* each SSL keeps a reference to the context */
 	if (ret)
 		return ret;
 	pthread_mutex_lock(tc->base.region_lock);
-	tc->base.stats.bytes_sent += nfds * (sizeof(struct wire_hdr) + sizeof(struct wire_hello));
+	tc->base.stats.bytes_sent +=
+		(keyed ? 2u : 1u) * nfds * (sizeof(struct wire_hdr) + tcp_hello_payload_len(keyed));
+	if (keyed)
+		tc->base.stats.bytes_received +=
+			nfds * (sizeof(struct wire_hdr) + tcp_hello_payload_len(keyed));
 	pthread_mutex_unlock(tc->base.region_lock);
 	*conn_p = &tc->base;
 	return 0;
@@ -720,5 +1079,6 @@ err_close:
 		close(fds[i]);
 	}
 	tcp_tls_free(tls);
+	OPENSSL_cleanse(hello_key, sizeof(hello_key));
 	return ret;
 }

@@ -62,6 +62,10 @@
  * (the oldest of those) is dropped. */
 #define TCP_PENDING_MAX 256u
 #define TCP_TLS_WHY_MAX 160u
+/* A hello frame at its largest: header, hello, and the key proof of a keyed stream. */
+#define TCP_HELLO_FRAME_MAX \
+	(sizeof(struct wire_hdr) + sizeof(struct wire_hello) + sizeof(struct wire_hello_key))
+#define TCP_HELLO_KEY_LEN 32u /* the key the hello proofs are made with, from the session key */
 
 /* What precedes the bytes of one data chunk on the wire. */
 struct tcp_data_head {
@@ -164,19 +168,25 @@ struct tcp_pending {
 	SSL *ssl;	     /* TLS: until its handshake ends, then the stream's */
 	int64_t deadline_ms; /* the whole handshake, TLS and hello, ends by then */
 	uint64_t order;	     /* accept order, for dropping the oldest */
-	short events;	     /* what it waits for; 0 once its hello is answered */
+	short events;	     /* what it waits for; 0 once it is ready */
 	int handshaken;	     /* TLS done (at once without TLS) */
-	int ready;	     /* hello received, checked and answered */
-	size_t got;	     /* bytes of the hello frame received */
-	unsigned char raw[sizeof(struct wire_hdr) + sizeof(struct wire_hello)];
-	struct wire_hello hello; /* once ready */
-	char peer[64];		 /* address, for messages */
+	int answered;	     /* keyed: its challenge answered, its proof awaited */
+	int ready;	     /* hello received, checked and answered (keyed: and its proof) */
+	size_t got;	     /* bytes of the hello frame being received */
+	unsigned char raw[TCP_HELLO_FRAME_MAX];
+	struct wire_hello hello;	       /* once answered or ready */
+	uint8_t proof[WIRE_HELLO_KEY_MAC_LEN]; /* keyed: the proof it must send, once answered */
+	char peer[64];			       /* address, for messages */
 };
 
 struct tcp_listener {
 	struct transport_listener base;
 	int fd;
 	struct tcp_tls *tls; /* NULL: plaintext */
+	/* A key and no TLS: each stream proves the key in its hello before it leaves accept()
+	 * (setup.c); hello_key is derived from the session key for that alone. */
+	int keyed;
+	uint8_t hello_key[TCP_HELLO_KEY_LEN];
 	struct tcp_pending pending[TCP_PENDING_MAX];
 	unsigned npending;
 	uint64_t accepted; /* sockets accepted so far */
@@ -198,7 +208,7 @@ static inline int tcp_wait(struct tcp_conn *tc, const struct timespec *deadline)
 /* conn.c */
 int tcp_send_iov(int fd, struct iovec *iov, size_t iovcnt);
 int tcp_recv_full(int fd, void *buf, size_t len, size_t *got_p);
-int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms);
+int tcp_recv_deadline(int fd, void *buf, size_t len, int64_t deadline_ms, size_t *got_p);
 void tcp_socket_tune(int fd);
 /* A peer that acknowledges nothing for timeout_ms is dead: TCP_USER_TIMEOUT, keepalive probes
  * that end within it, and blocking send/recv calls that give up after it. */
