@@ -155,6 +155,20 @@ if [ "$check" = 1 ]; then
 fi
 [ "$(id -u)" = 0 ] || { echo "build-qemu: run as root" >&2; exit 1; }
 
+# One build at a time per cache: a second run (another checkout, a test started while a build
+# runs) waits for the first, then takes its result.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+	say "another build into $cache is running: waiting for it"
+	flock 9
+	if [ -x "$out/qemu-system-x86_64" ]; then
+		say "cached: QEMU $qver, patches $phash, flags $fhash"
+		echo "$out/qemu-system-x86_64"
+		exit 0
+	fi
+fi
+
 missing=()
 for pkg in "${build_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
