@@ -26,6 +26,9 @@
 /* Pulls the destination times for auto at the handshake, and while the bulk round flows. */
 #define POSTCOPY_PROBE_PULLS 5u
 #define POSTCOPY_PROBE_LOADED_PULLS 3u
+/* Most bytes one of those pulls reads (a fault's pull of 2 MiB pages): the source maps and
+ * registers that much for them (session_pull_target_bytes()), whatever the page size. */
+#define POSTCOPY_PULL_TARGET_MAX (16u << 20)
 
 /* ---- destination ---- */
 
@@ -33,7 +36,8 @@
  * -EOPNOTSUPP with the reason in why. Leaves nothing registered. */
 int postcopy_dest_probe(struct rmig_session *s, char *why, size_t why_len);
 /* For auto, before any page data flows: time POSTCOPY_PROBE_PULLS transport_read()s of a
- * fault's worth of pages (POSTCOPY_FAULT_CLUSTER) spread over the source's first region and fill
+ * fault's worth of pages (POSTCOPY_FAULT_CLUSTER) from the source's pull target (a buffer of no
+ * guest data: session_pull_target_id()) and fill
  * m with their median (PROTOCOL_PULL_MEASURED, also kept as s->pull_idle_us), or with
  * PROTOCOL_PULL_FAILED when a pull failed while the connection stayed up (faults could not be
  * served, so auto must stay with pre-copy). 0, or -errno when the connection failed. */

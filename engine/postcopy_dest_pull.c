@@ -2,7 +2,11 @@
 /* engine/postcopy_dest_pull.c - the destination's test pulls for auto: how long a fault's pull
  * of POSTCOPY_FAULT_CLUSTER pages takes, before any page moves (at the handshake) and under the
  * bulk round's load (on a thread of its own, reported as PULL_REPORT after each pull). The
- * cost model weighs post-copy's stalls with them. */
+ * cost model weighs post-copy's stalls with them. They read the source's pull target, a buffer
+ * of a fault's size that holds no guest data, through the same transport_read() a fault uses:
+ * the source's guest RAM is not readable before the resume. Its id and length are derived here
+ * from the agreed region table (session_pull_target_id()), never taken from the source, and the
+ * transport checks each read against what the source announced. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,22 +24,20 @@ static int postcopy_compare_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* POSTCOPY_PROBE_PULLS pulls of a fault's worth of pages spread over the source's first region,
- * each waiting at most timeout_ms: 0 with their median in *m, or the first pull's -errno. */
+/* POSTCOPY_PROBE_PULLS pulls of the source's pull target, each waiting at most timeout_ms: 0
+ * with their median in *m, or the first pull's -errno. */
 static int postcopy_pulls_time(struct rmig_session *s, void *buf, int timeout_ms,
 			       struct protocol_pull *m)
 {
-	struct session_region *r = &s->regions[0];
-	size_t pages = r->npages < POSTCOPY_FAULT_CLUSTER ? r->npages : POSTCOPY_FAULT_CLUSTER;
-	uint64_t took[POSTCOPY_PROBE_PULLS], step = (r->npages - pages) / POSTCOPY_PROBE_PULLS;
+	size_t bytes = session_pull_target_bytes(s);
+	uint32_t id = session_pull_target_id(s);
+	uint64_t took[POSTCOPY_PROBE_PULLS];
 
 	for (uint32_t i = 0; i < POSTCOPY_PROBE_PULLS; i++) {
-		uint64_t page = step * i;
 		uint64_t start = session_now_us();
 		int ret;
 
-		ret = transport_read(s->conn, r->id, page << r->page_shift, buf,
-				     pages * r->page_size, timeout_ms);
+		ret = transport_read(s->conn, id, 0, buf, bytes, timeout_ms);
 		if (ret)
 			return ret;
 		took[i] = session_now_us() - start;
@@ -47,7 +49,7 @@ static int postcopy_pulls_time(struct rmig_session *s, void *buf, int timeout_ms
 			(uint32_t)(took[POSTCOPY_PROBE_PULLS / 2] > UINT32_MAX ? UINT32_MAX
 				   : took[POSTCOPY_PROBE_PULLS / 2] ? took[POSTCOPY_PROBE_PULLS / 2]
 								    : 1u),
-		.pull_bytes = (uint32_t)(pages * r->page_size),
+		.pull_bytes = (uint32_t)bytes,
 		.pulls = POSTCOPY_PROBE_PULLS,
 	};
 	return 0;
@@ -55,21 +57,23 @@ static int postcopy_pulls_time(struct rmig_session *s, void *buf, int timeout_ms
 
 int postcopy_dest_pull_probe(struct rmig_session *s, struct protocol_pull *m)
 {
-	void *buf = malloc(POSTCOPY_FAULT_CLUSTER * s->regions[0].page_size);
+	void *buf = malloc(session_pull_target_bytes(s));
 	int ret;
 
 	if (!buf)
 		return session_fail(s, -ENOMEM, "destination: out of memory for a test pull");
 	ret = postcopy_pulls_time(s, buf, (int)s->params.timeout_ms, m);
 	if (ret && s->conn->failed) {
-		ret = session_fail(s, ret,
-				   "destination: a test pull of region %u from %s failed: %s",
-				   s->regions[0].id, s->conn->peer, session_strerror(ret));
+		ret = session_fail(
+			s, ret,
+			"destination: a test pull of region %u (the pull target) from %s "
+			"failed: %s",
+			session_pull_target_id(s), s->conn->peer, session_strerror(ret));
 	} else if (ret) {
-		rmig_log_warn(
-			"destination: a test pull of region %u from %s failed (%s): post-copy "
-			"faults could not be served, auto stays with pre-copy",
-			s->regions[0].id, s->conn->peer, session_strerror(ret));
+		rmig_log_warn("destination: a test pull of region %u (the pull target) from %s "
+			      "failed (%s): post-copy faults could not be served, auto stays with "
+			      "pre-copy",
+			      session_pull_target_id(s), s->conn->peer, session_strerror(ret));
 		*m = (struct protocol_pull){.flags = PROTOCOL_PULL_FAILED};
 		ret = 0;
 	} else {
@@ -102,19 +106,17 @@ static void *postcopy_pull_probe_main(void *arg)
 {
 	struct postcopy_pull_probe *probe = arg;
 	struct rmig_session *s = probe->s;
-	struct session_region *r = &s->regions[0];
-	size_t pages = r->npages < POSTCOPY_FAULT_CLUSTER ? r->npages : POSTCOPY_FAULT_CLUSTER;
+	size_t bytes = session_pull_target_bytes(s);
+	uint32_t id = session_pull_target_id(s);
 	uint64_t took[POSTCOPY_PROBE_LOADED_PULLS], sorted[POSTCOPY_PROBE_LOADED_PULLS];
-	uint64_t step = (r->npages - pages) / POSTCOPY_PROBE_LOADED_PULLS;
 
 	for (uint32_t i = 0; i < POSTCOPY_PROBE_LOADED_PULLS; i++) {
-		/* Pages other than those pulled before the round. */
-		uint64_t page = step * i + step / 2u, start = session_now_us();
+		uint64_t start = session_now_us();
 		struct protocol_pull m;
 		int ret;
 
-		ret = transport_read(s->conn, r->id, page << r->page_shift, probe->buf,
-				     pages * r->page_size, POSTCOPY_PROBE_LOADED_TIMEOUT_MS);
+		ret = transport_read(s->conn, id, 0, probe->buf, bytes,
+				     POSTCOPY_PROBE_LOADED_TIMEOUT_MS);
 		if (ret) {
 			/* The source then goes by the pulls timed before the round. */
 			rmig_log_warn("destination: a test pull during the bulk round failed (%s)",
@@ -129,7 +131,7 @@ static void *postcopy_pull_probe_main(void *arg)
 			.pull_us = (uint32_t)(sorted[i / 2] > UINT32_MAX ? UINT32_MAX
 					      : sorted[i / 2]		 ? sorted[i / 2]
 									 : 1u),
-			.pull_bytes = (uint32_t)(pages * r->page_size),
+			.pull_bytes = (uint32_t)bytes,
 			.pulls = i + 1,
 		};
 		if (transport_ctrl_send(
@@ -157,7 +159,7 @@ int postcopy_dest_pull_probe_start(struct rmig_session *s)
 	if (!probe)
 		return session_fail(s, -ENOMEM, "destination: out of memory for test pulls");
 	probe->s = s;
-	probe->buf = malloc(POSTCOPY_FAULT_CLUSTER * s->regions[0].page_size);
+	probe->buf = malloc(session_pull_target_bytes(s));
 	probe->msg = malloc(TRANSPORT_CTRL_MAX);
 	if (!probe->buf || !probe->msg) {
 		ret = session_fail(s, -ENOMEM, "destination: out of memory for test pulls");

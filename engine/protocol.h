@@ -94,7 +94,8 @@ struct protocol_region {
 };
 
 /* What a post-copy fault's pull takes on this connection, as the destination timed it: the
- * median of a few transport_read()s of a fault's worth of pages from the source's first region.
+ * median of a few transport_read()s of a fault's worth of bytes from the source's pull target
+ * (a buffer of no guest data, session_pull_target_id(); guest RAM is not readable yet).
  * REGION_ACK carries the pulls timed before any page data flows (when the source asked for auto
  * and the destination can post-copy); PULL_REPORT those timed while the bulk round's pages
  * flow, under the load a fault would meet. */

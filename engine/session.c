@@ -297,6 +297,31 @@ struct session_region *session_region_find(struct rmig_session *s, uint32_t id)
 	return NULL;
 }
 
+uint32_t session_pull_target_id(const struct rmig_session *s)
+{
+	uint32_t id = UINT32_MAX;
+
+	/* Regions take at most nregions ids: the id steps down at most that many times. */
+	for (size_t i = 0; i < s->nregions;) {
+		if (s->regions[i].id == id) {
+			id--;
+			i = 0;
+		} else {
+			i++;
+		}
+	}
+	return id;
+}
+
+size_t session_pull_target_bytes(const struct rmig_session *s)
+{
+	const struct session_region *r = &s->regions[0];
+	size_t bytes = (r->npages < POSTCOPY_FAULT_CLUSTER ? r->npages : POSTCOPY_FAULT_CLUSTER) *
+		       r->page_size;
+
+	return bytes < POSTCOPY_PULL_TARGET_MAX ? bytes : POSTCOPY_PULL_TARGET_MAX;
+}
+
 int session_region_dirty_source(struct rmig_session *s, uint32_t id)
 {
 	const struct session_region *r = session_region_find(s, id);

@@ -93,7 +93,12 @@ struct session_source {
 	uint32_t throttle_strikes; /* rounds in a row the guest outran the link (policy_throttle) */
 	uint32_t peer_flags;	   /* the destination's hello-ack flags */
 	uint32_t pull_loaded_us;   /* auto: the destination's pulls while the bulk round flowed */
-	uint32_t pull_loaded_pulls;  /* pulls behind pull_loaded_us */
+	uint32_t pull_loaded_pulls; /* pulls behind pull_loaded_us */
+	/* auto: what the destination's test pulls read instead of guest RAM, registered remote-
+	 * readable from the handshake until auto decided (source_pull_target_expose()) */
+	void *pull_target;
+	size_t pull_target_bytes;
+	int pull_target_registered;
 	uint64_t last_sample_us;     /* the last sample of the dirty log */
 	uint64_t sample_cost_us;     /* what that sample took */
 	uint64_t sync_cost_us;	     /* what the last full dirty-log pass took */
@@ -206,6 +211,13 @@ int session_set_callbacks(struct rmig_session *s, const struct rmig_callbacks *c
 int session_region_add(struct rmig_session *s, uint32_t id, void *addr, size_t length,
 		       size_t page_size);
 struct session_region *session_region_find(struct rmig_session *s, uint32_t id);
+/* auto's test pulls read a buffer of the source's that holds no guest data, the pull target
+ * (guest RAM is not readable before the resume): its transport region id, the highest id no
+ * region uses, which both sides derive from the region table they agreed on; and its length,
+ * one fault's pull (POSTCOPY_FAULT_CLUSTER pages of the first region, at most that region and
+ * POSTCOPY_PULL_TARGET_MAX). Both need at least one region. */
+uint32_t session_pull_target_id(const struct rmig_session *s);
+size_t session_pull_target_bytes(const struct rmig_session *s);
 /* Source: how region id is tracked (enum rmig_dirty_source; AUTO until tracking started),
  * -ENOENT for an unknown id, -EINVAL on a destination. */
 int session_region_dirty_source(struct rmig_session *s, uint32_t id);

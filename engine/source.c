@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine/batch.h"
 #include "engine/dirty.h"
@@ -21,9 +22,10 @@
 #define DEST_LABEL "rmig-dest"
 
 /* The peer may read guest RAM here only while post-copy faults pull it (RDMA READ without this
- * side's CPU): from the resume to the end of the tail (source_regions_readable()). Only auto
- * exposes it from the handshake (its method_ops' region_access), for the pulls the destination
- * times to choose a method. */
+ * side's CPU): from the switchover, VM paused, just before the resume, to the end of the tail.
+ * Every method registers it for local use only at the handshake, auto too: the pulls the
+ * destination times to choose a method read the pull target instead
+ * (source_pull_target_expose()). */
 int source_regions_readable(struct rmig_session *s, int readable)
 {
 	for (size_t i = 0; i < s->nregions; i++) {
@@ -37,6 +39,55 @@ int source_regions_readable(struct rmig_session *s, int readable)
 			return session_fail(s, ret, "cannot %s remote read of region %u: %s",
 					    readable ? "grant" : "revoke", id,
 					    session_strerror(ret));
+	}
+	return 0;
+}
+
+/* auto, towards a destination that can post-copy: the buffer its test pulls read, one fault's
+ * pull of bytes that are no guest's (a fixed pattern, written so every page is backed as guest
+ * RAM is), registered remote-readable like the RAM a fault pulls, so the pull takes the same
+ * path (rdma: an RDMA READ of an MR; tcp: the responder thread). Announced with the guest
+ * regions, after the key proof and the bind, so the announcement carries its MAC. */
+static int source_pull_target_expose(struct rmig_session *s)
+{
+	size_t bytes = session_pull_target_bytes(s);
+	uint32_t id = session_pull_target_id(s);
+	void *buf;
+	int ret;
+
+	buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return session_fail(s, -ENOMEM, "cannot map %zu bytes for the test pulls", bytes);
+	memset(buf, 0x5a, bytes);
+	s->src.pull_target = buf;
+	s->src.pull_target_bytes = bytes;
+	ret = transport_region_register(s->conn, id, buf, bytes, TRANSPORT_ACCESS_REMOTE_READ);
+	if (ret)
+		return session_fail(s, ret, "cannot register the test pulls' region %u: %s", id,
+				    session_strerror(ret));
+	s->src.pull_target_registered = 1;
+	return 0;
+}
+
+int source_pull_target_withdraw(struct rmig_session *s)
+{
+	uint32_t id;
+	int ret;
+
+	if (s->src.pull_target_registered && s->conn) {
+		id = session_pull_target_id(s);
+		ret = transport_region_deregister(s->conn, id);
+		if (ret)
+			return session_fail(s, ret, "cannot withdraw the test pulls' region %u: %s",
+					    id, session_strerror(ret));
+		s->src.pull_target_registered = 0;
+	}
+	/* A registration that could not be withdrawn keeps its buffer until the connection is
+	 * closed, which takes the registration with it (source_run() comes here again then). */
+	if (s->src.pull_target && (!s->src.pull_target_registered || !s->conn)) {
+		munmap(s->src.pull_target, s->src.pull_target_bytes);
+		s->src.pull_target = NULL;
+		s->src.pull_target_registered = 0;
 	}
 	return 0;
 }
@@ -123,7 +174,7 @@ static int source_handshake(struct rmig_session *s)
 		struct session_region *r = &s->regions[i];
 
 		ret = transport_region_register(s->conn, r->id, r->addr, r->length,
-						method_ops_find(s->params.method)->region_access);
+						TRANSPORT_ACCESS_LOCAL);
 		if (ret)
 			return session_fail(s, ret, "cannot register region %u (%zu bytes): %s",
 					    r->id, r->length, session_strerror(ret));
@@ -132,6 +183,13 @@ static int source_handshake(struct rmig_session *s)
 			.page_shift = r->page_shift,
 			.length = r->length,
 		};
+	}
+	/* The destination times pulls only for auto, and only when it can post-copy. */
+	if (s->params.method == RMIG_METHOD_AUTO && (s->src.peer_flags & PROTOCOL_HELLO_POSTCOPY) &&
+	    s->nregions) {
+		ret = source_pull_target_expose(s);
+		if (ret)
+			return ret;
 	}
 	ret = session_ctrl_send(s, protocol_region_table_to_wire(table, s->nregions, s->msg_buf));
 	if (ret)
@@ -298,6 +356,7 @@ int source_run(struct rmig_session *s)
 	session_histogram_update(s);
 	batch_pipeline_destroy(pipeline);
 	session_disconnect(s);
+	source_pull_target_withdraw(s);
 	return 0;
 
 err_abort:
@@ -330,6 +389,7 @@ err_abort:
 	}
 	session_histogram_update(s);
 	session_disconnect(s);
+	source_pull_target_withdraw(s);
 out:
 	return ret;
 }

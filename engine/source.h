@@ -102,6 +102,10 @@ int source_resume_destination(struct rmig_session *s);
 /* Grant (readable) or revoke the peer's remote read of every region: from the post-copy
  * resume to the end of the tail. */
 int source_regions_readable(struct rmig_session *s, int readable);
+/* auto decided and the destination's test pulls are over: take the pull target (the buffer
+ * they read, source.c) from the peer's reach and free it. Idempotent; after the connection
+ * closed it only frees. 0 or -errno. */
+int source_pull_target_withdraw(struct rmig_session *s);
 
 /* ---- stop.c: every stop rule of the live phase (the rules themselves: engine/policy.c) ---- */
 

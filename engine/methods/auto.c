@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/methods/auto.c - auto: the bulk round runs with the sampler probing the guest (dirty
  * rate, write runs, the working set by capture-recapture between the samples' halves) and the
- * destination timing test pulls; after enough samples the cost model (engine/cost_model.c)
- * projects every method and the best becomes s->method. The rest of the live phase is the chosen
- * method's after_bulk, its switchover the chosen method's. */
+ * destination timing test pulls (of the pull target, a buffer of no guest data: guest RAM
+ * becomes readable only at the resume, as for every method); after enough samples the cost
+ * model (engine/cost_model.c) projects every method and the best becomes s->method. The rest
+ * of the live phase is the chosen method's after_bulk, its switchover the chosen method's. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +72,13 @@ static int auto_decide(struct rmig_session *s, struct source_probe *probe)
 		ret = session_ctrl_poll(s, (int)((until - session_now_us()) / 1000u) + 1);
 	if (ret)
 		return ret;
+	/* The last of those pulls is over once its report came (or none were to come): the
+	 * buffer they read may go now, else at the bulk round's barrier (auto_live()). */
+	if (!s->pull_idle_us || s->src.pull_loaded_pulls >= POSTCOPY_PROBE_LOADED_PULLS) {
+		ret = source_pull_target_withdraw(s);
+		if (ret)
+			return ret;
+	}
 	if (taken > SOURCE_PROBE_SAMPLES)
 		taken = SOURCE_PROBE_SAMPLES;
 	for (size_t i = 0; i < s->nregions; i++) {
@@ -229,6 +237,11 @@ static int auto_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 		ret = ended;
 		goto out_free;
 	}
+	/* The destination ends its test pulls before it acknowledges the bulk round (dest.c):
+	 * from here on nothing reads the pull target. */
+	ret = source_pull_target_withdraw(s);
+	if (ret)
+		goto out_free;
 	if (!probe.decided) {
 		/* The bulk round ended before the probe had enough samples: decide from the
 		 * round (one more sample, so even a fast round has one measurement). */
@@ -268,8 +281,6 @@ out_free:
 const struct method_ops method_auto_ops = {
 	.method = RMIG_METHOD_AUTO,
 	.postcopy = 0,
-	/* the choice may be of the post-copy family */
-	.region_access = TRANSPORT_ACCESS_REMOTE_READ,
 	.needs = METHOD_NEEDS_TRACKING | METHOD_NEEDS_SCHED | METHOD_NEEDS_PREDICTOR,
 	.live = auto_live,
 	.after_bulk = NULL,

@@ -5,7 +5,6 @@
 #include "engine/methods/method.h"
 #include "engine/session.h"
 #include "engine/source.h"
-#include "transport/transport.h"
 
 static int hybrid_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
@@ -21,7 +20,6 @@ static int hybrid_live(struct rmig_session *s, struct batch_pipeline *pipeline)
 const struct method_ops method_hybrid_ops = {
 	.method = RMIG_METHOD_HYBRID,
 	.postcopy = 1,
-	.region_access = TRANSPORT_ACCESS_LOCAL,
 	.needs = METHOD_NEEDS_TRACKING | METHOD_NEEDS_SCHED,
 	.live = hybrid_live,
 	.after_bulk = method_postcopy_after_bulk,

@@ -23,9 +23,6 @@ struct method_ops {
 	/* 1 when the destination resumes before all RAM has arrived (TSMC, post-copy, hybrid):
 	 * it must be able to fill RAM after resume (userfaultfd) */
 	int postcopy;
-	/* TRANSPORT_ACCESS_* the source registers its RAM with: the peer may read it only when
-	 * the method pulls pages (post-copy faults, served by RDMA READ without this side's CPU) */
-	unsigned region_access;
 	unsigned needs; /* METHOD_NEEDS_* */
 	/* Source, VM running: from the first round to the stop decision. 0 or -errno. */
 	int (*live)(struct rmig_session *s, struct batch_pipeline *pipeline);

@@ -12,7 +12,6 @@
 #include "engine/session.h"
 #include "engine/source.h"
 #include "engine/verify.h"
-#include "transport/transport.h"
 
 /* Nothing moves while the VM runs here: every page comes after resume. */
 static int postcopy_live(struct rmig_session *s, struct batch_pipeline *pipeline)
@@ -116,7 +115,6 @@ int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pi
 const struct method_ops method_postcopy_ops = {
 	.method = RMIG_METHOD_POSTCOPY,
 	.postcopy = 1,
-	.region_access = TRANSPORT_ACCESS_LOCAL,
 	.needs = METHOD_NEEDS_SCHED,
 	.live = postcopy_live,
 	/* chosen by auto after the bulk round: that round sent all RAM once, so what is left

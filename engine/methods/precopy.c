@@ -14,7 +14,6 @@
 #include "engine/source.h"
 #include "engine/verify.h"
 #include "transport/log.h"
-#include "transport/transport.h"
 
 /* Classic pre-copy from the sync after `round` on. */
 int method_precopy_after(struct rmig_session *s, struct batch_pipeline *pipeline, uint32_t round,
@@ -137,7 +136,6 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 const struct method_ops method_precopy_ops = {
 	.method = RMIG_METHOD_PRECOPY,
 	.postcopy = 0,
-	.region_access = TRANSPORT_ACCESS_LOCAL,
 	.needs = METHOD_NEEDS_TRACKING,
 	.live = precopy_live,
 	.after_bulk = precopy_after_bulk,

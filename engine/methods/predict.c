@@ -11,7 +11,6 @@
 #include "engine/predict.h"
 #include "engine/session.h"
 #include "engine/source.h"
-#include "transport/transport.h"
 
 /* Held pages would cross with the VM paused. When they would add more than this to the
  * downtime, one last short live round sends them, and the pause carries only what that round
@@ -142,7 +141,6 @@ static int predict_after_bulk(struct rmig_session *s, struct batch_pipeline *pip
 const struct method_ops method_predict_ops = {
 	.method = RMIG_METHOD_PREDICT,
 	.postcopy = 0,
-	.region_access = TRANSPORT_ACCESS_LOCAL,
 	.needs = METHOD_NEEDS_TRACKING | METHOD_NEEDS_SCHED | METHOD_NEEDS_PREDICTOR,
 	.live = predict_live,
 	.after_bulk = predict_after_bulk,

@@ -9,7 +9,6 @@
 #include "engine/predict.h"
 #include "engine/session.h"
 #include "engine/source.h"
-#include "transport/transport.h"
 
 /* TSMC stage 2: a page written again before its turn is left to stage 3 (so it crosses twice,
  * not three times); every page written during the stage is delivered after resume. */
@@ -114,7 +113,6 @@ static int tsmc_after_bulk(struct rmig_session *s, struct batch_pipeline *pipeli
 const struct method_ops method_tsmc_ops = {
 	.method = RMIG_METHOD_TSMC,
 	.postcopy = 1,
-	.region_access = TRANSPORT_ACCESS_LOCAL,
 	.needs = METHOD_NEEDS_TRACKING | METHOD_NEEDS_SCHED | METHOD_NEEDS_PREDICTOR,
 	.live = tsmc_live,
 	.after_bulk = tsmc_after_bulk,
