@@ -156,6 +156,47 @@ int wire_hello_key_from_wire(const void *buf, size_t len, struct wire_hello_key 
 	return 0;
 }
 
+void wire_rdma_hello_key_to_wire(struct wire_rdma_hello_key *out, enum wire_hello_key_step step,
+				 const uint8_t *value)
+{
+	struct wire_rdma_hello_key key = {
+		.step = htole32((uint32_t)step),
+		.algorithm = htole32(step ? WIRE_HELLO_KEY_HMAC_SHA256 : 0),
+	};
+
+	if (value)
+		memcpy(key.value, value, sizeof(key.value));
+	memcpy(out, &key, sizeof(key));
+}
+
+int wire_rdma_hello_key_from_wire(const void *buf, size_t len, struct wire_rdma_hello_key *out,
+				  char *why, size_t why_len)
+{
+	static const uint8_t zero[WIRE_RDMA_KEY_VALUE_LEN];
+	struct wire_rdma_hello_key key;
+
+	if (len != sizeof(key))
+		return wire_reject(why, why_len, "hello.key: %zu bytes, expected %zu", len,
+				   sizeof(key));
+	memcpy(&key, buf, sizeof(key));
+	key.step = le32toh(key.step);
+	key.algorithm = le32toh(key.algorithm);
+	if (key.step == 0) {
+		if (key.algorithm || memcmp(key.value, zero, sizeof(zero)))
+			return wire_reject(why, why_len,
+					   "hello.key: bytes after a plain hello (step 0)");
+	} else if (key.step != WIRE_HELLO_KEY_CHALLENGE && key.step != WIRE_HELLO_KEY_PROOF) {
+		return wire_reject(why, why_len, "hello.key.step: %u in a connect request",
+				   key.step);
+	} else if (key.algorithm != WIRE_HELLO_KEY_HMAC_SHA256) {
+		return wire_reject(why, why_len,
+				   "hello.key.algorithm: %u, this side knows only %u (HMAC-SHA256)",
+				   key.algorithm, WIRE_HELLO_KEY_HMAC_SHA256);
+	}
+	*out = key;
+	return 0;
+}
+
 int wire_commit_to_wire(void *buf, size_t buf_len, const struct wire_commit_host *commit,
 			const struct transport_run *runs)
 {

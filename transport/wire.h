@@ -73,6 +73,25 @@ struct wire_hello_key {
 	uint8_t mac[WIRE_HELLO_KEY_MAC_LEN];	 /* ANSWER, PROOF: the sender's proof; else zero */
 } __attribute__((packed));
 
+/* The key proof of an rdma hello (rdma/cm.c): rdma_cm carries only 56 bytes of private data in
+ * a connect request (RDMA_PS_TCP over InfiniBand or RoCE), so a request's hello is followed by
+ * this 32-byte part, and the listener's answer travels in the reject of the challenge (up to
+ * 148 bytes: struct wire_hello and struct wire_hello_key, step ANSWER). rdma_cm pads a request
+ * with zeroes, so a plain hello reads as step 0 with nothing after it. Per queue pair:
+ *   connect request 1  CHALLENGE  the connecting side's nonce (24 bytes)
+ *   reject of it       ANSWER     the listener's nonce and proof (32 bytes each)
+ *   connect request 2  PROOF      the connecting side's proof (HMAC-SHA256 cut to 24 bytes)
+ * Only a request with a valid proof is accepted (gets a queue pair). */
+#define WIRE_RDMA_KEY_VALUE_LEN 24u
+#define WIRE_RDMA_REQUEST_LEN 56u /* struct wire_hello + struct wire_rdma_hello_key */
+#define WIRE_RDMA_ANSWER_LEN 96u  /* struct wire_hello + struct wire_hello_key */
+
+struct wire_rdma_hello_key {
+	uint32_t step;				/* 0 (a plain hello), CHALLENGE or PROOF */
+	uint32_t algorithm;			/* WIRE_HELLO_KEY_HMAC_SHA256; 0 with step 0 */
+	uint8_t value[WIRE_RDMA_KEY_VALUE_LEN]; /* CHALLENGE: nonce; PROOF: proof; else zero */
+} __attribute__((packed));
+
 struct wire_run {
 	uint32_t region_id;
 	uint32_t flags;
@@ -129,6 +148,10 @@ struct wire_credit {
 _Static_assert(sizeof(struct wire_hdr) == 16, "wire_hdr layout");
 _Static_assert(sizeof(struct wire_hello) == 24, "wire_hello layout");
 _Static_assert(sizeof(struct wire_hello_key) == 72, "wire_hello_key layout");
+_Static_assert(sizeof(struct wire_rdma_hello_key) == 32, "wire_rdma_hello_key layout");
+_Static_assert(sizeof(struct wire_hello) + sizeof(struct wire_rdma_hello_key) ==
+		       WIRE_RDMA_REQUEST_LEN,
+	       "rdma connect request layout");
 _Static_assert(sizeof(struct wire_run) == 24, "wire_run layout");
 _Static_assert(sizeof(struct wire_commit) == 80, "wire_commit layout");
 _Static_assert(sizeof(struct wire_data) == 16, "wire_data layout");
@@ -168,6 +191,14 @@ void wire_hello_key_to_wire(struct wire_hello_key *out, enum wire_hello_key_step
 			    const uint8_t *nonce, const uint8_t *mac);
 int wire_hello_key_from_wire(const void *buf, size_t len, struct wire_hello_key *out, char *why,
 			     size_t why_len);
+
+/* The key part of an rdma connect request; value may be NULL (zeroes). from_wire checks the
+ * length, the step (0..3 but not ANSWER), the algorithm and that step 0 carries nothing, and
+ * hands back step and algorithm in host order. */
+void wire_rdma_hello_key_to_wire(struct wire_rdma_hello_key *out, enum wire_hello_key_step step,
+				 const uint8_t *value);
+int wire_rdma_hello_key_from_wire(const void *buf, size_t len, struct wire_rdma_hello_key *out,
+				  char *why, size_t why_len);
 
 /* Commit: writes sizeof(struct wire_commit) + nruns * sizeof(struct wire_run) bytes into buf
  * (capacity buf_len). Returns the byte count or -ENOSPC / -EINVAL. */

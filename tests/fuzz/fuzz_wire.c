@@ -72,6 +72,25 @@ static void fuzz_hello_key(const uint8_t *data, size_t size)
 	FUZZ_CHECK(!memcmp(&again, data, sizeof(again)));
 }
 
+static void fuzz_rdma_hello_key(const uint8_t *data, size_t size)
+{
+	static const uint8_t zero[WIRE_RDMA_KEY_VALUE_LEN];
+	struct wire_rdma_hello_key key, again;
+	char why[TRANSPORT_ERROR_MAX] = "";
+	int ret = wire_rdma_hello_key_from_wire(data, size, &key, why, sizeof(why));
+
+	fuzz_check_verdict(ret, why);
+	if (ret)
+		return;
+	FUZZ_CHECK(size == sizeof(struct wire_rdma_hello_key));
+	FUZZ_CHECK(key.step == 0 || key.step == WIRE_HELLO_KEY_CHALLENGE ||
+		   key.step == WIRE_HELLO_KEY_PROOF);
+	FUZZ_CHECK(key.step ? key.algorithm == WIRE_HELLO_KEY_HMAC_SHA256
+			    : key.algorithm == 0 && !memcmp(key.value, zero, sizeof(zero)));
+	wire_rdma_hello_key_to_wire(&again, (enum wire_hello_key_step)key.step, key.value);
+	FUZZ_CHECK(!memcmp(&again, data, sizeof(again)));
+}
+
 static void fuzz_commit(const uint8_t *data, size_t size, size_t max_runs)
 {
 	static struct transport_run runs[TRANSPORT_BATCH_MAX_RUNS],
@@ -252,9 +271,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0:
 		fuzz_hdr(copy, size, (uint32_t)selector << 8);
 		break;
-	case 1: /* a hello, or a hello's key proof */
+	case 1: /* a hello, or a hello's key proof (tcp's, or the one of an rdma request) */
 		fuzz_hello(copy, size);
 		fuzz_hello_key(copy, size);
+		fuzz_rdma_hello_key(copy, size);
 		break;
 	case 2:
 		fuzz_commit(copy, size, TRANSPORT_BATCH_MAX_RUNS);

@@ -3,7 +3,8 @@
  * same key migrates, a different key (or a key on one side only) is refused before any page
  * crosses. Over tcp the key also keys TLS (psk, the default with a key): the listener refuses
  * the wrong key in the TLS handshake, before the engine sees the connection, and goes on
- * waiting for the right source, so only the source fails there. */
+ * waiting for the right source, so only the source fails there. Over rdma the listener asks
+ * every queue pair for the key proof of its hello before it gives it a queue pair: the same. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,12 +38,13 @@ static void run_with_keys(struct harness *h, const char *src_key, const char *ds
 	h->src_ret = rmig_session_run(h->src);
 	if (h->src_ret)
 		print_message("source: %d %s\n", h->src_ret, rmig_last_error(h->src));
-	/* tcp with a key on the destination: a refused source never reached its engine */
-	if (strcmp(harness_transport, "tcp") || !dst_key || (src_key && !strcmp(src_key, dst_key)))
+	/* tcp and rdma with a key on the destination: a refused source never reached its engine */
+	if (!strcmp(harness_transport, "loop") || !dst_key ||
+	    (src_key && !strcmp(src_key, dst_key)))
 		h->dst_ret = rmig_session_wait(h->dst, 60000);
 }
 
-/* tcp: the destination refused the source in the TLS handshake and is still waiting for the
+/* tcp, rdma: the destination refused the source in its listener and is still waiting for the
  * right one; nothing reached its engine. Cancel it. */
 static void expect_destination_still_waiting(struct harness *h)
 {
@@ -77,8 +79,9 @@ static void test_auth_key_mismatch_refused(void **state)
 	run_with_keys(&h, "correct horse battery staple", "wrong horse");
 	assert_int_equal(h.src_ret, -EACCES);
 	assert_non_null(strstr(rmig_last_error(h.src), "key"));
-	if (!strcmp(harness_transport, "tcp")) {
-		/* refused in connect: the TLS pre-shared keys differ */
+	if (strcmp(harness_transport, "loop")) {
+		/* refused in connect: tcp's TLS pre-shared keys differ, rdma's listener answered
+		 * the key challenge with a proof the source finds wrong */
 		assert_int_equal(h.connect_ret, -EACCES);
 		expect_destination_still_waiting(&h);
 	} else {
@@ -95,6 +98,11 @@ static void test_auth_key_mismatch_refused(void **state)
 		/* plaintext (no key, no TLS) meets a TLS listener: refused, and told why */
 		assert_int_not_equal(h.src_ret, 0);
 		assert_non_null(strstr(rmig_last_error(h.src), "TLS"));
+		expect_destination_still_waiting(&h);
+	} else if (!strcmp(harness_transport, "rdma")) {
+		/* a plain hello meets a listener that asks for the key proof: refused, told why */
+		assert_int_not_equal(h.src_ret, 0);
+		assert_non_null(strstr(rmig_last_error(h.src), "key proof"));
 		expect_destination_still_waiting(&h);
 	} else {
 		assert_int_equal(h.src_ret, -EACCES);

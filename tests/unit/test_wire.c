@@ -193,6 +193,42 @@ static void test_wire_hello_key_rejects_each_bad_field(void **state)
 			"hello.key.step");
 }
 
+/* The key part of an rdma connect request: a plain hello is step 0 and nothing else. */
+static void test_wire_rdma_hello_key_round_trips_and_rejects_each_bad_field(void **state)
+{
+	struct wire_rdma_hello_key raw, key;
+	uint8_t value[WIRE_RDMA_KEY_VALUE_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(value); i++)
+		value[i] = (uint8_t)(i + 7);
+	wire_rdma_hello_key_to_wire(&raw, WIRE_HELLO_KEY_PROOF, value);
+	assert_int_equal(wire_rdma_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			 0);
+	assert_int_equal(key.step, WIRE_HELLO_KEY_PROOF);
+	assert_int_equal(key.algorithm, WIRE_HELLO_KEY_HMAC_SHA256);
+	assert_memory_equal(key.value, value, sizeof(value));
+	wire_rdma_hello_key_to_wire(&raw, 0, NULL);
+	assert_int_equal(wire_rdma_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			 0);
+	assert_int_equal(key.step, 0);
+	assert_int_equal(key.algorithm, 0);
+
+	assert_rejected(
+		wire_rdma_hello_key_from_wire(&raw, sizeof(raw) - 1, &key, why, sizeof(why)),
+		"hello.key");
+	raw.value[3] = 1; /* step 0 with something after it */
+	assert_rejected(wire_rdma_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			"hello.key");
+	wire_rdma_hello_key_to_wire(&raw, WIRE_HELLO_KEY_ANSWER, value); /* not in a request */
+	assert_rejected(wire_rdma_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			"hello.key.step");
+	wire_rdma_hello_key_to_wire(&raw, WIRE_HELLO_KEY_CHALLENGE, value);
+	raw.algorithm = htole32(WIRE_HELLO_KEY_HMAC_SHA256 + 1);
+	assert_rejected(wire_rdma_hello_key_from_wire(&raw, sizeof(raw), &key, why, sizeof(why)),
+			"hello.key.algorithm");
+}
+
 /* ---- commit ---- */
 
 static const struct transport_run sample_runs[] = {
@@ -481,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_wire_hello_rejects_each_bad_field),
 		cmocka_unit_test(test_wire_hello_key_round_trips),
 		cmocka_unit_test(test_wire_hello_key_rejects_each_bad_field),
+		cmocka_unit_test(test_wire_rdma_hello_key_round_trips_and_rejects_each_bad_field),
 		cmocka_unit_test(test_wire_commit_round_trips),
 		cmocka_unit_test(test_wire_commit_encoder_refuses_small_buffer_and_too_many_runs),
 		cmocka_unit_test(test_wire_commit_rejects_short_payload),

@@ -228,17 +228,19 @@ int rdma_stream_qp(struct rdma_conn *rc, unsigned index)
 	return 0;
 }
 
-/* Connect / accept parameters of queue pair index: its hello names the connection and itself. */
+/* Connect / accept parameters of queue pair index: its hello names the connection and itself;
+ * with proof (connecting, keyed), the request carries the key proof after it. */
 static void rdma_stream_ack_timeout(struct rdma_conn *rc, unsigned index);
 
 void rdma_stream_param(struct rdma_conn *rc, unsigned index, struct rdma_conn_param *param,
-		       struct wire_hello *hello)
+		       struct rdma_hello_request *request, const uint8_t *proof)
 {
-	wire_hello_to_wire(hello, rc->nstreams, TRANSPORT_CTRL_MAX, RDMA_RECV_DEPTH,
+	wire_hello_to_wire(&request->hello, rc->nstreams, TRANSPORT_CTRL_MAX, RDMA_RECV_DEPTH,
 			   rc->session_tag | index);
+	wire_rdma_hello_key_to_wire(&request->key, proof ? WIRE_HELLO_KEY_PROOF : 0, proof);
 	memset(param, 0, sizeof(*param));
-	param->private_data = hello;
-	param->private_data_len = sizeof(*hello);
+	param->private_data = request;
+	param->private_data_len = proof ? sizeof(*request) : sizeof(request->hello);
 	param->responder_resources = rc->responder_resources;
 	param->initiator_depth = rc->initiator_depth;
 	param->retry_count = RDMA_RETRY_COUNT;

@@ -51,7 +51,7 @@
 #define RDMA_BOUNCE_SIZE (1u << 20) /* RDMA READ landing buffer for unregistered destinations */
 #define RDMA_CHUNK_SIZE (2ull << 20)
 #define RDMA_MSG_STRIDE ((sizeof(struct wire_hdr) + WIRE_MSG_MAX + 63u) & ~(size_t)63u)
-#define RDMA_LISTEN_BACKLOG 16
+#define RDMA_LISTEN_BACKLOG 512 /* requests the kernel queues for the listener; beyond, refused */
 #define RDMA_STREAMS_MAX WIRE_STREAMS_MAX
 /* With several QPs, page data is cut at multiples of this within its region, and each block
  * keeps to one QP: small enough that one large run is spread over all of them, large enough
@@ -129,11 +129,46 @@ struct rdma_options {
 	uint32_t peer_timeout_ms;
 };
 
-/* A connect request taken off the listener's channel, not answered yet. */
-struct rdma_request {
-	struct rdma_cm_id *id;
-	unsigned char data[sizeof(struct wire_hello)];
-	size_t len;
+/* A connect request's private data: the hello and its key part (zeroes: a plain hello). The
+ * listener's answer to a key challenge travels in the reject's private data. */
+struct rdma_hello_request {
+	struct wire_hello hello;
+	struct wire_rdma_hello_key key;
+} __attribute__((packed));
+
+struct rdma_hello_answer {
+	struct wire_hello hello;
+	struct wire_hello_key key;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct rdma_hello_request) == WIRE_RDMA_REQUEST_LEN, "request layout");
+_Static_assert(sizeof(struct rdma_hello_answer) == WIRE_RDMA_ANSWER_LEN, "answer layout");
+
+#define RDMA_HELLO_KEY_LEN 32u /* the key of the hello's proofs, derived from the session key */
+#define RDMA_ANSWERED_MAX 256u /* key challenges answered, waiting for their proofs */
+#define RDMA_ACCEPTING_MAX 16u /* connections given queue pairs, not yet established */
+#define RDMA_PEER_NAME_MAX 64u /* "rdma://[v6 address]:port" */
+
+/* A key challenge the listener answered: the proof it expects on a connect request of the same
+ * session tag, until the deadline. Holds no rdma_cm id and no verbs resource. */
+struct rdma_answered {
+	uint64_t session_tag;
+	struct wire_hello hello; /* host order, as the challenge said */
+	uint8_t proof[WIRE_RDMA_KEY_VALUE_LEN];
+	int64_t deadline_ms;
+	uint64_t order;
+	char peer[RDMA_PEER_NAME_MAX];
+};
+
+/* A connection whose queue pairs the listener is accepting: queue pairs 0 .. accepted-1 have
+ * been accepted, established says which of them are up. Its ids stay on the listener's channel
+ * until every queue pair is established; then they move to the connection's. */
+struct rdma_accepting {
+	struct rdma_conn *rc;
+	unsigned accepted;
+	uint32_t established; /* bit per queue pair */
+	int64_t deadline_ms;  /* for the next step: reset by each step taken */
+	uint64_t order;
 };
 
 struct rdma_listener {
@@ -142,9 +177,13 @@ struct rdma_listener {
 	struct rdma_cm_id *id;
 	struct rdma_options options;
 	char host[TRANSPORT_URI_MAX];
-	/* First queue pairs of other connections that came while one was being grouped. */
-	struct rdma_request pending[RDMA_LISTEN_BACKLOG];
-	unsigned npending;
+	int keyed; /* a session key: every queue pair proves it before it gets a queue pair */
+	uint8_t hello_key[RDMA_HELLO_KEY_LEN];
+	uint64_t order; /* counts requests, for "oldest first" */
+	struct rdma_answered answered[RDMA_ANSWERED_MAX];
+	unsigned nanswered;
+	struct rdma_accepting accepting[RDMA_ACCEPTING_MAX];
+	unsigned naccepting;
 };
 
 /* One queue pair of a connection. Counters are guarded by rdma_conn.lock. */
@@ -288,7 +327,7 @@ int rdma_post_recv(struct rdma_conn *rc, uint32_t index);
 int rdma_conn_resources(struct rdma_conn *rc);
 int rdma_stream_qp(struct rdma_conn *rc, unsigned index);
 void rdma_stream_param(struct rdma_conn *rc, unsigned index, struct rdma_conn_param *param,
-		       struct wire_hello *hello);
+		       struct rdma_hello_request *request, const uint8_t *proof);
 void rdma_conn_log_ready(struct rdma_conn *rc);
 struct rdma_conn *rdma_conn_new(const char *peer, const struct rdma_options *options);
 void rdma_region_release(struct rdma_region *region);
