@@ -47,16 +47,14 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "transport/key_proof.h"
 #include "transport/log.h"
 #include "transport/rdma/rdma.h"
 
 #define RDMA_HELLO_KEY_LABEL "rmig rdma hello key v1"
 #define RDMA_HELLO_LISTENER_LABEL "rmig rdma hello listener"
 #define RDMA_HELLO_CONNECTOR_LABEL "rmig rdma hello connector"
-#define RDMA_HELLO_LABEL_MAX 32u
 /* What a connect request's private data can hold: 56 bytes on InfiniBand and RoCE (RDMA_PS_TCP,
  * padded with zeroes), what was sent on iWARP; more is refused unless it is zeroes. */
 #define RDMA_REQUEST_DATA_MAX 96u
@@ -259,13 +257,9 @@ static void rdma_peer_name(struct rdma_cm_id *id, char *buf, size_t len)
 static int rdma_hello_key_derive(const struct transport_options *opts,
 				 uint8_t key[RDMA_HELLO_KEY_LEN])
 {
-	unsigned int len = RDMA_HELLO_KEY_LEN;
-
 	if (!opts || !opts->psk || !opts->psk_len)
 		return 0;
-	if (opts->psk_len > INT_MAX || !HMAC(EVP_sha256(), opts->psk, (int)opts->psk_len,
-					     (const unsigned char *)RDMA_HELLO_KEY_LABEL,
-					     strlen(RDMA_HELLO_KEY_LABEL), key, &len)) {
+	if (transport_key_proof_key(opts->psk, opts->psk_len, RDMA_HELLO_KEY_LABEL, key)) {
 		rmig_log_error("rdma: cannot derive the key of the hello's key proof");
 		return -EIO;
 	}
@@ -281,23 +275,8 @@ static int rdma_hello_key_mac(const uint8_t key[RDMA_HELLO_KEY_LEN], const char 
 			      const uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN],
 			      uint8_t mac[WIRE_HELLO_KEY_MAC_LEN])
 {
-	unsigned char input[RDMA_HELLO_LABEL_MAX + sizeof(*challenge) + sizeof(*answer) +
-			    WIRE_HELLO_KEY_NONCE_LEN];
-	unsigned int len = WIRE_HELLO_KEY_MAC_LEN;
-	size_t at = 0;
-
-	memset(input, 0, RDMA_HELLO_LABEL_MAX);
-	memcpy(input, label, strnlen(label, RDMA_HELLO_LABEL_MAX - 1));
-	at += RDMA_HELLO_LABEL_MAX;
-	memcpy(input + at, challenge, sizeof(*challenge));
-	at += sizeof(*challenge);
-	memcpy(input + at, answer, sizeof(*answer));
-	at += sizeof(*answer);
-	memcpy(input + at, nonce, WIRE_HELLO_KEY_NONCE_LEN);
-	at += WIRE_HELLO_KEY_NONCE_LEN;
-	if (!HMAC(EVP_sha256(), key, RDMA_HELLO_KEY_LEN, input, at, mac, &len))
-		return -EIO;
-	return 0;
+	return transport_key_proof_mac(key, label, challenge, sizeof(*challenge), answer,
+				       sizeof(*answer), nonce, WIRE_HELLO_KEY_NONCE_LEN, mac);
 }
 
 /* ---- listen / accept / connect ---- */

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "transport/deadline.h"
+#include "transport/key_proof.h"
 #include "transport/memory.h"
 #include "transport/queue.h"
 #include "transport/transport_impl.h"
@@ -144,10 +145,11 @@ struct rdma_hello_answer {
 _Static_assert(sizeof(struct rdma_hello_request) == WIRE_RDMA_REQUEST_LEN, "request layout");
 _Static_assert(sizeof(struct rdma_hello_answer) == WIRE_RDMA_ANSWER_LEN, "answer layout");
 
-#define RDMA_HELLO_KEY_LEN 32u /* the key of the hello's proofs, derived from the session key */
-#define RDMA_ANSWERED_MAX 256u /* key challenges answered, waiting for their proofs */
-#define RDMA_ACCEPTING_MAX 16u /* connections given queue pairs, not yet established */
-#define RDMA_PEER_NAME_MAX 64u /* "rdma://[v6 address]:port" */
+#define RDMA_HELLO_KEY_LEN \
+	TRANSPORT_KEY_PROOF_KEY_LEN /* the key of the hello's proofs, derived from the session key */
+#define RDMA_ANSWERED_MAX 256u	    /* key challenges answered, waiting for their proofs */
+#define RDMA_ACCEPTING_MAX 16u	    /* connections given queue pairs, not yet established */
+#define RDMA_PEER_NAME_MAX 64u	    /* "rdma://[v6 address]:port" */
 
 /* A key challenge the listener answered: the proof it expects on a connect request of the same
  * session tag, until the deadline. Holds no rdma_cm id and no verbs resource. */

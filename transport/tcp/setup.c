@@ -43,16 +43,14 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "transport/key_proof.h"
 #include "transport/log.h"
 #include "transport/tcp/tcp.h"
 
 #define TCP_HELLO_KEY_LABEL "rmig tcp hello key v1"
 #define TCP_HELLO_LISTENER_LABEL "rmig tcp hello listener"
 #define TCP_HELLO_CONNECTOR_LABEL "rmig tcp hello connector"
-#define TCP_HELLO_LABEL_MAX 32u
 
 /* ---- handshake ---- */
 
@@ -100,13 +98,9 @@ static int tcp_hello_send(int fd, SSL *ssl, const struct tcp_hello_frame *f, siz
 static int tcp_hello_key_derive(const struct transport_options *opts,
 				uint8_t key[TCP_HELLO_KEY_LEN])
 {
-	unsigned int len = TCP_HELLO_KEY_LEN;
-
 	if (!opts || !opts->psk || !opts->psk_len || transport_tls_mode(opts) != TRANSPORT_TLS_NONE)
 		return 0;
-	if (opts->psk_len > INT_MAX || !HMAC(EVP_sha256(), opts->psk, (int)opts->psk_len,
-					     (const unsigned char *)TCP_HELLO_KEY_LABEL,
-					     strlen(TCP_HELLO_KEY_LABEL), key, &len)) {
+	if (transport_key_proof_key(opts->psk, opts->psk_len, TCP_HELLO_KEY_LABEL, key)) {
 		rmig_log_error("tcp: cannot derive the key of the hello's key proof");
 		return -EIO;
 	}
@@ -119,24 +113,8 @@ static int tcp_hello_key_mac(const uint8_t key[TCP_HELLO_KEY_LEN], const char *l
 			     const uint8_t nonce[WIRE_HELLO_KEY_NONCE_LEN],
 			     uint8_t mac[WIRE_HELLO_KEY_MAC_LEN])
 {
-	unsigned char input[TCP_HELLO_LABEL_MAX + TCP_HELLO_FRAME_MAX + sizeof(struct wire_hello) +
-			    WIRE_HELLO_KEY_NONCE_LEN];
-	unsigned int len = WIRE_HELLO_KEY_MAC_LEN;
-	size_t at = 0;
-
-	/* Fixed-size fields: the label is padded with zeroes to its slot. */
-	memset(input, 0, TCP_HELLO_LABEL_MAX);
-	memcpy(input, label, strnlen(label, TCP_HELLO_LABEL_MAX - 1));
-	at += TCP_HELLO_LABEL_MAX;
-	memcpy(input + at, challenge, TCP_HELLO_FRAME_MAX);
-	at += TCP_HELLO_FRAME_MAX;
-	memcpy(input + at, answer, sizeof(*answer));
-	at += sizeof(*answer);
-	memcpy(input + at, nonce, WIRE_HELLO_KEY_NONCE_LEN);
-	at += WIRE_HELLO_KEY_NONCE_LEN;
-	if (!HMAC(EVP_sha256(), key, TCP_HELLO_KEY_LEN, input, at, mac, &len))
-		return -EIO;
-	return 0;
+	return transport_key_proof_mac(key, label, challenge, TCP_HELLO_FRAME_MAX, answer,
+				       sizeof(*answer), nonce, WIRE_HELLO_KEY_NONCE_LEN, mac);
 }
 
 /* Check a hello frame's header (raw: its first sizeof(struct wire_hdr) bytes) against the one

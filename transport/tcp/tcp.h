@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "transport/deadline.h"
+#include "transport/key_proof.h"
 #include "transport/queue.h"
 #include "transport/transport_impl.h"
 #include "transport/wire.h"
@@ -65,7 +66,8 @@
 /* A hello frame at its largest: header, hello, and the key proof of a keyed stream. */
 #define TCP_HELLO_FRAME_MAX \
 	(sizeof(struct wire_hdr) + sizeof(struct wire_hello) + sizeof(struct wire_hello_key))
-#define TCP_HELLO_KEY_LEN 32u /* the key the hello proofs are made with, from the session key */
+#define TCP_HELLO_KEY_LEN \
+	TRANSPORT_KEY_PROOF_KEY_LEN /* the key the hello proofs are made with, from the session key */
 
 /* What precedes the bytes of one data chunk on the wire. */
 struct tcp_data_head {
