@@ -370,18 +370,28 @@ uint64_t qmp_event_timestamp_us(const json_t *event)
  * "capabilities": [...]}}. */
 static int qmp_greeting(struct qmp *q)
 {
+	int64_t deadline = qmp_now_ms() + q->timeout_ms;
 	const json_t *qmp, *version, *qemu;
 	json_t *msg;
 	int ret;
 
-	ret = qmp_read_message(q, q->timeout_ms, &msg);
-	if (ret == -ETIMEDOUT)
-		return qmp_fail(q, -ETIMEDOUT,
-				"no QMP greeting within %d ms (QEMU serves one QMP client per "
-				"socket: is another one connected?)",
-				q->timeout_ms);
-	if (ret < 0)
-		return ret;
+	for (;;) {
+		int64_t left = deadline - qmp_now_ms();
+
+		ret = qmp_read_message(q, left > 0 ? (int)left : 1, &msg);
+		if (ret == -ETIMEDOUT)
+			return qmp_fail(q, -ETIMEDOUT,
+					"no QMP greeting within %d ms (QEMU serves one QMP client "
+					"per socket: is another one connected?)",
+					q->timeout_ms);
+		if (ret < 0)
+			return ret;
+		/* A client that connects while QEMU starts can get an event before the
+		 * greeting (RESUME, as the machine starts running): queued like any other. */
+		if (!qmp_is_event(msg))
+			break;
+		qmp_event_push(q, msg);
+	}
 	qmp = json_object_get(msg, "QMP");
 	version = json_object_get(qmp, "version");
 	qemu = json_object_get(version, "qemu");
@@ -390,8 +400,14 @@ static int qmp_greeting(struct qmp *q)
 	    !json_is_integer(json_object_get(qemu, "minor")) ||
 	    !json_is_integer(json_object_get(qemu, "micro")) ||
 	    !json_is_array(json_object_get(qmp, "capabilities"))) {
+		char *text = json_dumps(msg, JSON_COMPACT);
+
+		ret = qmp_fail(q, -EPROTO,
+			       "the greeting is not QMP's (is this a QMP socket?): %.120s",
+			       text ? text : "?");
+		free(text);
 		json_decref(msg);
-		return qmp_fail(q, -EPROTO, "the greeting is not QMP's (is this a QMP socket?)");
+		return ret;
 	}
 	snprintf(q->version, sizeof(q->version), "%lld.%lld.%lld",
 		 (long long)json_integer_value(json_object_get(qemu, "major")),
