@@ -576,6 +576,7 @@ static void bench_summary(const struct bench_options *o, const char *const *work
 		const struct bench_result *ref = &cells[w * nmethods];
 		const struct bench_result *best = NULL;
 		size_t best_m = 0;
+		int met = 1;
 
 		if (!ref->ok)
 			continue;
@@ -626,11 +627,28 @@ static void bench_summary(const struct bench_options *o, const char *const *work
 				printf("%-10s post-copy faults (count x mean stall): %s\n",
 				       workloads[w], line);
 		}
+		/* When no method kept the downtime target (a loaded host, a sanitizer build), the
+		 * best is the fastest of them all, and the line says so. */
+		if (!best) {
+			for (size_t m = 0; m < nmethods; m++) {
+				const struct bench_result *c = &cells[w * nmethods + m];
+
+				if ((ssize_t)m == automatic || !c->ok)
+					continue;
+				if (!best ||
+				    c->total_ms + c->stall_ms < best->total_ms + best->stall_ms) {
+					best = c;
+					best_m = m;
+				}
+			}
+			met = 0;
+		}
 		if (automatic >= 0 && best && cells[w * nmethods + (size_t)automatic].ok) {
 			const struct bench_result *a = &cells[w * nmethods + (size_t)automatic];
 
-			printf("%-10s auto (chose %s) vs best (%s): total time + stall %+.1f%%\n",
+			printf("%-10s auto (chose %s) vs best (%s%s): total time + stall %+.1f%%\n",
 			       workloads[w], a->choices, methods[best_m]->name,
+			       met ? "" : ", none kept the downtime target",
 			       bench_percent(a->total_ms + a->stall_ms,
 					     best->total_ms + best->stall_ms));
 			printf("%-10s   last run: %s\n", "", a->reason);
