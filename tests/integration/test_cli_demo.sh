@@ -8,7 +8,8 @@ transport=$2
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$rmig" version | grep -q '^rmig 1\.1\.0$'
-"$rmig" demo --ram 256M --transport "$transport" >"$out"
+"$rmig" demo --ram 256M --transport "$transport" >"$out" ||
+	{ cat "$out"; echo "rmig demo --ram 256M failed" >&2; exit 1; }
 cat "$out"
 for line in 'result  *completed' 'downtime  *[0-9][0-9]* ms' 'total time  *[0-9.]* s' \
 	'bytes on the wire  *[0-9.]* [KMG]iB sent' 'pages sent more than once' \
@@ -18,16 +19,21 @@ for line in 'result  *completed' 'downtime  *[0-9][0-9]* ms' 'total time  *[0-9.
 		exit 1
 	fi
 done
-"$rmig" demo --ram 64M --transport "$transport" --json | grep -q '"status": "completed"'
+"$rmig" demo --ram 64M --transport "$transport" --json >"$out" ||
+	{ cat "$out"; echo "rmig demo --json failed" >&2; exit 1; }
+grep -q '"status": "completed"' "$out" || { cat "$out"; exit 1; }
 # Every method by name; post-copy and auto report what they did.
 for method in predict tsmc postcopy hybrid auto; do
-	"$rmig" demo --ram 64M --transport "$transport" --method "$method" >"$out"
+	"$rmig" demo --ram 64M --transport "$transport" --method "$method" >"$out" ||
+		{ cat "$out"; echo "--method $method failed" >&2; exit 1; }
 	grep -q 'result  *completed' "$out" || { cat "$out"; echo "--method $method failed" >&2; exit 1; }
 	grep -q 'destination RAM  *identical to the source' "$out" || { cat "$out"; exit 1; }
 done
-"$rmig" demo --ram 64M --transport "$transport" --method postcopy >"$out"
+"$rmig" demo --ram 64M --transport "$transport" --method postcopy >"$out" ||
+	{ cat "$out"; echo "--method postcopy failed" >&2; exit 1; }
 grep -q 'post-copy  *16384 pages after resume' "$out" || { cat "$out"; exit 1; }
-"$rmig" demo --ram 64M --transport "$transport" --method auto --json >"$out"
+"$rmig" demo --ram 64M --transport "$transport" --method auto --json >"$out" ||
+	{ cat "$out"; echo "--method auto --json failed" >&2; exit 1; }
 grep -q '"method": "auto", "method_used": "[a-z]*", "method_reason": "auto chose' "$out" ||
 	{ cat "$out"; echo "auto did not say what it chose" >&2; exit 1; }
 # send / recv: two processes, as on two hosts; recv checks the RAM hash the sender took.
