@@ -318,6 +318,7 @@ int postcopy_dest_run(struct rmig_session *s)
 	pc->rate_start_us = pc->resumed_us;
 	last_progress = pc->resumed_us;
 	session_status_set(s, RMIG_STATUS_POSTCOPY);
+	session_progress(s, RMIG_EVENT_POSTCOPY);
 	for (;;) {
 		struct transport_msg msg;
 		uint64_t missing, now, progress;

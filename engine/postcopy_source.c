@@ -306,6 +306,7 @@ int postcopy_source_tail(struct rmig_session *s, struct batch_pipeline *pipeline
 	int ret, type;
 
 	session_status_set(s, RMIG_STATUS_POSTCOPY);
+	session_progress(s, RMIG_EVENT_POSTCOPY);
 	for (;;) {
 		type = session_ctrl_recv(s, "a push request", &payload, &len);
 		if (type < 0) {

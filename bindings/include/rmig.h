@@ -125,6 +125,10 @@ enum rmig_event {
 	RMIG_EVENT_RECOVERING = 5,
 	/* (1.1) a new connection took over and the post-copy tail goes on (RMIG_STATUS_POSTCOPY) */
 	RMIG_EVENT_RECOVERED = 6,
+	/* (1.1) post-copy family: the destination resumed the VM and the tail begins (status
+	 * RMIG_STATUS_POSTCOPY); on the source, once the destination acknowledged the resume.
+	 * From here the source VM must never run again. Once per session, before DONE. */
+	RMIG_EVENT_POSTCOPY = 7,
 };
 
 /* Hypervisor callbacks. Each receives the opaque pointer given with them and runs on the thread

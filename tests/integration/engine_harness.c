@@ -205,6 +205,13 @@ static void harness_progress(void *opaque, uint32_t event, const struct rmig_sta
 		h->on_progress(h, event, stats);
 }
 
+static void harness_dst_progress(void *opaque, uint32_t event, const struct rmig_stats *stats)
+{
+	struct harness *h = opaque;
+
+	h->on_dst_progress(h, event, stats);
+}
+
 static int harness_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap, size_t npages)
 {
 	struct harness *h = opaque;
@@ -247,6 +254,10 @@ void harness_sessions(struct harness *h)
 	if (h->on_device_state_read) {
 		src_cb.field_mask |= RMIG_CB_DEVICE_STATE_READ;
 		src_cb.device_state_read = harness_device_state_read;
+	}
+	if (h->on_dst_progress) {
+		dst_cb.field_mask |= RMIG_CB_PROGRESS;
+		dst_cb.progress = harness_dst_progress;
 	}
 	if (h->on_device_state_write) {
 		dst_cb.field_mask |= RMIG_CB_DEVICE_STATE_WRITE;

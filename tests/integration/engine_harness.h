@@ -48,6 +48,7 @@ struct harness {
 	int dst_insecure;		 /* and on the destination */
 	struct rmig_params dst_params;	 /* then this to the destination (when field_mask != 0) */
 	harness_progress_fn on_progress; /* source progress, on the migration thread */
+	harness_progress_fn on_dst_progress; /* destination progress, on its thread */
 	void (*on_pause)(struct harness *h); /* after the writer stopped, VM paused */
 	/* the destination's resume_vm, on its migration thread (post-copy: pages may still be
 	 * missing and fault in when touched) */
