@@ -179,31 +179,6 @@ int session_transport_stats_get(struct rmig_session *s, struct rmig_transport_st
 	return 0;
 }
 
-int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats)
-{
-	uint32_t size;
-	int ret = -ENOENT;
-
-	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
-		return session_refuse(
-			s, -EINVAL, "round stats: stats is NULL or its struct_size %u is below %zu",
-			stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
-	size = stats->struct_size < sizeof(*stats) ? stats->struct_size : sizeof(*stats);
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->nrounds; i++) {
-		if (s->rounds[i].round == round) {
-			memcpy(stats, &s->rounds[i], size);
-			stats->struct_size = size;
-			ret = 0;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (ret)
-		return session_refuse(s, ret, "round stats: round %u is not recorded", round);
-	return ret;
-}
-
 static uint64_t session_bytes_sent(struct rmig_session *s)
 {
 	struct transport_stats ts;
@@ -222,6 +197,44 @@ static uint64_t session_bytes_recorded_locked(struct rmig_session *s)
 	for (size_t i = 0; i < s->nrounds; i++)
 		sum += s->rounds[i].bytes;
 	return sum;
+}
+
+int session_round_stats_get(struct rmig_session *s, uint32_t round, struct rmig_round_stats *stats)
+{
+	uint64_t sent, now;
+	uint32_t size;
+	int ret = -ENOENT;
+
+	if (!stats || stats->struct_size < 2 * sizeof(uint32_t))
+		return session_refuse(
+			s, -EINVAL, "round stats: stats is NULL or its struct_size %u is below %zu",
+			stats ? stats->struct_size : 0, 2 * sizeof(uint32_t));
+	size = stats->struct_size < sizeof(*stats) ? stats->struct_size : sizeof(*stats);
+	sent = session_bytes_sent(s);
+	now = session_now_us();
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nrounds; i++) {
+		if (s->rounds[i].round == round) {
+			struct rmig_round_stats r = s->rounds[i];
+
+			if (s->round_open && i == s->nrounds - 1) {
+				/* Still running: so far (duration_us holds its start until it
+				 * ends, bytes are counted at its end). */
+				uint64_t recorded = session_bytes_recorded_locked(s);
+
+				r.duration_us = now > r.duration_us ? now - r.duration_us : 0;
+				r.bytes = sent > recorded ? sent - recorded : 0;
+			}
+			memcpy(stats, &r, size);
+			stats->struct_size = size;
+			ret = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		return session_refuse(s, ret, "round stats: round %u is not recorded", round);
+	return ret;
 }
 
 int session_round_begin(struct rmig_session *s, uint32_t round, uint32_t paused,

@@ -498,7 +498,8 @@ int rmig_session_stats(rmig_session_t *session, struct rmig_stats *stats);
  * rmig_session_round_stats() - the record of one round.
  * @session: a source session.
  * @round: 0 (setup) up to rmig_stats.round.
- * @stats: the caller sets stats->struct_size; rmig fills what fits.
+ * @stats: the caller sets stats->struct_size; rmig fills what fits. A round that still
+ * runs reports its duration and bytes so far.
  *
  * Return: 0, -ENOENT for a round not (yet) recorded, -EINVAL.
  */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The per-round records add up to the session's totals: bytes on the wire, page transmissions,
- * zero markers and page payload (which also equals what the transport counted). */
+ * zero markers and page payload (which also equals what the transport counted). A round read
+ * while it runs reports its time and bytes so far. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <time.h>
 
 #include "integration/engine_harness.h"
 
@@ -55,4 +57,64 @@ static void test_stats_bytes_equal_sum_over_rounds(void **state)
 	harness_fini(&h);
 }
 
-HARNESS_MAIN(cmocka_unit_test(test_stats_bytes_equal_sum_over_rounds))
+struct open_round {
+	uint64_t start_us; /* CLOCK_MONOTONIC, before the run */
+	int samples;
+	int too_long; /* a duration longer than the whole run so far */
+	int bytes_seen;
+	int bytes_beyond_total;
+};
+
+static uint64_t monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void read_open_round(struct harness *h, uint32_t event, const struct rmig_stats *st)
+{
+	struct open_round *o = h->user;
+	struct rmig_round_stats r = {.struct_size = sizeof(r)};
+	struct rmig_stats now = {.struct_size = sizeof(now)};
+	uint64_t elapsed;
+
+	if (event != RMIG_EVENT_PROGRESS || st->round != 1)
+		return;
+	assert_int_equal(rmig_session_round_stats(h->src, 1, &r), 0);
+	elapsed = monotonic_us() - o->start_us;
+	assert_int_equal(rmig_session_stats(h->src, &now), 0);
+	o->samples++;
+	if (r.duration_us > elapsed)
+		o->too_long = 1;
+	if (r.bytes > 0)
+		o->bytes_seen = 1;
+	if (r.bytes > now.bytes)
+		o->bytes_beyond_total = 1;
+}
+
+static void test_round_stats_of_running_round_report_so_far(void **state)
+{
+	struct open_round o = {0};
+	struct harness h;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	harness_init(&h, harness_transport, 128u << 20, 4);
+	h.user = &o;
+	h.on_progress = read_open_round;
+	harness_sessions(&h);
+	o.start_us = monotonic_us();
+	harness_run(&h);
+
+	assert_int_equal(h.src_ret, 0);
+	assert_true(o.samples > 0);
+	assert_false(o.too_long);
+	assert_true(o.bytes_seen);
+	assert_false(o.bytes_beyond_total);
+	harness_fini(&h);
+}
+
+HARNESS_MAIN(cmocka_unit_test(test_stats_bytes_equal_sum_over_rounds),
+	     cmocka_unit_test(test_round_stats_of_running_round_report_so_far))
