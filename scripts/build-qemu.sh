@@ -100,7 +100,9 @@ ensure_trixie_lists() {
 		say "fetching trixie's source lists (isolated apt configuration)"
 		apt-get "${apt_opts[@]}" update -qq
 	fi
-	if ! apt-cache "${apt_bin_opts[@]}" show meson 2>/dev/null | grep -c "^Version:" >/dev/null; then
+	# The lists themselves: apt-cache show would also find the meson dpkg installed from
+	# bookworm and so never fetch them.
+	if ! compgen -G "$trixie_lists-bin/lists/*_Packages*" >/dev/null; then
 		say "fetching trixie's package lists (isolated apt configuration)"
 		apt-get "${apt_bin_opts[@]}" update -qq
 	fi
@@ -111,7 +113,10 @@ ensure_trixie_lists() {
 ensure_meson_tool() {
 	local ver
 	ver=$(apt-cache "${apt_bin_opts[@]}" show meson 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -1)
-	[ -n "$ver" ] || { echo "build-qemu: trixie's lists offer no meson" >&2; exit 1; }
+	if [ -z "$ver" ] || dpkg --compare-versions "$ver" lt 1.5; then
+		echo "build-qemu: trixie's lists offer no meson >= 1.5 (found '${ver:-none}')" >&2
+		exit 1
+	fi
 	meson_dir=$cache/tools/meson-${ver//[:~]/_}
 	if [ ! -f "$meson_dir/.rmig-extracted" ]; then
 		say "unpacking trixie's meson $ver into $meson_dir"
