@@ -239,6 +239,14 @@ static int dest_handshake(struct rmig_session *s)
 			return dest_refuse(s, ret, "the destination cannot register region %u: %s",
 					   r->id, session_strerror(ret));
 	}
+	/* The staging areas now, not with the VM paused (postcopy_dest_prepare()); auto's choice
+	 * comes later, and it sets them up when it arms. */
+	if (session_method_is_postcopy(hello.method)) {
+		ret = postcopy_dest_prepare(s, hello.method == RMIG_METHOD_POSTCOPY, why,
+					    sizeof(why));
+		if (ret)
+			return dest_refuse(s, ret, "post-copy: %s", why);
+	}
 	/* auto weighs post-copy's faults by what a pull takes on this connection. */
 	if (hello.method == RMIG_METHOD_AUTO && (ack.flags & PROTOCOL_HELLO_POSTCOPY) &&
 	    s->nregions) {

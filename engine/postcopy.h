@@ -52,6 +52,14 @@ void postcopy_dest_pull_probe_stop(struct rmig_session *s);
 /* A POSTCOPY_PAGES message: OR its pages into the region's postcopy bitmap. -EPROTO (logged
  * with the source's offence) for a region or range that is not here. */
 int postcopy_dest_pages(struct rmig_session *s, const void *payload, size_t len);
+/* The source asked for a post-copy-family method: map and register each region's staging area
+ * now, while the VM still runs, so that arming it at the switchover does not (over RDMA the
+ * registration pins the whole area: hundreds of milliseconds per 64 MiB under TCG). With
+ * all_later (method postcopy: no page comes before the resume) also revoke the source's write
+ * access to the guest regions and discard their pages now. 0 or -errno with why;
+ * postcopy_dest_unprepare() releases what arming did not take over. */
+int postcopy_dest_prepare(struct rmig_session *s, int all_later, char *why, size_t why_len);
+void postcopy_dest_unprepare(struct rmig_session *s);
 /* POSTCOPY_BEGIN: check the announced pages cover every page that never arrived, revoke the
  * source's write access to the guest regions, discard the announced pages, register the guest
  * RAM with userfaultfd, register the staging regions, start the fault thread and answer

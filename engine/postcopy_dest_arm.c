@@ -259,6 +259,73 @@ static uint32_t postcopy_staging_id(struct rmig_session *s, uint32_t after)
 	}
 }
 
+int postcopy_dest_prepare(struct rmig_session *s, int all_later, char *why, size_t why_len)
+{
+	uint32_t next_id = POSTCOPY_STAGING_ID_BASE;
+	int ret;
+
+	postcopy_dest_unprepare(s); /* an earlier handshake's, should there be one */
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+		void *area = mmap(NULL, r->length, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (area == MAP_FAILED) {
+			snprintf(why, why_len,
+				 "cannot map a staging area of %zu bytes for region %u", r->length,
+				 r->id);
+			return -ENOMEM;
+		}
+		r->dst.staging = area;
+		r->dst.staging_id = postcopy_staging_id(s, next_id);
+		next_id = r->dst.staging_id + 1;
+		ret = transport_region_register(s->conn, r->dst.staging_id, area, r->length,
+						TRANSPORT_ACCESS_REMOTE_WRITE);
+		if (ret) {
+			snprintf(why, why_len, "cannot register the staging area of region %u: %s",
+				 r->id, session_strerror(ret));
+			return ret;
+		}
+		r->dst.staging_registered = 1;
+		if (all_later) {
+			struct dirty_memory_info info;
+
+			ret = transport_region_deregister(s->conn, r->id);
+			if (ret) {
+				snprintf(why, why_len, "cannot revoke region %u: %s", r->id,
+					 session_strerror(ret));
+				return ret;
+			}
+			r->dst.revoked = 1;
+			ret = dirty_memory_inspect(r->addr, r->length, &info);
+			if (!ret &&
+			    madvise(r->addr, r->length, info.shared ? MADV_REMOVE : MADV_DONTNEED))
+				ret = -errno;
+			if (ret) {
+				snprintf(why, why_len, "cannot discard the pages of region %u: %s",
+					 r->id, strerror(-ret));
+				return ret;
+			}
+			bitmap_zero(r->dst.hashed, r->npages);
+		}
+	}
+	return 0;
+}
+
+void postcopy_dest_unprepare(struct rmig_session *s)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		if (r->dst.staging_registered && s->conn)
+			transport_region_deregister(s->conn, r->dst.staging_id);
+		r->dst.staging_registered = 0;
+		if (r->dst.staging)
+			munmap(r->dst.staging, r->length);
+		r->dst.staging = NULL;
+	}
+}
+
 int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 {
 	struct protocol_staging staging[PROTOCOL_REGIONS_MAX];
@@ -267,6 +334,8 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 	struct postcopy_dest *pc;
 	uint64_t announced = 0;
 	uint32_t next_id = POSTCOPY_STAGING_ID_BASE;
+	uint64_t t_start = session_now_us(), t, revoke_us = 0, discard_us = 0, uffd_us = 0;
+	uint64_t staging_us = 0;
 	size_t bounce_len = 0;
 	int ret, features = 0;
 
@@ -354,13 +423,17 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 		memcpy(pr->missing, r->postcopy, words * sizeof(uint64_t));
 		pc->missing += bitmap_count(pr->missing, r->npages);
 		/* No transfer may land in guest RAM from here on. */
-		ret = transport_region_deregister(s->conn, r->id);
+		t = session_now_us();
+		ret = r->dst.revoked ? 0 : transport_region_deregister(s->conn, r->id);
+		revoke_us += session_now_us() - t;
 		if (ret) {
 			ret = session_fail(s, ret, "post-copy: cannot revoke region %u: %s", r->id,
 					   session_strerror(ret));
 			goto err_free;
 		}
+		t = session_now_us();
 		ret = postcopy_discard(pr);
+		discard_us += session_now_us() - t;
 		if (ret) {
 			ret = session_fail(s, ret,
 					   "post-copy: cannot discard the stale pages of "
@@ -368,12 +441,25 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 					   r->id, strerror(-ret));
 			goto err_free;
 		}
+		t = session_now_us();
 		ret = postcopy_register(pc->uffd, r, &pr->zeropage, why, sizeof(why));
+		uffd_us += session_now_us() - t;
 		if (ret) {
 			ret = session_fail(s, ret, "post-copy: %s", why);
 			goto err_free;
 		}
 		pr->uffd_registered = 1;
+		if (r->dst.staging) {
+			/* Prepared before the pause (postcopy_dest_prepare()): take it over. */
+			pr->staging = r->dst.staging;
+			pr->staging_id = r->dst.staging_id;
+			pr->staging_registered = r->dst.staging_registered;
+			r->dst.staging = NULL;
+			r->dst.staging_registered = 0;
+			staging[i] = (struct protocol_staging){.region_id = r->id,
+							       .staging_id = pr->staging_id};
+			continue;
+		}
 		pr->staging = mmap(NULL, r->length, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (pr->staging == MAP_FAILED) {
@@ -386,8 +472,10 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 		}
 		pr->staging_id = postcopy_staging_id(s, next_id);
 		next_id = pr->staging_id + 1;
+		t = session_now_us();
 		ret = transport_region_register(s->conn, pr->staging_id, pr->staging, r->length,
 						TRANSPORT_ACCESS_REMOTE_WRITE);
+		staging_us += session_now_us() - t;
 		if (ret) {
 			ret = session_fail(s, ret,
 					   "post-copy: cannot register the staging area of region "
@@ -408,8 +496,12 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 				protocol_postcopy_ready_to_wire(staging, s->nregions, s->msg_buf));
 	if (ret)
 		goto err_free;
-	rmig_log_info("destination: post-copy armed, %llu pages to come after resume",
-		      (unsigned long long)pc->missing);
+	rmig_log_info("destination: post-copy armed in %.1f ms (revoking the transport's access "
+		      "%.1f ms, discarding %.1f ms, userfaultfd %.1f ms, staging registration %.1f "
+		      "ms), %llu pages to come after resume",
+		      (double)(session_now_us() - t_start) / 1000.0, (double)revoke_us / 1000.0,
+		      (double)discard_us / 1000.0, (double)uffd_us / 1000.0,
+		      (double)staging_us / 1000.0, (unsigned long long)pc->missing);
 	return 0;
 
 err_free:

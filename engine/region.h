@@ -42,6 +42,14 @@ struct session_region_dest {
 	 * pages' current hashes and verification need not reread all RAM. */
 	uint64_t *hashes;
 	uint64_t *hashed;
+	/* post-copy family: the staging area of this region, mapped and registered before the
+	 * pause (postcopy_dest_prepare()) and taken over when post-copy is armed */
+	void *staging;
+	uint32_t staging_id;
+	int staging_registered;
+	/* method postcopy: the source lost its write access and the pages were discarded before
+	 * the pause, as every page comes after the resume */
+	int revoked;
 };
 
 struct session_region {

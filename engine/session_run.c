@@ -32,6 +32,7 @@ void session_destroy(struct rmig_session *s)
 	}
 	/* The post-copy machinery goes first: its fault thread reads through the connection. */
 	postcopy_dest_destroy(s);
+	postcopy_dest_unprepare(s);
 	session_disconnect(s);
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];

@@ -12,6 +12,7 @@
 #include "engine/session.h"
 #include "engine/source.h"
 #include "engine/verify.h"
+#include "transport/log.h"
 
 /* Nothing moves while the VM runs here: every page comes after resume. */
 static int postcopy_live(struct rmig_session *s, struct batch_pipeline *pipeline)
@@ -43,7 +44,8 @@ int method_postcopy_after_bulk(struct rmig_session *s, struct batch_pipeline *pi
 int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
 	uint32_t round = s->stats.rounds + 1;
-	uint64_t later = 0;
+	uint64_t later = 0, t_start = session_now_us(), t_sync, t_verify, t_announce, t_device;
+	uint64_t t_readable, t_end;
 	int64_t dirty;
 	int ret;
 
@@ -51,6 +53,7 @@ int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pi
 	dirty = source_sync(s);
 	if (dirty < 0)
 		return (int)dirty;
+	t_sync = session_now_us();
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
@@ -72,18 +75,23 @@ int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pi
 		ret = source_round_barrier(s, round);
 	if (!ret && s->params.verify == RMIG_VERIFY_ALL)
 		ret = verify_source_postcopy(s);
+	t_verify = session_now_us();
 	/* Unlike source_switchover(), the trackers go before the announcement: it registers the
 	 * RAM once more for the push, and pinning pages that userfaultfd write-protects fails
 	 * (EFAULT from ibv_reg_mr). */
 	source_trackers_stop(s);
 	if (!ret)
 		ret = postcopy_source_announce(s);
+	t_announce = session_now_us();
 	if (!ret)
 		ret = source_device_state(s);
+	t_device = session_now_us();
 	if (!ret)
 		ret = source_regions_readable(s, 1);
+	t_readable = session_now_us();
 	if (!ret)
 		ret = source_resume_destination(s);
+	t_end = session_now_us();
 	/* RESUME went out and the connection failed: the destination may run the VM already. */
 	if (ret && s->point_of_no_return)
 		ret = postcopy_source_recover(s, pipeline, ret);
@@ -93,6 +101,17 @@ int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pi
 	pthread_mutex_lock(&s->lock);
 	s->stats.downtime_ms = (session_now_us() - s->pause_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
+	/* Where the paused time goes; the announcement includes the destination arming its
+	 * post-copy (revoking the transport's access, userfaultfd, the staging area). */
+	rmig_log_info(
+		"source: post-copy switchover: %llu pages to come; pause %.1f ms, last sync "
+		"%.1f ms, verification %.1f ms, announcement %.1f ms, device state %.1f ms, "
+		"readable %.1f ms, resume %.1f ms",
+		(unsigned long long)later,
+		(double)(s->pause_us && t_start > s->pause_us ? t_start - s->pause_us : 0) / 1000.0,
+		(double)(t_sync - t_start) / 1000.0, (double)(t_verify - t_sync) / 1000.0,
+		(double)(t_announce - t_verify) / 1000.0, (double)(t_device - t_announce) / 1000.0,
+		(double)(t_readable - t_device) / 1000.0, (double)(t_end - t_readable) / 1000.0);
 	session_progress(s, RMIG_EVENT_ROUND_END);
 
 	ret = session_round_begin(s, round + 1, 0, s->stats.postcopy_pages);

@@ -3,7 +3,8 @@
  * the source's writes while rounds run, and the write access is gone when resume_vm runs (rdma:
  * from the MR, so the source's old rkey no longer works). Post-copy: the source's RAM cannot be
  * read before the resume (the destination's pull is refused), and can from the resume on (a
- * fault is served by a pull of the source's bytes). The regions are looked at through each
+ * fault is served by a pull of the source's bytes); the destination's guest RAM is out of the
+ * source's reach from the handshake on, as no page of it comes before the resume. The regions are looked at through each
  * session's own connection. */
 #include <errno.h>
 #include <setjmp.h>
@@ -24,7 +25,8 @@
 
 struct seen {
 	int paused;
-	unsigned dst_access_paused; /* the destination's guest region, source paused */
+	int dst_region_at_pause;    /* transport_region_find() of the guest region, source paused */
+	unsigned dst_access_paused; /* and its access */
 	unsigned src_access_paused; /* the source's guest region, source paused */
 	int pull_paused;	    /* the destination's pull of the source's RAM then */
 	int resumed;
@@ -49,8 +51,12 @@ static void at_pause(struct harness *h)
 {
 	struct seen *seen = h->user;
 
+	struct transport_region region;
+
 	seen->paused = 1;
-	seen->dst_access_paused = local_access(h->dst);
+	seen->dst_region_at_pause =
+		transport_region_find(h->dst->conn, 0, HARNESS_REGION_ID, &region);
+	seen->dst_access_paused = seen->dst_region_at_pause ? 0 : region.access;
 	seen->src_access_paused = local_access(h->src);
 	seen->pull_paused = transport_read(h->dst->conn, HARNESS_REGION_ID, 0, seen->pulled,
 					   HARNESS_PAGE, 10000);
@@ -101,6 +107,7 @@ static void test_precopy_destination_revokes_write_before_resume(void **state)
 	HARNESS_SKIP_UNLESS_USABLE();
 	migrate(&h, &seen, RMIG_METHOD_PRECOPY);
 	/* The final round is still to come at the pause: writable then. */
+	assert_int_equal(seen.dst_region_at_pause, 0);
 	assert_int_equal(seen.dst_access_paused, TRANSPORT_ACCESS_REMOTE_WRITE);
 	/* Registered still (for local use), but no longer writable by the source. */
 	assert_int_equal(seen.dst_region_at_resume, 0);
@@ -125,7 +132,9 @@ static void test_postcopy_source_readable_only_from_resume(void **state)
 	assert_int_equal(seen.src_access_resumed, TRANSPORT_ACCESS_REMOTE_READ);
 	assert_int_equal(seen.pull_resumed, 0);
 	assert_memory_equal(seen.pulled, seen.expected, HARNESS_PAGE);
-	/* The guest RAM here was taken from the source's reach when post-copy armed. */
+	/* Every page comes after the resume: the guest RAM here was out of the source's reach
+	 * before the pause already. */
+	assert_int_equal(seen.dst_region_at_pause, -ENOENT);
 	assert_int_equal(seen.dst_region_at_resume, -ENOENT);
 	harness_fini(&h);
 }
