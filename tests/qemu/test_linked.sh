@@ -7,16 +7,21 @@
 # (QEMU's own dirty log, zero-copy from its RAM blocks), device state through QEMU's stream.
 # The destination QEMU has its rmig object on the command line (listen=), the source gets its
 # own by QMP object-add (uri=), both with the same key; then QEMU's usual migrate-incoming and
-# migrate with x-ignore-shared; METHOD (precopy, predict or auto; default precopy) is the source
-# object's method. The destination starts with -S so that the guest stays paused
-# after the switchover. Checks:
+# migrate with x-ignore-shared; METHOD (precopy, predict, auto, postcopy, hybrid or tsmc;
+# default precopy) is the source object's method. The destination starts with -S so that the
+# guest stays paused after the switchover. Checks:
 # - the migration completes and rmig's stats (qom-get rmig0 stats) say completed, QEMU's dirty
-#   log as the dirty source, every page verified and none found stale by verification;
+#   log as the dirty source, every page verified (the post-copy family: every page the
+#   destination kept) and none found stale by verification;
 # - QEMU's own stream carried far less than the guest RAM (only device state and ROMs);
-# - with both guests paused the two RAM files are byte-identical;
+# - every method but post-copy: with both guests paused and rmig done (hybrid and tsmc: their
+#   post-copy tail too), the two RAM files are byte-identical;
+# - post-copy: the link is slowed (tc tbf on the veth) and the destination guest is continued as
+#   soon as QEMU has switched over, while rmig's tail still delivers all its RAM: it must fault
+#   on pages not yet there (rmig's postcopy-faults > 0), and the tail must end with both
+#   sessions completed;
 # - after cont the destination guest goes on counting from where the source stopped (the
 #   source's console followed by the destination's reads 1, 2, 3, ...), the source stays still;
-# - auto stays in the pre-copy family (the destination holds its RAM from rmig's post-copy);
 # - `rmig qemu-recv` recognises the linked QEMU with its rmig object and refuses to drive it.
 # RMIG_QEMU_SERIES (7.2 by default, or 10.0) picks the patch series and so the QEMU it runs
 # (scripts/build-qemu.sh --series).
@@ -72,6 +77,16 @@ for side in src dst; do
 		'{"capabilities": [{"capability": "x-ignore-shared", "state": true}]}' >/dev/null
 done
 qemu_qmp "$WORK/dst.qmp" migrate-incoming "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}" >/dev/null
+# post-copy: the destination guest runs during the tail (all RAM), which a slowed link makes
+# last long enough (seconds) for the guest to fault on pages that have not arrived.
+early_cont=0
+case "$method" in
+postcopy)
+	early_cont=1
+	tc -n "$NS_SRC" qdisc add dev "$VETH_SRC" root tbf rate 48mbit burst 64kb latency 500ms ||
+		die "cannot slow the link with tc"
+	;;
+esac
 qemu_qmp "$WORK/src.qmp" object-add \
 	"{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"tcp://$QEMU_DST_IP:7000\", \"key\": \"$key\", \"method\": \"$method\"}" >/dev/null
 tick_before=$(qemu_last_tick src)
@@ -89,11 +104,26 @@ while :; do
 	[ $((SECONDS - t0)) -lt 120 ] || die "the migration still runs after 120 s: $status"
 	sleep 0.1
 done
-qemu_qmp "$WORK/src.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"}' |
-	python3 -c 'import json,sys; print(json.load(sys.stdin))' >"$WORK/src-stats.out"
-qemu_qmp "$WORK/dst.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"}' |
-	python3 -c 'import json,sys; print(json.load(sys.stdin))' >"$WORK/dst-stats.out"
-log "source rmig: $(cat "$WORK/src-stats.out")"
+# rmig_stats SIDE: rmig's stats of that side's QEMU into $WORK/SIDE-stats.out
+rmig_stats() {
+	qemu_qmp "$WORK/$1.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"}' |
+		python3 -c 'import json,sys; print(json.load(sys.stdin))' >"$WORK/$1-stats.out"
+}
+rmig_stats src
+log "source rmig at QEMU's completion: $(cat "$WORK/src-stats.out")"
+used=$(qemu_json "$WORK/src-stats.out" method-used)
+family=pre
+case "$used" in
+postcopy | hybrid | tsmc) family=post ;;
+esac
+case "$method:$used" in
+precopy:precopy | predict:predict | postcopy:postcopy | hybrid:hybrid | tsmc:tsmc) ;;
+auto:precopy | auto:predict | auto:postcopy | auto:hybrid) ;;
+*) die "method $method ran as $used" ;;
+esac
+if [ "$family" = pre ] && [ "$(qemu_json "$WORK/src-stats.out" status)" != completed ]; then
+	die "QEMU completed before rmig's $used session: $(qemu_json "$WORK/src-stats.out" status)"
+fi
 
 # The destination finishes loading after the source completes: wait for it to be paused there.
 t0=$SECONDS
@@ -105,34 +135,69 @@ while :; do
 done
 [ "$dst_state" = paused ] || [ "$dst_state" = prelaunch ] ||
 	die "the destination QEMU is $dst_state after the migration, expected paused"
+if [ "$early_cont" = 1 ]; then
+	# The guest runs on the destination while rmig's tail still delivers its RAM.
+	rmig_stats dst
+	tail_status=$(qemu_json "$WORK/dst-stats.out" status)
+	qemu_qmp "$WORK/dst.qmp" cont >/dev/null
+	log "destination continued with rmig's session $tail_status"
+	[ "$tail_status" = postcopy ] ||
+		die "rmig's tail had ended before the destination guest ran ($tail_status): nothing was left to fault on"
+fi
+
+# rmig's sessions end after QEMU's migration for the post-copy family (the tail).
+t0=$SECONDS
+while :; do
+	rmig_stats src
+	rmig_stats dst
+	src_status=$(qemu_json "$WORK/src-stats.out" status)
+	dst_status=$(qemu_json "$WORK/dst-stats.out" status)
+	[ "$src_status" != completed ] || [ "$dst_status" != completed ] || break
+	case "$src_status $dst_status" in
+	*failed* | *lost* | *cancelled*) die "rmig ended $src_status (source), $dst_status (destination): $(cat "$WORK/src-stats.out") $(cat "$WORK/dst-stats.out")" ;;
+	esac
+	[ $((SECONDS - t0)) -lt 180 ] || die "rmig's sessions are $src_status and $dst_status 180 s after QEMU completed"
+	sleep 0.2
+done
+log "source rmig: $(cat "$WORK/src-stats.out")"
+log "destination rmig: $(cat "$WORK/dst-stats.out")"
 
 # What rmig and QEMU each carried.
-[ "$(qemu_json "$WORK/src-stats.out" status)" = completed ] || die "rmig's source session did not complete"
-[ "$(qemu_json "$WORK/dst-stats.out" status)" = completed ] || die "rmig's destination session did not complete"
-[ "$(qemu_json "$WORK/src-stats.out" dirty-source)" = 1 ] ||
-	die "rmig did not track through QEMU's dirty log (dirty source $(qemu_json "$WORK/src-stats.out" dirty-source))"
+# Every method but post-copy tracks writes while the guest runs: through QEMU's dirty log.
+dirty_source=$(qemu_json "$WORK/src-stats.out" dirty-source)
+if [ "$used" = postcopy ]; then
+	[ "$dirty_source" = 0 ] || die "post-copy tracked writes (dirty source $dirty_source)"
+else
+	[ "$dirty_source" = 1 ] || die "rmig did not track through QEMU's dirty log (dirty source $dirty_source)"
+fi
 ram_bytes=$(stat -c %s "$WORK/src.ram")
 [ "$(qemu_json "$WORK/src-stats.out" ram-bytes)" = "$ram_bytes" ] || die "rmig carried another RAM size"
 verified=$(qemu_json "$WORK/src-stats.out" pages-verified)
 mismatched=$(qemu_json "$WORK/src-stats.out" pages-mismatched)
-[ "$verified" = $((ram_bytes / 4096)) ] || die "$verified pages verified of $((ram_bytes / 4096))"
+if [ "$family" = pre ]; then
+	[ "$verified" = $((ram_bytes / 4096)) ] || die "$verified pages verified of $((ram_bytes / 4096))"
+else
+	# The post-copy family verifies what the destination keeps; the rest comes after resume.
+	postcopy_pages=$(qemu_json "$WORK/src-stats.out" postcopy-pages)
+	[ "$postcopy_pages" -gt 0 ] || die "the $used tail delivered no page"
+	[ "$verified" -le $((ram_bytes / 4096)) ] || die "$verified pages verified of $((ram_bytes / 4096))"
+fi
 [ "$mismatched" = 0 ] || die "verification found $mismatched pages QEMU's dirty log did not report"
-used=$(qemu_json "$WORK/src-stats.out" method-used)
-case "$method:$used" in
-precopy:precopy | predict:predict | auto:precopy | auto:predict) ;;
-*) die "method $method ran as $used: the linked path keeps to the pre-copy family" ;;
-esac
 rmig_bytes=$(qemu_json "$WORK/src-stats.out" bytes)
 qemu_bytes=$(qemu_json "$WORK/migrate.out" ram transferred)
 pages_sent=$(qemu_json "$WORK/src-stats.out" pages-sent)
 [ "$pages_sent" -ge $((ram_bytes / 4096)) ] || die "rmig sent $pages_sent pages for $((ram_bytes / 4096)) of RAM"
 [ "$qemu_bytes" -lt $((ram_bytes / 8)) ] || die "QEMU's own stream carried $qemu_bytes bytes of RAM"
 
-# Both guests paused: the RAM files must be identical.
-cmp "$WORK/src.ram" "$WORK/dst.ram" >"$WORK/cmp.out" 2>&1 ||
-	die "guest RAM differs after the switchover: $(cat "$WORK/cmp.out")"
-
-qemu_qmp "$WORK/dst.qmp" cont >/dev/null
+if [ "$early_cont" = 1 ]; then
+	faults=$(qemu_json "$WORK/dst-stats.out" postcopy-faults)
+	[ "$faults" -gt 0 ] || die "the destination guest ran during the tail but never faulted"
+else
+	# Both guests paused and rmig done: the RAM files must be identical.
+	cmp "$WORK/src.ram" "$WORK/dst.ram" >"$WORK/cmp.out" 2>&1 ||
+		die "guest RAM differs after the switchover: $(cat "$WORK/cmp.out")"
+	qemu_qmp "$WORK/dst.qmp" cont >/dev/null
+fi
 src_last=$(qemu_last_tick src)
 [ "$src_last" -gt "$tick_before" ] || die "the source guest did not run during the migration"
 qemu_wait_ticks dst $((src_last + 30)) 60
@@ -140,4 +205,5 @@ qemu_ticks_consecutive "$WORK/src.log" "$WORK/dst.log"
 [ "$(qemu_last_tick src)" = "$src_last" ] || die "the source guest still runs after the migration"
 log "PASS: linked rmig (QEMU $series) over tcp, method $method (ran $used); QEMU downtime $(qemu_json "$WORK/migrate.out" downtime) ms," \
 	"total $(qemu_json "$WORK/migrate.out" total-time) ms; rmig $rmig_bytes bytes, QEMU $qemu_bytes;" \
-	"$verified pages verified, $mismatched stale; counter $src_last -> $(qemu_last_tick dst)"
+	"$verified pages verified, $mismatched stale; post-copy faults on the destination" \
+	"$(qemu_json "$WORK/dst-stats.out" postcopy-faults); counter $src_last -> $(qemu_last_tick dst)"

@@ -7,10 +7,16 @@
 #              key on both sides, x-ignore-shared), device state by QEMU's own stream over tcp
 #   linked-noverify  the same with the rmig objects' verify=off (no hash of every page at
 #              switchover: QEMU's dirty log trusted)
+#   linked-postcopy  linked, rmig's method=postcopy: QEMU switches over at rmig's resume, the
+#              destination guest is continued at once and faults in what has not arrived
+#              (RDMA READ of the source's RAM) while rmig's tail pushes the rest
 #   qemu-rdma  QEMU's own RDMA migration (rdma:IP:4444, Debian's QEMU, built with RDMA),
 #              max-bandwidth raised out of the way
 # Every run is checked, whatever the method: QEMU reports completed; with both guests paused
-# (the destination starts with -S) the two RAM files are byte-identical; after cont the
+# (the destination starts with -S) the two RAM files are byte-identical (linked-postcopy: the
+# destination guest runs during the tail, so instead both rmig sessions must complete, the
+# tail must still run when the guest is continued, and the guest's own check stands; how often
+# it faulted is in the result line: 1 or 2 times here, as the push is quick); after cont the
 # destination goes on counting from where the source stopped, no tick lost or repeated, and the
 # guest's own check of its working set (rmig-bad) never fires; for linked, rmig's stats say
 # completed, QEMU's dirty log as the dirty source, no page stale at verification, and QEMU's own
@@ -167,10 +173,11 @@ one_run() {
 	method=$1 run=$2
 	local bin
 	W=$(mktemp -d /dev/shm/rmig-testbed-migrate.XXXXXX)
-	local verify=on
+	local verify=on rmig_method=precopy
 	case "$method" in
 	linked) bin=$linked_qemu ;;
 	linked-noverify) bin=$linked_qemu verify=off ;;
+	linked-postcopy) bin=$linked_qemu rmig_method=postcopy ;;
 	qemu-rdma) bin=$stock_qemu ;;
 	*) die "unknown method $method" ;;
 	esac
@@ -186,7 +193,7 @@ one_run() {
 				'{"capabilities": [{"capability": "x-ignore-shared", "state": true}]}' >/dev/null
 		done
 		qmp $qmp_port_dst migrate-incoming '{"uri": "tcp:127.0.0.1:4444"}' >/dev/null
-		qmp $qmp_port_src object-add "{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"$scheme://$ip:7000\", \"key\": \"$key\", \"verify\": $([ $verify = on ] && echo true || echo false), \"peer-timeout-ms\": $peer_timeout_ms}" >/dev/null
+		qmp $qmp_port_src object-add "{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"$scheme://$ip:7000\", \"key\": \"$key\", \"verify\": $([ $verify = on ] && echo true || echo false), \"peer-timeout-ms\": $peer_timeout_ms, \"method\": \"$rmig_method\"}" >/dev/null
 		uri=tcp:127.0.0.1:4444
 	else
 		start dst "$bin" -S -incoming defer
@@ -219,6 +226,26 @@ one_run() {
 	done
 	[ "$dst_state" = paused ] || [ "$dst_state" = prelaunch ] ||
 		die "the destination QEMU is $dst_state after the migration, expected paused"
+	local tail_status= src_status dst_status
+	if [ "$rmig_method" = postcopy ]; then
+		# The guest runs on the destination while rmig's tail still delivers its RAM; both
+		# sessions end with the tail.
+		tail_status=$(qmp $qmp_port_dst qom-get '{"path": "/objects/rmig0", "property": "stats"}' | jget status)
+		qmp $qmp_port_dst cont >/dev/null
+		log "$method run $run: destination continued with rmig's session $tail_status"
+		t0=$SECONDS
+		while :; do
+			src_status=$(qmp $qmp_port_src qom-get '{"path": "/objects/rmig0", "property": "stats"}' | jget status)
+			dst_status=$(qmp $qmp_port_dst qom-get '{"path": "/objects/rmig0", "property": "stats"}' | jget status)
+			[ "$src_status" != completed ] || [ "$dst_status" != completed ] || break
+			case "$src_status $dst_status" in
+			*failed* | *lost* | *cancelled*) die "rmig's tail ended $src_status (source), $dst_status (destination)" ;;
+			esac
+			grep -q rmig-bad "$W/dst.log" 2>/dev/null && die "the destination guest found a page it did not write: $(grep rmig-bad "$W/dst.log")"
+			[ $((SECONDS - t0)) -lt 600 ] || die "rmig's tail is $src_status, $dst_status 600 s after QEMU completed"
+			sleep 0.5
+		done
+	fi
 
 	local ram_bytes total setup downtime qemu_bytes mbps rmig_bytes=0 bytes stats=
 	ram_bytes=$(stat -c %s "$W/src.ram")
@@ -233,14 +260,27 @@ one_run() {
 		[ "$(jget status <<<"$stats")" = completed ] || die "rmig's source session did not complete: $stats"
 		[ "$(qmp $qmp_port_dst qom-get '{"path": "/objects/rmig0", "property": "stats"}' | jget status)" = completed ] ||
 			die "rmig's destination session did not complete"
-		[ "$(jget dirty-source <<<"$stats")" = 1 ] || die "rmig did not track through QEMU's dirty log"
+		if [ "$rmig_method" = postcopy ]; then
+			[ "$tail_status" = postcopy ] ||
+				die "rmig's tail had ended ($tail_status) before the destination guest ran"
+		else
+			[ "$(jget dirty-source <<<"$stats")" = 1 ] || die "rmig did not track through QEMU's dirty log"
+		fi
 		[ "$(jget ram-bytes <<<"$stats")" = "$ram_bytes" ] || die "rmig carried another RAM size"
 		[ "$(jget pages-mismatched <<<"$stats")" = 0 ] ||
 			die "verification found pages QEMU's dirty log did not report: $stats"
-		[ "$verify" = off ] || [ "$(jget pages-verified <<<"$stats")" = $((ram_bytes / 4096)) ] ||
+		[ "$verify" = off ] || [ "$rmig_method" = postcopy ] ||
+			[ "$(jget pages-verified <<<"$stats")" = $((ram_bytes / 4096)) ] ||
 			die "not every page verified: $stats"
 		[ "$qemu_bytes" -lt $((ram_bytes / 8)) ] || die "QEMU's own stream carried $qemu_bytes bytes"
 		rmig_bytes=$(jget bytes <<<"$stats")
+		if [ "$rmig_method" = postcopy ]; then
+			# QEMU's total time ends at its switchover; the migration ends with rmig's tail
+			# (its last round).
+			local tail_ms
+			tail_ms=$(sed 's/\\"/"/g' <<<"$stats" | grep -o '"round-ms": \[[^]]*\]' | sed 's/.*[[ ,]\([0-9.]*\)\]$/\1/')
+			total=$((total + ${tail_ms%.*}))
+		fi
 	fi
 	bytes=$((rmig_bytes + qemu_bytes))
 	[ "$bytes" -ge $((ram_bytes / 2)) ] || die "only $bytes bytes moved for $ram_bytes of filled RAM"
@@ -248,12 +288,14 @@ one_run() {
 	# Both paused: the files must be the same. When they are not, say how many pages differ and
 	# let the destination run first: its own check shows whether the guest sees the difference.
 	local differ=0
-	if ! cmp "$W/src.ram" "$W/dst.ram" >/dev/null 2>&1; then
+	if [ "$rmig_method" = postcopy ]; then
+		: # the destination guest has run since the switchover: its own check stands
+	elif ! cmp "$W/src.ram" "$W/dst.ram" >/dev/null 2>&1; then
 		differ=$( (cmp -l "$W/src.ram" "$W/dst.ram" 2>/dev/null || true) |
 			awk '{print int(($1 - 1) / 4096)}' | uniq | wc -l)
 		log "the RAM files differ in $differ pages (first: $(cmp "$W/src.ram" "$W/dst.ram" 2>&1 | head -n 1))"
 	fi
-	qmp $qmp_port_dst cont >/dev/null
+	[ "$rmig_method" = postcopy ] || qmp $qmp_port_dst cont >/dev/null
 	local src_last
 	src_last=$(last_tick src)
 	[ "$src_last" -gt "$tick_before" ] || die "the source guest did not run during the migration"
@@ -273,7 +315,8 @@ one_run() {
 	echo "result method=$method run=$run ram=$ram_bytes total-ms=$total setup-ms=$setup downtime-ms=$downtime" \
 		"bytes=$bytes rmig-bytes=$rmig_bytes qemu-bytes=$qemu_bytes qemu-mbps=$mbps" \
 		"rmig-rounds=$(jget rounds <<<"${stats:-}") rmig-round-ms=$(sed 's/\\"/"/g' <<<"${stats:-}" | grep -o '"round-ms": \[[^]]*\]' | sed 's/.*\[//; s/[] ]//g')" \
-		"ticks=$src_last->$(last_tick dst) rmig-final=${final:--}"
+		"ticks=$src_last->$(last_tick dst) rmig-final=${final:--}" \
+		"rmig-faults=$(jget postcopy-faults <<<"${stats:-}") rmig-stall-us=$(jget postcopy-stall-us <<<"${stats:-}")"
 	cleanup
 	W=
 }
