@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -150,6 +151,19 @@ static void *harness_writer_main(void *arg)
 			usleep(100);
 	}
 	return NULL;
+}
+
+uint64_t harness_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t harness_now_ms(void)
+{
+	return harness_now_us() / 1000u;
 }
 
 void harness_writer_start(struct harness *h)

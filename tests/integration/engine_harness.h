@@ -100,6 +100,9 @@ void harness_init(struct harness *h, const char *transport, size_t length, unsig
  * destination thread and connect the source. */
 void harness_sessions(struct harness *h);
 /* Start a thread writing random pages of the source RAM until the VM pauses. */
+/* Microseconds and milliseconds of CLOCK_MONOTONIC (the engine's clock). */
+uint64_t harness_now_us(void);
+uint64_t harness_now_ms(void);
 void harness_writer_start(struct harness *h);
 /* Run the source on this thread, then wait for the destination: fills src_ret, dst_ret. */
 void harness_run(struct harness *h);

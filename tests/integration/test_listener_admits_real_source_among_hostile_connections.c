@@ -65,14 +65,6 @@ struct hello_frame {
 	struct wire_hello_key key; /* keyed hellos only */
 } __attribute__((packed));
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int hello_peer_connect(const struct sockaddr_in *addr)
 {
 	struct timeval guard = {.tv_sec = 60}; /* a bound on a failing run, not a wait */
@@ -155,7 +147,7 @@ static void open_hostile_connections(struct harness *h, const char *dst_uri, cha
 		      "made-up proof %s\n",
 		      verdicts[SILENT_HELLO], verdicts[SILENT_CHALLENGE], verdicts[WRONG_PROOF]);
 	snprintf(uri, len, "%s", dst_uri);
-	connect_started_ms = now_ms();
+	connect_started_ms = harness_now_ms();
 }
 
 /* Run the migration among the hostile connections; tls: both sessions' mode (NULL: the
@@ -174,7 +166,7 @@ static uint64_t migrate_among_hostile_connections(struct harness *h, const struc
 	h->connect_via = open_hostile_connections;
 	h->connect_may_fail = 1;
 	harness_sessions(h);
-	connected_ms = now_ms() - connect_started_ms;
+	connected_ms = harness_now_ms() - connect_started_ms;
 	if (h->connect_ret) {
 		h->src_ret = h->connect_ret;
 		h->dst_ret = rmig_session_wait(h->dst, 60000);
@@ -182,7 +174,7 @@ static uint64_t migrate_among_hostile_connections(struct harness *h, const struc
 	} else {
 		harness_run(h);
 	}
-	done_ms = now_ms() - connect_started_ms;
+	done_ms = harness_now_ms() - connect_started_ms;
 	assert_int_equal(rmig_session_stats(h->src, &st), 0);
 	/* Through once its handshake is done and the first page may go: the engine's clock
 	 * (setup_time_ms, from the run's start to then). A source that failed never got
@@ -429,13 +421,13 @@ static void open_hostile_rdma_requests(struct harness *h, const char *dst_uri, c
 		p->tag = 0x5100000000ull + ((uint64_t)i << 8);
 		rdma_peer_resolve(p);
 	}
-	guard_end = (int64_t)now_ms() + RDMA_GUARD_MS;
+	guard_end = (int64_t)harness_now_ms() + RDMA_GUARD_MS;
 	do {
 		decided = 0;
 		for (unsigned i = 0; i < rdma_npeers; i++)
 			decided += rdma_peers[i].verdict != NULL;
-	} while (decided < rdma_npeers && (int64_t)now_ms() < guard_end &&
-		 rdma_peers_pump((int)(guard_end - (int64_t)now_ms())));
+	} while (decided < rdma_npeers && (int64_t)harness_now_ms() < guard_end &&
+		 rdma_peers_pump((int)(guard_end - (int64_t)harness_now_ms())));
 	print_message(
 		"the listener's verdicts on %u hostile rdma requests (%u decided): garbage "
 		"%u refused of %u; challenges %u answered of %u (then no proof); plain "
@@ -446,7 +438,7 @@ static void open_hostile_rdma_requests(struct harness *h, const char *dst_uri, c
 		RDMA_SILENT_CHALLENGES, rdma_verdict_of(RDMA_PEER_PLAIN_UNESTABLISHED),
 		rdma_verdict_of(RDMA_PEER_PLAIN_SILENT), rdma_verdict_of(RDMA_PEER_WRONG_PROOF));
 	snprintf(uri, len, "%s", dst_uri);
-	connect_started_ms = now_ms();
+	connect_started_ms = harness_now_ms();
 }
 
 static void close_hostile_rdma_requests(void)
@@ -485,7 +477,7 @@ static void test_real_source_gets_through_hostile_rdma_requests(void **state)
 	h.connect_via = open_hostile_rdma_requests;
 	h.connect_may_fail = 1;
 	harness_sessions(&h);
-	connected_ms = now_ms() - connect_started_ms;
+	connected_ms = harness_now_ms() - connect_started_ms;
 	if (h.connect_ret) {
 		h.src_ret = h.connect_ret;
 		h.dst_ret = rmig_session_wait(h.dst, 60000);
@@ -493,7 +485,7 @@ static void test_real_source_gets_through_hostile_rdma_requests(void **state)
 	} else {
 		harness_run(&h);
 	}
-	done_ms = now_ms() - connect_started_ms;
+	done_ms = harness_now_ms() - connect_started_ms;
 	assert_int_equal(rmig_session_stats(h.src, &st), 0);
 	got_through_ms = h.src_ret ? UINT64_MAX : connected_ms + st.setup_time_ms;
 	print_message("real source (rdma): connect returned %llu ms after the %u hostile requests "

@@ -28,14 +28,6 @@
 #define DEADLINE_MS 1500u
 #define STEP_TIMEOUT_MS 120000u /* what a run without the deadline would wait */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The bare transport peers hold the sessions' key: over tcp it keys TLS (psk, the default). */
 static const struct transport_options peer_options = {.psk = (const uint8_t *)HARNESS_KEY,
 						      .psk_len = sizeof(HARNESS_KEY) - 1};
@@ -88,9 +80,9 @@ static void test_source_declares_silent_destination_dead(void **state)
 	assert_int_equal(rmig_session_set_peer_timeout(h.src, DEADLINE_MS), 0);
 	assert_int_equal(rmig_region_add(h.src, 1, h.src_ram, h.src_length, HARNESS_PAGE), 0);
 	assert_int_equal(rmig_session_connect(h.src, uri), 0);
-	start = now_ms();
+	start = harness_now_ms();
 	h.src_ret = rmig_session_run(h.src);
-	took = now_ms() - start;
+	took = harness_now_ms() - start;
 
 	assert_int_equal(h.src_ret, -EHOSTDOWN);
 	assert_non_null(strstr(rmig_last_error(h.src), "destination"));
@@ -142,9 +134,9 @@ static void test_destination_declares_silent_source_dead(void **state)
 	assert_int_equal(rmig_session_start(h.dst), 0);
 	/* a source that connects and then never says a word */
 	assert_int_equal(transport_connect(uri, &peer_options, &conn), 0);
-	start = now_ms();
+	start = harness_now_ms();
 	assert_int_equal(rmig_session_wait_result(h.dst, (int)(STEP_TIMEOUT_MS / 2), &result), 0);
-	took = now_ms() - start;
+	took = harness_now_ms() - start;
 
 	assert_int_equal(result, -EHOSTDOWN);
 	assert_non_null(strstr(rmig_last_error(h.dst), "source"));
@@ -160,11 +152,11 @@ static void test_destination_declares_silent_source_dead(void **state)
 
 static void busy_for_three_deadlines(struct harness *h)
 {
-	uint64_t until = now_ms() + 3u * BUSY_DEADLINE_MS;
+	uint64_t until = harness_now_ms() + 3u * BUSY_DEADLINE_MS;
 	struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
 
 	(void)h;
-	while (now_ms() < until)
+	while (harness_now_ms() < until)
 		nanosleep(&ts, NULL);
 }
 

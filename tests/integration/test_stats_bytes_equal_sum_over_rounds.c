@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <string.h>
-#include <time.h>
 
 #include "integration/engine_harness.h"
 
@@ -65,14 +64,6 @@ struct open_round {
 	int bytes_beyond_total;
 };
 
-static uint64_t monotonic_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void read_open_round(struct harness *h, uint32_t event, const struct rmig_stats *st)
 {
 	struct open_round *o = h->user;
@@ -83,7 +74,7 @@ static void read_open_round(struct harness *h, uint32_t event, const struct rmig
 	if (event != RMIG_EVENT_PROGRESS || st->round != 1)
 		return;
 	assert_int_equal(rmig_session_round_stats(h->src, 1, &r), 0);
-	elapsed = monotonic_us() - o->start_us;
+	elapsed = harness_now_us() - o->start_us;
 	assert_int_equal(rmig_session_stats(h->src, &now), 0);
 	o->samples++;
 	if (r.duration_us > elapsed)
@@ -105,7 +96,7 @@ static void test_round_stats_of_running_round_report_so_far(void **state)
 	h.user = &o;
 	h.on_progress = read_open_round;
 	harness_sessions(&h);
-	o.start_us = monotonic_us();
+	o.start_us = harness_now_us();
 	harness_run(&h);
 
 	assert_int_equal(h.src_ret, 0);
