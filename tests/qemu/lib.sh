@@ -38,10 +38,23 @@ qemu_dump_logs() {
 	done
 }
 
+# QEMU quits on SIGTERM from its main loop; one whose main loop cannot run (a vCPU holding the
+# BQL waits on a post-copy page that will never come) gets SIGKILL after 10 s.
 qemu_cleanup() {
-	local pid ns
+	local pid ns alive t0=$SECONDS
 	for pid in "${qemu_pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
+	done
+	while :; do
+		alive=
+		for pid in "${qemu_pids[@]}"; do
+			! kill -0 "$pid" 2>/dev/null || alive="$alive $pid"
+		done
+		[ -n "$alive" ] && [ $((SECONDS - t0)) -lt 10 ] || break
+		sleep 0.2
+	done
+	for pid in $alive; do
+		kill -9 "$pid" 2>/dev/null || true
 	done
 	for pid in "${qemu_pids[@]}"; do
 		wait "$pid" 2>/dev/null || true

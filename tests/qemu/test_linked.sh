@@ -22,6 +22,13 @@
 #   sessions completed;
 # - after cont the destination guest goes on counting from where the source stopped (the
 #   source's console followed by the destination's reads 1, 2, 3, ...), the source stays still;
+# - METHOD postcopy-source-dies: post-copy as above with both objects' recovery-window-ms=3000,
+#   and the source QEMU killed (SIGKILL) once the destination guest runs, mid-tail: the
+#   destination's rmig (its log, RMIG_LOG=info) must pause the tail to recover, then give the
+#   VM up when the window passes; the destination QEMU must stay up (its guest waits on the
+#   pages it lacks, it never reads them as zeroes), and when its monitor answers (a vCPU that
+#   faults while delivering an interrupt holds QEMU's BQL, and then it cannot) its rmig stats
+#   must say lost and why;
 # - `rmig qemu-recv` recognises the linked QEMU with its rmig object and refuses to drive it.
 # RMIG_QEMU_SERIES (7.2 by default, or 10.0) picks the patch series and so the QEMU it runs
 # (scripts/build-qemu.sh --series).
@@ -32,6 +39,12 @@ RMIG=$(realpath "$1")
 CACHE=$2
 libdir=${3:-}
 method=${4:-precopy}
+rmig_method=$method fault= window_props= window_json=
+if [ "$method" = postcopy-source-dies ]; then
+	rmig_method=postcopy fault=source-dies
+	window_props=,recovery-window-ms=3000 window_json=', "recovery-window-ms": 3000'
+	export RMIG_LOG=info # librmig's log in each QEMU's stderr (WORK/NAME.err)
+fi
 series=${RMIG_QEMU_SERIES:-7.2}
 . "$(dirname "$0")/lib.sh"
 
@@ -60,7 +73,7 @@ qemu_start src "$NS_SRC" "${firmware[@]}"
 qemu_wait_ticks src 30 120
 log "source guest counting ($(qemu_last_tick src)); destination QEMU with -object rmig,listen=..."
 qemu_start dst "$NS_DST" "${firmware[@]}" -S -incoming defer \
-	-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,key=$key"
+	-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,key=$key$window_props"
 
 # rmig recognises a QEMU that links librmig and will not drive one that has its own rmig object.
 detect_status=0
@@ -80,7 +93,7 @@ qemu_qmp "$WORK/dst.qmp" migrate-incoming "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}"
 # post-copy: the destination guest runs during the tail (all RAM), which a slowed link makes
 # last long enough (seconds) for the guest to fault on pages that have not arrived.
 early_cont=0
-case "$method" in
+case "$rmig_method" in
 postcopy)
 	early_cont=1
 	tc -n "$NS_SRC" qdisc add dev "$VETH_SRC" root tbf rate 48mbit burst 64kb latency 500ms ||
@@ -88,7 +101,7 @@ postcopy)
 	;;
 esac
 qemu_qmp "$WORK/src.qmp" object-add \
-	"{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"tcp://$QEMU_DST_IP:7000\", \"key\": \"$key\", \"method\": \"$method\"}" >/dev/null
+	"{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"tcp://$QEMU_DST_IP:7000\", \"key\": \"$key\", \"method\": \"$rmig_method\"$window_json}" >/dev/null
 tick_before=$(qemu_last_tick src)
 log "migrate (counter $tick_before)"
 qemu_qmp "$WORK/src.qmp" migrate "{\"uri\": \"tcp:$QEMU_DST_IP:4444\"}" >/dev/null
@@ -116,7 +129,7 @@ family=pre
 case "$used" in
 postcopy | hybrid | tsmc) family=post ;;
 esac
-case "$method:$used" in
+case "$rmig_method:$used" in
 precopy:precopy | predict:predict | postcopy:postcopy | hybrid:hybrid | tsmc:tsmc) ;;
 auto:precopy | auto:predict | auto:postcopy | auto:hybrid) ;;
 *) die "method $method ran as $used" ;;
@@ -143,6 +156,40 @@ if [ "$early_cont" = 1 ]; then
 	log "destination continued with rmig's session $tail_status"
 	[ "$tail_status" = postcopy ] ||
 		die "rmig's tail had ended before the destination guest ran ($tail_status): nothing was left to fault on"
+fi
+if [ "$fault" = source-dies ]; then
+	kill -9 "$PID_src"
+	log "killed the source QEMU mid-tail"
+	t0=$SECONDS
+	# wait_log PATTERN WHAT: until the destination's librmig logs PATTERN (60 s at most).
+	wait_log() {
+		until grep -a -q "$1" "$WORK/dst.err"; do
+			qemu_pid_alive dst || die "the destination QEMU died with the source"
+			[ $((SECONDS - t0)) -lt 60 ] || die "the destination's rmig never logged $2 in 60 s"
+			sleep 0.2
+		done
+	}
+	wait_log "post-copy paused, the connection is lost" "that it recovers"
+	wait_log "no new connection within the recovery window of 3 s" "that the VM is lost"
+	log "the destination's rmig gave the VM up after $((SECONDS - t0)) s:" \
+		"$(grep -a -m 1 'no new connection within the recovery window' "$WORK/dst.err" | cut -c1-200)"
+	qemu_pid_alive dst || die "the destination QEMU died with the source"
+	if qemu_qmp "$WORK/dst.qmp" qom-get '{"path": "/objects/rmig0", "property": "stats"}' \
+		>"$WORK/dst-stats.raw" 2>/dev/null; then
+		python3 -c 'import json,sys; print(json.load(sys.stdin))' <"$WORK/dst-stats.raw" >"$WORK/dst-stats.out"
+		[ "$(qemu_json "$WORK/dst-stats.out" status)" = lost ] ||
+			die "the destination's rmig stats say $(qemu_json "$WORK/dst-stats.out" status), not lost"
+		error=$(qemu_json "$WORK/dst-stats.out" error)
+		case "$error" in *"recovery window"*) ;; *) die "the destination's stats do not say why: '$error'" ;; esac
+		log "destination stats: lost, \"$error\""
+	else
+		log "the destination's monitor does not answer: a vCPU waits on a missing page with QEMU's BQL held"
+	fi
+	# The VM is lost: stop its QEMU, as a management layer must (SIGKILL: a QEMU whose vCPU
+	# holds the BQL cannot run its main loop to quit).
+	kill -9 "$PID_dst"
+	log "PASS: linked rmig (QEMU $series), post-copy, source QEMU killed mid-tail: recovering, then lost"
+	exit 0
 fi
 
 # rmig's sessions end after QEMU's migration for the post-copy family (the tail).
