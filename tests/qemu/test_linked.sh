@@ -210,9 +210,10 @@ log "source rmig: $(cat "$WORK/src-stats.out")"
 log "destination rmig: $(cat "$WORK/dst-stats.out")"
 
 # What rmig and QEMU each carried.
-# Every method but post-copy tracks writes while the guest runs: through QEMU's dirty log.
+# Every method but post-copy tracks writes while the guest runs: through QEMU's dirty log (auto
+# does, to measure, whatever it chooses then).
 dirty_source=$(qemu_json "$WORK/src-stats.out" dirty-source)
-if [ "$used" = postcopy ]; then
+if [ "$rmig_method" = postcopy ]; then
 	[ "$dirty_source" = 0 ] || die "post-copy tracked writes (dirty source $dirty_source)"
 else
 	[ "$dirty_source" = 1 ] || die "rmig did not track through QEMU's dirty log (dirty source $dirty_source)"
