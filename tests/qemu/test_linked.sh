@@ -131,7 +131,7 @@ postcopy | hybrid | tsmc) family=post ;;
 esac
 case "$rmig_method:$used" in
 precopy:precopy | predict:predict | postcopy:postcopy | hybrid:hybrid | tsmc:tsmc) ;;
-auto:precopy | auto:predict | auto:postcopy | auto:hybrid) ;;
+auto:precopy | auto:predict | auto:postcopy | auto:hybrid | auto:tsmc) ;;
 *) die "method $method ran as $used" ;;
 esac
 if [ "$family" = pre ] && [ "$(qemu_json "$WORK/src-stats.out" status)" != completed ]; then
