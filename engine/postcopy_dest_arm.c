@@ -333,7 +333,6 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 	char why[TRANSPORT_ERROR_MAX];
 	struct postcopy_dest *pc;
 	uint64_t announced = 0;
-	uint32_t next_id = POSTCOPY_STAGING_ID_BASE;
 	uint64_t t_start = session_now_us(), t, revoke_us = 0, discard_us = 0, uffd_us = 0;
 	uint64_t staging_us = 0;
 	size_t bounce_len = 0;
@@ -406,6 +405,16 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 		ret = session_fail(s, ret, "post-copy: %s", why);
 		goto err_free;
 	}
+	/* auto's staging areas (the explicit post-copy methods set theirs up at the handshake) */
+	if (!s->nregions || !s->regions[0].dst.staging) {
+		t = session_now_us();
+		ret = postcopy_dest_prepare(s, 0, why, sizeof(why));
+		staging_us = session_now_us() - t;
+		if (ret) {
+			ret = session_fail(s, ret, "post-copy: %s", why);
+			goto err_free;
+		}
+	}
 
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct postcopy_region *pr = &pc->regions[i];
@@ -449,41 +458,12 @@ int postcopy_dest_arm(struct rmig_session *s, const void *payload, size_t len)
 			goto err_free;
 		}
 		pr->uffd_registered = 1;
-		if (r->dst.staging) {
-			/* Prepared before the pause (postcopy_dest_prepare()): take it over. */
-			pr->staging = r->dst.staging;
-			pr->staging_id = r->dst.staging_id;
-			pr->staging_registered = r->dst.staging_registered;
-			r->dst.staging = NULL;
-			r->dst.staging_registered = 0;
-			staging[i] = (struct protocol_staging){.region_id = r->id,
-							       .staging_id = pr->staging_id};
-			continue;
-		}
-		pr->staging = mmap(NULL, r->length, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (pr->staging == MAP_FAILED) {
-			pr->staging = NULL;
-			ret = session_fail(s, -ENOMEM,
-					   "post-copy: cannot map a staging area of %zu bytes for "
-					   "region %u",
-					   r->length, r->id);
-			goto err_free;
-		}
-		pr->staging_id = postcopy_staging_id(s, next_id);
-		next_id = pr->staging_id + 1;
-		t = session_now_us();
-		ret = transport_region_register(s->conn, pr->staging_id, pr->staging, r->length,
-						TRANSPORT_ACCESS_REMOTE_WRITE);
-		staging_us += session_now_us() - t;
-		if (ret) {
-			ret = session_fail(s, ret,
-					   "post-copy: cannot register the staging area of region "
-					   "%u: %s",
-					   r->id, session_strerror(ret));
-			goto err_free;
-		}
-		pr->staging_registered = 1;
+		/* Take the staging area over from postcopy_dest_prepare(). */
+		pr->staging = r->dst.staging;
+		pr->staging_id = r->dst.staging_id;
+		pr->staging_registered = r->dst.staging_registered;
+		r->dst.staging = NULL;
+		r->dst.staging_registered = 0;
 		staging[i] =
 			(struct protocol_staging){.region_id = r->id, .staging_id = pr->staging_id};
 	}
