@@ -8,7 +8,10 @@
  * Every 100 ms it writes the next PAGES_PER_SECOND / 10 pages of a MIB-sized buffer (cyclically)
  * and prints "rmig-domu: count N gap_ms G max_gap_ms M" once a second of ticks, where N counts
  * ticks since boot, G is the longest wall-clock gap between two ticks in the last second and M
- * the longest since boot. Built static by tests/xen/run. */
+ * the longest since boot, then "wrong W": each write stamps its page's first 8 bytes with the
+ * write's number, and once a second the writer checks every page holds the stamp of the last
+ * write it made there (W pages did not: a page a migration lost or left stale). Built static by
+ * tests/xen/run. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +29,8 @@ int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 32;
 	size_t rate = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
-	size_t pages = mib * 256, next = 0, per_tick = rate / 10 ? rate / 10 : 1;
-	uint64_t count = 0, last, gap_second = 0, gap_max = 0;
+	size_t pages = mib * 256, next, per_tick = rate / 10 ? rate / 10 : 1;
+	uint64_t count = 0, last, gap_second = 0, gap_max = 0, w = 0;
 	unsigned char *ram = malloc(pages * 4096);
 	struct timespec tick = {0, 100 * 1000 * 1000};
 
@@ -35,8 +38,9 @@ int main(int argc, char **argv)
 		printf("rmig-domu: cannot allocate %zu MiB\n", mib);
 		return 1;
 	}
+	/* Write number w goes to page w % pages: the first pages writes fill every page. */
 	for (size_t i = 0; i < pages; i++)
-		ram[i * 4096] = 1;
+		*(volatile uint64_t *)(ram + i * 4096) = w++;
 	printf("rmig-domu: writing %zu MiB at %zu pages/s\n", mib, rate);
 	fflush(stdout);
 	last = now_ms();
@@ -44,8 +48,9 @@ int main(int argc, char **argv)
 		uint64_t t, gap;
 
 		for (size_t i = 0; i < per_tick; i++) {
-			ram[next * 4096 + (count % 4096)] = (unsigned char)count;
-			next = (next + 1) % pages;
+			next = (size_t)(w % pages);
+			*(volatile uint64_t *)(ram + next * 4096) = w++;
+			ram[next * 4096 + 8 + (count % 4088)] = (unsigned char)count;
 		}
 		nanosleep(&tick, NULL);
 		t = now_ms();
@@ -54,9 +59,16 @@ int main(int argc, char **argv)
 		gap_second = gap > gap_second ? gap : gap_second;
 		gap_max = gap > gap_max ? gap : gap_max;
 		if (++count % 10 == 0) {
-			printf("rmig-domu: count %llu gap_ms %llu max_gap_ms %llu\n",
+			uint64_t wrong = 0;
+
+			/* Page j's last write is the largest number below w that is j mod pages. */
+			for (size_t j = 0; j < pages; j++)
+				if (*(volatile uint64_t *)(ram + j * 4096) !=
+				    w - 1 - (w - 1 - j) % pages)
+					wrong++;
+			printf("rmig-domu: count %llu gap_ms %llu max_gap_ms %llu wrong %llu\n",
 			       (unsigned long long)count, (unsigned long long)gap_second,
-			       (unsigned long long)gap_max);
+			       (unsigned long long)gap_max, (unsigned long long)wrong);
 			fflush(stdout);
 			gap_second = 0;
 		}
