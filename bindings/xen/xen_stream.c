@@ -251,3 +251,111 @@ void xen_stream_write_record_header(uint8_t out[XEN_STREAM_RECORD_HEADER_SIZE], 
 	put_le32(out, type);
 	put_le32(out + 4, length);
 }
+
+/* ---- depth 3: the own-RAM header ---- */
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static size_t pad8(size_t n)
+{
+	return (n + 7u) & ~(size_t)7u;
+}
+
+size_t xen_own_ram_header_size(size_t name_len, uint32_t nranges)
+{
+	return XEN_OWN_RAM_FIXED_SIZE + pad8(name_len) + (size_t)nranges * 16u;
+}
+
+/* The rules both ends hold a header to; 0 or -EPROTO. */
+static int xen_own_ram_check(const struct xen_own_ram_header *h, size_t name_len)
+{
+	uint64_t pages = 0, end = 0;
+
+	if (!name_len || name_len > XEN_OWN_RAM_NAME_MAX || memchr(h->name, '/', name_len) ||
+	    memchr(h->name, '\0', name_len))
+		return -EPROTO;
+	if (!h->nranges || h->nranges > XEN_OWN_RAM_RANGES_MAX)
+		return -EPROTO;
+	for (uint32_t i = 0; i < h->nranges; i++) {
+		const struct xen_own_ram_range *r = &h->ranges[i];
+
+		if (!r->count || r->first < end || r->first >= XEN_OWN_RAM_FRAME_LIMIT ||
+		    r->count > XEN_OWN_RAM_FRAME_LIMIT - r->first)
+			return -EPROTO;
+		end = r->first + r->count;
+		pages += r->count;
+		if (pages > XEN_OWN_RAM_PAGES_MAX)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+long xen_own_ram_header_write(uint8_t *out, size_t room, const struct xen_own_ram_header *h)
+{
+	size_t name_len = strnlen(h->name, sizeof(h->name)), size, at;
+
+	if (name_len > XEN_OWN_RAM_NAME_MAX || xen_own_ram_check(h, name_len))
+		return -EINVAL;
+	size = xen_own_ram_header_size(name_len, h->nranges);
+	if (room < size)
+		return -ENOSPC;
+	memset(out, 0, size);
+	memcpy(out, XEN_OWN_RAM_MAGIC, XEN_OWN_RAM_MAGIC_LEN);
+	put_le32(out + 8, 1);
+	put_le32(out + 12, h->nranges);
+	put_le32(out + 16, (uint32_t)name_len);
+	memcpy(out + XEN_OWN_RAM_FIXED_SIZE, h->name, name_len);
+	at = XEN_OWN_RAM_FIXED_SIZE + pad8(name_len);
+	for (uint32_t i = 0; i < h->nranges; i++, at += 16) {
+		put_le64(out + at, h->ranges[i].first);
+		put_le64(out + at + 8, h->ranges[i].count);
+	}
+	return (long)size;
+}
+
+long xen_own_ram_header_size_from(const uint8_t fixed[XEN_OWN_RAM_FIXED_SIZE])
+{
+	uint32_t nranges = get_le32(fixed + 12), name_len = get_le32(fixed + 16);
+
+	if (memcmp(fixed, XEN_OWN_RAM_MAGIC, XEN_OWN_RAM_MAGIC_LEN) || get_le32(fixed + 8) != 1 ||
+	    !nranges || nranges > XEN_OWN_RAM_RANGES_MAX || !name_len ||
+	    name_len > XEN_OWN_RAM_NAME_MAX || get_le32(fixed + 20))
+		return -EPROTO;
+	return (long)xen_own_ram_header_size(name_len, nranges);
+}
+
+int xen_own_ram_header_parse(const uint8_t *buf, size_t len, struct xen_own_ram_header *h)
+{
+	long size;
+	size_t name_len, at;
+
+	if (len < XEN_OWN_RAM_FIXED_SIZE)
+		return -EPROTO;
+	size = xen_own_ram_header_size_from(buf);
+	if (size < 0 || (size_t)size != len)
+		return -EPROTO;
+	name_len = get_le32(buf + 16);
+	memset(h->name, 0, sizeof(h->name));
+	memcpy(h->name, buf + XEN_OWN_RAM_FIXED_SIZE, name_len);
+	h->nranges = get_le32(buf + 12);
+	at = XEN_OWN_RAM_FIXED_SIZE + pad8(name_len);
+	for (size_t i = name_len; i < pad8(name_len); i++)
+		if (buf[XEN_OWN_RAM_FIXED_SIZE + i])
+			return -EPROTO;
+	h->pages = 0;
+	for (uint32_t i = 0; i < h->nranges; i++, at += 16) {
+		h->ranges[i].first = get_le64(buf + at);
+		h->ranges[i].count = get_le64(buf + at + 8);
+		h->pages += h->ranges[i].count;
+	}
+	return xen_own_ram_check(h, name_len);
+}

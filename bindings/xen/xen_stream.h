@@ -88,4 +88,61 @@ void xen_stream_write_libxl_header(uint8_t out[XEN_STREAM_LIBXL_HEADER_SIZE]);
 void xen_stream_write_record_header(uint8_t out[XEN_STREAM_RECORD_HEADER_SIZE], uint32_t type,
 				    uint32_t length);
 
+/* Depth 3 (rmig owns the RAM, docs/xen.md): before Xen's stream, the source sends the header
+ * below in the first session's device state, so the destination knows it must map the domain's
+ * memory for rmig once its xl has built the domain:
+ *   magic[8] "RMIGXEN3", u32 version 1, u32 range count, u32 name length, u32 reserved,
+ *   the domain's name (no NUL) padded to 8, then per range u64 first frame, u64 frames
+ * (little-endian). The ranges are the guest frames the domain has populated, ascending and
+ * apart; each becomes one rmig region, with the same ids on both hosts. */
+#define XEN_OWN_RAM_MAGIC "RMIGXEN3"
+#define XEN_OWN_RAM_MAGIC_LEN 8u
+#define XEN_OWN_RAM_FIXED_SIZE 24u
+#define XEN_OWN_RAM_RANGES_MAX 1024u	     /* rmig's region limit */
+#define XEN_OWN_RAM_NAME_MAX 128u	     /* a domain name, as Xen bounds it */
+#define XEN_OWN_RAM_FRAME_LIMIT (1ull << 40) /* guest frames: 4 PiB of guest address */
+#define XEN_OWN_RAM_PAGES_MAX (1ull << 28)   /* 1 TiB of RAM */
+
+struct xen_own_ram_range {
+	uint64_t first;
+	uint64_t count;
+};
+
+struct xen_own_ram_header {
+	char name[XEN_OWN_RAM_NAME_MAX + 1];
+	uint32_t nranges;
+	uint64_t pages;
+	struct xen_own_ram_range ranges[XEN_OWN_RAM_RANGES_MAX];
+};
+
+/* Bytes the header takes for a name of @name_len bytes and @nranges ranges. */
+size_t xen_own_ram_header_size(size_t name_len, uint32_t nranges);
+
+/**
+ * xen_own_ram_header_write() - the header for @h into @out (@room bytes).
+ *
+ * Return: its size; -EINVAL when @h breaks the rules xen_own_ram_header_parse() checks;
+ * -ENOSPC when @room is too small.
+ */
+long xen_own_ram_header_write(uint8_t *out, size_t room, const struct xen_own_ram_header *h);
+
+/**
+ * xen_own_ram_header_size_from() - from the first XEN_OWN_RAM_FIXED_SIZE bytes, the whole
+ * header's size.
+ *
+ * Return: the size; -EPROTO when the bytes are not such a header or announce one rmig
+ * refuses (version, counts over the limits).
+ */
+long xen_own_ram_header_size_from(const uint8_t fixed[XEN_OWN_RAM_FIXED_SIZE]);
+
+/**
+ * xen_own_ram_header_parse() - check and decode a whole header of @len bytes.
+ *
+ * Return: 0; -EPROTO when it is malformed: wrong magic or version, a size that is not the
+ * announced one, an empty or over-long name, a name with a NUL or '/', no range or too many,
+ * an empty range, ranges not ascending or overlapping, a frame past XEN_OWN_RAM_FRAME_LIMIT,
+ * more than XEN_OWN_RAM_PAGES_MAX pages in all.
+ */
+int xen_own_ram_header_parse(const uint8_t *buf, size_t len, struct xen_own_ram_header *h);
+
 #endif /* RMIG_XEN_STREAM_H */

@@ -267,6 +267,103 @@ static void test_xen_stream_receiving_end_walks_any_chunks_and_refuses_a_lost_by
 	free(b.data);
 }
 
+/* ---- depth 3: the own-RAM header ---- */
+
+static struct xen_own_ram_header *own_ram_example(void)
+{
+	struct xen_own_ram_header *h = calloc(1, sizeof(*h));
+
+	assert_non_null(h);
+	strcpy(h->name, "rmig-domu");
+	h->nranges = 2;
+	h->ranges[0] = (struct xen_own_ram_range){.first = 0, .count = 32768};
+	h->ranges[1] = (struct xen_own_ram_range){.first = 0xfeff8, .count = 8};
+	return h;
+}
+
+static void test_xen_own_ram_header_round_trips_field_by_field(void **state)
+{
+	struct xen_own_ram_header *h = own_ram_example(), *back = calloc(1, sizeof(*back));
+	uint8_t buf[256];
+	long n;
+
+	(void)state;
+	assert_non_null(back);
+	n = xen_own_ram_header_write(buf, sizeof(buf), h);
+	/* 24 fixed, "rmig-domu" padded to 16, two ranges of 16 */
+	assert_int_equal(n, 24 + 16 + 32);
+	assert_int_equal(xen_own_ram_header_size(9, 2), 72);
+	assert_memory_equal(buf, "RMIGXEN3", 8);
+	assert_int_equal(buf[8], 1);  /* version */
+	assert_int_equal(buf[12], 2); /* ranges */
+	assert_int_equal(buf[16], 9); /* name length */
+	assert_memory_equal(buf + 24, "rmig-domu", 9);
+	assert_int_equal(buf[24 + 16 + 16 + 0], 0xf8); /* second range's first frame, LE */
+	assert_int_equal(buf[24 + 16 + 16 + 1], 0xef);
+	assert_int_equal(buf[24 + 16 + 16 + 2], 0x0f);
+	assert_int_equal(xen_own_ram_header_size_from(buf), n);
+	assert_int_equal(xen_own_ram_header_parse(buf, (size_t)n, back), 0);
+	assert_string_equal(back->name, "rmig-domu");
+	assert_int_equal(back->nranges, 2);
+	assert_int_equal(back->pages, 32768 + 8);
+	assert_int_equal(back->ranges[1].first, 0xfeff8);
+	assert_int_equal(back->ranges[1].count, 8);
+	/* a byte short, a byte long: not the announced size */
+	assert_int_equal(xen_own_ram_header_parse(buf, (size_t)n - 1, back), -EPROTO);
+	assert_int_equal(xen_own_ram_header_write(buf, (size_t)n - 1, h), -ENOSPC);
+	free(back);
+	free(h);
+}
+
+static void test_xen_own_ram_header_refuses_what_would_map_wrong(void **state)
+{
+	struct xen_own_ram_header *h = own_ram_example(), *back = calloc(1, sizeof(*back));
+	uint8_t buf[256], bad[256];
+	long n;
+
+	(void)state;
+	assert_non_null(back);
+	n = xen_own_ram_header_write(buf, sizeof(buf), h);
+	assert_true(n > 0);
+	/* Xen's own stream is not this header */
+	memcpy(bad, buf, (size_t)n);
+	memcpy(bad, "Xen save", 8);
+	assert_int_equal(xen_own_ram_header_size_from(bad), -EPROTO);
+	assert_int_equal(xen_own_ram_header_parse(bad, (size_t)n, back), -EPROTO);
+	/* another version */
+	memcpy(bad, buf, (size_t)n);
+	bad[8] = 2;
+	assert_int_equal(xen_own_ram_header_parse(bad, (size_t)n, back), -EPROTO);
+	/* the ranges overlap: the second starts inside the first */
+	memcpy(bad, buf, (size_t)n);
+	bad[24 + 16 + 16] = 0x00, bad[24 + 16 + 17] = 0x10, bad[24 + 16 + 18] = 0;
+	assert_int_equal(xen_own_ram_header_parse(bad, (size_t)n, back), -EPROTO);
+	/* an empty range */
+	memcpy(bad, buf, (size_t)n);
+	bad[24 + 16 + 24] = 0;
+	assert_int_equal(xen_own_ram_header_parse(bad, (size_t)n, back), -EPROTO);
+	/* a frame past the limit */
+	memcpy(bad, buf, (size_t)n);
+	bad[24 + 16 + 16 + 5] = 0x01; /* first frame 2^40 + ... */
+	assert_int_equal(xen_own_ram_header_parse(bad, (size_t)n, back), -EPROTO);
+	/* a name with a '/' (xenstore paths are built from it) */
+	memcpy(bad, buf, (size_t)n);
+	bad[24 + 4] = '/';
+	assert_int_equal(xen_own_ram_header_parse(bad, (size_t)n, back), -EPROTO);
+	/* more ranges than rmig has regions */
+	memcpy(bad, buf, (size_t)n);
+	bad[12] = 0x01, bad[13] = 0x04; /* 1025 */
+	assert_int_equal(xen_own_ram_header_size_from(bad), -EPROTO);
+	/* the writer holds itself to the same rules */
+	h->ranges[1].first = 100;
+	assert_int_equal(xen_own_ram_header_write(buf, sizeof(buf), h), -EINVAL);
+	h->ranges[1].first = 0xfeff8;
+	h->nranges = 0;
+	assert_int_equal(xen_own_ram_header_write(buf, sizeof(buf), h), -EINVAL);
+	free(back);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +375,8 @@ int main(void)
 		cmocka_unit_test(test_xen_stream_writer_frames_as_xl_and_libxl_do),
 		cmocka_unit_test(
 			test_xen_stream_receiving_end_walks_any_chunks_and_refuses_a_lost_byte),
+		cmocka_unit_test(test_xen_own_ram_header_round_trips_field_by_field),
+		cmocka_unit_test(test_xen_own_ram_header_refuses_what_would_map_wrong),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
