@@ -154,32 +154,26 @@ void xen_cli_say(const struct xen_cli_options *o, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
-		    const struct rmig_callbacks *callbacks, void *opaque,
-		    rmig_session_t **session_p)
+/* A session with @params, the options' credentials and @callbacks; no region yet. */
+static int xen_cli_session_create(const struct xen_cli_options *o, uint32_t role,
+				  struct rmig_params *params,
+				  const struct rmig_callbacks *callbacks, void *opaque,
+				  rmig_session_t **session_p)
 {
-	/* rmig decides nothing here: Xen's stream carries the RAM and its own rounds; the one
-	 * page is what a session needs to exist and is never written. */
-	struct rmig_params params = {
-		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_TIMEOUT_MS |
-			      RMIG_PARAM_VERIFY,
-		.method = RMIG_METHOD_PRECOPY,
-		.dirty_source = RMIG_DIRTY_HYPERVISOR,
-		.verify = RMIG_VERIFY_NONE,
-		.timeout_ms = o->timeout_ms,
-	};
 	rmig_session_t *session;
 	int ret;
 
+	params->field_mask |= RMIG_PARAM_TIMEOUT_MS;
+	params->timeout_ms = o->timeout_ms;
 	if (o->key_len) {
-		params.field_mask |= RMIG_PARAM_KEY;
-		params.key = o->key;
-		params.key_len = o->key_len;
+		params->field_mask |= RMIG_PARAM_KEY;
+		params->key = o->key;
+		params->key_len = o->key_len;
 	}
 	ret = rmig_session_create(role, &session);
 	if (ret)
-		goto err;
-	ret = rmig_session_set_params(session, &params);
+		return ret;
+	ret = rmig_session_set_params(session, params);
 	if (!ret)
 		ret = rmig_session_set_insecure(session, o->insecure);
 	if (!ret)
@@ -194,11 +188,34 @@ int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
 							    .key_file = o->tls.key_file,
 							    .peer_name = o->tls.peer_name,
 						    });
+	if (!ret)
+		ret = rmig_session_set_callbacks(session, callbacks, opaque);
+	if (ret) {
+		rmig_session_destroy(session);
+		return ret;
+	}
+	*session_p = session;
+	return 0;
+}
+
+int xen_cli_session(const struct xen_cli_options *o, uint32_t role,
+		    const struct rmig_callbacks *callbacks, void *opaque,
+		    rmig_session_t **session_p)
+{
+	/* rmig decides nothing here: Xen's stream carries the RAM and its own rounds; the one
+	 * page is what a session needs to exist and is never written. */
+	struct rmig_params params = {
+		.field_mask = RMIG_PARAM_METHOD | RMIG_PARAM_DIRTY_SOURCE | RMIG_PARAM_VERIFY,
+		.method = RMIG_METHOD_PRECOPY,
+		.dirty_source = RMIG_DIRTY_HYPERVISOR,
+		.verify = RMIG_VERIFY_NONE,
+	};
+	rmig_session_t *session;
+	int ret;
+
+	ret = xen_cli_session_create(o, role, &params, callbacks, opaque, &session);
 	if (ret)
-		goto err_destroy;
-	ret = rmig_session_set_callbacks(session, callbacks, opaque);
-	if (ret)
-		goto err_destroy;
+		goto err;
 	ret = posix_memalign(&xen_cli_page, XEN_CLI_PAGE, XEN_CLI_PAGE);
 	if (ret) {
 		ret = -ret;
@@ -218,6 +235,18 @@ err_destroy:
 	rmig_session_destroy(session);
 err:
 	xen_cli_say(o, "cannot set up the session: %s", rmig_strerror(ret));
+	return ret;
+}
+
+int xen_cli_session_ram(const struct xen_cli_options *o, uint32_t role,
+			const struct rmig_params *tuning, const struct rmig_callbacks *callbacks,
+			void *opaque, rmig_session_t **session_p)
+{
+	struct rmig_params params = *tuning;
+	int ret = xen_cli_session_create(o, role, &params, callbacks, opaque, session_p);
+
+	if (ret)
+		xen_cli_say(o, "cannot set up the session: %s", rmig_strerror(ret));
 	return ret;
 }
 

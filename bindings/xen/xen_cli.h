@@ -62,6 +62,13 @@ struct xen_stream;
 void xen_cli_report(const struct xen_cli_options *o, rmig_session_t *session,
 		    const struct xen_stream *stream);
 
+/* Depth 3: a session with @tuning's method, stop rule and verification (the options' key,
+ * TLS and timeouts added) and no region: the caller adds the guest's RAM. 0 or -errno, having
+ * said why. Destroy it with rmig_session_destroy(). */
+int xen_cli_session_ram(const struct xen_cli_options *o, uint32_t role,
+			const struct rmig_params *tuning, const struct rmig_callbacks *callbacks,
+			void *opaque, rmig_session_t **session_p);
+
 /* Page the placeholder region occupies, freed with the session. */
 void xen_cli_session_destroy(rmig_session_t *session);
 

@@ -5,9 +5,16 @@
  * the end of xl's handshake: wait for "ready" (the domain is built, paused), give the go, and
  * answer with xl's report: 0 when the domain runs here, XEN_CLI_DESTINATION_DISCARDED when xl
  * destroyed its copy. Any failure before that closes xl's stdin, and xl migrate-receive
- * destroys the half-built domain. */
+ * destroys the half-built domain.
+ *
+ * Depth 3 (rmig-xen-save --method) comes as two sessions: the first carries the own-RAM header
+ * and the head of Xen's stream (no page data); its resume is "the new domain's memory is
+ * mapped here" (rmig-xen-restore's prepare); the second carries the RAM into those mappings,
+ * then the stream's tail, and its resume is xl's handshake as above. `rmig xen-recv` links no
+ * Xen library and refuses depth 3, naming rmig-xen-restore. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,15 +23,8 @@
 
 #include "bindings/cli/cli.h"
 #include "bindings/xen/xen_cli.h"
+#include "bindings/xen/xen_recv.h"
 #include "bindings/xen/xen_stream.h"
-
-struct xen_recv {
-	struct xen_cli_options options;
-	pid_t xl;
-	int to_xl;		  /* xl migrate-receive's stdin */
-	int from_xl;		  /* its stdout */
-	struct xen_stream stream; /* what went to xl: walked, so garbage never reaches it */
-};
 
 static int xen_recv_spawn(struct xen_recv *x)
 {
@@ -51,9 +51,9 @@ static int xen_recv_spawn(struct xen_recv *x)
 	return 0;
 }
 
-static int xen_recv_device_state_write(void *opaque, const void *buf, size_t len)
+/* Bytes of Xen's stream: walked, then handed to xl. */
+static int xen_recv_to_xl(struct xen_recv *x, const uint8_t *buf, size_t len)
 {
-	struct xen_recv *x = opaque;
 	int ret = xen_stream_feed_all(&x->stream, buf, len);
 
 	if (ret) {
@@ -67,11 +67,102 @@ static int xen_recv_device_state_write(void *opaque, const void *buf, size_t len
 	return ret;
 }
 
+/* The own-RAM header, as it arrives after its fixed part: 0, or -EPROTO having said why. */
+static int xen_recv_header(struct xen_recv *x, const uint8_t **buf, size_t *len)
+{
+	size_t take;
+
+	if (!x->header) {
+		long size = xen_own_ram_header_size_from(x->fixed);
+
+		if (size < 0) {
+			xen_cli_say(&x->options,
+				    "refusing what arrived: a malformed own-RAM header");
+			return -EPROTO;
+		}
+		x->header = malloc((size_t)size);
+		x->layout = calloc(1, sizeof(*x->layout));
+		if (!x->header || !x->layout)
+			return -ENOMEM;
+		x->header_len = (size_t)size;
+		memcpy(x->header, x->fixed, XEN_OWN_RAM_FIXED_SIZE);
+		x->header_have = XEN_OWN_RAM_FIXED_SIZE;
+	}
+	take = x->header_len - x->header_have < *len ? x->header_len - x->header_have : *len;
+	memcpy(x->header + x->header_have, *buf, take);
+	x->header_have += take;
+	*buf += take;
+	*len -= take;
+	if (x->header_have < x->header_len)
+		return 0;
+	if (xen_own_ram_header_parse(x->header, x->header_len, x->layout)) {
+		xen_cli_say(&x->options, "refusing what arrived: a malformed own-RAM header");
+		return -EPROTO;
+	}
+	xen_cli_say(&x->options, "depth 3: domain %s, %llu MiB in %u ranges; Xen's stream follows",
+		    x->layout->name, (unsigned long long)(x->layout->pages >> 8),
+		    x->layout->nranges);
+	return 0;
+}
+
+static int xen_recv_device_state_write(void *opaque, const void *data, size_t len)
+{
+	struct xen_recv *x = opaque;
+	const uint8_t *buf = data;
+	int ret;
+
+	/* The first bytes say which: Xen's stream (xl's magic) or the own-RAM header. */
+	while (!x->kind && len) {
+		size_t want = XEN_OWN_RAM_FIXED_SIZE - x->fixed_have;
+		size_t take = want < len ? want : len;
+
+		memcpy(x->fixed + x->fixed_have, buf, take);
+		x->fixed_have += take;
+		buf += take;
+		len -= take;
+		if (x->fixed_have < XEN_OWN_RAM_MAGIC_LEN)
+			continue;
+		if (memcmp(x->fixed, XEN_OWN_RAM_MAGIC, XEN_OWN_RAM_MAGIC_LEN)) {
+			x->kind = 1;
+			ret = xen_recv_to_xl(x, x->fixed, x->fixed_have);
+			if (ret)
+				return ret;
+		} else if (!x->own_ram) {
+			xen_cli_say(&x->options,
+				    "refusing what arrived: a depth-3 migration (rmig-xen-save "
+				    "--method), whose RAM rmig writes into the new domain: run "
+				    "rmig-xen-restore on this host instead (docs/xen.md)");
+			return -EPROTO;
+		} else if (x->fixed_have == XEN_OWN_RAM_FIXED_SIZE) {
+			x->kind = 3;
+		}
+	}
+	if (x->kind == 3 && (!x->header || x->header_have < x->header_len)) {
+		ret = xen_recv_header(x, &buf, &len);
+		if (ret)
+			return ret;
+	}
+	return len ? xen_recv_to_xl(x, buf, len) : 0;
+}
+
 static int xen_recv_resume_vm(void *opaque)
 {
 	struct xen_recv *x = opaque;
 	char status;
 	int ret;
+
+	if (x->kind == 3 && !x->prepared) {
+		/* Depth 3's first session: its "resume" is the new domain's memory, mapped. */
+		if (!x->layout || x->header_have != x->header_len) {
+			xen_cli_say(&x->options, "the own-RAM header ended early");
+			return -EPROTO;
+		}
+		ret = x->own_ram->prepare(x, x->layout);
+		if (ret)
+			return ret;
+		x->prepared = 1;
+		return 0;
+	}
 
 	ret = xen_cli_expect(x->from_xl, XEN_XL_READY, sizeof(XEN_XL_READY));
 	if (ret) {
@@ -97,9 +188,37 @@ static int xen_recv_resume_vm(void *opaque)
 	return 0;
 }
 
-int rmig_cli_xen_recv(int argc, char **argv)
+/* Depth 3's second session: the RAM into the mapped domain, then the stream's tail. The first
+ * session has closed its listener: the source tries again until this one listens. */
+static int xen_recv_ram_session(struct xen_recv *x, const struct rmig_callbacks *callbacks,
+				rmig_session_t **session_p)
 {
-	struct xen_recv x = {.xl = -1, .to_xl = -1, .from_xl = -1};
+	/* The destination follows the method and verification the source announces. */
+	struct rmig_params tuning = {0};
+	rmig_session_t *session;
+	int ret;
+
+	ret = xen_cli_session_ram(&x->options, RMIG_ROLE_DESTINATION, &tuning, callbacks, x,
+				  &session);
+	if (ret)
+		return ret;
+	*session_p = session;
+	ret = x->own_ram->add_regions(x, session);
+	if (ret)
+		return ret;
+	ret = rmig_session_listen(session, x->options.uri);
+	if (ret) {
+		xen_cli_say(&x->options, "cannot listen again on %s: %s", x->options.uri,
+			    rmig_last_error(session));
+		return ret;
+	}
+	xen_cli_say(&x->options, "the domain's memory is mapped; waiting for the RAM");
+	return rmig_session_run(session);
+}
+
+int xen_recv_main(int argc, char **argv, const struct xen_recv_own_ram_ops *own_ram)
+{
+	struct xen_recv x = {.xl = -1, .to_xl = -1, .from_xl = -1, .own_ram = own_ram};
 	struct rmig_callbacks callbacks = {
 		.field_mask = RMIG_CB_DEVICE_STATE_WRITE | RMIG_CB_RESUME_VM,
 		.device_state_write = xen_recv_device_state_write,
@@ -107,7 +226,7 @@ int rmig_cli_xen_recv(int argc, char **argv)
 	};
 	rmig_session_t *session = NULL;
 	char uri[256];
-	int ret, wstatus = 0;
+	int ret, wstatus = 0, placeholder = 1;
 
 	ret = xen_cli_parse(argc, argv, 0, &x.options);
 	if (ret)
@@ -137,9 +256,17 @@ int rmig_cli_xen_recv(int argc, char **argv)
 		snprintf(uri, sizeof(uri), "%s", x.options.uri);
 	xen_cli_say(&x.options, "listening on %s", uri);
 	ret = rmig_session_run(session);
-	xen_cli_report(&x.options, session, &x.stream);
+	if (!ret && x.kind == 3) {
+		xen_cli_session_destroy(session);
+		session = NULL;
+		placeholder = 0;
+		ret = xen_recv_ram_session(&x, &callbacks, &session);
+	}
+	if (session)
+		xen_cli_report(&x.options, session, &x.stream);
 	if (ret)
-		xen_cli_say(&x.options, "migration failed: %s", rmig_last_error(session));
+		xen_cli_say(&x.options, "migration failed: %s",
+			    session ? rmig_last_error(session) : rmig_strerror(ret));
 out:
 	/* End of file on its stdin makes xl migrate-receive give up and destroy a domain it
 	 * has not started. */
@@ -150,7 +277,18 @@ out:
 		xen_cli_say(&x.options, "xl migrate-receive exited with status %d", wstatus);
 		ret = -EIO;
 	}
-	if (session)
+	if (x.own_ram && x.prepared)
+		x.own_ram->release(&x);
+	if (session && placeholder)
 		xen_cli_session_destroy(session);
+	else if (session)
+		rmig_session_destroy(session);
+	free(x.header);
+	free(x.layout);
 	return ret ? 1 : 0;
+}
+
+int rmig_cli_xen_recv(int argc, char **argv)
+{
+	return xen_recv_main(argc, argv, NULL);
 }

@@ -55,46 +55,10 @@
 #include "bindings/cli/options.h"
 #include "bindings/xen/xen_cli.h"
 #include "bindings/xen/xen_policy.h"
+#include "bindings/xen/xen_save.h"
 #include "bindings/xen/xen_stream.h"
 
-#define XEN_SAVE_DEFAULT_TIMEOUT_MS 120000u
-#define XEN_SAVE_ROUNDS_LOGGED 64u
-
-struct xen_save_round {
-	uint32_t iteration;
-	uint32_t stop;
-	uint32_t reason;
-};
-
-struct xen_save {
-	struct xen_cli_options options;
-	const char *domain;
-	struct xen_policy rule; /* rmig's stop rule over libxc's iterations */
-	int libxc_policy; /* --policy libxc: libxc's own rule (NULL callback), for comparison */
-
-	xentoollog_logger_stdiostream *logger;
-	libxl_ctx *ctx;
-	xc_interface *xch;
-	struct xs_handle *xsh;
-	uint32_t domid;
-	char *config; /* JSON, NUL included in config_len */
-	uint32_t config_len;
-
-	int pipe_read, pipe_write;
-	pthread_t thread;
-	int thread_started;
-	int save_ret;		      /* the thread's: 0 or -errno */
-	atomic_uint_fast64_t carried; /* stream bytes handed to rmig */
-	atomic_int suspended;
-	struct xen_stream stream;
-	int renamed; /* NAME--migratedaway: the destination was about to be told to resume */
-
-	/* the policy callback's (save thread only) */
-	struct xen_save_round rounds[XEN_SAVE_ROUNDS_LOGGED];
-	uint32_t nrounds, stop_iteration;
-};
-
-static uint64_t xen_save_now_us(void)
+uint64_t xen_save_now_us(void)
 {
 	struct timespec ts;
 
@@ -111,6 +75,10 @@ static void xen_save_usage(void)
 		"  --domain NAME      the domain (name or id)\n"
 		"  --uri URI          where rmig xen-recv listens (tcp://host:port,\n"
 		"                     rdma://host:port)\n"
+		"  --method M         precopy or predict: depth 3, rmig owns the RAM (log-dirty,\n"
+		"                     the guest's memory as rmig's regions, rmig's rounds; the\n"
+		"                     destination runs rmig-xen-restore); without it, depth 2\n"
+		"  --verify all|none  depth 3: hash every page at switchover (default all)\n"
 		"  --policy P         qemu (default: stop when the dirty pages cross within\n"
 		"                     --downtime-ms at the stream's measured rate, or at\n"
 		"                     --max-rounds), xen (rmig's Xen-classic limits), or libxc\n"
@@ -148,9 +116,11 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 	o->command = "xen-save";
 	cli_migration_defaults(&mig);
 	mig.timeout_ms = XEN_SAVE_DEFAULT_TIMEOUT_MS;
+	mig.method = UINT32_MAX; /* given or not: depth 3 or 2 */
 	if (cli_options_table(own,
 			      CLI_TAKE_DOWNTIME | CLI_TAKE_MAX_ROUNDS | CLI_TAKE_TIMEOUT |
-				      CLI_TAKE_KEY_FILE | CLI_TAKE_HELP | CLI_TAKE_TLS,
+				      CLI_TAKE_KEY_FILE | CLI_TAKE_HELP | CLI_TAKE_TLS |
+				      CLI_TAKE_METHOD | CLI_TAKE_VERIFY,
 			      longopts, CLI_OPTIONS_MAX))
 		return -EINVAL;
 	x->rule.policy = RMIG_POLICY_QEMU;
@@ -207,6 +177,23 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 	o->tls = mig.tls;
 	if (cli_tls_check(o->command, &o->tls))
 		return -EINVAL;
+	if (mig.method != UINT32_MAX) {
+		if (mig.method != RMIG_METHOD_PRECOPY && mig.method != RMIG_METHOD_PREDICT) {
+			fprintf(stderr,
+				"rmig-xen-save: --method is precopy or predict: the post-copy "
+				"family needs the destination to take the guest's page faults, "
+				"which Xen keeps to itself (docs/xen.md)\n");
+			return -EINVAL;
+		}
+		if (x->libxc_policy) {
+			fprintf(stderr, "rmig-xen-save: --policy libxc is depth 2's: with --method "
+					"rmig runs the rounds itself\n");
+			return -EINVAL;
+		}
+		x->own_ram = 1;
+		x->method = mig.method;
+	}
+	x->verify = mig.verify;
 	x->rule.downtime_ms = mig.downtime_ms;
 	x->rule.max_rounds = mig.max_rounds;
 	cred.key_len = mig.key_len;
@@ -266,7 +253,7 @@ static int xen_save_is_suspended(struct xen_save *x)
 	return info.shutdown && info.shutdown_reason == SHUTDOWN_suspend;
 }
 
-static int xen_save_suspend(void *data)
+int xen_save_suspend(void *data)
 {
 	struct xen_save *x = data;
 	char path[64], token[] = "rmig-xen-save";
@@ -416,7 +403,7 @@ static void xen_save_stop_thread(struct xen_save *x)
 	x->thread_started = 0;
 }
 
-static int xen_save_rename(struct xen_save *x, int away)
+int xen_save_rename(struct xen_save *x, int away)
 {
 	char *away_name = NULL;
 	int ret;
@@ -634,6 +621,12 @@ int main(int argc, char **argv)
 	ret = xen_save_open(&x);
 	if (ret)
 		goto out;
+	if (x.own_ram) {
+		ret = xen_save_own_ram(&x, start_us);
+		xen_ram_close(&x.ram);
+		xen_buf_free(&x.out);
+		goto out;
+	}
 	if (pipe2(pipefd, O_CLOEXEC)) {
 		ret = -errno;
 		goto out;
