@@ -51,7 +51,8 @@ int xen_ram_scan(struct xen_ram *ram, const char *name);
  * frame of the layout is not there (having said which), -errno. */
 int xen_ram_map(struct xen_ram *ram, int writable, char *why, size_t why_len);
 
-/* Whether the frame @pfn of the domain can be mapped now (populated): 1, 0, or -errno. */
+/* Whether the frame @pfn of the domain is populated now (its type is not XTAB): 1, 0, or
+ * -errno. */
 int xen_ram_frame_present(struct xen_ram *ram, uint64_t pfn);
 
 /**

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bindings/cli/cli.h"
@@ -145,9 +146,18 @@ static int xen_recv_device_state_write(void *opaque, const void *data, size_t le
 	return len ? xen_recv_to_xl(x, buf, len) : 0;
 }
 
+static uint64_t xen_recv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static int xen_recv_resume_vm(void *opaque)
 {
 	struct xen_recv *x = opaque;
+	uint64_t start, ready;
 	char status;
 	int ret;
 
@@ -164,11 +174,13 @@ static int xen_recv_resume_vm(void *opaque)
 		return 0;
 	}
 
+	start = xen_recv_now_ms();
 	ret = xen_cli_expect(x->from_xl, XEN_XL_READY, sizeof(XEN_XL_READY));
 	if (ret) {
 		xen_cli_say(&x->options, "xl migrate-receive did not build the domain");
 		return -XEN_CLI_DESTINATION_DISCARDED;
 	}
+	ready = xen_recv_now_ms();
 	ret = xen_cli_write_all(x->to_xl, XEN_XL_GO, sizeof(XEN_XL_GO));
 	if (!ret)
 		ret = xen_cli_expect(x->from_xl, XEN_XL_REPORT, sizeof(XEN_XL_REPORT));
@@ -184,7 +196,12 @@ static int xen_recv_resume_vm(void *opaque)
 			    status);
 		return -XEN_CLI_DESTINATION_DISCARDED;
 	}
-	xen_cli_say(&x->options, "the domain runs here");
+	xen_cli_say(
+		&x->options,
+		"the domain runs here (xl ready %llu ms after the stream's end, running %llu ms "
+		"after its go)",
+		(unsigned long long)(ready - start),
+		(unsigned long long)(xen_recv_now_ms() - ready));
 	return 0;
 }
 

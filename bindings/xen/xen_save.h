@@ -61,6 +61,7 @@ struct xen_save {
 	struct xen_buf out; /* what device_state_read serves: the head, then the tail */
 	size_t out_done;
 	uint64_t head_wire_bytes; /* the first session's bytes on the wire */
+	uint64_t suspend_us;	  /* when the domain was found suspended (depth 3's pause) */
 };
 
 uint64_t xen_save_now_us(void);

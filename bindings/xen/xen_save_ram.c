@@ -120,8 +120,14 @@ static int xen_save_ram_dirty_sync(void *opaque, uint32_t region_id, uint64_t *b
 static int xen_save_ram_pause(void *opaque)
 {
 	struct xen_save *x = opaque;
+	uint64_t start = xen_save_now_us();
 
-	return xen_save_suspend(x) == 1 ? 0 : -ETIMEDOUT;
+	if (xen_save_suspend(x) != 1)
+		return -ETIMEDOUT;
+	x->suspend_us = xen_save_now_us();
+	fprintf(stderr, "rmig xen-save: the suspend took %llu ms\n",
+		(unsigned long long)((x->suspend_us - start) / 1000u));
+	return 0;
 }
 
 static int xen_save_ram_tail_read(void *opaque, void *buf, size_t len)
@@ -134,6 +140,8 @@ static int xen_save_ram_tail_read(void *opaque, void *buf, size_t len)
 		if (x->renamed)
 			return 0;
 		/* All of it sent: xl's step before its go, then rmig asks for the resume. */
+		fprintf(stderr, "rmig xen-save: the stream's tail sent %llu ms after the suspend\n",
+			(unsigned long long)((xen_save_now_us() - x->suspend_us) / 1000u));
 		ret = xen_save_rename(x, 1);
 		if (ret)
 			return ret;
@@ -142,6 +150,8 @@ static int xen_save_ram_tail_read(void *opaque, void *buf, size_t len)
 	}
 	if (x->out_done == x->out.len) {
 		/* First call, the domain suspended: the state libxc would write last. */
+		fprintf(stderr, "rmig xen-save: the last pages sent %llu ms after the suspend\n",
+			(unsigned long long)((xen_save_now_us() - x->suspend_us) / 1000u));
 		x->out.len = 0;
 		x->out_done = 0;
 		ret = xen_ram_write_libxc_tail(&x->ram, &x->out);
