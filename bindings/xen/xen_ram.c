@@ -21,7 +21,6 @@
 #define XEN_RAM_PAGE 4096u
 #define XEN_RAM_SCAN_BATCH 1024u   /* frames per type query (Xen's bound) */
 #define XEN_RAM_XALLOC_BATCH 1024u /* frames per PAGE_DATA record, as libxc batches */
-#define BITS_PER_WORD (sizeof(unsigned long) * CHAR_BIT)
 
 /* libxc stream v3 (tools/libs/guest/xg_sr_stream_format.h) */
 #define LIBXC_IHDR_MARKER 0xffffffffffffffffull
@@ -99,14 +98,9 @@ int xen_ram_open(struct xen_ram *ram, xc_interface *xch, uint32_t domid)
 	return ram->fmem ? 0 : -errno;
 }
 
-static size_t xen_ram_bitmap_bytes(uint64_t frames)
-{
-	return (size_t)((frames + BITS_PER_WORD - 1) / BITS_PER_WORD) * sizeof(unsigned long);
-}
-
 static int xen_ram_bitmap_pages(uint64_t frames)
 {
-	return (int)((xen_ram_bitmap_bytes(frames) + XEN_RAM_PAGE - 1) / XEN_RAM_PAGE);
+	return (int)((xen_dirty_bitmap_bytes(frames) + XEN_RAM_PAGE - 1) / XEN_RAM_PAGE);
 }
 
 void xen_ram_logdirty_stop(struct xen_ram *ram)
@@ -122,10 +116,7 @@ void xen_ram_logdirty_stop(struct xen_ram *ram)
 					       xen_ram_bitmap_pages(ram->p2m_size));
 		ram->hbuf.hbuf = NULL;
 	}
-	free(ram->pending);
-	ram->pending = NULL;
-	free(ram->taken);
-	ram->taken = NULL;
+	xen_dirty_free(&ram->dirty);
 }
 
 void xen_ram_close(struct xen_ram *ram)
@@ -280,15 +271,14 @@ int xen_ram_frame_present(struct xen_ram *ram, uint64_t pfn)
 static int xen_ram_logdirty_start(struct xen_ram *ram)
 {
 	DECLARE_HYPERCALL_BUFFER_SHADOW(unsigned long, bitmap, &ram->hbuf);
-	uint32_t n = ram->layout->nranges;
+	int ret = xen_dirty_init(&ram->dirty, ram->layout, ram->p2m_size);
 
+	if (ret)
+		return ret;
 	bitmap = xc_hypercall_buffer_alloc_pages(ram->xch, bitmap,
 						 xen_ram_bitmap_pages(ram->p2m_size));
-	ram->pending = calloc(1, xen_ram_bitmap_bytes(ram->p2m_size));
-	ram->taken = malloc(n);
-	if (!bitmap || !ram->pending || !ram->taken)
+	if (!bitmap)
 		return -ENOMEM;
-	memset(ram->taken, 1, n); /* the first call of any range harvests */
 	if (xc_shadow_control(ram->xch, ram->domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) <
 	    0) {
 		/* Left on by a migration that died: off, then on again (as libxc does). */
@@ -306,54 +296,33 @@ static int xen_ram_harvest(struct xen_ram *ram)
 {
 	DECLARE_HYPERCALL_BUFFER_SHADOW(unsigned long, bitmap, &ram->hbuf);
 	xc_shadow_op_stats_t stats;
-	size_t words = xen_ram_bitmap_bytes(ram->p2m_size) / sizeof(unsigned long);
-	long long got;
 
-	got = xc_logdirty_control(ram->xch, ram->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
-				  HYPERCALL_BUFFER(bitmap), ram->p2m_size, 0, &stats);
-	if (got < 0)
+	if (xc_logdirty_control(ram->xch, ram->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+				HYPERCALL_BUFFER(bitmap), ram->p2m_size, 0, &stats) < 0)
 		return errno ? -errno : -EIO;
-	for (size_t w = 0; w < words; w++) {
-		if (bitmap[w]) {
-			ram->pending[w] |= bitmap[w];
-			ram->harvested += (uint64_t)__builtin_popcountl(bitmap[w]);
-		}
-	}
+	ram->harvested += xen_dirty_add_harvest(&ram->dirty, bitmap);
 	ram->harvests++;
-	memset(ram->taken, 0, ram->layout->nranges);
 	return 0;
 }
 
 int xen_ram_dirty_sync(struct xen_ram *ram, uint32_t index, uint64_t *bitmap, size_t npages)
 {
-	const struct xen_own_ram_range *r;
 	int ret;
 
 	if (!ram->layout || index >= ram->layout->nranges ||
 	    npages != ram->layout->ranges[index].count)
 		return -EINVAL;
-	r = &ram->layout->ranges[index];
 	if (!ram->logdirty) {
 		ret = xen_ram_logdirty_start(ram);
 		if (ret)
 			return ret;
 	}
-	if (ram->taken[index]) {
+	if (xen_dirty_needs_harvest(&ram->dirty, index)) {
 		ret = xen_ram_harvest(ram);
 		if (ret)
 			return ret;
 	}
-	for (uint64_t i = 0; i < r->count; i++) {
-		uint64_t pfn = r->first + i;
-		unsigned long *word = &ram->pending[pfn / BITS_PER_WORD];
-		unsigned long bit = 1ul << (pfn % BITS_PER_WORD);
-
-		if (*word & bit) {
-			*word &= ~bit;
-			bitmap[i / 64] |= 1ull << (i % 64);
-		}
-	}
-	ram->taken[index] = 1;
+	xen_dirty_take(&ram->dirty, index, bitmap);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 
+#include "bindings/xen/xen_dirty.h"
 #include "bindings/xen/xen_stream.h"
 
 struct xen_ram {
@@ -27,8 +28,7 @@ struct xen_ram {
 	/* source: log-dirty */
 	int logdirty;
 	xc_hypercall_buffer_t hbuf;   /* Xen's CLEAN bitmap, p2m_size bits */
-	unsigned long *pending;	      /* harvested, not yet handed to a region */
-	uint8_t *taken;		      /* per range: handed its bits since the last harvest */
+	struct xen_dirty dirty;	      /* its bits handed out to the regions */
 	uint64_t harvests, harvested; /* CLEAN calls, dirty frames they returned */
 };
 
