@@ -342,33 +342,19 @@ static int xen_save_write_all(int fd, const void *buf, size_t len)
 static void *xen_save_thread(void *opaque)
 {
 	struct xen_save *x = opaque;
-	uint8_t xl[XEN_STREAM_XL_HEADER_SIZE], libxl[XEN_STREAM_LIBXL_HEADER_SIZE];
-	uint8_t record[XEN_STREAM_RECORD_HEADER_SIZE], length[4];
+	uint8_t record[XEN_STREAM_RECORD_HEADER_SIZE];
 	struct save_callbacks callbacks = {
 		.suspend = xen_save_suspend,
 		.precopy_policy = x->libxc_policy ? NULL : xen_save_precopy_policy,
 		.switch_qemu_logdirty = xen_save_switch_qemu_logdirty,
 		.data = x,
 	};
-	int ret;
+	size_t head_len = xen_stream_head_size(x->config_len);
+	uint8_t *head = malloc(head_len);
+	long n = head ? xen_stream_write_head(head, head_len, x->config, x->config_len) : -ENOMEM;
+	int ret = n < 0 ? (int)n : xen_save_write_all(x->pipe_write, head, (size_t)n);
 
-	ret = xen_stream_write_xl_header(xl, x->config_len);
-	length[0] = (uint8_t)x->config_len;
-	length[1] = (uint8_t)(x->config_len >> 8);
-	length[2] = (uint8_t)(x->config_len >> 16);
-	length[3] = (uint8_t)(x->config_len >> 24);
-	xen_stream_write_libxl_header(libxl);
-	xen_stream_write_record_header(record, XEN_STREAM_RECORD_LIBXC_CONTEXT, 0);
-	if (!ret)
-		ret = xen_save_write_all(x->pipe_write, xl, sizeof(xl));
-	if (!ret)
-		ret = xen_save_write_all(x->pipe_write, length, sizeof(length));
-	if (!ret)
-		ret = xen_save_write_all(x->pipe_write, x->config, x->config_len);
-	if (!ret)
-		ret = xen_save_write_all(x->pipe_write, libxl, sizeof(libxl));
-	if (!ret)
-		ret = xen_save_write_all(x->pipe_write, record, sizeof(record));
+	free(head);
 	xen_policy_start(&x->rule, xen_save_now_us(), atomic_load(&x->carried));
 	if (!ret && xc_domain_save(x->xch, x->pipe_write, x->domid, XCFLAGS_LIVE, &callbacks,
 				   XC_STREAM_PLAIN, -1)) {

@@ -31,37 +31,20 @@
 
 static int xen_save_ram_head(struct xen_save *x)
 {
-	uint8_t xl[XEN_STREAM_XL_HEADER_SIZE], libxl[XEN_STREAM_LIBXL_HEADER_SIZE];
-	uint8_t record[XEN_STREAM_RECORD_HEADER_SIZE], length[4];
 	size_t header_len =
 		xen_own_ram_header_size(strlen(x->ram.layout->name), x->ram.layout->nranges);
-	uint8_t *header = malloc(header_len);
-	long n;
+	size_t head_len = xen_stream_head_size(x->config_len);
+	uint8_t *buf = malloc(header_len + head_len);
+	long n, m = 0;
 	int ret;
 
-	if (!header)
+	if (!buf)
 		return -ENOMEM;
-	n = xen_own_ram_header_write(header, header_len, x->ram.layout);
-	ret = n < 0 ? (int)n : xen_buf_put(&x->out, header, (size_t)n);
-	free(header);
-	if (!ret)
-		ret = xen_stream_write_xl_header(xl, x->config_len);
-	length[0] = (uint8_t)x->config_len;
-	length[1] = (uint8_t)(x->config_len >> 8);
-	length[2] = (uint8_t)(x->config_len >> 16);
-	length[3] = (uint8_t)(x->config_len >> 24);
-	xen_stream_write_libxl_header(libxl);
-	xen_stream_write_record_header(record, XEN_STREAM_RECORD_LIBXC_CONTEXT, 0);
-	if (!ret)
-		ret = xen_buf_put(&x->out, xl, sizeof(xl));
-	if (!ret)
-		ret = xen_buf_put(&x->out, length, sizeof(length));
-	if (!ret)
-		ret = xen_buf_put(&x->out, x->config, x->config_len);
-	if (!ret)
-		ret = xen_buf_put(&x->out, libxl, sizeof(libxl));
-	if (!ret)
-		ret = xen_buf_put(&x->out, record, sizeof(record));
+	n = xen_own_ram_header_write(buf, header_len, x->ram.layout);
+	if (n >= 0)
+		m = xen_stream_write_head(buf + n, head_len, x->config, x->config_len);
+	ret = n < 0 ? (int)n : m < 0 ? (int)m : xen_buf_put(&x->out, buf, (size_t)(n + m));
+	free(buf);
 	if (!ret)
 		ret = xen_ram_write_libxc_head(&x->ram, &x->out);
 	/* The walker checks what this end wrote is Xen's framing, and hashes it for the report

@@ -252,6 +252,32 @@ void xen_stream_write_record_header(uint8_t out[XEN_STREAM_RECORD_HEADER_SIZE], 
 	put_le32(out + 4, length);
 }
 
+size_t xen_stream_head_size(uint32_t config_len)
+{
+	return XEN_STREAM_XL_HEADER_SIZE + 4u + (size_t)config_len + XEN_STREAM_LIBXL_HEADER_SIZE +
+	       XEN_STREAM_RECORD_HEADER_SIZE;
+}
+
+long xen_stream_write_head(uint8_t *out, size_t room, const char *config, uint32_t config_len)
+{
+	size_t size = xen_stream_head_size(config_len), at = XEN_STREAM_XL_HEADER_SIZE;
+	int ret;
+
+	if (room < size)
+		return -ENOSPC;
+	ret = xen_stream_write_xl_header(out, config_len);
+	if (ret)
+		return ret;
+	put_le32(out + at, config_len);
+	at += 4;
+	memcpy(out + at, config, config_len);
+	at += config_len;
+	xen_stream_write_libxl_header(out + at);
+	at += XEN_STREAM_LIBXL_HEADER_SIZE;
+	xen_stream_write_record_header(out + at, XEN_STREAM_RECORD_LIBXC_CONTEXT, 0);
+	return (long)size;
+}
+
 /* ---- depth 3: the own-RAM header ---- */
 
 static void put_le64(uint8_t *p, uint64_t v)

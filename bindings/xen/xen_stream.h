@@ -88,6 +88,15 @@ void xen_stream_write_libxl_header(uint8_t out[XEN_STREAM_LIBXL_HEADER_SIZE]);
 void xen_stream_write_record_header(uint8_t out[XEN_STREAM_RECORD_HEADER_SIZE], uint32_t type,
 				    uint32_t length);
 
+/* Everything a sender writes before libxc's stream: xl's header announcing the configuration,
+ * its length (u32) and the @config_len bytes of @config (its NUL included), libxl's stream
+ * header, and libxl's LIBXC_CONTEXT record header. */
+size_t xen_stream_head_size(uint32_t config_len);
+
+/* Return: the bytes written into @out (xen_stream_head_size()); -EINVAL as
+ * xen_stream_write_xl_header(); -ENOSPC when @room is too small. */
+long xen_stream_write_head(uint8_t *out, size_t room, const char *config, uint32_t config_len);
+
 /* Depth 3 (rmig owns the RAM, docs/xen.md): before Xen's stream, the source sends the header
  * below in the first session's device state, so the destination knows it must map the domain's
  * memory for rmig once its xl has built the domain:

@@ -229,6 +229,30 @@ static void test_xen_stream_writer_frames_as_xl_and_libxl_do(void **state)
 	free(got.data);
 }
 
+/* The whole head a sender writes before libxc's stream: xl's header, the configuration with its
+ * length, libxl's header and LIBXC_CONTEXT; the walker reads it and then expects libxc's image
+ * header, nothing missing, nothing more. */
+static void test_xen_stream_head_is_what_the_walker_reads_before_libxc(void **state)
+{
+	size_t size = xen_stream_head_size(sizeof(config));
+	uint8_t *head = malloc(size + 1);
+	struct xen_stream st;
+
+	(void)state;
+	assert_non_null(head);
+	assert_int_equal(size, 48 + 4 + sizeof(config) + 16 + 8);
+	assert_int_equal(xen_stream_write_head(head, size - 1, config, sizeof(config)), -ENOSPC);
+	assert_int_equal(xen_stream_write_head(head, size, config, 0), -EINVAL);
+	assert_int_equal(xen_stream_write_head(head, size + 1, config, sizeof(config)), (long)size);
+	assert_int_equal(head[48], sizeof(config)); /* the configuration's length, LE */
+	assert_memory_equal(head + 52, config, sizeof(config));
+	xen_stream_init(&st);
+	assert_int_equal(xen_stream_feed_all(&st, head, size), 0);
+	assert_int_equal(st.phase, XEN_STREAM_LIBXC_IMAGE);
+	assert_int_equal(st.bytes, size);
+	free(head);
+}
+
 /* The receiving end: chunks of any size, as they came off the wire. The digest is of every byte
  * (both ends print it); a byte lost in page data misaligns the records after it and is refused
  * there, before xl would read garbage; bytes past the end are refused. */
@@ -375,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_xen_stream_writer_frames_as_xl_and_libxl_do),
 		cmocka_unit_test(
 			test_xen_stream_receiving_end_walks_any_chunks_and_refuses_a_lost_byte),
+		cmocka_unit_test(test_xen_stream_head_is_what_the_walker_reads_before_libxc),
 		cmocka_unit_test(test_xen_own_ram_header_round_trips_field_by_field),
 		cmocka_unit_test(test_xen_own_ram_header_refuses_what_would_map_wrong),
 	};
