@@ -198,11 +198,6 @@ int xen_ram_scan(struct xen_ram *ram, const char *name)
 	if (!ret && !layout->nranges)
 		ret = -ENOENT;
 	if (!ret) {
-		ram->maps = calloc(layout->nranges, sizeof(*ram->maps));
-		if (!ram->maps)
-			ret = -ENOMEM;
-	}
-	if (!ret) {
 		ram->layout = layout;
 		ram->p2m_size = frames;
 		layout = NULL;
@@ -255,6 +250,19 @@ int xen_ram_map(struct xen_ram *ram, int writable, char *why, size_t why_len)
 		free(errs);
 	}
 	return ret;
+}
+
+int xen_ram_add_regions(const struct xen_ram *ram, rmig_session_t *session)
+{
+	for (uint32_t i = 0; i < ram->layout->nranges; i++) {
+		int ret =
+			rmig_region_add(session, i, ram->maps[i],
+					ram->layout->ranges[i].count * XEN_RAM_PAGE, XEN_RAM_PAGE);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int xen_ram_frame_present(struct xen_ram *ram, uint64_t pfn)

@@ -14,6 +14,7 @@
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 
+#include "rmig.h"
 #include "bindings/xen/xen_dirty.h"
 #include "bindings/xen/xen_stream.h"
 
@@ -50,6 +51,10 @@ int xen_ram_scan(struct xen_ram *ram, const char *name);
 /* Map every range (@writable: PROT_READ|PROT_WRITE, else PROT_READ). 0, or -EFAULT when a
  * frame of the layout is not there (having said which), -errno. */
 int xen_ram_map(struct xen_ram *ram, int writable, char *why, size_t why_len);
+
+/* Add the mapped ranges to @session as regions 0..n-1, in the layout's order (the same ids on
+ * both hosts). 0 or rmig_region_add()'s -errno. */
+int xen_ram_add_regions(const struct xen_ram *ram, rmig_session_t *session);
 
 /* Whether the frame @pfn of the domain is populated now (its type is not XTAB): 1, 0, or
  * -errno. */

@@ -120,18 +120,12 @@ static int xen_restore_prepare(struct xen_recv *x, const struct xen_own_ram_head
 static int xen_restore_add_regions(struct xen_recv *x, rmig_session_t *session)
 {
 	struct xen_restore *r = x->own_ram->data;
+	int ret = xen_ram_add_regions(&r->ram, session);
 
-	for (uint32_t i = 0; i < r->ram.layout->nranges; i++) {
-		int ret = rmig_region_add(session, i, r->ram.maps[i],
-					  r->ram.layout->ranges[i].count * 4096u, 4096u);
-
-		if (ret) {
-			xen_cli_say(&x->options, "cannot add the domain's memory: %s",
-				    rmig_last_error(session));
-			return ret;
-		}
-	}
-	return 0;
+	if (ret)
+		xen_cli_say(&x->options, "cannot add the domain's memory: %s",
+			    rmig_last_error(session));
+	return ret;
 }
 
 static void xen_restore_release(struct xen_recv *x)

@@ -457,7 +457,7 @@ static int xen_save_device_state_read(void *opaque, void *buf, size_t len)
 	return (int)n;
 }
 
-static int xen_save_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap, size_t npages)
+int xen_save_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap, size_t npages)
 {
 	(void)opaque;
 	(void)region_id;
@@ -466,7 +466,7 @@ static int xen_save_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitma
 	return 0; /* the placeholder page is never written; the RAM is in Xen's stream */
 }
 
-static int xen_save_pause_vm(void *opaque)
+int xen_save_pause_vm(void *opaque)
 {
 	(void)opaque;
 	return 0; /* the domain is suspended inside the stream, when the policy says stop */

@@ -69,6 +69,12 @@ uint64_t xen_save_now_us(void);
 /* libxc's suspend callback, also depth 3's pause: 1 once the domain is suspended, else 0. */
 int xen_save_suspend(void *data);
 
+/* The callbacks of a session that carries Xen's stream, not the RAM (depth 2, and depth 3's
+ * head): the one placeholder page is never written; rmig's pause stops nothing (xl's stream
+ * suspends the domain at depth 2; depth 3's head runs while the domain does). */
+int xen_save_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap, size_t npages);
+int xen_save_pause_vm(void *opaque);
+
 /* Rename the domain NAME--migratedaway (@away) or back. 0 or -EIO, having said why. */
 int xen_save_rename(struct xen_save *x, int away);
 

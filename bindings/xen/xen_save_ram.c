@@ -74,19 +74,6 @@ static int xen_save_head_read(void *opaque, void *buf, size_t len)
 	return xen_save_ram_serve(opaque, buf, len);
 }
 
-static int xen_save_head_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap,
-				    size_t npages)
-{
-	(void)opaque, (void)region_id, (void)bitmap, (void)npages;
-	return 0; /* the placeholder page */
-}
-
-static int xen_save_head_pause(void *opaque)
-{
-	(void)opaque;
-	return 0; /* nothing stops: the domain runs on while the destination builds its copy */
-}
-
 /* ---- session B: the RAM ---- */
 
 static int xen_save_ram_dirty_sync(void *opaque, uint32_t region_id, uint64_t *bitmap,
@@ -195,9 +182,7 @@ static int xen_save_ram_connect(struct xen_save *x, const struct rmig_params *tu
 
 		if (ret)
 			return ret;
-		for (uint32_t i = 0; !ret && i < x->ram.layout->nranges; i++)
-			ret = rmig_region_add(session, i, x->ram.maps[i],
-					      x->ram.layout->ranges[i].count * 4096u, 4096u);
+		ret = xen_ram_add_regions(&x->ram, session);
 		if (ret) {
 			xen_cli_say(&x->options, "cannot add domain %u's memory: %s", x->domid,
 				    rmig_last_error(session));
@@ -256,8 +241,8 @@ int xen_save_own_ram(struct xen_save *x, uint64_t start_us)
 {
 	struct rmig_callbacks head_callbacks = {
 		.field_mask = RMIG_CB_DIRTY_SYNC | RMIG_CB_PAUSE_VM | RMIG_CB_DEVICE_STATE_READ,
-		.dirty_sync = xen_save_head_dirty_sync,
-		.pause_vm = xen_save_head_pause,
+		.dirty_sync = xen_save_dirty_sync,
+		.pause_vm = xen_save_pause_vm,
 		.device_state_read = xen_save_head_read,
 	};
 	struct rmig_callbacks ram_callbacks = {
