@@ -30,6 +30,9 @@ struct session_region_source {
 	uint64_t *held;	 /* predict: held back to the final round */
 	uint64_t *fresh; /* one sample of the dirty log (scratch) */
 	struct predict *predict;
+	/* RMIG_VERIFY_SAMPLE: the pages the switchover compares (verify_source_plan()), NULL
+	 * before */
+	uint64_t *checked;
 };
 
 /* What only a destination keeps of a region (r->dst). */

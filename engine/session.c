@@ -132,7 +132,7 @@ int session_set_params(struct rmig_session *s, const struct rmig_params *p)
 		next.dirty_source = p->dirty_source;
 	}
 	if (p->field_mask & RMIG_PARAM_VERIFY) {
-		if (p->verify > RMIG_VERIFY_NONE)
+		if (p->verify > RMIG_VERIFY_SAMPLE)
 			goto err_range;
 		next.verify = p->verify;
 	}

@@ -45,6 +45,7 @@ void session_destroy(struct rmig_session *s)
 		free(r->src.pending);
 		free(r->src.held);
 		free(r->src.fresh);
+		free(r->src.checked);
 		free(r->postcopy);
 		free(r->dst.arrived);
 		free(r->dst.hashed);

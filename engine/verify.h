@@ -10,7 +10,11 @@
 struct rmig_session;
 struct batch_pipeline;
 
-/* Source, VM paused: compare every page with the destination's hash, resend mismatches until
+/* Source, VM paused, after the final sync and before its pages go (pre-copy family):
+ * RMIG_VERIFY_SAMPLE's pages to compare, the final round's and a fresh random sample, into each
+ * region's src.checked. Nothing for the other modes. 0 or -ENOMEM. */
+int verify_source_plan(struct rmig_session *s);
+/* Source, VM paused: compare every page (RMIG_VERIFY_SAMPLE: the planned ones first) with the destination's hash, resend mismatches until
  * they match. Counts pages verified and mismatched in the stats. */
 int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline);
 /* Source: what verify_source_run() will cost with the VM paused, microseconds: hashing every

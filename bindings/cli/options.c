@@ -127,10 +127,12 @@ int cli_migration_option(const char *command, int id, const char *arg, struct cl
 	case CLI_OPT_VERIFY:
 		if (!strcmp(arg, "all")) {
 			m->verify = RMIG_VERIFY_ALL;
+		} else if (!strcmp(arg, "sample")) {
+			m->verify = RMIG_VERIFY_SAMPLE;
 		} else if (!strcmp(arg, "none")) {
 			m->verify = RMIG_VERIFY_NONE;
 		} else {
-			fprintf(stderr, "rmig %s: --verify all or none\n", command);
+			fprintf(stderr, "rmig %s: --verify all, sample or none\n", command);
 			return -EINVAL;
 		}
 		return 1;

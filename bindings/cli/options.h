@@ -46,7 +46,7 @@ enum cli_option_id {
 #define CLI_TAKE_DOWNTIME (1u << 2)   /* --downtime-ms N */
 #define CLI_TAKE_MAX_ROUNDS (1u << 3) /* --max-rounds N */
 #define CLI_TAKE_BANDWIDTH (1u << 4)  /* --bandwidth RATE */
-#define CLI_TAKE_VERIFY (1u << 5)     /* --verify all|none */
+#define CLI_TAKE_VERIFY (1u << 5)     /* --verify all|sample|none */
 #define CLI_TAKE_DIRTY (1u << 6)      /* --dirty KIND */
 #define CLI_TAKE_STREAMS (1u << 7)    /* --streams N */
 #define CLI_TAKE_TIMEOUT (1u << 8)    /* --timeout-ms N */

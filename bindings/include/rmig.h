@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #define RMIG_VERSION_MAJOR 1
-#define RMIG_VERSION_MINOR 1
+#define RMIG_VERSION_MINOR 2
 #define RMIG_VERSION_PATCH 0
 
 /* One migration, on one host: opaque. */
@@ -61,7 +61,18 @@ enum rmig_verify {
 	 * source's are resent before the VM resumes. */
 	RMIG_VERIFY_ALL = 0,
 	RMIG_VERIFY_NONE = 1, /* trust the dirty log */
+	/* (1.2) At switchover compare the pages the final round sent and a sample of the rest,
+	 * drawn afresh for each migration (RMIG_VERIFY_SAMPLE_BYTES in all, in runs); should any
+	 * page differ, the dirty log missed writes, and every page is compared and resent as with
+	 * RMIG_VERIFY_ALL. The pause then grows with the dirty set, not with the RAM. Regions
+	 * whose tracker keeps page hashes (RMIG_DIRTY_HASH) are compared whole: it costs nothing
+	 * there. */
+	RMIG_VERIFY_SAMPLE = 2,
 };
+
+/* (1.2) How much of the RAM RMIG_VERIFY_SAMPLE samples, over all regions, besides the pages
+ * of the final round. */
+#define RMIG_VERIFY_SAMPLE_BYTES (16u << 20)
 
 /* Bits of rmig_params.field_mask: which fields the caller set. Unset fields keep their
  * current value (initially the default noted on the field). */

@@ -127,12 +127,12 @@ static int qemu_cli_check(const char *command, const struct cli_migration *m)
 			command, rmig_method_name(m->method));
 		return -EINVAL;
 	}
-	if (m->verify != RMIG_VERIFY_ALL) {
+	if (m->verify == RMIG_VERIFY_NONE) {
 		/* Content hashes miss a page that changed between hashing and sending and then
 		 * went back to the hashed bytes; guests do that (lock words), and only the
 		 * switchover verification catches it. */
 		fprintf(stderr,
-			"rmig %s: --verify all only: pages tracked by content hashes must be "
+			"rmig %s: --verify none is refused: pages tracked by content hashes must be "
 			"compared with the destination's at switchover, or the guest may resume on "
 			"a stale page\n",
 			command);

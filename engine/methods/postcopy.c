@@ -73,7 +73,7 @@ int method_postcopy_switchover(struct rmig_session *s, struct batch_pipeline *pi
 					  s->msg_buf));
 	if (!ret)
 		ret = source_round_barrier(s, round);
-	if (!ret && s->params.verify == RMIG_VERIFY_ALL)
+	if (!ret && s->params.verify != RMIG_VERIFY_NONE)
 		ret = verify_source_postcopy(s);
 	t_verify = session_now_us();
 	/* Unlike source_switchover(), the trackers go before the announcement: it registers the

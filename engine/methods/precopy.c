@@ -90,6 +90,9 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 	dirty = source_sync(s);
 	if (dirty < 0)
 		return (int)dirty;
+	ret = verify_source_plan(s);
+	if (ret)
+		return ret;
 	t_sync = session_now_us();
 	ret = session_round_begin(s, round, 1, (uint64_t)dirty);
 	if (ret)
@@ -105,7 +108,7 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 	if (!ret)
 		ret = source_device_state(s);
 	t_device = session_now_us();
-	if (!ret && s->params.verify == RMIG_VERIFY_ALL) {
+	if (!ret && s->params.verify != RMIG_VERIFY_NONE) {
 		ret = verify_source_run(s, pipeline);
 		t_verify = session_now_us() - t_device;
 	}
