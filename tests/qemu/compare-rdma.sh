@@ -10,7 +10,7 @@
 # of docs/qemu.md: medians (min-max) of total time, downtime, bytes on the wire and throughput
 # (bytes on the wire / total time), and how many runs failed a check (RAM files different after
 # the switchover, the guest finding a stale page, ...; each reason is listed under the table).
-# Methods: qemu-rdma, linked, linked-noverify, linked-postcopy (default: all). For
+# Methods: qemu-rdma, linked, linked-all, linked-noverify, linked-postcopy (default: all). For
 # linked-postcopy the total time runs to the end of rmig's tail, and the faults' summed stall is
 # listed under the table.
 # Each run's QEMU stderr (librmig's log at info) and consoles: BUILD/testbed/compare-rdma-logs/.
@@ -22,7 +22,7 @@ root=$(cd "$here/../.." && pwd)
 build_dir=$root/build
 runs=3
 ram=64M
-methods="qemu-rdma linked linked-noverify linked-postcopy"
+methods="qemu-rdma linked linked-all linked-noverify linked-postcopy"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build-dir) build_dir=$2; shift ;;
@@ -49,6 +49,7 @@ python3 - "$log" "$methods" <<'EOF'
 import statistics, sys
 names = {"qemu-rdma": "QEMU rdma: (QEMU 7.2's own RDMA migration, no bandwidth cap)",
          "linked": "QEMU linked with rmig, rdma://",
+         "linked-all": "QEMU linked with rmig, rdma://, verify=all",
          "linked-noverify": "QEMU linked with rmig, rdma://, verify=off",
          "linked-postcopy": "QEMU linked with rmig, rdma://, method postcopy (to the tail's end)"}
 rows, failed = {}, {}
@@ -92,7 +93,7 @@ for m, fs in failed.items():
         print("failed: %s run %s: %s" % (m, r["run"], r["failed"].replace("_", " ")))
 if "qemu-rdma" in med and med["qemu-rdma"][0]:
     base = [statistics.median(v) for v in med["qemu-rdma"]]
-    for m in ("linked", "linked-noverify", "linked-postcopy"):
+    for m in ("linked", "linked-all", "linked-noverify", "linked-postcopy"):
         if m in med and med[m][0]:
             mine = [statistics.median(v) for v in med[m]]
             print("%s vs QEMU rdma:: total time x%.2f, downtime x%.2f, bytes x%.2f, throughput x%.2f"

@@ -12,7 +12,9 @@
 #   linked        QEMU with librmig linked in (scripts/build-qemu.sh): an rmig object on both
 #                 QEMUs and QEMU's own migrate with x-ignore-shared; RAM through rmig (tcp)
 #                 tracked by QEMU's dirty log, device state through QEMU
-#   linked-noverify  the same with verify=off: no hash of every page at switchover
+#   linked-all    the same with verify=all: every page hashed at switchover (the default,
+#                 verify=sample, compares the final round's pages and a random 16 MiB)
+#   linked-noverify  the same with verify=off: no page compared at switchover
 # Every row runs the same QEMU binary: --qemu PATH, by default the patched one when
 # scripts/build-qemu.sh has it cached (else Debian's, and the linked row is left out).
 # Each run boots a fresh source guest and lets it count to --warmup before migrating. Prints a
@@ -34,7 +36,7 @@ warmup=200
 ram=256M
 files=64
 kib=64
-methods="qemu qemu-nocap qemu-multifd qemu+rmig linked linked-noverify"
+methods="qemu qemu-nocap qemu-multifd qemu+rmig linked linked-all linked-noverify"
 qemu_bin=
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -53,8 +55,8 @@ while [ $# -gt 0 ]; do
 done
 for method in $methods; do
 	case "$method" in
-	qemu | qemu-nocap | qemu-multifd | qemu+rmig | linked | linked-noverify) ;;
-	*) echo "compare.sh: unknown method $method (qemu, qemu-nocap, qemu-multifd, qemu+rmig, linked, linked-noverify)" >&2; exit 2 ;;
+	qemu | qemu-nocap | qemu-multifd | qemu+rmig | linked | linked-all | linked-noverify) ;;
+	*) echo "compare.sh: unknown method $method (qemu, qemu-nocap, qemu-multifd, qemu+rmig, linked, linked-all, linked-noverify)" >&2; exit 2 ;;
 	esac
 done
 RMIG=$(realpath "$RMIG")
@@ -71,7 +73,7 @@ qemu_fw=()
 if ! "$QEMU_BIN" -object help 2>/dev/null | grep -qE '^ *rmig$'; then
 	case " $methods " in *" linked"*)
 		echo "compare.sh: $QEMU_BIN does not link librmig: leaving out the linked rows (scripts/build-qemu.sh)" >&2
-		methods=$(echo " $methods " | sed 's/ linked-noverify / /; s/ linked / /') ;;
+		methods=$(echo " $methods " | sed 's/ linked-noverify / /; s/ linked-all / /; s/ linked / /') ;;
 	esac
 fi
 
@@ -133,7 +135,7 @@ if mode.startswith("linked"):
     for q in (src, dst):
         caps(q, x_ignore_shared=True)
     src.call("object-add", **{"qom-type": "rmig", "id": "rmig0", "uri": sys.argv[5], "key": "rmig-compare-key",
-                              "verify": mode != "linked-noverify"})
+                              "verify": {"linked-noverify": "off", "linked-all": "all"}.get(mode, "sample")})
 dst.call("migrate-incoming", uri=sys.argv[4])
 src.call("migrate", uri=sys.argv[4])
 while True:
@@ -208,6 +210,7 @@ one_run() {
 	local dst_args=(-incoming defer)
 	case "$method" in
 	linked) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,key=$LINKED_KEY") ;;
+	linked-all) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,verify=all,key=$LINKED_KEY") ;;
 	linked-noverify) dst_args+=(-object "rmig,id=rmig0,listen=tcp://$QEMU_DST_IP:7000,verify=off,key=$LINKED_KEY") ;;
 	esac
 	qemu_start src "$NS_SRC" "${qemu_fw[@]}"
@@ -218,7 +221,7 @@ one_run() {
 	qemu) line=$(qemu_own_migration cap) || status=$? ;;
 	qemu-nocap) line=$(qemu_own_migration nocap) || status=$? ;;
 	qemu-multifd) line=$(qemu_own_migration multifd) || status=$? ;;
-	linked | linked-noverify) line=$(qemu_own_migration "$method") || status=$? ;;
+	linked | linked-all | linked-noverify) line=$(qemu_own_migration "$method") || status=$? ;;
 	qemu+rmig) line=$(rmig_migration) || status=$? ;;
 	esac
 	# A migration counts only when it reports its numbers and the destination guest goes on
@@ -270,8 +273,9 @@ print("|---|---:|---:|---:|---:|---:|---:|")
 names = {"qemu": "QEMU tcp (default 128 MiB/s cap)", "qemu-nocap": "QEMU tcp (no cap)",
          "qemu-multifd": "QEMU tcp multifd, 2 channels (no cap)",
          "qemu+rmig": "QEMU + rmig unmodified (tcp)", "linked": "QEMU linked with rmig (tcp)",
+         "linked-all": "QEMU linked with rmig (tcp), verify=all",
          "linked-noverify": "QEMU linked with rmig (tcp), verify=off"}
-for m in ("qemu", "qemu-nocap", "qemu-multifd", "qemu+rmig", "linked", "linked-noverify"):
+for m in ("qemu", "qemu-nocap", "qemu-multifd", "qemu+rmig", "linked", "linked-all", "linked-noverify"):
     if m not in rows and m not in failed:
         continue  # not among --methods
     if m not in rows:
@@ -288,7 +292,7 @@ if "qemu-nocap" not in rows:
 t0, d0, g0, b0 = med["qemu-nocap"]
 print()
 print("medians (min-max) of the runs whose guest survived.")
-for m in ("qemu+rmig", "linked", "linked-noverify"):
+for m in ("qemu+rmig", "linked", "linked-all", "linked-noverify"):
     if m in rows:
         t1, d1, g1, b1 = med[m]
         print("%s vs QEMU (no cap): total time x%.2f, downtime x%.2f, guest pause x%.2f, bytes x%.2f"

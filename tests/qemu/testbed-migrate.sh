@@ -5,6 +5,8 @@
 # multiboot guest (tiny-guest.S) over the rxe device, by one of two methods:
 #   linked     QEMU linked with librmig: RAM by rmig over rdma://IP:7000 (the rmig object, same
 #              key on both sides, x-ignore-shared), device state by QEMU's own stream over tcp
+#              (verify=sample: the final round's pages and a random 16 MiB compared)
+#   linked-all the same with verify=all: every page compared at switchover
 #   linked-noverify  the same with the rmig objects' verify=off (no hash of every page at
 #              switchover: QEMU's dirty log trusted)
 #   linked-postcopy  linked, rmig's method=postcopy: QEMU switches over at rmig's resume, the
@@ -173,9 +175,10 @@ one_run() {
 	method=$1 run=$2
 	local bin
 	W=$(mktemp -d /dev/shm/rmig-testbed-migrate.XXXXXX)
-	local verify=on rmig_method=precopy
+	local verify=sample rmig_method=precopy
 	case "$method" in
 	linked) bin=$linked_qemu ;;
+	linked-all) bin=$linked_qemu verify=all ;;
 	linked-noverify) bin=$linked_qemu verify=off ;;
 	linked-postcopy) bin=$linked_qemu rmig_method=postcopy ;;
 	qemu-rdma) bin=$stock_qemu ;;
@@ -193,7 +196,7 @@ one_run() {
 				'{"capabilities": [{"capability": "x-ignore-shared", "state": true}]}' >/dev/null
 		done
 		qmp $qmp_port_dst migrate-incoming '{"uri": "tcp:127.0.0.1:4444"}' >/dev/null
-		qmp $qmp_port_src object-add "{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"$scheme://$ip:7000\", \"key\": \"$key\", \"verify\": $([ $verify = on ] && echo true || echo false), \"peer-timeout-ms\": $peer_timeout_ms, \"method\": \"$rmig_method\"}" >/dev/null
+		qmp $qmp_port_src object-add "{\"qom-type\": \"rmig\", \"id\": \"rmig0\", \"uri\": \"$scheme://$ip:7000\", \"key\": \"$key\", \"verify\": \"$verify\", \"peer-timeout-ms\": $peer_timeout_ms, \"method\": \"$rmig_method\"}" >/dev/null
 		uri=tcp:127.0.0.1:4444
 	else
 		start dst "$bin" -S -incoming defer
