@@ -21,7 +21,7 @@
 # table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
 # bytes on the wire, and the ratios of qemu+rmig and linked to qemu-nocap; a run counts only
 # when the destination guest goes on counting (the table says how many did not). Needs root.
-# --methods runs a subset (default: all six), e.g. to repeat one row.
+# --methods runs a subset (default: all seven), e.g. to repeat one row.
 # With RMIG_LOG=info in the environment, rmig's breakdown of its paused phase is printed too.
 # Timings depend on the machine's load: compare rows from the same run only.
 set -euo pipefail
