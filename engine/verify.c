@@ -308,7 +308,7 @@ static int64_t verify_runs(const struct rmig_session *s, uint64_t *const *want, 
 		size_t start = 0, len = r->npages, next, next_len, end, from = 0;
 
 		while (want ? dirty_bitmap_next_run(want[i], r->npages, from, &start, &len)
-			    : from == 0) {
+			    : from == 0 && r->npages) {
 			end = start + len;
 			while (want &&
 			       dirty_bitmap_next_run(want[i], r->npages, end, &next, &next_len) &&
