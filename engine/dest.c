@@ -510,7 +510,10 @@ static int dest_receive(struct rmig_session *s)
 			break;
 		}
 		case PROTOCOL_VERIFY_REQ:
-			ret = verify_dest_answer(s, payload, len);
+		case PROTOCOL_VERIFY_RUNS:
+			ret = type == PROTOCOL_VERIFY_REQ
+				      ? verify_dest_answer(s, payload, len)
+				      : verify_dest_answer_runs(s, payload, len);
 			if (ret) {
 				session_abort_send(s, ret, s->last_error);
 				return ret;

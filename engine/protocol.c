@@ -106,6 +106,7 @@ static const char *const protocol_type_names[] = {
 	[PROTOCOL_RECOVER_ACK] = "recover-ack",
 	[PROTOCOL_RECOVER_PAGES] = "recover-pages",
 	[PROTOCOL_RECOVER_READY] = "recover-ready",
+	[PROTOCOL_VERIFY_RUNS] = "verify-runs",
 };
 
 const char *protocol_type_name(int type)

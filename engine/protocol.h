@@ -12,7 +12,8 @@
 #include "transport/transport.h"
 
 #define PROTOCOL_MAGIC 0x45474d52u /* "RMGE" */
-#define PROTOCOL_VERSION 1u
+/* 2: VERIFY_RUNS (librmig 1.2). Both ends must speak the same version. */
+#define PROTOCOL_VERSION 2u
 #define PROTOCOL_NONCE_LEN 32u
 #define PROTOCOL_MAC_LEN 32u /* HMAC-SHA256 */
 #define PROTOCOL_REGIONS_MAX 1024u
@@ -21,6 +22,8 @@
 #define PROTOCOL_DEVICE_CHUNK (TRANSPORT_CTRL_MAX - 64u)
 /* Page hashes per VERIFY_HASHES message. */
 #define PROTOCOL_HASHES_MAX ((TRANSPORT_CTRL_MAX - 64u) / 8u)
+/* Runs per VERIFY_RUNS message (16 bytes each). */
+#define PROTOCOL_VERIFY_RUNS_MAX ((TRANSPORT_CTRL_MAX - 64u) / 16u)
 /* Bitmap words per POSTCOPY_PAGES / PUSH_REQ message. */
 #define PROTOCOL_BITMAP_WORDS_MAX ((TRANSPORT_CTRL_MAX - 64u) / 8u)
 
@@ -58,7 +61,10 @@ enum protocol_type {
 	PROTOCOL_RECOVER_PAGES = 25,
 	/* destination -> source: the list is complete (then POSTCOPY_READY: staging regions) */
 	PROTOCOL_RECOVER_READY = 26,
-	PROTOCOL_TYPE_MAX = 26,
+	/* source -> destination: hash the pages of these runs of one region; answered by one
+	 * VERIFY_HASHES holding their hashes in the runs' order */
+	PROTOCOL_VERIFY_RUNS = 27,
+	PROTOCOL_TYPE_MAX = 27,
 };
 
 struct protocol_hdr {
@@ -138,6 +144,21 @@ struct protocol_verify_req {
 	uint32_t region_id;
 	uint64_t first_page;
 	uint64_t npages;
+};
+
+/* VERIFY_RUNS: count runs of region_id, each npages >= 1, in ascending page order without
+ * overlap, pages in all at most PROTOCOL_HASHES_MAX (one answer). Range against the region is
+ * the receiver's check. */
+struct protocol_page_run {
+	uint64_t first_page;
+	uint32_t npages;
+};
+
+struct protocol_verify_runs {
+	uint32_t region_id;
+	uint32_t count;
+	uint64_t pages;	     /* the runs' pages added up */
+	const uint8_t *runs; /* count wire runs: read with protocol_verify_run_at */
 };
 
 struct protocol_verify_hashes {
@@ -230,6 +251,10 @@ size_t protocol_round_to_wire(const struct protocol_round *m, void *buf);
 size_t protocol_round_end_to_wire(int type, const struct protocol_round_end *m, void *buf);
 size_t protocol_device_state_to_wire(const struct protocol_device_state *m, void *buf);
 size_t protocol_verify_req_to_wire(const struct protocol_verify_req *m, void *buf);
+/* runs: count entries as struct protocol_verify_runs describes, count <=
+ * PROTOCOL_VERIFY_RUNS_MAX. */
+size_t protocol_verify_runs_to_wire(uint32_t region_id, const struct protocol_page_run *runs,
+				    uint32_t count, void *buf);
 /* hashes: count native values, count <= PROTOCOL_HASHES_MAX. */
 size_t protocol_verify_hashes_to_wire(uint32_t region_id, uint64_t first_page,
 				      const uint64_t *hashes, uint32_t count, void *buf);
@@ -272,6 +297,10 @@ int protocol_device_state_from_wire(const void *payload, size_t len,
 				    struct protocol_device_state *m, char *why, size_t why_len);
 int protocol_verify_req_from_wire(const void *payload, size_t len, struct protocol_verify_req *m,
 				  char *why, size_t why_len);
+int protocol_verify_runs_from_wire(const void *payload, size_t len, struct protocol_verify_runs *m,
+				   char *why, size_t why_len);
+struct protocol_page_run protocol_verify_run_at(const struct protocol_verify_runs *m,
+						uint32_t index);
 int protocol_verify_hashes_from_wire(const void *payload, size_t len,
 				     struct protocol_verify_hashes *m, char *why, size_t why_len);
 uint64_t protocol_hash_at(const struct protocol_verify_hashes *m, uint32_t index);

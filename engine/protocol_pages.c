@@ -35,6 +35,23 @@ struct wire_verify_req {
 	uint64_t npages;
 } __attribute__((packed));
 
+struct wire_verify_runs {
+	uint32_t region_id;
+	uint32_t count;
+} __attribute__((packed));
+
+struct wire_page_run {
+	uint64_t first_page;
+	uint32_t npages;
+	uint32_t reserved;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct wire_page_run) == 16, "wire_page_run layout");
+_Static_assert(sizeof(struct protocol_hdr) + sizeof(struct wire_verify_runs) +
+			       PROTOCOL_VERIFY_RUNS_MAX * sizeof(struct wire_page_run) <=
+		       TRANSPORT_CTRL_MAX,
+	       "verify-runs fits a control message");
+
 struct wire_verify_hashes {
 	uint32_t region_id;
 	uint32_t count;
@@ -243,6 +260,85 @@ int protocol_verify_req_from_wire(const void *payload, size_t len, struct protoc
 	m->npages = le64toh(w.npages);
 	/* Range against the region is the caller's check: only it knows the region. */
 	return 0;
+}
+
+size_t protocol_verify_runs_to_wire(uint32_t region_id, const struct protocol_page_run *runs,
+				    uint32_t count, void *buf)
+{
+	struct wire_verify_runs w = {.region_id = htole32(region_id), .count = htole32(count)};
+	char *p = protocol_payload(buf);
+
+	memcpy(p, &w, sizeof(w));
+	p += sizeof(w);
+	for (uint32_t i = 0; i < count; i++) {
+		struct wire_page_run r = {
+			.first_page = htole64(runs[i].first_page),
+			.npages = htole32(runs[i].npages),
+		};
+
+		memcpy(p + (size_t)i * sizeof(r), &r, sizeof(r));
+	}
+	return protocol_finish(buf, PROTOCOL_VERIFY_RUNS,
+			       sizeof(w) + (size_t)count * sizeof(struct wire_page_run));
+}
+
+int protocol_verify_runs_from_wire(const void *payload, size_t len, struct protocol_verify_runs *m,
+				   char *why, size_t why_len)
+{
+	struct wire_verify_runs w;
+	uint64_t end = 0;
+
+	if (len < sizeof(w)) {
+		snprintf(why, why_len, "verify-runs message of %zu bytes, too short", len);
+		return -EPROTO;
+	}
+	memcpy(&w, payload, sizeof(w));
+	m->region_id = le32toh(w.region_id);
+	m->count = le32toh(w.count);
+	m->runs = (const uint8_t *)payload + sizeof(w);
+	m->pages = 0;
+	if (m->count == 0 || m->count > PROTOCOL_VERIFY_RUNS_MAX ||
+	    len != sizeof(w) + (size_t)m->count * sizeof(struct wire_page_run)) {
+		snprintf(why, why_len, "verify-runs: count %u does not match %zu bytes", m->count,
+			 len - sizeof(w));
+		return -EPROTO;
+	}
+	for (uint32_t i = 0; i < m->count; i++) {
+		struct wire_page_run r;
+		uint64_t first;
+		uint32_t npages;
+
+		memcpy(&r, m->runs + (size_t)i * sizeof(r), sizeof(r));
+		first = le64toh(r.first_page);
+		npages = le32toh(r.npages);
+		if (r.reserved || npages == 0 || (i && first < end) ||
+		    first > UINT64_MAX - npages) {
+			snprintf(why, why_len,
+				 "verify-runs: run %u (pages %llu+%u, reserved %u) is empty, "
+				 "overlaps the one before or is out of order",
+				 i, (unsigned long long)first, npages, le32toh(r.reserved));
+			return -EPROTO;
+		}
+		end = first + npages;
+		m->pages += npages;
+		if (m->pages > PROTOCOL_HASHES_MAX) {
+			snprintf(why, why_len,
+				 "verify-runs: more than %u pages, more than one answer holds",
+				 (unsigned)PROTOCOL_HASHES_MAX);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+struct protocol_page_run protocol_verify_run_at(const struct protocol_verify_runs *m,
+						uint32_t index)
+{
+	struct wire_page_run r;
+
+	memcpy(&r, m->runs + (size_t)index * sizeof(r), sizeof(r));
+	return (struct protocol_page_run){.first_page = le64toh(r.first_page),
+					  .npages = le32toh(r.npages)};
 }
 
 size_t protocol_verify_hashes_to_wire(uint32_t region_id, uint64_t first_page,

@@ -39,12 +39,6 @@
 /* RMIG_VERIFY_SAMPLE draws its sample in runs of this many bytes (a page at least): pages
  * next to each other are read and answered together. */
 #define VERIFY_SAMPLE_RUN_BYTES (64u << 10)
-/* RMIG_VERIFY_SAMPLE: pages to compare closer than this go in one request (the destination
- * answers the pages between too, 8 bytes each, which the source does not compare); the
- * distance grows with the RAM so that about one window of requests (VERIFY_WINDOW) covers the
- * sample. A request costs a round trip, a page between 8 bytes: on a Xen dom0 of one vCPU
- * under TCG, 135 requests took 0.5 to 0.8 s to answer, four requests for every page 8 ms. */
-#define VERIFY_MERGE_PAGES 64u
 
 static uint64_t verify_page_hash(const struct session_region *r, uint64_t page)
 {
@@ -243,16 +237,6 @@ static void verify_hash_region(const struct session_region *r, const uint64_t *s
 	}
 }
 
-/* Ask for the hashes of [first, first + npages) of r. */
-static int verify_request(struct rmig_session *s, const struct session_region *r, uint64_t first,
-			  uint64_t npages)
-{
-	struct protocol_verify_req req = {
-		.region_id = r->id, .first_page = first, .npages = npages};
-
-	return session_ctrl_send(s, protocol_verify_req_to_wire(&req, s->msg_buf));
-}
-
 /* mismatch[]: a page bitmap per region, same order as s->regions; own[]: the source's hashes
  * of each region no tracker hashed, NULL where one did. */
 static void verify_tables_free(struct rmig_session *s, uint64_t **mismatch, uint64_t **own)
@@ -288,50 +272,131 @@ static int verify_tables_alloc(struct rmig_session *s, uint64_t ***mismatch_p, u
 	return 0;
 }
 
-/* One request of a comparison: the hashes of pages [first, first + npages) of s->regions[region]. */
+/* One request of a comparison, of s->regions[region]: with nparts 0 a VERIFY_REQ of the pages
+ * [first, first + npages); else a VERIFY_RUNS of plan->parts[part0, part0 + nparts), npages
+ * pages in all (first: the first part's first page). */
 struct verify_run {
 	size_t region;
 	uint64_t first, npages;
+	size_t part0;
+	uint32_t nparts;
 };
 
-/* The runs of the pages in want[] (a page bitmap per region, same order as s->regions; NULL:
- * every page), runs closer than `merge` pages joined into one. Returns their number (*runs_p
- * allocated, to be freed) or -ENOMEM. */
-static int64_t verify_runs(const struct rmig_session *s, uint64_t *const *want, uint64_t merge,
-			   struct verify_run **runs_p)
-{
-	struct verify_run *runs = NULL;
-	size_t n = 0, cap = 0;
+/* The requests of a comparison and the page runs their VERIFY_RUNS name. */
+struct verify_plan {
+	struct verify_run *runs;
+	size_t n, cap;
+	struct protocol_page_run *parts;
+	size_t nparts, cap_parts;
+};
 
+static void verify_plan_free(struct verify_plan *plan)
+{
+	free(plan->runs);
+	free(plan->parts);
+	*plan = (struct verify_plan){0};
+}
+
+/* Room for one more request and one more part. 0 or -ENOMEM. */
+static int verify_plan_reserve(struct verify_plan *plan)
+{
+	if (plan->n == plan->cap) {
+		size_t cap = plan->cap ? 2 * plan->cap : 64;
+		struct verify_run *grown = realloc(plan->runs, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		plan->runs = grown;
+		plan->cap = cap;
+	}
+	if (plan->nparts == plan->cap_parts) {
+		size_t cap = plan->cap_parts ? 2 * plan->cap_parts : 64;
+		struct protocol_page_run *grown = realloc(plan->parts, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		plan->parts = grown;
+		plan->cap_parts = cap;
+	}
+	return 0;
+}
+
+/* Add the pages [first, first + npages) of region i to the plan's last VERIFY_RUNS request,
+ * or to a new one when that is of another region or full. npages <= PROTOCOL_HASHES_MAX. */
+static int verify_plan_add(struct verify_plan *plan, size_t i, uint64_t first, uint32_t npages)
+{
+	struct verify_run *last;
+
+	if (verify_plan_reserve(plan))
+		return -ENOMEM;
+	last = plan->n ? &plan->runs[plan->n - 1] : NULL;
+	if (!last || !last->nparts || last->region != i ||
+	    last->nparts == PROTOCOL_VERIFY_RUNS_MAX ||
+	    last->npages + npages > PROTOCOL_HASHES_MAX) {
+		last = &plan->runs[plan->n++];
+		*last = (struct verify_run){.region = i, .first = first, .part0 = plan->nparts};
+	}
+	plan->parts[plan->nparts++] =
+		(struct protocol_page_run){.first_page = first, .npages = npages};
+	last->nparts++;
+	last->npages += npages;
+	return 0;
+}
+
+/* The requests for the pages in want[] (a page bitmap per region, same order as s->regions):
+ * their runs, packed into VERIFY_RUNS requests, so that the destination answers those pages
+ * and no others, in as few messages as the pages need, however far apart they lie. want NULL:
+ * every page, one VERIFY_REQ a region. 0 or -ENOMEM (the plan freed). */
+static int verify_runs(const struct rmig_session *s, uint64_t *const *want,
+		       struct verify_plan *plan)
+{
+	*plan = (struct verify_plan){0};
 	for (size_t i = 0; i < s->nregions; i++) {
 		const struct session_region *r = &s->regions[i];
-		size_t start = 0, len = r->npages, next, next_len, end, from = 0;
+		size_t start, len, from = 0;
 
-		while (want ? dirty_bitmap_next_run(want[i], r->npages, from, &start, &len)
-			    : from == 0 && r->npages) {
-			end = start + len;
-			while (want &&
-			       dirty_bitmap_next_run(want[i], r->npages, end, &next, &next_len) &&
-			       next - end <= merge)
-				end = next + next_len;
-			if (n == cap) {
-				struct verify_run *grown;
+		if (!want) {
+			if (!r->npages)
+				continue;
+			if (verify_plan_reserve(plan))
+				goto fail;
+			plan->runs[plan->n++] =
+				(struct verify_run){.region = i, .npages = r->npages};
+			continue;
+		}
+		while (dirty_bitmap_next_run(want[i], r->npages, from, &start, &len)) {
+			from = start + len;
+			while (len) {
+				uint32_t piece =
+					(uint32_t)(len < PROTOCOL_HASHES_MAX ? len
+									     : PROTOCOL_HASHES_MAX);
 
-				cap = cap ? 2 * cap : 64;
-				grown = realloc(runs, cap * sizeof(*runs));
-				if (!grown) {
-					free(runs);
-					return -ENOMEM;
-				}
-				runs = grown;
+				if (verify_plan_add(plan, i, start, piece))
+					goto fail;
+				start += piece;
+				len -= piece;
 			}
-			runs[n++] = (struct verify_run){
-				.region = i, .first = start, .npages = end - start};
-			from = end;
 		}
 	}
-	*runs_p = runs;
-	return (int64_t)n;
+	return 0;
+fail:
+	verify_plan_free(plan);
+	return -ENOMEM;
+}
+
+/* Send request `run` of the plan. */
+static int verify_request(struct rmig_session *s, const struct verify_plan *plan,
+			  const struct verify_run *run)
+{
+	const struct session_region *r = &s->regions[run->region];
+	struct protocol_verify_req req = {
+		.region_id = r->id, .first_page = run->first, .npages = run->npages};
+
+	if (run->nparts)
+		return session_ctrl_send(s, protocol_verify_runs_to_wire(r->id,
+									 &plan->parts[run->part0],
+									 run->nparts, s->msg_buf));
+	return session_ctrl_send(s, protocol_verify_req_to_wire(&req, s->msg_buf));
 }
 
 /* What the source hashes of its own while the destination answers the first requests. */
@@ -341,7 +406,8 @@ enum verify_own {
 	VERIFY_OWN_CHECKED, /* the pages of the regions' `checked` bitmaps */
 };
 
-static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_t **mismatch,
+static int64_t verify_collect(struct rmig_session *s, const struct verify_plan *plan,
+			      const struct verify_run *run, uint64_t **mismatch,
 			      uint64_t *const *own, int checked_only);
 
 /* At most this many requests go unanswered: an answer is read before each further request,
@@ -350,22 +416,21 @@ static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_
  * round trip (2 ms each on a Xen dom0 of one vCPU under TCG). */
 #define VERIFY_WINDOW 24u
 
-/* Ask for the hashes of the n runs, compare them with the source's, mark the pages that differ
- * in mismatch[] (with checked_only, compare only the pages of the regions' `checked` bitmaps).
- * The first requests go before the source hashes what `hash_own` says, so that both hosts work
- * at once. Returns the number of pages that differ or -errno. */
-static int64_t verify_exchange(struct rmig_session *s, const struct verify_run *runs, size_t n,
+/* Send the plan's requests, compare the answers with the source's hashes, mark the pages that
+ * differ in mismatch[] (with checked_only, compare only the pages of the regions' `checked`
+ * bitmaps). The first requests go before the source hashes what `hash_own` says, so that both
+ * hosts work at once. Returns the number of pages that differ or -errno. */
+static int64_t verify_exchange(struct rmig_session *s, const struct verify_plan *plan,
 			       enum verify_own hash_own, int skip_postcopy, uint64_t **mismatch,
 			       uint64_t *const *own, int checked_only)
 {
 	int64_t mismatched = 0, found;
 	uint64_t t0 = session_now_us(), t_hashed;
-	size_t sent = 0;
+	size_t sent = 0, n = plan->n;
 	int ret = 0;
 
 	for (; sent < n && sent < VERIFY_WINDOW && !ret; sent++)
-		ret = verify_request(s, &s->regions[runs[sent].region], runs[sent].first,
-				     runs[sent].npages);
+		ret = verify_request(s, plan, &plan->runs[sent]);
 	for (size_t i = 0; i < s->nregions && !ret && hash_own != VERIFY_OWN_NONE; i++)
 		if (own[i])
 			verify_hash_region(
@@ -373,61 +438,82 @@ static int64_t verify_exchange(struct rmig_session *s, const struct verify_run *
 				hash_own == VERIFY_OWN_CHECKED ? s->regions[i].src.checked : NULL,
 				own[i]);
 	t_hashed = session_now_us();
-	/* The answers come in the order of the requests, each covering its run exactly. */
+	/* The answers come in the order of the requests, each covering its request exactly. */
 	for (size_t done = 0; done < n && !ret; done++) {
-		found = verify_collect(s, runs[done].npages, mismatch, own, checked_only);
+		found = verify_collect(s, plan, &plan->runs[done], mismatch, own, checked_only);
 		if (found < 0) {
 			ret = (int)found;
 			break;
 		}
 		mismatched += found;
-		if (sent < n) {
-			ret = verify_request(s, &s->regions[runs[sent].region], runs[sent].first,
-					     runs[sent].npages);
-			sent++;
-		}
+		if (sent < n)
+			ret = verify_request(s, plan, &plan->runs[sent++]);
 	}
 	if (!ret)
-		rmig_log_info(
-			"source: verification: %zu requests, %.1f ms hashing here, then %.1f ms "
-			"for the answers",
-			n, (double)(t_hashed - t0) / 1000.0,
-			(double)(session_now_us() - t_hashed) / 1000.0);
+		rmig_log_info("source: verification: %zu requests (%zu runs), %.1f ms hashing "
+			      "here, then %.1f ms for the answers",
+			      n, plan->nparts ? plan->nparts : n, (double)(t_hashed - t0) / 1000.0,
+			      (double)(session_now_us() - t_hashed) / 1000.0);
 	return ret ? ret : mismatched;
 }
 
-/* verify_exchange() of the runs of want[] (see verify_runs()). */
-static int64_t verify_exchange_pages(struct rmig_session *s, uint64_t *const *want, uint64_t merge,
+/* verify_exchange() of the pages of want[] (see verify_runs()). */
+static int64_t verify_exchange_pages(struct rmig_session *s, uint64_t *const *want,
 				     enum verify_own hash_own, int skip_postcopy,
 				     uint64_t **mismatch, uint64_t *const *own, int checked_only)
 {
-	struct verify_run *runs;
-	int64_t n, found;
+	struct verify_plan plan;
+	int64_t found;
 
-	n = verify_runs(s, want, merge, &runs);
-	if (n < 0)
-		return session_fail(s, (int)n, "verification: out of memory");
-	found = verify_exchange(s, runs, (size_t)n, hash_own, skip_postcopy, mismatch, own,
-				checked_only);
-	free(runs);
+	if (verify_runs(s, want, &plan))
+		return session_fail(s, -ENOMEM, "verification: out of memory");
+	found = verify_exchange(s, &plan, hash_own, skip_postcopy, mismatch, own, checked_only);
+	verify_plan_free(&plan);
 	return found;
 }
 
-/* Receive hashes until `expected` pages are covered; mark mismatches in mismatch[] (one bitmap
- * per region, same order as s->regions); when `checked_only`, compare only the pages of the
- * regions' `checked` bitmaps. Returns the number of mismatching pages or -errno. */
-static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_t **mismatch,
+/* Compare count hashes of m, from its index `from`, with the source's for the pages from
+ * `page` of region r (index `index` of s->regions); mark those that differ. */
+static int64_t verify_compare_hashes(struct rmig_session *s, size_t index,
+				     const struct protocol_verify_hashes *m, uint32_t from,
+				     uint64_t page, uint32_t count, uint64_t **mismatch,
+				     uint64_t *const *own, int checked_only)
+{
+	struct session_region *r = &s->regions[index];
+	const uint64_t *known = verify_source_hashes(r);
+	int64_t mismatched = 0;
+
+	if (!known)
+		known = own[index];
+	for (uint32_t i = 0; i < count; i++, page++) {
+		if (checked_only && !bitmap_test(r->src.checked, page))
+			continue;
+		if (known[page] != protocol_hash_at(m, from + i)) {
+			bitmap_set(mismatch[index], page);
+			mismatched++;
+		}
+	}
+	return mismatched;
+}
+
+/* Receive the answer to request `run`: one VERIFY_HASHES for a VERIFY_RUNS, as many as its
+ * pages need for a VERIFY_REQ, each exactly the pages asked, in order. Mark mismatches in
+ * mismatch[] (one bitmap per region, same order as s->regions); when `checked_only`, compare
+ * only the pages of the regions' `checked` bitmaps. Returns the number of mismatching pages or
+ * -errno. */
+static int64_t verify_collect(struct rmig_session *s, const struct verify_plan *plan,
+			      const struct verify_run *run, uint64_t **mismatch,
 			      uint64_t *const *own, int checked_only)
 {
+	const struct session_region *r = &s->regions[run->region];
+	uint64_t done = 0, expected = run->nparts ? run->npages : 0;
 	char why[TRANSPORT_ERROR_MAX];
 	int64_t mismatched = 0;
 
-	while (expected) {
+	while (done < run->npages) {
 		struct protocol_verify_hashes m;
-		struct session_region *r;
-		const uint64_t *known;
 		const void *payload;
-		size_t len, index;
+		size_t len;
 		int type, ret;
 
 		type = session_ctrl_recv(s, "page hashes", &payload, &len);
@@ -441,43 +527,34 @@ static int64_t verify_collect(struct rmig_session *s, uint64_t expected, uint64_
 		if (ret)
 			return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer,
 					    why);
-		r = session_region_find(s, m.region_id);
-		if (!r || m.first_page > r->npages || m.count > r->npages - m.first_page ||
-		    m.count > expected)
+		if (m.region_id != r->id || m.first_page != run->first + (run->nparts ? 0 : done) ||
+		    m.count > run->npages - done || (expected && m.count != expected))
 			return session_fail(
 				s, -EPROTO,
-				"%s sent hashes of region %u pages %llu+%u, outside what "
-				"was asked",
+				"%s sent hashes of region %u pages %llu+%u; region %u pages "
+				"%llu+%llu (%u runs) were asked, %llu answered",
 				s->conn->peer, m.region_id, (unsigned long long)m.first_page,
-				m.count);
-		index = (size_t)(r - s->regions);
-		known = verify_source_hashes(r);
-		if (!known)
-			known = own[index];
-		for (uint32_t i = 0; i < m.count; i++) {
-			uint64_t page = m.first_page + i;
+				m.count, r->id, (unsigned long long)run->first,
+				(unsigned long long)run->npages, run->nparts,
+				(unsigned long long)done);
+		if (!run->nparts) {
+			mismatched += verify_compare_hashes(s, run->region, &m, 0, m.first_page,
+							    m.count, mismatch, own, checked_only);
+		} else {
+			uint32_t from = 0;
 
-			if (checked_only && !bitmap_test(r->src.checked, page))
-				continue;
-			if (known[page] != protocol_hash_at(&m, i)) {
-				bitmap_set(mismatch[index], page);
-				mismatched++;
+			for (uint32_t p = 0; p < run->nparts; p++) {
+				const struct protocol_page_run *part = &plan->parts[run->part0 + p];
+
+				mismatched += verify_compare_hashes(s, run->region, &m, from,
+								    part->first_page, part->npages,
+								    mismatch, own, checked_only);
+				from += part->npages;
 			}
 		}
-		expected -= m.count;
+		done += m.count;
 	}
 	return mismatched;
-}
-
-/* How far apart RMIG_VERIFY_SAMPLE's runs may be and still go in one request. */
-static uint64_t verify_merge_pages(const struct rmig_session *s)
-{
-	uint64_t total = 0;
-
-	for (size_t i = 0; i < s->nregions; i++)
-		total += s->regions[i].npages;
-	return total / VERIFY_WINDOW > VERIFY_MERGE_PAGES ? total / VERIFY_WINDOW
-							  : VERIFY_MERGE_PAGES;
 }
 
 /* The first comparison. RMIG_VERIFY_SAMPLE compares the planned pages (verify_source_plan())
@@ -507,8 +584,7 @@ static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint6
 			return session_fail(s, -ENOMEM, "verification: out of memory");
 		for (size_t i = 0; i < s->nregions; i++)
 			checked[i] = s->regions[i].src.checked;
-		found = verify_exchange_pages(s, checked, verify_merge_pages(s), VERIFY_OWN_CHECKED,
-					      0, mismatch, own, 1);
+		found = verify_exchange_pages(s, checked, VERIFY_OWN_CHECKED, 0, mismatch, own, 1);
 		free(checked);
 		if (found <= 0) {
 			*compared_p = compared;
@@ -525,7 +601,7 @@ static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint6
 		for (size_t i = 0; i < s->nregions; i++)
 			bitmap_zero(mismatch[i], s->regions[i].npages);
 	}
-	found = verify_exchange_pages(s, NULL, 0, VERIFY_OWN_ALL, skip_postcopy, mismatch, own, 0);
+	found = verify_exchange_pages(s, NULL, VERIFY_OWN_ALL, skip_postcopy, mismatch, own, 0);
 	compared = 0;
 	for (size_t i = 0; i < s->nregions; i++)
 		compared += s->regions[i].npages;
@@ -538,8 +614,8 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
 	uint64_t **mismatch, **own;
 	uint64_t verified = 0;
-	int64_t mismatched, first_mismatched = 0, nruns;
-	struct verify_run *runs;
+	int64_t mismatched, first_mismatched = 0;
+	struct verify_plan plan;
 	int ret;
 
 	ret = verify_tables_alloc(s, &mismatch, &own);
@@ -571,16 +647,14 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 		if (ret)
 			goto out_free;
 		/* The resent pages, asked about again; what still differs is marked anew. */
-		nruns = verify_runs(s, mismatch, 0, &runs);
-		if (nruns < 0) {
-			ret = session_fail(s, (int)nruns, "verification: out of memory");
+		if (verify_runs(s, mismatch, &plan)) {
+			ret = session_fail(s, -ENOMEM, "verification: out of memory");
 			goto out_free;
 		}
 		for (size_t i = 0; i < s->nregions; i++)
 			bitmap_zero(mismatch[i], s->regions[i].npages);
-		mismatched = verify_exchange(s, runs, (size_t)nruns, VERIFY_OWN_NONE, 0, mismatch,
-					     own, 0);
-		free(runs);
+		mismatched = verify_exchange(s, &plan, VERIFY_OWN_NONE, 0, mismatch, own, 0);
+		verify_plan_free(&plan);
 		if (mismatched < 0) {
 			ret = (int)mismatched;
 			goto out_free;
@@ -642,6 +716,54 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 	s->stats.verify_answer_us += session_now_us() - start_us;
 	if (!ret)
 		s->stats.pages_verified += req.npages;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int verify_dest_answer_runs(struct rmig_session *s, const void *payload, size_t len)
+{
+	struct protocol_verify_runs req;
+	char why[TRANSPORT_ERROR_MAX];
+	struct session_region *r;
+	uint64_t *hashes, start_us, first_page;
+	uint32_t n = 0;
+	int ret;
+
+	ret = protocol_verify_runs_from_wire(payload, len, &req, why, sizeof(why));
+	if (ret)
+		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
+	r = session_region_find(s, req.region_id);
+	/* The runs are in ascending order without overlap (checked above): the last one ending
+	 * inside the region puts every one there. */
+	if (r) {
+		struct protocol_page_run last = protocol_verify_run_at(&req, req.count - 1);
+
+		if (last.first_page > r->npages || last.npages > r->npages - last.first_page)
+			r = NULL;
+	}
+	if (!r)
+		return session_fail(s, -EPROTO,
+				    "%s asked for hashes of %u runs of region %u, outside the "
+				    "regions here",
+				    s->conn->peer, req.count, req.region_id);
+	hashes = malloc(req.pages * sizeof(*hashes));
+	if (!hashes)
+		return session_fail(s, -ENOMEM, "verification: out of memory");
+	start_us = session_now_us();
+	first_page = protocol_verify_run_at(&req, 0).first_page;
+	for (uint32_t i = 0; i < req.count; i++) {
+		struct protocol_page_run run = protocol_verify_run_at(&req, i);
+
+		for (uint32_t p = 0; p < run.npages; p++)
+			hashes[n++] = verify_dest_hash(r, run.first_page + p);
+	}
+	ret = session_ctrl_send(
+		s, protocol_verify_hashes_to_wire(r->id, first_page, hashes, n, s->msg_buf));
+	free(hashes);
+	pthread_mutex_lock(&s->lock);
+	s->stats.verify_answer_us += session_now_us() - start_us;
+	if (!ret)
+		s->stats.pages_verified += req.pages;
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

@@ -27,5 +27,7 @@ uint64_t verify_source_cost_us(struct rmig_session *s);
 int verify_source_postcopy(struct rmig_session *s);
 /* Destination: answer one VERIFY_REQ. */
 int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len);
+/* Destination: answer one VERIFY_RUNS with one VERIFY_HASHES. */
+int verify_dest_answer_runs(struct rmig_session *s, const void *payload, size_t len);
 
 #endif /* RMIG_ENGINE_VERIFY_H */

@@ -182,6 +182,30 @@ static void fuzz_verify_hashes(const void *p, size_t len)
 		PROTOCOL_VERIFY_HASHES, p, len);
 }
 
+static void fuzz_verify_runs(const void *p, size_t len)
+{
+	static struct protocol_page_run runs[PROTOCOL_VERIFY_RUNS_MAX];
+	char why[TRANSPORT_ERROR_MAX] = "";
+	struct protocol_verify_runs m;
+	uint64_t pages = 0;
+
+	if (fuzz_verdict(protocol_verify_runs_from_wire(p, len, &m, why, sizeof(why)), why))
+		return;
+	FUZZ_CHECK(m.count >= 1 && m.count <= PROTOCOL_VERIFY_RUNS_MAX);
+	FUZZ_CHECK(m.runs + (size_t)m.count * 16u == (const uint8_t *)p + len);
+	for (uint32_t i = 0; i < m.count; i++) {
+		runs[i] = protocol_verify_run_at(&m, i); /* ASan: every run lies inside the input */
+		/* What the destination relies on: ascending, no overlap, none empty, no wrap. */
+		FUZZ_CHECK(runs[i].npages >= 1);
+		FUZZ_CHECK(runs[i].first_page <= UINT64_MAX - runs[i].npages);
+		FUZZ_CHECK(!i || runs[i].first_page >= runs[i - 1].first_page + runs[i - 1].npages);
+		pages += runs[i].npages;
+	}
+	FUZZ_CHECK(pages == m.pages && pages <= PROTOCOL_HASHES_MAX);
+	fuzz_same_payload(protocol_verify_runs_to_wire(m.region_id, runs, m.count, encoded),
+			  PROTOCOL_VERIFY_RUNS, p, len);
+}
+
 static void fuzz_page_bitmap(int type, const void *p, size_t len)
 {
 	static uint64_t words[PROTOCOL_BITMAP_WORDS_MAX];
@@ -356,6 +380,9 @@ static void fuzz_payload(int type, const void *p, size_t len)
 		break;
 	case PROTOCOL_VERIFY_HASHES:
 		fuzz_verify_hashes(p, len);
+		break;
+	case PROTOCOL_VERIFY_RUNS:
+		fuzz_verify_runs(p, len);
 		break;
 	case PROTOCOL_RESUME:
 		fuzz_resume(p, len);

@@ -4,16 +4,16 @@
 # from the wire layout of engine/protocol.c, stated here independently of its encoders: every
 # message type once, valid, and the classic mistakes. Run it again when the protocol changes.
 # A seed's first byte is the harness's selector: 0 = a whole message through protocol_parse,
-# 1..26 = that type's payload straight to its decoder.
+# 1..27 = that type's payload straight to its decoder.
 import os
 import struct
 import sys
 
-MAGIC, VERSION = 0x45474D52, 1
+MAGIC, VERSION = 0x45474D52, 2
 (HELLO, HELLO_ACK, AUTH, REGION_TABLE, REGION_ACK, ROUND, DEVICE_STATE, VERIFY_REQ,
  VERIFY_HASHES, RESUME, RESUMED, ABORT, ROUND_END, ROUND_ACK, POSTCOPY_PAGES, POSTCOPY_BEGIN,
  POSTCOPY_READY, PUSH_REQ, POSTCOPY_DONE, POSTCOPY_END, PULL_REPORT, HEARTBEAT, RECOVER,
- RECOVER_ACK, RECOVER_PAGES, RECOVER_READY) = range(1, 27)
+ RECOVER_ACK, RECOVER_PAGES, RECOVER_READY, VERIFY_RUNS) = range(1, 28)
 
 
 def msg(mtype, payload, magic=MAGIC, version=VERSION, length=None, reserved=0):
@@ -23,7 +23,7 @@ def msg(mtype, payload, magic=MAGIC, version=VERSION, length=None, reserved=0):
 
 
 def hello(flags=1, regions=2):
-    return struct.pack("<IIII", 1, 0, regions, flags) + bytes(range(32))
+    return struct.pack("<IIII", VERSION, 0, regions, flags) + bytes(range(32))
 
 
 def region_table(entries, reserved=0):
@@ -38,6 +38,11 @@ def pull(flags, us=850, nbytes=65536, pulls=5):
 def bitmap(region, first_word, words):
     return struct.pack("<IIQ", region, len(words), first_word) + b"".join(
         struct.pack("<Q", w) for w in words)
+
+
+def runs(region, entries, reserved=0):
+    return struct.pack("<II", region, len(entries)) + b"".join(
+        struct.pack("<QII", first, n, reserved) for first, n in entries)
 
 
 def abort(code, reason):
@@ -65,6 +70,7 @@ seeds = {
     "msg-verify-request": msg(VERIFY_REQ, struct.pack("<IIQQ", 0, 0, 1024, 8192)),
     "msg-verify-hashes-three": msg(VERIFY_HASHES, struct.pack("<IIQQQQ", 0, 3, 1024, 1,
                                                               0xFFFFFFFFFFFFFFFF, 42)),
+    "msg-verify-runs-three": msg(VERIFY_RUNS, runs(0, [(7, 16), (23, 1), (1 << 20, 300)])),
     "msg-resume-all-verified": msg(RESUME, struct.pack("<QQ", 262144, 0)),
     "msg-resumed-eio": msg(RESUMED, struct.pack("<iIQ", -5, 0, 262144)),
     "msg-abort-reason-with-control-bytes": msg(ABORT, abort(-110, b"peer silent\n\x00\x1b[31m\x7f")),
@@ -81,9 +87,10 @@ seeds = {
     "msg-recover-ready": msg(RECOVER_READY, struct.pack("<Q", 4)),
     # The header's mistakes.
     "msg-bad-magic": msg(HELLO, hello(), magic=0x45474D53),
-    "msg-version-2": msg(HELLO, hello(), version=2),
+    "msg-version-1": msg(HELLO, hello(), version=1),
+    "msg-version-3": msg(HELLO, hello(), version=3),
     "msg-length-field-past-the-end": msg(ROUND, struct.pack("<II", 1, 0), length=32),
-    "msg-type-27-unknown": msg(27, b""),
+    "msg-type-28-unknown": msg(28, b""),
     "msg-header-reserved-set": msg(ROUND, struct.pack("<II", 1, 0), reserved=1),
     "msg-postcopy-end-with-payload": msg(POSTCOPY_END, b"\x00"),
     # Payloads straight to their decoder: limits and the mistakes each one names.
@@ -138,6 +145,16 @@ seeds = {
     "payload-recover-reserved-set": bytes([RECOVER]) + struct.pack("<II", 0, 1) + bytes(64),
     "payload-recover-ack-postcopy-flag": bytes([RECOVER_ACK]) + struct.pack("<II", 2, 0) +
     bytes(64),
+    "payload-verify-runs-overlapping": bytes([VERIFY_RUNS]) + runs(0, [(7, 16), (22, 1)]),
+    "payload-verify-runs-out-of-order": bytes([VERIFY_RUNS]) + runs(0, [(100, 1), (50, 1)]),
+    "payload-verify-runs-empty-run": bytes([VERIFY_RUNS]) + runs(0, [(7, 0)]),
+    "payload-verify-runs-reserved-set": bytes([VERIFY_RUNS]) + runs(0, [(7, 1)], reserved=1),
+    "payload-verify-runs-no-runs": bytes([VERIFY_RUNS]) + runs(0, []),
+    "payload-verify-runs-wraps": bytes([VERIFY_RUNS]) + runs(0, [(2**64 - 3, 8)]),
+    "payload-verify-runs-8185-pages": bytes([VERIFY_RUNS]) + runs(0, [(0, 8185)]),
+    "payload-verify-runs-8184-pages": bytes([VERIFY_RUNS]) + runs(0, [(0, 4092), (5000, 4092)]),
+    "payload-verify-runs-count-past-entries": bytes([VERIFY_RUNS]) +
+    struct.pack("<II", 0, 2) + struct.pack("<QII", 1, 1, 0),
     "payload-recover-ready-short": bytes([RECOVER_READY]) + struct.pack("<I", 4),
 }
 

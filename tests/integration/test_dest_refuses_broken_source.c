@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A destination facing a source that breaks the rules (a bare transport peer speaking the
  * engine protocol by hand) refuses, says why, and never resumes the VM: a run that is not whole
- * pages, a resume before every page arrived, device state damaged on the way, and a message out
- * of place. */
+ * pages, a resume before every page arrived, device state damaged on the way, a message out
+ * of place, and page runs to hash outside its RAM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -174,7 +174,48 @@ static void test_dest_refuses_message_out_of_place(void **state)
 	harness_fini(&h);
 }
 
+/* A VERIFY_RUNS is answered with the hashes of exactly the pages it names, in one message; one
+ * whose last run goes past the end of the region is refused, and the error says so. */
+static void test_dest_answers_verify_runs_and_refuses_runs_outside_the_region(void **state)
+{
+	const struct protocol_page_run inside[2] = {{.first_page = 3, .npages = 2},
+						    {.first_page = 250, .npages = 6}};
+	const struct protocol_page_run outside[2] = {{.first_page = 3, .npages = 2},
+						     {.first_page = 250, .npages = 7}};
+	struct protocol_verify_hashes hashes;
+	struct transport_conn *conn;
+	struct transport_msg in;
+	const void *payload;
+	size_t len;
+	struct harness h;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	broken_source_setup(&h);
+	conn = broken_source_connect(&h);
+	assert_int_equal(
+		transport_ctrl_send(
+			conn, msg, protocol_verify_runs_to_wire(HARNESS_REGION_ID, inside, 2, msg)),
+		0);
+	broken_source_recv(conn, &in, PROTOCOL_VERIFY_HASHES);
+	assert_int_equal(protocol_parse(in.data, in.len, &payload, &len, NULL, 0),
+			 PROTOCOL_VERIFY_HASHES);
+	assert_int_equal(protocol_verify_hashes_from_wire(payload, len, &hashes, NULL, 0), 0);
+	assert_int_equal(hashes.region_id, HARNESS_REGION_ID);
+	assert_int_equal(hashes.first_page, 3);
+	assert_int_equal(hashes.count, 2 + 6);
+	assert_int_equal(transport_ctrl_send(
+				 conn, msg,
+				 protocol_verify_runs_to_wire(HARNESS_REGION_ID, outside, 2, msg)),
+			 0);
+	assert_int_equal(rmig_session_wait(h.dst, 20000), -EPROTO);
+	assert_non_null(strstr(rmig_last_error(h.dst), "outside the regions"));
+	transport_close(conn);
+	harness_fini(&h);
+}
+
 HARNESS_MAIN(cmocka_unit_test(test_dest_refuses_run_that_is_not_whole_pages),
 	     cmocka_unit_test(test_dest_refuses_resume_before_every_page_arrived),
 	     cmocka_unit_test(test_dest_refuses_device_state_damaged_on_the_way),
-	     cmocka_unit_test(test_dest_refuses_message_out_of_place))
+	     cmocka_unit_test(test_dest_refuses_message_out_of_place),
+	     cmocka_unit_test(test_dest_answers_verify_runs_and_refuses_runs_outside_the_region))

@@ -270,6 +270,7 @@ static void decode_any(int type, const void *payload, size_t len)
 		struct protocol_device_state device;
 		struct protocol_verify_req verify_req;
 		struct protocol_verify_hashes verify_hashes;
+		struct protocol_verify_runs verify_runs;
 		struct protocol_resume resume;
 		struct protocol_resumed resumed;
 		struct protocol_abort abort_msg;
@@ -310,6 +311,17 @@ static void decode_any(int type, const void *payload, size_t len)
 						       sizeof(why));
 		if (!ret && m.verify_hashes.count)
 			(void)protocol_hash_at(&m.verify_hashes, m.verify_hashes.count - 1);
+		break;
+	case PROTOCOL_VERIFY_RUNS:
+		ret = protocol_verify_runs_from_wire(payload, len, &m.verify_runs, why,
+						     sizeof(why));
+		if (!ret) {
+			struct protocol_page_run last =
+				protocol_verify_run_at(&m.verify_runs, m.verify_runs.count - 1);
+
+			assert_true(m.verify_runs.pages <= PROTOCOL_HASHES_MAX);
+			assert_true(last.npages > 0);
+		}
 		break;
 	case PROTOCOL_RESUME:
 		ret = protocol_resume_from_wire(payload, len, &m.resume, why, sizeof(why));
@@ -359,6 +371,82 @@ static void test_protocol_decoders_survive_random_bytes(void **state)
 	}
 }
 
+/* VERIFY_RUNS: the runs come back as sent; a run that is empty, overlaps or precedes the one
+ * before, a reserved field set, a count that does not match the bytes, or more pages than one
+ * answer holds are refused. */
+static void test_protocol_verify_runs(void **state)
+{
+	static struct protocol_page_run many[PROTOCOL_VERIFY_RUNS_MAX + 1];
+	const struct protocol_page_run runs[3] = {{.first_page = 7, .npages = 16},
+						  {.first_page = 23, .npages = 1},
+						  {.first_page = 1u << 20, .npages = 300}};
+	struct protocol_verify_runs m;
+	unsigned char patched[256];
+	const void *payload;
+	size_t len, plen;
+
+	(void)state;
+	len = protocol_verify_runs_to_wire(9, runs, 3, buf);
+	payload = parse_as(len, PROTOCOL_VERIFY_RUNS, &plen);
+	assert_int_equal(plen, 8 + 3 * 16);
+	assert_int_equal(protocol_verify_runs_from_wire(payload, plen, &m, why, sizeof(why)), 0);
+	assert_int_equal(m.region_id, 9);
+	assert_int_equal(m.count, 3);
+	assert_int_equal(m.pages, 16 + 1 + 300);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct protocol_page_run got = protocol_verify_run_at(&m, i);
+
+		assert_int_equal(got.first_page, runs[i].first_page);
+		assert_int_equal(got.npages, runs[i].npages);
+	}
+	assert_int_equal(protocol_verify_runs_from_wire(payload, plen - 1, &m, why, sizeof(why)),
+			 -EPROTO);
+	assert_int_equal(protocol_verify_runs_from_wire(payload, 4, &m, why, sizeof(why)), -EPROTO);
+
+	/* Second run starting inside the first (first_page 22 < 7 + 16). */
+	memcpy(patched, payload, plen);
+	patched[8 + 16] = 22;
+	assert_int_equal(protocol_verify_runs_from_wire(patched, plen, &m, why, sizeof(why)),
+			 -EPROTO);
+	assert_non_null(strstr(why, "run 1"));
+	/* Second run empty. */
+	memcpy(patched, payload, plen);
+	memset(patched + 8 + 16 + 8, 0, 4);
+	assert_int_equal(protocol_verify_runs_from_wire(patched, plen, &m, why, sizeof(why)),
+			 -EPROTO);
+	/* Reserved field of the third run set. */
+	memcpy(patched, payload, plen);
+	patched[8 + 32 + 12] = 1;
+	assert_int_equal(protocol_verify_runs_from_wire(patched, plen, &m, why, sizeof(why)),
+			 -EPROTO);
+	/* No runs at all. */
+	len = protocol_verify_runs_to_wire(9, runs, 0, buf);
+	payload = parse_as(len, PROTOCOL_VERIFY_RUNS, &plen);
+	assert_int_equal(protocol_verify_runs_from_wire(payload, plen, &m, why, sizeof(why)),
+			 -EPROTO);
+	/* A run that would wrap past the last page number. */
+	many[0] = (struct protocol_page_run){.first_page = UINT64_MAX - 2, .npages = 8};
+	len = protocol_verify_runs_to_wire(9, many, 1, buf);
+	payload = parse_as(len, PROTOCOL_VERIFY_RUNS, &plen);
+	assert_int_equal(protocol_verify_runs_from_wire(payload, plen, &m, why, sizeof(why)),
+			 -EPROTO);
+	/* As many runs as fit, of 3 pages each, hold more pages than one answer: refused. */
+	for (uint32_t i = 0; i < PROTOCOL_VERIFY_RUNS_MAX; i++)
+		many[i] = (struct protocol_page_run){.first_page = 4ull * i, .npages = 3};
+	len = protocol_verify_runs_to_wire(9, many, PROTOCOL_VERIFY_RUNS_MAX, buf);
+	payload = parse_as(len, PROTOCOL_VERIFY_RUNS, &plen);
+	assert_int_equal(protocol_verify_runs_from_wire(payload, plen, &m, why, sizeof(why)),
+			 -EPROTO);
+	assert_non_null(strstr(why, "one answer"));
+	/* Of 1 page each they fit. */
+	for (uint32_t i = 0; i < PROTOCOL_VERIFY_RUNS_MAX; i++)
+		many[i].npages = 1;
+	len = protocol_verify_runs_to_wire(9, many, PROTOCOL_VERIFY_RUNS_MAX, buf);
+	payload = parse_as(len, PROTOCOL_VERIFY_RUNS, &plen);
+	assert_int_equal(protocol_verify_runs_from_wire(payload, plen, &m, why, sizeof(why)), 0);
+	assert_int_equal(m.pages, PROTOCOL_VERIFY_RUNS_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_protocol_parse_rejects_bad_headers),
 		cmocka_unit_test(test_protocol_region_table_rejects_bad_entries),
 		cmocka_unit_test(test_protocol_decoders_reject_inconsistent_fields),
+		cmocka_unit_test(test_protocol_verify_runs),
 		cmocka_unit_test(test_protocol_mac_depends_on_key_and_direction),
 		cmocka_unit_test(test_protocol_decoders_survive_random_bytes),
 	};
