@@ -237,6 +237,11 @@ one_run() {
 		log "run $run $method: FAILED after the migration: $why"
 		cp "$WORK/dst.log" "$WORK/failed-$run-$method.console"
 	fi
+	# The linked rows' librmig logs inside QEMU: its lines (RMIG_LOG=info: the paused phase's
+	# breakdown) from the two QEMUs' stderr.
+	case "$method" in
+	linked*) [ -z "${RMIG_LOG:-}" ] || grep -h '^rmig: ' "$WORK/src.err" "$WORK/dst.err" >&2 || true ;;
+	esac
 	kill "$PID_src" "$PID_dst" 2>/dev/null || true
 	wait "$PID_src" "$PID_dst" 2>/dev/null || true
 }
