@@ -66,6 +66,11 @@ QEMU_GUEST_ARGS="rmig.files=$files rmig.kib=$kib"
 [ -n "$qemu_bin" ] || qemu_bin=$(bash "$here/../../scripts/build-qemu.sh" --check 2>/dev/null | tail -n 1) ||
 	qemu_bin=qemu-system-x86_64
 QEMU_BIN=$qemu_bin
+# The linked rows run the librmig of the rmig given (its build's bindings/), not the one the
+# QEMU binary was built with (its rpath, in build-qemu.sh's cache): what is measured is this
+# checkout.
+libdir=$(dirname "$RMIG")/bindings
+[ ! -f "$libdir/librmig.so.1" ] || export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 . "$here/lib.sh"
 # A QEMU built from source looks for its firmware in its own prefix: point it at Debian's.
 qemu_fw=()
@@ -247,6 +252,11 @@ one_run() {
 }
 
 log "guest: $ram RAM, $files files x $kib KiB rewritten in a loop; $runs run(s) of each method"
+if [ -f "$libdir/librmig.so.1" ]; then
+	log "QEMU: $QEMU_BIN; the linked rows load librmig from $libdir"
+else
+	log "QEMU: $QEMU_BIN; the linked rows load the librmig it was built with (none in $libdir)"
+fi
 for run in $(seq 1 "$runs"); do
 	for method in $methods; do
 		one_run "$method" "$run"
