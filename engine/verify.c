@@ -506,7 +506,7 @@ static int64_t verify_collect(struct rmig_session *s, const struct verify_plan *
 			      uint64_t *const *own, int checked_only)
 {
 	const struct session_region *r = &s->regions[run->region];
-	uint64_t done = 0, expected = run->nparts ? run->npages : 0;
+	uint64_t done = 0;
 	char why[TRANSPORT_ERROR_MAX];
 	int64_t mismatched = 0;
 
@@ -528,7 +528,7 @@ static int64_t verify_collect(struct rmig_session *s, const struct verify_plan *
 			return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer,
 					    why);
 		if (m.region_id != r->id || m.first_page != run->first + (run->nparts ? 0 : done) ||
-		    m.count > run->npages - done || (expected && m.count != expected))
+		    m.count > run->npages - done || (run->nparts && m.count != run->npages))
 			return session_fail(
 				s, -EPROTO,
 				"%s sent hashes of region %u pages %llu+%u; region %u pages "
@@ -675,6 +675,18 @@ out_free:
 	return ret;
 }
 
+/* Destination: count an answer of `pages` started at start_us (its pages only when ret is 0);
+ * returns ret. */
+static int verify_dest_answered(struct rmig_session *s, uint64_t start_us, uint64_t pages, int ret)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stats.verify_answer_us += session_now_us() - start_us;
+	if (!ret)
+		s->stats.pages_verified += pages;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 {
 	struct protocol_verify_req req;
@@ -712,17 +724,13 @@ int verify_dest_answer(struct rmig_session *s, const void *payload, size_t len)
 		done += count;
 	}
 	free(hashes);
-	pthread_mutex_lock(&s->lock);
-	s->stats.verify_answer_us += session_now_us() - start_us;
-	if (!ret)
-		s->stats.pages_verified += req.npages;
-	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return verify_dest_answered(s, start_us, req.npages, ret);
 }
 
 int verify_dest_answer_runs(struct rmig_session *s, const void *payload, size_t len)
 {
 	struct protocol_verify_runs req;
+	struct protocol_page_run last;
 	char why[TRANSPORT_ERROR_MAX];
 	struct session_region *r;
 	uint64_t *hashes, start_us, first_page;
@@ -733,15 +741,10 @@ int verify_dest_answer_runs(struct rmig_session *s, const void *payload, size_t 
 	if (ret)
 		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
 	r = session_region_find(s, req.region_id);
-	/* The runs are in ascending order without overlap (checked above): the last one ending
-	 * inside the region puts every one there. */
-	if (r) {
-		struct protocol_page_run last = protocol_verify_run_at(&req, req.count - 1);
-
-		if (last.first_page > r->npages || last.npages > r->npages - last.first_page)
-			r = NULL;
-	}
-	if (!r)
+	/* The runs ascend without overlap (the decoder checked): the last one inside the region
+	 * puts them all there. */
+	last = protocol_verify_run_at(&req, req.count - 1);
+	if (!r || last.first_page > r->npages || last.npages > r->npages - last.first_page)
 		return session_fail(s, -EPROTO,
 				    "%s asked for hashes of %u runs of region %u, outside the "
 				    "regions here",
@@ -760,12 +763,7 @@ int verify_dest_answer_runs(struct rmig_session *s, const void *payload, size_t 
 	ret = session_ctrl_send(
 		s, protocol_verify_hashes_to_wire(r->id, first_page, hashes, n, s->msg_buf));
 	free(hashes);
-	pthread_mutex_lock(&s->lock);
-	s->stats.verify_answer_us += session_now_us() - start_us;
-	if (!ret)
-		s->stats.pages_verified += req.pages;
-	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return verify_dest_answered(s, start_us, req.pages, ret);
 }
 
 int verify_source_postcopy(struct rmig_session *s)
