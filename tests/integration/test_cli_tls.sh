@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # tests/integration/test_cli_tls.sh RMIG TLS_CREDS_SH - `rmig send` and `rmig recv` over tcp:
-#  - with a key and no --tls, both report TLS psk and the migration completes;
+#  - with a key and no --tls, both report TLS psk and the migration completes, over
+#    AES-128-GCM on an x86 CPU with AES instructions and ChaCha20-Poly1305 on one without;
 #  - --tls x509 with credentials made now (scripts/tls-creds.sh; no key is committed) completes
 #    and both report TLS x509;
 #  - a sender with --tls none against the default receiver is refused with an error naming
@@ -22,12 +23,25 @@ start_recv() {
 
 # 1. The default with a key: TLS psk.
 start_recv psk ""
-"$rmig" send --uri "$uri" --ram 16M >"$tmp/psk-send.out" 2>"$tmp/psk-send.log" ||
+RMIG_LOG=info "$rmig" send --uri "$uri" --ram 16M >"$tmp/psk-send.out" 2>"$tmp/psk-send.log" ||
 	fail "psk: rmig send failed"
 wait "$rpid" || fail "psk: rmig recv failed"
 grep -q "TLS psk" "$tmp/psk-send.out" || fail "psk: send does not report TLS psk"
 grep -q "TLS psk" "$tmp/psk-recv.out" || fail "psk: recv does not report TLS psk"
 grep -q "RAM hash equals" "$tmp/psk-recv.out" || fail "psk: RAM not identical"
+# The suite: AES-128-GCM where the CPU has AES and carry-less multiply instructions (both
+# ends are this host), ChaCha20-Poly1305 where it has not.
+case "$(uname -m)" in
+x86_64 | i?86)
+	if grep -qw aes /proc/cpuinfo && grep -qw pclmulqdq /proc/cpuinfo; then
+		suite=TLS_AES_128_GCM_SHA256
+	else
+		suite=TLS_CHACHA20_POLY1305_SHA256
+	fi
+	grep -q "TLS 1.3 ($suite, psk)" "$tmp/psk-send.log" ||
+		fail "psk: the sender did not negotiate $suite: $(grep 'TLS 1.3 (' "$tmp/psk-send.log")"
+	;;
+esac
 
 # 2. x509 from a credentials directory.
 start_recv x509 "--tls x509 --tls-creds $tmp/creds"
