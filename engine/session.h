@@ -103,6 +103,9 @@ struct session_source {
 	uint64_t sample_cost_us;     /* what that sample took */
 	uint64_t sync_cost_us;	     /* what the last full dirty-log pass took */
 	uint64_t verify_ns_per_page; /* hashing one page, timed once; 0 until then */
+	/* The source's own page hashes for verification, taken while the final round's pages go
+	 * (verify_source_prehash_start()); NULL outside a pre-copy switchover. */
+	struct verify_prehash *verify_prehash;
 };
 
 /* What only a destination keeps of a migration (s->dst). */

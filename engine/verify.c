@@ -557,13 +557,101 @@ static int64_t verify_collect(struct rmig_session *s, const struct verify_plan *
 	return mismatched;
 }
 
+/* The source's own hashes for the first comparison, taken by a thread of their own while the
+ * final round's pages and the device state go: with the VM paused the pages are final from the
+ * last sync on, and the final round only reads them. What it took and how long the comparison
+ * still waited for it are logged. */
+struct verify_prehash {
+	struct rmig_session *s;
+	uint64_t **mismatch, **own;
+	enum verify_own what; /* VERIFY_OWN_CHECKED or VERIFY_OWN_ALL */
+	pthread_t thread;
+	int started;
+	uint64_t pages, took_us;
+};
+
+static void *verify_prehash_main(void *arg)
+{
+	struct verify_prehash *pre = arg;
+	struct rmig_session *s = pre->s;
+	uint64_t t0 = session_now_us();
+
+	for (size_t i = 0; i < s->nregions; i++)
+		if (pre->own[i])
+			verify_hash_region(
+				&s->regions[i], NULL,
+				pre->what == VERIFY_OWN_CHECKED ? s->regions[i].src.checked : NULL,
+				pre->own[i]);
+	pre->took_us = session_now_us() - t0;
+	return NULL;
+}
+
+int verify_source_prehash_start(struct rmig_session *s)
+{
+	struct verify_prehash *pre;
+	int sample = s->params.verify == RMIG_VERIFY_SAMPLE, ret;
+
+	if (s->params.verify == RMIG_VERIFY_NONE || s->src.verify_prehash)
+		return 0;
+	for (size_t i = 0; sample && i < s->nregions; i++)
+		sample = s->regions[i].src.checked != NULL;
+	pre = calloc(1, sizeof(*pre));
+	if (!pre)
+		return session_fail(s, -ENOMEM, "verification: out of memory");
+	ret = verify_tables_alloc(s, &pre->mismatch, &pre->own);
+	if (ret) {
+		free(pre);
+		return ret;
+	}
+	pre->s = s;
+	pre->what = sample ? VERIFY_OWN_CHECKED : VERIFY_OWN_ALL;
+	for (size_t i = 0; i < s->nregions; i++)
+		if (pre->own[i])
+			pre->pages += sample ? bitmap_count(s->regions[i].src.checked,
+							    s->regions[i].npages)
+					     : s->regions[i].npages;
+	/* Where it cannot start, verify_source_run() hashes as it did before. */
+	pre->started = pre->pages && !pthread_create(&pre->thread, NULL, verify_prehash_main, pre);
+	s->src.verify_prehash = pre;
+	return 0;
+}
+
+/* Wait for the background hashing; returns it (no longer the session's), NULL when none. */
+static struct verify_prehash *verify_prehash_take(struct rmig_session *s)
+{
+	struct verify_prehash *pre = s->src.verify_prehash;
+	uint64_t t0 = session_now_us();
+
+	if (!pre)
+		return NULL;
+	s->src.verify_prehash = NULL;
+	if (pre->started) {
+		pthread_join(pre->thread, NULL);
+		rmig_log_info("source: verification: %llu own pages hashed beside the final "
+			      "round in %.1f ms, %.1f ms of it waited for",
+			      (unsigned long long)pre->pages, (double)pre->took_us / 1000.0,
+			      (double)(session_now_us() - t0) / 1000.0);
+	}
+	return pre;
+}
+
+void verify_source_prehash_stop(struct rmig_session *s)
+{
+	struct verify_prehash *pre = verify_prehash_take(s);
+
+	if (!pre)
+		return;
+	verify_tables_free(s, pre->mismatch, pre->own);
+	free(pre);
+}
+
 /* The first comparison. RMIG_VERIFY_SAMPLE compares the planned pages (verify_source_plan())
  * and every page only when one of them differs; RMIG_VERIFY_ALL every page at once. With
  * skip_postcopy the pages in the regions' postcopy bitmaps, which the destination will not
  * keep, are not compared (the caller ignores them in the full comparison). Returns the number
  * of mismatching pages or -errno; *compared_p: the pages compared. */
 static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint64_t *const *own,
-			      int skip_postcopy, uint64_t *compared_p)
+			      int skip_postcopy, int prehashed, uint64_t *compared_p)
 {
 	int sample = s->params.verify == RMIG_VERIFY_SAMPLE;
 	uint64_t compared = 0, **checked;
@@ -584,7 +672,9 @@ static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint6
 			return session_fail(s, -ENOMEM, "verification: out of memory");
 		for (size_t i = 0; i < s->nregions; i++)
 			checked[i] = s->regions[i].src.checked;
-		found = verify_exchange_pages(s, checked, VERIFY_OWN_CHECKED, 0, mismatch, own, 1);
+		found = verify_exchange_pages(s, checked,
+					      prehashed ? VERIFY_OWN_NONE : VERIFY_OWN_CHECKED, 0,
+					      mismatch, own, 1);
 		free(checked);
 		if (found <= 0) {
 			*compared_p = compared;
@@ -601,7 +691,10 @@ static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint6
 		for (size_t i = 0; i < s->nregions; i++)
 			bitmap_zero(mismatch[i], s->regions[i].npages);
 	}
-	found = verify_exchange_pages(s, NULL, VERIFY_OWN_ALL, skip_postcopy, mismatch, own, 0);
+	/* The background hashing took every page only when every page was to be compared. */
+	found = verify_exchange_pages(s, NULL,
+				      prehashed && !sample ? VERIFY_OWN_NONE : VERIFY_OWN_ALL,
+				      skip_postcopy, mismatch, own, 0);
 	compared = 0;
 	for (size_t i = 0; i < s->nregions; i++)
 		compared += s->regions[i].npages;
@@ -612,16 +705,23 @@ static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint6
 
 int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 {
+	struct verify_prehash *pre = verify_prehash_take(s);
 	uint64_t **mismatch, **own;
 	uint64_t verified = 0;
 	int64_t mismatched, first_mismatched = 0;
 	struct verify_plan plan;
-	int ret;
+	int ret = 0;
 
-	ret = verify_tables_alloc(s, &mismatch, &own);
-	if (ret)
-		return ret;
-	mismatched = verify_compare(s, mismatch, own, 0, &verified);
+	if (pre) {
+		mismatch = pre->mismatch;
+		own = pre->own;
+	} else {
+		ret = verify_tables_alloc(s, &mismatch, &own);
+		if (ret)
+			return ret;
+	}
+	mismatched = verify_compare(s, mismatch, own, 0, pre && pre->started, &verified);
+	free(pre);
 	if (mismatched < 0) {
 		ret = (int)mismatched;
 		goto out_free;
@@ -787,7 +887,7 @@ int verify_source_postcopy(struct rmig_session *s)
 	ret = verify_source_plan(s);
 	if (ret)
 		goto out_free;
-	found = verify_compare(s, mismatch, own, 1, &compared);
+	found = verify_compare(s, mismatch, own, 1, 0, &compared);
 	if (found < 0) {
 		ret = (int)found;
 		goto out_free;

@@ -91,12 +91,16 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 	if (dirty < 0)
 		return (int)dirty;
 	ret = verify_source_plan(s);
+	if (!ret)
+		ret = verify_source_prehash_start(s);
 	if (ret)
 		return ret;
 	t_sync = session_now_us();
 	ret = session_round_begin(s, round, 1, (uint64_t)dirty);
-	if (ret)
+	if (ret) {
+		verify_source_prehash_stop(s);
 		return session_fail(s, ret, "final round: out of memory");
+	}
 	ret = session_ctrl_send(
 		s, protocol_round_to_wire(&(struct protocol_round){.round = round, .paused = 1},
 					  s->msg_buf));
@@ -112,6 +116,7 @@ int method_precopy_switchover(struct rmig_session *s, struct batch_pipeline *pip
 		ret = verify_source_run(s, pipeline);
 		t_verify = session_now_us() - t_device;
 	}
+	verify_source_prehash_stop(s); /* taken by verify_source_run(), unless it failed first */
 	if (!ret)
 		ret = source_resume_destination(s);
 	t_end = session_now_us();
