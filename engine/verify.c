@@ -779,7 +779,8 @@ int verify_source_run(struct rmig_session *s, struct batch_pipeline *pipeline)
 			(long long)mismatched, VERIFY_RESEND_PASSES);
 		goto out_free;
 	}
-	session_histogram_update(s);
+	/* The resends' counts reach the histogram after the resume (source_run()), not in the
+	 * pause: it reads a counter per page of the RAM. */
 
 out_free:
 	verify_tables_free(s, mismatch, own);
