@@ -12,15 +12,16 @@ uint64_t policy_rate(uint64_t amount, uint64_t duration_us)
 }
 
 static uint64_t policy_projected_ms(uint64_t remaining_bytes, uint64_t bandwidth,
-				    uint64_t pause_cost_us)
+				    uint64_t pause_cost_us, uint64_t overlap_cost_us)
 {
-	double send_us;
+	double send_us = 0;
 
-	if (!remaining_bytes)
-		return (pause_cost_us + 500u) / 1000u;
-	if (!bandwidth)
+	if (remaining_bytes && !bandwidth)
 		return UINT64_MAX;
-	send_us = (double)remaining_bytes * 1e6 / (double)bandwidth;
+	if (remaining_bytes)
+		send_us = (double)remaining_bytes * 1e6 / (double)bandwidth;
+	if ((double)overlap_cost_us > send_us)
+		send_us = (double)overlap_cost_us;
 	return (uint64_t)((send_us + (double)pause_cost_us) / 1000.0 + 0.5);
 }
 
@@ -30,8 +31,8 @@ void policy_decide(const struct policy_input *in, struct policy_decision *out)
 
 	out->stop = 0;
 	out->reason = RMIG_STOP_NONE;
-	out->projected_downtime_ms =
-		policy_projected_ms(in->remaining_bytes, in->bandwidth, in->pause_cost_us);
+	out->projected_downtime_ms = policy_projected_ms(in->remaining_bytes, in->bandwidth,
+							 in->pause_cost_us, in->overlap_cost_us);
 
 	if (in->policy == RMIG_POLICY_XEN) {
 		if (!max_rounds || max_rounds > POLICY_XEN_MAX_ROUNDS)

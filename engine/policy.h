@@ -27,12 +27,17 @@ struct policy_input {
 	/* what the pause costs besides sending remaining_bytes (the final pass over the dirty
 	 * log: a content-hash tracker rereads all RAM), microseconds */
 	uint64_t pause_cost_us;
+	/* what the pause does beside sending remaining_bytes (the verification's hashing of the
+	 * source's pages, on a thread of its own from the final sync on), microseconds: it adds
+	 * to the projection only as far as it outlasts the send */
+	uint64_t overlap_cost_us;
 };
 
 struct policy_decision {
 	int stop;
 	uint32_t reason; /* enum rmig_stop_reason */
-	/* remaining_bytes / bandwidth + pause_cost_us; UINT64_MAX when unknown */
+	/* pause_cost_us + the longer of remaining_bytes / bandwidth and overlap_cost_us;
+	 * UINT64_MAX when unknown */
 	uint64_t projected_downtime_ms;
 };
 

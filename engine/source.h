@@ -125,7 +125,8 @@ struct stop_round {
  * reason. 1 to stop iterating, 0 to go on, -errno (the throttle callback failed). */
 int stop_decide(struct rmig_session *s, const struct stop_round *round);
 /* What the pause will cost besides the pages and the device state, microseconds: the final pass
- * over the dirty log and the verification's hashing. */
+ * over the dirty log and the verification's hashing, summed (auto's cost model; the stop rule
+ * counts the hashing only where it outlasts the final round's pages, stop.c). */
 uint64_t source_pause_cost_us(struct rmig_session *s);
 
 /* ---- sampler.c ---- */

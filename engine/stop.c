@@ -3,7 +3,8 @@
  * round of the pre-copy family. Every rule is a pure function in engine/policy.c; this file takes
  * the session's measurements to them:
  *  - the stop policy (policy_decide): QEMU's projected downtime (what is dirty now over the
- *    measured bandwidth, plus the pause's own cost) against the target, or Xen's limits;
+ *    measured bandwidth, or the verification's hashing beside it where that takes longer,
+ *    plus the final pass over the dirty log) against the target, or Xen's limits;
  *  - the throttle (policy_throttle), asked only while the policy says go on;
  *  - prediction pre-copy's settling (policy_predict_settled), when the policy says go on;
  *  - auto's probe (policy_probe_enough, asked by the sampler): when it has seen enough of the
@@ -35,7 +36,10 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 		.max_rounds = s->params.max_rounds,
 		.downtime_ms = s->params.downtime_ms,
 		.dirty_pages = round->dirty_pages,
-		.pause_cost_us = source_pause_cost_us(s),
+		/* The verification's hashing runs beside the final round's pages
+		 * (verify_source_prehash_start()): it counts where it outlasts them. */
+		.pause_cost_us = s->src.sync_cost_us,
+		.overlap_cost_us = verify_source_cost_us(s),
 	};
 	uint64_t held = source_held_pages(s);
 

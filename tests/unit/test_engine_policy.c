@@ -76,6 +76,42 @@ static void test_policy_qemu_projection_counts_the_pause_cost(void **state)
 	assert_int_equal(d.projected_downtime_ms, 40);
 }
 
+/* The verification's hashing runs beside the final round's pages: the projection counts it
+ * only where it outlasts them, and whole when nothing is left to send. */
+static void test_policy_qemu_projection_overlaps_the_verification(void **state)
+{
+	struct policy_input in = {.policy = RMIG_POLICY_QEMU,
+				  .round = 1,
+				  .max_rounds = 30,
+				  .downtime_ms = 70,
+				  .remaining_bytes = 50u << 20,
+				  .bandwidth = 1000u << 20,
+				  .pause_cost_us = 10000,
+				  .overlap_cost_us = 30000};
+	struct policy_decision d;
+
+	(void)state;
+	d = decide(in); /* 10 ms of the final pass, then 50 ms of pages hiding 30 of hashing */
+	assert_true(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 60);
+
+	in.overlap_cost_us = 80000; /* the hashing outlasts the pages by 30 ms */
+	d = decide(in);
+	assert_false(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 90);
+
+	in.remaining_bytes = 0; /* nothing to hide it behind */
+	d = decide(in);
+	assert_false(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 90);
+
+	in.remaining_bytes = 50u << 20;
+	in.bandwidth = 0; /* nothing measured yet: cannot project */
+	d = decide(in);
+	assert_false(d.stop);
+	assert_int_equal(d.projected_downtime_ms, UINT64_MAX);
+}
+
 static void test_policy_qemu_stops_at_round_limit(void **state)
 {
 	struct policy_input in = {.policy = RMIG_POLICY_QEMU,
@@ -174,6 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_qemu_stops_when_projection_fits_target),
 		cmocka_unit_test(test_policy_qemu_projection_counts_the_pause_cost),
+		cmocka_unit_test(test_policy_qemu_projection_overlaps_the_verification),
 		cmocka_unit_test(test_policy_qemu_stops_at_round_limit),
 		cmocka_unit_test(test_policy_xen_limits),
 		cmocka_unit_test(test_policy_throttle_after_two_rounds_of_fast_dirtying),
