@@ -170,20 +170,12 @@ static int source_handshake(struct rmig_session *s)
 	if (ret)
 		return ret;
 
-	for (size_t i = 0; i < s->nregions; i++) {
-		struct session_region *r = &s->regions[i];
-
-		ret = transport_region_register(s->conn, r->id, r->addr, r->length,
-						TRANSPORT_ACCESS_LOCAL);
-		if (ret)
-			return session_fail(s, ret, "cannot register region %u (%zu bytes): %s",
-					    r->id, r->length, session_strerror(ret));
+	for (size_t i = 0; i < s->nregions; i++)
 		table[i] = (struct protocol_region){
-			.id = r->id,
-			.page_shift = r->page_shift,
-			.length = r->length,
+			.id = s->regions[i].id,
+			.page_shift = s->regions[i].page_shift,
+			.length = s->regions[i].length,
 		};
-	}
 	/* The destination times pulls only for auto, and only when it can post-copy. */
 	if (s->params.method == RMIG_METHOD_AUTO && (s->src.peer_flags & PROTOCOL_HELLO_POSTCOPY) &&
 	    s->nregions) {
@@ -194,6 +186,18 @@ static int source_handshake(struct rmig_session *s)
 	ret = session_ctrl_send(s, protocol_region_table_to_wire(table, s->nregions, s->msg_buf));
 	if (ret)
 		return ret;
+	/* The source's own registration (local access: nothing of it goes to the peer) while the
+	 * destination registers its regions for the table: pinning guest RAM takes time on both
+	 * hosts (on a large guest, seconds), and the two need not follow each other. */
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct session_region *r = &s->regions[i];
+
+		ret = transport_region_register(s->conn, r->id, r->addr, r->length,
+						TRANSPORT_ACCESS_LOCAL);
+		if (ret)
+			return session_fail(s, ret, "cannot register region %u (%zu bytes): %s",
+					    r->id, r->length, session_strerror(ret));
+	}
 	type = session_ctrl_recv(s, "the region table answer", &payload, &len);
 	if (type < 0)
 		return type;
