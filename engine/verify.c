@@ -568,6 +568,18 @@ static int64_t verify_collect(struct rmig_session *s, const struct verify_plan *
 	return mismatched;
 }
 
+/* 1 when the first comparison is RMIG_VERIFY_SAMPLE's: every region has its planned pages
+ * (verify_source_plan()). */
+static int verify_sample_planned(const struct rmig_session *s)
+{
+	if (s->params.verify != RMIG_VERIFY_SAMPLE)
+		return 0;
+	for (size_t i = 0; i < s->nregions; i++)
+		if (!s->regions[i].src.checked)
+			return 0;
+	return 1;
+}
+
 /* The source's own hashes for the first comparison, taken by a thread of their own while the
  * final round's pages and the device state go: with the VM paused the pages are final from the
  * last sync on, and the final round only reads them. What it took and how long the comparison
@@ -600,12 +612,10 @@ static void *verify_prehash_main(void *arg)
 int verify_source_prehash_start(struct rmig_session *s)
 {
 	struct verify_prehash *pre;
-	int sample = s->params.verify == RMIG_VERIFY_SAMPLE, ret;
+	int sample = verify_sample_planned(s), ret;
 
 	if (s->params.verify == RMIG_VERIFY_NONE || s->src.verify_prehash)
 		return 0;
-	for (size_t i = 0; sample && i < s->nregions; i++)
-		sample = s->regions[i].src.checked != NULL;
 	pre = calloc(1, sizeof(*pre));
 	if (!pre)
 		return session_fail(s, -ENOMEM, "verification: out of memory");
@@ -664,12 +674,10 @@ void verify_source_prehash_stop(struct rmig_session *s)
 static int64_t verify_compare(struct rmig_session *s, uint64_t **mismatch, uint64_t *const *own,
 			      int skip_postcopy, int prehashed, uint64_t *compared_p)
 {
-	int sample = s->params.verify == RMIG_VERIFY_SAMPLE;
+	int sample = verify_sample_planned(s);
 	uint64_t compared = 0, **checked;
 	int64_t found;
 
-	for (size_t i = 0; sample && i < s->nregions; i++)
-		sample = s->regions[i].src.checked != NULL;
 	if (sample) {
 		for (size_t i = 0; i < s->nregions; i++) {
 			struct session_region *r = &s->regions[i];
