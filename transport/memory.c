@@ -7,6 +7,7 @@
 #include "transport/memory.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@
 #endif
 
 #include "transport/log.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 static size_t memory_round_up(size_t len, size_t unit)
 {
@@ -194,4 +199,28 @@ int transport_mem_device_numa_node(const char *device_name)
 		node = -1;
 	fclose(file);
 	return node < 0 ? -1 : node;
+}
+
+int transport_mem_populate(void *addr, size_t len, const atomic_int *stop, size_t *done_p)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t at = (uintptr_t)addr & ~(page - 1), end = (uintptr_t)addr + len;
+
+	*done_p = 0;
+	if (!addr || !len)
+		return 0;
+	end = (end + page - 1) & ~(page - 1);
+	while (at < end && !(stop && atomic_load(stop))) {
+		size_t step = end - at < TRANSPORT_MEM_POPULATE_STEP ? end - at
+								     : TRANSPORT_MEM_POPULATE_STEP;
+
+		if (madvise((void *)at, step, MADV_POPULATE_WRITE)) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		at += step;
+		*done_p += step;
+	}
+	return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef RMIG_TRANSPORT_MEMORY_H
 #define RMIG_TRANSPORT_MEMORY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 enum {
@@ -30,6 +31,13 @@ struct transport_mem {
  * Falls back to plain pages with one info log line saying why. */
 int transport_mem_alloc(size_t len, int numa_node, unsigned flags, struct transport_mem *mem_p);
 void transport_mem_free(struct transport_mem *mem);
+
+/* Fault in [addr, addr + len) writable ahead of use (MADV_POPULATE_WRITE), keeping what the
+ * pages hold, TRANSPORT_MEM_POPULATE_STEP bytes at a time until done or *stop (when given)
+ * becomes non-zero. *done_p: the bytes populated. -errno when the kernel would not
+ * (-EINVAL before Linux 5.14), with *done_p what it did before. Safe from any thread. */
+#define TRANSPORT_MEM_POPULATE_STEP (32u << 20)
+int transport_mem_populate(void *addr, size_t len, const atomic_int *stop, size_t *done_p);
 
 /* NUMA node of verbs device name (e.g. "rxe0"), from sysfs; -1 when unknown. */
 int transport_mem_device_numa_node(const char *device_name);

@@ -187,6 +187,11 @@ void transport_listener_close(struct transport_listener *listener)
 		listener->ops->listener_close(listener);
 }
 
+int transport_listener_pins(const struct transport_listener *listener)
+{
+	return listener && listener->ops->registration_pins;
+}
+
 int transport_connect(const char *uri, const struct transport_options *opts,
 		      struct transport_conn **conn_p)
 {

@@ -121,6 +121,9 @@ struct transport_listener;
  * flush, send control messages or read on the same connection. */
 struct transport_ops {
 	const char *scheme; /* "rdma", "tcp", "loop" */
+	/* 1 when registering a region faults in and pins every page of it (rdma's ibv_reg_mr):
+	 * a destination then populates its RAM ahead, while it waits for the source. */
+	int registration_pins;
 
 	/* Bind to uri ("tcp://0.0.0.0:0" picks a free port; see listener_uri). */
 	int (*listen)(const char *uri, const struct transport_options *opts,
@@ -238,6 +241,8 @@ int transport_listener_uri(struct transport_listener *listener, char *buf, size_
 int transport_accept(struct transport_listener *listener, int timeout_ms,
 		     struct transport_conn **conn_p);
 void transport_listener_close(struct transport_listener *listener);
+/* Whether the listener's connections pin what they register (transport_ops.registration_pins). */
+int transport_listener_pins(const struct transport_listener *listener);
 int transport_connect(const char *uri, const struct transport_options *opts,
 		      struct transport_conn **conn_p);
 int transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,

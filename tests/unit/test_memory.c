@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #ifdef RMIG_HAVE_NUMA
@@ -161,6 +163,71 @@ static void test_memory_refuses_zero_length(void **state)
 	assert_null(mem.addr);
 }
 
+/* Pages of [addr, addr + len) the kernel has in memory. */
+static size_t resident_pages(void *addr, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = len / page, count = 0;
+	unsigned char *vec = calloc(n, 1);
+
+	assert_non_null(vec);
+	assert_int_equal(mincore(addr, len, vec), 0);
+	for (size_t i = 0; i < n; i++)
+		count += vec[i] & 1;
+	free(vec);
+	return count;
+}
+
+static void test_memory_populate_faults_in_every_page_and_keeps_contents(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 40u << 20, done = 0;
+	char *addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(addr != MAP_FAILED);
+	/* No THP: a huge page would make one touch populate 512 pages. */
+	madvise(addr, len, MADV_NOHUGEPAGE);
+	memset(addr + 5 * page, 0x5a, page);
+	assert_true(resident_pages(addr, len) < 16);
+	/* Not page-aligned at either end: the pages it touches are populated. More than one step
+	 * (TRANSPORT_MEM_POPULATE_STEP), so the loop is crossed. */
+	assert_int_equal(transport_mem_populate(addr + 100, len - 200, NULL, &done), 0);
+	assert_true(done >= len - 200);
+	assert_int_equal(resident_pages(addr, len), len / page);
+	for (size_t i = 0; i < page; i++)
+		assert_int_equal((unsigned char)addr[5 * page + i], 0x5a);
+	assert_int_equal(addr[6 * page], 0);
+	munmap(addr, len);
+}
+
+static void test_memory_populate_stops_when_asked(void **state)
+{
+	size_t len = 8u << 20, done = 1;
+	char *addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	atomic_int stop;
+
+	(void)state;
+	assert_true(addr != MAP_FAILED);
+	madvise(addr, len, MADV_NOHUGEPAGE);
+	atomic_init(&stop, 1);
+	assert_int_equal(transport_mem_populate(addr, len, &stop, &done), 0);
+	assert_int_equal(done, 0);
+	assert_int_equal(resident_pages(addr, len), 0);
+	munmap(addr, len);
+}
+
+static void test_memory_populate_reports_what_the_kernel_refuses(void **state)
+{
+	size_t len = 1u << 20, done = 1;
+	char *addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(addr != MAP_FAILED);
+	/* A read-only mapping cannot be faulted in writable. */
+	assert_true(transport_mem_populate(addr, len, NULL, &done) < 0);
+	assert_int_equal(done, 0);
+	munmap(addr, len);
+}
+
 static void test_memory_device_numa_node_unknown_device_is_minus_one(void **state)
 {
 	(void)state;
@@ -179,6 +246,9 @@ int main(void)
 		cmocka_unit_test(test_memory_ignores_a_node_that_does_not_exist),
 		cmocka_unit_test(test_memory_refuses_zero_length),
 		cmocka_unit_test(test_memory_device_numa_node_unknown_device_is_minus_one),
+		cmocka_unit_test(test_memory_populate_faults_in_every_page_and_keeps_contents),
+		cmocka_unit_test(test_memory_populate_stops_when_asked),
+		cmocka_unit_test(test_memory_populate_reports_what_the_kernel_refuses),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -440,6 +440,7 @@ out_unlock:
 
 const struct transport_ops rdma_transport_ops = {
 	.scheme = "rdma",
+	.registration_pins = 1,
 	.listen = rdma_transport_listen,
 	.listener_uri = rdma_transport_listener_uri,
 	.accept = rdma_transport_accept,
