@@ -6,8 +6,11 @@
  * abort, cancel or a lost connection before the resume the destination is discarded:
  * resume_vm is never called. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
@@ -15,6 +18,7 @@
 
 #include "engine/bitmap.h"
 #include "engine/dest.h"
+#include "engine/dirty.h"
 #include "engine/heartbeat.h"
 #include "engine/page_hash.h"
 #include "engine/postcopy.h"
@@ -23,6 +27,7 @@
 #include "engine/session.h"
 #include "engine/verify.h"
 #include "transport/log.h"
+#include "transport/memory.h"
 
 #define SOURCE_LABEL "rmig-source"
 #define DEST_LABEL "rmig-dest"
@@ -59,6 +64,118 @@ static int dest_revoke_writes(struct rmig_session *s)
 			ret = err;
 	}
 	return ret;
+}
+
+/* The destination's RAM populated ahead where registering pins it (rdma): ibv_reg_mr faults in
+ * every page of a region on one thread, and faulting in fresh guest RAM is most of what
+ * registering takes (64 MiB under nested TCG: 0.57 to 0.71 s, against 5 to 9 ms for RAM already
+ * present; zeroing is bound by one core's bandwidth). A thread per CPU (a slice of every region
+ * each) does it while the source connects and says hello; the registration then finds the pages
+ * there. The pages keep what they hold (MADV_POPULATE_WRITE). */
+struct dest_populate_worker {
+	struct dest_populate *p;
+	pthread_t thread;
+	unsigned index;
+	int started, err;
+	size_t bytes;
+};
+
+struct dest_populate {
+	struct rmig_session *s;
+	atomic_int stop;
+	unsigned n;
+	uint64_t start_us;
+	atomic_uint_least64_t end_us; /* when the last worker finished */
+	struct dest_populate_worker workers[DIRTY_HASH_THREADS_MAX];
+};
+
+static void *dest_populate_main(void *arg)
+{
+	struct dest_populate_worker *w = arg;
+	struct dest_populate *p = w->p;
+	uint64_t now, end;
+
+	for (size_t i = 0; i < p->s->nregions && !w->err && !atomic_load(&p->stop); i++) {
+		const struct session_region *r = &p->s->regions[i];
+		size_t first = r->length * w->index / p->n,
+		       last = r->length * (w->index + 1) / p->n;
+		size_t done;
+
+		first &= ~(r->page_size - 1);
+		last = w->index + 1 == p->n ? r->length : last & ~(r->page_size - 1);
+		if (last <= first)
+			continue;
+		w->err = transport_mem_populate((char *)r->addr + first, last - first, &p->stop,
+						&done);
+		w->bytes += done;
+	}
+	now = session_now_us();
+	end = atomic_load(&p->end_us);
+	while (end < now && !atomic_compare_exchange_weak(&p->end_us, &end, now))
+		;
+	return NULL;
+}
+
+static void dest_populate_start(struct rmig_session *s)
+{
+	struct dest_populate *p;
+	unsigned started = 0;
+
+	if (!transport_listener_pins(s->listener) || !s->nregions || s->dst.populate)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return; /* the registration faults the pages in itself */
+	p->s = s;
+	p->n = session_pause_threads();
+	p->start_us = session_now_us();
+	atomic_init(&p->stop, 0);
+	atomic_init(&p->end_us, 0);
+	for (unsigned i = 0; i < p->n; i++) {
+		struct dest_populate_worker *w = &p->workers[i];
+
+		*w = (struct dest_populate_worker){.p = p, .index = i};
+		w->started = !pthread_create(&w->thread, NULL, dest_populate_main, w);
+		started += (unsigned)w->started;
+	}
+	if (!started) {
+		free(p);
+		return;
+	}
+	s->dst.populate = p;
+}
+
+/* Join the populating threads, first telling them to stop with stop; says what they did. */
+static void dest_populate_finish(struct rmig_session *s, int stop)
+{
+	struct dest_populate *p = s->dst.populate;
+	uint64_t t0 = session_now_us();
+	size_t bytes = 0;
+	int err = 0;
+
+	if (!p)
+		return;
+	s->dst.populate = NULL;
+	if (stop)
+		atomic_store(&p->stop, 1);
+	for (unsigned i = 0; i < p->n; i++) {
+		struct dest_populate_worker *w = &p->workers[i];
+
+		if (!w->started)
+			continue;
+		pthread_join(w->thread, NULL);
+		bytes += w->bytes;
+		err = err ? err : w->err;
+	}
+	if (!stop)
+		rmig_log_info("destination: %.1f MiB of RAM populated ahead of its registration "
+			      "by %u thread(s) in %.1f ms, %.1f ms of it waited for%s%s",
+			      (double)bytes / (1 << 20), p->n,
+			      (double)(atomic_load(&p->end_us) - p->start_us) / 1000.0,
+			      (double)(session_now_us() - t0) / 1000.0,
+			      err ? "; the kernel would not populate the rest: " : "",
+			      err ? strerror(-err) : "");
+	free(p);
 }
 
 static int dest_accept(struct rmig_session *s)
@@ -100,7 +217,8 @@ static int dest_handshake(struct rmig_session *s)
 	struct protocol_hello hello;
 	char why[TRANSPORT_ERROR_MAX];
 	const void *payload;
-	size_t len, count;
+	size_t len, count, bytes = 0;
+	uint64_t t0;
 	int ret, type;
 
 	type = session_ctrl_recv(s, "the source's hello", &payload, &len);
@@ -230,6 +348,8 @@ static int dest_handshake(struct rmig_session *s)
 					s->regions[i].id);
 		}
 	}
+	dest_populate_finish(s, 0);
+	t0 = session_now_us();
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct session_region *r = &s->regions[i];
 
@@ -238,7 +358,10 @@ static int dest_handshake(struct rmig_session *s)
 		if (ret)
 			return dest_refuse(s, ret, "the destination cannot register region %u: %s",
 					   r->id, session_strerror(ret));
+		bytes += r->length;
 	}
+	rmig_log_info("destination: %zu region(s), %.1f MiB, registered in %.1f ms", s->nregions,
+		      (double)bytes / (1 << 20), (double)(session_now_us() - t0) / 1000.0);
 	/* The staging areas now, not with the VM paused (postcopy_dest_prepare()); auto's choice
 	 * comes later, and it sets them up when it arms. */
 	if (session_method_is_postcopy(hello.method)) {
@@ -563,6 +686,7 @@ int dest_run(struct rmig_session *s)
 	int ret;
 
 	session_status_set(s, RMIG_STATUS_SETUP);
+	dest_populate_start(s);
 	ret = dest_accept(s);
 	if (ret)
 		goto out;
@@ -597,5 +721,6 @@ out_discard:
 	postcopy_dest_halt(s);
 	session_disconnect(s);
 out:
+	dest_populate_finish(s, 1);
 	return ret;
 }

@@ -114,6 +114,7 @@ struct session_dest {
 	int pull_probe_started;			/* the bulk round's test pulls began */
 	struct postcopy_pull_probe *pull_probe; /* the bulk round's test pulls */
 	struct postcopy_dest *postcopy;		/* the post-copy machinery, once armed */
+	struct dest_populate *populate;		/* RAM populated ahead of its registration */
 };
 
 /* The opaque rmig_session_t of the public ABI. */

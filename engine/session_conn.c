@@ -102,6 +102,7 @@ int session_connect(struct rmig_session *s, const char *uri)
 {
 	struct transport_options opts;
 	struct transport_conn *conn;
+	uint64_t t0;
 	int ret;
 
 	ret = session_check_idle(s, "connect");
@@ -114,11 +115,14 @@ int session_connect(struct rmig_session *s, const char *uri)
 		return ret;
 	session_transport_options(s, uri, &opts);
 	rmig_log_last_error_clear();
+	t0 = session_now_us();
 	ret = transport_connect(uri, &opts, &conn);
 	if (ret)
 		return session_refuse(s, ret, "cannot connect to %s: %s%s%s%s", uri,
 				      session_strerror(ret), *rmig_log_last_error() ? " (" : "",
 				      rmig_log_last_error(), *rmig_log_last_error() ? ")" : "");
+	rmig_log_info("source: connected to %s in %.1f ms", uri,
+		      (double)(session_now_us() - t0) / 1000.0);
 	session_conn_set(s, conn);
 	snprintf(s->peer_uri, sizeof(s->peer_uri), "%s", uri);
 	return 0;

@@ -126,6 +126,7 @@ static int source_handshake(struct rmig_session *s)
 	const void *payload;
 	size_t len;
 	int ret, type;
+	uint64_t t0 = session_now_us(), t_hello, t_table, t_registered;
 
 	ret = protocol_nonce(hello.nonce);
 	if (ret)
@@ -143,6 +144,7 @@ static int source_handshake(struct rmig_session *s)
 	if (ret)
 		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
 	s->src.peer_flags = ack.flags;
+	t_hello = session_now_us();
 	if (s->params.key_len) {
 		uint8_t expected[PROTOCOL_MAC_LEN], mine[PROTOCOL_MAC_LEN];
 
@@ -186,6 +188,7 @@ static int source_handshake(struct rmig_session *s)
 	ret = session_ctrl_send(s, protocol_region_table_to_wire(table, s->nregions, s->msg_buf));
 	if (ret)
 		return ret;
+	t_table = session_now_us();
 	/* The source's own registration (local access: nothing of it goes to the peer) while the
 	 * destination registers its regions for the table: pinning guest RAM takes time on both
 	 * hosts (on a large guest, seconds), and the two need not follow each other. */
@@ -198,9 +201,16 @@ static int source_handshake(struct rmig_session *s)
 			return session_fail(s, ret, "cannot register region %u (%zu bytes): %s",
 					    r->id, r->length, session_strerror(ret));
 	}
+	t_registered = session_now_us();
 	type = session_ctrl_recv(s, "the region table answer", &payload, &len);
 	if (type < 0)
 		return type;
+	/* Where a slow setup goes: the destination's registration is in the table's answer. */
+	rmig_log_info("source: handshake %.1f ms: hello answered in %.1f ms, region table "
+		      "answered %.1f ms after it went (this side's registration %.1f ms)",
+		      (double)(session_now_us() - t0) / 1000.0, (double)(t_hello - t0) / 1000.0,
+		      (double)(session_now_us() - t_table) / 1000.0,
+		      (double)(t_registered - t_table) / 1000.0);
 	if (type != PROTOCOL_REGION_ACK)
 		return session_fail(s, -EPROTO, "%s answered the region table with %s",
 				    s->conn->peer, protocol_type_name(type));
@@ -302,7 +312,7 @@ int source_run(struct rmig_session *s)
 {
 	const struct method_ops *ops = method_ops_find(s->params.method), *ran;
 	struct batch_pipeline *pipeline = NULL;
-	uint64_t done_us;
+	uint64_t done_us, tracking_us;
 	int ret;
 
 	s->start_us = session_now_us();
@@ -320,11 +330,15 @@ int source_run(struct rmig_session *s)
 	ret = source_handshake(s);
 	if (!ret)
 		ret = source_method_setup(s, ops);
+	tracking_us = session_now_us();
 	if (!ret && (ops->needs & METHOD_NEEDS_TRACKING))
 		ret = source_trackers_start(s);
 	session_round_end(s);
 	if (ret)
 		goto err_abort;
+	rmig_log_info("source: setup %.1f ms, of which starting the dirty tracking %.1f ms",
+		      (double)(session_now_us() - s->start_us) / 1000.0,
+		      (double)(session_now_us() - tracking_us) / 1000.0);
 	pthread_mutex_lock(&s->lock);
 	s->stats.setup_time_ms = (session_now_us() - s->start_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
