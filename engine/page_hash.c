@@ -4,6 +4,7 @@
  * some moment during the call, never as a consistent view of the page. */
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #ifdef RMIG_HAVE_XXH3_DISPATCH
 #include <pthread.h>
@@ -34,6 +35,20 @@ uint64_t page_hash(const void *page, size_t len)
 #else
 	return XXH3_64bits(page, len);
 #endif
+}
+
+uint64_t page_hash_zero(size_t len)
+{
+	static const unsigned char zero[4096];
+	XXH3_state_t state;
+
+	if (len <= sizeof(zero))
+		return page_hash(zero, len);
+	XXH3_64bits_reset(&state);
+	for (size_t done = 0; done < len; done += sizeof(zero))
+		XXH3_64bits_update(&state, zero,
+				   len - done < sizeof(zero) ? len - done : sizeof(zero));
+	return XXH3_64bits_digest(&state);
 }
 
 /* OR-ing 64 bytes before branching lets the compiler vectorize and keeps one branch per cache

@@ -285,6 +285,20 @@ static void test_page_hash_is_xxh3_of_the_page(void **state)
 	assert_int_not_equal(page_hash(page, PAGE), page_hash(page, PAGE - 1));
 }
 
+static void test_page_hash_zero_is_the_hash_of_zero_pages(void **state)
+{
+	static const size_t sizes[] = {0, 1, 4096, 4097, 12288, 2u << 20};
+	unsigned char *zero = calloc(1, 2u << 20);
+
+	(void)state;
+	assert_non_null(zero);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		assert_int_equal(page_hash_zero(sizes[i]), page_hash(zero, sizes[i]));
+	zero[4096] = 1;
+	assert_int_not_equal(page_hash_zero(8192), page_hash(zero, 8192));
+	free(zero);
+}
+
 static void test_page_is_zero_finds_one_nonzero_byte_anywhere(void **state)
 {
 	unsigned char *page = calloc(1, PAGE + 64);
@@ -309,6 +323,7 @@ static void test_page_is_zero_finds_one_nonzero_byte_anywhere(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_page_hash_zero_is_the_hash_of_zero_pages),
 		cmocka_unit_test(test_dirty_hash_detects_change_and_ignores_same_content_rewrite),
 		cmocka_unit_test(test_dirty_hash_reports_page_changed_back_after_a_sync),
 		cmocka_unit_test(test_dirty_hash_sync_keeps_bits_already_set),
