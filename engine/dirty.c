@@ -88,6 +88,12 @@ int dirty_memory_inspect(const void *addr, size_t length, struct dirty_memory_in
 				snprintf(info.first_path, sizeof(info.first_path), "%s",
 					 path[0] ? path : "anonymous");
 			}
+			if (perms[3] != 's') {
+				info.private = 1;
+				/* Anonymous: no path, or a pseudo-name ("[heap]", "[anon:...]"). */
+				if (path[0] && path[0] != '[')
+					info.private_file = 1;
+			}
 			continue;
 		}
 		if (!in_range)
@@ -95,8 +101,12 @@ int dirty_memory_inspect(const void *addr, size_t length, struct dirty_memory_in
 		if (sscanf(line, "KernelPageSize: %lu kB", &value) == 1 &&
 		    value * 1024 > info.kernel_page_size)
 			info.kernel_page_size = value * 1024;
-		else if (!strncmp(line, "VmFlags:", 8) && strstr(line, " ht"))
-			info.hugetlb = 1;
+		else if (!strncmp(line, "VmFlags:", 8)) {
+			if (strstr(line, " ht"))
+				info.hugetlb = 1;
+			if (strstr(line, " pf") || strstr(line, " io"))
+				info.pfnmap = 1;
+		}
 	}
 	fclose(smaps);
 	if (covered < end) {

@@ -74,6 +74,9 @@ int dirty_uffd_probe(unsigned *features_p);
  * kind by it; post-copy on the destination picks how to discard pages by it). */
 struct dirty_memory_info {
 	int shared;		 /* some part is MAP_SHARED: other mappings may write it */
+	int private;		 /* some part is MAP_PRIVATE */
+	int private_file;	 /* some MAP_PRIVATE part maps a file (not anonymous memory) */
+	int pfnmap;		 /* some part maps raw frames (VM_PFNMAP or VM_IO: a device's) */
 	int hugetlb;		 /* some part is hugetlbfs */
 	size_t kernel_page_size; /* largest KernelPageSize over the range */
 	char first_path[128];	 /* backing of the first shared part, for messages */

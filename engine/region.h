@@ -45,6 +45,12 @@ struct session_region_dest {
 	 * pages' current hashes and verification need not reread all RAM. */
 	uint64_t *hashes;
 	uint64_t *hashed;
+	/* how a zero run is written where none of its pages arrived before: 0 memset, else the
+	 * madvise() advice that leaves the pages reading zero without allocating them
+	 * (MADV_REMOVE for shared memory, MADV_DONTNEED for private anonymous memory); see
+	 * dest_zero_run() */
+	int zero_advice;
+	uint64_t zero_hash; /* page_hash_zero() of a page of this region */
 	/* post-copy family: the staging area of this region, mapped and registered before the
 	 * pause (postcopy_dest_prepare()) and taken over when post-copy is armed */
 	void *staging;

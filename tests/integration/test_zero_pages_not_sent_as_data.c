@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Zero pages cross as data-less markers: the page payload on the wire is exactly the non-zero
- * pages, and the destination (which starts as garbage) still ends with zeroes there. */
+ * pages, and the destination (which starts as garbage) still ends with zeroes there. On fresh
+ * destination RAM the zero pages are not even allocated (discarded, not cleared), except where
+ * the transport pins what it registers (rdma); on a private file mapping, where discarding
+ * would bring back the file's bytes, they are cleared. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +11,12 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "integration/engine_harness.h"
 
@@ -43,4 +51,114 @@ static void test_zero_pages_not_sent_as_data(void **state)
 	harness_fini(&h);
 }
 
-HARNESS_MAIN(cmocka_unit_test(test_zero_pages_not_sent_as_data))
+static int page_resident(const unsigned char *ram, size_t page)
+{
+	unsigned char vec = 0;
+
+	assert_int_equal(mincore((void *)(ram + page * HARNESS_PAGE), HARNESS_PAGE, &vec), 0);
+	return vec & 1;
+}
+
+static unsigned char *map_anonymous(size_t length)
+{
+	unsigned char *p =
+		mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	/* 4 KiB pages, so that residency is the page's own. */
+	assert_int_equal(madvise(p, length, MADV_NOHUGEPAGE), 0);
+	return p;
+}
+
+/* The destination's RAM fresh, as a hypervisor's new guest has it: private anonymous memory for
+ * the first region, a shared memfd (QEMU's memory-backend-memfd, or a RAM file) for the second.
+ * Every third page of the first region and every other page of the second are zero. */
+static void test_zero_pages_not_allocated_on_fresh_destination(void **state)
+{
+	static const unsigned char zero[HARNESS_PAGE];
+	const size_t second = 8u << 20, second_pages = second / HARNESS_PAGE;
+	struct harness h;
+	size_t pages;
+	int fd;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	harness_init(&h, harness_transport, 16u << 20, 3);
+	pages = harness_pages(&h);
+	assert_int_equal(madvise(h.dst_ram, h.dst_length, MADV_NOHUGEPAGE), 0);
+	assert_int_equal(madvise(h.dst_ram, h.dst_length, MADV_DONTNEED), 0);
+	h.second_length = second;
+	h.src_second = map_anonymous(second);
+	for (size_t p = 1; p < second_pages; p += 2)
+		memset(h.src_second + p * HARNESS_PAGE, (int)(p & 0x7f) | 1, HARNESS_PAGE);
+	fd = memfd_create("rmig-test-dst", 0);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)second), 0);
+	h.dst_second = mmap(NULL, second, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(h.dst_second != MAP_FAILED);
+	close(fd);
+	harness_sessions(&h);
+	harness_run(&h);
+
+	assert_int_equal(h.src_ret, 0);
+	assert_int_equal(h.dst_ret, 0);
+	/* Residency first: reading a page below would map it. rdma pinned both regions whole at
+	 * registration, so every page is there. */
+	if (strcmp(harness_transport, "rdma")) {
+		for (size_t p = 0; p < pages; p += 3)
+			assert_false(page_resident(h.dst_ram, p));
+		for (size_t p = 0; p < second_pages; p += 2)
+			assert_false(page_resident(h.dst_second, p));
+	}
+	for (size_t p = 0; p < pages; p += 3)
+		assert_memory_equal(h.dst_ram + p * HARNESS_PAGE, zero, HARNESS_PAGE);
+	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
+	assert_memory_equal(h.src_second, h.dst_second, second);
+	harness_fini(&h);
+	munmap(h.src_second, second);
+	munmap(h.dst_second, second);
+}
+
+/* A destination region mapping a file privately: a discarded page would read the file again,
+ * so zero pages must be cleared. The file holds 0xab everywhere. */
+static void test_zero_pages_cleared_on_private_file_mapping(void **state)
+{
+	const size_t second = 4u << 20, second_pages = second / HARNESS_PAGE;
+	char path[] = "/tmp/rmig-test-private-XXXXXX";
+	unsigned char *fill;
+	struct harness h;
+	int fd;
+
+	(void)state;
+	HARNESS_SKIP_UNLESS_USABLE();
+	harness_init(&h, harness_transport, 4u << 20, 3);
+	h.second_length = second;
+	h.src_second = map_anonymous(second);
+	for (size_t p = 1; p < second_pages; p += 2)
+		memset(h.src_second + p * HARNESS_PAGE, 0x5c, HARNESS_PAGE);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	fill = malloc(second);
+	assert_non_null(fill);
+	memset(fill, 0xab, second);
+	assert_int_equal(write(fd, fill, second), (ssize_t)second);
+	free(fill);
+	h.dst_second = mmap(NULL, second, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	assert_true(h.dst_second != MAP_FAILED);
+	close(fd);
+	harness_sessions(&h);
+	harness_run(&h);
+
+	assert_int_equal(h.src_ret, 0);
+	assert_int_equal(h.dst_ret, 0);
+	assert_memory_equal(h.src_second, h.dst_second, second);
+	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
+	harness_fini(&h);
+	munmap(h.src_second, second);
+	munmap(h.dst_second, second);
+}
+
+HARNESS_MAIN(cmocka_unit_test(test_zero_pages_not_sent_as_data),
+	     cmocka_unit_test(test_zero_pages_not_allocated_on_fresh_destination),
+	     cmocka_unit_test(test_zero_pages_cleared_on_private_file_mapping))
