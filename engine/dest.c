@@ -211,13 +211,13 @@ static int dest_accept(struct rmig_session *s)
 }
 
 /* How this destination writes zero runs (r->dst.zero_advice), and their hash (r->dst.zero_hash,
- * so a zero page is never read for it). A zero run on fresh RAM would fault
- * in and clear each page only to clear it again: where the memory allows it, pages that never
- * arrived are instead left reading zero without being allocated (a 1 GiB guest with 100 MiB in
- * use: 900 MiB the destination no longer touches). Not where the transport pinned the region
- * (rdma: a discarded page would leave the MR on the old one), nor for the post-copy family or
- * auto (their page states follow what is present), nor on private file mappings (a discarded
- * page would read the file) or raw frame mappings. */
+ * so that no zero page is read for it). Clearing a zero run on fresh RAM faults in and clears
+ * each page only to clear it again: where the memory allows it, pages that never arrived are
+ * left reading zero without being allocated instead (a 1 GiB guest with 100 MiB in use: 900 MiB
+ * the destination no longer touches). Not where the transport pinned the region (rdma: a
+ * discarded page would leave the MR on the old one), nor for the post-copy family or auto
+ * (their page states follow what is present), nor on private file mappings (a discarded page
+ * would read the file) or raw frame mappings. */
 static void dest_zero_setup(struct rmig_session *s, uint32_t method)
 {
 	int allowed = !s->conn->ops->registration_pins && !session_method_is_postcopy(method) &&
