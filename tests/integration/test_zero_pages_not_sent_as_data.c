@@ -70,6 +70,19 @@ static unsigned char *map_anonymous(size_t length)
 	return p;
 }
 
+/* The destination's second region mapped from fd (then closed) with flags, and the migration
+ * run to its end, both sides successful. */
+static void run_into_second_mapping(struct harness *h, int fd, int flags)
+{
+	h->dst_second = mmap(NULL, h->second_length, PROT_READ | PROT_WRITE, flags, fd, 0);
+	assert_true(h->dst_second != MAP_FAILED);
+	close(fd);
+	harness_sessions(h);
+	harness_run(h);
+	assert_int_equal(h->src_ret, 0);
+	assert_int_equal(h->dst_ret, 0);
+}
+
 /* The destination's RAM fresh, as a hypervisor's new guest has it: private anonymous memory for
  * the first region, a shared memfd (QEMU's memory-backend-memfd, or a RAM file) for the second.
  * Every third page of the first region and every other page of the second are zero. */
@@ -94,14 +107,7 @@ static void test_zero_pages_not_allocated_on_fresh_destination(void **state)
 	fd = memfd_create("rmig-test-dst", 0);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, (off_t)second), 0);
-	h.dst_second = mmap(NULL, second, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(h.dst_second != MAP_FAILED);
-	close(fd);
-	harness_sessions(&h);
-	harness_run(&h);
-
-	assert_int_equal(h.src_ret, 0);
-	assert_int_equal(h.dst_ret, 0);
+	run_into_second_mapping(&h, fd, MAP_SHARED);
 	/* Residency first: reading a page below would map it. rdma pinned both regions whole at
 	 * registration, so every page is there. */
 	if (strcmp(harness_transport, "rdma")) {
@@ -144,14 +150,7 @@ static void test_zero_pages_cleared_on_private_file_mapping(void **state)
 	memset(fill, 0xab, second);
 	assert_int_equal(write(fd, fill, second), (ssize_t)second);
 	free(fill);
-	h.dst_second = mmap(NULL, second, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	assert_true(h.dst_second != MAP_FAILED);
-	close(fd);
-	harness_sessions(&h);
-	harness_run(&h);
-
-	assert_int_equal(h.src_ret, 0);
-	assert_int_equal(h.dst_ret, 0);
+	run_into_second_mapping(&h, fd, MAP_PRIVATE);
 	assert_memory_equal(h.src_second, h.dst_second, second);
 	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
 	harness_fini(&h);
