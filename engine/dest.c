@@ -79,6 +79,7 @@ struct dest_populate_worker {
 	unsigned index;
 	int started, err;
 	size_t bytes;
+	uint64_t end_us; /* when it finished */
 };
 
 struct dest_populate {
@@ -86,7 +87,6 @@ struct dest_populate {
 	atomic_int stop;
 	unsigned n;
 	uint64_t start_us;
-	atomic_uint_least64_t end_us; /* when the last worker finished */
 	struct dest_populate_worker workers[DIRTY_HASH_THREADS_MAX];
 };
 
@@ -94,7 +94,6 @@ static void *dest_populate_main(void *arg)
 {
 	struct dest_populate_worker *w = arg;
 	struct dest_populate *p = w->p;
-	uint64_t now, end;
 
 	for (size_t i = 0; i < p->s->nregions && !w->err && !atomic_load(&p->stop); i++) {
 		const struct session_region *r = &p->s->regions[i];
@@ -110,10 +109,7 @@ static void *dest_populate_main(void *arg)
 						&done);
 		w->bytes += done;
 	}
-	now = session_now_us();
-	end = atomic_load(&p->end_us);
-	while (end < now && !atomic_compare_exchange_weak(&p->end_us, &end, now))
-		;
+	w->end_us = session_now_us();
 	return NULL;
 }
 
@@ -131,7 +127,6 @@ static void dest_populate_start(struct rmig_session *s)
 	p->n = session_pause_threads();
 	p->start_us = session_now_us();
 	atomic_init(&p->stop, 0);
-	atomic_init(&p->end_us, 0);
 	for (unsigned i = 0; i < p->n; i++) {
 		struct dest_populate_worker *w = &p->workers[i];
 
@@ -150,7 +145,7 @@ static void dest_populate_start(struct rmig_session *s)
 static void dest_populate_finish(struct rmig_session *s, int stop)
 {
 	struct dest_populate *p = s->dst.populate;
-	uint64_t t0 = session_now_us();
+	uint64_t t0 = session_now_us(), end_us = 0;
 	size_t bytes = 0;
 	int err = 0;
 
@@ -167,12 +162,13 @@ static void dest_populate_finish(struct rmig_session *s, int stop)
 		pthread_join(w->thread, NULL);
 		bytes += w->bytes;
 		err = err ? err : w->err;
+		end_us = w->end_us > end_us ? w->end_us : end_us;
 	}
 	if (!stop)
 		rmig_log_info("destination: %.1f MiB of RAM populated ahead of its registration "
 			      "by %u thread(s) in %.1f ms, %.1f ms of it waited for%s%s",
 			      (double)bytes / (1 << 20), p->n,
-			      (double)(atomic_load(&p->end_us) - p->start_us) / 1000.0,
+			      (double)(end_us - p->start_us) / 1000.0,
 			      (double)(session_now_us() - t0) / 1000.0,
 			      err ? "; the kernel would not populate the rest: " : "",
 			      err ? strerror(-err) : "");

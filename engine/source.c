@@ -312,7 +312,7 @@ int source_run(struct rmig_session *s)
 {
 	const struct method_ops *ops = method_ops_find(s->params.method), *ran;
 	struct batch_pipeline *pipeline = NULL;
-	uint64_t done_us, tracking_us;
+	uint64_t done_us, tracking_us, setup_us;
 	int ret;
 
 	s->start_us = session_now_us();
@@ -336,11 +336,12 @@ int source_run(struct rmig_session *s)
 	session_round_end(s);
 	if (ret)
 		goto err_abort;
+	setup_us = session_now_us();
 	rmig_log_info("source: setup %.1f ms, of which starting the dirty tracking %.1f ms",
-		      (double)(session_now_us() - s->start_us) / 1000.0,
-		      (double)(session_now_us() - tracking_us) / 1000.0);
+		      (double)(setup_us - s->start_us) / 1000.0,
+		      (double)(setup_us - tracking_us) / 1000.0);
 	pthread_mutex_lock(&s->lock);
-	s->stats.setup_time_ms = (session_now_us() - s->start_us) / 1000u;
+	s->stats.setup_time_ms = (setup_us - s->start_us) / 1000u;
 	pthread_mutex_unlock(&s->lock);
 
 	ret = batch_pipeline_create(s->conn, s->params.bandwidth_limit, &pipeline);

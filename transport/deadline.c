@@ -36,6 +36,14 @@ int64_t transport_now_ms(void)
 	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+uint64_t transport_now_us(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
 int64_t transport_deadline_ms(int timeout_ms)
 {
 	return timeout_ms < 0 ? -1 : transport_now_ms() + timeout_ms;

@@ -17,6 +17,8 @@ int transport_ms_left(const struct timespec *deadline);
 /* The same in milliseconds, for poll(): transport_deadline_ms(-1) is no deadline (-1), and
  * transport_remaining_ms(-1) then is -1 (poll forever). */
 int64_t transport_now_ms(void);
+/* CLOCK_MONOTONIC in microseconds, for logging how long a step took. */
+uint64_t transport_now_us(void);
 int64_t transport_deadline_ms(int timeout_ms);
 int transport_remaining_ms(int64_t deadline_ms);
 

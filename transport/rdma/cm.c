@@ -1070,14 +1070,6 @@ out:
 /* Resolve, set up and connect queue pair index; its accept must name the same connection.
  * With key, the request carries our key proof, made from the listener's answer to a challenge
  * sent first. */
-static uint64_t rdma_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static int rdma_stream_connect(struct rdma_conn *rc, unsigned index, const struct addrinfo *ai,
 			       const uint8_t *key, struct wire_hello *peer_hello)
 {
@@ -1092,20 +1084,20 @@ static int rdma_stream_connect(struct rdma_conn *rc, unsigned index, const struc
 	uint64_t t[4];
 	int ret;
 
-	t[0] = rdma_now_us();
+	t[0] = transport_now_us();
 	ret = rdma_id_resolve(rc, index, ai, &stream->id);
 	if (ret)
 		return ret;
-	t[1] = rdma_now_us();
+	t[1] = transport_now_us();
 	ret = index == 0 ? rdma_conn_resources(rc) : 0;
 	if (!ret)
 		ret = rdma_stream_qp(rc, index);
-	t[2] = rdma_now_us();
+	t[2] = transport_now_us();
 	if (!ret && key)
 		ret = rdma_stream_challenge(rc, index, ai, stream->id->qp->qp_num, key, proof);
 	if (ret)
 		return ret;
-	t[3] = rdma_now_us();
+	t[3] = transport_now_us();
 	rdma_stream_param(rc, index, &param, &request, key ? proof : NULL);
 	OPENSSL_cleanse(proof, sizeof(proof));
 	if (rdma_connect(stream->id, &param)) {
@@ -1139,10 +1131,10 @@ static int rdma_stream_connect(struct rdma_conn *rc, unsigned index, const struc
 	/* Where a slow connect goes (each step is round trips or memory on both hosts). */
 	rmig_log_info("rdma %s: queue pair %u connected in %.1f ms: address and route %.1f ms, "
 		      "queue pair%s %.1f ms, key challenge %.1f ms, connect %.1f ms",
-		      uri, index, (double)(rdma_now_us() - t[0]) / 1000.0,
+		      uri, index, (double)(transport_now_us() - t[0]) / 1000.0,
 		      (double)(t[1] - t[0]) / 1000.0, index == 0 ? " and buffers" : "",
 		      (double)(t[2] - t[1]) / 1000.0, (double)(t[3] - t[2]) / 1000.0,
-		      (double)(rdma_now_us() - t[3]) / 1000.0);
+		      (double)(transport_now_us() - t[3]) / 1000.0);
 	return 0;
 }
 
