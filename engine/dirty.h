@@ -29,6 +29,9 @@ struct dirty_source_config {
 	size_t page_size; /* a power of two */
 	dirty_hypervisor_sync_fn hypervisor_sync;
 	void *hypervisor_opaque;
+	/* hash: pages in holes of the file behind the region hash as zero pages unread
+	 * (engine/holes.h); NULL reads every page. Not owned. */
+	const struct holes *holes;
 };
 
 struct dirty_source;

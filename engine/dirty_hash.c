@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/dirty_hash.c - the dirty source for memory rmig can read but not track (an unmodified
  * QEMU's shared memory backend): start hashes every page with XXH3, each sync hashes again and
- * reports the pages whose hash changed, keeping the new hash as the next baseline.
+ * reports the pages whose hash changed, keeping the new hash as the next baseline. Pages in
+ * holes of the tmpfs file behind the memory (config.holes) hash as zero pages without being
+ * read: never-written RAM costs a lseek, not a read (and a page allocated to read it).
  *
  * Hash races. Another process writes these pages while they are hashed and while the engine
  * reads them to send, without any ordering with us, so:
@@ -23,6 +25,7 @@
 
 #include "engine/bitmap.h"
 #include "engine/dirty_impl.h"
+#include "engine/holes.h"
 #include "engine/page_hash.h"
 
 /* Below this many pages a sync stays on one thread: starting threads would cost more than
@@ -31,8 +34,9 @@
 
 struct dirty_hash {
 	struct dirty_source source;
-	uint64_t *hashes; /* per page: the hash at start or at the last sync */
-	unsigned threads; /* a sync may use this many */
+	uint64_t *hashes;   /* per page: the hash at start or at the last sync */
+	uint64_t zero_hash; /* of a zero page: what a page in a hole of the file hashes to */
+	unsigned threads;   /* a sync may use this many */
 };
 
 /* One thread's share of a sync: pages [first, end), whole bitmap words, so that no two
@@ -51,9 +55,14 @@ static void dirty_hash_slice_run(struct dirty_hash_slice *slice)
 	const unsigned char *addr = slice->h->source.config.addr;
 	size_t page_size = slice->h->source.config.page_size;
 	uint64_t *hashes = slice->h->hashes;
+	const struct holes *holes = slice->h->source.config.holes;
+	struct holes_cursor cursor;
 
+	holes_cursor_init(&cursor);
 	for (size_t page = slice->first; page < slice->end; page++) {
-		uint64_t hash = page_hash(addr + page * page_size, page_size);
+		uint64_t hash = holes_page(holes, &cursor, page)
+					? slice->h->zero_hash
+					: page_hash(addr + page * page_size, page_size);
 
 		if (!slice->bitmap) {
 			hashes[page] = hash;
@@ -164,6 +173,7 @@ int dirty_hash_create(const struct dirty_source_config *config, struct dirty_sou
 		return -ENOMEM;
 	dirty_source_init(&h->source, &dirty_hash_ops, DIRTY_KIND_HASH, config);
 	h->threads = 1;
+	h->zero_hash = page_hash_zero(h->source.config.page_size);
 	h->hashes = calloc(h->source.npages, sizeof(*h->hashes));
 	if (!h->hashes) {
 		free(h);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct dirty_source;
+struct holes;
 struct predict;
 
 /* What only a source keeps of a region (r->src). */
@@ -18,6 +19,9 @@ struct session_region_source {
 	/* how many times each page crossed (saturating); later methods read it */
 	uint8_t *send_count;
 	struct dirty_source *tracker;
+	/* the tmpfs file behind the region, which says which pages were never written
+	 * (engine/holes.h); NULL when the region is not one */
+	struct holes *holes;
 	/* enum rmig_dirty_source tracking this region once started (kept after the tracker
 	 * goes), RMIG_DIRTY_AUTO before */
 	uint32_t dirty_kind;

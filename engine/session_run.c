@@ -14,6 +14,7 @@
 #include "engine/dest.h"
 #include "engine/dirty.h"
 #include "engine/heartbeat.h"
+#include "engine/holes.h"
 #include "engine/postcopy.h"
 #include "engine/predict.h"
 #include "engine/protocol.h"
@@ -39,6 +40,7 @@ void session_destroy(struct rmig_session *s)
 
 		if (r->src.tracker)
 			dirty_source_destroy(r->src.tracker);
+		holes_close(r->src.holes);
 		predict_destroy(r->src.predict);
 		free(r->src.dirty);
 		free(r->src.send_count);

@@ -11,6 +11,7 @@
 
 #include "engine/batch.h"
 #include "engine/dirty.h"
+#include "engine/holes.h"
 #include "engine/methods/method.h"
 #include "engine/postcopy_recover.h"
 #include "engine/protocol.h"
@@ -256,6 +257,11 @@ static int source_trackers_start(struct rmig_session *s)
 			config.hypervisor_sync = s->callbacks.dirty_sync;
 			config.hypervisor_opaque = s->opaque;
 		}
+		if (!r->src.holes && !holes_open(r->addr, r->length, r->page_size, &r->src.holes))
+			rmig_log_info("source: region %u: a tmpfs file; its holes (pages never "
+				      "written) are sent as zero pages unread",
+				      r->id);
+		config.holes = r->src.holes;
 		ret = dirty_source_create(&config, &r->src.tracker);
 		if (ret)
 			return session_fail(s, ret, "region %u: cannot track dirty pages (%s): %s",

@@ -25,6 +25,7 @@
 #include "engine/batch.h"
 #include "engine/bitmap.h"
 #include "engine/dirty.h"
+#include "engine/holes.h"
 #include "engine/page_hash.h"
 #include "engine/protocol.h"
 #include "engine/session.h"
@@ -197,16 +198,29 @@ struct verify_slice {
 	uint64_t first, end;
 };
 
+/* A source page's hash with the VM paused: a page in a hole of the tmpfs file behind the
+ * region is a zero page, hashed without reading it (reading would allocate it). */
+static uint64_t verify_source_page_hash(const struct session_region *r, struct holes_cursor *cursor,
+					uint64_t page)
+{
+	if (holes_page(r->src.holes, cursor, page))
+		return page_hash_zero(r->page_size);
+	return verify_page_hash(r, page);
+}
+
 static void *verify_slice_main(void *arg)
 {
 	struct verify_slice *slice = arg;
+	struct holes_cursor cursor;
 	size_t start, len;
 
+	holes_cursor_init(&cursor);
 	if (!slice->only) {
 		for (uint64_t page = slice->first; page < slice->end; page++)
-			slice->hashes[page] = slice->skip && bitmap_test(slice->skip, page)
-						      ? 0
-						      : verify_page_hash(slice->r, page);
+			slice->hashes[page] =
+				slice->skip && bitmap_test(slice->skip, page)
+					? 0
+					: verify_source_page_hash(slice->r, &cursor, page);
 		return NULL;
 	}
 	/* Only the runs asked for, and only their entries of the table: it is as large as the
@@ -217,7 +231,7 @@ static void *verify_slice_main(void *arg)
 	     dirty_bitmap_next_run(slice->only, slice->end, from, &start, &len);
 	     from = start + len)
 		for (uint64_t page = start; page < start + len; page++)
-			slice->hashes[page] = verify_page_hash(slice->r, page);
+			slice->hashes[page] = verify_source_page_hash(slice->r, &cursor, page);
 	return NULL;
 }
 

@@ -396,6 +396,10 @@ int rmig_session_set_callbacks(rmig_session_t *session, const struct rmig_callba
  * Regions must not overlap: a byte in two regions would be migrated twice, and what the
  * destination holds would depend on which copy landed last.
  *
+ * On a source, when the region is one shared mapping of a tmpfs file or memfd, rmig opens that
+ * file read-only (until rmig_session_destroy()) to skip its holes, pages never written, without
+ * reading them (docs/abi.md, Regions).
+ *
  * Return: 0; -EINVAL for a misaligned address or length, a bad page size, a length that wraps
  * the address space, or a range overlapping a region already added; -EEXIST for a used id;
  * -ENOSPC past the region limit; -EBUSY once started; -ENOMEM.
