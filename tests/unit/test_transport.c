@@ -2152,6 +2152,52 @@ static void test_tcp_tls_psk_refuses_wrong_key_and_plaintext(void **state)
 	transport_listener_close(listener);
 }
 
+/* A TLS peer that vanishes while batches are in flight: the poster gets an error, never a
+ * SIGPIPE, with SIGPIPE at its default action (which kills the process) meanwhile. The records
+ * go out through rmig's MSG_NOSIGNAL BIO after the handshake (or with SIGPIPE blocked where
+ * kernel TLS sends); a write(2) on the dead socket would end the test here. */
+static void test_tcp_tls_peer_vanishing_raises_no_sigpipe(void **state)
+{
+	static const uint8_t key[] = "correct horse battery staple";
+	const struct transport_options options = {
+		.tls = TRANSPORT_TLS_PSK, .psk = key, .psk_len = sizeof(key)};
+	struct region src, dst;
+	struct transport_msg msg;
+	struct poster poster;
+	sigset_t pending;
+	pthread_t thread;
+	struct pair p;
+
+	(void)state;
+	SKIP_UNLESS_TCP();
+	region_map(&src, TEST_SMALL_REGION);
+	region_map(&dst, TEST_SMALL_REGION);
+	pattern_fill(src.addr, src.len, 5);
+	pair_open_with(&p, &options);
+	assert_int_equal(transport_region_register(p.source, 1, src.addr, src.len, 0), 0);
+	assert_int_equal(transport_region_register(p.destination, 1, dst.addr, dst.len,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	pair_sync(&p);
+	assert_true(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
+	poster = (struct poster){.conn = p.source};
+	assert_int_equal(pthread_create(&thread, NULL, poster_main, &poster), 0);
+	assert_int_equal(transport_recv(p.destination, &msg, TEST_TIMEOUT_MS), 0);
+	assert_int_equal(msg.type, TRANSPORT_MSG_COMMIT);
+	transport_close(p.destination);
+	p.destination = NULL;
+	pthread_join(thread, NULL);
+	/* the process is alive; nothing was left pending for a thread to take later */
+	assert_int_equal(sigpending(&pending), 0);
+	assert_false(sigismember(&pending, SIGPIPE));
+	assert_true(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+	assert_true(poster.ret == -ECONNRESET || poster.ret == -EPIPE || poster.ret == -ENOTCONN);
+	assert_true(poster.posted < 100000);
+	pair_close(&p);
+	region_unmap(&dst);
+	region_unmap(&src);
+}
+
 /* A key and TLS off: the listener asks every stream for the key proof in its hello (a
  * challenge, its answer and proof, then the peer's proof) before it hands the connection on.
  * A plain hello, a proof that is not one and a peer with another key are refused, each while
@@ -2451,6 +2497,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tcp_refuses_bad_hello),
 		cmocka_unit_test(test_tcp_listener_serves_real_peer_among_garbage_and_idle),
 		cmocka_unit_test(test_tcp_tls_psk_refuses_wrong_key_and_plaintext),
+		cmocka_unit_test(test_tcp_tls_peer_vanishing_raises_no_sigpipe),
 		cmocka_unit_test(test_tcp_keyed_hello_serves_key_holder_and_refuses_others),
 		cmocka_unit_test(test_tcp_listener_without_key_refuses_keyed_hello),
 		cmocka_unit_test(test_tcp_wildcard_listener_reports_connectable_address),

@@ -17,17 +17,22 @@
  * "tls" itself where the kernel has it) the kernel decrypts straight into the caller's buffer;
  * where it has not, OpenSSL stays in user space, and the connection log says which.
  *
- * SIGPIPE. OpenSSL writes with write(2), not send(MSG_NOSIGNAL): every SSL call that may
- * write runs with SIGPIPE blocked in the calling thread and swallows one it raised, so a peer
- * that vanishes cannot kill the hypervisor. */
+ * SIGPIPE. OpenSSL's socket BIO writes with write(2), not send(MSG_NOSIGNAL), so a peer that
+ * vanishes could kill the hypervisor. Once the handshake is done, unless kernel TLS took over
+ * sending (which needs OpenSSL's own socket BIO), the records go out through a BIO of ours that
+ * sends with MSG_NOSIGNAL, and record I/O costs no signal system calls. Until then, and for
+ * good with kernel TLS, every SSL call runs with SIGPIPE blocked in the calling thread and
+ * swallows one it raised (four system calls a call: a page's frame cost eight on receive). */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <arpa/inet.h>
 
@@ -85,11 +90,82 @@ struct tcp_tls {
 
 static int tcp_tls_ex_index = -1;
 static pthread_once_t tcp_tls_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *tcp_tls_nosig_method; /* NULL if it could not be made: SIGPIPE is blocked */
+static int tcp_tls_nosig_type;
+
+/* ---- the write BIO: send(MSG_NOSIGNAL) on the stream's socket ---- */
+
+static int tcp_tls_nosig_write(BIO *bio, const char *buf, int len)
+{
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	do
+		n = send((int)(intptr_t)BIO_get_data(bio), buf, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_write(bio);
+	return n < 0 ? -1 : (int)n; /* errno stays for SSL_ERROR_SYSCALL */
+}
+
+static long tcp_tls_nosig_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* nothing is buffered */
+	case BIO_C_GET_FD:
+		return (long)(intptr_t)BIO_get_data(bio);
+	default:
+		return 0; /* not kernel TLS, nothing pending */
+	}
+}
+
+static int tcp_tls_nosig_create(BIO *bio)
+{
+	BIO_set_init(bio, 1);
+	return 1;
+}
 
 static void tcp_tls_init_once(void)
 {
 	OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
 	tcp_tls_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	tcp_tls_nosig_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+	tcp_tls_nosig_method = BIO_meth_new(tcp_tls_nosig_type, "rmig send nosignal");
+	if (tcp_tls_nosig_method &&
+	    (!BIO_meth_set_write(tcp_tls_nosig_method, tcp_tls_nosig_write) ||
+	     !BIO_meth_set_ctrl(tcp_tls_nosig_method, tcp_tls_nosig_ctrl) ||
+	     !BIO_meth_set_create(tcp_tls_nosig_method, tcp_tls_nosig_create))) {
+		BIO_meth_free(tcp_tls_nosig_method);
+		tcp_tls_nosig_method = NULL;
+	}
+}
+
+/* After the handshake: records go out through the MSG_NOSIGNAL BIO unless kernel TLS sends.
+ * Failing to make the BIO leaves the socket BIO (and the signal blocking) in place. */
+static void tcp_tls_use_nosig(SSL *ssl)
+{
+	BIO *wbio = SSL_get_wbio(ssl), *bio;
+
+	if (!tcp_tls_nosig_method || BIO_method_type(wbio) == tcp_tls_nosig_type)
+		return;
+	if (BIO_get_ktls_send(wbio) || SSL_get_wfd(ssl) < 0)
+		return;
+	bio = BIO_new(tcp_tls_nosig_method);
+	if (!bio) {
+		ERR_clear_error();
+		return;
+	}
+	BIO_set_data(bio, (void *)(intptr_t)SSL_get_wfd(ssl));
+	SSL_set0_wbio(ssl, bio);
+}
+
+/* Whether an SSL call on ssl may raise SIGPIPE: its records go out through write(2). */
+static int tcp_tls_may_raise_sigpipe(SSL *ssl)
+{
+	return !tcp_tls_nosig_method || BIO_method_type(SSL_get_wbio(ssl)) != tcp_tls_nosig_type;
 }
 
 static struct tcp_tls *tcp_tls_of(SSL *ssl)
@@ -102,12 +178,16 @@ static struct tcp_tls *tcp_tls_of(SSL *ssl)
 struct tcp_tls_nopipe {
 	sigset_t old;
 	int pending_before;
+	int active;
 };
 
-static void tcp_tls_nopipe_begin(struct tcp_tls_nopipe *np)
+static void tcp_tls_nopipe_begin(SSL *ssl, struct tcp_tls_nopipe *np)
 {
 	sigset_t pipe_set, pending;
 
+	np->active = tcp_tls_may_raise_sigpipe(ssl);
+	if (!np->active)
+		return;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &np->old);
@@ -117,6 +197,8 @@ static void tcp_tls_nopipe_begin(struct tcp_tls_nopipe *np)
 
 static void tcp_tls_nopipe_end(struct tcp_tls_nopipe *np)
 {
+	if (!np->active)
+		return;
 	if (!np->pending_before) {
 		const struct timespec zero = {0};
 		sigset_t pipe_set, pending;
@@ -418,12 +500,14 @@ int tcp_tls_handshake_step(SSL *ssl, short *events_p, char *why, size_t why_len)
 	int r, e;
 
 	ERR_clear_error();
-	tcp_tls_nopipe_begin(&np);
+	tcp_tls_nopipe_begin(ssl, &np);
 	r = SSL_do_handshake(ssl);
 	e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
 	tcp_tls_nopipe_end(&np);
-	if (r == 1)
+	if (r == 1) {
+		tcp_tls_use_nosig(ssl);
 		return 0;
+	}
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		*events_p = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 		return -EAGAIN;
@@ -495,7 +579,7 @@ static int tcp_tls_write_all(SSL *ssl, int fd, pthread_mutex_t *lock, const void
 		if (lock)
 			pthread_mutex_lock(lock);
 		ERR_clear_error();
-		tcp_tls_nopipe_begin(&np);
+		tcp_tls_nopipe_begin(ssl, &np);
 		r = SSL_write_ex(ssl, p, len, &n);
 		e = r ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
 		tcp_tls_nopipe_end(&np);
@@ -578,7 +662,7 @@ int tcp_tls_recv(SSL *ssl, int fd, pthread_mutex_t *lock, void *buf, size_t len,
 		if (lock)
 			pthread_mutex_lock(lock);
 		ERR_clear_error();
-		tcp_tls_nopipe_begin(&np);
+		tcp_tls_nopipe_begin(ssl, &np);
 		r = SSL_read_ex(ssl, (char *)buf + got, len - got, &n);
 		e = r ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
 		saved = errno;
