@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/batch.c - build batches from dirty bitmaps and post them on a sender thread.
  * The builder (the session's thread) reads guest pages to find zero pages (pages in holes of
- * a tmpfs file behind the region are zero unread, engine/holes.h) and coalesces
+ * a tmpfs file behind the region are zero unread, engine/holes.h, through a cursor each sync
+ * of the region resets) and coalesces
  * contiguous pages of the same kind into runs; the sender thread posts batches in order while
  * the builder keeps up to BATCH_PIPELINE_DEPTH - 1 batches ahead. */
 #include <errno.h>
@@ -69,16 +70,11 @@ int batch_build(struct session_region *regions, size_t nregions, struct batch_cu
 int batch_build_limited(struct session_region *regions, size_t nregions,
 			struct batch_cursor *cursor, struct batch *b, uint64_t max_bytes)
 {
-	struct holes_cursor holes;
-
 	b->nruns = 0;
 	b->pages = 0;
 	b->zero_pages = 0;
 	b->data_bytes = 0;
 
-	/* A hole answer is good after the sync that filled the bitmap, so the cursor lives only
-	 * in this call (engine/holes.h). */
-	holes_cursor_init(&holes);
 	while (cursor->region < nregions) {
 		struct session_region *r = &regions[cursor->region];
 		size_t start, len, page;
@@ -86,12 +82,11 @@ int batch_build_limited(struct session_region *regions, size_t nregions,
 		if (!dirty_bitmap_next_run(r->src.dirty, r->npages, cursor->page, &start, &len)) {
 			cursor->region++;
 			cursor->page = 0;
-			holes_cursor_init(&holes);
 			continue;
 		}
 		for (page = start; page < start + len; page++) {
 			const void *addr = (const char *)r->addr + ((size_t)page << r->page_shift);
-			int zero = holes_page(r->src.holes, &holes, page) ||
+			int zero = holes_page(r->src.holes, &r->src.holes_cursor, page) ||
 				   page_is_zero(addr, r->page_size);
 
 			if (!zero && b->data_bytes && b->data_bytes + r->page_size > max_bytes)

@@ -222,6 +222,14 @@ void holes_close(struct holes *h)
 	free(h);
 }
 
+/* Every page of the file allocated: no holes anywhere, nothing to walk. */
+static int holes_none(const struct holes *h)
+{
+	struct stat st;
+
+	return !fstat(h->fd, &st) && (uint64_t)st.st_blocks * 512u >= (uint64_t)st.st_size;
+}
+
 int holes_page(const struct holes *h, struct holes_cursor *c, size_t page)
 {
 	uint64_t at, next;
@@ -231,6 +239,10 @@ int holes_page(const struct holes *h, struct holes_cursor *c, size_t page)
 		return 0;
 	if (page >= c->first && page < c->end)
 		return c->hole;
+	if (holes_none(h)) {
+		*c = (struct holes_cursor){.first = page, .end = h->npages};
+		return 0;
+	}
 	at = h->file_offset + (uint64_t)page * h->page_size;
 	found = lseek(h->fd, (off_t)at, SEEK_DATA);
 	if (found < 0 && errno == ENXIO) {

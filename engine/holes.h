@@ -12,8 +12,11 @@
  * What a hole answer means: the page was a hole when asked. Asking is as racy as reading the
  * page would be, and is safe for the same reason: the caller asks only after the dirty sync
  * whose pages it is sending (or hashing), so a write after the question is caught by the next
- * sync. A cursor caches one extent between questions; start a new one (holes_cursor_init())
- * after every sync, never carry one across a sync. */
+ * sync. A cursor caches one extent between questions; keep it while no sync happens (the
+ * kernel finds the end of a run of data by walking it, about 45 ns a page, 12 ms a GiB here, so
+ * asking afresh for every batch would cost more than reading), and reset it
+ * (holes_cursor_init()) at every sync, never carrying one across. A file with every page
+ * allocated (no holes: a guest that wrote all its RAM) is answered from fstat() alone. */
 #ifndef RMIG_ENGINE_HOLES_H
 #define RMIG_ENGINE_HOLES_H
 

@@ -8,8 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/holes.h"
+
 struct dirty_source;
-struct holes;
 struct predict;
 
 /* What only a source keeps of a region (r->src). */
@@ -22,6 +23,9 @@ struct session_region_source {
 	/* the tmpfs file behind the region, which says which pages were never written
 	 * (engine/holes.h); NULL when the region is not one */
 	struct holes *holes;
+	/* the batch builder's cached answer about holes: good until this region's next dirty
+	 * sync, which resets it (holes.h) */
+	struct holes_cursor holes_cursor;
 	/* enum rmig_dirty_source tracking this region once started (kept after the tracker
 	 * goes), RMIG_DIRTY_AUTO before */
 	uint32_t dirty_kind;

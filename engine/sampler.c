@@ -69,6 +69,7 @@ int64_t source_sample(struct rmig_session *s)
 
 		bitmap_zero(r->src.fresh, r->npages);
 		ret = dirty_source_sync(r->src.tracker, r->src.fresh);
+		holes_cursor_init(&r->src.holes_cursor); /* what it knew predates the sync */
 		if (ret < 0)
 			return session_fail(s, ret, "region %u: dirty sync failed: %s", r->id,
 					    session_strerror(ret));

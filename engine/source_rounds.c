@@ -50,6 +50,8 @@ int64_t source_sync(struct rmig_session *s)
 		struct session_region *r = &s->regions[i];
 		int ret = r->src.tracker ? dirty_source_sync(r->src.tracker, r->src.dirty) : 0;
 
+		holes_cursor_init(&r->src.holes_cursor); /* what it knew predates the sync */
+
 		if (ret < 0)
 			return session_fail(s, ret, "region %u: dirty sync failed: %s", r->id,
 					    session_strerror(ret));
