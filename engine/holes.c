@@ -64,13 +64,15 @@ static int holes_maps_line(const char *line, uintptr_t *start, uintptr_t *end, c
 static int holes_find_backing(uintptr_t begin, uintptr_t end, struct holes_backing *b)
 {
 	uintptr_t covered = begin;
-	char line[512], perms[8], path[256];
+	char *line = NULL, perms[8], path[256];
 	int found = 0, ret = -ENOTSUP;
 	FILE *maps = fopen("/proc/self/maps", "re");
+	size_t line_len = 0;
 
 	if (!maps)
 		return -errno;
-	while (fgets(line, sizeof(line), maps)) {
+	/* getline(): a long path must not split a line into two that parse */
+	while (getline(&line, &line_len, maps) > 0) {
 		uintptr_t start, stop;
 		uint64_t offset, inode;
 		unsigned major_n, minor_n;
@@ -104,6 +106,7 @@ static int holes_find_backing(uintptr_t begin, uintptr_t end, struct holes_backi
 			break;
 		}
 	}
+	free(line);
 	fclose(maps);
 	return ret;
 }

@@ -153,6 +153,47 @@ static void test_holes_region_inside_file(void **state)
 	close(fd);
 }
 
+/* A path longer than any fixed line buffer (three directories of 200 characters): the maps
+ * line must be read whole, and the file still found (by map_files or the descriptor). */
+static void test_holes_long_path(void **state)
+{
+	char path[700] = "/dev/shm/rmig-test-holes-long", name[201];
+	int written[16] = {0};
+	unsigned char *ram;
+	struct holes *h;
+	int fd;
+
+	(void)state;
+	memset(name, 'd', 200);
+	name[200] = '\0';
+	for (int level = 0; level < 3; level++) {
+		if (mkdir(path, 0700) && errno != EEXIST) {
+			skip(); /* no /dev/shm */
+			return;
+		}
+		strcat(path, "/");
+		strcat(path, name);
+	}
+	assert_int_equal(mkdir(path, 0700) == 0 || errno == EEXIST, 1);
+	strcat(path, "/ram");
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 16 * PAGE), 0);
+	ram = map_shared(fd, 16, 0);
+	ram[5 * PAGE] = 1;
+	written[5] = 1;
+	assert_int_equal(holes_open(ram, 16 * PAGE, PAGE, &h), 0);
+	expect_written(h, 16, written);
+	holes_close(h);
+	munmap(ram, 16 * PAGE);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	for (int level = 0; level < 4; level++) {
+		*strrchr(path, '/') = '\0';
+		assert_int_equal(rmdir(path), 0);
+	}
+}
+
 static void test_holes_refused(void **state)
 {
 	unsigned char *anon, *priv, *two;
@@ -219,6 +260,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_holes_of_memfd),
 		cmocka_unit_test(test_holes_region_inside_file),
+		cmocka_unit_test(test_holes_long_path),
 		cmocka_unit_test(test_holes_refused),
 		cmocka_unit_test(test_holes_split_mapping),
 	};
