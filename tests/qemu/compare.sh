@@ -94,7 +94,7 @@ results=$WORK/results.txt
 # "total_ms downtime_ms guest_ms bytes" (linked: QEMU's bytes plus rmig's).
 qemu_own_migration() {
 	python3 - "$WORK/src.qmp" "$WORK/dst.qmp" "$1" "tcp:$QEMU_DST_IP:4444" "tcp://$QEMU_DST_IP:7000" <<'PY'
-import json, socket, sys, time
+import json, os, socket, sys, time
 
 class Qmp:
     def __init__(self, path):
@@ -166,6 +166,9 @@ if mode.startswith("linked"):
     if stats["status"] != "completed":
         sys.exit("rmig inside QEMU: %s" % stats)
     sent += stats["bytes"]
+    if os.environ.get("RMIG_LOG"):
+        print("rmig: rounds %s, each (setup, live rounds, final) ms: %s" %
+              (stats["rounds"], stats["round-ms"]), file=sys.stderr)
 print(m["total-time"], m["downtime"], "%.0f" % guest_ms, sent)
 PY
 }
