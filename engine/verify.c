@@ -196,16 +196,17 @@ struct verify_slice {
 	const uint64_t *only; /* when set, only these pages are read and their entries written */
 	uint64_t *hashes;
 	uint64_t first, end;
+	uint64_t zero_hash; /* of one of r's pages, for those in holes */
 };
 
 /* A source page's hash with the VM paused: a page in a hole of the tmpfs file behind the
  * region is a zero page, hashed without reading it (reading would allocate it). */
-static uint64_t verify_source_page_hash(const struct session_region *r, struct holes_cursor *cursor,
-					uint64_t page)
+static uint64_t verify_source_page_hash(const struct verify_slice *slice,
+					struct holes_cursor *cursor, uint64_t page)
 {
-	if (holes_page(r->src.holes, cursor, page))
-		return page_hash_zero(r->page_size);
-	return verify_page_hash(r, page);
+	if (holes_page(slice->r->src.holes, cursor, page))
+		return slice->zero_hash;
+	return verify_page_hash(slice->r, page);
 }
 
 static void *verify_slice_main(void *arg)
@@ -220,7 +221,7 @@ static void *verify_slice_main(void *arg)
 			slice->hashes[page] =
 				slice->skip && bitmap_test(slice->skip, page)
 					? 0
-					: verify_source_page_hash(slice->r, &cursor, page);
+					: verify_source_page_hash(slice, &cursor, page);
 		return NULL;
 	}
 	/* Only the runs asked for, and only their entries of the table: it is as large as the
@@ -231,7 +232,7 @@ static void *verify_slice_main(void *arg)
 	     dirty_bitmap_next_run(slice->only, slice->end, from, &start, &len);
 	     from = start + len)
 		for (uint64_t page = start; page < start + len; page++)
-			slice->hashes[page] = verify_source_page_hash(slice->r, &cursor, page);
+			slice->hashes[page] = verify_source_page_hash(slice, &cursor, page);
 	return NULL;
 }
 
@@ -242,12 +243,14 @@ static void verify_hash_region(const struct session_region *r, const uint64_t *s
 	pthread_t threads[DIRTY_HASH_THREADS_MAX];
 	int started[DIRTY_HASH_THREADS_MAX] = {0};
 	unsigned n = session_pause_threads();
+	uint64_t zero_hash = page_hash_zero(r->page_size);
 
 	for (unsigned t = 0; t < n; t++)
 		slices[t] = (struct verify_slice){.r = r,
 						  .skip = skip,
 						  .only = only,
 						  .hashes = hashes,
+						  .zero_hash = zero_hash,
 						  .first = r->npages * t / n,
 						  .end = r->npages * (t + 1) / n};
 	/* A thread that cannot start leaves its slice to this one. */

@@ -175,7 +175,8 @@ static long blocks_of(int fd)
  * every 16th page was written (one of them with zeros): the migration reads none of the
  * rest, so the file holds no more blocks after it than before, whichever dirty source tracks
  * it (hash, as for an unmodified QEMU's RAM file, hashes the holes unread too). The
- * destination ends byte-identical, and the holes crossed as zero pages. */
+ * destination ends byte-identical, the holes crossed as zero pages, and the verification
+ * found no page to resend. */
 static void run_source_holes(uint32_t dirty_source)
 {
 	const size_t second = 8u << 20, pages = second / HARNESS_PAGE, skip = 16;
@@ -207,6 +208,10 @@ static void run_source_holes(uint32_t dirty_source)
 	assert_int_equal(blocks_of(fd), blocks);
 	assert_int_equal(rmig_session_stats(h.src, &st), 0);
 	assert_true(st.zero_pages >= pages - pages / skip);
+	/* the verification (all pages, the library's default) hashed the holes as zero pages,
+	 * and the destination's hashes of what landed agreed with every one */
+	assert_true(st.pages_verified >= pages);
+	assert_int_equal(st.pages_mismatched, 0);
 	assert_memory_equal(h.src_second, h.dst_second, second);
 	assert_memory_equal(h.src_ram, h.dst_ram, h.src_length);
 	harness_fini(&h);
