@@ -111,11 +111,12 @@ static int tcp_tls_nosig_write(BIO *bio, const char *buf, int len)
 static long tcp_tls_nosig_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
 	(void)num;
-	(void)ptr;
 	switch (cmd) {
 	case BIO_CTRL_FLUSH:
-		return 1; /* nothing is buffered */
-	case BIO_C_GET_FD:
+		return 1;  /* nothing is buffered */
+	case BIO_C_GET_FD: /* as the socket BIO answers it: returned, and stored at ptr */
+		if (ptr)
+			*(int *)ptr = (int)(intptr_t)BIO_get_data(bio);
 		return (long)(intptr_t)BIO_get_data(bio);
 	default:
 		return 0; /* not kernel TLS, nothing pending */
