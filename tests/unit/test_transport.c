@@ -532,6 +532,23 @@ static void pair_open_small(struct pair *p, struct region *src, struct region *d
 	pair_sync(p);
 }
 
+/* Regions src and dst of len bytes (src filled with the pattern of seed), a pair opened with
+ * options, src registered on the source and dst remote-writable on the destination, both
+ * announced. */
+static void pair_open_regions(struct pair *p, struct region *src, struct region *dst, size_t len,
+			      unsigned seed, const struct transport_options *options)
+{
+	region_map(src, len);
+	region_map(dst, len);
+	pattern_fill(src->addr, src->len, seed);
+	pair_open_with(p, options);
+	assert_int_equal(transport_region_register(p->source, 1, src->addr, src->len, 0), 0);
+	assert_int_equal(transport_region_register(p->destination, 1, dst->addr, dst->len,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	pair_sync(p);
+}
+
 static void pair_close_small(struct pair *p, struct region *src, struct region *dst)
 {
 	pair_close(p);
@@ -1025,27 +1042,37 @@ static void *poster_main(void *arg)
 	return NULL;
 }
 
+/* Post batches on p's source from a thread, let data flow, then close the destination while
+ * batches are in flight; returns once the poster gave up, which it must, with the error a
+ * vanished peer gives. */
+static void post_until_destination_vanishes(struct pair *p, struct poster *poster)
+{
+	struct transport_msg msg;
+	pthread_t thread;
+
+	*poster = (struct poster){.conn = p->source};
+	assert_int_equal(pthread_create(&thread, NULL, poster_main, poster), 0);
+	assert_int_equal(transport_recv(p->destination, &msg, TEST_TIMEOUT_MS), 0);
+	assert_int_equal(msg.type, TRANSPORT_MSG_COMMIT);
+	transport_close(p->destination);
+	p->destination = NULL;
+	pthread_join(thread, NULL);
+	assert_true(poster->ret == -ECONNRESET || poster->ret == -EPIPE ||
+		    poster->ret == -ENOTCONN);
+	assert_true(poster->posted < 100000);
+}
+
 static void test_transport_survives_peer_disconnect_mid_batch(void **state)
 {
 	struct region src, dst;
 	struct transport_msg msg;
 	struct poster poster;
-	pthread_t thread;
 	struct pair p;
 
 	(void)state;
 	SKIP_UNLESS_AVAILABLE();
 	pair_open_small(&p, &src, &dst, TRANSPORT_ACCESS_REMOTE_WRITE);
-	poster = (struct poster){.conn = p.source};
-	assert_int_equal(pthread_create(&thread, NULL, poster_main, &poster), 0);
-	/* Let data flow, then vanish while batches are in flight. */
-	assert_int_equal(transport_recv(p.destination, &msg, TEST_TIMEOUT_MS), 0);
-	assert_int_equal(msg.type, TRANSPORT_MSG_COMMIT);
-	transport_close(p.destination);
-	p.destination = NULL;
-	pthread_join(thread, NULL);
-	assert_true(poster.ret == -ECONNRESET || poster.ret == -EPIPE || poster.ret == -ENOTCONN);
-	assert_true(poster.posted < 100000);
+	post_until_destination_vanishes(&p, &poster);
 	assert_int_equal(transport_recv(p.source, &msg, TEST_TIMEOUT_MS), poster.ret);
 	assert_true(strlen(transport_error(p.source)) > 0);
 	pair_close_small(&p, &src, &dst);
@@ -1060,15 +1087,7 @@ static void test_transport_streams_place_and_commit_in_order(void **state)
 
 	(void)state;
 	SKIP_UNLESS_AVAILABLE();
-	region_map(&src, TEST_SMALL_REGION * 4);
-	region_map(&dst, TEST_SMALL_REGION * 4);
-	pattern_fill(src.addr, src.len, 4);
-	pair_open_with(&p, &options);
-	assert_int_equal(transport_region_register(p.source, 1, src.addr, src.len, 0), 0);
-	assert_int_equal(transport_region_register(p.destination, 1, dst.addr, dst.len,
-						   TRANSPORT_ACCESS_REMOTE_WRITE),
-			 0);
-	pair_sync(&p);
+	pair_open_regions(&p, &src, &dst, TEST_SMALL_REGION * 4, 4, &options);
 	for (unsigned b = 0; b < 8; b++) {
 		for (unsigned r = 0; r < 16; r++)
 			runs[r] = random_run(1, src.len);
@@ -2162,37 +2181,19 @@ static void test_tcp_tls_peer_vanishing_raises_no_sigpipe(void **state)
 	const struct transport_options options = {
 		.tls = TRANSPORT_TLS_PSK, .psk = key, .psk_len = sizeof(key)};
 	struct region src, dst;
-	struct transport_msg msg;
 	struct poster poster;
 	sigset_t pending;
-	pthread_t thread;
 	struct pair p;
 
 	(void)state;
 	SKIP_UNLESS_TCP();
-	region_map(&src, TEST_SMALL_REGION);
-	region_map(&dst, TEST_SMALL_REGION);
-	pattern_fill(src.addr, src.len, 5);
-	pair_open_with(&p, &options);
-	assert_int_equal(transport_region_register(p.source, 1, src.addr, src.len, 0), 0);
-	assert_int_equal(transport_region_register(p.destination, 1, dst.addr, dst.len,
-						   TRANSPORT_ACCESS_REMOTE_WRITE),
-			 0);
-	pair_sync(&p);
+	pair_open_regions(&p, &src, &dst, TEST_SMALL_REGION, 5, &options);
 	assert_true(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
-	poster = (struct poster){.conn = p.source};
-	assert_int_equal(pthread_create(&thread, NULL, poster_main, &poster), 0);
-	assert_int_equal(transport_recv(p.destination, &msg, TEST_TIMEOUT_MS), 0);
-	assert_int_equal(msg.type, TRANSPORT_MSG_COMMIT);
-	transport_close(p.destination);
-	p.destination = NULL;
-	pthread_join(thread, NULL);
+	post_until_destination_vanishes(&p, &poster);
 	/* the process is alive; nothing was left pending for a thread to take later */
 	assert_int_equal(sigpending(&pending), 0);
 	assert_false(sigismember(&pending, SIGPIPE));
 	assert_true(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
-	assert_true(poster.ret == -ECONNRESET || poster.ret == -EPIPE || poster.ret == -ENOTCONN);
-	assert_true(poster.posted < 100000);
 	pair_close(&p);
 	region_unmap(&dst);
 	region_unmap(&src);
