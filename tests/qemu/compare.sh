@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 # tests/qemu/compare.sh [--rmig PATH] [--ram SIZE] [--files N] [--kib K] [--runs N]
 #                       [--warmup TICKS] [--cache DIR] [--methods "M..."] [--qemu PATH]
+#                       [--png FILE]
 #
 # The same guest and workload (tests/qemu/guest-init: N files of K KiB rewritten in a loop),
 # migrated between two network namespaces joined by veth, six ways:
@@ -21,7 +22,8 @@
 # table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
 # bytes on the wire, and the ratios of qemu+rmig and linked to qemu-nocap; a run counts only
 # when the destination guest goes on counting (the table says how many did not). Needs root.
-# --methods runs a subset (default: all seven), e.g. to repeat one row.
+# --methods runs a subset (default: all seven), e.g. to repeat one row. --png FILE also plots
+# the medians (total time; downtime and the guest's pause) with gnuplot.
 # With RMIG_LOG=info in the environment, rmig's breakdown of its paused phase is printed too.
 # Timings depend on the machine's load: compare rows from the same run only.
 set -euo pipefail
@@ -38,6 +40,7 @@ files=64
 kib=64
 methods="qemu qemu-nocap qemu-multifd qemu+rmig linked linked-all linked-noverify"
 qemu_bin=
+png=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rmig) RMIG=$2; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
 	--cache) CACHE=$2; shift 2 ;;
 	--methods) methods=$2; shift 2 ;;
 	--qemu) qemu_bin=$2; shift 2 ;;
+	--png) png=$2; shift 2 ;;
 	-h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (--help)" >&2; exit 2 ;;
 	esac
@@ -266,8 +270,8 @@ for run in $(seq 1 "$runs"); do
 	done
 done
 
-python3 - "$results" "$ram" <<'PY'
-import statistics, sys
+python3 - "$results" "$ram" "$png" "$runs" <<'PY'
+import os, statistics, subprocess, sys, tempfile
 rows, failed = {}, {}
 for line in open(sys.argv[1]):
     m, *v = line.split()
@@ -305,6 +309,43 @@ for m in ("qemu", "qemu-nocap", "qemu-multifd", "qemu+rmig", "linked", "linked-a
     print("| %s | %s | %s | %s | %s | %.2f | %d of %d |" % (names[m], cell(m, 0, "%.0f"),
           cell(m, 1, "%.0f"), cell(m, 2, "%.0f"), bytes_cell, med[m][3] / ram,
           failed.get(m, 0), runs))
+def plot(path):
+    order = [m for m in ("qemu", "qemu-nocap", "qemu-multifd", "qemu+rmig", "linked",
+                         "linked-all", "linked-noverify") if m in rows]
+    short = {"qemu": "QEMU (cap)", "qemu-nocap": "QEMU", "qemu-multifd": "QEMU multifd",
+             "qemu+rmig": "rmig unmodified", "linked": "rmig linked",
+             "linked-all": "linked verify=all", "linked-noverify": "linked verify=off"}
+    fd, data = tempfile.mkstemp(suffix=".dat")
+    with os.fdopen(fd, "w") as f:
+        for m in order:
+            f.write('"%s" %.1f %.1f %.1f\n' % (short[m], med[m][0], med[m][1], med[m][2]))
+    script = """
+set terminal pngcairo size 1200,480 font ",10"
+set output "%s"
+set multiplot layout 1,2 title "QEMU and rmig, %s guest, tcp between two namespaces (medians of %s runs)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -30 nomirror
+set grid ytics
+set yrange [0:*]
+set title "total migration time (ms)"
+plot "%s" using 2:xtic(1) title "total" lc rgb "#4477aa"
+set title "paused time (ms)"
+plot "%s" using 3:xtic(1) title "downtime (QEMU's figure)" lc rgb "#ee6677", \\
+     "" using 4 title "guest STOP to RESUME" lc rgb "#228833"
+unset multiplot
+""" % (path, sys.argv[2], sys.argv[4], data, data)
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        print("plot: %s" % path, file=sys.stderr)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("compare.sh: no plot (%s)" % e, file=sys.stderr)
+    finally:
+        os.unlink(data)
+if len(sys.argv) > 3 and sys.argv[3] and rows:
+    plot(sys.argv[3])
 if "qemu-nocap" not in rows:
     sys.exit(0)
 t0, d0, g0, b0 = med["qemu-nocap"]
