@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # tests/qemu/compare.sh [--rmig PATH] [--ram SIZE] [--files N] [--kib K] [--runs N]
 #                       [--warmup TICKS] [--cache DIR] [--methods "M..."] [--qemu PATH]
-#                       [--png FILE]
+#                       [--downtime-ms N] [--png FILE]
 #
 # The same guest and workload (tests/qemu/guest-init: N files of K KiB rewritten in a loop),
 # migrated between two network namespaces joined by veth, six ways:
@@ -22,7 +22,8 @@
 # table (median over --runs) of total time, downtime, the guest's STOP-to-RESUME interval and
 # bytes on the wire, and the ratios of qemu+rmig and linked to qemu-nocap; a run counts only
 # when the destination guest goes on counting (the table says how many did not). Needs root.
-# --methods runs a subset (default: all seven), e.g. to repeat one row. --png FILE also plots
+# --methods runs a subset (default: all seven), e.g. to repeat one row. --downtime-ms N sets
+# every row's downtime target (QEMU's downtime-limit, rmig's downtime-ms; both 300 by default). --png FILE also plots
 # the medians (total time; downtime and the guest's pause) with gnuplot.
 # With RMIG_LOG=info in the environment, rmig's breakdown of its paused phase is printed too.
 # Timings depend on the machine's load: compare rows from the same run only.
@@ -41,6 +42,7 @@ kib=64
 methods="qemu qemu-nocap qemu-multifd qemu+rmig linked linked-all linked-noverify"
 qemu_bin=
 png=
+downtime_ms=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rmig) RMIG=$2; shift 2 ;;
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
 	--methods) methods=$2; shift 2 ;;
 	--qemu) qemu_bin=$2; shift 2 ;;
 	--png) png=$2; shift 2 ;;
+	--downtime-ms) downtime_ms=$2; shift 2 ;;
 	-h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (--help)" >&2; exit 2 ;;
 	esac
@@ -97,7 +100,8 @@ results=$WORK/results.txt
 # multifd or linked (the destination has its rmig object; the source gets its own here); prints
 # "total_ms downtime_ms guest_ms bytes" (linked: QEMU's bytes plus rmig's).
 qemu_own_migration() {
-	python3 - "$WORK/src.qmp" "$WORK/dst.qmp" "$1" "tcp:$QEMU_DST_IP:4444" "tcp://$QEMU_DST_IP:7000" <<'PY'
+	python3 - "$WORK/src.qmp" "$WORK/dst.qmp" "$1" "tcp:$QEMU_DST_IP:4444" "tcp://$QEMU_DST_IP:7000" \
+		"$downtime_ms" <<'PY'
 import json, os, socket, sys, time
 
 class Qmp:
@@ -131,6 +135,9 @@ class Qmp:
 
 src, dst = Qmp(sys.argv[1]), Qmp(sys.argv[2])
 mode = sys.argv[3]
+downtime_ms = int(sys.argv[6]) if sys.argv[6] else 0
+if downtime_ms:
+    src.call("migrate-set-parameters", **{"downtime-limit": downtime_ms})
 if mode != "cap":
     src.call("migrate-set-parameters", **{"max-bandwidth": 100 << 30})
 def caps(qmp, **c):
@@ -143,14 +150,23 @@ if mode == "multifd":
 if mode.startswith("linked"):
     for q in (src, dst):
         caps(q, x_ignore_shared=True)
-    src.call("object-add", **{"qom-type": "rmig", "id": "rmig0", "uri": sys.argv[5], "key": "rmig-compare-key",
-                              "verify": {"linked-noverify": "off", "linked-all": "all"}.get(mode, "sample")})
+    rmig = {"qom-type": "rmig", "id": "rmig0", "uri": sys.argv[5], "key": "rmig-compare-key",
+            "verify": {"linked-noverify": "off", "linked-all": "all"}.get(mode, "sample")}
+    if downtime_ms:
+        rmig["downtime-ms"] = downtime_ms
+    src.call("object-add", **rmig)
 dst.call("migrate-incoming", uri=sys.argv[4])
 src.call("migrate", uri=sys.argv[4])
+# A migration that never converges (a downtime target the guest's writes never let it meet)
+# is cancelled after two minutes and counted as failed.
+give_up = time.time() + 120
 while True:
     m = src.call("query-migrate")
     if m["status"] in ("completed", "failed", "cancelled"):
         break
+    if time.time() > give_up:
+        src.call("migrate_cancel")
+        sys.exit("QEMU's migration did not end in 120 s (status %s)" % m["status"])
     time.sleep(0.005)
 if m["status"] != "completed":
     sys.exit("QEMU's migration %s: %s" % (m["status"], m.get("error-desc", "")))
@@ -181,7 +197,8 @@ PY
 rmig_migration() {
 	qemu_recv_start "$NS_DST" "$WORK/dst.qmp" "tcp://$QEMU_DST_IP:7000"
 	ip netns exec "$NS_SRC" "$RMIG" qemu-send --qmp "$WORK/src.qmp" \
-		--uri "tcp://$QEMU_DST_IP:7000" --json >"$WORK/send.out" 2>"$WORK/send.err" ||
+		--uri "tcp://$QEMU_DST_IP:7000" ${downtime_ms:+--downtime-ms "$downtime_ms"} --json \
+		>"$WORK/send.out" 2>"$WORK/send.err" ||
 		die "qemu-send failed: $(cat "$WORK/send.err")"
 	qemu_recv_wait
 	[ "$RECV_STATUS" = 0 ] || die "qemu-recv failed: $(cat "$WORK/recv.err")"
@@ -258,7 +275,7 @@ one_run() {
 	wait "$PID_src" "$PID_dst" 2>/dev/null || true
 }
 
-log "guest: $ram RAM, $files files x $kib KiB rewritten in a loop; $runs run(s) of each method"
+log "guest: $ram RAM, $files files x $kib KiB rewritten in a loop; $runs run(s) of each method${downtime_ms:+; downtime target $downtime_ms ms}"
 if [ -f "$libdir/librmig.so.1" ]; then
 	log "QEMU: $QEMU_BIN; the linked rows load librmig from $libdir"
 else
