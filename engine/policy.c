@@ -25,6 +25,19 @@ static uint64_t policy_projected_ms(uint64_t remaining_bytes, uint64_t bandwidth
 	return (uint64_t)((send_us + (double)pause_cost_us) / 1000.0 + 0.5);
 }
 
+/* Another round cannot lower the projection: nothing is left to send, or sending it would
+ * take no longer than the hashing that runs beside it anyway. A target below that floor would
+ * otherwise keep rounds of a handful of pages going to the round limit. */
+static int policy_at_floor(const struct policy_input *in)
+{
+	if (!in->remaining_bytes)
+		return 1;
+	if (!in->bandwidth)
+		return 0;
+	return (double)in->remaining_bytes * 1e6 / (double)in->bandwidth <=
+	       (double)in->overlap_cost_us;
+}
+
 void policy_decide(const struct policy_input *in, struct policy_decision *out)
 {
 	uint32_t max_rounds = in->max_rounds;
@@ -54,6 +67,9 @@ void policy_decide(const struct policy_input *in, struct policy_decision *out)
 	if (out->projected_downtime_ms <= in->downtime_ms) {
 		out->stop = 1;
 		out->reason = RMIG_STOP_DOWNTIME;
+	} else if (policy_at_floor(in)) {
+		out->stop = 1;
+		out->reason = RMIG_STOP_FLOOR;
 	} else if (max_rounds && in->round >= max_rounds) {
 		out->stop = 1;
 		out->reason = RMIG_STOP_MAX_ROUNDS;

@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #define RMIG_VERSION_MAJOR 1
-#define RMIG_VERSION_MINOR 2
+#define RMIG_VERSION_MINOR 3
 #define RMIG_VERSION_PATCH 0
 
 /* One migration, on one host: opaque. */
@@ -199,6 +199,10 @@ enum rmig_stop_reason {
 	RMIG_STOP_MAX_ROUNDS = 2, /* the round limit */
 	RMIG_STOP_FEW_DIRTY = 3,  /* xen: fewer than 50 dirty pages */
 	RMIG_STOP_SENT_LIMIT = 4, /* xen: 3x RAM sent */
+	/* (1.3) qemu: the projection is above the target and no round can bring it down: what
+	 * is left would cross while the switchover's fixed work (the verification's hashing)
+	 * runs anyway, or nothing is left */
+	RMIG_STOP_FLOOR = 5,
 };
 
 /* A snapshot of a session, in the terms of QEMU's query-migrate. Times in milliseconds,

@@ -580,7 +580,8 @@ static void xen_save_report(struct xen_save *x, rmig_session_t *session, uint64_
 			stopped = x->rounds[i].reason == RMIG_STOP_DOWNTIME	? "downtime target"
 				  : x->rounds[i].reason == RMIG_STOP_MAX_ROUNDS ? "round limit"
 				  : x->rounds[i].reason == RMIG_STOP_FEW_DIRTY	? "few dirty pages"
-										: "3x RAM sent";
+				  : x->rounds[i].reason == RMIG_STOP_FLOOR ? "the pause's floor"
+									   : "3x RAM sent";
 	if (rmig_session_stats(session, &st))
 		return;
 	if (x->libxc_policy)

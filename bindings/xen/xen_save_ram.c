@@ -226,6 +226,7 @@ static void xen_save_ram_report(struct xen_save *x, rmig_session_t *session, uin
 		: st.stop_reason == RMIG_STOP_MAX_ROUNDS ? "the round limit"
 		: st.stop_reason == RMIG_STOP_FEW_DIRTY	 ? "few dirty pages"
 		: st.stop_reason == RMIG_STOP_SENT_LIMIT ? "3x RAM sent"
+		: st.stop_reason == RMIG_STOP_FLOOR	 ? "the pause's floor"
 							 : "no stop",
 		(unsigned long long)st.pages_sent, (unsigned long long)st.pages_sent_multiple,
 		(unsigned long long)st.pages_held, (unsigned long long)st.pages_verified,

@@ -95,21 +95,62 @@ static void test_policy_qemu_projection_overlaps_the_verification(void **state)
 	assert_true(d.stop);
 	assert_int_equal(d.projected_downtime_ms, 60);
 
-	in.overlap_cost_us = 80000; /* the hashing outlasts the pages by 30 ms */
+	in.overlap_cost_us = 80000;	 /* the hashing outlasts the pages by 30 ms */
+	in.remaining_bytes = 100u << 20; /* 100 ms of pages hide it again */
 	d = decide(in);
 	assert_false(d.stop);
-	assert_int_equal(d.projected_downtime_ms, 90);
-
-	in.remaining_bytes = 0; /* nothing to hide it behind */
-	d = decide(in);
-	assert_false(d.stop);
-	assert_int_equal(d.projected_downtime_ms, 90);
+	assert_int_equal(d.projected_downtime_ms, 110);
 
 	in.remaining_bytes = 50u << 20;
 	in.bandwidth = 0; /* nothing measured yet: cannot project */
 	d = decide(in);
 	assert_false(d.stop);
 	assert_int_equal(d.projected_downtime_ms, UINT64_MAX);
+}
+
+/* A target below what the switchover's fixed work takes cannot be met by more rounds: once what
+ * is left would cross within the hashing that runs beside it (or nothing is left), the pause is
+ * as short as it gets, and rounds of a handful of pages would only run on to the limit. */
+static void test_policy_qemu_stops_at_the_pause_floor(void **state)
+{
+	struct policy_input in = {.policy = RMIG_POLICY_QEMU,
+				  .round = 3,
+				  .max_rounds = 30,
+				  .downtime_ms = 5,
+				  .remaining_bytes = 4u << 20,
+				  .bandwidth = 400u << 20,
+				  .pause_cost_us = 200,
+				  .overlap_cost_us = 6000};
+	struct policy_decision d;
+
+	(void)state;
+	d = decide(in); /* 10 ms of pages: another round can shorten it */
+	assert_false(d.stop);
+	assert_int_equal(d.projected_downtime_ms, 10);
+
+	in.remaining_bytes = 1u << 20; /* 2.5 ms of pages under 6 ms of hashing */
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_FLOOR);
+	assert_int_equal(d.projected_downtime_ms, 6); /* 6.2 ms: above the target, at its floor */
+
+	in.overlap_cost_us = 0; /* nothing to hide behind: 2.5 ms of pages fit the target */
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_DOWNTIME);
+
+	in.remaining_bytes = 0; /* nothing left at all, the final pass alone over the target */
+	in.pause_cost_us = 9000;
+	d = decide(in);
+	assert_true(d.stop);
+	assert_int_equal(d.reason, RMIG_STOP_FLOOR);
+	assert_int_equal(d.projected_downtime_ms, 9);
+
+	in.remaining_bytes = 1u << 20;
+	in.overlap_cost_us = 6000;
+	in.bandwidth = 0; /* no rate yet: no floor known either */
+	d = decide(in);
+	assert_false(d.stop);
 }
 
 static void test_policy_qemu_stops_at_round_limit(void **state)
@@ -211,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_policy_qemu_stops_when_projection_fits_target),
 		cmocka_unit_test(test_policy_qemu_projection_counts_the_pause_cost),
 		cmocka_unit_test(test_policy_qemu_projection_overlaps_the_verification),
+		cmocka_unit_test(test_policy_qemu_stops_at_the_pause_floor),
 		cmocka_unit_test(test_policy_qemu_stops_at_round_limit),
 		cmocka_unit_test(test_policy_xen_limits),
 		cmocka_unit_test(test_policy_throttle_after_two_rounds_of_fast_dirtying),

@@ -512,7 +512,7 @@ static void test_stats_fill_only_what_fits(void **state)
 static void test_version_and_error_strings(void **state)
 {
 	(void)state;
-	assert_string_equal(rmig_version(), "1.2.0");
+	assert_string_equal(rmig_version(), "1.3.0");
 	assert_non_null(strstr(rmig_strerror(-ECANCELED), "cancelled"));
 	assert_non_null(strstr(rmig_strerror(ENOENT), "region"));
 	assert_non_null(rmig_strerror(-123456));
