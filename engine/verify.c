@@ -159,9 +159,9 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 	if (!pages)
 		return 0;
 	if (!s->src.verify_ns_per_page) {
-		uint64_t n = VERIFY_COST_SAMPLE_BYTES / sample->page_size, run, stride, hashed = 0;
+		uint64_t n = VERIFY_COST_SAMPLE_BYTES / sample->page_size, run, stride, found = 0;
 		struct holes_cursor cursor;
-		uint64_t sink = 0;
+		uint64_t sink = 0, *data;
 		struct timespec t0, t1;
 		int64_t ns;
 
@@ -173,27 +173,29 @@ uint64_t verify_source_cost_us(struct rmig_session *s)
 		stride = sample->npages / VERIFY_COST_SAMPLE_RUNS;
 		if (stride < run)
 			stride = run;
+		data = malloc(n * sizeof(*data));
+		if (!data)
+			return 0; /* no rate yet, asked again next time */
+		/* A hole costs the verification nothing, and reading it would allocate it: the
+		 * pages with data are picked first, and only their hashing is timed. */
 		holes_cursor_init(&cursor);
+		for (uint64_t first = 0; first + run <= sample->npages && found < n;
+		     first += stride)
+			for (uint64_t k = 0; k < run && found < n; k++)
+				if (!holes_page(sample->src.holes, &cursor, first + k))
+					data[found++] = first + k;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		for (uint64_t first = 0; first + run <= sample->npages && hashed < n;
-		     first += stride) {
-			for (uint64_t k = 0; k < run; k++) {
-				/* a hole costs the verification nothing, and reading it would
-				 * allocate it: only pages with data are timed */
-				if (holes_page(sample->src.holes, &cursor, first + k))
-					continue;
-				sink ^= verify_page_hash(sample, first + k);
-				hashed++;
-			}
-		}
+		for (uint64_t i = 0; i < found; i++)
+			sink ^= verify_page_hash(sample, data[i]);
 		/* The hashes are used, as far as the compiler knows: the loop stays. */
 		__asm__ volatile("" : : "r"(sink) : "memory");
 		clock_gettime(CLOCK_MONOTONIC, &t1);
+		free(data);
 		ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
 		/* Nothing but holes where it looked: no rate yet, asked again next time. */
-		if (!hashed)
+		if (!found)
 			return 0;
-		s->src.verify_ns_per_page = ns > (int64_t)hashed ? (uint64_t)ns / hashed : 1;
+		s->src.verify_ns_per_page = ns > (int64_t)found ? (uint64_t)ns / found : 1;
 	}
 	return pages * s->src.verify_ns_per_page / session_pause_threads() / 1000u;
 }

@@ -347,6 +347,8 @@ set boxwidth 0.9
 set xtics rotate by -30 nomirror
 set grid ytics
 set yrange [0:*]
+set offsets 0, 0, graph 0.25, 0
+set key top left
 set title "total migration time (ms)"
 plot "%s" using 2:xtic(1) title "total" lc rgb "#4477aa"
 set title "paused time (ms)"
