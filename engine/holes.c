@@ -242,7 +242,9 @@ int holes_page(const struct holes *h, struct holes_cursor *c, size_t page)
 		return 0;
 	if (page >= c->first && page < c->end)
 		return c->hole;
-	if (holes_none(h)) {
+	/* Once per cursor (per sync): a file with holes would otherwise pay an fstat() for
+	 * every extent besides its two lseek()s. */
+	if (c->first == c->end && holes_none(h)) {
 		*c = (struct holes_cursor){.first = page, .end = h->npages};
 		return 0;
 	}
