@@ -31,6 +31,9 @@ struct policy_input {
 	 * source's pages, on a thread of its own from the final sync on), microseconds: it adds
 	 * to the projection only as far as it outlasts the send */
 	uint64_t overlap_cost_us;
+	/* how long the guest took to dirty remaining_bytes (since the previous sync),
+	 * microseconds; 0 when unknown (then a met target always stops) */
+	uint64_t window_us;
 };
 
 struct policy_decision {

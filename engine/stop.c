@@ -17,6 +17,7 @@
 #include "engine/session.h"
 #include "engine/source.h"
 #include "engine/verify.h"
+#include "transport/log.h"
 
 /* What the pause will cost besides the pages and the device state: one more pass over the
  * dirty log (a hash tracker rereads all RAM, however little is dirty), and the verification's
@@ -40,6 +41,7 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 		 * (verify_source_prehash_start()): it counts where it outlasts them. */
 		.pause_cost_us = s->src.sync_cost_us,
 		.overlap_cost_us = verify_source_cost_us(s),
+		.window_us = round->since_sync_us,
 	};
 	uint64_t held = source_held_pages(s);
 
@@ -52,6 +54,13 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 	/* Held-back pages count towards what the pause will carry, not towards "dirty". */
 	in.remaining_bytes = source_dirty_bytes(s);
 	policy_decide(&in, &decision);
+	if (!decision.stop && in.policy == RMIG_POLICY_QEMU &&
+	    decision.projected_downtime_ms <= in.downtime_ms)
+		rmig_log_info(
+			"source: round %u: the target is met (%llu ms projected, %llu dirty pages "
+			"over %.1f ms); one more round to shorten the pause",
+			in.round, (unsigned long long)decision.projected_downtime_ms,
+			(unsigned long long)in.dirty_pages, (double)in.window_us / 1000.0);
 
 	pthread_mutex_lock(&s->lock);
 	s->stats.remaining_bytes = in.remaining_bytes;
