@@ -236,6 +236,7 @@ static int holes_none(const struct holes *h)
 int holes_page(const struct holes *h, struct holes_cursor *c, size_t page)
 {
 	uint64_t at, next;
+	size_t streak;
 	off_t found;
 
 	if (!h || page >= h->npages)
@@ -266,9 +267,18 @@ int holes_page(const struct holes *h, struct holes_cursor *c, size_t page)
 			.first = page, .end = next < h->npages ? next : h->npages, .hole = 1};
 		return 1;
 	}
-	found = lseek(h->fd, (off_t)at, SEEK_HOLE);
-	if (found < 0 || (uint64_t)found <= at)
+	/* Data at page. Walk to the end of its run only when the questions are going through it
+	 * page by page (a bulk round); a scattered page is answered on its own. */
+	streak = page == c->end && c->end > c->first && !c->hole ? c->streak + 1 : 0;
+	if (streak < HOLES_WALK_AFTER) {
+		*c = (struct holes_cursor){.first = page, .end = page + 1, .streak = streak};
 		return 0;
+	}
+	found = lseek(h->fd, (off_t)at, SEEK_HOLE);
+	if (found < 0 || (uint64_t)found <= at) {
+		*c = (struct holes_cursor){.first = page, .end = page + 1};
+		return 0;
+	}
 	next = ((uint64_t)found - h->file_offset + h->page_size - 1) / h->page_size;
 	*c = (struct holes_cursor){.first = page, .end = next < h->npages ? next : h->npages};
 	return 0;

@@ -15,7 +15,10 @@
  * sync. A cursor caches one extent between questions; keep it while no sync happens (the
  * kernel finds the end of a run of data by walking it, about 45 ns a page, 12 ms a GiB here, so
  * asking afresh for every batch would cost more than reading), and reset it
- * (holes_cursor_init()) at every sync, never carrying one across. A file with every page
+ * (holes_cursor_init()) at every sync, never carrying one across. That walk is taken only once
+ * the questions go page after page through data (HOLES_WALK_AFTER of them): a round of
+ * scattered dirty pages costs one SEEK_DATA a page (about 0.2 us), not a walk of the whole run
+ * for each first page it lands in (1.2 ms for 100 MiB of data). A file with every page
  * allocated (no holes: a guest that wrote all its RAM) is answered from fstat() alone. */
 #ifndef RMIG_ENGINE_HOLES_H
 #define RMIG_ENGINE_HOLES_H
@@ -24,10 +27,15 @@
 
 struct holes;
 
+/* Data is answered a page at a time until this many pages in a row were asked, each right
+ * after the one before; then the run is walked to its end in one lseek(SEEK_HOLE). */
+#define HOLES_WALK_AFTER 32u
+
 /* A run of pages known to be all holes or all data, from one lseek() pair. */
 struct holes_cursor {
 	size_t first, end; /* pages [first, end); empty (first == end) before any question */
 	int hole;
+	size_t streak; /* one-page data answers in a row, each page right after the previous */
 };
 
 /* Find the shared tmpfs file behind [addr, addr + length) and open it (its own open file, so
@@ -41,6 +49,7 @@ static inline void holes_cursor_init(struct holes_cursor *c)
 {
 	c->first = c->end = 0;
 	c->hole = 0;
+	c->streak = 0;
 }
 
 /* 1 when page (of the region holes_open() was given) lies wholly in a hole of the file, so it

@@ -116,6 +116,63 @@ static void test_holes_of_memfd(void **state)
 	close(fd);
 }
 
+/* A run of data is walked to its end only once the questions go through it page by page: a
+ * scattered page is answered alone (a round of a few dirty pages must not walk 100 MiB of data
+ * for each), a bulk pass walks it after HOLES_WALK_AFTER pages. The answers are the same either
+ * way, in any order. */
+static void test_holes_scattered_pages_are_not_walked(void **state)
+{
+	const size_t run_end = 50, hole_end = 54;
+	int written[FILE_PAGES] = {0};
+	struct holes_cursor c;
+	struct holes *h;
+	unsigned char *ram;
+	int fd;
+
+	(void)state;
+	fd = new_memfd();
+	ram = map_shared(fd, FILE_PAGES, 0);
+	for (size_t p = 0; p < FILE_PAGES; p++) {
+		written[p] = p < run_end || p >= hole_end;
+		if (written[p])
+			memset(ram + p * PAGE, 0x33, PAGE);
+	}
+	assert_int_equal(holes_open(ram, FILE_PAGES * PAGE, PAGE, &h), 0);
+
+	/* scattered questions: each answered on its own, nothing walked */
+	holes_cursor_init(&c);
+	assert_int_equal(holes_page(h, &c, 5), 0);
+	assert_int_equal(c.first, 5);
+	assert_int_equal(c.end, 6);
+	assert_int_equal(holes_page(h, &c, 30), 0);
+	assert_int_equal(c.end, 31);
+	assert_int_equal(holes_page(h, &c, 31), 0); /* two in a row are still a scattered pair */
+	assert_int_equal(c.end, 32);
+	assert_int_equal(holes_page(h, &c, 52), 1); /* a hole is one lseek() however long */
+	assert_int_equal(c.end, hole_end);
+
+	/* page after page: walked once HOLES_WALK_AFTER pages of the run went by */
+	holes_cursor_init(&c);
+	for (size_t p = 0; p <= HOLES_WALK_AFTER; p++) {
+		assert_int_equal(holes_page(h, &c, p), 0);
+		assert_int_equal(c.end, p < HOLES_WALK_AFTER ? p + 1 : run_end);
+	}
+	for (size_t p = HOLES_WALK_AFTER; p < FILE_PAGES; p++)
+		assert_int_equal(holes_page(h, &c, p), !written[p]);
+
+	/* the same answers backwards and in strides, on one cursor */
+	holes_cursor_init(&c);
+	for (size_t p = FILE_PAGES; p-- > 0;)
+		assert_int_equal(holes_page(h, &c, p), !written[p]);
+	holes_cursor_init(&c);
+	for (size_t k = 0; k < 7; k++)
+		for (size_t p = k; p < FILE_PAGES; p += 7)
+			assert_int_equal(holes_page(h, &c, p), !written[p]);
+	holes_close(h);
+	munmap(ram, FILE_PAGES * PAGE);
+	close(fd);
+}
+
 /* A region that starts 8 pages into the file (QEMU maps RAM blocks at offsets of one file),
  * found by path for a /dev/shm file, and once unlinked through /proc/self/map_files or the
  * descriptor this process holds. */
@@ -259,6 +316,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_holes_of_memfd),
+		cmocka_unit_test(test_holes_scattered_pages_are_not_walked),
 		cmocka_unit_test(test_holes_region_inside_file),
 		cmocka_unit_test(test_holes_long_path),
 		cmocka_unit_test(test_holes_refused),
