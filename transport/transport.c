@@ -33,6 +33,46 @@ static const struct transport_ops *transport_by_scheme(const char *scheme)
 	return NULL;
 }
 
+static const char *const transport_reg_mode_names[] = {
+	[TRANSPORT_REG_WHOLE] = "whole",
+	[TRANSPORT_REG_ODP] = "odp",
+	[TRANSPORT_REG_CHUNKED] = "chunked",
+	[TRANSPORT_REG_COPY] = "copy",
+};
+
+const char *transport_reg_mode_name(enum transport_reg_mode mode)
+{
+	if ((unsigned)mode >=
+	    sizeof(transport_reg_mode_names) / sizeof(transport_reg_mode_names[0]))
+		return "unknown";
+	return transport_reg_mode_names[mode];
+}
+
+/* What follows the port: nothing, or (rdma) "?reg=MODE". */
+static int transport_uri_options(const char *uri, const char *query, struct transport_uri *out)
+{
+	if (!*query)
+		return 0;
+	if (*query != '?' || strncmp(query + 1, "reg=", 4))
+		goto bad;
+	if (strcmp(out->scheme, "rdma")) {
+		rmig_log_info("transport: '%s': reg= applies to rdma:// only", uri);
+		return -EINVAL;
+	}
+	for (unsigned m = 0;
+	     m < sizeof(transport_reg_mode_names) / sizeof(transport_reg_mode_names[0]); m++)
+		if (!strcmp(query + 5, transport_reg_mode_names[m])) {
+			out->has_reg_mode = 1;
+			out->reg_mode = (enum transport_reg_mode)m;
+			return 0;
+		}
+bad:
+	rmig_log_info("transport: '%s': after the port only ?reg=whole|odp|chunked|copy (rdma) may "
+		      "follow",
+		      uri);
+	return -EINVAL;
+}
+
 int transport_uri_parse(const char *uri, struct transport_uri *out)
 {
 	const char *sep, *host, *colon;
@@ -79,10 +119,10 @@ int transport_uri_parse(const char *uri, struct transport_uri *out)
 	memcpy(out->host, host, host_len);
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port > 65535)
+	if (errno || (*end && *end != '?') || end == colon + 1 || port > 65535)
 		goto bad;
 	out->port = (uint16_t)port;
-	return 0;
+	return transport_uri_options(uri, end, out);
 bad:
 	rmig_log_info("transport: bad URI '%s' (expected rdma://host:port, tcp://host:port or "
 		      "loop:name)",
@@ -596,6 +636,41 @@ int transport_runs_check(struct transport_conn *conn, int remote, unsigned acces
 	}
 	pthread_mutex_unlock(conn->region_lock);
 	return ret;
+}
+
+int transport_staged_check(const struct transport_region *local,
+			   const struct transport_region *peer, uint32_t region_id, uint64_t offset,
+			   uint64_t length, char *why, size_t why_len)
+{
+	if (!local) {
+		snprintf(why, why_len, "staged.region_id: %u is not a local region", region_id);
+		return -ENOENT;
+	}
+	if (!(local->access & TRANSPORT_ACCESS_REMOTE_WRITE)) {
+		snprintf(why, why_len,
+			 "staged.region_id: local region %u lacks remote-write access", region_id);
+		return -EACCES;
+	}
+	if (!(local->flags & TRANSPORT_REGION_STAGED) &&
+	    !(peer && (peer->flags & TRANSPORT_REGION_STAGED))) {
+		snprintf(why, why_len,
+			 "staged.region_id: region %u is staged on neither side (its data must "
+			 "come by RDMA WRITE)",
+			 region_id);
+		return -EPERM;
+	}
+	if (length == 0) {
+		snprintf(why, why_len, "staged.length: zero (region %u)", region_id);
+		return -EINVAL;
+	}
+	if (offset > local->length || length > local->length - offset) {
+		snprintf(why, why_len,
+			 "staged.offset: [%llu, +%llu) is outside local region %u of %llu bytes",
+			 (unsigned long long)offset, (unsigned long long)length, region_id,
+			 (unsigned long long)local->length);
+		return -ERANGE;
+	}
+	return 0;
 }
 
 int transport_batch_check(struct transport_conn *conn, uint64_t batch_id,

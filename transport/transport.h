@@ -41,7 +41,13 @@ enum transport_reg_mode {
 	TRANSPORT_REG_WHOLE = 0, /* register each region once, up front (default) */
 	TRANSPORT_REG_ODP,	 /* on-demand paging, where the device supports it */
 	TRANSPORT_REG_CHUNKED,	 /* register chunks on first use, kept in a cache */
+	/* register nothing: every region is carried staged, its bytes copied through the
+	 * connection's registered send and receive buffers (rdma/register.c) */
+	TRANSPORT_REG_COPY,
 };
+
+/* "whole", "odp", "chunked", "copy": the names the rdma URI's ?reg= takes. */
+const char *transport_reg_mode_name(enum transport_reg_mode mode);
 
 /* TLS 1.3 on tcp:// (tcp/tls.c). AUTO is PSK when a psk is given, else none; only tcp reads
  * it, and PSK or X509 asked for on another scheme is refused (-EPROTONOSUPPORT), never ignored. */
@@ -195,7 +201,14 @@ struct transport_region {
 	uint64_t length;
 	uint64_t remote_addr; /* remote, rdma: the peer's virtual address */
 	uint32_t rkey;	      /* remote, rdma */
+	unsigned flags;	      /* TRANSPORT_REGION_* */
 	void *priv;	      /* transport's own (e.g. struct ibv_mr *) */
+};
+
+enum {
+	/* rdma: the region is carried staged on this connection (its owner could not or would
+	 * not register it): its bytes travel through the send ring, never by WRITE or READ. */
+	TRANSPORT_REGION_STAGED = 1u << 0,
 };
 
 struct transport_region_table {
@@ -291,8 +304,11 @@ struct transport_uri {
 	char scheme[16];
 	char host[TRANSPORT_URI_MAX]; /* tcp/rdma: host name or address; loop: the name */
 	uint16_t port;
+	int has_reg_mode; /* rdma: "?reg=whole|odp|chunked|copy" followed the port */
+	enum transport_reg_mode reg_mode;
 };
-/* Split "scheme://host:port" (or "loop:name"); [v6] hosts allowed. -EINVAL with a reason. */
+/* Split "scheme://host:port" (or "loop:name"); [v6] hosts allowed; rdma:// may end in
+ * "?reg=MODE" (it then overrides transport_options.reg_mode). -EINVAL with a reason. */
 int transport_uri_parse(const char *uri, struct transport_uri *out);
 
 /* Initialise / free the shared part of a connection. */
@@ -325,5 +341,13 @@ int transport_runs_check(struct transport_conn *conn, int remote, unsigned acces
  * the peer's advertised table with REMOTE_WRITE. Logs the refusal, naming the batch. */
 int transport_batch_check(struct transport_conn *conn, uint64_t batch_id,
 			  const struct transport_run *runs, size_t nruns);
+/* May the peer place length bytes at offset of region region_id through the ring (a staged
+ * run)? local: this side's registration of region_id (NULL: none); peer: the peer's own
+ * announcement of region_id (NULL: none). Only into a region registered here with
+ * REMOTE_WRITE that one of the two sides stages, inside it, not empty. 0, or -ENOENT /
+ * -EACCES / -EPERM (neither side stages it) / -EINVAL (empty) / -ERANGE with why filled. */
+int transport_staged_check(const struct transport_region *local,
+			   const struct transport_region *peer, uint32_t region_id, uint64_t offset,
+			   uint64_t length, char *why, size_t why_len);
 
 #endif /* RMIG_TRANSPORT_H */

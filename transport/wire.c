@@ -31,6 +31,7 @@ static const char *const wire_type_names[] = {
 	[WIRE_REGION_ADD] = "region-add", [WIRE_REGION_DEL] = "region-del",
 	[WIRE_READ_REQ] = "read-req",	  [WIRE_READ_RESP] = "read-resp",
 	[WIRE_CREDIT] = "credit",	  [WIRE_CLOSE] = "close",
+	[WIRE_STAGED] = "staged",
 };
 
 const char *wire_type_name(unsigned type)
@@ -313,6 +314,7 @@ void wire_region_to_wire(struct wire_region *out, const struct transport_region 
 		.length = htole64(region->length),
 		.addr = htole64(region->remote_addr),
 		.rkey = htole32(region->rkey),
+		.flags = htole32(region->flags & TRANSPORT_REGION_STAGED ? WIRE_REGION_STAGED : 0),
 	};
 
 	memcpy(out, &r, sizeof(r));
@@ -332,9 +334,14 @@ int wire_region_from_wire(const void *buf, size_t len, struct transport_region *
 	out->length = le64toh(r.length);
 	out->remote_addr = le64toh(r.addr);
 	out->rkey = le32toh(r.rkey);
+	out->flags = le32toh(r.flags);
 	if (out->access & ~(unsigned)(TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ))
 		return wire_reject(why, why_len, "region[%u].access: unknown bits 0x%x", out->id,
 				   out->access);
+	if (out->flags & ~(unsigned)WIRE_REGION_STAGED)
+		return wire_reject(why, why_len, "region[%u].flags: unknown bits 0x%x", out->id,
+				   out->flags);
+	out->flags = out->flags & WIRE_REGION_STAGED ? TRANSPORT_REGION_STAGED : 0;
 	if (out->remote_addr + out->length < out->remote_addr)
 		return wire_reject(why, why_len, "region[%u].length: %llu at 0x%llx overflows",
 				   out->id, (unsigned long long)out->length,

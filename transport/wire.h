@@ -29,7 +29,10 @@ enum wire_type {
 	WIRE_READ_RESP = 8,  /* wire_read_resp + bytes (tcp), or status only */
 	WIRE_CREDIT = 9,     /* wire_credit: receive buffers reposted (rdma flow control) */
 	WIRE_CLOSE = 10,     /* orderly goodbye, optional wire_close reason */
-	WIRE_TYPE_MAX = WIRE_CLOSE,
+	/* rdma only: wire_data + page bytes of a staged region (one whose owner could not
+	 * register it), carried on the send ring ahead of its batch's commit */
+	WIRE_STAGED = 11,
+	WIRE_TYPE_MAX = WIRE_STAGED,
 };
 
 struct wire_hdr {
@@ -118,10 +121,16 @@ struct wire_region {
 	uint32_t region_id;
 	uint32_t access; /* TRANSPORT_ACCESS_* */
 	uint64_t length;
-	uint64_t addr; /* rdma: remote virtual address */
-	uint32_t rkey; /* rdma */
-	uint32_t pad;
+	uint64_t addr;	/* rdma: remote virtual address */
+	uint32_t rkey;	/* rdma; 0 for a staged region */
+	uint32_t flags; /* WIRE_REGION_*; zero from an rmig without staging */
 } __attribute__((packed));
+
+/* wire_region.flags. STAGED: the sender cannot (or will not) register this region; the peer
+ * never WRITEs into or READs from it: its page data travels as WIRE_STAGED messages on the
+ * send ring (rdma/register.c). A staged region is announced even when the peer may not reach
+ * it (access 0), so that the peer accepts WIRE_STAGED data from it. */
+#define WIRE_REGION_STAGED 1u
 
 struct wire_read_req {
 	uint64_t request_id;
@@ -216,7 +225,7 @@ int wire_data_from_wire(const void *buf, size_t len, uint32_t *region_id, uint64
 			char *why, size_t why_len);
 
 void wire_region_to_wire(struct wire_region *out, const struct transport_region *region);
-/* Checks access bits and that addr + length does not overflow. */
+/* Checks access and flag bits and that addr + length does not overflow. */
 int wire_region_from_wire(const void *buf, size_t len, struct transport_region *out, char *why,
 			  size_t why_len);
 

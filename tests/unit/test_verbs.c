@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/unit/test_verbs.c - the rdma transport's own behaviours on a real verbs device (the
  * soft-RoCE testbed): split and chained writes, commit ordering, RDMA READ, credit pressure,
- * completion errors naming the failed work request, peer disconnect, version refusal.
+ * completion errors naming the failed work request, peer disconnect, version refusal, staged
+ * regions (reg=copy at either end or both, a device BAR the kernel will not pin, and staged
+ * messages a hostile peer crafts on its send ring).
  *
  * Every test is two halves that meet only through their connection: the source half (connects,
  * writes) and the destination half (listens, receives, checks what landed against the pattern
@@ -15,8 +17,13 @@
  *   source       the source halves, connecting to $RMIG_TESTBED_PEER_IP (another host);
  *   destination  the destination halves, listening on $RMIG_TESTBED_IP.
  * Test i meets on port $RMIG_TESTBED_PORT + i (default 7471 + i). Needs $RMIG_TESTBED_IP (an
- * address on the rdma device); exits 77 (skipped) without it. */
+ * address on the rdma device); exits 77 (skipped) without it. $RMIG_VERBS_FILTER (a cmocka
+ * pattern, e.g. '*staged*') runs only the tests it names, in both halves; $RMIG_VERBS_INFO (any
+ * value) shows the transport's info lines too. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -37,6 +44,7 @@
 #include <rdma/rdma_cma.h>
 
 #include "transport/log.h"
+#include "transport/rdma/rdma.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
 
@@ -1227,6 +1235,327 @@ static void chunked_registration_sends_across_chunk_boundaries_destination(void)
 	munmap(destination, CHUNKED_LENGTH);
 }
 
+/* Staged regions: with reg=copy at one end or both, a region's bytes cross as WIRE_STAGED
+ * messages on the send ring, a commit still follows its data, and bytes sent again land over
+ * their first copy. Two batches over the same runs, each checked as its commit arrives. */
+#define STAGED_LENGTH (3u << 20)
+static const struct transport_options copy_options = {.reg_mode = TRANSPORT_REG_COPY};
+static const struct transport_run staged_runs[] = {
+	{.region_id = 6, .offset = 0, .length = 5 * PAGE},
+	{.region_id = 6, .offset = 64 * PAGE, .length = (1u << 20) + 3 * PAGE},
+	{.region_id = 6, .offset = STAGED_LENGTH - 2 * PAGE, .length = 2 * PAGE},
+};
+#define STAGED_RUNS (sizeof(staged_runs) / sizeof(staged_runs[0]))
+
+static void staged_source(int copy)
+{
+	char *source = map(STAGED_LENGTH);
+	struct transport_conn *conn = source_open(copy ? &copy_options : NULL);
+	struct transport_stats stats;
+
+	assert_int_equal(transport_region_register(conn, 6, source, STAGED_LENGTH, 0), 0);
+	sync_with_peer(conn);
+	for (uint64_t batch = 1; batch <= 2; batch++) {
+		fill(source, STAGED_LENGTH, 0x57a6ed00 + batch);
+		assert_int_equal(transport_batch_post(conn, batch, staged_runs, STAGED_RUNS), 0);
+		/* The next batch's bytes go over these only once the destination checked them. */
+		expect_ctrl(conn, "checked");
+	}
+	source_wait_done(conn);
+	transport_stats_get(conn, &stats);
+	assert_int_equal(stats.data_bytes_sent, 2 * ((1u << 20) + 10 * PAGE));
+	transport_close(conn);
+	munmap(source, STAGED_LENGTH);
+}
+
+static void staged_destination(int copy)
+{
+	char *destination = map(STAGED_LENGTH);
+	struct transport_listener *listener;
+	struct transport_conn *conn = destination_open(copy ? &copy_options : NULL, &listener);
+
+	assert_int_equal(transport_region_register(conn, 6, destination, STAGED_LENGTH,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	sync_with_peer(conn);
+	for (uint64_t batch = 1; batch <= 2; batch++) {
+		expect_commit(conn, batch, staged_runs, STAGED_RUNS);
+		for (size_t i = 0; i < STAGED_RUNS; i++)
+			assert_filled_at(destination, staged_runs[i].offset, staged_runs[i].length,
+					 0x57a6ed00 + batch);
+		assert_int_equal(transport_ctrl_send(conn, "checked", 7), 0);
+	}
+	/* Between the runs nothing was written. */
+	for (size_t i = 5 * PAGE; i < 64 * PAGE; i++)
+		if (destination[i])
+			fail_msg("byte %zu, outside every run, was written", i);
+	destination_done(conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+	munmap(destination, STAGED_LENGTH);
+}
+
+static void staged_copy_at_both_ends_lands_byte_exact_source(void)
+{
+	staged_source(1);
+}
+
+static void staged_copy_at_both_ends_lands_byte_exact_destination(void)
+{
+	staged_destination(1);
+}
+
+static void staged_copy_at_source_only_lands_byte_exact_source(void)
+{
+	staged_source(1);
+}
+
+static void staged_copy_at_source_only_lands_byte_exact_destination(void)
+{
+	staged_destination(0);
+}
+
+static void staged_copy_at_destination_only_lands_byte_exact_source(void)
+{
+	staged_source(0);
+}
+
+static void staged_copy_at_destination_only_lands_byte_exact_destination(void)
+{
+	staged_destination(1);
+}
+
+/* A mapping the kernel will not pin: a RAM-backed PCI BAR mapped from sysfs (VM_IO|VM_PFNMAP,
+ * as Xen's privcmd foreign mappings are), here QEMU's standard VGA framebuffer (1234:1111,
+ * BAR 0, 16 MiB), which the testbed's guest has. ibv_reg_mr must fail on it with EFAULT, and
+ * the transport must carry it staged by itself, next to a region it registers. The source
+ * uses the BAR's third quarter, the destination its first. */
+#define BAR_LENGTH (16u << 20)
+#define BAR_REGION (4u << 20)
+
+static char *vga_bar_map(void)
+{
+	char path[300], text[32];
+	struct dirent *entry;
+	char *bar = NULL;
+	DIR *dir = opendir("/sys/bus/pci/devices");
+
+	if (!dir)
+		return NULL;
+	while (!bar && (entry = readdir(dir))) {
+		int matches = 1, fd;
+
+		for (int k = 0; k < 2 && matches; k++) {
+			FILE *f;
+
+			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", entry->d_name,
+				 k ? "device" : "vendor");
+			f = fopen(path, "r");
+			matches = f && fgets(text, sizeof(text), f) &&
+				  !strcmp(text, k ? "0x1111\n" : "0x1234\n");
+			if (f)
+				fclose(f);
+		}
+		if (!matches)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", entry->d_name);
+		fd = open(path, O_RDWR | O_SYNC);
+		if (fd < 0)
+			continue;
+		bar = mmap(NULL, BAR_LENGTH, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		if (bar == MAP_FAILED)
+			bar = NULL;
+	}
+	closedir(dir);
+	return bar;
+}
+
+/* The premise: the verbs stack itself refuses to register the mapping, with EFAULT. */
+static void assert_unregistrable(void *addr, size_t len)
+{
+	struct ibv_device **list;
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_mr *mr;
+	int num = 0, err;
+
+	list = ibv_get_device_list(&num);
+	assert_true(num > 0);
+	ctx = ibv_open_device(list[0]);
+	assert_non_null(ctx);
+	pd = ibv_alloc_pd(ctx);
+	assert_non_null(pd);
+	errno = 0;
+	mr = ibv_reg_mr(pd, addr, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	err = errno;
+	if (mr)
+		ibv_dereg_mr(mr);
+	ibv_dealloc_pd(pd);
+	ibv_close_device(ctx);
+	ibv_free_device_list(list);
+	assert_null(mr);
+	assert_int_equal(err, EFAULT);
+}
+
+static const struct transport_run bar_runs[] = {
+	{.region_id = 10, .offset = 0, .length = 3 * PAGE},
+	{.region_id = 11, .offset = 0, .length = 300 * PAGE},
+	{.region_id = 10, .offset = 17 * PAGE, .length = (1u << 20) + PAGE},
+	{.region_id = 11, .offset = BAR_REGION - (1u << 20), .length = 1u << 20},
+	{.region_id = 10, .offset = BAR_REGION - PAGE, .length = PAGE},
+};
+#define BAR_RUNS (sizeof(bar_runs) / sizeof(bar_runs[0]))
+
+static void unregistrable_mapping_is_carried_staged_source(void)
+{
+	char *bar = vga_bar_map(), *plain = map(BAR_REGION);
+	struct transport_conn *conn;
+
+	if (!bar)
+		skip(); /* no QEMU standard VGA here (a host with a NIC): nothing to map */
+	assert_unregistrable(bar + BAR_LENGTH / 2, BAR_REGION);
+	conn = source_open(NULL);
+	assert_int_equal(transport_region_register(conn, 10, bar + BAR_LENGTH / 2, BAR_REGION, 0),
+			 0);
+	assert_int_equal(transport_region_register(conn, 11, plain, BAR_REGION, 0), 0);
+	sync_with_peer(conn);
+	for (uint64_t batch = 1; batch <= 2; batch++) {
+		fill(bar + BAR_LENGTH / 2, BAR_REGION, 0xba40 + batch);
+		fill(plain, BAR_REGION, 0x91a140 + batch);
+		assert_int_equal(transport_batch_post(conn, batch, bar_runs, BAR_RUNS), 0);
+		assert_int_equal(transport_flush(conn, TIMEOUT_MS), 0);
+		expect_ctrl(conn, "checked");
+	}
+	source_wait_done(conn);
+	transport_close(conn);
+	munmap(plain, BAR_REGION);
+	munmap(bar, BAR_LENGTH);
+}
+
+static void unregistrable_mapping_is_carried_staged_destination(void)
+{
+	char *bar = vga_bar_map(), *plain = map(BAR_REGION);
+	struct transport_listener *listener;
+	struct transport_conn *conn;
+
+	if (!bar)
+		skip();
+	memset(bar, 0, BAR_REGION);
+	conn = destination_open(NULL, &listener);
+	assert_int_equal(
+		transport_region_register(conn, 10, bar, BAR_REGION, TRANSPORT_ACCESS_REMOTE_WRITE),
+		0);
+	assert_int_equal(transport_region_register(conn, 11, plain, BAR_REGION,
+						   TRANSPORT_ACCESS_REMOTE_WRITE),
+			 0);
+	sync_with_peer(conn);
+	for (uint64_t batch = 1; batch <= 2; batch++) {
+		expect_commit(conn, batch, bar_runs, BAR_RUNS);
+		for (size_t i = 0; i < BAR_RUNS; i++)
+			assert_filled_at(bar_runs[i].region_id == 10 ? bar : plain,
+					 bar_runs[i].offset, bar_runs[i].length,
+					 bar_runs[i].region_id == 10 ? 0xba40 + batch
+								     : 0x91a140 + batch);
+		assert_int_equal(transport_ctrl_send(conn, "checked", 7), 0);
+	}
+	destination_done(conn);
+	transport_close(conn);
+	transport_listener_close(listener);
+	munmap(plain, BAR_REGION);
+	munmap(bar, BAR_LENGTH);
+}
+
+/* A hostile peer's staged messages, crafted on its own send ring: into a region of no one's
+ * staging, an unknown region, past a region's end, at an offset that wraps. Each fails the
+ * connection with the field named, after a staged batch that landed, and writes nothing: the
+ * page after the region keeps its guard bytes. The source stages region 8 (reg=copy), so
+ * staged data for it is what the destination expects; region 7 is staged on neither side. */
+#define HOSTILE_LENGTH (8 * PAGE)
+static const struct {
+	uint32_t region_id;
+	uint64_t offset;
+	const char *error;
+} hostile_staged[] = {
+	{7, 0, "staged on neither side"},
+	{99, 0, "staged.region_id: 99 is not a local region"},
+	{8, HOSTILE_LENGTH - PAGE, "staged.offset"},
+	{8, UINT64_MAX - 16, "staged.offset"},
+};
+#define HOSTILE_CASES (sizeof(hostile_staged) / sizeof(hostile_staged[0]))
+static const struct transport_run hostile_good_run = {
+	.region_id = 8, .offset = PAGE, .length = 2 * PAGE};
+
+static void hostile_staged_messages_refused_source(void)
+{
+	char *source = map(HOSTILE_LENGTH), *bytes = map(2 * PAGE);
+
+	memset(bytes, 0xee, 2 * PAGE);
+	fill(source, HOSTILE_LENGTH, 0x4057);
+	for (size_t c = 0; c < HOSTILE_CASES; c++) {
+		struct transport_conn *conn = source_open(&copy_options);
+		struct rdma_conn *rc = rdma_conn_of(conn);
+		struct transport_msg msg;
+		struct wire_data data;
+		int ret;
+
+		assert_int_equal(transport_region_register(conn, 8, source, HOSTILE_LENGTH, 0), 0);
+		sync_with_peer(conn);
+		assert_int_equal(transport_batch_post(conn, 1, &hostile_good_run, 1), 0);
+		wire_data_to_wire(&data, hostile_staged[c].region_id, hostile_staged[c].offset);
+		pthread_mutex_lock(&rc->lock);
+		ret = rdma_send_queue(rc, WIRE_STAGED, &data, sizeof(data), bytes, 2 * PAGE, NULL,
+				      NULL);
+		pthread_mutex_unlock(&rc->lock);
+		assert_int_equal(ret, 0);
+		/* The destination drops the connection: wait for that. */
+		assert_true(transport_recv(conn, &msg, TIMEOUT_MS) < 0);
+		transport_close(conn);
+	}
+	munmap(bytes, 2 * PAGE);
+	munmap(source, HOSTILE_LENGTH);
+}
+
+static void hostile_staged_messages_refused_destination(void)
+{
+	struct transport_listener *listener = destination_listen(NULL);
+	char *destination = map(HOSTILE_LENGTH + PAGE), *other = map(HOSTILE_LENGTH);
+
+	for (size_t c = 0; c < HOSTILE_CASES; c++) {
+		struct transport_conn *conn = NULL;
+		struct transport_msg msg;
+
+		memset(destination, 0, HOSTILE_LENGTH);
+		memset(destination + HOSTILE_LENGTH, 0x5a, PAGE);
+		memset(other, 0, HOSTILE_LENGTH);
+		assert_int_equal(transport_accept(listener, 4 * TIMEOUT_MS, &conn), 0);
+		assert_int_equal(transport_region_register(conn, 7, other, HOSTILE_LENGTH,
+							   TRANSPORT_ACCESS_REMOTE_WRITE),
+				 0);
+		assert_int_equal(transport_region_register(conn, 8, destination, HOSTILE_LENGTH,
+							   TRANSPORT_ACCESS_REMOTE_WRITE),
+				 0);
+		sync_with_peer(conn);
+		expect_commit(conn, 1, &hostile_good_run, 1);
+		assert_filled_at(destination, hostile_good_run.offset, hostile_good_run.length,
+				 0x4057);
+		assert_int_equal(transport_recv(conn, &msg, TIMEOUT_MS), -ECONNRESET);
+		if (!strstr(transport_error(conn), hostile_staged[c].error))
+			fail_msg("case %zu: error '%s' does not name '%s'", c,
+				 transport_error(conn), hostile_staged[c].error);
+		for (size_t i = 0; i < PAGE; i++)
+			assert_int_equal((unsigned char)destination[HOSTILE_LENGTH + i], 0x5a);
+		for (size_t i = 0; i < HOSTILE_LENGTH; i++)
+			assert_int_equal(other[i], 0);
+		for (size_t i = HOSTILE_LENGTH - PAGE; i < HOSTILE_LENGTH; i++)
+			assert_int_equal(destination[i], 0);
+		transport_close(conn);
+	}
+	transport_listener_close(listener);
+	munmap(other, HOSTILE_LENGTH);
+	munmap(destination, HOSTILE_LENGTH + PAGE);
+}
+
 /* ODP on a device without it is refused at connect time, clearly, not at first fault. The
  * source refuses before it reaches the peer: the destination half has nothing to do. */
 static void odp_refused_where_device_lacks_it_source(void)
@@ -1305,6 +1634,14 @@ static const struct verbs_test verbs_tests[] = {
 	VERBS_TEST_STREAMS(chunked_registration_sends_across_chunk_boundaries, 2),
 	VERBS_TEST(stray_and_duplicate_queue_pairs_refused),
 	VERBS_TEST(more_than_eight_queue_pairs_refused),
+	/* staged regions (reg=copy, unregistrable mappings) */
+	VERBS_TEST(staged_copy_at_both_ends_lands_byte_exact),
+	VERBS_TEST(staged_copy_at_source_only_lands_byte_exact),
+	VERBS_TEST(staged_copy_at_destination_only_lands_byte_exact),
+	VERBS_TEST_STREAMS(staged_copy_at_both_ends_lands_byte_exact, 4),
+	VERBS_TEST(unregistrable_mapping_is_carried_staged),
+	VERBS_TEST_STREAMS(unregistrable_mapping_is_carried_staged, 4),
+	VERBS_TEST(hostile_staged_messages_refused),
 };
 #define VERBS_TEST_COUNT (sizeof(verbs_tests) / sizeof(verbs_tests[0]))
 
@@ -1348,6 +1685,7 @@ int main(int argc, char **argv)
 	struct CMUnitTest tests[VERBS_TEST_COUNT];
 	const char *role_text = getenv("RMIG_TESTBED_ROLE");
 	const char *port_text = getenv("RMIG_TESTBED_PORT");
+	const char *filter = getenv("RMIG_VERBS_FILTER");
 	pid_t destination = -1;
 	int failed, status;
 
@@ -1378,7 +1716,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	rmig_log_handler_set(log_to_stderr, NULL, RMIG_LOG_LEVEL_WARN);
+	rmig_log_handler_set(log_to_stderr, NULL,
+			     getenv("RMIG_VERBS_INFO") ? RMIG_LOG_LEVEL_INFO : RMIG_LOG_LEVEL_WARN);
+	if (filter && *filter)
+		cmocka_set_test_filter(filter);
 	for (size_t i = 0; i < VERBS_TEST_COUNT; i++)
 		tests[i] = (struct CMUnitTest){.name = verbs_tests[i].name,
 					       .test_func = run_half,

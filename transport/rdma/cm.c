@@ -298,6 +298,8 @@ int rdma_transport_listen(const char *uri, const struct transport_options *opts,
 	listener->base.ops = &rdma_transport_ops;
 	/* The connecting side says how many queue pairs a connection has. */
 	rdma_options_from(opts, &listener->options);
+	if (parsed.has_reg_mode)
+		listener->options.reg_mode = parsed.reg_mode;
 	snprintf(listener->host, sizeof(listener->host), "%s", parsed.host);
 	listener->keyed = rdma_hello_key_derive(opts, listener->hello_key);
 	if (listener->keyed < 0) {
@@ -1153,6 +1155,8 @@ int rdma_transport_connect(const char *uri, const struct transport_options *opts
 	if (ret)
 		return ret;
 	rdma_options_from(opts, &options);
+	if (parsed.has_reg_mode)
+		options.reg_mode = parsed.reg_mode;
 	if (options.streams > RDMA_STREAMS_MAX) {
 		rmig_log_error("rdma %s: %u queue pairs asked, at most %u", uri, options.streams,
 			       RDMA_STREAMS_MAX);

@@ -7,7 +7,16 @@
  * its region and each block always travels on the same queue pair (transport_block_stream()):
  * consecutive blocks are dealt round-robin, and bytes sent again in a later batch queue behind
  * their earlier copy on one ordered QP, so the newer bytes land last. Each QP has its own
- * in-flight window and selective signalling. The ops table is at the end. */
+ * in-flight window and selective signalling. The ops table is at the end.
+ *
+ * Staged regions (register.c: one the kernel would not pin, or every one with reg=copy, on
+ * either side) take no WRITE: a run of one is cut into WIRE_STAGED messages of up to
+ * RDMA_STAGED_MAX bytes, each copied into a send slot and queued on the send ring of queue
+ * pair 0, the ring that carries the batch's commit, before it. RC delivers QP 0's SENDs in
+ * order, and the peer places each staged message as it arrives (progress.c), so a commit still
+ * means its data is in place; and since a region is staged for the whole connection, every
+ * byte of it travels on that one ring, so a later copy of the same bytes always lands after
+ * the earlier one, however many queue pairs carry the WRITEs of other regions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +163,37 @@ static int rdma_batch_regions(struct rdma_conn *rc, uint64_t batch_id, uint32_t 
 	return 0;
 }
 
+/* Send [offset, offset+length) of staged region id as WIRE_STAGED messages on the send ring,
+ * each piece copied into its send slot. Caller holds rc->lock and posted every chain: waiting
+ * for a slot lets the lock go (the region is looked up again after each wait). */
+static int rdma_staged_send(struct rdma_conn *rc, uint64_t batch_id, uint32_t id,
+			    const struct rdma_region *reg, uint64_t offset, uint64_t length)
+{
+	for (uint64_t done = 0; done < length;) {
+		uint64_t piece = length - done < RDMA_STAGED_MAX ? length - done : RDMA_STAGED_MAX;
+		struct transport_region local, remote;
+		struct wire_data data;
+		char *buf;
+		int ret;
+
+		ret = rdma_send_reserve(rc, NULL, &buf);
+		if (!ret)
+			ret = rdma_batch_regions(rc, batch_id, id, &local, &remote);
+		if (!ret && local.priv != reg)
+			ret = -ENOENT;
+		if (ret)
+			return ret;
+		wire_data_to_wire(&data, id, offset + done);
+		memcpy(buf, &data, sizeof(data));
+		memcpy(buf + sizeof(data), (const char *)local.addr + offset + done, piece);
+		ret = rdma_send_queued(rc, WIRE_STAGED, (uint32_t)(sizeof(data) + piece), NULL);
+		if (ret)
+			return ret;
+		done += piece;
+	}
+	return 0;
+}
+
 static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch_id,
 				     const struct transport_run *runs, size_t nruns)
 {
@@ -164,7 +204,7 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 	uint64_t after[RDMA_STREAMS_MAX] = {0};
 	int touched[RDMA_STREAMS_MAX] = {0};
 	struct rdma_chain *chains;
-	uint64_t data_bytes = 0;
+	uint64_t data_bytes = 0, staged_bytes = 0;
 	int ret, len;
 
 	if (conn->failed)
@@ -197,6 +237,20 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 		if (ret)
 			goto out_unlock;
 		reg = local.priv;
+		if ((local.flags | remote.flags) & TRANSPORT_REGION_STAGED) {
+			/* Chains first: no sequence number may stay taken while a slot is
+			 * waited for. */
+			ret = rdma_chains_post(rc, chains);
+			if (!ret)
+				ret = rdma_staged_send(rc, batch_id, runs[i].region_id, reg,
+						       runs[i].offset, length);
+			if (ret)
+				goto out_unlock;
+			data_bytes += length;
+			staged_bytes += length;
+			i = next;
+			continue;
+		}
 		while (done < length) {
 			uint64_t offset = runs[i].offset + done, piece = length - done;
 			unsigned stream = rdma_data_stream(rc, runs[i].region_id, offset);
@@ -244,7 +298,8 @@ static int rdma_transport_batch_post(struct transport_conn *conn, uint64_t batch
 		goto out_unlock;
 	pthread_mutex_lock(conn->region_lock);
 	conn->stats.data_bytes_sent += data_bytes;
-	conn->stats.bytes_sent += data_bytes;
+	/* Staged bytes were counted as their SENDs went (ring.c). */
+	conn->stats.bytes_sent += data_bytes - staged_bytes;
 	conn->stats.batches_sent++;
 	pthread_mutex_unlock(conn->region_lock);
 out_unlock:
@@ -369,6 +424,13 @@ static int rdma_transport_read(struct transport_conn *conn, uint32_t region_id, 
 	ret = transport_region_find(conn, 1, region_id, &remote);
 	if (ret)
 		return ret;
+	if (remote.flags & TRANSPORT_REGION_STAGED) {
+		rmig_log_error(
+			"rdma %s: read of region %u refused: the peer carries it staged (not "
+			"registered there), and RDMA READ needs a registration",
+			conn->peer, region_id);
+		return -EOPNOTSUPP;
+	}
 	direct = rdma_local_target(rc, dst, len, &lkey);
 
 	pthread_mutex_lock(&rc->lock);

@@ -121,6 +121,31 @@ void rdma_queue_refill(struct rdma_conn *rc)
 	}
 }
 
+/* Place a WIRE_STAGED message's bytes in their region once transport_staged_check() agrees:
+ * a region registered here with remote write, staged by one side, the bytes inside it. Runs
+ * under rc->lock, which deregistration takes too: the region cannot go while it is copied. */
+static int rdma_staged_place(struct rdma_conn *rc, const char *payload, uint32_t length, char *why,
+			     size_t why_len)
+{
+	struct transport_region local, peer;
+	int have_local, have_peer, ret;
+	uint64_t offset, bytes;
+	uint32_t id;
+
+	ret = wire_data_from_wire(payload, length, &id, &offset, why, why_len);
+	if (ret)
+		return ret;
+	bytes = length - sizeof(struct wire_data);
+	have_local = !transport_region_find(&rc->base, 0, id, &local);
+	have_peer = !transport_region_find(&rc->base, 1, id, &peer);
+	ret = transport_staged_check(have_local ? &local : NULL, have_peer ? &peer : NULL, id,
+				     offset, bytes, why, why_len);
+	if (ret)
+		return ret;
+	memcpy((char *)local.addr + offset, payload + sizeof(struct wire_data), bytes);
+	return 0;
+}
+
 static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 {
 	uint32_t index = (uint32_t)(wc->wr_id & RDMA_WR_SEQ_MASK);
@@ -135,13 +160,19 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 		rdma_protocol_error(rc, "receive completion for an unknown buffer");
 		return;
 	}
-	rdma_stats_add(rc, &rc->base.stats.bytes_received, wc->byte_len);
 	payload = rdma_recv_buffer(rc, index) + sizeof(struct wire_hdr);
 	if (wire_hdr_from_wire(rdma_recv_buffer(rc, index), wc->byte_len, WIRE_MSG_MAX, &hdr, why,
 			       sizeof(why))) {
+		rdma_stats_add(rc, &rc->base.stats.bytes_received, wc->byte_len);
 		rdma_protocol_error(rc, why);
 		return;
 	}
+	/* A staged message's page bytes are counted with its commit, as WRITEs' are (ring.c). */
+	rdma_stats_add(rc, &rc->base.stats.bytes_received,
+		       hdr.type == WIRE_STAGED && wc->byte_len > sizeof(struct wire_hdr) +
+									 sizeof(struct wire_data)
+			       ? sizeof(struct wire_hdr) + sizeof(struct wire_data)
+			       : wc->byte_len);
 	if (hdr.length != wc->byte_len - sizeof(struct wire_hdr)) {
 		snprintf(why, sizeof(why), "header.length: %u, but the SEND carried %u bytes",
 			 hdr.length, wc->byte_len);
@@ -179,7 +210,8 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 			return;
 		}
 		if (!(region.access &
-		      (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ))) {
+		      (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) &&
+		    !(region.flags & TRANSPORT_REGION_STAGED)) {
 			snprintf(why, sizeof(why), "region[%u].access: no remote access",
 				 region.id);
 			rdma_protocol_error(rc, why);
@@ -206,6 +238,12 @@ static void rdma_handle_recv(struct rdma_conn *rc, const struct ibv_wc *wc)
 		if (transport_region_remove(&rc->base, 1, region.id, NULL)) {
 			snprintf(why, sizeof(why), "region[%u]: revoked but never announced",
 				 region.id);
+			rdma_protocol_error(rc, why);
+			return;
+		}
+		break;
+	case WIRE_STAGED:
+		if (rdma_staged_place(rc, payload, hdr.length, why, sizeof(why))) {
 			rdma_protocol_error(rc, why);
 			return;
 		}

@@ -8,7 +8,8 @@
  *   conn.c      a connection's verbs resources (PD, CQ, QPs, buffers), its teardown, close
  *   ring.c      the ordered send ring on QP 0: SENDs, credits, held-back commits, recv()
  *   progress.c  the progress thread: completions, receive buffers, rdma_cm events
- *   register.c  memory registration (whole, on-demand paging, chunked) and revocation
+ *   register.c  memory registration (whole, on-demand paging, chunked), staged regions (those
+ *               the kernel will not pin, or every one with reg=copy) and revocation
  *   post.c      posting: batches as WRITE chains, flush, RDMA READ pulls; the ops table
  *
  * Work request id layout (64 bits), so a failed completion names what it carried:
@@ -59,6 +60,9 @@
  * that the extra WRs cost nothing. */
 #define RDMA_STREAM_BLOCK (256u << 10)
 #define RDMA_TAG_INDEX_MASK 0xffull /* session_tag's low byte: the queue pair's index */
+/* Page bytes one WIRE_STAGED message carries (after its wire_data): fits a receive buffer. */
+#define RDMA_STAGED_MAX TRANSPORT_CTRL_MAX
+_Static_assert(sizeof(struct wire_data) + RDMA_STAGED_MAX <= WIRE_MSG_MAX, "staged message");
 
 enum rdma_wr_kind {
 	RDMA_WR_WRITE = 1,
@@ -252,6 +256,7 @@ struct rdma_conn {
 	uint32_t held_head, held_count;
 	int read_busy;	    /* the bounce buffer is in use */
 	unsigned read_next; /* where the next READ starts looking for a queue pair */
+	int staged_warned;  /* a region was found unregistrable and carried staged (register.c) */
 	int peer_closed;
 	int closing; /* our own rdma_disconnect is under way: its event is no error */
 	struct transport_run *msg_runs;
@@ -345,6 +350,9 @@ void rdma_send_pump(struct rdma_conn *rc);
 int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
 		    const void *part2, size_t len2, const uint64_t *after,
 		    const struct timespec *deadline);
+int rdma_send_reserve(struct rdma_conn *rc, const struct timespec *deadline, char **buf_p);
+int rdma_send_queued(struct rdma_conn *rc, enum wire_type type, uint32_t length,
+		     const uint64_t *after);
 int rdma_send_done(const struct rdma_conn *rc, uint64_t msg, int succeeded);
 void rdma_credit_maybe_send(struct rdma_conn *rc);
 void rdma_repost(struct rdma_conn *rc, uint32_t index);

@@ -3,7 +3,21 @@
  * the connection's PD (one MR, one rkey for every queue pair), whole up front (default), with
  * on-demand paging where the device supports it, or chunk by chunk on first use; regions the
  * peer may reach are announced on the send ring. Deregistration first waits for the work that
- * may still touch the region, then revokes it on the peer. */
+ * may still touch the region, then revokes it on the peer.
+ *
+ * Staged regions. The kernel pins a region's pages to register it, and it refuses mappings
+ * without struct pages behind them (VM_IO|VM_PFNMAP: Xen's privcmd foreign mappings, a device
+ * BAR mapped from sysfs): ibv_reg_mr then fails with EFAULT (pin_user_pages' answer for such a
+ * VMA). Such a region, and with reg=copy every region, is carried *staged*: nothing is
+ * registered, it is announced with WIRE_REGION_STAGED (even with no remote access, so the peer
+ * knows to accept staged data from it), and post.c sends its page data as WIRE_STAGED messages
+ * on the send ring, copied into a registered send slot here and out of the receive buffer into
+ * the region on the peer (progress.c), one copy at each staged end. Other errors (ENOMEM from
+ * RLIMIT_MEMLOCK above all) still fail the registration: they are configuration to fix, not a
+ * mapping to work around. A staged region cannot be read remotely (RDMA READ needs an MR):
+ * registering or granting one with REMOTE_READ is refused with -EOPNOTSUPP, before anything
+ * changes, so post-copy fails before the resume. Chunked registration registers at first use,
+ * where a refusal fails the connection as before: it does not stage. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +52,48 @@ static int rdma_send_region(struct rdma_conn *rc, enum wire_type type,
 			       NULL);
 }
 
+/* Is the region announced to the peer: it may reach it, or it must accept staged data from it? */
+static int rdma_region_announced(unsigned access, unsigned flags)
+{
+	return (access & TRANSPORT_ACCESS_REMOTE) || (flags & TRANSPORT_REGION_STAGED);
+}
+
+/* A staged region cannot serve RDMA READs: refused, saying why, with -EOPNOTSUPP. */
+static int rdma_staged_refuse_read(struct rdma_conn *rc, uint32_t id)
+{
+	rmig_log_error("rdma %s: region %u cannot be made remote-readable: it is carried staged "
+		       "(%s), and RDMA READ needs a registration; post-copy over rdma:// needs "
+		       "source memory the kernel can pin, without reg=copy",
+		       rc->base.peer, id,
+		       rc->options.reg_mode == TRANSPORT_REG_COPY ? "reg=copy"
+								  : "the kernel would not pin it");
+	return -EOPNOTSUPP;
+}
+
+/* The region is not registered but staged: say why, once per connection as a warning (later
+ * regions at info). err: ibv_reg_mr's failure, or 0 under reg=copy. */
+static void rdma_staged_log(struct rdma_conn *rc, uint32_t id, void *addr, size_t len, int err)
+{
+	if (!err) {
+		rmig_log_info("rdma %s: region %u (%zu bytes): reg=copy: carried staged, through "
+			      "the send ring",
+			      rc->base.peer, id, len);
+		return;
+	}
+	if (rc->staged_warned) {
+		rmig_log_info("rdma %s: region %u (%zu bytes at %p): not registrable (%s): carried "
+			      "staged",
+			      rc->base.peer, id, len, addr, strerror(-err));
+		return;
+	}
+	rc->staged_warned = 1;
+	rmig_log_warn("rdma %s: region %u (%zu bytes at %p): the kernel will not pin it for a "
+		      "memory registration (%s: a VM_IO/VM_PFNMAP mapping, such as Xen's foreign "
+		      "mappings or a device BAR); carried staged: its bytes are copied through the "
+		      "send ring, one copy at each staged end",
+		      rc->base.peer, id, len, addr, strerror(-err));
+}
+
 /* One MR in the connection's PD serves every queue pair: a region is registered and announced
  * once, whatever the number of queue pairs. */
 int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, void *addr, size_t len,
@@ -47,7 +103,7 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 	struct transport_region region = {.id = id, .access = access, .addr = addr, .length = len};
 	struct rdma_region *reg;
 	struct wire_region wire;
-	int ret;
+	int staged = 0, ret;
 
 	if (!addr || !len ||
 	    (access & ~(unsigned)(TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)))
@@ -61,8 +117,16 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 		return -ENOMEM;
 	reg->addr = addr;
 	reg->length = len;
-	/* Chunked registration fits only memory no peer reaches: a peer needs one rkey. */
-	if (rc->options.reg_mode == TRANSPORT_REG_CHUNKED && access == TRANSPORT_ACCESS_LOCAL) {
+	if (rc->options.reg_mode == TRANSPORT_REG_COPY) {
+		if (access & TRANSPORT_ACCESS_REMOTE_READ) {
+			ret = rdma_staged_refuse_read(rc, id);
+			goto err_free_reg;
+		}
+		staged = 1;
+		rdma_staged_log(rc, id, addr, len, 0);
+	} else if (rc->options.reg_mode == TRANSPORT_REG_CHUNKED &&
+		   access == TRANSPORT_ACCESS_LOCAL) {
+		/* Chunked registration fits only memory no peer reaches: a peer needs one rkey. */
 		uintptr_t end = (uintptr_t)addr + len;
 
 		reg->chunk_base = (uintptr_t)addr & ~(uintptr_t)(RDMA_CHUNK_SIZE - 1);
@@ -74,7 +138,13 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 		}
 	} else {
 		reg->mr = ibv_reg_mr(rc->pd, addr, len, rdma_access_flags(rc, access));
-		if (!reg->mr) {
+		if (!reg->mr && errno == EFAULT && !(access & TRANSPORT_ACCESS_REMOTE_READ)) {
+			staged = 1;
+			rdma_staged_log(rc, id, addr, len, -EFAULT);
+		} else if (!reg->mr && errno == EFAULT) {
+			ret = rdma_staged_refuse_read(rc, id);
+			goto err_free_reg;
+		} else if (!reg->mr) {
 			ret = rdma_errno_or(-ENOMEM);
 			rmig_log_error("rdma %s: registering region %u (%zu bytes at %p): %s%s",
 				       conn->peer, id, len, addr, strerror(-ret),
@@ -89,6 +159,7 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 		.length = len,
 		.remote_addr = (uintptr_t)addr,
 		.rkey = reg->mr ? reg->mr->rkey : 0,
+		.flags = staged ? TRANSPORT_REGION_STAGED : 0,
 		.priv = reg,
 	};
 	pthread_mutex_lock(&rc->lock);
@@ -97,7 +168,7 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 		pthread_mutex_unlock(&rc->lock);
 		goto err_release;
 	}
-	if (access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ)) {
+	if (rdma_region_announced(access, region.flags)) {
 		wire_region_to_wire(&wire, &region);
 		ret = rdma_send_region(rc, WIRE_REGION_ADD, &wire);
 		if (ret) {
@@ -167,8 +238,7 @@ int rdma_transport_region_deregister(struct transport_conn *conn, uint32_t id)
 		rmig_log_error("rdma %s: deregistering region %u: not registered", conn->peer, id);
 		return ret;
 	}
-	if (region.access & (TRANSPORT_ACCESS_REMOTE_WRITE | TRANSPORT_ACCESS_REMOTE_READ) &&
-	    !conn->failed) {
+	if (rdma_region_announced(region.access, region.flags) && !conn->failed) {
 		wire_region_to_wire(&wire, &region);
 		ret = rdma_send_region(rc, WIRE_REGION_DEL, &wire);
 	}
@@ -244,7 +314,7 @@ int rdma_transport_region_access_set(struct transport_conn *conn, uint32_t id, u
 	struct rdma_region *reg;
 	struct wire_region wire;
 	unsigned old_access;
-	int ret;
+	int staged, ret;
 
 	pthread_mutex_lock(&rc->lock);
 	ret = transport_region_find(conn, 0, id, &region);
@@ -252,21 +322,30 @@ int rdma_transport_region_access_set(struct transport_conn *conn, uint32_t id, u
 		goto out_unlock;
 	reg = region.priv;
 	old_access = region.access;
-	rdma_drain_locked(rc, NULL);
-	ret = rdma_region_reregister(rc, id, reg, rdma_access_flags(rc, access));
-	if (ret)
+	staged = region.flags & TRANSPORT_REGION_STAGED;
+	if (staged && (access & ~old_access & TRANSPORT_ACCESS_REMOTE_READ)) {
+		ret = rdma_staged_refuse_read(rc, id);
 		goto out_unlock;
+	}
+	rdma_drain_locked(rc, NULL);
+	/* A staged region has no MR: the receiving side's check of its access (progress.c)
+	 * enforces the change once the table below has it. */
+	if (!staged) {
+		ret = rdma_region_reregister(rc, id, reg, rdma_access_flags(rc, access));
+		if (ret)
+			goto out_unlock;
+		region.rkey = reg->mr->rkey;
+	}
 	region.access = access;
-	region.rkey = reg->mr->rkey;
 	transport_region_update(conn, 0, &region);
 	if (conn->failed) { /* nothing more comes in: a revocation holds, a grant cannot be told */
 		ret = access & ~old_access ? conn->failed : 0;
 		goto out_unlock;
 	}
 	wire_region_to_wire(&wire, &region);
-	if (old_access & TRANSPORT_ACCESS_REMOTE)
+	if (rdma_region_announced(old_access, region.flags))
 		ret = rdma_send_region(rc, WIRE_REGION_DEL, &wire);
-	if (!ret && (access & TRANSPORT_ACCESS_REMOTE))
+	if (!ret && rdma_region_announced(access, region.flags))
 		ret = rdma_send_region(rc, WIRE_REGION_ADD, &wire);
 	if (!(access & ~old_access))
 		ret = 0;

@@ -105,17 +105,12 @@ static int rdma_slot_free(const struct rdma_conn *rc)
 	       previous->seq <= rc->streams[0].sq_completed;
 }
 
-/* Queue a SEND of hdr + payload (two parts, either may be empty) behind every SEND queued before
- * it, then post what may go. after: a commit's WRITEs on QP s >= 1 (sequences), else NULL.
- * Waits for a slot until deadline (NULL: forever). Caller holds rc->lock. */
-int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
-		    const void *part2, size_t len2, const uint64_t *after,
-		    const struct timespec *deadline)
+/* Wait until the next ordered SEND may take its slot, until deadline (NULL: forever); the lock
+ * may be let go meanwhile. Returns the slot's payload buffer (WIRE_MSG_MAX bytes after the
+ * header) in *buf_p for rdma_send_queued(), which must follow before the lock is let go.
+ * Caller holds rc->lock. */
+int rdma_send_reserve(struct rdma_conn *rc, const struct timespec *deadline, char **buf_p)
 {
-	struct rdma_send *send;
-	uint32_t slot;
-	char *buf;
-
 	while (!rdma_slot_free(rc)) {
 		if (rc->base.failed)
 			return rc->base.failed;
@@ -124,15 +119,20 @@ int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1
 	}
 	if (rc->base.failed)
 		return rc->base.failed;
-	slot = (uint32_t)(rc->sends_queued % RDMA_SEND_SLOTS);
-	send = &rc->sends[slot];
-	buf = rdma_send_buffer(rc, slot) + sizeof(struct wire_hdr);
-	if (len1)
-		memcpy(buf, part1, len1);
-	if (len2)
-		memcpy(buf + len1, part2, len2);
+	*buf_p = rdma_send_buffer(rc, (uint32_t)(rc->sends_queued % RDMA_SEND_SLOTS)) +
+		 sizeof(struct wire_hdr);
+	return 0;
+}
+
+/* The reserved slot's payload (length bytes) is written: queue it behind every SEND queued
+ * before it, then post what may go. after: a commit's WRITEs on QP s >= 1, else NULL. */
+int rdma_send_queued(struct rdma_conn *rc, enum wire_type type, uint32_t length,
+		     const uint64_t *after)
+{
+	struct rdma_send *send = &rc->sends[rc->sends_queued % RDMA_SEND_SLOTS];
+
 	send->type = type;
-	send->length = (uint32_t)(len1 + len2);
+	send->length = length;
 	send->msg = rc->sends_queued;
 	send->seq = 0;
 	if (after)
@@ -142,6 +142,26 @@ int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1
 	rc->sends_queued++;
 	rdma_send_pump(rc);
 	return rc->base.failed;
+}
+
+/* Queue a SEND of hdr + payload (two parts, either may be empty) behind every SEND queued before
+ * it, then post what may go. after: a commit's WRITEs on QP s >= 1 (sequences), else NULL.
+ * Waits for a slot until deadline (NULL: forever). Caller holds rc->lock. */
+int rdma_send_queue(struct rdma_conn *rc, enum wire_type type, const void *part1, size_t len1,
+		    const void *part2, size_t len2, const uint64_t *after,
+		    const struct timespec *deadline)
+{
+	char *buf;
+	int ret;
+
+	ret = rdma_send_reserve(rc, deadline, &buf);
+	if (ret)
+		return ret;
+	if (len1)
+		memcpy(buf, part1, len1);
+	if (len2)
+		memcpy(buf + len1, part2, len2);
+	return rdma_send_queued(rc, type, (uint32_t)(len1 + len2), after);
 }
 
 /* Has ordered SEND msg completed (1), or is it still queued or in flight (0)? */
