@@ -41,20 +41,25 @@ static int policy_at_floor(const struct policy_input *in)
 /* The target is met, but one more round would still halve the projected pause (and cut it by a
  * millisecond at least). The guest dirtied what is left over window_us; a round that sends
  * it and syncs takes about send + sync, so at the same rate it leaves about
- * send x (send + sync) / window to send. After a long round (the bulk round of a large guest)
+ * send x (send + sync) / window to send, besides the pages held back to the final round,
+ * which no round sends. After a long round (the bulk round of a large guest)
  * that is a fraction of what is dirty now, and the pause no longer grows with how long the
  * bulk round took. Once rounds are as short as the window that fills them (a working set
  * rewritten as fast as it drains), the estimate stops shrinking and the rounds stop. */
 static int policy_worth_another_round(const struct policy_input *in)
 {
-	double send_us, next_send_us, now_us, next_us;
+	double send_us, held_us, moving_us, next_send_us, now_us, next_us;
+	uint64_t held = in->held_bytes < in->remaining_bytes ? in->held_bytes : in->remaining_bytes;
 
 	if (!in->window_us || !in->bandwidth || !in->remaining_bytes)
 		return 0;
 	if (in->max_rounds && in->round >= in->max_rounds)
 		return 0;
 	send_us = (double)in->remaining_bytes * 1e6 / (double)in->bandwidth;
-	next_send_us = send_us * (send_us + (double)in->pause_cost_us) / (double)in->window_us;
+	held_us = (double)held * 1e6 / (double)in->bandwidth;
+	moving_us = send_us - held_us;
+	next_send_us = held_us +
+		       moving_us * (moving_us + (double)in->pause_cost_us) / (double)in->window_us;
 	now_us = (double)in->pause_cost_us +
 		 (send_us > (double)in->overlap_cost_us ? send_us : (double)in->overlap_cost_us);
 	next_us = (double)in->pause_cost_us + (next_send_us > (double)in->overlap_cost_us

@@ -34,6 +34,9 @@ struct policy_input {
 	/* how long the guest took to dirty remaining_bytes (since the previous sync),
 	 * microseconds; 0 when unknown (then a met target always stops) */
 	uint64_t window_us;
+	/* of remaining_bytes, those held back to the final round (prediction): another round
+	 * does not send them */
+	uint64_t held_bytes;
 };
 
 struct policy_decision {

@@ -53,6 +53,7 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 
 	/* Held-back pages count towards what the pause will carry, not towards "dirty". */
 	in.remaining_bytes = source_dirty_bytes(s);
+	in.held_bytes = source_held_bytes(s);
 	policy_decide(&in, &decision);
 	if (!decision.stop && in.policy == RMIG_POLICY_QEMU &&
 	    decision.projected_downtime_ms <= in.downtime_ms)

@@ -62,13 +62,6 @@ static int xen_restore_prepare(struct xen_recv *x, const struct xen_own_ram_head
 	uint32_t domid = 0;
 	int ret;
 
-	if (!strncmp(x->options.uri, "rdma://", 7)) {
-		xen_cli_say(&x->options,
-			    "a depth-3 migration moves the RAM into Xen's foreign "
-			    "mappings, which the kernel will not pin for RDMA: listen on "
-			    "tcp:// for it (docs/xen.md)");
-		return -EOPNOTSUPP;
-	}
 	snprintf(name, sizeof(name), "%s--incoming", layout->name);
 	for (;;) {
 		if (!r->ram_open && !libxl_name_to_domid(r->ctx, name, &domid)) {

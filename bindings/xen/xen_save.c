@@ -195,14 +195,6 @@ static int xen_save_parse(int argc, char **argv, struct xen_save *x)
 					"rmig runs the rounds itself\n");
 			return -EINVAL;
 		}
-		if (o->uri && !strncmp(o->uri, "rdma://", 7)) {
-			fprintf(stderr,
-				"rmig-xen-save: --method moves the RAM from Xen's foreign "
-				"mappings, which the kernel will not pin for RDMA (privcmd "
-				"maps them VM_IO|VM_PFNMAP): use tcp:// at depth 3, or depth 2 "
-				"(no --method) over rdma:// (docs/xen.md)\n");
-			return -EINVAL;
-		}
 		x->own_ram = 1;
 		x->method = mig.method;
 	}

@@ -204,6 +204,11 @@ static void test_policy_qemu_shortens_the_pause_after_a_long_round(void **state)
 	d = decide(in);
 	assert_false(d.stop);
 	assert_int_equal(d.projected_downtime_ms, 4);
+
+	in.held_bytes = 3u << 20; /* unless most of it is held back to the final round anyway */
+	assert_true(decide(in).stop);
+	in.held_bytes = 1u << 20; /* 2.9 ms would still go, 1 ms stays: more than halved */
+	assert_false(decide(in).stop);
 }
 
 static void test_policy_qemu_stops_at_round_limit(void **state)
