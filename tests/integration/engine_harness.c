@@ -73,7 +73,8 @@ int harness_transport_usable(int argc, char **argv, const char **transport_p)
 				harness_dirty_source = (uint32_t)i;
 		}
 	}
-	return rmig_transport_available(transport);
+	/* rdma-copy: rdma:// with ?reg=copy at both ends, every region carried staged */
+	return rmig_transport_available(strcmp(transport, "rdma-copy") ? transport : "rdma");
 }
 
 size_t harness_pages(const struct harness *h)
@@ -117,11 +118,12 @@ void harness_init(struct harness *h, const char *transport, size_t length, unsig
 	memset(h->dst_ram, 0xaa, length);
 	if (!strcmp(transport, "tcp")) {
 		snprintf(h->listen_uri, sizeof(h->listen_uri), "tcp://127.0.0.1:0");
-	} else if (!strcmp(transport, "rdma")) {
+	} else if (!strcmp(transport, "rdma") || !strcmp(transport, "rdma-copy")) {
 		char address[64];
 
 		assert_int_equal(harness_rdma_address(address, sizeof(address)), 0);
-		snprintf(h->listen_uri, sizeof(h->listen_uri), "rdma://%s:0", address);
+		snprintf(h->listen_uri, sizeof(h->listen_uri), "rdma://%s:0%s", address,
+			 strcmp(transport, "rdma") ? "?reg=copy" : "");
 	} else {
 		snprintf(h->listen_uri, sizeof(h->listen_uri), "loop:engine-test-%ld-%d",
 			 (long)getpid(), counter++);
@@ -333,6 +335,8 @@ void harness_sessions(struct harness *h)
 		snprintf(dst_uri, sizeof(dst_uri), "%s", uri);
 		h->connect_via(h, dst_uri, uri, sizeof(uri));
 	}
+	if (!strcmp(h->transport, "rdma-copy") && !strchr(uri, '?'))
+		strncat(uri, "?reg=copy", sizeof(uri) - strlen(uri) - 1);
 	h->connect_ret = rmig_session_connect(h->src, uri);
 	if (h->connect_ret)
 		print_message("source: connect: %d %s\n", h->connect_ret, rmig_last_error(h->src));
