@@ -209,6 +209,20 @@ RMIG_EXPORT const char *rmig_method_name(uint32_t method)
 	return session_method_name(method);
 }
 
+RMIG_EXPORT const char *rmig_stop_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[RMIG_STOP_NONE] = "none",
+		[RMIG_STOP_DOWNTIME] = "downtime target",
+		[RMIG_STOP_MAX_ROUNDS] = "round limit",
+		[RMIG_STOP_FEW_DIRTY] = "few dirty pages",
+		[RMIG_STOP_SENT_LIMIT] = "3x RAM sent",
+		[RMIG_STOP_FLOOR] = "the pause's floor",
+	};
+
+	return reason < sizeof(names) / sizeof(names[0]) ? names[reason] : "unknown";
+}
+
 RMIG_EXPORT int rmig_transport_available(const char *scheme)
 {
 	if (!scheme)

@@ -437,13 +437,8 @@ static void demo_report(const char *command, const struct demo_options *o, const
 			const struct rmig_stats *st, const char *ram_check, int ret,
 			rmig_session_t *s, const struct demo_extra *x)
 {
-	static const char *const stop_reasons[] = {"none",	  "downtime target",
-						   "round limit", "few dirty pages",
-						   "3x RAM sent", "the pause's floor"};
 	char b1[32], b2[32], b3[32];
-	const char *stop = st->stop_reason < sizeof(stop_reasons) / sizeof(stop_reasons[0])
-				   ? stop_reasons[st->stop_reason]
-				   : "?";
+	const char *stop = rmig_stop_reason_name(st->stop_reason);
 
 	if (o->mig.json) {
 		printf("{\"command\": \"%s\", \"status\": \"%s\", \"method\": \"%s\", "

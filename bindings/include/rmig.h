@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #define RMIG_VERSION_MAJOR 1
-#define RMIG_VERSION_MINOR 3
+#define RMIG_VERSION_MINOR 4
 #define RMIG_VERSION_PATCH 0
 
 /* One migration, on one host: opaque. */
@@ -767,6 +767,16 @@ const char *rmig_status_name(uint32_t status);
  * Return: a static string, "unknown" for another value.
  */
 const char *rmig_method_name(uint32_t method);
+
+/**
+ * rmig_stop_reason_name() - why pre-copy stopped iterating, as rmig's tools print it (1.4):
+ * "none", "downtime target", "round limit", "few dirty pages", "3x RAM sent",
+ * "the pause's floor".
+ * @reason: enum rmig_stop_reason (rmig_stats.stop_reason, rmig_policy_decision.reason).
+ *
+ * Return: a static string, "unknown" for another value (a reason newer than this library).
+ */
+const char *rmig_stop_reason_name(uint32_t reason);
 
 /**
  * rmig_transport_available() - whether this library can migrate over a transport here (1.1).

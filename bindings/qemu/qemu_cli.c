@@ -16,15 +16,6 @@
 #include "bindings/qemu/qemu_cli.h"
 
 /* enum rmig_stop_reason in words. */
-static const char *qemu_cli_stop_name(uint32_t reason)
-{
-	static const char *const names[] = {"none",	   "downtime target",
-					    "round limit", "few dirty pages",
-					    "3x RAM sent", "the pause's floor"};
-
-	return reason < sizeof(names) / sizeof(names[0]) ? names[reason] : "?";
-}
-
 static void qemu_cli_usage(int source)
 {
 	if (source)
@@ -478,7 +469,7 @@ void qemu_cli_signals_child(const struct qemu_cli_signals *sig)
 
 void qemu_cli_report_rmig(const struct qemu_cli_options *o, const struct rmig_stats *st, int source)
 {
-	const char *stop = qemu_cli_stop_name(st->stop_reason);
+	const char *stop = rmig_stop_reason_name(st->stop_reason);
 	char b1[32], b2[32], b3[32];
 
 	printf("  %-30s %s (policy %s, downtime target %u ms)\n", "method",
@@ -534,7 +525,8 @@ void qemu_cli_json_rmig(json_t *report, const struct qemu_cli_options *o,
 	json_object_set_new(rmig, "dirty_tracking", json_string(cli_dirty_name(st->dirty_source)));
 	json_object_set_new(rmig, "ram_bytes", json_integer((json_int_t)st->ram_bytes));
 	json_object_set_new(rmig, "rounds", json_integer(st->rounds));
-	json_object_set_new(rmig, "stop_reason", json_string(qemu_cli_stop_name(st->stop_reason)));
+	json_object_set_new(rmig, "stop_reason",
+			    json_string(rmig_stop_reason_name(st->stop_reason)));
 	json_object_set_new(rmig, "downtime_ms", json_integer((json_int_t)st->downtime_ms));
 	json_object_set_new(rmig, "total_time_ms", json_integer((json_int_t)st->total_time_ms));
 	json_object_set_new(rmig, "bytes", json_integer((json_int_t)st->bytes));

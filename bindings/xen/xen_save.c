@@ -569,11 +569,7 @@ static void xen_save_report(struct xen_save *x, rmig_session_t *session, uint64_
 
 	for (uint32_t i = 0; i < x->nrounds; i++)
 		if (x->rounds[i].stop)
-			stopped = x->rounds[i].reason == RMIG_STOP_DOWNTIME	? "downtime target"
-				  : x->rounds[i].reason == RMIG_STOP_MAX_ROUNDS ? "round limit"
-				  : x->rounds[i].reason == RMIG_STOP_FEW_DIRTY	? "few dirty pages"
-				  : x->rounds[i].reason == RMIG_STOP_FLOOR ? "the pause's floor"
-									   : "3x RAM sent";
+			stopped = rmig_stop_reason_name(x->rounds[i].reason);
 	if (rmig_session_stats(session, &st))
 		return;
 	if (x->libxc_policy)

@@ -222,12 +222,8 @@ static void xen_save_ram_report(struct xen_save *x, rmig_session_t *session, uin
 		"Xen's stream %llu bytes (xxh64 %016llx), bytes on the wire %llu (RAM session "
 		"%llu), rmig's pause %llu ms, total time %llu ms, %s",
 		x->method == RMIG_METHOD_PREDICT ? "predict" : "precopy", st.rounds,
-		st.stop_reason == RMIG_STOP_DOWNTIME	 ? "the downtime target"
-		: st.stop_reason == RMIG_STOP_MAX_ROUNDS ? "the round limit"
-		: st.stop_reason == RMIG_STOP_FEW_DIRTY	 ? "few dirty pages"
-		: st.stop_reason == RMIG_STOP_SENT_LIMIT ? "3x RAM sent"
-		: st.stop_reason == RMIG_STOP_FLOOR	 ? "the pause's floor"
-							 : "no stop",
+		st.stop_reason == RMIG_STOP_NONE ? "no stop"
+						 : rmig_stop_reason_name(st.stop_reason),
 		(unsigned long long)st.pages_sent, (unsigned long long)st.pages_sent_multiple,
 		(unsigned long long)st.pages_held, (unsigned long long)st.pages_verified,
 		(unsigned long long)st.pages_mismatched, (unsigned long long)x->stream.bytes,

@@ -7,7 +7,7 @@ rmig=$1
 transport=$2
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$rmig" version | grep -q '^rmig 1\.3\.0$'
+"$rmig" version | grep -q '^rmig 1\.4\.0$'
 "$rmig" demo --ram 256M --transport "$transport" >"$out" ||
 	{ cat "$out"; echo "rmig demo --ram 256M failed" >&2; exit 1; }
 cat "$out"

@@ -29,7 +29,7 @@ int main(void)
 	printf("rmig %s: run without regions: %s (%s)\n", rmig_version(), rmig_strerror(ret),
 	       rmig_last_error(s));
 	rmig_session_destroy(s);
-	return strcmp(rmig_version(), "1.3.0") != 0 || ret != -EINVAL;
+	return strcmp(rmig_version(), "1.4.0") != 0 || ret != -EINVAL;
 }
 C
 

@@ -512,7 +512,7 @@ static void test_stats_fill_only_what_fits(void **state)
 static void test_version_and_error_strings(void **state)
 {
 	(void)state;
-	assert_string_equal(rmig_version(), "1.3.0");
+	assert_string_equal(rmig_version(), "1.4.0");
 	assert_non_null(strstr(rmig_strerror(-ECANCELED), "cancelled"));
 	assert_non_null(strstr(rmig_strerror(ENOENT), "region"));
 	assert_non_null(rmig_strerror(-123456));
@@ -520,6 +520,10 @@ static void test_version_and_error_strings(void **state)
 	assert_string_equal(rmig_status_name(RMIG_STATUS_LOST), "lost");
 	assert_string_equal(rmig_method_name(RMIG_METHOD_TSMC), "tsmc");
 	assert_string_equal(rmig_method_name(99), "unknown");
+	assert_string_equal(rmig_stop_reason_name(RMIG_STOP_NONE), "none");
+	assert_string_equal(rmig_stop_reason_name(RMIG_STOP_DOWNTIME), "downtime target");
+	assert_string_equal(rmig_stop_reason_name(RMIG_STOP_FLOOR), "the pause's floor");
+	assert_string_equal(rmig_stop_reason_name(RMIG_STOP_FLOOR + 1), "unknown");
 }
 
 int main(void)
