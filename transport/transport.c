@@ -587,6 +587,47 @@ int transport_region_find(struct transport_conn *conn, int remote, uint32_t id,
 	return ret;
 }
 
+/* One run against the region it names (NULL: none): there, with access, not empty, inside it.
+ * A refusal names the run: runs[index], or "staged" for index -1 (a staged message); side
+ * names the table ("local", "peer"). */
+static int transport_run_check(const struct transport_region *region, const char *side,
+			       unsigned access, uint32_t region_id, uint64_t offset,
+			       uint64_t length, long index, char *why, size_t why_len)
+{
+	char what[32];
+	int ret = 0;
+
+	if (!region)
+		ret = -ENOENT;
+	else if ((region->access & access) != access)
+		ret = -EACCES;
+	else if (length == 0)
+		ret = -EINVAL;
+	else if (offset > region->length || length > region->length - offset)
+		ret = -ERANGE;
+	if (!ret)
+		return 0;
+	if (index < 0)
+		snprintf(what, sizeof(what), "staged");
+	else
+		snprintf(what, sizeof(what), "runs[%ld]", index);
+	if (ret == -ENOENT)
+		snprintf(why, why_len, "%s.region_id: %u is not a %s region", what, region_id,
+			 side);
+	else if (ret == -EACCES)
+		snprintf(why, why_len, "%s.region_id: %s region %u lacks %s access", what, side,
+			 region_id,
+			 access & TRANSPORT_ACCESS_REMOTE_READ ? "remote-read" : "remote-write");
+	else if (ret == -EINVAL)
+		snprintf(why, why_len, "%s.length: zero (region %u)", what, region_id);
+	else
+		snprintf(why, why_len,
+			 "%s.offset: [%llu, +%llu) is outside %s region %u of %llu bytes", what,
+			 (unsigned long long)offset, (unsigned long long)length, side, region_id,
+			 (unsigned long long)region->length);
+	return ret;
+}
+
 int transport_runs_check(struct transport_conn *conn, int remote, unsigned access,
 			 const struct transport_run *runs, size_t nruns, char *why, size_t why_len)
 {
@@ -600,40 +641,10 @@ int transport_runs_check(struct transport_conn *conn, int remote, unsigned acces
 		return -EINVAL;
 	}
 	pthread_mutex_lock(conn->region_lock);
-	for (size_t i = 0; i < nruns; i++) {
-		const struct transport_run *run = &runs[i];
-		struct transport_region *region = transport_table_lookup(table, run->region_id);
-
-		if (!region) {
-			snprintf(why, why_len, "runs[%zu].region_id: %u is not a %s region", i,
-				 run->region_id, side);
-			ret = -ENOENT;
-			break;
-		}
-		if ((region->access & access) != access) {
-			snprintf(why, why_len, "runs[%zu].region_id: %s region %u lacks %s access",
-				 i, side, run->region_id,
-				 access & TRANSPORT_ACCESS_REMOTE_READ ? "remote-read"
-								       : "remote-write");
-			ret = -EACCES;
-			break;
-		}
-		if (run->length == 0) {
-			snprintf(why, why_len, "runs[%zu].length: zero", i);
-			ret = -EINVAL;
-			break;
-		}
-		if (run->offset > region->length || run->length > region->length - run->offset) {
-			snprintf(why, why_len,
-				 "runs[%zu].offset: [%llu, +%llu) is outside %s region %u of %llu "
-				 "bytes",
-				 i, (unsigned long long)run->offset,
-				 (unsigned long long)run->length, side, run->region_id,
-				 (unsigned long long)region->length);
-			ret = -ERANGE;
-			break;
-		}
-	}
+	for (size_t i = 0; i < nruns && !ret; i++)
+		ret = transport_run_check(transport_table_lookup(table, runs[i].region_id), side,
+					  access, runs[i].region_id, runs[i].offset, runs[i].length,
+					  (long)i, why, why_len);
 	pthread_mutex_unlock(conn->region_lock);
 	return ret;
 }
@@ -642,15 +653,11 @@ int transport_staged_check(const struct transport_region *local,
 			   const struct transport_region *peer, uint32_t region_id, uint64_t offset,
 			   uint64_t length, char *why, size_t why_len)
 {
-	if (!local) {
-		snprintf(why, why_len, "staged.region_id: %u is not a local region", region_id);
-		return -ENOENT;
-	}
-	if (!(local->access & TRANSPORT_ACCESS_REMOTE_WRITE)) {
-		snprintf(why, why_len,
-			 "staged.region_id: local region %u lacks remote-write access", region_id);
-		return -EACCES;
-	}
+	int ret = transport_run_check(local, "local", TRANSPORT_ACCESS_REMOTE_WRITE, region_id,
+				      offset, length, -1, why, why_len);
+
+	if (ret)
+		return ret;
 	if (!(local->flags & TRANSPORT_REGION_STAGED) &&
 	    !(peer && (peer->flags & TRANSPORT_REGION_STAGED))) {
 		snprintf(why, why_len,
@@ -658,17 +665,6 @@ int transport_staged_check(const struct transport_region *local,
 			 "come by RDMA WRITE)",
 			 region_id);
 		return -EPERM;
-	}
-	if (length == 0) {
-		snprintf(why, why_len, "staged.length: zero (region %u)", region_id);
-		return -EINVAL;
-	}
-	if (offset > local->length || length > local->length - offset) {
-		snprintf(why, why_len,
-			 "staged.offset: [%llu, +%llu) is outside local region %u of %llu bytes",
-			 (unsigned long long)offset, (unsigned long long)length, region_id,
-			 (unsigned long long)local->length);
-		return -ERANGE;
 	}
 	return 0;
 }
