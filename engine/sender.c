@@ -34,22 +34,17 @@ uint64_t source_dirty_bytes(struct rmig_session *s)
 	return bytes;
 }
 
-uint64_t source_held_bytes(struct rmig_session *s)
+uint64_t source_held_pages(struct rmig_session *s, uint64_t *bytes_p)
 {
-	uint64_t bytes = 0;
+	uint64_t held = 0, bytes = 0;
 
-	for (size_t i = 0; i < s->nregions; i++)
-		bytes += source_count(s->regions[i].src.held, &s->regions[i]) *
-			 s->regions[i].page_size;
-	return bytes;
-}
+	for (size_t i = 0; i < s->nregions; i++) {
+		uint64_t pages = source_count(s->regions[i].src.held, &s->regions[i]);
 
-uint64_t source_held_pages(struct rmig_session *s)
-{
-	uint64_t held = 0;
-
-	for (size_t i = 0; i < s->nregions; i++)
-		held += source_count(s->regions[i].src.held, &s->regions[i]);
+		held += pages;
+		bytes += pages * s->regions[i].page_size;
+	}
+	*bytes_p = bytes;
 	return held;
 }
 

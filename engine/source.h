@@ -62,9 +62,8 @@ uint64_t source_count(const uint64_t *bm, const struct session_region *r);
 /* What the pages not yet delivered will cost to send: marked for this round, pending, held
  * back, or to come after resume. */
 uint64_t source_dirty_bytes(struct rmig_session *s);
-/* Pages held back to the final round, all regions, and their bytes. */
-uint64_t source_held_pages(struct rmig_session *s);
-uint64_t source_held_bytes(struct rmig_session *s);
+/* Pages held back to the final round, all regions; their bytes in *bytes_p. */
+uint64_t source_held_pages(struct rmig_session *s, uint64_t *bytes_p);
 /* Mark every page of every region for the next round. */
 void source_mark_all_regions(struct rmig_session *s);
 

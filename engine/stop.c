@@ -43,7 +43,7 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 		.overlap_cost_us = verify_source_cost_us(s),
 		.window_us = round->since_sync_us,
 	};
-	uint64_t held = source_held_pages(s);
+	uint64_t held = source_held_pages(s, &in.held_bytes);
 
 	in.bandwidth = source_measure(s, round->dirty_pages, round->since_sync_us, &last);
 	pthread_mutex_lock(&s->lock);
@@ -53,7 +53,6 @@ int stop_decide(struct rmig_session *s, const struct stop_round *round)
 
 	/* Held-back pages count towards what the pause will carry, not towards "dirty". */
 	in.remaining_bytes = source_dirty_bytes(s);
-	in.held_bytes = source_held_bytes(s);
 	policy_decide(&in, &decision);
 	if (!decision.stop && in.policy == RMIG_POLICY_QEMU &&
 	    decision.projected_downtime_ms <= in.downtime_ms)
