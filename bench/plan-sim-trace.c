@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* bench/plan-sim-trace.c - reads a CPU utilisation trace for plan-sim: PlanetLab/CloudSim style
- * (one VM per row, optionally named) or one VM per column under a header of names. */
+ * (one VM per row, optionally named), one VM per column under a header of names, or CloudSim's
+ * own layout, a directory of one file per VM. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "bench/plan-sim.h"
@@ -58,9 +61,184 @@ void plan_sim_trace_free(struct plan_sim_trace *trace)
 	memset(trace, 0, sizeof(*trace));
 }
 
-int plan_sim_trace_load(const char *path, int fraction, struct plan_sim_trace *trace)
+static int sim_name_order(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* One VM's file in CloudSim's layout: its samples separated by whitespace (one per line in
+ * CloudSim's files) or commas; '#' lines are comments. Returns the sample count, or -errno. */
+static ssize_t sim_read_vm_file(const char *path, int fraction, double **values_p)
 {
 	FILE *in = fopen(path, "r");
+	char *line = NULL, **fields = NULL;
+	size_t line_capacity = 0, field_capacity = 0, count = 0, capacity = 0;
+	double *values = NULL;
+	ssize_t ret;
+
+	if (!in) {
+		ret = -errno;
+		fprintf(stderr, "trace: %s: %s\n", path, strerror(errno));
+		return ret;
+	}
+	while (getline(&line, &line_capacity, in) >= 0) {
+		char *text = line;
+		size_t n;
+
+		while (isspace((unsigned char)*text))
+			text++;
+		if (*text == '#' || !*text)
+			continue;
+		n = sim_split(text, &fields, &field_capacity);
+		if (n == SIZE_MAX) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			double value = strtod(fields[i], NULL);
+
+			if (!sim_is_number(fields[i]) || !(value >= 0.0)) {
+				fprintf(stderr,
+					"trace: %s: sample %zu: '%s' is not a utilisation\n", path,
+					count + 1, fields[i]);
+				ret = -EINVAL;
+				goto out;
+			}
+			if (count == capacity) {
+				size_t grown_capacity = capacity ? 2 * capacity : 512;
+				double *grown = realloc(values, grown_capacity * sizeof(*grown));
+
+				if (!grown) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				values = grown;
+				capacity = grown_capacity;
+			}
+			values[count++] = fraction ? value : value / 100.0;
+		}
+	}
+	if (ferror(in)) {
+		ret = -EIO;
+		fprintf(stderr, "trace: %s: read error\n", path);
+		goto out;
+	}
+	ret = (ssize_t)count;
+	*values_p = values;
+	values = NULL;
+out:
+	free(values);
+	free(fields);
+	free(line);
+	fclose(in);
+	return ret;
+}
+
+/* CloudSim's layout: every regular file in dir is a VM named by its file name, in the order of
+ * the sorted names (CloudSim deals VM types over its file listing; sorted is the order Java's
+ * File.compareTo gives, which plan-sim's CSV keeps). Hidden files are skipped. */
+static int sim_trace_load_dir(const char *path, int fraction, struct plan_sim_trace *trace)
+{
+	DIR *dir = opendir(path);
+	char **names = NULL, file[4096];
+	size_t count = 0, capacity = 0;
+	struct dirent *entry;
+	int ret = -EINVAL;
+
+	if (!dir) {
+		ret = -errno;
+		fprintf(stderr, "trace: %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	while ((entry = readdir(dir))) {
+		struct stat st;
+
+		if (entry->d_name[0] == '.')
+			continue;
+		if (snprintf(file, sizeof(file), "%s/%s", path, entry->d_name) >=
+		    (int)sizeof(file)) {
+			fprintf(stderr, "trace: %s/%s: path too long\n", path, entry->d_name);
+			goto out;
+		}
+		if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (count == capacity) {
+			size_t grown_capacity = capacity ? 2 * capacity : 256;
+			char **grown = realloc(names, grown_capacity * sizeof(*grown));
+
+			if (!grown) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			names = grown;
+			capacity = grown_capacity;
+		}
+		names[count] = strdup(entry->d_name);
+		if (!names[count]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		count++;
+	}
+	if (count == 0) {
+		fprintf(stderr, "trace: %s: a directory with no VM files\n", path);
+		goto out;
+	}
+	qsort(names, count, sizeof(*names), sim_name_order);
+	trace->vms = count;
+	trace->names = calloc(count, sizeof(*trace->names));
+	if (!trace->names) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t v = 0; v < count; v++) {
+		double *values = NULL;
+		ssize_t samples;
+
+		snprintf(file, sizeof(file), "%s/%s", path, names[v]);
+		samples = sim_read_vm_file(file, fraction, &values);
+		if (samples < 0) {
+			ret = (int)samples;
+			goto out;
+		}
+		if (samples == 0 || (v > 0 && (size_t)samples != trace->samples)) {
+			fprintf(stderr, "trace: %s: %zd samples, %s had %zu\n", file, samples,
+				names[0], v > 0 ? trace->samples : (size_t)0);
+			free(values);
+			goto out;
+		}
+		if (v == 0) {
+			trace->samples = (size_t)samples;
+			trace->utilisation = malloc(count * trace->samples * sizeof(double));
+			if (!trace->utilisation) {
+				free(values);
+				ret = -ENOMEM;
+				goto out;
+			}
+		}
+		memcpy(trace->utilisation + v * trace->samples, values,
+		       trace->samples * sizeof(double));
+		free(values);
+		trace->names[v] = names[v];
+		names[v] = NULL;
+	}
+	snprintf(trace->source, sizeof(trace->source), "one file per VM in %s", path);
+	ret = 0;
+out:
+	if (ret == -ENOMEM)
+		fprintf(stderr, "trace: %s: out of memory\n", path);
+	for (size_t v = 0; v < count; v++)
+		free(names[v]);
+	free(names);
+	closedir(dir);
+	if (ret < 0)
+		plan_sim_trace_free(trace);
+	return ret;
+}
+
+int plan_sim_trace_load(const char *path, int fraction, struct plan_sim_trace *trace)
+{
+	FILE *in;
 	char *line = NULL, **fields = NULL;
 	size_t line_capacity = 0, field_capacity = 0, rows = 0, row_capacity = 0, width = 0;
 	double **values = NULL;
@@ -69,7 +247,12 @@ int plan_sim_trace_load(const char *path, int fraction, struct plan_sim_trace *t
 	int named_rows = -1, ret = -EINVAL;
 	ssize_t got;
 
+	struct stat st;
+
 	memset(trace, 0, sizeof(*trace));
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return sim_trace_load_dir(path, fraction, trace);
+	in = fopen(path, "r");
 	if (!in) {
 		ret = -errno;
 		fprintf(stderr, "trace: %s: %s\n", path, strerror(-ret));

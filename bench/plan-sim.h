@@ -14,7 +14,8 @@ struct plan_sim_trace {
 };
 
 /* Read a trace: one VM per row (an optional name first, then its samples) or, when the first
- * line is all names, one VM per column. Lines starting with '#' are comments; the first one is
+ * line is all names, one VM per column; or, when path is a directory, CloudSim's layout: one
+ * file per VM named by its file name, in sorted name order, its samples one per line. Lines starting with '#' are comments; the first one is
  * kept as the trace's source. Samples are percent unless fraction is set. Fields are separated
  * by commas, or by whitespace in a file without commas. Returns 0 or -errno (-EINVAL for a
  * ragged or non-numeric file, with the row and sample named on stderr). */

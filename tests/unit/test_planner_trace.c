@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/unit/test_planner_trace.c - plan-sim's trace reader takes the PlanetLab layout (named
  * rows of percent samples), unnamed rows, one VM per column under a header, and rejects ragged
- * or non-numeric files. */
+ * or non-numeric files; a directory is CloudSim's layout, one file per VM. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -95,6 +96,67 @@ static void test_ragged_or_non_numeric_trace_is_rejected(void **state)
 	assert_int_equal(plan_sim_trace_load("/nonexistent/trace.csv", 0, &trace), -ENOENT);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	assert_int_equal(fputs(text, out) >= 0, 1);
+	assert_int_equal(fclose(out), 0);
+}
+
+static void remove_dir(const char *dir)
+{
+	char command[600];
+
+	snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+	assert_int_equal(system(command), 0);
+}
+
+/* CloudSim's layout: a directory, one file per VM, one sample per line. VMs come in sorted name
+ * order whatever order the directory lists them in (a name with a space, as some of CloudSim's
+ * have, sorts before '_'); hidden files and subdirectories are not VMs. */
+static void test_directory_of_vm_files_is_cloudsim_layout(void **state)
+{
+	char dir[] = "/tmp/rmig-trace-dir-XXXXXX", sub[600];
+	struct plan_sim_trace trace;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "node_b", "10\n20\n30\n");
+	write_file(dir, "node_a_x", "40\n50\n60\n");
+	write_file(dir, "node_a x", "0\n100\n5\n");
+	write_file(dir, ".hidden", "not a number\n");
+	snprintf(sub, sizeof(sub), "%s/subdir", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(plan_sim_trace_load(dir, 0, &trace), 0);
+	assert_int_equal(trace.vms, 3);
+	assert_int_equal(trace.samples, 3);
+	assert_string_equal(trace.names[0], "node_a x");
+	assert_string_equal(trace.names[1], "node_a_x");
+	assert_string_equal(trace.names[2], "node_b");
+	assert_true(fabs(trace.utilisation[0 * 3 + 1] - 1.0) < 1e-12);
+	assert_true(fabs(trace.utilisation[1 * 3 + 0] - 0.4) < 1e-12);
+	assert_true(fabs(trace.utilisation[2 * 3 + 2] - 0.3) < 1e-12);
+	assert_non_null(strstr(trace.source, dir));
+	plan_sim_trace_free(&trace);
+
+	/* a VM file shorter than the others, or with a word in it, is refused */
+	write_file(dir, "node_c", "1\n2\n");
+	assert_int_equal(plan_sim_trace_load(dir, 0, &trace), -EINVAL);
+	write_file(dir, "node_c", "1\n2\nthree\n");
+	assert_int_equal(plan_sim_trace_load(dir, 0, &trace), -EINVAL);
+	remove_dir(dir);
+
+	/* an empty directory has no VMs */
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/rmig-trace-dir-XXXXXX")));
+	assert_int_equal(plan_sim_trace_load(dir, 0, &trace), -EINVAL);
+	remove_dir(dir);
+}
+
 /* The shipped PlanetLab day: 1052 VMs x 288 five-minute samples, percent. */
 static void test_shipped_planetlab_day_loads(void **state)
 {
@@ -119,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_header_of_names_makes_columns_vms),
 		cmocka_unit_test(test_unnamed_rows_are_named_by_position),
 		cmocka_unit_test(test_ragged_or_non_numeric_trace_is_rejected),
+		cmocka_unit_test(test_directory_of_vm_files_is_cloudsim_layout),
 		cmocka_unit_test(test_shipped_planetlab_day_loads),
 	};
 
