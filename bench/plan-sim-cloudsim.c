@@ -289,6 +289,7 @@ struct cs_sim {
 	/* scratch */
 	unsigned char *excluded, *excluded_place;
 	int *order;
+	long unplaced_vm; /* the VM the first placement found no host for, -1 */
 };
 
 static double cs_vm_utilisation(const struct cs_sim *sim, int vm, double time)
@@ -1107,9 +1108,9 @@ static int cs_initial_placement(struct cs_sim *sim)
 			}
 		}
 		if (chosen < 0) {
-			fprintf(stderr,
-				"plan-sim: VM %zu (%.0f MIPS, %d MB) fits on no host of %zu\n", v,
-				vm->mips, vm->ram, hosts);
+			/* CloudSim 4.0's PowerDatacenterBroker exits here ("Creation of VM #v
+			 * failed"): there is no run to model. The caller says so. */
+			sim->unplaced_vm = (long)v;
 			ret = -ENOSPC;
 			goto out;
 		}
@@ -1150,6 +1151,7 @@ static int cs_setup(struct cs_sim *sim, const struct plan_sim_trace *trace,
 	sim->host_count = config->hosts;
 	sim->vm_count = trace->vms;
 	sim->random_state = config->seed;
+	sim->unplaced_vm = -1;
 	sim->hosts = calloc(sim->host_count, sizeof(*sim->hosts));
 	sim->vms = calloc(sim->vm_count, sizeof(*sim->vms));
 	sim->excluded = calloc(sim->host_count, 1);
@@ -1197,6 +1199,7 @@ int cs_run(const struct plan_sim_trace *trace, const struct cs_config *config,
 		ret = -ENOMEM;
 	if (!ret)
 		ret = cs_initial_placement(&sim);
+	result->unplaced_vm = sim.unplaced_vm;
 	if (ret)
 		goto out;
 	sim.last_process = 0;
@@ -1543,16 +1546,19 @@ static int cs_plot(const struct cs_options *options, const struct cs_policy *pol
 	return ret;
 }
 
+/* blocks: the VM types were dealt in blocks; fallback: because dealt in turn (the default) they
+ * did not all fit at the first placement. */
 static void cs_print(const struct cs_options *options, const struct plan_sim_trace *trace,
 		     const struct cs_policy *policies, const struct cs_result *results,
-		     size_t count)
+		     size_t count, int blocks, int fallback)
 {
 	if (options->json) {
-		json_t *root =
-			json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "model", "cloudsim", "trace",
-				  options->trace_path, "trace_source", trace->source, "hosts",
-				  (json_int_t)options->hosts, "vms", (json_int_t)trace->vms,
-				  "idle_host_power", options->idle_host_power);
+		json_t *root = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:b}", "model",
+					 "cloudsim", "trace", options->trace_path, "trace_source",
+					 trace->source, "hosts", (json_int_t)options->hosts, "vms",
+					 (json_int_t)trace->vms, "vm_types",
+					 blocks ? "blocks" : "turn", "vm_types_fallback", fallback,
+					 "idle_host_power", options->idle_host_power);
 		json_t *rows = json_array();
 		char *text;
 
@@ -1578,8 +1584,9 @@ static void cs_print(const struct cs_options *options, const struct plan_sim_tra
 	printf("plan-sim --model cloudsim: %zu hosts (ML110 G4 / G5), %zu VMs x %zu samples from %s\n",
 	       options->hosts, trace->vms, trace->samples, options->trace_path);
 	printf("VM types: %s; idle hosts with VMs: %s\n\n",
-	       options->vm_types_in_blocks ? "in four blocks of the trace's rows"
-					   : "dealt in turn (row modulo 4)",
+	       !blocks	  ? "dealt in turn (row modulo 4)"
+	       : fallback ? "in four blocks of the trace's rows (dealt in turn they do not all fit)"
+			  : "in four blocks of the trace's rows",
 	       options->idle_host_power ? "idle power" : "0 W (CloudSim)");
 	printf("| %-14s | %10s | %10s | %8s | %8s | %10s | %8s | %10s |\n", "policy", "energy kWh",
 	       "migrations", "SLATAH", "PDM", "SLAV", "ESV", "plan ms");
@@ -1599,6 +1606,28 @@ static void cs_print(const struct cs_options *options, const struct plan_sim_tra
 	}
 }
 
+static void cs_results_free(struct cs_result *results, size_t count)
+{
+	for (size_t p = 0; p < count; p++)
+		cs_result_free(&results[p]);
+}
+
+/* Runs policies[0..*count_p) in turn. On an error *count_p is the failing policy's index (the
+ * results before it are kept, its own holds unplaced_vm after -ENOSPC). */
+static int cs_run_all(const struct plan_sim_trace *trace, const struct cs_config *config,
+		      const struct cs_policy *policies, struct cs_result *results, size_t *count_p)
+{
+	for (size_t p = 0; p < *count_p; p++) {
+		int ret = cs_run(trace, config, &policies[p], &results[p]);
+
+		if (ret < 0) {
+			*count_p = p;
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options)
 {
 	struct cs_policy policies[CS_MAX_POLICIES];
@@ -1611,8 +1640,8 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 		.quiet = options->json,
 	};
 	char list[512], *saveptr = NULL, *item;
-	size_t count = 0;
-	int ret = 0;
+	size_t count = 0, total;
+	int ret = 0, blocks_fallback = 0;
 
 	snprintf(list, sizeof(list), "%s",
 		 options->policies ? options->policies : CS_DEFAULT_POLICIES);
@@ -1623,20 +1652,46 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 		}
 		count++;
 	}
-	for (size_t p = 0; p < count; p++) {
-		ret = cs_run(trace, &config, &policies[p], &results[p]);
-		if (ret < 0) {
-			count = p;
-			goto out;
-		}
+	total = count;
+	ret = cs_run_all(trace, &config, policies, results, &count);
+	if (ret == -ENOSPC && !options->vm_types_given && !config.vm_types_in_blocks) {
+		/* Dealt in turn, this trace's VMs do not all fit at the first placement (a day
+		 * of 1300 VMs or more: the small ones take the G5 PEs the 2500-MIPS ones need).
+		 * CloudSim's own dealing, blocks, places them: every policy runs on that, so
+		 * the rows stay comparable. */
+		fprintf(stderr,
+			"plan-sim: dealt in turn, VM %ld (%.0f MIPS) fits on no host of %zu at %s's "
+			"first placement; every policy runs with the VM types in blocks, "
+			"CloudSim's own dealing\n",
+			results[count].unplaced_vm, cs_vm_mips[results[count].unplaced_vm % 4],
+			config.hosts, policies[count].name);
+		cs_results_free(results, count);
+		count = total;
+		config.vm_types_in_blocks = 1;
+		blocks_fallback = 1;
+		ret = cs_run_all(trace, &config, policies, results, &count);
 	}
+	if (ret == -ENOSPC) {
+		long v = results[count].unplaced_vm;
+		size_t type = config.vm_types_in_blocks ? (size_t)v / ((trace->vms + 3) / 4)
+							: (size_t)v % 4;
+
+		fprintf(stderr,
+			"plan-sim: %s: VM %ld (%.0f MIPS, %d MB) fits on no host of %zu at the "
+			"first placement; CloudSim 4.0 stops there too (its broker exits when a VM "
+			"cannot be created). Give more --hosts%s or fewer --vms\n",
+			policies[count].name, v, cs_vm_mips[type], cs_vm_ram[type], config.hosts,
+			config.vm_types_in_blocks ? "" : ", --vm-types blocks");
+	}
+	if (ret < 0)
+		goto out;
 	if (!config.quiet && isatty(STDERR_FILENO))
 		fprintf(stderr, "\r%60s\r", "");
-	cs_print(options, trace, policies, results, count);
+	cs_print(options, trace, policies, results, count, config.vm_types_in_blocks,
+		 blocks_fallback);
 	if (options->plot_path)
 		ret = cs_plot(options, policies, results, count);
 out:
-	for (size_t p = 0; p < count; p++)
-		cs_result_free(&results[p]);
+	cs_results_free(results, count);
 	return ret < 0 ? 1 : 0;
 }

@@ -57,6 +57,7 @@ struct cs_result {
 	size_t steps;
 	double *active_series;	   /* hosts with CPU in use, per step */
 	double *overloaded_series; /* hosts allocating less than requested, per step */
+	long unplaced_vm; /* cs_run() -ENOSPC: the VM its first placement found no host for */
 };
 
 /* Watts from a SPECpower-style table of 11 points (0, 10, ..., 100 % load) at utilisation u in
@@ -130,6 +131,7 @@ struct cs_options {
 	size_t hosts;
 	int idle_host_power;
 	int vm_types_in_blocks;
+	int vm_types_given; /* --vm-types was given: no falling back to blocks */
 	int json;
 	const char *plot_path;
 };

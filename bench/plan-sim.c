@@ -87,8 +87,10 @@ static void sim_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: plan-sim [options]\n"
-		"  --trace FILE          utilisation trace, one VM per row (name, samples...) or\n"
-		"                        one VM per column; '#' lines are comments\n"
+		"  --trace FILE|DIR      utilisation trace, one VM per row (name, samples...) or\n"
+		"                        one VM per column; '#' lines are comments; or a\n"
+		"                        directory of one file per VM (CloudSim's workload/\n"
+		"                        planetlab/DAY), in sorted name order\n"
 		"                        (default the PlanetLab day in bench/data/)\n"
 		"  --fraction            samples are fractions 0..1 (default: percent 0..100)\n"
 		"  --hosts N             hosts (default 50)\n"
@@ -113,7 +115,9 @@ static void sim_usage(FILE *out)
 		"                        cost (default: npa,dvfs,thr-mmt:0.8,iqr-mmt:1.5,mad-mmt:2.5,\n"
 		"                        lr-mmt:1.2,lr-mc:1.2,lr-rs:1.2,rmig)\n"
 		"  --vm-types turn|blocks  with --model cloudsim: VM types by row modulo 4 (default)\n"
-		"                        or in four blocks of rows (CloudSim's Helper on sorted files)\n"
+		"                        or in four blocks of rows (CloudSim's Helper on sorted files);\n"
+		"                        by default, a trace whose VMs dealt in turn do not fit at\n"
+		"                        the first placement runs every policy in blocks\n"
 		"  --idle-host-power     with --model cloudsim: a host whose VMs are all idle draws\n"
 		"                        its idle power (CloudSim: 0 W)\n"
 		"  --cost-table          print the cost model over sizes x dirty rates and exit;\n"
@@ -720,6 +724,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cloudsim_options.vm_types_in_blocks = !strcmp(optarg, "blocks");
+			cloudsim_options.vm_types_given = 1;
 			break;
 		case 'T': {
 			double watts[16];
