@@ -1655,8 +1655,8 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 	total = count;
 	ret = cs_run_all(trace, &config, policies, results, &count);
 	if (ret == -ENOSPC && !options->vm_types_given && !config.vm_types_in_blocks) {
-		/* Dealt in turn, this trace's VMs do not all fit at the first placement (a day
-		 * of 1300 VMs or more: the small ones take the G5 PEs the 2500-MIPS ones need).
+		/* Dealt in turn, this trace's VMs do not all fit at the first placement (CloudSim's
+		 * days of 1358 VMs or more: the small ones take the G5 PEs the 2500-MIPS ones need).
 		 * CloudSim's own dealing, blocks, places them: every policy runs on that, so
 		 * the rows stay comparable. */
 		fprintf(stderr,
