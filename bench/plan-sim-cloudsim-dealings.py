@@ -1,23 +1,30 @@
 # SPDX-License-Identifier: MIT
-"""bench/plan-sim-cloudsim-dealings.py PLAN_SIM TRACE WORKDIR [N] [JOBS] - which VM-type
-dealings reproduce the published CloudSim 4.0 rows (docs/planner.md).
+"""bench/plan-sim-cloudsim-dealings.py PLAN_SIM TRACE WORKDIR [--seeds N] [--jobs J]
+[--types blocks|turn] [--seed S] - which VM-type dealings reproduce the published CloudSim 4.0
+rows (docs/planner.md).
 
-CloudSim deals the four VM types in blocks over its file listing order, which the published
-run does not give; Dvfs, which migrates nothing, has an energy that depends on that dealing
-alone, so it is a fingerprint of it.
+CloudSim deals the four VM types over its file listing order, which the published run does not
+give; Dvfs, which migrates nothing, has an energy that depends on that dealing alone, so it is a
+fingerprint of it.
 
-For seeds 1..N: shuffle the trace rows with random.Random(seed), write the CSV
-(keeping the '#' comment line), run plan-sim --model cloudsim --vm-types blocks
---policies dvfs and record the Dvfs energy.  Seeds whose Dvfs energy is within
-1 % of the published 764.96 kWh form the conditioned set (if fewer than 8, the 8
-closest).  The conditioned set and the first 8 seeds (unconditioned) are then run
-with the four migrating policies, and the spreads are compared with the
-published CloudSim 4.0 row.
+For seeds 1..N: shuffle the trace rows with random.Random(seed), write the CSV (keeping the '#'
+comment line), run plan-sim --model cloudsim --vm-types TYPES --policies dvfs and record the
+Dvfs energy. Seeds whose Dvfs energy is within 1 % of the published 764.96 kWh form the
+conditioned set (if fewer than 8, the 8 closest). The conditioned set and the first 8 seeds
+(unconditioned) are then run with the four migrating policies, and the spreads are compared
+with the published CloudSim 4.0 row. --types blocks (default) deals the types in four blocks
+of each shuffled order, as CloudSim's Helper does; --types turn by row modulo 4 over it: the
+same traces get the types in the same proportions, but the VMs are placed interleaved.
 
-Usage: nice -n 10 python3 bench/plan-sim-cloudsim-dealings.py build/bench/plan-sim \
-    bench/data/planetlab-20110303.csv /tmp/dealings 300 2
-(10 minutes on 2 cores). Writes WORKDIR/summary.md and summary.json.
+    nice -n 10 python3 bench/plan-sim-cloudsim-dealings.py build/bench/plan-sim \\
+        bench/data/planetlab-20110303.csv /tmp/dealings --types turn
+
+(10 minutes on 2 cores in blocks, 40 dealt in turn.) Writes WORKDIR/summary.md and
+summary.json. With --seed S it runs that one dealing only, Dvfs and the four migrating
+policies, and prints each metric beside the published one (exit 1 when ThrMmt, MadMmt or
+LrMmt is more than 5 % off on any; WORKDIR/traces keeps the shuffled CSV).
 """
+import argparse
 import json
 import os
 import random
@@ -27,12 +34,20 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-if len(sys.argv) < 4:
-    sys.exit(__doc__)
-SIM, TRACE, BASE = sys.argv[1], sys.argv[2], sys.argv[3]
+parser = argparse.ArgumentParser(usage=__doc__.split(" - ")[0].split("py ", 1)[1])
+parser.add_argument("plan_sim")
+parser.add_argument("trace")
+parser.add_argument("workdir")
+parser.add_argument("--seeds", type=int, default=300)
+parser.add_argument("--jobs", type=int, default=2)
+parser.add_argument("--types", choices=("blocks", "turn"), default="blocks")
+parser.add_argument("--seed", type=int, help="run this one dealing against the published rows")
+ARGS = parser.parse_args()
+SIM, TRACE, BASE = ARGS.plan_sim, ARGS.trace, ARGS.workdir
 TRACES = os.path.join(BASE, "traces")
 RAW_DVFS = os.path.join(BASE, "raw", "dvfs")
 RAW_MIG = os.path.join(BASE, "raw", "mig")
+DEALING = ARGS.types
 
 PUB_DVFS = 764.96
 MIG_POLICIES = ["thr-mmt:0.8", "iqr-mmt:1.5", "mad-mmt:2.5", "lr-mmt:1.2"]
@@ -79,7 +94,7 @@ def write_perm(header, rows, seed):
 
 
 def run_sim(trace, policies, out_json):
-    cmd = [SIM, "--model", "cloudsim", "--trace", trace, "--vm-types", "blocks",
+    cmd = [SIM, "--model", "cloudsim", "--trace", trace, "--vm-types", DEALING,
            "--policies", policies, "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     with open(out_json, "w") as f:
@@ -101,12 +116,40 @@ def where(v, lo, hi):
     return "inside" if lo <= v <= hi else ("below" if v < lo else "above")
 
 
+def one_dealing(header, rows, seed):
+    """The published rows beside one dealing; 1 when ThrMmt, MadMmt or LrMmt is more than 5 %
+    off on any metric."""
+    path = write_perm(header, rows, seed)
+    out = run_sim(path, ",".join(["dvfs"] + MIG_POLICIES),
+                  os.path.join(RAW_MIG, "seed%04d.json" % seed))
+    rows_by = {p["policy"]: p for p in out["policies"]}
+    dvfs = rows_by["dvfs"]["energy_kwh"]
+    print("seed %d, types dealt %s (%s): Dvfs %.2f kWh (%+.1f %% from %.2f)" % (
+        seed, DEALING, path, dvfs, 100 * (dvfs / PUB_DVFS - 1), PUB_DVFS))
+    print("| policy | " + " | ".join(METRICS) + " |")
+    print("|---" * (len(METRICS) + 1) + "|")
+    off = False
+    for pol in MIG_POLICIES:
+        cells = []
+        for m in METRICS:
+            scale, unit, fmt = SHOW[m]
+            got, pub = rows_by[pol][m], PUBLISHED[pol][m]
+            dev = got / pub - 1
+            off |= pol in FIVE_PCT_POLICIES and abs(dev) > 0.05
+            cells.append("%s%s (%+.1f %%)" % (fmt.format(got * scale), unit and " " + unit, 100 * dev))
+        print("| %s | %s |" % (pol, " | ".join(cells)))
+    print("ThrMmt, MadMmt and LrMmt within 5 %% of the published rows on every metric: %s" %
+          ("no" if off else "yes"))
+    return 1 if off else 0
+
+
 def main():
-    n = int(sys.argv[4]) if len(sys.argv) > 4 else 300
-    jobs = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    n, jobs = ARGS.seeds, ARGS.jobs
     for d in (TRACES, RAW_DVFS, RAW_MIG):
         os.makedirs(d, exist_ok=True)
     header, rows = read_trace()
+    if ARGS.seed is not None:
+        return one_dealing(header, rows, ARGS.seed)
     print("trace rows:", len(rows), flush=True)
 
     # --- stage 1: Dvfs fingerprint over seeds 1..N -------------------------
@@ -189,7 +232,7 @@ def main():
     all_three = [s for s in cond if all(close5(s, p) for p in FIVE_PCT_POLICIES)]
 
     summary = dict(
-        n=n, jobs=jobs, seconds_dvfs=t_dvfs, seconds_mig=t_mig,
+        n=n, jobs=jobs, dealing=DEALING, seconds_dvfs=t_dvfs, seconds_mig=t_mig,
         published_dvfs=PUB_DVFS, window=[lo, hi], n_within_1pct=n_within1,
         n_dvfs_below_published=n_below_pub, fallback_8_closest=fallback,
         conditioned_seeds=cond, unconditioned_seeds=uncond,
@@ -206,8 +249,8 @@ def main():
     # human-readable summary
     out = []
     w = out.append
-    w("N=%d seeds; Dvfs stage %.1f s, four-policy stage %.1f s (%d runs), %d parallel" %
-      (n, t_dvfs, t_mig, len(todo), jobs))
+    w("N=%d seeds, types dealt %s; Dvfs stage %.1f s, four-policy stage %.1f s (%d runs), "
+      "%d parallel" % (n, DEALING, t_dvfs, t_mig, len(todo), jobs))
     w("")
     w("Dvfs energy over all %d seeds (kWh): min %.2f, p1 %.2f, p5 %.2f, p10 %.2f, p25 %.2f, "
       "median %.2f, p75 %.2f, p90 %.2f, p95 %.2f, p99 %.2f, max %.2f; mean %.2f, sd %.2f" %
@@ -245,4 +288,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
