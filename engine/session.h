@@ -92,7 +92,11 @@ struct session_source {
 	uint32_t throttle_percent; /* what the throttle callback was last asked for */
 	uint32_t throttle_strikes; /* rounds in a row the guest outran the link (policy_throttle) */
 	uint32_t peer_flags;	   /* the destination's hello-ack flags */
-	uint32_t pull_loaded_us;   /* auto: the destination's pulls while the bulk round flowed */
+	/* A guest region this side carries staged (rdma ?reg=copy, or memory the kernel would
+	 * not pin): post-copy's faults cannot read it, so the post-copy family is out. */
+	int staged;
+	uint32_t staged_region;
+	uint32_t pull_loaded_us;    /* auto: the destination's pulls while the bulk round flowed */
 	uint32_t pull_loaded_pulls; /* pulls behind pull_loaded_us */
 	/* auto: what the destination's test pulls read instead of guest RAM, registered remote-
 	 * readable from the handshake until auto decided (source_pull_target_expose()) */

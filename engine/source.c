@@ -63,6 +63,13 @@ static int source_pull_target_expose(struct rmig_session *s)
 	s->src.pull_target = buf;
 	s->src.pull_target_bytes = bytes;
 	ret = transport_region_register(s->conn, id, buf, bytes, TRANSPORT_ACCESS_REMOTE_READ);
+	if (ret == -EOPNOTSUPP) {
+		/* This side's memory is carried staged (rdma ?reg=copy): nothing here can be
+		 * read remotely, guest RAM included. The target is announced without remote
+		 * access, so the destination's test pull is refused and it reports the pull
+		 * failed; auto stays with the pre-copy family (source_staged_check()). */
+		ret = transport_region_register(s->conn, id, buf, bytes, TRANSPORT_ACCESS_LOCAL);
+	}
 	if (ret)
 		return session_fail(s, ret, "cannot register the test pulls' region %u: %s", id,
 				    session_strerror(ret));
@@ -110,6 +117,31 @@ static int source_bind_announcements(struct rmig_session *s, const struct protoc
 	if (!ret)
 		ret = transport_conn_bind(s->conn, mine, theirs);
 	return ret;
+}
+
+/* After this side registered its guest regions: one carried staged cannot be read by
+ * post-copy's faults, so the post-copy family is out (auto leaves it, and asking for it fails
+ * in source_method_setup() before anything moves). */
+static void source_staged_check(struct rmig_session *s)
+{
+	for (size_t i = 0; i < s->nregions; i++) {
+		struct transport_region region;
+
+		if (transport_region_find(s->conn, 0, s->regions[i].id, &region) ||
+		    !(region.flags & TRANSPORT_REGION_STAGED))
+			continue;
+		s->src.staged = 1;
+		s->src.staged_region = s->regions[i].id;
+		if (s->params.method == RMIG_METHOD_AUTO &&
+		    (s->src.peer_flags & PROTOCOL_HELLO_POSTCOPY))
+			rmig_log_warn(
+				"source: region %u is carried staged (rdma ?reg=copy, or "
+				"memory the kernel will not pin): post-copy's faults could not "
+				"read it, auto will not choose the post-copy family",
+				region.id);
+		s->src.peer_flags &= ~PROTOCOL_HELLO_POSTCOPY;
+		return;
+	}
 }
 
 static int source_handshake(struct rmig_session *s)
@@ -203,6 +235,7 @@ static int source_handshake(struct rmig_session *s)
 					    r->id, r->length, session_strerror(ret));
 	}
 	t_registered = session_now_us();
+	source_staged_check(s);
 	type = session_ctrl_recv(s, "the region table answer", &payload, &len);
 	if (type < 0)
 		return type;
@@ -218,7 +251,7 @@ static int source_handshake(struct rmig_session *s)
 	ret = protocol_pull_from_wire(payload, len, &region_ack, why, sizeof(why));
 	if (ret)
 		return session_fail(s, ret, "%s broke the protocol: %s", s->conn->peer, why);
-	if (region_ack.flags & PROTOCOL_PULL_FAILED) {
+	if ((region_ack.flags & PROTOCOL_PULL_FAILED) && !s->src.staged) {
 		/* Faults would be pulled the same way: the tail could not serve them. */
 		rmig_log_warn("source: %s could not pull a page from here; auto will not choose "
 			      "the post-copy family",
@@ -293,6 +326,14 @@ static int source_method_setup(struct rmig_session *s, const struct method_ops *
 	uint32_t method = s->params.method;
 	int ret = 0;
 
+	if (ops->postcopy && s->src.staged)
+		return session_fail(
+			s, -EOPNOTSUPP,
+			"method %s reads faulted pages from this side's RAM by RDMA "
+			"READ, and region %u is carried staged (rdma ?reg=copy, or memory "
+			"the kernel will not pin): use a pre-copy method, or rdma without "
+			"reg=copy",
+			session_method_name(method), s->src.staged_region);
 	if (ops->postcopy && !(s->src.peer_flags & PROTOCOL_HELLO_POSTCOPY))
 		return session_fail(s, -EOPNOTSUPP,
 				    "method %s needs the destination to fill its RAM after resume "

@@ -155,7 +155,9 @@ static int auto_decide(struct rmig_session *s, struct source_probe *probe)
 			     used ? ", " : "", cost_method_name(m), all[m].total_seconds,
 			     all[m].downtime_seconds * 1000.0, stall,
 			     all[m].converges ? "" : " (no convergence)",
-			     allowed & (1u << m) ? "" : " (destination cannot)");
+			     allowed & (1u << m) ? ""
+			     : s->src.staged	 ? " (source memory staged)"
+						 : " (destination cannot)");
 		if (n > 0)
 			used += (size_t)n;
 	}
