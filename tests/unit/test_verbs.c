@@ -2,7 +2,8 @@
 /* tests/unit/test_verbs.c - the rdma transport's own behaviours on a real verbs device (the
  * soft-RoCE testbed): split and chained writes, commit ordering, RDMA READ, credit pressure,
  * completion errors naming the failed work request, peer disconnect, version refusal, staged
- * regions (reg=copy at either end or both, a device BAR the kernel will not pin, and staged
+ * regions (reg=copy at either end or both, a device BAR the kernel will not pin, registered
+ * whole or chunked, and staged
  * messages a hostile peer crafts on its send ring).
  *
  * Every test is two halves that meet only through their connection: the source half (connects,
@@ -1407,7 +1408,11 @@ static const struct transport_run bar_runs[] = {
 };
 #define BAR_RUNS (sizeof(bar_runs) / sizeof(bar_runs[0]))
 
-static void unregistrable_mapping_is_carried_staged_source(void)
+/* The source registers whole regions (options NULL; the destination maps the BAR too) or chunk
+ * by chunk (reg=chunked, which registers a region's first chunk at once: the BAR is staged
+ * there too, by the source alone, its destination region being plain memory; and the plain
+ * region is registered in chunks as its runs first use them). */
+static void unregistrable_source(const struct transport_options *options)
 {
 	char *bar = vga_bar_map(), *plain = map(BAR_REGION);
 	struct transport_conn *conn;
@@ -1415,7 +1420,7 @@ static void unregistrable_mapping_is_carried_staged_source(void)
 	if (!bar)
 		skip(); /* no QEMU standard VGA here (a host with a NIC): nothing to map */
 	assert_unregistrable(bar + BAR_LENGTH / 2, BAR_REGION);
-	conn = source_open(NULL);
+	conn = source_open(options);
 	assert_int_equal(transport_region_register(conn, 10, bar + BAR_LENGTH / 2, BAR_REGION, 0),
 			 0);
 	assert_int_equal(transport_region_register(conn, 11, plain, BAR_REGION, 0), 0);
@@ -1433,18 +1438,31 @@ static void unregistrable_mapping_is_carried_staged_source(void)
 	munmap(bar, BAR_LENGTH);
 }
 
-static void unregistrable_mapping_is_carried_staged_destination(void)
+static void unregistrable_mapping_is_carried_staged_source(void)
 {
-	char *bar = vga_bar_map(), *plain = map(BAR_REGION);
+	unregistrable_source(NULL);
+}
+
+static void unregistrable_mapping_chunked_is_carried_staged_source(void)
+{
+	unregistrable_source(&chunked_options);
+}
+
+/* bar_here: the destination's region 10 is the BAR too (staged at both ends); else plain
+ * memory it registers, so only the source's own staging can carry region 10. */
+static void unregistrable_destination(int bar_here)
+{
+	char *bar = vga_bar_map(), *plain = map(BAR_REGION), *ten;
 	struct transport_listener *listener;
 	struct transport_conn *conn;
 
 	if (!bar)
 		skip();
-	memset(bar, 0, BAR_REGION);
+	ten = bar_here ? bar : map(BAR_REGION);
+	memset(ten, 0, BAR_REGION);
 	conn = destination_open(NULL, &listener);
 	assert_int_equal(
-		transport_region_register(conn, 10, bar, BAR_REGION, TRANSPORT_ACCESS_REMOTE_WRITE),
+		transport_region_register(conn, 10, ten, BAR_REGION, TRANSPORT_ACCESS_REMOTE_WRITE),
 		0);
 	assert_int_equal(transport_region_register(conn, 11, plain, BAR_REGION,
 						   TRANSPORT_ACCESS_REMOTE_WRITE),
@@ -1453,7 +1471,7 @@ static void unregistrable_mapping_is_carried_staged_destination(void)
 	for (uint64_t batch = 1; batch <= 2; batch++) {
 		expect_commit(conn, batch, bar_runs, BAR_RUNS);
 		for (size_t i = 0; i < BAR_RUNS; i++)
-			assert_filled_at(bar_runs[i].region_id == 10 ? bar : plain,
+			assert_filled_at(bar_runs[i].region_id == 10 ? ten : plain,
 					 bar_runs[i].offset, bar_runs[i].length,
 					 bar_runs[i].region_id == 10 ? 0xba40 + batch
 								     : 0x91a140 + batch);
@@ -1462,8 +1480,20 @@ static void unregistrable_mapping_is_carried_staged_destination(void)
 	destination_done(conn);
 	transport_close(conn);
 	transport_listener_close(listener);
+	if (!bar_here)
+		munmap(ten, BAR_REGION);
 	munmap(plain, BAR_REGION);
 	munmap(bar, BAR_LENGTH);
+}
+
+static void unregistrable_mapping_is_carried_staged_destination(void)
+{
+	unregistrable_destination(1);
+}
+
+static void unregistrable_mapping_chunked_is_carried_staged_destination(void)
+{
+	unregistrable_destination(0);
 }
 
 /* A hostile peer's staged messages, crafted on its own send ring: into a region of no one's
@@ -1641,6 +1671,7 @@ static const struct verbs_test verbs_tests[] = {
 	VERBS_TEST_STREAMS(staged_copy_at_both_ends_lands_byte_exact, 4),
 	VERBS_TEST(unregistrable_mapping_is_carried_staged),
 	VERBS_TEST_STREAMS(unregistrable_mapping_is_carried_staged, 4),
+	VERBS_TEST(unregistrable_mapping_chunked_is_carried_staged),
 	VERBS_TEST(hostile_staged_messages_refused),
 };
 #define VERBS_TEST_COUNT (sizeof(verbs_tests) / sizeof(verbs_tests[0]))

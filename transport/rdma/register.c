@@ -16,8 +16,9 @@
  * RLIMIT_MEMLOCK above all) still fail the registration: they are configuration to fix, not a
  * mapping to work around. A staged region cannot be read remotely (RDMA READ needs an MR):
  * registering or granting one with REMOTE_READ is refused with -EOPNOTSUPP, before anything
- * changes, so post-copy fails before the resume. Chunked registration registers at first use,
- * where a refusal fails the connection as before: it does not stage. */
+ * changes, so post-copy fails before the resume. Chunked registration registers a region's
+ * first chunk at once, so a mapping the kernel refuses is staged there too; a later chunk
+ * refused at its first use (a region only partly pinnable) fails the connection. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,14 +127,37 @@ int rdma_transport_region_register(struct transport_conn *conn, uint32_t id, voi
 		rdma_staged_log(rc, id, addr, len, 0);
 	} else if (rc->options.reg_mode == TRANSPORT_REG_CHUNKED &&
 		   access == TRANSPORT_ACCESS_LOCAL) {
-		/* Chunked registration fits only memory no peer reaches: a peer needs one rkey. */
-		uintptr_t end = (uintptr_t)addr + len;
+		/* Chunked registration fits only memory no peer reaches: a peer needs one rkey.
+		 * The first chunk is registered now: a mapping the kernel will not pin refuses it
+		 * here, with EFAULT, and the region is carried staged from the start instead of
+		 * failing the connection at its first batch. */
+		uintptr_t end = (uintptr_t)addr + len, first_end;
 
 		reg->chunk_base = (uintptr_t)addr & ~(uintptr_t)(RDMA_CHUNK_SIZE - 1);
 		reg->nchunks = (end - reg->chunk_base + RDMA_CHUNK_SIZE - 1) / RDMA_CHUNK_SIZE;
 		reg->chunks = calloc(reg->nchunks, sizeof(*reg->chunks));
 		if (!reg->chunks) {
 			ret = -ENOMEM;
+			goto err_free_reg;
+		}
+		first_end = reg->chunk_base + RDMA_CHUNK_SIZE < end
+				    ? reg->chunk_base + RDMA_CHUNK_SIZE
+				    : end;
+		reg->chunks[0] = ibv_reg_mr(rc->pd, addr, first_end - (uintptr_t)addr,
+					    IBV_ACCESS_LOCAL_WRITE);
+		if (!reg->chunks[0] && errno == EFAULT) {
+			free(reg->chunks);
+			reg->chunks = NULL;
+			reg->nchunks = 0;
+			staged = 1;
+			rdma_staged_log(rc, id, addr, len, -EFAULT);
+		} else if (!reg->chunks[0]) {
+			ret = rdma_errno_or(-ENOMEM);
+			rmig_log_error(
+				"rdma %s: registering the first chunk of region %u (%zu bytes "
+				"at %p): %s%s",
+				conn->peer, id, len, addr, strerror(-ret),
+				ret == -ENOMEM ? " (RLIMIT_MEMLOCK too low?)" : "");
 			goto err_free_reg;
 		}
 	} else {
