@@ -3,8 +3,7 @@
  * soft-RoCE testbed): split and chained writes, commit ordering, RDMA READ, credit pressure,
  * completion errors naming the failed work request, peer disconnect, version refusal, staged
  * regions (reg=copy at either end or both, a device BAR the kernel will not pin, registered
- * whole or chunked, and staged
- * messages a hostile peer crafts on its send ring).
+ * whole or chunked, and staged messages a hostile peer crafts on its send ring).
  *
  * Every test is two halves that meet only through their connection: the source half (connects,
  * writes) and the destination half (listens, receives, checks what landed against the pattern
