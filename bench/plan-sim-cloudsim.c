@@ -1141,6 +1141,13 @@ static void cs_free(struct cs_sim *sim)
 	free(sim->order);
 }
 
+/* VM v's type (index into cs_vm_mips/cs_vm_ram) among vms: in four blocks of the VM list, as
+ * Helper.createVmList() deals them, or in turn (row modulo 4). */
+static size_t cs_vm_type(int in_blocks, size_t vms, size_t v)
+{
+	return in_blocks ? v / ((vms + 3) / 4) : v % 4;
+}
+
 static int cs_setup(struct cs_sim *sim, const struct plan_sim_trace *trace,
 		    const struct cs_config *config, const struct cs_policy *policy)
 {
@@ -1171,7 +1178,7 @@ static int cs_setup(struct cs_sim *sim, const struct plan_sim_trace *trace,
 		 * is File.listFiles()'s, which Java leaves unspecified. In blocks of the trace's
 		 * rows (sorted names) the model gives what CloudSim 4.0 itself gives on those
 		 * files; dealt in turn it lands nearest the published rows (Dvfs within 0.2 %). */
-		size_t type = config->vm_types_in_blocks ? v / ((sim->vm_count + 3) / 4) : v % 4;
+		size_t type = cs_vm_type(config->vm_types_in_blocks, sim->vm_count, v);
 
 		sim->vms[v].mips = cs_vm_mips[type];
 		sim->vms[v].ram = cs_vm_ram[type];
@@ -1663,7 +1670,8 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 			"plan-sim: dealt in turn, VM %ld (%.0f MIPS) fits on no host of %zu at %s's "
 			"first placement; every policy runs with the VM types in blocks, "
 			"CloudSim's own dealing\n",
-			results[count].unplaced_vm, cs_vm_mips[results[count].unplaced_vm % 4],
+			results[count].unplaced_vm,
+			cs_vm_mips[cs_vm_type(0, trace->vms, (size_t)results[count].unplaced_vm)],
 			config.hosts, policies[count].name);
 		cs_results_free(results, count);
 		count = total;
@@ -1673,8 +1681,7 @@ int cs_main(const struct plan_sim_trace *trace, const struct cs_options *options
 	}
 	if (ret == -ENOSPC) {
 		long v = results[count].unplaced_vm;
-		size_t type = config.vm_types_in_blocks ? (size_t)v / ((trace->vms + 3) / 4)
-							: (size_t)v % 4;
+		size_t type = cs_vm_type(config.vm_types_in_blocks, trace->vms, (size_t)v);
 
 		fprintf(stderr,
 			"plan-sim: %s: VM %ld (%.0f MIPS, %d MB) fits on no host of %zu at the "

@@ -29,6 +29,17 @@ static int sim_is_number(const char *field)
 	return errno == 0 && *end == '\0';
 }
 
+/* One sample: a non-negative number, percent unless fraction; 0, or -1 when field is not one. */
+static int sim_sample(const char *field, int fraction, double *value_p)
+{
+	double value = strtod(field, NULL);
+
+	if (!sim_is_number(field) || !(value >= 0.0))
+		return -1;
+	*value_p = fraction ? value : value / 100.0;
+	return 0;
+}
+
 /* Split line at commas (or whitespace when there is no comma) in place. */
 static size_t sim_split(char *line, char ***fields_p, size_t *capacity_p)
 {
@@ -95,9 +106,9 @@ static ssize_t sim_read_vm_file(const char *path, int fraction, double **values_
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {
-			double value = strtod(fields[i], NULL);
+			double value;
 
-			if (!sim_is_number(fields[i]) || !(value >= 0.0)) {
+			if (sim_sample(fields[i], fraction, &value)) {
 				fprintf(stderr,
 					"trace: %s: sample %zu: '%s' is not a utilisation\n", path,
 					count + 1, fields[i]);
@@ -115,7 +126,7 @@ static ssize_t sim_read_vm_file(const char *path, int fraction, double **values_
 				values = grown;
 				capacity = grown_capacity;
 			}
-			values[count++] = fraction ? value : value / 100.0;
+			values[count++] = value;
 		}
 	}
 	if (ferror(in)) {
@@ -342,9 +353,9 @@ int plan_sim_trace_load(const char *path, int fraction, struct plan_sim_trace *t
 			goto out;
 		}
 		for (size_t i = 0; i < width; i++) {
-			double value = strtod(fields[first + i], NULL);
+			double value;
 
-			if (!sim_is_number(fields[first + i]) || !(value >= 0.0)) {
+			if (sim_sample(fields[first + i], fraction, &value)) {
 				fprintf(stderr,
 					"trace: %s: row %zu sample %zu: '%s' is not a "
 					"utilisation\n",
@@ -352,7 +363,7 @@ int plan_sim_trace_load(const char *path, int fraction, struct plan_sim_trace *t
 				rows++;
 				goto out;
 			}
-			values[rows][i] = fraction ? value : value / 100.0;
+			values[rows][i] = value;
 		}
 		rows++;
 	}
